@@ -1,0 +1,80 @@
+"""Typed engine settings, built from the environment (12-factor) or passed in directly."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from dialer.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkLimit:
+    """Limits shared by every campaign (and every engine process) on one trunk."""
+
+    max_channels: int = 1_000_000
+    cps: float = 1_000_000.0
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    namespace: str = "dialer"
+    ami_url: str | None = None  # ami://user:secret@host:port
+    engine_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    lease_ms: int = 15_000  # a crashed engine's channel slots free themselves after this
+    renew_interval: float = 5.0
+    supervise_interval: float = 0.25  # how often campaigns are looked for
+    full_poll: float = 0.05  # at the concurrency cap: re-check at least this often
+    trunks: Mapping[str, TrunkLimit] = field(default_factory=dict)
+    default_trunk_limit: TrunkLimit = field(default_factory=TrunkLimit)
+
+    def trunk_limit(self, trunk: str) -> TrunkLimit:
+        return self.trunks.get(trunk, self.default_trunk_limit)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> EngineSettings:
+        """DIALER_REDIS_URL, DIALER_NAMESPACE, DIALER_AMI_URL, DIALER_ENGINE_ID, DIALER_LEASE_MS,
+        DIALER_TRUNKS ("name=channels/cps,name2=channels/cps")."""
+        env = os.environ if env is None else env
+        kwargs: dict[str, object] = {}
+        if "DIALER_REDIS_URL" in env:
+            kwargs["redis_url"] = env["DIALER_REDIS_URL"]
+        if "DIALER_NAMESPACE" in env:
+            kwargs["namespace"] = env["DIALER_NAMESPACE"]
+        if "DIALER_AMI_URL" in env:
+            kwargs["ami_url"] = env["DIALER_AMI_URL"]
+        if "DIALER_ENGINE_ID" in env:
+            kwargs["engine_id"] = env["DIALER_ENGINE_ID"]
+        if "DIALER_LEASE_MS" in env:
+            kwargs["lease_ms"] = _int(env, "DIALER_LEASE_MS", minimum=1000)
+        if env.get("DIALER_TRUNKS"):
+            kwargs["trunks"] = parse_trunks(env["DIALER_TRUNKS"])
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _int(env: Mapping[str, str], name: str, minimum: int) -> int:
+    try:
+        value = int(env[name])
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {env[name][:40]!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+def parse_trunks(text: str) -> dict[str, TrunkLimit]:
+    """``"carrier=100/20,backup=10/2"`` -> per-trunk channel and CPS limits."""
+    out: dict[str, TrunkLimit] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            name, limits = part.split("=", 1)
+            channels, cps = limits.split("/", 1)
+            out[name.strip()] = TrunkLimit(max_channels=int(channels), cps=float(cps))
+        except ValueError:
+            raise ConfigError(
+                f"bad trunk limit {part!r}: expected name=max_channels/cps, e.g. carrier=100/20"
+            ) from None
+    return out

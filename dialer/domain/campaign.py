@@ -1,0 +1,281 @@
+"""Campaign settings: validated, immutable, JSON-safe.
+
+Every string that reaches the PBX (trunk, caller id, context, extension) must match a strict
+pattern, so no CR, LF or NUL can ever break AMI/ESL framing; the free-text name refuses every
+control character. ``from_dict`` errors name the field (``max_channels``, ``retry.delays.busy``,
+``window.start``).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dialer.domain.retry import RetryPolicy, check_fields, check_int, check_number
+from dialer.errors import ValidationError
+
+__all__ = ["WEEKDAYS", "CallingWindow", "CampaignSettings", "PlanLimits", "TrunkLimits"]
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
+
+_TRUNK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+_CONTEXT = re.compile(r"[A-Za-z0-9_\-]{1,79}")
+_EXTENSION = re.compile(r"[A-Za-z0-9*#+][A-Za-z0-9*#+_\-]{0,78}")
+_NUMBER = r"\+?[0-9]{1,20}"
+_CALLER_ID = re.compile(rf'(?:"[^"\\<>]{{0,64}}" ?)?<{_NUMBER}>|{_NUMBER}')
+_VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+_HHMM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+
+
+def _text(value: object, name: str, *, max_len: int = 200) -> str:
+    """A non-empty, trimmed str without any control or format character."""
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise ValidationError(f"{name} must be a text of 1 to {max_len} characters, got {value!r}")
+    if value != value.strip() or any(unicodedata.category(ch)[0] == "C" for ch in value):
+        raise ValidationError(f"{name} has a control character or surrounding spaces: {value!r}")
+    return value
+
+
+def _pattern(value: object, name: str, pattern: re.Pattern[str], hint: str) -> str:
+    if not isinstance(value, str) or pattern.fullmatch(value) is None:
+        raise ValidationError(f"{name} must be {hint}, got {value!r}")
+    return _text(value, name)
+
+
+def _bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _time(value: object, name: str) -> time:
+    match = _HHMM.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValidationError(f"{name} must be a time HH:MM (00:00 to 23:59), got {value!r}")
+    return time(int(match[1]), int(match[2]))
+
+
+@dataclass(frozen=True, slots=True)
+class CallingWindow:
+    """Daily calling hours in a time zone; ``end`` before ``start`` spans midnight.
+
+    ``days`` (0 = Monday) are the days on which the window *opens*.
+    """
+
+    timezone: str
+    start: time
+    end: time
+    days: frozenset[int] = frozenset(range(7))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.timezone, str):
+            raise ValidationError(f"timezone must be an IANA name, got {self.timezone!r}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError(f"timezone {self.timezone!r} is not a known IANA zone") from None
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if not isinstance(value, time) or value.tzinfo is not None:
+                raise ValidationError(f"{name} must be a local time without zone, got {value!r}")
+            if value.second or value.microsecond:
+                raise ValidationError(f"{name} must be a whole minute, got {value.isoformat()}")
+        if self.start == self.end:
+            raise ValidationError(f"start and end are both {self.start:%H:%M}: empty window")
+        if not self.days or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 6 for d in self.days
+        ):
+            raise ValidationError(
+                f"days must be a non-empty set of 0 (Monday) to 6, got {self.days!r}"
+            )
+        object.__setattr__(self, "days", frozenset(self.days))
+
+    def is_open(self, now_epoch: float) -> bool:
+        local = datetime.fromtimestamp(now_epoch, ZoneInfo(self.timezone))
+        moment, day = local.time().replace(tzinfo=None), local.weekday()
+        if self.start < self.end:
+            return day in self.days and self.start <= moment < self.end
+        if moment >= self.start:
+            return day in self.days
+        return moment < self.end and (day - 1) % 7 in self.days
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "timezone": self.timezone,
+            "start": f"{self.start:%H:%M}",
+            "end": f"{self.end:%H:%M}",
+            "days": [WEEKDAYS[d] for d in sorted(self.days)],
+        }
+
+    @classmethod
+    def from_dict(cls, data: object, name: str = "window") -> CallingWindow:
+        fields = check_fields(
+            data,
+            name,
+            required=frozenset({"timezone", "start", "end"}),
+            optional=frozenset({"days"}),
+        )
+        raw_days = fields.get("days", list(WEEKDAYS))
+        if not isinstance(raw_days, list) or not all(d in WEEKDAYS for d in raw_days):
+            raise ValidationError(f"{name}.days must be a list of {', '.join(WEEKDAYS)}")
+        try:
+            return cls(
+                timezone=fields["timezone"],  # type: ignore[arg-type]  # checked in __post_init__
+                start=_time(fields["start"], "start"),
+                end=_time(fields["end"], "end"),
+                days=frozenset(WEEKDAYS.index(d) for d in raw_days),
+            )
+        except ValidationError as exc:
+            raise ValidationError(f"{name}.{exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanLimits:
+    """Ceilings of the customer's plan for one campaign; None means no ceiling."""
+
+    max_attempts_total: int | None = None
+    max_minutes: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_attempts_total is not None:
+            check_int(self.max_attempts_total, "max_attempts_total", minimum=1)
+        if self.max_minutes is not None:
+            minutes = check_number(self.max_minutes, "max_minutes", minimum=0, exclusive=True)
+            object.__setattr__(self, "max_minutes", minutes)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"max_attempts_total": self.max_attempts_total, "max_minutes": self.max_minutes}
+
+    @classmethod
+    def from_dict(cls, data: object, name: str = "limits") -> PlanLimits:
+        fields = check_fields(
+            data, name, required=frozenset(), optional=frozenset(cls.__dataclass_fields__)
+        )
+        try:
+            return cls(**fields)  # type: ignore[arg-type]  # __post_init__ checks every type
+        except ValidationError as exc:
+            raise ValidationError(f"{name}.{exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkLimits:
+    """What one trunk (PBX endpoint or gateway) accepts, shared by every campaign using it."""
+
+    name: str
+    max_channels: int
+    cps: float
+
+    def __post_init__(self) -> None:
+        _pattern(self.name, "name", _TRUNK, "a trunk name of letters, digits, '_', '.', '-'")
+        check_int(self.max_channels, "max_channels", minimum=1, maximum=100_000)
+        object.__setattr__(
+            self, "cps", check_number(self.cps, "cps", minimum=0, exclusive=True, maximum=10_000)
+        )
+
+
+_OPTIONAL = frozenset(
+    {
+        "ring_timeout",
+        "caller_id",
+        "context",
+        "extension",
+        "amd",
+        "retry",
+        "window",
+        "limits",
+        "variables",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignSettings:
+    name: str
+    trunk: str  # PBX endpoint / gateway name
+    max_channels: int
+    cps: float  # new calls per second
+    ring_timeout: float = 30.0  # seconds
+    caller_id: str | None = None  # "+33123456789" or '"Name" <+33123456789>'
+    context: str = "dialer-outbound"  # dialplan entry of an answered call
+    extension: str = "s"
+    amd: bool = False
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    window: CallingWindow | None = None  # None: calls at any hour
+    limits: PlanLimits | None = None
+    # Channel variables set on every call of the campaign (the dialplan's knobs, e.g.
+    # DIALER_MAX_TALK); names upper-case [A-Z0-9_], values plain text.
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _text(self.name, "name")
+        if not isinstance(self.variables, Mapping):
+            raise ValidationError("variables must be a mapping of NAME to text")
+        for key, value in self.variables.items():
+            _pattern(key, "variables", _VARIABLE, "upper-case names of A-Z, 0-9 and '_'")
+            _text(value, f"variables.{key}", max_len=256)
+        object.__setattr__(self, "variables", dict(self.variables))
+        _pattern(self.trunk, "trunk", _TRUNK, "a trunk name of letters, digits, '_', '.', '-'")
+        check_int(self.max_channels, "max_channels", minimum=1, maximum=100_000)
+        cps = check_number(self.cps, "cps", minimum=0, exclusive=True, maximum=10_000)
+        ring = check_number(
+            self.ring_timeout, "ring_timeout", minimum=0, exclusive=True, maximum=600
+        )
+        object.__setattr__(self, "cps", cps)
+        object.__setattr__(self, "ring_timeout", ring)
+        if self.caller_id is not None:
+            _pattern(self.caller_id, "caller_id", _CALLER_ID, 'a number or "Name" <number>')
+        _pattern(
+            self.context, "context", _CONTEXT, "a dialplan context of letters, digits, '_', '-'"
+        )
+        _pattern(self.extension, "extension", _EXTENSION, "a dialplan extension such as 's'")
+        _bool(self.amd, "amd")
+        for name, kind, optional in (
+            ("retry", RetryPolicy, False),
+            ("window", CallingWindow, True),
+            ("limits", PlanLimits, True),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, kind) and not (optional and value is None):
+                raise ValidationError(f"{name} must be a {kind.__name__}, got {value!r}")
+
+    def window_open(self, now_epoch: float) -> bool:
+        return self.window is None or self.window.is_open(now_epoch)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-safe: str, int, float, bool, None, lists and dicts only."""
+        return {
+            "name": self.name,
+            "trunk": self.trunk,
+            "max_channels": self.max_channels,
+            "cps": self.cps,
+            "ring_timeout": self.ring_timeout,
+            "caller_id": self.caller_id,
+            "context": self.context,
+            "extension": self.extension,
+            "amd": self.amd,
+            "retry": self.retry.to_dict(),
+            "window": None if self.window is None else self.window.to_dict(),
+            "limits": None if self.limits is None else self.limits.to_dict(),
+            "variables": dict(self.variables),
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> CampaignSettings:
+        fields = dict(
+            check_fields(
+                data,
+                "campaign settings",
+                required=frozenset({"name", "trunk", "max_channels", "cps"}),
+                optional=_OPTIONAL,
+            )
+        )
+        if "retry" in fields:
+            fields["retry"] = RetryPolicy.from_dict(fields["retry"], "retry")
+        for name, kind in (("window", CallingWindow), ("limits", PlanLimits)):
+            if fields.get(name) is not None:
+                fields[name] = kind.from_dict(fields[name], name)
+        return cls(**fields)  # type: ignore[arg-type]  # __post_init__ checks every type

@@ -1,0 +1,67 @@
+"""What the engine remembers about each call it originated, and the call record it writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dialer.domain.outcome import OUTCOME_TABLE_VERSION, Classification
+from dialer.domain.retry import Decision
+from dialer.pbx.base import CallEnded
+
+
+@dataclass(slots=True)
+class LiveCall:
+    call_id: str
+    campaign_id: int
+    trunk: str
+    contact_id: int
+    phone: str
+    attempts: int  # attempts used before this one
+    tech_failures: int
+    claimed_at: float
+    answered_at: float | None = None
+    engine_id: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _ms(t: float | None) -> str:
+    return "" if t is None else str(int(t * 1000))
+
+
+def _s(v: object | None) -> str:
+    return "" if v is None else str(v)
+
+
+def call_record(
+    call: LiveCall, ended: CallEnded, outcome: Classification, decision: Decision
+) -> dict[str, str]:
+    """One record per attempt: flat strings (a Redis stream entry, a CSV row)."""
+    raw = ended.raw
+    answered_at = ended.answered_at
+    duration = ended.ended_at - answered_at if answered_at is not None else 0.0
+    return {
+        "call_id": call.call_id,
+        "campaign": str(call.campaign_id),
+        "contact": str(call.contact_id),
+        "phone": call.phone,
+        "trunk": call.trunk,
+        "attempt": str(call.attempts + 1),
+        "status": outcome.status.value,
+        "contact_status": decision.contact_status.value,
+        "rule": outcome.reason,
+        "q850_cause": _s(raw.q850_cause),
+        "sip_code": _s(raw.sip_code),
+        "amd_status": _s(raw.amd_status.value if raw.amd_status else None),
+        "amd_cause": _s(raw.amd_cause),
+        "dialplan_result": _s(raw.dialplan_result.value if raw.dialplan_result else None),
+        "dial_status": _s(raw.dial_status),
+        "originate_reason": _s(raw.originate_reason),
+        "originate_failed": "1" if raw.originate_failed else "0",
+        "claimed_ms": _ms(call.claimed_at),
+        "answered_ms": _ms(answered_at),
+        "ended_ms": _ms(ended.ended_at),
+        "duration_s": f"{duration:.3f}",
+        "retry_at_ms": _ms(decision.retry_at),
+        "engine": call.engine_id,
+        "outcome_table": str(OUTCOME_TABLE_VERSION),
+    }

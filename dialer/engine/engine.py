@@ -1,0 +1,219 @@
+"""The engine: one process's share of the dialing, for every campaign in the store.
+
+It owns one task group with four loops:
+
+- supervise: finds Running campaigns and runs a :class:`CampaignRunner` for each; finishes pauses
+  and stops that have drained; opens Scheduled campaigns when their calling window opens;
+- events: reads the PBX adapter's call events and writes each attempt's result;
+- leases: renews the channel leases of this process's live calls;
+- retry: writes results that could not be written (Redis briefly away) once it is back.
+
+Any number of engine processes can run against one Redis: every limit and every claim is
+enforced there, atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dialer.config import EngineSettings
+from dialer.domain.campaign import CampaignSettings
+from dialer.domain.lifecycle import CampaignCommand, next_status
+from dialer.domain.outcome import classify
+from dialer.domain.retry import decide
+from dialer.domain.statuses import CampaignStatus
+from dialer.engine.calls import LiveCall, call_record
+from dialer.engine.control import CampaignControl
+from dialer.engine.runner import CampaignRunner
+from dialer.errors import DialerError, StoreError, TransitionRefused
+from dialer.pbx.base import CallAnswered, CallEnded, PbxAdapter, PbxState
+from dialer.store.redis_store import RedisStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStatistics:
+    campaigns_running: int
+    live_calls: int
+    unwritten_results: int
+    pbx_connected: bool
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        store: RedisStore,
+        pbx: PbxAdapter,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.pbx = pbx
+        self.control = CampaignControl(store)
+        self._clock = clock
+        self._runners: dict[int, CampaignRunner] = {}
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._calls: dict[str, tuple[LiveCall, CampaignRunner]] = {}
+        self._unwritten: list[tuple[LiveCall, CallEnded]] = []
+        self._tg: asyncio.TaskGroup | None = None
+
+    def statistics(self) -> EngineStatistics:
+        return EngineStatistics(
+            campaigns_running=len(self._running),
+            live_calls=len(self._calls),
+            unwritten_results=len(self._unwritten),
+            pbx_connected=self.pbx.connected,
+        )
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            tg.create_task(self._supervise(), name="supervise")
+            tg.create_task(self._pump_events(), name="pbx-events")
+            tg.create_task(self._renew_leases(), name="leases")
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def register(self, call: LiveCall, runner: CampaignRunner) -> None:
+        self._calls[call.call_id] = (call, runner)
+
+    async def finish(self, call: LiveCall, ended: CallEnded) -> None:
+        """Classify the attempt, decide what happens to the contact, write both atomically."""
+        entry = self._calls.pop(call.call_id, None)
+        runner = entry[1] if entry else self._runners.get(call.campaign_id)
+        if runner is not None:
+            runner.calls.pop(call.call_id, None)
+        settings = runner.settings if runner else None
+        try:
+            await self._write_result(call, ended, settings)
+        except StoreError as exc:
+            log.warning("result of %s not written yet (%s); will retry", call.call_id, exc)
+            self._unwritten.append((call, ended))
+        if runner is not None:
+            runner.slot_freed()
+
+    async def _write_result(
+        self, call: LiveCall, ended: CallEnded, settings: CampaignSettings | None
+    ) -> None:
+        if settings is None:
+            campaign = await self.store.get_campaign(call.campaign_id)
+            settings = CampaignSettings.from_dict(json.loads(campaign.settings_json))
+        outcome = classify(ended.raw)
+        decision = decide(
+            outcome,
+            attempts_used=call.attempts,
+            technical_failures=call.tech_failures,
+            policy=settings.retry,
+            now=ended.ended_at,
+            callback_at=ended.raw.callback_at,
+        )
+        record = call_record(call, ended, outcome, decision)
+        await self.store.finish(
+            call.campaign_id,
+            call.trunk,
+            call.call_id,
+            call.contact_id,
+            contact_status=decision.contact_status,
+            attempts_used=decision.attempts_used - call.attempts,  # an increment
+            tech_failures=decision.technical_failures,
+            retry_at_ms=int(decision.retry_at * 1000) if decision.retry_at is not None else None,
+            record=record,
+        )
+
+    async def _pump_events(self) -> None:
+        async for event in self.pbx.events():
+            if isinstance(event, CallEnded):
+                entry = self._calls.get(event.call_id)
+                if entry is not None:
+                    await self.finish(entry[0], event)
+            elif isinstance(event, CallAnswered):
+                entry = self._calls.get(event.call_id)
+                if entry is not None:
+                    entry[0].answered_at = event.at
+            elif isinstance(event, PbxState):
+                log.warning("PBX %s: %s", "up" if event.connected else "down", event.reason)
+                for runner in self._runners.values():
+                    runner.wake()
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.renew_interval)
+            by_campaign: dict[tuple[int, str], list[str]] = {}
+            for call, _ in self._calls.values():
+                by_campaign.setdefault((call.campaign_id, call.trunk), []).append(call.call_id)
+            for call, _ in self._unwritten:
+                by_campaign.setdefault((call.campaign_id, call.trunk), []).append(call.call_id)
+            for (cid, trunk), ids in by_campaign.items():
+                try:
+                    await self.store.renew(cid, trunk, ids, self.settings.lease_ms)
+                except StoreError as exc:
+                    log.warning("lease renewal for campaign %s failed: %s", cid, exc)
+            await self._retry_unwritten()
+
+    async def _retry_unwritten(self) -> None:
+        pending, self._unwritten = self._unwritten, []
+        for call, ended in pending:
+            await self.finish(call, ended)
+
+    # -- campaigns -------------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                await self._supervise_once()
+            except StoreError as exc:
+                log.warning("supervisor: store unavailable: %s", exc)
+            await asyncio.sleep(self.settings.supervise_interval)
+
+    async def _supervise_once(self) -> None:
+        assert self._tg is not None
+        for campaign in await self.store.list_campaigns(
+            status=CampaignStatus.RUNNING, limit=10_000
+        ):
+            if campaign.id in self._running:
+                continue
+            runner = self._runners.get(campaign.id)
+            settings = CampaignSettings.from_dict(json.loads(campaign.settings_json))
+            if runner is None:
+                runner = CampaignRunner(self, campaign.id, settings, clock=self._clock)
+                self._runners[campaign.id] = runner
+            else:
+                runner.settings = settings  # edited while paused
+            self._running[campaign.id] = self._tg.create_task(
+                self._run_runner(runner), name=f"campaign-{campaign.id}"
+            )
+        for status in (CampaignStatus.PAUSING, CampaignStatus.CANCELLING):
+            for campaign in await self.store.list_campaigns(status=status, limit=10_000):
+                runner = self._runners.get(campaign.id)
+                if runner is not None:
+                    runner.wake()
+                if campaign.id not in self._running:
+                    await self.control.drained(campaign.id)
+        for campaign in await self.store.list_campaigns(
+            status=CampaignStatus.SCHEDULED, limit=10_000
+        ):
+            settings = CampaignSettings.from_dict(json.loads(campaign.settings_json))
+            if settings.window_open(self._clock()):
+                try:
+                    target = next_status(CampaignStatus.SCHEDULED, CampaignCommand.WINDOW_OPENED)
+                    await self.store.transition(campaign.id, (CampaignStatus.SCHEDULED,), target)
+                except TransitionRefused:
+                    pass
+
+    async def _run_runner(self, runner: CampaignRunner) -> None:
+        try:
+            await runner.run()
+        except DialerError as exc:
+            log.error("campaign %s runner stopped: %s", runner.campaign_id, exc)
+            await asyncio.sleep(1.0)
+        finally:
+            self._running.pop(runner.campaign_id, None)

@@ -1,0 +1,222 @@
+"""One campaign's pacing loop inside one engine process.
+
+The loop asks Redis for the next call (``claim``: status, channel leases, CPS window and the due
+contact, all in one atomic script shared by every engine process) and originates it. When Redis
+says no, the loop waits for the reason to pass: a channel to free (woken by a local hangup, or
+re-checked every ``full_poll`` for other processes' hangups), the CPS window to slide, the next
+retry to fall due, or a status change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from dialer.domain.calls import RawOutcome
+from dialer.domain.campaign import CampaignSettings
+from dialer.domain.lifecycle import CampaignCommand, next_status
+from dialer.domain.statuses import CampaignStatus
+from dialer.engine.calls import LiveCall
+from dialer.engine.control import HANGUP_REASON
+from dialer.errors import (
+    ActionFailed,
+    NotFound,
+    PbxUnavailable,
+    StoreError,
+    TransitionRefused,
+    ValidationError,
+)
+from dialer.pbx.base import CallEnded, OriginateRequest
+from dialer.pbx.sanitize import channel_variables
+from dialer.store.models import ClaimResult
+
+if TYPE_CHECKING:
+    from dialer.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+_MAX_IDLE = 0.5  # never sleep longer than this without looking at the campaign again
+
+
+def new_call_id() -> str:
+    return f"dlr-{uuid.uuid4().hex}"
+
+
+class CampaignRunner:
+    def __init__(
+        self,
+        engine: Engine,
+        campaign_id: int,
+        settings: CampaignSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.campaign_id = campaign_id
+        self.settings = settings
+        self._engine = engine
+        self._clock = clock
+        self._slot_freed = asyncio.Event()
+        self._wake = asyncio.Event()
+        self.calls: dict[str, LiveCall] = {}
+
+    def slot_freed(self) -> None:
+        self._slot_freed.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Dial until the campaign is no longer Running here; then drain-check and return."""
+        store = self._engine.store
+        cfg = self._engine.settings
+        limit = cfg.trunk_limit(self.settings.trunk)
+        while True:
+            if not self._engine.pbx.connected:
+                await self._sleep(self._wake, _MAX_IDLE)
+                continue
+            call_id = new_call_id()
+            try:
+                res = await store.claim(
+                    self.campaign_id,
+                    self.settings.trunk,
+                    call_id,
+                    cfg.engine_id,
+                    lease_ms=cfg.lease_ms,
+                    max_channels=self.settings.max_channels,
+                    trunk_max_channels=limit.max_channels,
+                    cps=self.settings.cps,
+                    trunk_cps=limit.cps,
+                )
+            except NotFound:
+                return  # deleted
+            except StoreError as exc:
+                log.warning("campaign %s: claim failed: %s", self.campaign_id, exc)
+                await asyncio.sleep(_MAX_IDLE)
+                continue
+            if res.kind == "ok":
+                await self._dial(call_id, res)
+            elif res.kind == "full":
+                self._slot_freed.clear()
+                await self._sleep(self._slot_freed, cfg.full_poll)
+            elif res.kind == "rate":
+                await asyncio.sleep(max(res.wait_ms, 1) / 1000)
+            elif res.kind == "empty":
+                if await self._maybe_complete(res):
+                    return
+            else:  # "status": not Running any more
+                await self._not_running(res.status or CampaignStatus.DRAFT)
+                return
+
+    async def _dial(self, call_id: str, res: ClaimResult) -> None:
+        assert res.contact_id is not None
+        assert res.phone is not None
+        now = self._clock()
+        call = LiveCall(
+            call_id=call_id,
+            campaign_id=self.campaign_id,
+            trunk=self.settings.trunk,
+            contact_id=res.contact_id,
+            phone=res.phone,
+            attempts=res.attempts,
+            tech_failures=res.tech_failures,
+            claimed_at=now,
+            engine_id=self._engine.settings.engine_id,
+        )
+        variables = channel_variables(res.vars)
+        variables.update(self.settings.variables)
+        variables["DIALER_AMD"] = "1" if self.settings.amd else "0"
+        variables["DIALER_CAMPAIGN"] = str(self.campaign_id)
+        request = OriginateRequest(
+            call_id=call_id,
+            trunk=self.settings.trunk,
+            number=res.phone,
+            context=self.settings.context,
+            exten=self.settings.extension,
+            ring_timeout=self.settings.ring_timeout,
+            caller_id=self.settings.caller_id,
+            variables=variables,
+        )
+        self.calls[call_id] = call
+        self._engine.register(call, self)
+        try:
+            await self._engine.pbx.originate(request)
+        except ValidationError as exc:
+            log.info(
+                "campaign %s contact %s: not dialable: %s", self.campaign_id, call.contact_id, exc
+            )
+            await self._engine.finish(call, _not_dialable(call, now))
+            return
+        except ActionFailed as exc:
+            log.warning("campaign %s: originate refused: %s", self.campaign_id, exc)
+            await self._engine.finish(call, _refused(call, now))
+            return
+        except PbxUnavailable as exc:
+            # Unknown whether the PBX has the call: keep following it; the lease and the
+            # reconciliation with the PBX's channel list settle it. Never re-send.
+            log.warning(
+                "campaign %s: PBX lost during originate of %s: %s", self.campaign_id, call_id, exc
+            )
+        try:
+            await self._engine.store.mark_originated(call_id, self.campaign_id)
+        except StoreError as exc:
+            log.warning("campaign %s: mark_originated %s: %s", self.campaign_id, call_id, exc)
+
+    async def _maybe_complete(self, res: ClaimResult) -> bool:
+        store = self._engine.store
+        if res.next_due_ms is not None and res.next_due_ms >= 0:
+            wait = max(0.0, res.next_due_ms / 1000 - self._clock())
+            await self._sleep(self._wake, min(wait, _MAX_IDLE))
+            return False
+        stats = await store.queue_stats(self.campaign_id)
+        if stats.inflight or stats.claimed or stats.pending_total:
+            await self._sleep(self._slot_freed, _MAX_IDLE)
+            return False
+        try:
+            target = next_status(CampaignStatus.RUNNING, CampaignCommand.COMPLETE)
+            await store.transition(self.campaign_id, (CampaignStatus.RUNNING,), target)
+            log.info("campaign %s completed", self.campaign_id)
+        except TransitionRefused:
+            pass  # another engine completed it, or a person paused/stopped it meanwhile
+        return True
+
+    async def _not_running(self, status: CampaignStatus) -> None:
+        if status is CampaignStatus.CANCELLING:
+            campaign = await self._engine.store.get_campaign(self.campaign_id)
+            if campaign.status_reason == HANGUP_REASON:
+                for call_id in list(self.calls):
+                    try:
+                        await self._engine.pbx.hangup(call_id)
+                    except Exception as exc:
+                        log.warning("hang-up of %s failed: %s", call_id, exc)
+        if status in (CampaignStatus.PAUSING, CampaignStatus.CANCELLING):
+            await self._engine.control.drained(self.campaign_id)
+
+    async def _sleep(self, event: asyncio.Event, at_most: float) -> None:
+        try:
+            async with asyncio.timeout(at_most):
+                await event.wait()
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+
+def _not_dialable(call: LiveCall, now: float) -> CallEnded:
+    return CallEnded(
+        call_id=call.call_id,
+        raw=RawOutcome(answered=False, invalid_number=True),
+        ended_at=now,
+        started_at=now,
+    )
+
+
+def _refused(call: LiveCall, now: float) -> CallEnded:
+    return CallEnded(
+        call_id=call.call_id,
+        raw=RawOutcome(answered=False, originate_failed=True),
+        ended_at=now,
+        started_at=now,
+    )

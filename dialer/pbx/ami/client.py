@@ -1,0 +1,617 @@
+"""A thin asyncio AMI client around the sans-IO :mod:`dialer.pbx.ami.codec`.
+
+One TCP connection, one reader, one writer. ``async with AmiClient(settings) as ami`` connects
+and logs in (or raises :class:`~dialer.errors.PbxUnavailable`), then a supervisor task owned by
+the client keeps it connected until ``__aexit__``.
+
+Guarantees:
+
+* An action is written at most once. If the connection is lost while it awaits its response,
+  it fails with :class:`~dialer.errors.PbxUnavailable` and is never re-sent after the reconnect
+  (a re-sent Originate dials the person twice). No answer within the timeout raises
+  :class:`~dialer.errors.ActionTimeout`; the action may have run.
+* Events go to one bounded queue read through :meth:`AmiClient.events`. When it is full the
+  reader waits (back-pressure, nothing is dropped); while it waits no response is read
+  either, so a consumer that stops reading makes actions time out.
+* Every change of connection shows in that stream as a :class:`ConnectionState`, in order
+  with the events.
+
+Handshake on every (re)connect: banner, ``Login`` with ``Events: off``, one ``Filter`` action
+per configured filter, then ``Events`` with the configured mask. Events are switched on last so
+that no unfiltered burst arrives between the login and the filters. A refused login or filter
+fails the first connect with :class:`~dialer.errors.PbxUnavailable`; later, the supervisor
+keeps retrying with exponential backoff.
+
+When idle for ``keepalive_interval`` seconds the client sends ``Ping``; no answer within
+``action_timeout`` drops the connection (unless the reader itself was held by back-pressure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from types import TracebackType
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from dialer.errors import (
+    ActionFailed,
+    ActionTimeout,
+    ConfigError,
+    PbxProtocolError,
+    PbxUnavailable,
+    UnsafeValue,
+)
+from dialer.pbx.ami.codec import AmiCodec, Banner, Message, encode_action
+
+__all__ = ["AmiClient", "AmiSettings", "AmiStatistics", "ConnectionState"]
+
+logger = logging.getLogger(__name__)
+
+_READ_SIZE = 65536
+_LOGOFF_TIMEOUT = 1.0
+_CLOSE_TIMEOUT = 1.0
+
+Fields = Mapping[str, str] | Sequence[tuple[str, str]]
+
+_FLOAT_PARAMS = (
+    "connect_timeout",
+    "action_timeout",
+    "reconnect_min",
+    "reconnect_max",
+    "keepalive_interval",
+)
+_INT_PARAMS = ("event_queue_size", "max_message_size")
+
+
+@dataclass(frozen=True, slots=True)
+class AmiSettings:
+    """Where and how to reach AMI. ``filters`` are regexes for ``Action: Filter``."""
+
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = ""
+    secret: str = field(default="", repr=False)
+    events: str = "on"  # "on", "off" or a class mask such as "call,user"
+    filters: tuple[str, ...] = ()  # e.g. "Event: Hangup"; applied after every login
+    connect_timeout: float = 5.0
+    action_timeout: float = 10.0
+    reconnect_min: float = 0.2
+    reconnect_max: float = 5.0
+    event_queue_size: int = 10000
+    keepalive_interval: float = 5.0  # Ping after this many idle seconds; 0 disables
+    max_message_size: int = 65536
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"AMI port out of range: {self.port}")
+        for name in ("connect_timeout", "action_timeout", "reconnect_min"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"AMI {name} must be > 0")
+        if self.reconnect_max < self.reconnect_min:
+            raise ConfigError("AMI reconnect_max must be >= reconnect_min")
+        if self.keepalive_interval < 0:
+            raise ConfigError("AMI keepalive_interval must be >= 0 (0 disables)")
+        if self.event_queue_size < 1 or self.max_message_size < 1024:
+            raise ConfigError("AMI event_queue_size must be >= 1, max_message_size >= 1024")
+        if isinstance(self.filters, str):
+            raise ConfigError("AMI filters must be a tuple of strings, not a string")
+        checks = [("Username", self.username), ("EventMask", self.events)]
+        checks += [("Filter", expression) for expression in self.filters]
+        for key, value in checks:
+            try:
+                encode_action("Check", "x", [(key, value)])
+            except UnsafeValue as exc:
+                raise ConfigError(f"AMI setting cannot be sent: {exc}") from None
+        try:
+            encode_action("Login", "x", [("Secret", self.secret)])
+        except UnsafeValue:  # never echo the secret
+            raise ConfigError("AMI secret cannot be sent (control character or too long)") from None
+
+    @classmethod
+    def from_url(cls, url: str) -> AmiSettings:
+        """``ami://user:secret@host:port?events=call,user&filter=Event:%20Hangup&...``.
+
+        Query parameters: ``events``, ``filter`` (repeatable) and any numeric setting
+        (``action_timeout=3``...). User and secret are percent-decoded.
+        """
+        parts = urlsplit(url)
+        if parts.scheme != "ami":
+            raise ConfigError(f"AMI URL must start with ami://, got scheme {parts.scheme!r}")
+        try:
+            port = parts.port or 5038
+        except ValueError as exc:
+            raise ConfigError(f"AMI URL has a bad port: {exc}") from None
+        values: dict[str, object] = {
+            "host": parts.hostname or "127.0.0.1",
+            "port": port,
+            "username": unquote(parts.username or ""),
+            "secret": unquote(parts.password or ""),
+        }
+        for key, found in parse_qs(parts.query, keep_blank_values=True).items():
+            if key == "filter":
+                values["filters"] = tuple(found)
+            elif key == "events":
+                values["events"] = found[-1]
+            elif key in _FLOAT_PARAMS or key in _INT_PARAMS:
+                kind = float if key in _FLOAT_PARAMS else int
+                try:
+                    values[key] = kind(found[-1])
+                except ValueError:
+                    raise ConfigError(f"AMI URL parameter {key} is not a number") from None
+            else:
+                raise ConfigError(f"unknown AMI URL parameter {key!r}")
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionState:
+    """A change of connection, yielded by :meth:`AmiClient.events` in order with events."""
+
+    connected: bool
+    reason: str
+    at: float  # the client's clock (time.monotonic by default)
+
+
+@dataclass(frozen=True, slots=True)
+class AmiStatistics:
+    connected: bool
+    connects: int  # successful logins, the first one included
+    reconnects: int  # successful logins after a lost connection
+    actions_sent: int  # by send_action / send_action_list (not login, Ping, Logoff)
+    events_received: int  # events put in the event queue
+    pending_actions: int
+    queue_size: int
+
+
+class _SessionLost(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True, eq=False)
+class _Pending:
+    """An action written and awaiting its response (and, for a list, its events)."""
+
+    name: str
+    future: asyncio.Future[Message]
+    items: list[Message] | None = None  # not None: collect the EventList items
+
+    def on_response(self, message: Message) -> None:
+        if self.future.done():
+            return
+        if (message.response or "").lower() == "error":
+            text = message.get("Message") or "error"
+            self.future.set_exception(ActionFailed(f"AMI action {self.name} failed: {text}"))
+        elif self.items is None or (message.get("EventList") or "").lower() != "start":
+            self.future.set_result(message)  # a plain action, or a list action without a list
+
+    def on_list_item(self, message: Message) -> None:
+        if self.future.done() or self.items is None:
+            return
+        event_list = message.get("EventList")
+        if event_list is not None:
+            done = event_list.lower() == "complete"
+        else:
+            done = (message.event or "").endswith("Complete")
+        if done:
+            self.future.set_result(message)
+        else:
+            self.items.append(message)
+
+    def fail(self, error: Exception) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+@dataclass(slots=True, eq=False)
+class _Connection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    codec: AmiCodec
+    last_rx: float
+    backlog: deque[Banner | Message] = field(default_factory=deque)
+    stalled: bool = False  # the reader waits for room in the event queue
+    stalls: int = 0
+
+    async def next_item(self) -> Banner | Message:
+        while not self.backlog:
+            data = await self.reader.read(_READ_SIZE)
+            if not data:
+                raise _SessionLost("connection closed by the PBX")
+            self.last_rx = asyncio.get_running_loop().time()
+            self.backlog.extend(self.codec.receive_data(data))
+        return self.backlog.popleft()
+
+    async def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def close(self, *, abort: bool = False) -> None:
+        if abort:
+            self.writer.transport.abort()
+        else:
+            self.writer.close()
+        with suppress(OSError, TimeoutError):
+            async with asyncio.timeout(_CLOSE_TIMEOUT):
+                await self.writer.wait_closed()
+
+
+class AmiClient:
+    """Connects, logs in, reconnects; sends actions and streams events. See the module doc."""
+
+    def __init__(self, settings: AmiSettings, *, clock: Callable[[], float] = time.monotonic):
+        self._settings = settings
+        self._clock = clock
+        self._where = f"{settings.host}:{settings.port}"
+        self._queue: asyncio.Queue[Message | ConnectionState | None] = asyncio.Queue(
+            settings.event_queue_size
+        )
+        self._pending: dict[str, _Pending] = {}
+        self._list_actions = 0  # pending send_action_list calls
+        self._conn: _Connection | None = None
+        self._up = asyncio.Event()
+        self._down = asyncio.Event()
+        self._down.set()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._entered = False
+        self._closing = False
+        self._closed = False
+        self._consuming = False
+        self._id_prefix = f"dialer-{secrets.token_hex(4)}-"
+        self._ids = itertools.count(1)
+        self._connects = 0
+        self._actions_sent = 0
+        self._events_received = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> AmiClient:
+        if self._entered:
+            raise RuntimeError("an AmiClient can be entered only once")
+        self._entered = True
+        try:
+            conn, early = await self._open()
+        except PbxUnavailable:
+            self._closed = True
+            raise
+        except (OSError, TimeoutError, PbxProtocolError, _SessionLost) as exc:
+            self._closed = True
+            raise PbxUnavailable(
+                f"cannot connect to AMI at {self._where}: {_describe(exc)}"
+            ) from exc
+        await self._session_up(conn, early)
+        self._supervisor = asyncio.create_task(self._supervise(conn), name=f"ami {self._where}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closing = True
+        conn = self._conn
+        if conn is not None and self.connected:
+            with suppress(PbxUnavailable, ActionFailed, ActionTimeout):
+                await self._request(
+                    "Logoff", (), None, limit=_LOGOFF_TIMEOUT, conn=conn, counted=False
+                )
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._supervisor
+        if self._conn is not None:
+            await self._conn.close()
+        was_connected = self.connected
+        self._mark_down(PbxUnavailable(f"AMI client for {self._where} closed"))
+        self._closed = True
+        with suppress(asyncio.QueueFull):
+            if was_connected:
+                self._queue.put_nowait(ConnectionState(False, "closed", self._clock()))
+            self._queue.put_nowait(None)  # wakes a consumer waiting on an empty queue
+
+    # -- public API --------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._up.is_set()
+
+    async def wait_connected(self) -> None:
+        """Return once logged in (at once if already); bound it with ``asyncio.timeout``."""
+        if self._closed or self._closing:
+            raise PbxUnavailable(f"AMI client for {self._where} is closed")
+        await self._up.wait()
+
+    async def wait_disconnected(self) -> None:
+        """Return once the connection is lost or closed (at once if not connected)."""
+        await self._down.wait()
+
+    async def send_action(
+        self,
+        name: str,
+        fields: Fields = (),
+        *,
+        variables: Mapping[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (expiry raises ActionTimeout)
+    ) -> Message:
+        """Write one action and return its response (``Response: Error`` -> ActionFailed)."""
+        return await self._request(name, fields, variables, limit=timeout)
+
+    async def send_action_list(
+        self,
+        name: str,
+        fields: Fields = (),
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (expiry raises ActionTimeout)
+    ) -> list[Message]:
+        """Write a list action (CoreShowChannels, Status...) and return its EventList items."""
+        items: list[Message] = []
+        await self._request(name, fields, None, limit=timeout, items=items)
+        return items
+
+    async def events(self) -> AsyncGenerator[Message | ConnectionState, None]:
+        """Events and connection changes, in order; ends after the client is closed.
+
+        One consumer at a time; wrap it in ``contextlib.aclosing`` so that a consumer that
+        stops early releases it at once.
+        """
+        if self._consuming:
+            raise RuntimeError("AmiClient.events() has a single consumer")
+        self._consuming = True
+        try:
+            while not (self._closed and self._queue.empty()):
+                item = await self._queue.get()
+                if item is None:
+                    return
+                yield item
+        finally:
+            self._consuming = False
+
+    def statistics(self) -> AmiStatistics:
+        return AmiStatistics(
+            connected=self.connected,
+            connects=self._connects,
+            reconnects=max(self._connects - 1, 0),
+            actions_sent=self._actions_sent,
+            events_received=self._events_received,
+            pending_actions=len(self._pending),
+            queue_size=self._queue.qsize(),
+        )
+
+    # -- actions -----------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        name: str,
+        fields: Fields,
+        variables: Mapping[str, str] | None,
+        *,
+        limit: float | None,
+        items: list[Message] | None = None,
+        conn: _Connection | None = None,
+        counted: bool = True,
+    ) -> Message:
+        action_id = f"{self._id_prefix}{next(self._ids)}"
+        data = encode_action(name, action_id, fields, variables)  # UnsafeValue before anything
+        if conn is None:
+            conn = self._conn
+            if conn is None or not self.connected or self._closing:
+                raise PbxUnavailable(f"not connected to AMI at {self._where}; {name} not sent")
+        if limit is None:
+            limit = self._settings.action_timeout
+        pending = _Pending(name, asyncio.get_running_loop().create_future(), items)
+        self._pending[action_id] = pending
+        self._list_actions += items is not None
+        try:
+            async with asyncio.timeout(limit):
+                await conn.write(data)
+                if counted:
+                    self._actions_sent += 1
+                return await pending.future
+        except TimeoutError:
+            raise ActionTimeout(
+                f"AMI action {name} (ActionID {action_id}) got no response within {limit} s; "
+                "it may have run and is not re-sent"
+            ) from None
+        except OSError as exc:
+            raise PbxUnavailable(
+                f"AMI connection to {self._where} failed while sending {name}: {exc!r}"
+            ) from exc
+        finally:
+            del self._pending[action_id]
+            self._list_actions -= items is not None
+
+    # -- connection --------------------------------------------------------------------------
+
+    async def _open(self) -> tuple[_Connection, list[Message]]:
+        """Connect and run the handshake; return the connection and early events."""
+        settings = self._settings
+        async with asyncio.timeout(settings.connect_timeout):
+            reader, writer = await asyncio.open_connection(settings.host, settings.port)
+        loop = asyncio.get_running_loop()
+        conn = _Connection(reader, writer, AmiCodec(settings.max_message_size), loop.time())
+        early: list[Message] = []
+        try:
+            async with asyncio.timeout(settings.connect_timeout):
+                banner = await conn.next_item()
+            if not isinstance(banner, Banner):
+                raise PbxProtocolError("AMI server sent no banner")
+            login = [("Username", settings.username), ("Secret", settings.secret)]
+            await self._exchange(conn, "Login", [*login, ("Events", "off")], early, "login")
+            for expression in settings.filters:
+                fields = [("Operation", "Add"), ("Filter", expression)]
+                await self._exchange(conn, "Filter", fields, early, f"filter {expression!r}")
+            if settings.events.lower() != "off":
+                fields = [("EventMask", settings.events)]
+                await self._exchange(conn, "Events", fields, early, "event mask")
+        except BaseException:
+            await conn.close(abort=True)
+            raise
+        logger.info("AMI connected to %s (%s)", self._where, banner.text)
+        return conn, early
+
+    async def _exchange(
+        self, conn: _Connection, name: str, fields: Fields, early: list[Message], what: str
+    ) -> Message:
+        """One handshake action, answered before the reader runs; events are kept in order."""
+        action_id = f"{self._id_prefix}{next(self._ids)}"
+        await conn.write(encode_action(name, action_id, fields))
+        async with asyncio.timeout(self._settings.action_timeout):
+            while True:
+                item = await conn.next_item()
+                if not isinstance(item, Message):
+                    continue
+                if item.is_response and item.action_id == action_id:
+                    break
+                if item.is_event:
+                    if len(early) >= self._settings.event_queue_size - 1:
+                        raise PbxProtocolError("too many AMI events before the login completed")
+                    early.append(item)
+        if (item.response or "").lower() != "success":
+            text = item.get("Message") or item.response or "no message"
+            raise PbxUnavailable(f"AMI at {self._where} refused the {what}: {text}")
+        return item
+
+    async def _session_up(self, conn: _Connection, early: list[Message]) -> None:
+        self._conn = conn
+        self._connects += 1
+        self._down.clear()
+        self._up.set()
+        await self._queue.put(ConnectionState(True, "connected", self._clock()))
+        for message in early:
+            self._events_received += 1
+            await self._queue.put(message)
+
+    def _mark_down(self, error: PbxUnavailable) -> None:
+        self._conn = None
+        self._up.clear()
+        self._down.set()
+        for pending in list(self._pending.values()):
+            pending.fail(error)
+
+    async def _supervise(self, conn: _Connection) -> None:
+        while True:
+            reason = await self._run_session(conn)
+            await conn.close(abort=True)
+            if self._closing:
+                return
+            logger.warning("AMI connection to %s lost: %s", self._where, reason)
+            self._mark_down(
+                PbxUnavailable(
+                    f"AMI connection to {self._where} lost ({reason}) before the response; "
+                    "the action is not re-sent"
+                )
+            )
+            await self._queue.put(ConnectionState(False, reason, self._clock()))
+            conn, early = await self._reconnect()
+            await self._session_up(conn, early)
+
+    async def _reconnect(self) -> tuple[_Connection, list[Message]]:
+        delay = self._settings.reconnect_min
+        while True:
+            await asyncio.sleep(delay / 2 + random.uniform(0, delay / 2))
+            try:
+                return await self._open()
+            except (OSError, TimeoutError, PbxUnavailable, PbxProtocolError, _SessionLost) as exc:
+                logger.warning("AMI reconnect to %s failed: %s", self._where, _describe(exc))
+            delay = min(delay * 2, self._settings.reconnect_max)
+
+    async def _run_session(self, conn: _Connection) -> str:
+        reason = "connection lost"
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._read_loop(conn))
+                if self._settings.keepalive_interval > 0:
+                    group.create_task(self._keepalive(conn))
+        except* _SessionLost as lost:
+            first = lost.exceptions[0]
+            reason = first.reason if isinstance(first, _SessionLost) else str(first)
+        except* Exception as failure:  # a bug must not end the supervision: log, reconnect
+            logger.error("AMI session to %s failed", self._where, exc_info=failure)
+            reason = f"internal error: {failure.exceptions[0]!r}"
+        return reason
+
+    async def _read_loop(self, conn: _Connection) -> None:
+        loop = asyncio.get_running_loop()
+        items: Sequence[Banner | Message] = list(conn.backlog)
+        conn.backlog.clear()
+        try:
+            while True:
+                for item in items:
+                    if isinstance(item, Message) and not self._route(item):
+                        await self._deliver(conn, item)
+                data = await conn.reader.read(_READ_SIZE)
+                if not data:
+                    raise _SessionLost("connection closed by the PBX")
+                conn.last_rx = loop.time()
+                items = conn.codec.receive_data(data)
+        except PbxProtocolError as exc:
+            raise _SessionLost(f"protocol error: {exc}") from exc
+        except OSError as exc:
+            raise _SessionLost(f"connection error: {exc!r}") from exc
+
+    def _route(self, message: Message) -> bool:
+        """Give a response (or a list item) to its action; False: an event for the queue."""
+        if message.is_event:
+            if self._list_actions:  # only then can an event belong to an action
+                pending = self._pending.get(message.action_id or "")
+                if pending is not None and pending.items is not None:
+                    pending.on_list_item(message)
+                    return True
+            return False  # OriginateResponse of an Async Originate included
+        action_id = message.action_id
+        pending = None if action_id is None else self._pending.get(action_id)
+        if pending is not None and message.is_response:
+            pending.on_response(message)
+        else:
+            logger.debug("AMI message dropped (no pending action): %s", action_id)
+        return True
+
+    async def _deliver(self, conn: _Connection, message: Message) -> None:
+        self._events_received += 1
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            conn.stalled = True
+            conn.stalls += 1
+            try:
+                await self._queue.put(message)
+            finally:
+                conn.stalled = False
+
+    async def _keepalive(self, conn: _Connection) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self._settings.keepalive_interval
+        while True:
+            delay = conn.last_rx + interval - loop.time()
+            if delay > 0 or conn.stalled:
+                await asyncio.sleep(max(delay, interval / 10))
+                continue
+            stalls = conn.stalls
+            try:
+                await self._request("Ping", (), None, limit=None, conn=conn, counted=False)
+            except ActionTimeout:
+                if conn.stalled or conn.stalls != stalls:
+                    continue  # our own reader was held, not the peer
+                raise _SessionLost(
+                    f"no answer to Ping within {self._settings.action_timeout} s"
+                ) from None
+            except ActionFailed:
+                pass  # any answer proves the peer alive
+            except PbxUnavailable as exc:
+                raise _SessionLost(str(exc)) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or repr(exc)

@@ -1,0 +1,168 @@
+"""The Asterisk adapter: originate through AMI, follow calls, report PBX-neutral events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import Any
+
+from dialer.errors import PbxUnavailable, ValidationError
+from dialer.pbx.ami.client import AmiClient, AmiSettings, ConnectionState
+from dialer.pbx.ami.codec import Message
+from dialer.pbx.asterisk.correlate import FOLLOWED_EVENTS, CallCorrelator
+from dialer.pbx.base import OriginateRequest, PbxEvent, PbxState
+
+log = logging.getLogger(__name__)
+
+_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+# One regex filter per followed event: Asterisk sends nothing else to this connection.
+EVENT_FILTERS = tuple(f"Event: {name}" for name in FOLLOWED_EVENTS)
+
+
+@dataclass(frozen=True, slots=True)
+class AsteriskSettings:
+    ami: AmiSettings
+    dial_template: str = "PJSIP/{number}@{trunk}"  # e.g. "PJSIP/{trunk}/sip:{number}@10.0.0.1"
+    failure_grace: float = 5.0  # wait this long for the Hangup that follows a failed originate
+    call_id_variable: str = "DIALER_CALL_ID"
+    extra_filters: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> AsteriskSettings:
+        """``ami://user:secret@host:port``; the adapter asks only for the events it follows."""
+        ami = replace(AmiSettings.from_url(url), events="call,user", filters=EVENT_FILTERS)
+        return cls(ami=ami, **kwargs)
+
+
+def check_number(number: str) -> str:
+    if not _NUMBER.match(number):
+        raise ValidationError(f"not a dialable number: {number[:40]!r}")
+    return number
+
+
+class AsteriskAdapter:
+    """:class:`dialer.pbx.base.PbxAdapter` for Asterisk over AMI."""
+
+    name = "asterisk"
+
+    def __init__(
+        self, settings: AsteriskSettings, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._ami = AmiClient(settings.ami)
+        self._correlator = CallCorrelator(failure_grace=settings.failure_grace)
+
+    async def __aenter__(self) -> AsteriskAdapter:
+        await self._ami.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._ami.__aexit__(exc_type, exc, tb)
+
+    @property
+    def connected(self) -> bool:
+        return self._ami.connected
+
+    @property
+    def ami(self) -> AmiClient:
+        return self._ami
+
+    @property
+    def followed_calls(self) -> int:
+        return len(self._correlator)
+
+    def adopt(self, call_id: str) -> None:
+        self._correlator.follow(call_id, self._clock())
+
+    async def originate(self, request: OriginateRequest) -> None:
+        number = check_number(request.number)
+        if not _NAME.match(request.trunk):
+            raise ValidationError(f"not a trunk name: {request.trunk[:40]!r}")
+        fields: dict[str, str] = {
+            "Channel": self._settings.dial_template.format(number=number, trunk=request.trunk),
+            "Context": request.context,
+            "Exten": request.exten,
+            "Priority": "1",
+            "Async": "true",
+            "Timeout": str(int(request.ring_timeout * 1000)),
+            "ChannelId": request.call_id,
+        }
+        if request.caller_id:
+            fields["CallerID"] = request.caller_id
+        variables = {self._settings.call_id_variable: request.call_id, **request.variables}
+        # Follow before sending: events may arrive before the action's response.
+        self._correlator.follow(request.call_id, self._clock())
+        try:
+            await self._ami.send_action("Originate", fields, variables=variables)
+        except PbxUnavailable:
+            # The connection dropped: the PBX may or may not have the call. Keep following it;
+            # reconciliation against the channel list settles it. Never re-send.
+            raise
+        except Exception:
+            self._correlator.forget(request.call_id)
+            raise
+
+    async def hangup(self, call_id: str) -> None:
+        channel = self._correlator.channel_name(call_id)
+        if channel is None:
+            for item in await self._ami.send_action_list("CoreShowChannels"):
+                if item.get("Uniqueid") == call_id:
+                    channel = item.get("Channel")
+                    break
+        if channel is None:
+            return
+        try:
+            await self._ami.send_action("Hangup", {"Channel": channel, "Cause": "16"})
+        except PbxUnavailable:
+            raise
+        except Exception as exc:  # the channel ended meanwhile: "No such channel"
+            log.debug("hangup of %s: %s", call_id, exc)
+
+    async def live_call_ids(self) -> set[str]:
+        items = await self._ami.send_action_list("CoreShowChannels")
+        return {uid for item in items if (uid := item.get("Uniqueid"))}
+
+    async def events(self) -> AsyncIterator[PbxEvent]:
+        """Correlated call events; also ends calls whose closing Hangup never came.
+
+        The next AMI item is awaited in a task that survives the periodic wake-ups (cancelling an
+        async generator's ``__anext__`` would close it).
+        """
+        stream = self._ami.events()
+        tick = self._settings.failure_grace / 2
+        pending: asyncio.Task[Message | ConnectionState] | None = None
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(stream))
+                done, _ = await asyncio.wait({pending}, timeout=tick)
+                item: Message | ConnectionState | None = None
+                if pending in done:
+                    item, pending = pending.result(), None
+                now = self._clock()
+                if isinstance(item, Message):
+                    for event in self._correlator.feed(item, now):
+                        yield event
+                elif isinstance(item, ConnectionState):
+                    yield PbxState(connected=item.connected, reason=item.reason, at=now)
+                for event in self._correlator.expire(now):
+                    yield event
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
+            await stream.aclose()

@@ -1,0 +1,90 @@
+"""The one interface every PBX adapter implements (Asterisk AMI, FreeSWITCH ESL).
+
+An adapter turns the PBX's own event soup into three PBX-neutral facts per call, delivered in
+order per call whatever order the PBX sent them in:
+
+- :class:`CallAnswered` at most once,
+- :class:`CallEnded` exactly once per originated call (the attempt's raw outcome),
+- :class:`PbxState` whenever the connection to the PBX goes up or down.
+
+An adapter follows only the calls it originated itself (or adopted with :meth:`PbxAdapter.adopt`
+during reconciliation); other engine processes' calls on the same PBX are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from dialer.domain.calls import RawOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class OriginateRequest:
+    call_id: str  # pre-assigned, unique; becomes the channel's unique id
+    trunk: str  # PBX endpoint / gateway name
+    number: str  # what is dialed on the trunk
+    context: str  # where the answered call goes
+    exten: str = "s"
+    ring_timeout: float = 30.0  # seconds
+    caller_id: str | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)  # already sanitised
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    call_id: str
+    at: float  # epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    call_id: str
+    raw: RawOutcome
+    ended_at: float  # epoch seconds
+    answered_at: float | None = None
+    started_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PbxState:
+    connected: bool
+    reason: str
+    at: float  # epoch seconds
+
+
+PbxEvent = CallAnswered | CallEnded | PbxState
+
+
+class PbxAdapter(Protocol):
+    """What the engine needs from a PBX."""
+
+    name: str
+
+    async def originate(self, request: OriginateRequest) -> None:
+        """Ask the PBX to place the call. Returns once the PBX has accepted the request.
+
+        Raises PbxUnavailable (not connected, or the connection dropped before the PBX answered:
+        the request is never re-sent) or ActionFailed (the PBX refused it: no call was placed).
+        """
+        ...
+
+    async def hangup(self, call_id: str) -> None:
+        """End a call now (no-op if it already ended)."""
+        ...
+
+    async def live_call_ids(self) -> set[str]:
+        """Unique ids of every channel the PBX has right now."""
+        ...
+
+    def adopt(self, call_id: str) -> None:
+        """Follow a call originated by another (possibly crashed) engine process."""
+        ...
+
+    def events(self) -> AsyncIterator[PbxEvent]:
+        """The adapter's event stream (one consumer)."""
+        ...
+
+    @property
+    def connected(self) -> bool: ...

@@ -1,0 +1,49 @@
+"""Make contact data safe to hand to a PBX as channel variables.
+
+Contact fields come from CSV files and API calls: anything may be in them. Before they reach the
+AMI or ESL wire, values are *escaped* (control characters become spaces, over-long values are cut
+on a character boundary) and names are *reduced* to ``[A-Za-z0-9_]``. The protocol codecs check
+again and refuse what still would break framing (defence in depth), so a contact whose name tries
+to inject ``\\r\\nAction: Command`` is dialed with a harmless name, never with an injected action.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+
+MAX_VALUE_BYTES = 512
+MAX_NAME_LENGTH = 64
+_NAME_BAD = re.compile(r"[^A-Za-z0-9_]")
+
+
+def safe_value(value: str, max_bytes: int = MAX_VALUE_BYTES) -> str:
+    """``value`` without control characters or lone surrogates, at most ``max_bytes`` in UTF-8."""
+    cleaned = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") else ch for ch in value
+    )
+    encoded = cleaned.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return cleaned
+    return encoded[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def safe_name(name: str) -> str | None:
+    """A channel-variable name made of ``[A-Za-z0-9_]``; None if nothing usable is left."""
+    reduced = _NAME_BAD.sub("_", name.strip())[:MAX_NAME_LENGTH].strip("_")
+    if not reduced:
+        return None
+    return reduced if not reduced[0].isdigit() else f"_{reduced}"
+
+
+def channel_variables(
+    contact_vars: Mapping[str, str], prefix: str = "DIALER_VAR_"
+) -> dict[str, str]:
+    """Contact variables as channel variables ``<prefix><NAME>``; unusable names are dropped."""
+    out: dict[str, str] = {}
+    for key, value in contact_vars.items():
+        name = safe_name(key)
+        if name is not None:
+            out[f"{prefix}{name}"] = safe_value(value)
+    return out

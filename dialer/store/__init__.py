@@ -1,0 +1,27 @@
+"""Redis store: key schema (:mod:`.keys`), Lua scripts (:mod:`.scripts`), :class:`RedisStore`."""
+
+from .keys import Keys
+from .models import (
+    CallRef,
+    CampaignRecord,
+    ClaimKind,
+    ClaimResult,
+    ContactInput,
+    ContactRecord,
+    QueueStats,
+    RateWindow,
+)
+from .redis_store import RedisStore
+
+__all__ = [
+    "CallRef",
+    "CampaignRecord",
+    "ClaimKind",
+    "ClaimResult",
+    "ContactInput",
+    "ContactRecord",
+    "Keys",
+    "QueueStats",
+    "RateWindow",
+    "RedisStore",
+]

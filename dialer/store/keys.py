@@ -1,0 +1,169 @@
+"""Every Redis key name of the dialer, built in one place.
+
+The schema, documented once (``{ns}`` is the namespace, ``"dialer"`` by default; ``cid`` a
+campaign id, ``lid`` a list id, ``kid`` a contact id, ``call`` a call id, ``trunk`` a trunk name):
+
+============================== ====== ==========================================================
+key                            type   content
+============================== ====== ==========================================================
+``{ns}:seq:campaign``          string INCR counter giving campaign ids
+``{ns}:campaigns``             zset   cid -> created_ms (listing, newest first)
+``{ns}:c:{cid}``               hash   name, status, status_reason, settings (JSON), trunk,
+                                      created_ms, updated_ms
+``{ns}:c:{cid}:seq:list``      string INCR counter giving list ids
+``{ns}:c:{cid}:lists``         hash   lid -> ListStatus value
+``{ns}:c:{cid}:liststop``      hash   lid -> CallStatus given to the undialed contacts of a
+                                      stopped list (claim/finish/release apply it on sight)
+``{ns}:c:{cid}:list:{lid}``    set    contact members of the list (to stop a list)
+``{ns}:c:{cid}:seq:contact``   string INCR counter giving contact ids
+``{ns}:c:{cid}:k:{kid}``       hash   phone, vars (JSON), list, status (CallStatus), attempts,
+                                      tech_failures, last_call, next_due_ms
+``{ns}:c:{cid}:pending``       zset   contact member -> due_ms: the only dial queue (fresh
+                                      contacts due at upload time, retries at their retry time)
+``{ns}:c:{cid}:counts``        hash   CallStatus -> number of contacts in that status (exact)
+``{ns}:c:{cid}:inflight``      zset   call -> lease expiry ms (campaign channel leases)
+``{ns}:c:{cid}:claimed``       zset   call -> claimed_ms, claimed but not yet originated
+``{ns}:c:{cid}:orphans``       zset   call -> expiry ms of a lease that expired before its call
+                                      was finished or released (the owner died or stalled)
+``{ns}:c:{cid}:rate``          zset   sliding log of originate grants (member call, score ms)
+``{ns}:t:{trunk}:inflight``    zset   call -> lease expiry ms (trunk channel leases)
+``{ns}:t:{trunk}:rate``        zset   sliding log of originate grants on the trunk
+``{ns}:call:{call}``           hash   cid, contact, trunk, phone, state (claimed | originated |
+                                      done), owner, claimed_ms, originated_ms, prev_status,
+                                      prev_due; expires one day after ``done``
+``{ns}:records:{cid}``         stream one entry per attempt; outlives the campaign
+``{ns}:records:index``         zset   cid -> ms of its last record
+``{ns}:control``               pubsub channel (not a key): ``"{cid}:{command}"`` messages
+============================== ====== ==========================================================
+
+Contact members (in ``pending`` and ``list:{lid}``) are the contact id zero-padded to
+:data:`MEMBER_DIGITS` digits, so that contacts due at the same millisecond are dialed in upload
+order (a sorted set orders equal scores by member bytes).
+
+Scripts receive every key in ``KEYS``. The one exception is ``claim.lua``: it picks the contact
+inside the script, so it receives the contact key *prefix* (``{ns}:c:{cid}:k:``) and appends the
+chosen id, as BullMQ's scripts do with their job keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MEMBER_DIGITS = 12
+CALL_TTL_S = 86_400  # a finished call's hash lives one more day (duplicate Hangup events)
+
+
+def contact_member(contact_id: int) -> str:
+    """The sorted-set / set member naming a contact."""
+    return f"{contact_id:0{MEMBER_DIGITS}d}"
+
+
+def contact_id_of(member: bytes | str) -> int:
+    return int(member)
+
+
+def _check_name(kind: str, value: str) -> str:
+    if not value or ":" in value or any(c.isspace() for c in value):
+        raise ValueError(f"{kind} {value!r} must be non-empty, without ':' or whitespace")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names under one namespace."""
+
+    ns: str = "dialer"
+
+    def __post_init__(self) -> None:
+        if not self.ns or any(c.isspace() for c in self.ns):
+            raise ValueError(f"namespace {self.ns!r} must be non-empty, without whitespace")
+
+    # global
+    @property
+    def campaign_seq(self) -> str:
+        return f"{self.ns}:seq:campaign"
+
+    @property
+    def campaigns(self) -> str:
+        return f"{self.ns}:campaigns"
+
+    @property
+    def records_index(self) -> str:
+        return f"{self.ns}:records:index"
+
+    @property
+    def control(self) -> str:
+        return f"{self.ns}:control"
+
+    # campaign
+    def campaign(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}"
+
+    def list_seq(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:seq:list"
+
+    def lists(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:lists"
+
+    def list_stop(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:liststop"
+
+    def list_members(self, cid: int, list_id: int) -> str:
+        return f"{self.ns}:c:{cid}:list:{list_id}"
+
+    def contact_seq(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:seq:contact"
+
+    def contact_prefix(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:k:"
+
+    def contact(self, cid: int, contact_id: int) -> str:
+        return f"{self.contact_prefix(cid)}{contact_id}"
+
+    def pending(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:pending"
+
+    def counts(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:counts"
+
+    def inflight(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:inflight"
+
+    def claimed(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:claimed"
+
+    def orphans(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:orphans"
+
+    def rate(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:rate"
+
+    def records(self, cid: int) -> str:
+        return f"{self.ns}:records:{cid}"
+
+    # trunk
+    def trunk_inflight(self, trunk: str) -> str:
+        return f"{self.ns}:t:{_check_name('trunk', trunk)}:inflight"
+
+    def trunk_rate(self, trunk: str) -> str:
+        return f"{self.ns}:t:{_check_name('trunk', trunk)}:rate"
+
+    # call
+    def call(self, call_id: str) -> str:
+        return f"{self.ns}:call:{_check_name('call id', call_id)}"
+
+    def campaign_fixed(self, cid: int) -> tuple[str, ...]:
+        """The campaign's keys other than contacts and list sets (records excluded)."""
+        return (
+            self.campaign(cid),
+            self.list_seq(cid),
+            self.lists(cid),
+            self.list_stop(cid),
+            self.pending(cid),
+            self.counts(cid),
+            self.inflight(cid),
+            self.claimed(cid),
+            self.orphans(cid),
+            self.rate(cid),
+            self.contact_seq(cid),
+        )

@@ -1,0 +1,61 @@
+--[[ release.lua -- a claim that was never dialed goes back: no attempt consumed.
+
+Leases released, call done (expires after ARGV[3] s), contact back to the status and due time
+it had before the claim (or the stop status of its list, if the list was stopped meanwhile).
+Idempotent. If the campaign is gone (deleted), only the leases and the call are handled.
+
+KEYS[1]  call hash               {ns}:call:{call_id}
+KEYS[2]  contact hash            {ns}:c:{cid}:k:{contact_id}
+KEYS[3]  campaign hash           {ns}:c:{cid}
+KEYS[4]  campaign inflight zset  {ns}:c:{cid}:inflight
+KEYS[5]  trunk inflight zset     {ns}:t:{trunk}:inflight
+KEYS[6]  claimed zset            {ns}:c:{cid}:claimed
+KEYS[7]  orphans zset            {ns}:c:{cid}:orphans
+KEYS[8]  pending zset            {ns}:c:{cid}:pending
+KEYS[9]  counts hash             {ns}:c:{cid}:counts
+KEYS[10] liststop hash           {ns}:c:{cid}:liststop
+
+ARGV[1]  call id
+ARGV[2]  contact id
+ARGV[3]  call hash TTL in seconds
+ARGV[4]  contact member (zero-padded id) for the pending zset
+
+Returns 1 when released, 0 when the call was already done or is unknown.
+Error when the call belongs to another contact.
+]]
+
+local call_id = ARGV[1]
+local call = redis.call('HMGET', KEYS[1], 'state', 'contact', 'prev_status', 'prev_due')
+if not call[1] or call[1] == 'done' then
+  return 0
+end
+if call[2] ~= ARGV[2] then
+  return redis.error_reply('call ' .. call_id .. ' belongs to contact ' .. tostring(call[2]))
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+redis.call('ZREM', KEYS[4], call_id)
+redis.call('ZREM', KEYS[5], call_id)
+redis.call('ZREM', KEYS[6], call_id)
+redis.call('ZREM', KEYS[7], call_id)
+redis.call('HSET', KEYS[1], 'state', 'done', 'done_ms', now, 'released', '1')
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+
+local c = redis.call('HMGET', KEYS[2], 'status', 'list')
+if redis.call('EXISTS', KEYS[3]) == 1 and c[1] == 'in_progress' then
+  local stop = c[2] and redis.call('HGET', KEYS[10], c[2])
+  local new
+  if stop then
+    new = stop
+    redis.call('HSET', KEYS[2], 'status', new, 'next_due_ms', '')
+  else
+    new = call[3] or 'pending'
+    local due = call[4] or now
+    redis.call('HSET', KEYS[2], 'status', new, 'next_due_ms', due)
+    redis.call('ZADD', KEYS[8], tonumber(due), ARGV[4])
+  end
+  redis.call('HINCRBY', KEYS[9], 'in_progress', -1)
+  redis.call('HINCRBY', KEYS[9], new, 1)
+end
+return 1

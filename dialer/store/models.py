@@ -1,0 +1,120 @@
+"""Values the store reads and writes, and the rule turning a CPS into a rate window."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dialer.domain.statuses import CallStatus, CampaignStatus
+
+ClaimKind = Literal["ok", "full", "rate", "empty", "status"]
+
+#: Statuses a contact may have when it is added (the others are reached by dialing).
+INITIAL_STATUSES = frozenset(
+    {CallStatus.PENDING, CallStatus.INVALID_NUMBER, CallStatus.DO_NOT_CALL}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRecord:
+    id: int
+    name: str
+    status: CampaignStatus
+    status_reason: str
+    trunk: str
+    settings_json: str
+    created_ms: int
+    updated_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContactInput:
+    """A contact to add. Only ``PENDING`` contacts are queued for dialing."""
+
+    phone: str
+    vars: Mapping[str, str] = field(default_factory=dict)
+    status: CallStatus = CallStatus.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord:
+    id: int
+    phone: str
+    vars: dict[str, str]
+    list_id: int
+    status: CallStatus
+    attempts: int
+    tech_failures: int
+    last_call: str  # "" before the first attempt
+    next_due_ms: int | None  # set while queued (fresh or retry), None otherwise
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    """What :meth:`RedisStore.claim` decided.
+
+    ``ok``: the contact is yours under a lease (contact fields set).
+    ``full``: a channel limit is reached; ``wait_ms`` until the first lease expires (a finish
+    usually frees a place sooner). ``rate``: ``wait_ms`` until the rate window frees a place.
+    ``empty``: nothing due; ``next_due_ms`` is the next due time (None: queue empty) and
+    ``wait_ms`` the time until it (-1: queue empty). ``status``: the campaign is not running;
+    ``status`` holds its status. ``server_ms`` is Redis' clock at the decision.
+    """
+
+    kind: ClaimKind
+    contact_id: int = 0
+    phone: str = ""
+    vars: dict[str, str] = field(default_factory=dict)
+    attempts: int = 0
+    tech_failures: int = 0
+    wait_ms: int = 0
+    status: CampaignStatus | None = None
+    next_due_ms: int | None = None
+    server_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CallRef:
+    call_id: str
+    cid: int
+    contact: int
+    trunk: str
+    state: str  # claimed | originated | done
+    owner: str
+    phone: str
+    claimed_ms: int
+    originated_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    pending_due_now: int
+    pending_total: int
+    next_due_ms: int | None
+    inflight: int
+    claimed: int
+
+
+@dataclass(frozen=True, slots=True)
+class RateWindow:
+    """At most ``limit`` grants in any ``window_ms`` (limit 0: no limit)."""
+
+    limit: int
+    window_ms: int
+
+    @classmethod
+    def for_cps(cls, cps: float) -> RateWindow:
+        """``limit = ceil(cps)`` per ``window = ceil(limit * 1000 / cps)`` ms.
+
+        The window is never shorter than one second, so no 1-second window holds more than
+        ``ceil(cps)`` originates, and the long-run rate is ``limit / window <= cps``:
+        0.5 -> 1 per 2000 ms, 2.5 -> 3 per 1200 ms, 5 -> 5 per 1000 ms. ``cps <= 0``: no limit.
+        """
+        if not math.isfinite(cps):
+            raise ValueError(f"cps must be finite, got {cps!r}")
+        if cps <= 0:
+            return cls(0, 0)
+        limit = math.ceil(cps)
+        return cls(limit, math.ceil(limit * 1000 / cps))

@@ -1,0 +1,683 @@
+"""RedisStore: campaigns, contacts, leases and call records in Redis, behind async methods.
+
+Every method raises :class:`~dialer.errors.StoreError` when Redis fails (connection refused or
+lost, timeout, script error) and :class:`~dialer.errors.NotFound` for a missing campaign, list
+or contact; lifecycle refusals raise :class:`~dialer.errors.TransitionRefused`. Key names and
+the schema are in :mod:`dialer.store.keys`; the scripts' contracts in their ``.lua`` headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+from collections.abc import Callable, Collection, Coroutine, Iterable, Iterator, Mapping, Sequence
+from itertools import islice
+from typing import Any, ParamSpec, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import RedisError
+
+from dialer.domain.statuses import CallStatus, CampaignStatus, ListStatus
+from dialer.errors import NotFound, StoreError, TransitionRefused
+
+from .keys import CALL_TTL_S, Keys, contact_id_of, contact_member
+from .models import (
+    INITIAL_STATUSES,
+    CallRef,
+    CampaignRecord,
+    ClaimResult,
+    ContactInput,
+    ContactRecord,
+    QueueStats,
+    RateWindow,
+)
+from .scripts import Scripts
+
+_log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Statuses a queued contact may not be moved to by stop_list / mark_undialed.
+_NOT_FINAL = frozenset(
+    {
+        CallStatus.PENDING,
+        CallStatus.IN_PROGRESS,
+        CallStatus.RETRY_SCHEDULED,
+        CallStatus.RESCHEDULED,
+    }
+)
+_SETTLE_PER_CLAIM = 100  # stopped-list contacts a claim may settle before answering "empty"
+_POLL_S = 0.01
+
+
+def _translated(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Turn redis-py's exceptions into StoreError (ours pass through)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"{fn.__name__}: {type(exc).__name__}: {exc}") from exc
+
+    return wrapper
+
+
+def _s(value: bytes | str | int | float | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)
+
+
+def _int_or_none(value: bytes | str | None) -> int | None:
+    text = _s(value)
+    return int(float(text)) if text else None
+
+
+def _decode_map(raw: Mapping[bytes | str, bytes | str] | None) -> dict[str, str]:
+    return {_s(k): _s(v) for k, v in (raw or {}).items()}
+
+
+def _strs(values: Iterable[Any] | None) -> list[str]:
+    """Members of a reply (bytes or str) as str."""
+    return [_s(v) for v in values or ()]
+
+
+def _chunks(items: Iterable[R], size: int) -> Iterator[list[R]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _statuses(values: Collection[CampaignStatus]) -> str:
+    return ", ".join(sorted(v.value for v in values)) or "none"
+
+
+class RedisStore:
+    """The dialer's shared state. Safe to use from many tasks and many processes."""
+
+    def __init__(self, client: aioredis.Redis, namespace: str = "dialer") -> None:
+        self._r = client
+        self.keys = Keys(namespace)
+        self._lua = Scripts.register(client)
+
+    @classmethod
+    def from_url(cls, url: str, namespace: str = "dialer") -> RedisStore:
+        """A store on its own client; a dropped connection is retried a few times (~0.5 s).
+
+        Retrying is safe: claim replays by call id, finish/release/add_contacts are idempotent.
+        (``Redis.from_url`` alone does not retry, unlike the ``Redis()`` constructor.)
+        """
+        client = aioredis.Redis.from_url(
+            url,
+            socket_connect_timeout=5,
+            socket_timeout=10,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=5),
+        )
+        return cls(client, namespace)
+
+    async def aclose(self) -> None:
+        await self._r.aclose()
+
+    @_translated
+    async def ping(self) -> None:
+        await self._r.ping()
+
+    async def _now_ms(self) -> int:
+        sec, usec = await self._r.time()
+        return int(sec) * 1000 + int(usec) // 1000
+
+    async def _require_campaign(self, cid: int) -> None:
+        if not await self._r.exists(self.keys.campaign(cid)):
+            raise NotFound(f"campaign {cid} does not exist")
+
+    # ------------------------------------------------------------------ campaigns
+
+    @_translated
+    async def create_campaign(self, name: str, trunk: str, settings_json: str) -> int:
+        self.keys.trunk_inflight(trunk)  # validates the trunk name
+        cid = int(await self._r.incr(self.keys.campaign_seq))
+        now = await self._now_ms()
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                self.keys.campaign(cid),
+                mapping={
+                    "name": name,
+                    "status": CampaignStatus.DRAFT.value,
+                    "status_reason": "",
+                    "settings": settings_json,
+                    "trunk": trunk,
+                    "created_ms": now,
+                    "updated_ms": now,
+                },
+            )
+            pipe.zadd(self.keys.campaigns, {str(cid): now})
+            await pipe.execute()
+        return cid
+
+    @staticmethod
+    def _campaign(cid: int, raw: Mapping[bytes | str, bytes | str]) -> CampaignRecord:
+        h = _decode_map(raw)
+        return CampaignRecord(
+            id=cid,
+            name=h.get("name", ""),
+            status=CampaignStatus(h["status"]),
+            status_reason=h.get("status_reason", ""),
+            trunk=h.get("trunk", ""),
+            settings_json=h.get("settings", "{}"),
+            created_ms=int(h.get("created_ms", 0)),
+            updated_ms=int(h.get("updated_ms", 0)),
+        )
+
+    @_translated
+    async def get_campaign(self, cid: int) -> CampaignRecord:
+        raw = await self._r.hgetall(self.keys.campaign(cid))
+        if not raw:
+            raise NotFound(f"campaign {cid} does not exist")
+        return self._campaign(cid, raw)
+
+    @_translated
+    async def list_campaigns(
+        self, status: CampaignStatus | None = None, offset: int = 0, limit: int = 50
+    ) -> list[CampaignRecord]:
+        """Newest first; with ``status``, offset and limit count matching campaigns only."""
+        if offset < 0 or limit <= 0:
+            return []
+        found: list[CampaignRecord] = []
+        skipped = 0
+        page = limit if status is None else max(100, limit)
+        start = offset if status is None else 0
+        while len(found) < limit:
+            ids = _strs(await self._r.zrevrange(self.keys.campaigns, start, start + page - 1))
+            if not ids:
+                break
+            start += len(ids)
+            async with self._r.pipeline(transaction=False) as pipe:
+                for cid in ids:
+                    pipe.hgetall(self.keys.campaign(int(cid)))
+                hashes = await pipe.execute()
+            for cid, raw in zip(ids, hashes, strict=True):
+                if not raw:
+                    continue  # being deleted
+                record = self._campaign(int(cid), raw)
+                if status is not None and record.status != status:
+                    continue
+                if status is not None and skipped < offset:
+                    skipped += 1
+                    continue
+                found.append(record)
+                if len(found) == limit:
+                    break
+        return found
+
+    @_translated
+    async def update_settings(
+        self, cid: int, settings_json: str, *, allowed: Collection[CampaignStatus]
+    ) -> None:
+        res = await self._lua.update_settings(
+            keys=[self.keys.campaign(cid)], args=[settings_json, *(s.value for s in allowed)]
+        )
+        if int(res[0]) == 1:
+            return
+        current = _s(res[1])
+        if not current:
+            raise NotFound(f"campaign {cid} does not exist")
+        raise TransitionRefused(
+            f"campaign {cid} is {current}: settings can change only when {_statuses(allowed)}"
+        )
+
+    @_translated
+    async def transition(
+        self,
+        cid: int,
+        expected: Collection[CampaignStatus],
+        new: CampaignStatus,
+        reason: str = "",
+    ) -> CampaignStatus:
+        """Set the status to ``new`` if it is one of ``expected``; publish ``"{cid}:{new}"``."""
+        if not expected:
+            raise ValueError("expected must name at least one status")
+        res = await self._lua.transition(
+            keys=[self.keys.campaign(cid)],
+            args=[new.value, reason, self.keys.control, f"{cid}:{new.value}"]
+            + [s.value for s in expected],
+        )
+        current = _s(res[1])
+        if int(res[0]) == 1:
+            return CampaignStatus(current)
+        if not current:
+            raise NotFound(f"campaign {cid} does not exist")
+        raise TransitionRefused(
+            f"campaign {cid} is {current}, not {_statuses(expected)}: cannot become {new.value}"
+        )
+
+    @_translated
+    async def delete_campaign(self, cid: int, *, batch: int = 1000) -> None:
+        """Remove the campaign's keys in batches; its records stream stays.
+
+        The campaign hash goes first (claims stop at once); a delete interrupted half-way can
+        be run again. Live calls keep their call hash (it expires), so a late finish still
+        frees the trunk lease.
+        """
+        k = self.keys
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.exists(k.campaign(cid))
+            pipe.get(k.contact_seq(cid))
+            pipe.hkeys(k.lists(cid))
+            pipe.zrange(k.inflight(cid), 0, -1)
+            pipe.zrange(k.claimed(cid), 0, -1)
+            pipe.zrange(k.orphans(cid), 0, -1)
+            exists, seq, lists, *calls = await pipe.execute()
+        if not exists and seq is None and not lists:
+            raise NotFound(f"campaign {cid} does not exist")
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.zrem(k.campaigns, str(cid))
+            pipe.unlink(k.campaign(cid))
+            await pipe.execute()
+        last = int(seq or 0)
+        for first in range(1, last + 1, batch):
+            ids = range(first, min(first + batch, last + 1))
+            await self._r.unlink(*(k.contact(cid, i) for i in ids))
+        live = {_s(c) for group in calls for c in group}
+        async with self._r.pipeline(transaction=False) as pipe:
+            for call_id in live:
+                pipe.expire(k.call(call_id), CALL_TTL_S)
+            for list_id in lists:
+                pipe.unlink(k.list_members(cid, int(list_id)))
+            pipe.unlink(*(key for key in k.campaign_fixed(cid) if key != k.contact_seq(cid)))
+            await pipe.execute()
+        await self._r.unlink(k.contact_seq(cid))
+        _log.info("campaign %s deleted (%d contact ids)", cid, last)
+
+    # ------------------------------------------------------------------ lists and contacts
+
+    @_translated
+    async def add_list(self, cid: int) -> int:
+        await self._require_campaign(cid)
+        list_id = int(await self._r.incr(self.keys.list_seq(cid)))
+        await self._r.hset(self.keys.lists(cid), str(list_id), ListStatus.ACTIVE.value)
+        return list_id
+
+    async def _list_refused(self, cid: int, list_id: int, status: str) -> Exception:
+        if not status:
+            await self._require_campaign(cid)
+            return NotFound(f"list {list_id} of campaign {cid} does not exist")
+        return TransitionRefused(f"list {list_id} of campaign {cid} is {status}")
+
+    @_translated
+    async def add_contacts(
+        self, cid: int, list_id: int, contacts: Iterable[ContactInput], *, batch: int = 1000
+    ) -> int:
+        """Add contacts to an active list, in atomic batches; returns how many were added.
+
+        PENDING contacts are queued due now; INVALID_NUMBER / DO_NOT_CALL ones are stored with
+        that status and never queued.
+        """
+        k = self.keys
+        current = _s(await self._r.hget(k.lists(cid), str(list_id)))
+        if current != ListStatus.ACTIVE:
+            raise await self._list_refused(cid, list_id, current)
+        fixed = [k.pending(cid), k.counts(cid), k.list_members(cid, list_id), k.lists(cid)]
+        added = 0
+        for chunk in _chunks(contacts, batch):
+            for c in chunk:
+                if c.status not in INITIAL_STATUSES:
+                    raise ValueError(f"a contact cannot be added as {c.status.value}")
+            last = int(await self._r.incrby(k.contact_seq(cid), len(chunk)))
+            ids = range(last - len(chunk) + 1, last + 1)
+            args: list[str] = [str(list_id)]
+            for contact_id, c in zip(ids, chunk, strict=True):
+                vars_json = json.dumps(dict(c.vars), ensure_ascii=False, separators=(",", ":"))
+                args += [contact_member(contact_id), c.phone, vars_json, c.status.value]
+            res = await self._lua.add_contacts(
+                keys=fixed + [k.contact(cid, i) for i in ids], args=args
+            )
+            if int(res[0]) != 1:
+                raise await self._list_refused(cid, list_id, _s(res[1]))
+            added += int(res[1])
+        return added
+
+    @_translated
+    async def list_status(self, cid: int) -> dict[int, ListStatus]:
+        await self._require_campaign(cid)
+        raw = await self._r.hgetall(self.keys.lists(cid))
+        return {
+            int(lid): ListStatus(_s(v)) for lid, v in sorted(raw.items(), key=lambda i: int(i[0]))
+        }
+
+    @_translated
+    async def stop_list(
+        self,
+        cid: int,
+        list_id: int,
+        status: CallStatus = CallStatus.NOT_DIALED,
+        *,
+        batch: int = 1000,
+    ) -> int:
+        """Stop a list for good; its queued contacts get ``status``. Returns how many moved.
+
+        From the moment the list is marked stopped, claim, finish and release give its
+        contacts ``status`` on sight, so none is dialed while the batches run.
+        """
+        if status in _NOT_FINAL:
+            raise ValueError(f"{status.value} is not a final status")
+        k = self.keys
+        if not _s(await self._r.hget(k.lists(cid), str(list_id))):
+            raise await self._list_refused(cid, list_id, "")
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.hset(k.lists(cid), str(list_id), ListStatus.STOPPED.value)
+            pipe.hset(k.list_stop(cid), str(list_id), status.value)
+            await pipe.execute()
+        moved = 0
+        cursor = 0
+        while True:
+            cursor, members = await self._r.sscan(k.list_members(cid, list_id), cursor, count=batch)
+            for chunk in _chunks(members, batch):
+                moved += await self._mark(cid, chunk, status)
+            if cursor == 0:
+                break
+        _log.info("list %s of campaign %s stopped: %d contacts %s", list_id, cid, moved, status)
+        return moved
+
+    @_translated
+    async def mark_undialed(self, cid: int, status: CallStatus, *, batch: int = 1000) -> int:
+        """Give every queued contact of the campaign ``status``; returns how many moved."""
+        if status in _NOT_FINAL:
+            raise ValueError(f"{status.value} is not a final status")
+        await self._require_campaign(cid)
+        moved = 0
+        while members := _strs(await self._r.zrange(self.keys.pending(cid), 0, batch - 1)):
+            moved += await self._mark(cid, members, status)
+        return moved
+
+    async def _mark(self, cid: int, members: Sequence[bytes | str], status: CallStatus) -> int:
+        k = self.keys
+        keys = [k.pending(cid), k.counts(cid)]
+        keys += [k.contact(cid, contact_id_of(m)) for m in members]
+        return int(await self._lua.mark_undialed(keys=keys, args=[status.value, *members]))
+
+    @_translated
+    async def get_contact(self, cid: int, contact_id: int) -> ContactRecord:
+        h = _decode_map(await self._r.hgetall(self.keys.contact(cid, contact_id)))
+        if not h:
+            raise NotFound(f"contact {contact_id} of campaign {cid} does not exist")
+        return ContactRecord(
+            id=contact_id,
+            phone=h.get("phone", ""),
+            vars=json.loads(h.get("vars") or "{}"),
+            list_id=int(h.get("list", 0)),
+            status=CallStatus(h["status"]),
+            attempts=int(h.get("attempts", 0)),
+            tech_failures=int(h.get("tech_failures", 0)),
+            last_call=h.get("last_call", ""),
+            next_due_ms=_int_or_none(h.get("next_due_ms")),
+        )
+
+    @_translated
+    async def counts(self, cid: int) -> dict[CallStatus, int]:
+        """Contacts per status (every status present, 0 included)."""
+        await self._require_campaign(cid)
+        raw = _decode_map(await self._r.hgetall(self.keys.counts(cid)))
+        return {s: int(raw.get(s.value, 0)) for s in CallStatus}
+
+    @_translated
+    async def queue_stats(self, cid: int) -> QueueStats:
+        k = self.keys
+        now = await self._now_ms()
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.zcount(k.pending(cid), "-inf", now)
+            pipe.zcard(k.pending(cid))
+            pipe.zrange(k.pending(cid), 0, 0, withscores=True)
+            pipe.zcard(k.inflight(cid))
+            pipe.zcard(k.claimed(cid))
+            due, total, first, inflight, claimed = await pipe.execute()
+        return QueueStats(
+            pending_due_now=int(due),
+            pending_total=int(total),
+            next_due_ms=int(first[0][1]) if first else None,
+            inflight=int(inflight),
+            claimed=int(claimed),
+        )
+
+    # ------------------------------------------------------------------ dialing
+
+    @_translated
+    async def claim(
+        self,
+        cid: int,
+        trunk: str,
+        call_id: str,
+        owner: str,
+        *,
+        lease_ms: int,
+        max_channels: int,
+        trunk_max_channels: int,
+        cps: float,
+        trunk_cps: float,
+    ) -> ClaimResult:
+        """Take the first due contact for ``call_id`` if status, channels and rate allow.
+
+        Limits of 0 (channels or cps) mean no limit. A replay with the same ``call_id``
+        returns the same contact. NotFound if the campaign does not exist.
+        """
+        if lease_ms <= 0:
+            raise ValueError("lease_ms must be positive")
+        k = self.keys
+        c_rate, t_rate = RateWindow.for_cps(cps), RateWindow.for_cps(trunk_cps)
+        res = await self._lua.claim(
+            keys=[
+                k.campaign(cid),
+                k.pending(cid),
+                k.inflight(cid),
+                k.trunk_inflight(trunk),
+                k.rate(cid),
+                k.trunk_rate(trunk),
+                k.claimed(cid),
+                k.orphans(cid),
+                k.counts(cid),
+                k.list_stop(cid),
+                k.call(call_id),
+                k.contact_prefix(cid),
+            ],
+            args=[
+                call_id,
+                owner,
+                cid,
+                trunk,
+                lease_ms,
+                max_channels,
+                trunk_max_channels,
+                c_rate.limit,
+                c_rate.window_ms,
+                t_rate.limit,
+                t_rate.window_ms,
+                _SETTLE_PER_CLAIM,
+            ],
+        )
+        kind, now = _s(res[0]), int(res[1])
+        if kind == "ok":
+            return ClaimResult(
+                "ok",
+                contact_id=int(res[2]),
+                phone=_s(res[3]),
+                vars=json.loads(_s(res[4]) or "{}"),
+                attempts=int(res[5]),
+                tech_failures=int(res[6]),
+                server_ms=now,
+            )
+        if kind == "status":
+            current = _s(res[2])
+            if not current:
+                raise NotFound(f"campaign {cid} does not exist")
+            return ClaimResult("status", status=CampaignStatus(current), server_ms=now)
+        if kind == "full":
+            return ClaimResult("full", wait_ms=int(res[2]), server_ms=now)
+        if kind == "rate":
+            return ClaimResult("rate", wait_ms=int(res[2]), server_ms=now)
+        if kind == "empty":
+            due = int(res[2])
+            if due < 0:
+                return ClaimResult("empty", wait_ms=-1, server_ms=now)
+            return ClaimResult("empty", wait_ms=max(0, due - now), next_due_ms=due, server_ms=now)
+        raise StoreError(f"claim.lua answered {kind!r}")
+
+    @_translated
+    async def mark_originated(self, call_id: str, cid: int) -> bool:
+        """The PBX accepted the originate. False if the call was not in state claimed."""
+        res = await self._lua.originated(
+            keys=[self.keys.call(call_id), self.keys.claimed(cid)], args=[call_id]
+        )
+        return int(res) == 1
+
+    @_translated
+    async def renew(
+        self, cid: int, trunk: str, call_ids: Sequence[str], lease_ms: int
+    ) -> list[str]:
+        """Extend the leases of live calls to now + lease_ms (never shortens).
+
+        Finished calls are skipped. Returns the calls whose lease had expired before this
+        renewal (they got it back: the channel is real).
+        """
+        if not call_ids:
+            return []
+        k = self.keys
+        keys = [k.inflight(cid), k.trunk_inflight(trunk), k.orphans(cid), k.claimed(cid)]
+        keys += [k.call(c) for c in call_ids]
+        lost = await self._lua.renew(keys=keys, args=[lease_ms, *call_ids])
+        return [_s(c) for c in lost]
+
+    def _end_keys(self, cid: int, trunk: str, call_id: str, contact_id: int) -> list[str]:
+        k = self.keys
+        return [
+            k.call(call_id),
+            k.contact(cid, contact_id),
+            k.campaign(cid),
+            k.inflight(cid),
+            k.trunk_inflight(trunk),
+            k.claimed(cid),
+            k.orphans(cid),
+            k.pending(cid),
+            k.counts(cid),
+            k.list_stop(cid),
+        ]
+
+    @_translated
+    async def finish(
+        self,
+        cid: int,
+        trunk: str,
+        call_id: str,
+        contact_id: int,
+        *,
+        contact_status: CallStatus,
+        attempts_used: int,
+        tech_failures: int,
+        retry_at_ms: int | None,
+        record: Mapping[str, str],
+    ) -> bool:
+        """End an attempt once: True when applied, False when already finished or unknown.
+
+        ``attempts_used`` is added to the contact's attempts; ``tech_failures`` is the
+        contact's new value. With ``retry_at_ms`` the contact is queued again at that time
+        (``contact_status`` should then be RETRY_SCHEDULED or RESCHEDULED). ``record`` is
+        appended to the campaign's records stream, with ``call_id``, ``contact_id`` and
+        ``status`` added when absent.
+        """
+        fields = dict(record)
+        fields.setdefault("call_id", call_id)
+        fields.setdefault("contact_id", str(contact_id))
+        fields.setdefault("status", contact_status.value)
+        flat = [str(x) for item in fields.items() for x in item]
+        keys = self._end_keys(cid, trunk, call_id, contact_id)
+        keys += [self.keys.records(cid), self.keys.records_index]
+        res = await self._lua.finish(
+            keys=keys,
+            args=[
+                call_id,
+                contact_id,
+                cid,
+                contact_status.value,
+                attempts_used,
+                tech_failures,
+                "" if retry_at_ms is None else int(retry_at_ms),
+                CALL_TTL_S,
+                contact_member(contact_id),
+                *flat,
+            ],
+        )
+        return int(res) == 1
+
+    @_translated
+    async def release(self, cid: int, trunk: str, call_id: str, contact_id: int) -> bool:
+        """Undo a claim that was never dialed (no attempt consumed). False if already ended."""
+        res = await self._lua.release(
+            keys=self._end_keys(cid, trunk, call_id, contact_id),
+            args=[call_id, contact_id, CALL_TTL_S, contact_member(contact_id)],
+        )
+        return int(res) == 1
+
+    @_translated
+    async def get_call(self, call_id: str) -> CallRef | None:
+        h = _decode_map(await self._r.hgetall(self.keys.call(call_id)))
+        if not h:
+            return None
+        return CallRef(
+            call_id=call_id,
+            cid=int(h.get("cid", 0)),
+            contact=int(h.get("contact", 0)),
+            trunk=h.get("trunk", ""),
+            state=h.get("state", ""),
+            owner=h.get("owner", ""),
+            phone=h.get("phone", ""),
+            claimed_ms=int(h.get("claimed_ms", 0)),
+            originated_ms=_int_or_none(h.get("originated_ms")),
+        )
+
+    @_translated
+    async def inflight_calls(self, cid: int) -> list[str]:
+        """Calls holding a campaign lease (expired ones included until purged)."""
+        return _strs(await self._r.zrange(self.keys.inflight(cid), 0, -1))
+
+    @_translated
+    async def orphaned_calls(self, cid: int) -> list[str]:
+        """Calls whose lease expired before they were finished or released (owner died).
+
+        Each stays listed until finished or released (get_call tells its state and owner).
+        """
+        k = self.keys
+        res = await self._lua.reap(keys=[k.inflight(cid), k.claimed(cid), k.orphans(cid)])
+        return [_s(c) for c in res]
+
+    @_translated
+    async def records(
+        self, cid: int, *, after: str = "-", count: int = 1000
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Call records in order, starting after stream id ``after`` ("-": from the start)."""
+        start = "-" if after == "-" else f"({after}"
+        entries = await self._r.xrange(self.keys.records(cid), min=start, max="+", count=count)
+        return [(_s(entry_id), _decode_map(fields)) for entry_id, fields in entries or ()]
+
+    @_translated
+    async def wait_claimed_empty(self, cid: int, timeout: float) -> bool:  # noqa: ASYNC109
+        """Poll until no call of the campaign is claimed-but-not-originated; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while await self._r.zcard(self.keys.claimed(cid)):
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(_POLL_S)
+        return True
+
+    def control_channel(self) -> str:
+        return self.keys.control
+
+    @_translated
+    async def publish(self, message: str) -> None:
+        await self._r.publish(self.keys.control, message)

@@ -1,0 +1,58 @@
+"""The Lua scripts (package data, one file per operation), registered once per client.
+
+Each script is called through a redis-py ``AsyncScript``: EVALSHA, and on NOSCRIPT (a restarted
+or flushed server) SCRIPT LOAD then EVALSHA again. The KEYS / ARGV / return contract of each
+script is documented in the header of its ``.lua`` file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+SCRIPT_NAMES = (
+    "add_contacts",
+    "claim",
+    "finish",
+    "mark_undialed",
+    "originated",
+    "reap",
+    "release",
+    "renew",
+    "transition",
+    "update_settings",
+)
+
+
+def load_source(name: str) -> str:
+    """The text of ``lua/<name>.lua`` shipped with the package."""
+    if name not in SCRIPT_NAMES:
+        raise ValueError(f"unknown script {name!r}")
+    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    """One ``AsyncScript`` per operation, bound to a client."""
+
+    add_contacts: AsyncScript
+    claim: AsyncScript
+    finish: AsyncScript
+    mark_undialed: AsyncScript
+    originated: AsyncScript
+    reap: AsyncScript
+    release: AsyncScript
+    renew: AsyncScript
+    transition: AsyncScript
+    update_settings: AsyncScript
+
+    @classmethod
+    def register(cls, client: aioredis.Redis) -> Scripts:
+        loaded: dict[str, Any] = {
+            name: client.register_script(load_source(name)) for name in SCRIPT_NAMES
+        }
+        return cls(**loaded)

@@ -1,0 +1,97 @@
+"""``python -m ops.localstack build-root|up|down|status|env``.
+
+python -m ops.localstack build-root          # the cached Asterisk 22 root (about 50 s once)
+python -m ops.localstack up [--name N] [--workdir DIR] [--rtp-ports 400]
+eval "$(python -m ops.localstack env)"       # DIALER_REDIS_URL, DIALER_AMI_URL, ...
+python -m ops.localstack status              # JSON; exit 1 if not up and ready
+python -m ops.localstack down
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+from . import sipp, stack
+from .procs import LeftoverProcess
+from .root import RootError, build_root
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ops.localstack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("build-root", help="build (or find) the cached Asterisk 22 root")
+    render = sub.add_parser("render-scenario", help="write the SIPp scenario and its audio")
+    render.add_argument("--out", type=Path, required=True, help="directory to write into")
+    for name, text in (
+        ("up", "start the stack (idempotent)"),
+        ("down", "stop the stack; fails if a process is left"),
+        ("status", "print the stack as JSON; exit 1 unless it is up and ready"),
+        ("env", "print shell exports for the dialer"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--name", default="default", help="stack name (default: default)")
+        cmd.add_argument(
+            "--workdir",
+            type=Path,
+            default=None,
+            help="work dir (default: $DIALER_STACK_DIR/<name>)",
+        )
+        if name == "up":
+            cmd.add_argument(
+                "--rtp-ports",
+                type=int,
+                default=stack.DEFAULT_RTP_PORTS,
+                help="size of Asterisk's RTP port range (2 per concurrent call)",
+            )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "build-root":
+            root = build_root()
+            print(f"{root.path}: {root.asterisk_version}")
+        elif args.command == "render-scenario":
+            layout = sipp.SippLayout(args.out, sip_port=0, media_port=0, control_port=0)
+            print(sipp.render_scenario(layout))
+        elif args.command == "up":
+            print(stack.up(args.name, args.workdir, rtp_ports=args.rtp_ports).to_json())
+        elif args.command == "down":
+            stopped = stack.down(args.name, args.workdir)
+            print(f"stack {args.name}: {'stopped' if stopped else 'was not running'}")
+        elif args.command == "status":
+            found, ready = stack.status(args.name, args.workdir)
+            data = json.loads(found.to_json()) if found else {"name": args.name}
+            data["ready"] = ready
+            print(json.dumps(data, indent=2))
+            return 0 if ready else 1
+        elif args.command == "env":
+            info, ready = stack.status(args.name, args.workdir)
+            if info is None or not ready:
+                print(f"stack {args.name} is not up: python -m ops.localstack up", file=sys.stderr)
+                return 1
+            for key, value in info.env().items():
+                print(f"export {key}={shlex.quote(value)}")
+    except (stack.StackError, RootError, LeftoverProcess) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Free-port helpers: every stack picks its own ports so two stacks can run side by side."""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port that is free right now on 127.0.0.1 for ``kind`` (TCP by default)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def port_is_free(port: int, kind: int = socket.SOCK_STREAM) -> bool:
+    with socket.socket(socket.AF_INET, kind) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port_block(size: int, start: int = 20000, end: int = 60000) -> int:
+    """The first port ``p`` such that ``p .. p+size-1`` are free for both TCP and UDP."""
+    p = start
+    while p + size < end:
+        if all(
+            port_is_free(q, socket.SOCK_STREAM) and port_is_free(q, socket.SOCK_DGRAM)
+            for q in range(p, p + size)
+        ):
+            return p
+        p += size
+    raise RuntimeError(f"no block of {size} free ports between {start} and {end}")

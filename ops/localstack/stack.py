@@ -1,0 +1,426 @@
+"""The local stack: Redis + Asterisk 22 + the SIPp carrier simulator, up and down in one call.
+
+``up()`` is idempotent: a stack that is alive and ready is returned as it is. Every stack has
+a name, a work dir (``stack.json``, logs, Redis data, the rendered SIPp scenario and its audio)
+and a block of ports of its own, so two stacks run side by side. ``down()`` stops everything
+and raises :class:`~.procs.LeftoverProcess` if any process of the stack is still there.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import secrets
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import asterisk, sipp
+from .ports import free_port_block
+from .procs import (
+    LeftoverProcess,
+    bound_ports,
+    cmdline,
+    find_processes,
+    is_alive,
+    spawn,
+    terminate,
+)
+from .redis_server import RedisServer, ping
+from .root import build_root
+from .wait import wait_until
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range (32768-60999)
+DEFAULT_RTP_PORTS = 400  # 200 concurrent calls (an RTP port pair per channel)
+TRUNK = "carrier"
+DEAD_TRUNK = "carrier-dead"
+ORIGINATE_CONTEXT = "dialer-outbound"
+ORIGINATE_EXTEN = "s"
+AMI_USERNAME = "dialer"
+
+
+class StackError(RuntimeError):
+    """The stack could not be brought up."""
+
+
+def base_dir() -> Path:
+    """Where stacks live by default: ``$DIALER_STACK_DIR`` or ``<tmp>/dialer-stacks``."""
+    return Path(os.environ.get("DIALER_STACK_DIR") or Path(tempfile.gettempdir()) / "dialer-stacks")
+
+
+def default_workdir(name: str) -> Path:
+    return base_dir() / name
+
+
+@dataclass(frozen=True, slots=True)
+class StackInfo:
+    """A running stack: where everything is and how to reach it (``<workdir>/stack.json``)."""
+
+    name: str
+    workdir: Path
+    root: Path  # the Asterisk root (chroot)
+    conf_dir: str  # Asterisk's config dir inside the root, e.g. /etc/dialer-default
+    asterisk_version: str
+    redis_url: str
+    redis_port: int
+    ami_host: str
+    ami_port: int
+    ami_username: str
+    ami_secret: str
+    sip_port: int  # Asterisk's PJSIP UDP transport
+    sipp_port: int  # the carrier simulator (SIPp UAS)
+    sipp_media_port: int
+    sipp_control_port: int
+    dead_port: int  # where the dead trunk points: nothing listens there
+    http_port: int  # Asterisk HTTP: /metrics (res_prometheus)
+    rtp_start: int
+    rtp_end: int
+    redis_pid: int
+    asterisk_pid: int
+    sipp_pid: int
+    trunk: str = TRUNK
+    dead_trunk: str = DEAD_TRUNK
+    originate_context: str = ORIGINATE_CONTEXT
+    originate_exten: str = ORIGINATE_EXTEN
+
+    @property
+    def ami_url(self) -> str:
+        return f"ami://{self.ami_username}:{self.ami_secret}@{self.ami_host}:{self.ami_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/metrics"
+
+    @property
+    def host_conf_dir(self) -> Path:
+        return self.root / self.conf_dir.lstrip("/")
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {"redis": self.redis_pid, "asterisk": self.asterisk_pid, "sipp": self.sipp_pid}
+
+    def asterisk_cli(self, cmd: str, *, timeout: float = 10.0) -> str:
+        """``chroot ROOT asterisk -C CONF -rx CMD``: the output of one CLI command."""
+        return asterisk.cli(self._layout(), cmd, timeout=timeout)
+
+    def env(self) -> dict[str, str]:
+        """Environment variables for the dialer and the tools (``python -m ops.localstack env``)."""
+        return {
+            "DIALER_REDIS_URL": self.redis_url,
+            "DIALER_AMI_URL": self.ami_url,
+            "DIALER_TRUNK": self.trunk,
+            "DIALER_DEAD_TRUNK": self.dead_trunk,
+            "DIALER_STACK_NAME": self.name,
+            "DIALER_STACK_WORKDIR": str(self.workdir),
+            "DIALER_ASTERISK_ROOT": str(self.root),
+            "DIALER_ASTERISK_CONF": f"{self.conf_dir}/asterisk.conf",
+            "DIALER_SIP_PORT": str(self.sip_port),
+            "DIALER_SIPP_PORT": str(self.sipp_port),
+            "DIALER_ASTERISK_METRICS_URL": self.metrics_url,
+        }
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["workdir"] = str(self.workdir)
+        data["root"] = str(self.root)
+        return json.dumps(data, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> StackInfo:
+        data = json.loads(text)
+        data["workdir"] = Path(data["workdir"])
+        data["root"] = Path(data["root"])
+        return cls(**data)
+
+    def _layout(self) -> asterisk.AsteriskLayout:
+        return asterisk.AsteriskLayout(
+            root=self.root,
+            name=self.name,
+            module_dir="",
+            ami_port=self.ami_port,
+            ami_username=self.ami_username,
+            ami_secret=self.ami_secret,
+            sip_port=self.sip_port,
+            sipp_port=self.sipp_port,
+            dead_port=self.dead_port,
+            http_port=self.http_port,
+            rtp_start=self.rtp_start,
+            rtp_end=self.rtp_end,
+        )
+
+
+# -- state on disk ----------------------------------------------------------------------------
+
+
+def load(workdir: Path) -> StackInfo | None:
+    path = workdir / "stack.json"
+    if not path.is_file():
+        return None
+    return StackInfo.from_json(path.read_text())
+
+
+def _save(info: StackInfo) -> None:
+    path = info.workdir / "stack.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(info.to_json())
+    tmp.chmod(0o600)
+    tmp.rename(path)
+
+
+@contextmanager
+def _global_lock() -> Iterator[None]:
+    """One ``up``/``down`` at a time on this machine (ports are chosen under it)."""
+    base = base_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _claims_dir() -> Path:
+    return base_dir() / ".claims"
+
+
+def _claimed_ranges() -> list[tuple[int, int]]:
+    """Port blocks of live stacks (RTP ranges are not bound while idle, so bind tests miss them)."""
+    ranges: list[tuple[int, int]] = []
+    claims = _claims_dir()
+    if not claims.is_dir():
+        return ranges
+    for claim in claims.glob("*.json"):
+        data = json.loads(claim.read_text())
+        info = load(Path(data["workdir"]))
+        if info is not None and is_alive(info.asterisk_pid):
+            ranges.append((data["start"], data["end"]))
+        else:
+            claim.unlink(missing_ok=True)
+    return ranges
+
+
+def _allocate(size: int) -> int:
+    taken = _claimed_ranges()
+    start, end = PORT_RANGE
+    while start + size < end:
+        block = free_port_block(size, start=start, end=end)
+        if not any(block < hi and lo < block + size for lo, hi in taken):
+            return block
+        start = block + size
+    raise StackError(f"no free block of {size} ports in {PORT_RANGE}")
+
+
+# -- readiness --------------------------------------------------------------------------------
+
+
+def is_ready(info: StackInfo) -> bool:
+    """Every process alive (and still ours) and every service answering."""
+    conf = f"{info.conf_dir}/asterisk.conf"
+    owned = (
+        is_alive(info.asterisk_pid)
+        and conf in cmdline(info.asterisk_pid)
+        and is_alive(info.sipp_pid)
+        and is_alive(info.redis_pid)
+    )
+    if not owned:
+        return False
+    try:
+        return (
+            ping(info.redis_port)
+            and sipp.options_ok(info.sipp_port)
+            and asterisk.ami_login_ok(
+                info.ami_host, info.ami_port, info.ami_username, info.ami_secret
+            )
+        )
+    except OSError:
+        return False
+
+
+# -- up / down --------------------------------------------------------------------------------
+
+
+def up(
+    name: str = "default", workdir: Path | None = None, *, rtp_ports: int = DEFAULT_RTP_PORTS
+) -> StackInfo:
+    """Bring the stack up (or return it if it already runs and answers)."""
+    if not _NAME.match(name):
+        raise StackError(f"bad stack name {name!r}: lowercase letters, digits, - and _")
+    if os.geteuid() != 0:
+        raise StackError("the local stack needs root (chroot into the Asterisk root)")
+    workdir = (workdir or default_workdir(name)).resolve()
+    with _global_lock():
+        existing = load(workdir)
+        if existing is not None:
+            if is_ready(existing):
+                log.info("stack %s already up", name)
+                return existing
+            log.warning("stack %s is half up; stopping what is left", name)
+            _teardown(existing)
+        return _start(name, workdir, rtp_ports)
+
+
+def _start(name: str, workdir: Path, rtp_ports: int) -> StackInfo:
+    started = time.monotonic()
+    root = build_root()
+    workdir.mkdir(parents=True, exist_ok=True)
+    workdir.chmod(0o700)
+    base = _allocate(rtp_ports + 16)
+    rtp_start, rtp_end = base, base + rtp_ports - 1
+    p = rtp_end + 1  # the 16 ports after the RTP range; sipp media uses p+2 .. p+5
+    layout = asterisk.AsteriskLayout(
+        root=root.path,
+        name=name,
+        module_dir=root.module_dir,
+        ami_port=p + 10,
+        ami_username=AMI_USERNAME,
+        ami_secret=secrets.token_hex(16),
+        sip_port=p,
+        sipp_port=p + 1,
+        dead_port=p + 11,
+        http_port=p + 12,
+        rtp_start=rtp_start,
+        rtp_end=rtp_end,
+    )
+    sipp_layout = sipp.SippLayout(
+        workdir=workdir / "sipp", sip_port=p + 1, media_port=p + 2, control_port=p + 8
+    )
+    redis = RedisServer(workdir=workdir / "redis", port=p + 13)
+    pids: dict[str, int] = {}
+    try:
+        pids["redis"] = spawn(redis.argv(), log_file=workdir / "redis" / "stdout.log")
+        sipp.render_scenario(sipp_layout)
+        pids["sipp"] = sipp.start(sipp_layout)
+        asterisk.render_config(layout)
+        pids["asterisk"] = asterisk.start(layout, log_file=workdir / "asterisk" / "console.log")
+        wait_until(lambda: _redis_up(pids["redis"], redis.port), timeout=10, what="redis-server")
+        sipp.wait_ready(sipp_layout, pids["sipp"])
+        asterisk.wait_ready(layout, pids["asterisk"])
+    except BaseException:
+        _stop_processes(layout, pids)
+        asterisk.remove_instance_dirs(layout, keep_log=workdir / "asterisk" / "messages.log")
+        raise
+    info = StackInfo(
+        name=name,
+        workdir=workdir,
+        root=root.path,
+        conf_dir=layout.conf_dir,
+        asterisk_version=root.asterisk_version,
+        redis_url=redis.url,
+        redis_port=redis.port,
+        ami_host="127.0.0.1",
+        ami_port=layout.ami_port,
+        ami_username=layout.ami_username,
+        ami_secret=layout.ami_secret,
+        sip_port=layout.sip_port,
+        sipp_port=sipp_layout.sip_port,
+        sipp_media_port=sipp_layout.media_port,
+        sipp_control_port=sipp_layout.control_port,
+        dead_port=layout.dead_port,
+        http_port=layout.http_port,
+        rtp_start=rtp_start,
+        rtp_end=rtp_end,
+        redis_pid=pids["redis"],
+        asterisk_pid=pids["asterisk"],
+        sipp_pid=pids["sipp"],
+    )
+    _save(info)
+    claims = _claims_dir()
+    claims.mkdir(parents=True, exist_ok=True)
+    (claims / f"{name}-{base}.json").write_text(
+        json.dumps({"workdir": str(workdir), "start": base, "end": base + rtp_ports + 16})
+    )
+    log.info("stack %s up in %.1f s", name, time.monotonic() - started)
+    return info
+
+
+def _redis_up(pid: int, port: int) -> bool:
+    if not is_alive(pid):
+        raise StackError(f"redis-server exited during start-up (port {port})")
+    return ping(port)
+
+
+def _stop_processes(layout: asterisk.AsteriskLayout, pids: dict[str, int]) -> None:
+    sipp.stop(pids.get("sipp"))
+    asterisk.stop(layout, pids.get("asterisk"))
+    terminate(pids.get("redis"), timeout=10.0)  # SIGTERM: Redis writes its AOF
+
+
+def down(name: str = "default", workdir: Path | None = None) -> bool:
+    """Stop the stack; False if there was nothing to stop. Raises LeftoverProcess if any is left."""
+    workdir = (workdir or default_workdir(name)).resolve()
+    with _global_lock():
+        info = load(workdir)
+        if info is None:
+            _check_gone(name, workdir, pids=())
+            return False
+        _teardown(info)
+        return True
+
+
+def _teardown(info: StackInfo) -> None:
+    layout = info._layout()
+    _stop_processes(layout, info.pids)
+    asterisk.remove_instance_dirs(layout, keep_log=info.workdir / "asterisk" / "messages.log")
+    (info.workdir / "stack.json").unlink(missing_ok=True)
+    for claim in _claims_dir().glob(f"{info.name}-*.json"):
+        claim.unlink(missing_ok=True)
+    _check_gone(info.name, info.workdir, pids=info.pids.values(), ports=_ports_of(info))
+
+
+def _ports_of(info: StackInfo) -> list[tuple[str, int]]:
+    return [
+        ("tcp", info.ami_port),
+        ("tcp", info.http_port),
+        ("tcp", info.redis_port),
+        ("udp", info.sip_port),
+        ("udp", info.sipp_port),
+        ("udp", info.sipp_media_port),
+    ]
+
+
+def _check_gone(
+    name: str,
+    workdir: Path,
+    *,
+    pids: Iterable[int] = (),
+    ports: Iterable[tuple[str, int]] = (),
+) -> None:
+    """Raise LeftoverProcess if a process of the stack survived (by pid, command line, port)."""
+    left = [pid for pid in pids if is_alive(pid)]
+    found = find_processes([f"/etc/dialer-{name}/", f"{workdir}/"])
+    bound = bound_ports()
+    busy = [f"{kind}/{port}" for kind, port in ports if port in bound[kind]]
+    if left or found or busy:
+        detail = [f"pid {pid}" for pid in left]
+        detail += [f"pid {p.pid}: {' '.join(p.cmdline)}" for p in found]
+        detail += [f"port {b} still bound" for b in busy]
+        raise LeftoverProcess(f"stack {name!r} left processes behind: {'; '.join(detail)}")
+
+
+def status(name: str = "default", workdir: Path | None = None) -> tuple[StackInfo | None, bool]:
+    """The stack's recorded state and whether it is ready now."""
+    info = load((workdir or default_workdir(name)).resolve())
+    return info, info is not None and is_ready(info)
+
+
+__all__ = [
+    "LeftoverProcess",
+    "StackError",
+    "StackInfo",
+    "default_workdir",
+    "down",
+    "is_ready",
+    "load",
+    "status",
+    "up",
+]

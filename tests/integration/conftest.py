@@ -1,0 +1,63 @@
+"""The real local stack for integration tests: Redis, Asterisk 22 (chroot), SIPp carrier simulator.
+
+``stack`` is brought up once per session under a unique name and brought down at the end;
+``down`` raises if any process of the stack is left, which fails the session's teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from dialer.pbx.ami.client import AmiClient, AmiSettings
+from ops.localstack import stack as localstack
+from ops.localstack.stack import StackInfo
+
+
+def _missing_prerequisite() -> str | None:
+    if os.geteuid() != 0:
+        return "the local stack needs root (chroot into the Asterisk root)"
+    for tool, package in (
+        ("sipp", "sip-tester"),
+        ("redis-server", "redis-server"),
+        ("debootstrap", "debootstrap"),
+    ):
+        if shutil.which(tool) is None:
+            return f"{tool} not found: run scripts/bootstrap (apt-get install {package})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    """One stack for the whole session (the Asterisk root is built first if not cached)."""
+    reason = _missing_prerequisite()
+    if reason:
+        pytest.skip(reason)
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    workdir = Path(tmp_path_factory.mktemp("stack"))
+    info = localstack.up(name, workdir)
+    yield info
+    localstack.down(name, workdir)  # raises LeftoverProcess if anything survived
+    assert localstack.load(workdir) is None
+
+
+def ami_settings(info: StackInfo, *, events: str = "on") -> AmiSettings:
+    return AmiSettings(
+        host=info.ami_host,
+        port=info.ami_port,
+        username=info.ami_username,
+        secret=info.ami_secret,
+        events=events,
+    )
+
+
+@pytest.fixture
+async def ami(stack: StackInfo) -> AsyncIterator[AmiClient]:
+    """A connected AMI client (the dialer's own user, all events it may read)."""
+    async with AmiClient(ami_settings(stack)) as client:
+        yield client

@@ -1,0 +1,121 @@
+"""Running engines (in-process and as separate processes) against the real stack."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import replace
+from typing import Any
+
+from dialer.app import engine_parts
+from dialer.config import EngineSettings
+from dialer.domain.campaign import CampaignSettings
+from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.engine.control import CampaignControl
+from dialer.engine.engine import Engine
+from dialer.store.models import ContactInput
+from dialer.store.redis_store import RedisStore
+
+
+def ami_url(stack: Any) -> str:
+    return f"ami://{stack.ami_username}:{stack.ami_secret}@{stack.ami_host}:{stack.ami_port}"
+
+
+def engine_settings(stack: Any, namespace: str, **kw: Any) -> EngineSettings:
+    return EngineSettings(
+        redis_url=stack.redis_url, namespace=namespace, ami_url=ami_url(stack), **kw
+    )
+
+
+@asynccontextmanager
+async def running_engine(settings: EngineSettings) -> AsyncIterator[Engine]:
+    async with engine_parts(settings) as engine:
+        task = asyncio.create_task(engine.run())
+        try:
+            yield engine
+        finally:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+
+@contextmanager
+def engine_processes(
+    settings: EngineSettings, count: int
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``count`` separate engine processes (``python -m dialer engine``)."""
+    procs = []
+    for i in range(count):
+        env = dict(os.environ)
+        env.update(
+            DIALER_REDIS_URL=settings.redis_url,
+            DIALER_NAMESPACE=settings.namespace,
+            DIALER_AMI_URL=settings.ami_url or "",
+            DIALER_ENGINE_ID=f"proc-{i}",
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "dialer", "engine"], env=env, start_new_session=True
+            )
+        )
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+
+async def new_campaign(
+    store: RedisStore, settings: CampaignSettings, phones: Iterable[str]
+) -> tuple[CampaignControl, int]:
+    control = CampaignControl(store)
+    cid = await control.create(settings)
+    await control.add_list(
+        cid, [ContactInput(phone=p, vars={"serial": str(i)}) for i, p in enumerate(phones)]
+    )
+    return control, cid
+
+
+async def wait_status(
+    store: RedisStore, cid: int, wanted: set[CampaignStatus], within: float
+) -> CampaignStatus:
+    deadline = time.monotonic() + within
+    while True:
+        status = CampaignStatus((await store.get_campaign(cid)).status)
+        if status in wanted:
+            return status
+        if time.monotonic() > deadline:
+            counts = await store.counts(cid)
+            raise AssertionError(f"campaign {cid} still {status} after {within} s; counts {counts}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_records(store: RedisStore, cid: int, at_least: int, within: float) -> int:
+    deadline = time.monotonic() + within
+    while True:
+        n = len(await store.records(cid, count=100_000))
+        if n >= at_least or time.monotonic() > deadline:
+            return n
+        await asyncio.sleep(0.05)
+
+
+def nonzero(counts: dict[CallStatus, int]) -> dict[CallStatus, int]:
+    return {k: v for k, v in counts.items() if v}
+
+
+__all__ = ["replace"]

@@ -1,0 +1,74 @@
+"""Watches Asterisk from the outside while the engine runs: channel count and originate times.
+
+It uses its own AMI connection (all call events), independent of the engine's, so the limits are
+checked on what Asterisk itself saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from dialer.pbx.ami.client import AmiClient, AmiSettings
+from dialer.pbx.ami.codec import Message
+
+
+@dataclass
+class Observed:
+    channel_samples: list[tuple[float, int]] = field(default_factory=list)
+    new_channels: dict[str, float] = field(
+        default_factory=dict
+    )  # call id -> first seen (monotonic)
+
+    @property
+    def max_channels(self) -> int:
+        return max((n for _, n in self.channel_samples), default=0)
+
+    def max_in_window(self, window: float = 1.0) -> int:
+        times = sorted(self.new_channels.values())
+        best, lo = 0, 0
+        for hi, t in enumerate(times):
+            while t - times[lo] >= window:
+                lo += 1
+            best = max(best, hi - lo + 1)
+        return best
+
+    def originated_after(self, t: float) -> list[str]:
+        return [cid for cid, seen in self.new_channels.items() if seen > t]
+
+    def max_sample_gap(self) -> float:
+        ts = [t for t, _ in self.channel_samples]
+        return max((b - a for a, b in zip(ts, ts[1:], strict=False)), default=0.0)
+
+
+@asynccontextmanager
+async def watch_asterisk(
+    ami: AmiSettings, *, sample_every: float = 0.04
+) -> AsyncIterator[Observed]:
+    observed = Observed()
+    async with AmiClient(ami) as client:
+
+        async def events() -> None:
+            async for item in client.events():
+                if isinstance(item, Message) and item.event == "Newchannel":
+                    uid = item.get("Uniqueid") or ""
+                    if uid.startswith("dlr-"):
+                        observed.new_channels.setdefault(uid, time.monotonic())
+
+        async def sample() -> None:
+            while True:
+                items = await client.send_action_list("CoreShowChannels")
+                n = sum(1 for i in items if (i.get("Uniqueid") or "").startswith("dlr-"))
+                observed.channel_samples.append((time.monotonic(), n))
+                await asyncio.sleep(sample_every)
+
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(events()), tg.create_task(sample())]
+            try:
+                yield observed
+            finally:
+                for t in tasks:
+                    t.cancel()

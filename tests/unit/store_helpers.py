@@ -1,0 +1,98 @@
+"""Shared set-up for the store tests (test_store_*.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.store import ClaimResult, ContactInput, RedisStore
+
+
+def contacts(n: int, start: int = 0, status: CallStatus = CallStatus.PENDING) -> list[ContactInput]:
+    return [
+        ContactInput(phone=f"+3361{start + i:07d}", vars={"n": str(start + i)}, status=status)
+        for i in range(n)
+    ]
+
+
+async def running_campaign(
+    store: RedisStore,
+    n: int,
+    *,
+    trunk: str = "trunk1",
+    extra: Iterable[ContactInput] = (),
+) -> tuple[int, int]:
+    """A running campaign with one list of ``n`` pending contacts (plus ``extra``)."""
+    cid = await store.create_campaign("test", trunk, "{}")
+    list_id = await store.add_list(cid)
+    await store.add_contacts(cid, list_id, [*contacts(n), *extra])
+    await store.transition(cid, {CampaignStatus.DRAFT}, CampaignStatus.RUNNING)
+    return cid, list_id
+
+
+async def claim(
+    store: RedisStore,
+    cid: int,
+    call_id: str,
+    *,
+    trunk: str = "trunk1",
+    owner: str = "e1",
+    **limits: Any,
+) -> ClaimResult:
+    params: dict[str, Any] = {
+        "lease_ms": 10_000,
+        "max_channels": 0,
+        "trunk_max_channels": 0,
+        "cps": 0,
+        "trunk_cps": 0,
+    }
+    params.update(limits)
+    return await store.claim(cid, trunk, call_id, owner, **params)
+
+
+async def finish(
+    store: RedisStore,
+    cid: int,
+    call_id: str,
+    contact_id: int,
+    status: CallStatus = CallStatus.ANSWERED,
+    *,
+    trunk: str = "trunk1",
+    retry_at_ms: int | None = None,
+) -> bool:
+    return await store.finish(
+        cid,
+        trunk,
+        call_id,
+        contact_id,
+        contact_status=status,
+        attempts_used=1,
+        tech_failures=0,
+        retry_at_ms=retry_at_ms,
+        record={"outcome": status.value},
+    )
+
+
+async def claim_when_ok(store: RedisStore, cid: int, call_id: str, **limits: Any) -> ClaimResult:
+    """Claim again every 5 ms until granted (a lease to expire, a retry to come due)."""
+    async with asyncio.timeout(5):
+        while True:
+            r = await claim(store, cid, call_id, **limits)
+            if r.kind == "ok":
+                return r
+            assert r.kind in ("full", "empty"), r
+            await asyncio.sleep(0.005)
+
+
+def max_in_window(times_ms: list[int], window_ms: int) -> int:
+    """Most grants inside any half-open window [t, t + window_ms)."""
+    times = sorted(times_ms)
+    best = 0
+    j = 0
+    for i, t in enumerate(times):
+        while j < len(times) and times[j] < t + window_ms:
+            j += 1
+        best = max(best, j - i)
+    return best

@@ -1,0 +1,700 @@
+"""AmiClient against an in-test AMI server fake that speaks the wire protocol.
+
+The fake answers like Asterisk 22 did in the transcripts of TESTBED.md (banner, Login,
+Originate, list actions). Real-Asterisk tests live with the integration stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing, suppress
+from dataclasses import dataclass, field
+
+import pytest
+
+from dialer.errors import (
+    ActionFailed,
+    ActionTimeout,
+    ConfigError,
+    PbxUnavailable,
+    UnsafeValue,
+)
+from dialer.pbx.ami import AmiClient, AmiSettings, ConnectionState, Message
+
+pytestmark = pytest.mark.timeout(20)
+
+SECRET = "s3cret"
+WAIT = 3.0  # upper bound for anything that should happen "soon"
+
+
+@dataclass
+class Action:
+    """An action as the fake server read it."""
+
+    session: int
+    headers: list[tuple[str, str]]
+
+    def get(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    @property
+    def name(self) -> str:
+        return self.get("Action") or ""
+
+    @property
+    def action_id(self) -> str:
+        return self.get("ActionID") or ""
+
+
+Handler = Callable[["FakeSession", Action], Awaitable[None]]
+
+
+@dataclass
+class FakeSession:
+    index: int
+    writer: asyncio.StreamWriter
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def reply(self, action: Action, response: str = "Success", **fields: str) -> None:
+        await self.send(frame(Response=response, ActionID=action.action_id, **fields))
+
+    def drop(self) -> None:
+        self.writer.transport.abort()
+
+
+async def eventually(predicate: Callable[[], bool]) -> None:
+    """Poll ``predicate`` until true (readiness is polled, never slept)."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            if predicate():
+                return
+            await asyncio.sleep(0.005)
+
+
+def frame(**headers: str) -> bytes:
+    return b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items()) + b"\r\n"
+
+
+def parse_actions(buffer: bytearray) -> list[list[tuple[str, str]]]:
+    """The fake's own reader (independent of the codec under test)."""
+    actions = []
+    while (end := buffer.find(b"\r\n\r\n")) >= 0:
+        raw = bytes(buffer[:end])
+        del buffer[: end + 4]
+        headers = []
+        for line in raw.decode().split("\r\n"):
+            key, _, value = line.partition(": ")
+            headers.append((key, value))
+        actions.append(headers)
+    return actions
+
+
+@dataclass
+class FakeAmi:
+    """A tiny AMI server: Login/Events/Filter/Ping/Logoff/Originate/CoreShowChannels."""
+
+    secret: str = SECRET
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    actions: list[Action] = field(default_factory=list)
+    sessions: list[FakeSession] = field(default_factory=list)
+    port: int = 0
+    _server: asyncio.Server | None = None
+    _new_session: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for session in self.sessions:
+            session.drop()
+        await self._server.wait_closed()
+
+    def named(self, name: str) -> list[Action]:
+        return [a for a in self.actions if a.name.lower() == name.lower()]
+
+    async def wait_sessions(self, count: int) -> FakeSession:
+        async with asyncio.timeout(WAIT):
+            while len(self.sessions) < count:
+                self._new_session.clear()
+                await self._new_session.wait()
+        return self.sessions[count - 1]
+
+    async def wait_action(self, name: str, count: int = 1) -> Action:
+        await eventually(lambda: len(self.named(name)) >= count)
+        return self.named(name)[count - 1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = FakeSession(len(self.sessions) + 1, writer)
+        self.sessions.append(session)
+        self._new_session.set()
+        buffer = bytearray()
+        with suppress(ConnectionError):
+            await session.send(b"Asterisk Call Manager/11.0.0\r\n")
+            while data := await reader.read(65536):
+                buffer += data
+                for headers in parse_actions(buffer):
+                    action = Action(session.index, headers)
+                    self.actions.append(action)
+                    handler = self.handlers.get(action.name, self._default)
+                    await handler(session, action)
+        writer.close()
+
+    async def _default(self, session: FakeSession, action: Action) -> None:
+        name = action.name.lower()
+        if name == "login":
+            if action.get("Secret") == self.secret:
+                await session.reply(action, Message="Authentication accepted")
+            else:
+                await session.reply(action, "Error", Message="Authentication failed")
+                session.drop()
+        elif name == "events":
+            mask = action.get("EventMask") or ""
+            await session.reply(action, Events="Off" if mask == "off" else "On")
+        elif name == "filter":
+            await session.reply(action, Message="Filter Added")
+        elif name == "ping":
+            await session.reply(action, Ping="Pong", Timestamp="1700000000.000000")
+        elif name == "logoff":
+            await session.reply(action, "Goodbye", Message="Thanks for all the fish.")
+            session.writer.close()
+        elif name == "originate":
+            await session.reply(action, Message="Originate successfully queued")
+        elif name == "coreshowchannels":
+            await core_show_channels(session, action, ["PJSIP/a-1", "PJSIP/b-2", "PJSIP/c-3"])
+        else:
+            await session.reply(action, "Error", Message="Invalid/unknown command")
+
+
+async def core_show_channels(session: FakeSession, action: Action, channels: list[str]) -> None:
+    aid = action.action_id
+    await session.reply(action, EventList="start", Message="Channels will follow")
+    for channel in channels:
+        await session.send(frame(Event="CoreShowChannel", ActionID=aid, Channel=channel))
+    await session.send(
+        frame(
+            Event="CoreShowChannelsComplete",
+            ActionID=aid,
+            EventList="Complete",
+            ListItems=str(len(channels)),
+        )
+    )
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeAmi]:
+    server = FakeAmi()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def settings_for(fake: FakeAmi, **overrides: object) -> AmiSettings:
+    values: dict[str, object] = {
+        "port": fake.port,
+        "username": "dialer",
+        "secret": SECRET,
+        "connect_timeout": 1.0,
+        "action_timeout": 1.0,
+        "reconnect_min": 0.02,
+        "reconnect_max": 0.1,
+        "keepalive_interval": 0,
+    }
+    values.update(overrides)
+    return AmiSettings(**values)  # type: ignore[arg-type]
+
+
+async def next_item(stream: AsyncIterator[Message | ConnectionState]) -> Message | ConnectionState:
+    async with asyncio.timeout(WAIT):
+        return await anext(stream)
+
+
+async def next_state(stream: AsyncIterator[Message | ConnectionState]) -> ConnectionState:
+    """The next ConnectionState, skipping events."""
+    while True:
+        item = await next_item(stream)
+        if isinstance(item, ConnectionState):
+            return item
+
+
+# -- connect and login -------------------------------------------------------------------------
+
+
+async def test_login_then_events_mask_and_connected_state(fake: FakeAmi) -> None:
+    clock_values = iter([100.0, 200.0, 300.0])
+    async with AmiClient(
+        settings_for(fake, events="call,user"), clock=lambda: next(clock_values)
+    ) as ami:
+        assert ami.connected
+        async with aclosing(ami.events()) as stream:
+            assert await next_item(stream) == ConnectionState(True, "connected", 100.0)
+        stats = ami.statistics()
+        assert stats.connected
+        assert stats.connects == 1
+        assert stats.reconnects == 0
+
+    login, events = fake.named("Login")[0], fake.named("Events")[0]
+    assert login.get("Username") == "dialer"
+    assert login.get("Secret") == SECRET
+    assert login.get("Events") == "off"  # events come on only after the filters
+    assert events.get("EventMask") == "call,user"
+    assert [a.name for a in fake.actions] == ["Login", "Events", "Logoff"]
+
+
+async def test_events_off_sends_no_events_action(fake: FakeAmi) -> None:
+    async with AmiClient(settings_for(fake, events="off")):
+        pass
+    assert [a.name for a in fake.actions] == ["Login", "Logoff"]
+
+
+async def test_bad_secret_raises_pbx_unavailable(fake: FakeAmi) -> None:
+    client = AmiClient(settings_for(fake, secret="wrong"))
+    with pytest.raises(PbxUnavailable, match="refused the login: Authentication failed"):
+        await client.__aenter__()
+    assert not client.connected
+
+
+async def test_nothing_listening_raises_pbx_unavailable(fake: FakeAmi) -> None:
+    await fake.stop()
+    with pytest.raises(PbxUnavailable, match="cannot connect"):
+        async with AmiClient(settings_for(fake)):
+            pass
+
+
+async def test_silent_server_times_out_as_pbx_unavailable() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never sends a banner
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        settings = AmiSettings(port=port, secret=SECRET, connect_timeout=0.2)
+        with pytest.raises(PbxUnavailable, match="timed out"):
+            async with AmiClient(settings):
+                pass
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_events_sent_during_login_follow_the_connected_state(fake: FakeAmi) -> None:
+    async def login(session: FakeSession, action: Action) -> None:
+        await session.reply(action, Message="Authentication accepted")
+        await session.send(
+            frame(Event="FullyBooted", Privilege="system,all", Status="Fully Booted")
+        )
+
+    fake.handlers["Login"] = login
+    async with AmiClient(settings_for(fake)) as ami, aclosing(ami.events()) as stream:
+        first, second = await next_item(stream), await next_item(stream)
+        assert isinstance(first, ConnectionState)
+        assert first.connected
+        assert isinstance(second, Message)
+        assert second.event == "FullyBooted"
+
+
+# -- actions ---------------------------------------------------------------------------------
+
+
+async def test_concurrent_actions_answered_out_of_order(fake: FakeAmi) -> None:
+    held: list[tuple[FakeSession, Action]] = []
+
+    async def hold(session: FakeSession, action: Action) -> None:
+        held.append((session, action))
+        if len(held) == 5:
+            for waiting_session, waiting in reversed(held):
+                await waiting_session.reply(waiting, Marker=waiting.get("Marker") or "")
+
+    fake.handlers["Custom"] = hold
+    async with AmiClient(settings_for(fake)) as ami:
+        responses = await asyncio.gather(
+            *(ami.send_action("Custom", {"Marker": f"m{i}"}) for i in range(5))
+        )
+        assert [r["Marker"] for r in responses] == [f"m{i}" for i in range(5)]
+        assert len({r.action_id for r in responses}) == 5
+        assert ami.statistics().pending_actions == 0
+        assert ami.statistics().actions_sent == 5
+
+
+async def test_error_response_raises_action_failed(fake: FakeAmi) -> None:
+    async with AmiClient(settings_for(fake)) as ami:
+        with pytest.raises(ActionFailed, match="Nope failed: Invalid/unknown command"):
+            await ami.send_action("Nope")
+        assert (await ami.send_action("Ping"))["Ping"] == "Pong"  # still usable
+
+
+async def test_originate_with_variables_reaches_the_wire_once(fake: FakeAmi) -> None:
+    async with AmiClient(settings_for(fake)) as ami:
+        response = await ami.send_action(
+            "Originate",
+            [("Channel", "PJSIP/0612345678@carrier"), ("Async", "true")],
+            variables={"DIALER_CALL_ID": "c-1", "NAME": "Smith, John"},
+        )
+        assert response["Message"] == "Originate successfully queued"
+    (originate,) = fake.named("Originate")
+    variables = [v for k, v in originate.headers if k == "Variable"]
+    assert variables == ["DIALER_CALL_ID=c-1", "NAME=Smith\\, John"]
+
+
+async def test_unsafe_value_raises_and_writes_nothing(fake: FakeAmi) -> None:
+    async with AmiClient(settings_for(fake)) as ami:
+        with pytest.raises(UnsafeValue):
+            await ami.send_action("Originate", {"Exten": "s\r\nAction: Command\r\nCommand: x"})
+        await ami.send_action("Ping")
+    assert fake.named("Originate") == []
+    assert fake.named("Command") == []
+
+
+async def test_timeout_raises_action_timeout_and_is_not_resent(fake: FakeAmi) -> None:
+    async def never(session: FakeSession, action: Action) -> None:
+        return None
+
+    fake.handlers["Originate"] = never
+    async with AmiClient(settings_for(fake)) as ami:
+        with pytest.raises(ActionTimeout, match="may have run"):
+            await ami.send_action("Originate", {"Channel": "PJSIP/1"}, timeout=0.1)
+        assert ami.statistics().pending_actions == 0
+        await ami.send_action("Ping")
+    assert len(fake.named("Originate")) == 1
+
+
+async def test_originate_in_flight_when_connection_drops_is_never_resent(fake: FakeAmi) -> None:
+    async def drop(session: FakeSession, action: Action) -> None:
+        session.drop()
+
+    fake.handlers["Originate"] = drop
+    async with AmiClient(settings_for(fake)) as ami, aclosing(ami.events()) as stream:
+        assert (await next_state(stream)).connected
+        with pytest.raises(PbxUnavailable, match="not re-sent"):
+            await ami.send_action("Originate", {"Channel": "PJSIP/0612345678@carrier"})
+
+        lost = await next_state(stream)
+        assert not lost.connected
+        assert "closed by the PBX" in lost.reason or "connection error" in lost.reason
+        assert (await next_state(stream)).connected
+        await ami.send_action("Ping")  # the new session works, and comes after any re-send
+
+        assert len(fake.sessions) == 2
+        assert len(fake.named("Originate")) == 1
+        stats = ami.statistics()
+        assert stats.connects == 2
+        assert stats.reconnects == 1
+
+
+async def test_not_connected_fails_at_once(fake: FakeAmi) -> None:
+    async with AmiClient(settings_for(fake, reconnect_min=5, reconnect_max=5)) as ami:
+        fake.sessions[0].drop()
+        async with asyncio.timeout(WAIT):
+            await ami.wait_disconnected()
+        assert not ami.connected
+        with pytest.raises(PbxUnavailable, match="not connected"):
+            await ami.send_action("Ping")
+        assert fake.named("Ping") == []
+
+
+async def test_filters_are_applied_before_events_after_every_login(fake: FakeAmi) -> None:
+    filters = ("Event: Hangup", "Event: OriginateResponse")
+    async with AmiClient(settings_for(fake, filters=filters)) as ami:
+        fake.sessions[0].drop()
+        await fake.wait_sessions(2)
+        await eventually(lambda: ami.statistics().connects == 2)
+
+    for session in (1, 2):
+        names = [a.name for a in fake.actions if a.session == session]
+        assert names[:4] == ["Login", "Filter", "Filter", "Events"]
+        applied = [a for a in fake.named("Filter") if a.session == session]
+        assert [a.get("Filter") for a in applied] == list(filters)
+        assert {a.get("Operation") for a in applied} == {"Add"}
+
+
+async def test_refused_filter_fails_the_first_connect(fake: FakeAmi) -> None:
+    async def refuse(session: FakeSession, action: Action) -> None:
+        await session.reply(action, "Error", Message="Filter Permission Denied")
+
+    fake.handlers["Filter"] = refuse
+    with pytest.raises(PbxUnavailable, match="filter 'Event: Hangup'"):
+        async with AmiClient(settings_for(fake, filters=("Event: Hangup",))):
+            pass
+
+
+async def test_reconnect_keeps_trying_until_login_works(fake: FakeAmi) -> None:
+    async with AmiClient(settings_for(fake)) as ami, aclosing(ami.events()) as stream:
+        await next_state(stream)
+        fake.secret = "changed"  # the next logins are refused...
+        fake.sessions[0].drop()
+        assert not (await next_state(stream)).connected
+        await fake.wait_sessions(3)
+        fake.secret = SECRET  # ...until the PBX accepts again
+        assert (await next_state(stream)).connected
+        assert ami.connected
+
+
+# -- lists and events ------------------------------------------------------------------------
+
+
+async def test_send_action_list_collects_items_and_leaves_other_events(fake: FakeAmi) -> None:
+    async def channels(session: FakeSession, action: Action) -> None:
+        aid = action.action_id
+        await session.reply(action, EventList="start", Message="Channels will follow")
+        await session.send(frame(Event="CoreShowChannel", ActionID=aid, Channel="PJSIP/a-1"))
+        await session.send(frame(Event="Newstate", Channel="PJSIP/z-9", ChannelState="5"))
+        await session.send(frame(Event="CoreShowChannel", ActionID=aid, Channel="PJSIP/b-2"))
+        await session.send(
+            frame(Event="CoreShowChannelsComplete", ActionID=aid, EventList="Complete")
+        )
+
+    fake.handlers["CoreShowChannels"] = channels
+    async with AmiClient(settings_for(fake)) as ami, aclosing(ami.events()) as stream:
+        items = await ami.send_action_list("CoreShowChannels")
+        assert [i["Channel"] for i in items] == ["PJSIP/a-1", "PJSIP/b-2"]
+        assert {i.event for i in items} == {"CoreShowChannel"}
+        await next_state(stream)
+        newstate = await next_item(stream)
+        assert isinstance(newstate, Message)
+        assert newstate.event == "Newstate"
+
+
+async def test_empty_list(fake: FakeAmi) -> None:
+    async def none(session: FakeSession, action: Action) -> None:
+        await core_show_channels(session, action, [])
+
+    fake.handlers["CoreShowChannels"] = none
+    async with AmiClient(settings_for(fake)) as ami:
+        assert await ami.send_action_list("CoreShowChannels") == []
+
+
+async def test_list_action_error(fake: FakeAmi) -> None:
+    async with AmiClient(settings_for(fake)) as ami:
+        with pytest.raises(ActionFailed):
+            await ami.send_action_list("NoSuchList")
+
+
+async def test_originate_response_event_goes_to_events_not_to_the_action(fake: FakeAmi) -> None:
+    async def originate(session: FakeSession, action: Action) -> None:
+        await session.reply(action, Message="Originate successfully queued")
+        await session.send(
+            frame(
+                Event="OriginateResponse",
+                Privilege="call,all",
+                ActionID=action.action_id,
+                Response="Success",
+                Channel="PJSIP/carrier-00000001",
+                Reason="4",
+                Uniqueid="1700000000.1",
+            )
+        )
+
+    fake.handlers["Originate"] = originate
+    async with AmiClient(settings_for(fake)) as ami, aclosing(ami.events()) as stream:
+        await next_state(stream)
+        response = await ami.send_action("Originate", {"Channel": "PJSIP/1", "Async": "true"})
+        event = await next_item(stream)
+        assert isinstance(event, Message)
+        assert event.event == "OriginateResponse"
+        assert event.action_id == response.action_id
+        assert event["Reason"] == "4"
+
+
+async def test_utf8_split_across_tcp_writes(fake: FakeAmi) -> None:
+    async with AmiClient(settings_for(fake)) as ami, aclosing(ami.events()) as stream:
+        await next_state(stream)
+        data = "Event: Newchannel\r\nCallerIDName: Müller\r\n\r\n".encode()
+        cut = data.index(b"\xc3") + 1
+        session = fake.sessions[0]
+        await session.send(data[:cut])
+        await asyncio.sleep(0.05)  # two TCP segments, two reads
+        await session.send(data[cut:])
+        event = await next_item(stream)
+        assert isinstance(event, Message)
+        assert event["CallerIDName"] == "Müller"
+
+
+async def test_bounded_queue_applies_back_pressure_and_drops_nothing(fake: FakeAmi) -> None:
+    async with AmiClient(settings_for(fake, event_queue_size=3)) as ami:
+        session = fake.sessions[0]
+        await session.send(b"".join(frame(Event="Test", Seq=str(i)) for i in range(20)))
+        await eventually(lambda: ami.statistics().queue_size == 3)
+        await asyncio.sleep(0.05)
+        assert ami.statistics().queue_size == 3  # full; the reader waits instead of dropping
+
+        seen: list[str] = []
+        async with aclosing(ami.events()) as stream:
+            assert isinstance(await next_item(stream), ConnectionState)
+            while len(seen) < 20:
+                item = await next_item(stream)
+                assert isinstance(item, Message)
+                seen.append(item["Seq"])
+        assert seen == [str(i) for i in range(20)]
+        assert ami.statistics().events_received == 20
+
+
+async def test_back_pressure_is_not_mistaken_for_a_dead_peer(fake: FakeAmi) -> None:
+    settings = settings_for(fake, event_queue_size=2, keepalive_interval=0.05, action_timeout=0.2)
+    async with AmiClient(settings) as ami:
+        await fake.sessions[0].send(b"".join(frame(Event="Test", Seq=str(i)) for i in range(6)))
+        await eventually(lambda: ami.statistics().queue_size == 2)
+        await asyncio.sleep(0.5)  # the reader is held far longer than a Ping timeout
+        async with aclosing(ami.events()) as stream:
+            items = [await next_item(stream) for _ in range(7)]
+        assert isinstance(items[0], ConnectionState)
+        assert [i["Seq"] for i in items[1:] if isinstance(i, Message)] == [str(i) for i in range(6)]
+        assert ami.connected
+        assert ami.statistics().connects == 1
+        assert len(fake.sessions) == 1
+
+
+async def test_wait_connected_and_disconnected(fake: FakeAmi) -> None:
+    ami = AmiClient(settings_for(fake, reconnect_min=0.2, reconnect_max=0.2))
+    async with ami:
+        await ami.wait_connected()
+        fake.sessions[0].drop()
+        async with asyncio.timeout(WAIT):
+            await ami.wait_disconnected()
+            await ami.wait_connected()
+    with pytest.raises(PbxUnavailable, match="closed"):
+        await ami.wait_connected()
+    await ami.wait_disconnected()
+
+
+async def test_a_consumer_that_raises_does_not_kill_the_reader(fake: FakeAmi) -> None:
+    async with AmiClient(settings_for(fake)) as ami:
+        session = fake.sessions[0]
+
+        async def consume_and_fail() -> None:
+            async for item in ami.events():
+                if isinstance(item, Message):
+                    raise RuntimeError("consumer bug")
+
+        consumer = asyncio.create_task(consume_and_fail())
+        await session.send(frame(Event="Test", Seq="1"))
+        with pytest.raises(RuntimeError, match="consumer bug"):
+            await consumer
+
+        assert (await ami.send_action("Ping"))["Ping"] == "Pong"
+        await session.send(frame(Event="Test", Seq="2"))
+        async with aclosing(ami.events()) as stream:  # a new consumer may take over
+            item = await next_item(stream)
+            assert isinstance(item, Message)
+            assert item["Seq"] == "2"
+
+
+async def test_events_has_a_single_consumer(fake: FakeAmi) -> None:
+    async with AmiClient(settings_for(fake)) as ami, aclosing(ami.events()) as first:
+        await next_item(first)
+        with pytest.raises(RuntimeError, match="single consumer"):
+            await anext(ami.events())
+
+
+async def test_protocol_error_drops_the_connection_and_reconnects(fake: FakeAmi) -> None:
+    async with AmiClient(settings_for(fake)) as ami, aclosing(ami.events()) as stream:
+        await next_state(stream)
+        await fake.sessions[0].send(b"Event: Broken\r\nno colon here\r\n\r\n")
+        lost = await next_state(stream)
+        assert not lost.connected
+        assert "protocol error" in lost.reason
+        assert (await next_state(stream)).connected
+
+
+async def test_keepalive_detects_a_dead_peer(fake: FakeAmi) -> None:
+    async def deaf(session: FakeSession, action: Action) -> None:
+        if session.index > 1:
+            await session.reply(action, Ping="Pong")
+
+    fake.handlers["Ping"] = deaf
+    settings = settings_for(fake, keepalive_interval=0.1, action_timeout=0.3)
+    async with AmiClient(settings) as ami, aclosing(ami.events()) as stream:
+        await next_state(stream)
+        lost = await next_state(stream)
+        assert not lost.connected
+        assert "Ping" in lost.reason
+        assert (await next_state(stream)).connected
+        await asyncio.sleep(0.35)  # pings answered now: no further loss
+        assert ami.connected
+        assert ami.statistics().actions_sent == 0  # keepalives are not counted
+
+
+async def test_close_logs_off_and_ends_the_event_stream(fake: FakeAmi) -> None:
+    ami = AmiClient(settings_for(fake))
+    async with ami:
+        stream = ami.events()
+        assert (await next_item(stream)).connected  # type: ignore[union-attr]
+    assert fake.named("Logoff")
+    assert not ami.connected
+    closed = await next_item(stream)
+    assert closed == ConnectionState(False, "closed", closed.at)  # type: ignore[union-attr]
+    with pytest.raises(StopAsyncIteration):
+        await next_item(stream)
+    with pytest.raises(PbxUnavailable):
+        await ami.send_action("Ping")
+
+
+async def test_close_fails_pending_actions(fake: FakeAmi) -> None:
+    async def never(session: FakeSession, action: Action) -> None:
+        return None
+
+    fake.handlers["Originate"] = never
+    async with AmiClient(settings_for(fake, action_timeout=5)) as ami:
+        pending = asyncio.create_task(ami.send_action("Originate", {"Channel": "PJSIP/1"}))
+        await fake.wait_action("Originate")
+    with pytest.raises(PbxUnavailable, match="closed"):
+        await pending
+
+
+# -- settings --------------------------------------------------------------------------------
+
+
+def test_settings_from_url() -> None:
+    settings = AmiSettings.from_url(
+        "ami://dialer:p%40ss%3Aword@10.0.0.5:5039?events=call,user"
+        "&filter=Event:%20Hangup&filter=Event:%20Newstate&action_timeout=2.5&event_queue_size=50"
+    )
+    assert settings.host == "10.0.0.5"
+    assert settings.port == 5039
+    assert settings.username == "dialer"
+    assert settings.secret == "p@ss:word"
+    assert settings.events == "call,user"
+    assert settings.filters == ("Event: Hangup", "Event: Newstate")
+    assert settings.action_timeout == 2.5
+    assert settings.event_queue_size == 50
+    assert "p@ss" not in repr(settings)
+
+
+def test_settings_from_url_defaults() -> None:
+    settings = AmiSettings.from_url("ami://u:s@pbx")
+    assert settings.port == 5038
+    assert settings.events == "on"
+    assert settings.filters == ()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://u:s@h:5038",
+        "ami://u:s@h:99999",
+        "ami://u:s@h?unknown=1",
+        "ami://u:s@h?action_timeout=soon",
+        "ami://u:s@h?action_timeout=0",
+        "ami://u:s%0D%0AAction:%20Command@h",
+        "ami://u:s@h?filter=a%0Db",
+        "ami://u:s@h?reconnect_min=2&reconnect_max=1",
+    ],
+)
+def test_settings_from_url_refuses(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        AmiSettings.from_url(url)
+    assert "Command" not in str(caught.value)  # never echoes a secret
+
+
+def test_settings_refuse_a_string_as_filters() -> None:
+    with pytest.raises(ConfigError, match="tuple"):
+        AmiSettings(filters="Event: Hangup")  # type: ignore[arg-type]

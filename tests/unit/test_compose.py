@@ -1,0 +1,73 @@
+"""docker-compose.yml is valid (checked by docker-compose itself) and has the stack's services."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = shutil.which("docker-compose")
+
+pytestmark = pytest.mark.skipif(
+    COMPOSE is None, reason="docker-compose not installed (apt-get install docker-compose)"
+)
+
+
+def compose(*args: str, secret: str | None = "test-secret") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DIALER_AMI_SECRET"}
+    if secret is not None:
+        env["DIALER_AMI_SECRET"] = secret
+    return subprocess.run(
+        [str(COMPOSE), "-f", "docker-compose.yml", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def service_blocks(config: str) -> dict[str, str]:
+    """The normalised ``docker-compose config`` output, cut into one text block per service."""
+    services = config.split("services:\n", 1)[1]
+    services = re.split(r"\n(?=\S)", services, maxsplit=1)[0]  # up to the next top-level key
+    parts = re.split(r"(?m)^  (\S[^:]*):\n", services)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def test_compose_file_is_valid() -> None:
+    done = compose("config", "-q")
+    assert done.returncode == 0, done.stderr
+
+
+def test_compose_refuses_to_run_without_an_ami_secret() -> None:
+    done = compose("config", "-q", secret=None)
+    assert done.returncode != 0
+    assert "DIALER_AMI_SECRET" in done.stderr
+
+
+def test_services_profiles_and_mounts() -> None:
+    services = compose("config", "--services")
+    assert services.returncode == 0, services.stderr
+    assert set(services.stdout.split()) == {"redis", "asterisk", "sipp"}
+    assert compose("config", "--profiles").stdout.split() == ["loadtest"]
+
+    config = compose("config")
+    assert config.returncode == 0, config.stderr
+    blocks = service_blocks(config.stdout)
+    assert set(blocks) == {"redis", "asterisk", "sipp"}
+    assert '- --appendonly\n    - "yes"\n' in blocks["redis"], blocks["redis"]
+    mount = f"- {ROOT}/pbx-config/asterisk:"
+    assert f"{mount}/pbx-config:ro\n" in blocks["asterisk"], blocks["asterisk"]
+    assert f"{mount}/src/pbx-config/asterisk:ro\n" in blocks["sipp"], blocks["sipp"]
+    for name in ("asterisk", "sipp"):
+        assert "network_mode: host\n" in blocks[name]
+        assert "dockerfile: ops/asterisk/Dockerfile\n" in blocks[name]
+    assert "profiles:\n    - loadtest\n" in blocks["sipp"]
+    assert (ROOT / "ops" / "asterisk" / "Dockerfile").is_file()

@@ -1,0 +1,125 @@
+"""The AMI call correlator, fed with event sequences in the orders seen on Asterisk 22."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from dialer.domain.calls import AmdStatus, DialplanResult
+from dialer.pbx.ami.codec import Message
+from dialer.pbx.asterisk.correlate import CallCorrelator
+from dialer.pbx.base import CallAnswered, CallEnded
+
+CID = "dlr-abc"
+
+
+def ev(name: str, **fields: str) -> Message:
+    headers = [("Event", name), ("Channel", "PJSIP/carrier-00000001"), ("Uniqueid", CID)]
+    headers += [(k, v) for k, v in fields.items()]
+    return Message(headers=tuple(headers))
+
+
+NEWCHANNEL = ev("Newchannel", ChannelState="0")
+RINGING = ev("Newstate", ChannelState="5", ChannelStateDesc="Ringing")
+UP = ev("Newstate", ChannelState="6", ChannelStateDesc="Up")
+DIALEND_ANSWER = ev("DialEnd", DialStatus="ANSWER")
+ORIG_OK = ev("OriginateResponse", Response="Success", Reason="4")
+AMD_HUMAN = ev("UserEvent", UserEvent="DialerAMD", Status="HUMAN", Cause="HUMAN-300-300")
+HANGUP_16 = ev("Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"})
+
+
+def run(events: list[Message], now: float = 100.0) -> list[object]:
+    c = CallCorrelator(failure_grace=5.0)
+    c.follow(CID, now)
+    out: list[object] = []
+    for i, e in enumerate(events):
+        out += c.feed(e, now + i)
+    return out
+
+
+@pytest.mark.parametrize("middle", list(itertools.permutations([UP, DIALEND_ANSWER, ORIG_OK])))
+def test_answered_call_in_any_order_gives_one_answer_and_one_end(middle):
+    out = run([NEWCHANNEL, RINGING, *middle, AMD_HUMAN, HANGUP_16])
+    answered = [e for e in out if isinstance(e, CallAnswered)]
+    ended = [e for e in out if isinstance(e, CallEnded)]
+    assert len(answered) == 1
+    assert len(ended) == 1
+    raw = ended[0].raw
+    assert raw.answered
+    assert raw.q850_cause == 16
+    assert raw.amd_status is AmdStatus.HUMAN
+    assert ended[0].answered_at == answered[0].at
+
+
+@pytest.mark.parametrize(
+    ("cause", "tech", "dial"),
+    [
+        ("17", "486", "BUSY"),
+        ("19", "480", "NOANSWER"),
+        ("1", "404", "NOANSWER"),
+        ("34", "503", "CONGESTION"),
+        ("21", "603", "NOANSWER"),
+    ],
+)
+@pytest.mark.parametrize("failure_first", [True, False])
+def test_sip_rejection_waits_for_hangup_cause_whatever_the_order(cause, tech, dial, failure_first):
+    fail = ev("OriginateResponse", Response="Failure", Reason="0")
+    hangup = ev("Hangup", Cause=cause, TechCause=tech)
+    tail = [fail, hangup] if failure_first else [hangup, fail]
+    out = run([NEWCHANNEL, ev("DialEnd", DialStatus=dial), *tail])
+    ended = [e for e in out if isinstance(e, CallEnded)]
+    assert len(ended) == 1
+    raw = ended[0].raw
+    assert not raw.answered
+    assert raw.q850_cause == int(cause)
+    assert raw.sip_code == int(tech)
+    assert raw.dial_status == dial
+    assert not raw.originate_failed
+
+
+def test_failure_without_channel_is_terminal_by_itself():
+    out = run([ev("OriginateResponse", Response="Failure", Reason="0")])
+    (ended,) = out
+    assert isinstance(ended, CallEnded)
+    assert ended.raw.originate_failed
+    assert ended.raw.originate_reason == 0
+
+
+def test_failure_with_channel_but_no_hangup_ends_after_grace():
+    c = CallCorrelator(failure_grace=5.0)
+    c.follow(CID, 0.0)
+    c.feed(NEWCHANNEL, 0.0)
+    assert c.feed(ev("OriginateResponse", Response="Failure", Reason="3"), 1.0) == []
+    assert c.expire(5.9) == []
+    (ended,) = c.expire(6.0)
+    assert isinstance(ended, CallEnded)
+    assert ended.raw.originate_reason == 3
+    assert len(c) == 0
+
+
+def test_dialplan_results_and_machine_detection_are_kept():
+    out = run(
+        [
+            NEWCHANNEL,
+            UP,
+            ev("UserEvent", UserEvent="DialerAMD", Status="MACHINE", Cause="LONGGREETING"),
+            ev("UserEvent", UserEvent="DialerResult", Result="callback", At="1790000000"),
+            HANGUP_16,
+        ]
+    )
+    raw = next(e for e in out if isinstance(e, CallEnded)).raw
+    assert raw.amd_status is AmdStatus.MACHINE
+    assert raw.amd_cause == "LONGGREETING"
+    assert raw.dialplan_result is DialplanResult.CALLBACK
+    assert raw.callback_at == 1790000000.0
+
+
+def test_unknown_values_and_other_calls_are_ignored():
+    c = CallCorrelator()
+    c.follow(CID, 0.0)
+    other = Message(headers=(("Event", "Hangup"), ("Uniqueid", "someone-else"), ("Cause", "16")))
+    assert c.feed(other, 1.0) == []
+    assert c.feed(ev("UserEvent", UserEvent="DialerAMD", Status="BOGUS"), 1.0) == []
+    assert c.feed(ev("Hangup", Cause="not-a-number"), 2.0)[0].raw.q850_cause is None  # type: ignore[union-attr]
+    assert c.feed(HANGUP_16, 3.0) == []  # already ended: nothing twice

@@ -1,0 +1,164 @@
+"""Campaign records: create, list, settings, CAS transitions, control channel, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import redis.asyncio as aioredis
+
+from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.errors import NotFound, StoreError, TransitionRefused
+from dialer.store import RedisStore
+from tests.unit.store_helpers import claim, finish, running_campaign
+
+pytestmark = pytest.mark.redis
+
+S = CampaignStatus
+
+
+@pytest.fixture
+def store(redis_client: aioredis.Redis, namespace: str) -> RedisStore:
+    return RedisStore(redis_client, namespace)
+
+
+async def test_create_and_get(store: RedisStore) -> None:
+    settings = json.dumps({"max_channels": 5, "greeting": "Grüß Gott"})
+    cid = await store.create_campaign("Spring", "trunk-a", settings)
+    rec = await store.get_campaign(cid)
+    assert (rec.id, rec.name, rec.trunk, rec.status) == (cid, "Spring", "trunk-a", S.DRAFT)
+    assert json.loads(rec.settings_json) == {"max_channels": 5, "greeting": "Grüß Gott"}
+    assert rec.created_ms == rec.updated_ms > 0
+    assert rec.status_reason == ""
+
+
+async def test_missing_campaign_is_not_found(store: RedisStore) -> None:
+    with pytest.raises(NotFound, match="campaign 999"):
+        await store.get_campaign(999)
+    with pytest.raises(NotFound):
+        await store.transition(999, {S.DRAFT}, S.RUNNING)
+    with pytest.raises(NotFound):
+        await store.counts(999)
+    with pytest.raises(NotFound):
+        await store.add_list(999)
+    with pytest.raises(NotFound):
+        await claim(store, 999, "c1")
+
+
+async def test_bad_trunk_name_refused(store: RedisStore) -> None:
+    with pytest.raises(ValueError, match="trunk"):
+        await store.create_campaign("x", "a:b", "{}")
+
+
+async def test_list_newest_first_with_filter_and_paging(store: RedisStore) -> None:
+    ids = [await store.create_campaign(f"c{i}", "t", "{}") for i in range(7)]
+    for cid in ids[::2]:  # 0, 2, 4, 6 running
+        await store.transition(cid, {S.DRAFT}, S.RUNNING)
+    everything = await store.list_campaigns(limit=100)
+    assert [c.id for c in everything] == ids[::-1]
+    assert [c.id for c in await store.list_campaigns(offset=2, limit=3)] == ids[::-1][2:5]
+    running = await store.list_campaigns(S.RUNNING, limit=100)
+    assert [c.id for c in running] == [ids[6], ids[4], ids[2], ids[0]]
+    page = await store.list_campaigns(S.RUNNING, offset=1, limit=2)
+    assert [c.id for c in page] == [ids[4], ids[2]]
+    assert await store.list_campaigns(S.PAUSED) == []
+
+
+async def test_transition_cas(store: RedisStore) -> None:
+    cid = await store.create_campaign("x", "t", "{}")
+    assert await store.transition(cid, {S.DRAFT, S.SCHEDULED}, S.RUNNING, "started") == S.RUNNING
+    rec = await store.get_campaign(cid)
+    assert (rec.status, rec.status_reason) == (S.RUNNING, "started")
+    with pytest.raises(TransitionRefused, match=r"campaign \d+ is running.*cannot become paused"):
+        await store.transition(cid, {S.PAUSING}, S.PAUSED)
+    assert (await store.get_campaign(cid)).status == S.RUNNING
+
+
+async def test_transition_is_atomic_under_contention(store: RedisStore) -> None:
+    cid = await store.create_campaign("x", "t", "{}")
+    await store.transition(cid, {S.DRAFT}, S.RUNNING)
+
+    async def pause() -> bool:
+        try:
+            await store.transition(cid, {S.RUNNING}, S.PAUSING)
+        except TransitionRefused:
+            return False
+        return True
+
+    wins = await asyncio.gather(*(pause() for _ in range(30)))
+    assert sum(wins) == 1
+
+
+async def test_transition_publishes_on_control_channel(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    cid = await store.create_campaign("x", "t", "{}")
+    pubsub = redis_client.pubsub()
+    await pubsub.subscribe(store.control_channel())
+    try:
+        await store.transition(cid, {S.DRAFT}, S.RUNNING)
+        await store.publish(f"{cid}:wake")
+        got: list[bytes] = []
+        async with asyncio.timeout(5):
+            while len(got) < 2:
+                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if msg is not None:
+                    got.append(msg["data"])
+        assert got == [f"{cid}:running".encode(), f"{cid}:wake".encode()]
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def test_update_settings_only_in_allowed_status(store: RedisStore) -> None:
+    cid = await store.create_campaign("x", "t", '{"a": 1}')
+    await store.update_settings(cid, '{"a": 2}', allowed={S.DRAFT, S.PAUSED})
+    assert (await store.get_campaign(cid)).settings_json == '{"a": 2}'
+    await store.transition(cid, {S.DRAFT}, S.RUNNING)
+    with pytest.raises(TransitionRefused, match="is running"):
+        await store.update_settings(cid, '{"a": 3}', allowed={S.DRAFT, S.PAUSED})
+    assert (await store.get_campaign(cid)).settings_json == '{"a": 2}'
+    with pytest.raises(NotFound):
+        await store.update_settings(12345, "{}", allowed={S.DRAFT})
+
+
+async def test_delete_removes_keys_but_keeps_records(
+    store: RedisStore, redis_client: aioredis.Redis, namespace: str
+) -> None:
+    cid, _ = await running_campaign(store, 2500)
+    other, _ = await running_campaign(store, 3)
+    done = await claim(store, cid, "call-done")
+    assert await finish(store, cid, "call-done", done.contact_id)
+    live = await claim(store, cid, "call-live")
+    assert live.kind == "ok"
+
+    await store.delete_campaign(cid, batch=700)
+
+    with pytest.raises(NotFound):
+        await store.get_campaign(cid)
+    assert [c.id for c in await store.list_campaigns()] == [other]
+    left = [k async for k in redis_client.scan_iter(match=f"{namespace}:c:{cid}:*")]
+    assert left == []
+    assert not await redis_client.exists(store.keys.campaign(cid))
+    records = await store.records(cid)
+    assert [fields["call_id"] for _, fields in records] == ["call-done"]
+    assert await redis_client.zscore(store.keys.records_index, str(cid)) is not None
+    # a late finish of a live call still frees the trunk lease and records the attempt
+    assert await redis_client.ttl(store.keys.call("call-live")) > 0
+    assert await redis_client.zscore(store.keys.trunk_inflight("trunk1"), "call-live")
+    assert await finish(store, cid, "call-live", live.contact_id)
+    assert await redis_client.zscore(store.keys.trunk_inflight("trunk1"), "call-live") is None
+    assert len(await store.records(cid)) == 2
+    # the other campaign is untouched
+    assert (await store.counts(other))[CallStatus.PENDING] == 3
+    with pytest.raises(NotFound):
+        await store.delete_campaign(cid)
+
+
+async def test_redis_errors_become_store_error(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    cid = await store.create_campaign("x", "t", "{}")
+    await redis_client.set(store.keys.lists(cid), "not a hash")
+    with pytest.raises(StoreError, match="WRONGTYPE"):
+        await store.add_list(cid)
