@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from contextlib import asynccontextmanager
 from dialer.config import EngineSettings
 from dialer.engine.engine import Engine
 from dialer.errors import ConfigError
+from dialer.metrics import serve_metrics
 from dialer.pbx.asterisk import AsteriskAdapter, AsteriskSettings
 from dialer.store.redis_store import RedisStore
 
@@ -36,7 +38,12 @@ async def run_engine(settings: EngineSettings) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with engine_parts(settings) as engine:
+    async with engine_parts(settings) as engine, contextlib.AsyncExitStack() as stack:
+        if settings.metrics_port is not None:
+            endpoint = await stack.enter_async_context(
+                serve_metrics(engine.metrics, "0.0.0.0", settings.metrics_port)
+            )
+            log.info("metrics on %s", endpoint.url)
         log.info("engine %s started", settings.engine_id)
         async with asyncio.TaskGroup() as tg:
             task = tg.create_task(engine.run())

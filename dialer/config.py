@@ -28,6 +28,10 @@ class EngineSettings:
     renew_interval: float = 5.0
     supervise_interval: float = 0.25  # how often campaigns are looked for
     full_poll: float = 0.05  # at the concurrency cap: re-check at least this often
+    # CPS windows are held this much longer than their nominal length so that the jitter
+    # between a grant and the PBX creating the channel never shows limit+1 calls in a second.
+    rate_margin_ms: int = 40
+    metrics_port: int | None = None  # serve /metrics here (the API serves it too)
     trunks: Mapping[str, TrunkLimit] = field(default_factory=dict)
     default_trunk_limit: TrunkLimit = field(default_factory=TrunkLimit)
 
@@ -37,7 +41,7 @@ class EngineSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineSettings:
         """DIALER_REDIS_URL, DIALER_NAMESPACE, DIALER_AMI_URL, DIALER_ENGINE_ID, DIALER_LEASE_MS,
-        DIALER_TRUNKS ("name=channels/cps,name2=channels/cps")."""
+        DIALER_METRICS_PORT, DIALER_TRUNKS ("name=channels/cps,name2=channels/cps")."""
         env = os.environ if env is None else env
         kwargs: dict[str, object] = {}
         if "DIALER_REDIS_URL" in env:
@@ -50,6 +54,8 @@ class EngineSettings:
             kwargs["engine_id"] = env["DIALER_ENGINE_ID"]
         if "DIALER_LEASE_MS" in env:
             kwargs["lease_ms"] = _int(env, "DIALER_LEASE_MS", minimum=1000)
+        if env.get("DIALER_METRICS_PORT"):
+            kwargs["metrics_port"] = _int(env, "DIALER_METRICS_PORT", minimum=0)
         if env.get("DIALER_TRUNKS"):
             kwargs["trunks"] = parse_trunks(env["DIALER_TRUNKS"])
         return cls(**kwargs)  # type: ignore[arg-type]

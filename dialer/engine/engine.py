@@ -30,7 +30,8 @@ from dialer.domain.statuses import CampaignStatus
 from dialer.engine.calls import LiveCall, call_record
 from dialer.engine.control import CampaignControl
 from dialer.engine.runner import CampaignRunner
-from dialer.errors import DialerError, StoreError, TransitionRefused
+from dialer.errors import DialerError, NotFound, StoreError, TransitionRefused
+from dialer.metrics import DialerMetrics
 from dialer.pbx.base import CallAnswered, CallEnded, PbxAdapter, PbxState
 from dialer.store.redis_store import RedisStore
 
@@ -53,8 +54,10 @@ class Engine:
         pbx: PbxAdapter,
         *,
         clock: Callable[[], float] = time.time,
+        metrics: DialerMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or DialerMetrics(settings.engine_id)
         self.store = store
         self.pbx = pbx
         self.control = CampaignControl(store)
@@ -117,6 +120,7 @@ class Engine:
             callback_at=ended.raw.callback_at,
         )
         record = call_record(call, ended, outcome, decision)
+        started = time.perf_counter()
         await self.store.finish(
             call.campaign_id,
             call.trunk,
@@ -127,6 +131,15 @@ class Engine:
             tech_failures=decision.technical_failures,
             retry_at_ms=int(decision.retry_at * 1000) if decision.retry_at is not None else None,
             record=record,
+        )
+        self.metrics.observe_redis("finish", time.perf_counter() - started)
+        answered = ended.answered_at
+        self.metrics.call_finished(
+            call.campaign_id,
+            call.trunk,
+            outcome.status,
+            ring_seconds=answered - call.claimed_at if answered is not None else None,
+            talk_seconds=ended.ended_at - answered if answered is not None else None,
         )
 
     async def _pump_events(self) -> None:
@@ -141,6 +154,7 @@ class Engine:
                     entry[0].answered_at = event.at
             elif isinstance(event, PbxState):
                 log.warning("PBX %s: %s", "up" if event.connected else "down", event.reason)
+                self.metrics.pbx_state(self.pbx.name, event.connected)
                 for runner in self._runners.values():
                     runner.wake()
 
@@ -167,12 +181,46 @@ class Engine:
     # -- campaigns -------------------------------------------------------------------------
 
     async def _supervise(self) -> None:
+        last_gauges = 0.0
         while True:
             try:
                 await self._supervise_once()
+                if time.monotonic() - last_gauges >= 1.0:
+                    last_gauges = time.monotonic()
+                    await self._update_gauges()
             except StoreError as exc:
                 log.warning("supervisor: store unavailable: %s", exc)
             await asyncio.sleep(self.settings.supervise_interval)
+
+    async def _update_gauges(self) -> None:
+        """Store-wide gauges of the campaigns this engine knows (every engine reports them)."""
+        m = self.metrics
+        m.set_unwritten(len(self._unwritten))
+        for cid, runner in list(self._runners.items()):
+            try:
+                campaign = await self.store.get_campaign(cid)
+            except NotFound:
+                m.forget_campaign(cid)
+                del self._runners[cid]
+                continue
+            stats = await self.store.queue_stats(cid)
+            trunk = runner.settings.trunk
+            draining = campaign.status in (CampaignStatus.PAUSING, CampaignStatus.CANCELLING)
+            m.set_campaign_status(cid, campaign.status)
+            m.set_limits(
+                cid, trunk, max_channels=runner.settings.max_channels, cps=runner.settings.cps
+            )
+            limit = self.settings.trunk_limit(trunk)
+            m.set_trunk_limits(trunk, max_channels=limit.max_channels, cps=limit.cps)
+            m.set_active(cid, trunk, len(runner.calls))
+            m.set_queue(
+                cid,
+                due_now=stats.pending_due_now,
+                later=stats.pending_total - stats.pending_due_now,
+                inflight=stats.inflight,
+                draining=stats.inflight if draining else 0,
+            )
+            m.set_contacts(cid, await self.store.counts(cid))
 
     async def _supervise_once(self) -> None:
         assert self._tg is not None

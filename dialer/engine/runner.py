@@ -30,6 +30,7 @@ from dialer.errors import (
     TransitionRefused,
     ValidationError,
 )
+from dialer.metrics import OriginateFailure
 from dialer.pbx.base import CallEnded, OriginateRequest
 from dialer.pbx.sanitize import channel_variables
 from dialer.store.models import ClaimResult
@@ -79,6 +80,7 @@ class CampaignRunner:
                 await self._sleep(self._wake, _MAX_IDLE)
                 continue
             call_id = new_call_id()
+            started = time.perf_counter()
             try:
                 res = await store.claim(
                     self.campaign_id,
@@ -90,6 +92,7 @@ class CampaignRunner:
                     trunk_max_channels=limit.max_channels,
                     cps=self.settings.cps,
                     trunk_cps=limit.cps,
+                    rate_margin_ms=cfg.rate_margin_ms,
                 )
             except NotFound:
                 return  # deleted
@@ -97,6 +100,7 @@ class CampaignRunner:
                 log.warning("campaign %s: claim failed: %s", self.campaign_id, exc)
                 await asyncio.sleep(_MAX_IDLE)
                 continue
+            self._engine.metrics.observe_redis("claim", time.perf_counter() - started)
             if res.kind == "ok":
                 await self._dial(call_id, res)
             elif res.kind == "full":
@@ -142,19 +146,24 @@ class CampaignRunner:
         )
         self.calls[call_id] = call
         self._engine.register(call, self)
+        metrics = self._engine.metrics
         try:
             await self._engine.pbx.originate(request)
+            metrics.originated(self.campaign_id, call.trunk)
         except ValidationError as exc:
+            metrics.originate_failed(self.campaign_id, call.trunk, OriginateFailure.NOT_DIALABLE)
             log.info(
                 "campaign %s contact %s: not dialable: %s", self.campaign_id, call.contact_id, exc
             )
             await self._engine.finish(call, _not_dialable(call, now))
             return
         except ActionFailed as exc:
+            metrics.originate_failed(self.campaign_id, call.trunk, OriginateFailure.REFUSED)
             log.warning("campaign %s: originate refused: %s", self.campaign_id, exc)
             await self._engine.finish(call, _refused(call, now))
             return
         except PbxUnavailable as exc:
+            metrics.originate_failed(self.campaign_id, call.trunk, OriginateFailure.PBX_UNAVAILABLE)
             # Unknown whether the PBX has the call: keep following it; the lease and the
             # reconciliation with the PBX's channel list settle it. Never re-send.
             log.warning(

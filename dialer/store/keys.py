@@ -26,6 +26,10 @@ key                            type   content
 ``{ns}:c:{cid}:orphans``       zset   call -> expiry ms of a lease that expired before its call
                                       was finished or released (the owner died or stalled)
 ``{ns}:c:{cid}:rate``          zset   sliding log of originate grants (member call, score ms)
+``{ns}:c:{cid}:phones``        set    E.164 numbers imported into the campaign by the CSV
+                                      importer (its dedupe set, across every imported list)
+``{ns}:c:{cid}:dnc``           set    the campaign's do-not-call list (E.164 numbers)
+``{ns}:dnc``                   set    the global do-not-call list (E.164 numbers)
 ``{ns}:t:{trunk}:inflight``    zset   call -> lease expiry ms (trunk channel leases)
 ``{ns}:t:{trunk}:rate``        zset   sliding log of originate grants on the trunk
 ``{ns}:call:{call}``           hash   cid, contact, trunk, phone, state (claimed | originated |
@@ -140,6 +144,17 @@ class Keys:
 
     def records(self, cid: int) -> str:
         return f"{self.ns}:records:{cid}"
+
+    def phones(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:phones"
+
+    def campaign_dnc(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:dnc"
+
+    # do-not-call
+    @property
+    def global_dnc(self) -> str:
+        return f"{self.ns}:dnc"
 
     # trunk
     def trunk_inflight(self, trunk: str) -> str:

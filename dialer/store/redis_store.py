@@ -123,6 +123,11 @@ class RedisStore:
         )
         return cls(client, namespace)
 
+    @property
+    def client(self) -> aioredis.Redis:
+        """The redis-py client, for companion stores on the same keys (``dnc.DncStore``)."""
+        return self._r
+
     async def aclose(self) -> None:
         await self._r.aclose()
 
@@ -461,6 +466,7 @@ class RedisStore:
         trunk_max_channels: int,
         cps: float,
         trunk_cps: float,
+        rate_margin_ms: int = 0,
     ) -> ClaimResult:
         """Take the first due contact for ``call_id`` if status, channels and rate allow.
 
@@ -470,7 +476,8 @@ class RedisStore:
         if lease_ms <= 0:
             raise ValueError("lease_ms must be positive")
         k = self.keys
-        c_rate, t_rate = RateWindow.for_cps(cps), RateWindow.for_cps(trunk_cps)
+        c_rate = RateWindow.for_cps(cps, rate_margin_ms)
+        t_rate = RateWindow.for_cps(trunk_cps, rate_margin_ms)
         res = await self._lua.claim(
             keys=[
                 k.campaign(cid),

@@ -75,8 +75,8 @@ def entry(behaviour: Behaviour) -> PlanEntry:
 def number(behaviour: Behaviour, serial: int, hold_s: int | None = None) -> str:
     """The E.164 number that makes the simulator do ``behaviour``.
 
-    ``hold_s`` (1-59 s) is required for :attr:`Behaviour.HOLD` and refused otherwise.
-    ``serial`` (0-9999) only makes the number unique.
+    ``hold_s`` (1-59 s) is required for :attr:`Behaviour.HOLD` and ignored for the others
+    (so one call can build a mix). ``serial`` (0-9999) only makes the number unique.
     """
     if not 0 <= serial < SERIALS:
         raise ValueError(f"serial must be 0..{SERIALS - 1}, got {serial}")
@@ -84,8 +84,6 @@ def number(behaviour: Behaviour, serial: int, hold_s: int | None = None) -> str:
         if hold_s is None or not HOLD_MIN_S <= hold_s <= HOLD_MAX_S:
             raise ValueError(f"HOLD needs hold_s in {HOLD_MIN_S}..{HOLD_MAX_S}, got {hold_s}")
         code = f"{hold_s:02d}"
-    elif hold_s is not None:
-        raise ValueError(f"hold_s only applies to HOLD, not {behaviour}")
     else:
         code = entry(behaviour).code
     return f"{PREFIX}{code}{serial:04d}"

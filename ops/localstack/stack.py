@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import secrets
+import shlex
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -111,6 +112,11 @@ class StackInfo:
     def asterisk_cli(self, cmd: str, *, timeout: float = 10.0) -> str:
         """``chroot ROOT asterisk -C CONF -rx CMD``: the output of one CLI command."""
         return asterisk.cli(self._layout(), cmd, timeout=timeout)
+
+    def cli_command(self, cmd: str) -> str:
+        """The shell command that runs ``cmd`` in this stack's Asterisk CLI (for people)."""
+        conf = f"{self.conf_dir}/asterisk.conf"
+        return shlex.join(["chroot", str(self.root), "asterisk", "-C", conf, "-rx", cmd])
 
     def env(self) -> dict[str, str]:
         """Environment variables for the dialer and the tools (``python -m ops.localstack env``)."""
@@ -272,6 +278,12 @@ def up(
 def _start(name: str, workdir: Path, rtp_ports: int) -> StackInfo:
     started = time.monotonic()
     root = build_root()
+    users = find_processes([f"/etc/dialer-{name}/"])
+    if users:
+        raise StackError(
+            f"stack name {name!r} is in use by another work dir (pid {users[0].pid}): "
+            "choose another --name or bring that stack down"
+        )
     workdir.mkdir(parents=True, exist_ok=True)
     workdir.chmod(0o700)
     base = _allocate(rtp_ports + 16)

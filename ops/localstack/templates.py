@@ -13,18 +13,22 @@ from string import Template
 _LEFT = re.compile(r"\$\{STACK_[A-Z0-9_]+\}")
 
 
+# Template's pattern groups; only the braced STACK_ form can match (flags: VERBOSE only).
+_PATTERN = r"""
+    \$(?:
+        (?P<escaped>(?!))                  # no escape sequence: $$ stays $$
+      | (?P<named>(?!))                    # no unbraced form
+      | \{(?P<braced>STACK_[A-Z0-9_]+)\}
+      | (?P<invalid>(?!))
+    )
+"""
+
+
 class StackTemplate(Template):
     """Only ``${STACK_NAME}`` is a placeholder; any other ``$`` (``$$`` too) is left as it is."""
 
-    flags = 0  # case-sensitive: ${stack_x} is not ours either
-    pattern = r"""
-        \$(?:
-            (?P<escaped>(?!))                  # no escape sequence: $$ stays $$
-          | (?P<named>(?!))                    # no unbraced form
-          | \{(?P<braced>STACK_[A-Z0-9_]+)\}
-          | (?P<invalid>(?!))
-        )
-    """
+    flags = re.RegexFlag(0)  # case-sensitive: ${stack_x} is not ours either
+    pattern = _PATTERN  # type: ignore[assignment]  # compiled by Template.__init_subclass__
 
 
 class TemplateError(ValueError):

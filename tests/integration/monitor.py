@@ -19,16 +19,18 @@ from dialer.pbx.ami.codec import Message
 @dataclass
 class Observed:
     channel_samples: list[tuple[float, int]] = field(default_factory=list)
-    new_channels: dict[str, float] = field(
-        default_factory=dict
-    )  # call id -> first seen (monotonic)
+    # call id -> first seen here (monotonic)
+    new_channels: dict[str, float] = field(default_factory=dict)
+    # call id -> Asterisk's own creation time (the event's Timestamp header, epoch seconds)
+    created_at: dict[str, float] = field(default_factory=dict)
 
     @property
     def max_channels(self) -> int:
         return max((n for _, n in self.channel_samples), default=0)
 
     def max_in_window(self, window: float = 1.0) -> int:
-        times = sorted(self.new_channels.values())
+        """Most channels Asterisk created in any ``window`` seconds, on Asterisk's clock."""
+        times = sorted(self.created_at.values() or self.new_channels.values())
         best, lo = 0, 0
         for hi, t in enumerate(times):
             while t - times[lo] >= window:
@@ -57,6 +59,9 @@ async def watch_asterisk(
                     uid = item.get("Uniqueid") or ""
                     if uid.startswith("dlr-"):
                         observed.new_channels.setdefault(uid, time.monotonic())
+                        stamp = item.get("Timestamp")
+                        if stamp:
+                            observed.created_at.setdefault(uid, float(stamp))
 
         async def sample() -> None:
             while True:

@@ -212,6 +212,18 @@ async def test_human_is_detected_and_the_call_can_be_hung_up(calls: CallWatcher)
     assert not trace.all("UserEvent", UserEvent="DialerResult")
 
 
+async def test_silence_without_rtp_is_notsure_after_5_seconds(calls: CallWatcher) -> None:
+    trace = await calls.originate(number(B.WAIT_FOR_BYE, serial()), variables={"DIALER_AMD": "1"})
+    await calls.wait(trace, lambda t: bool(t.all("UserEvent", UserEvent="DialerAMD")))
+    status, cause = amd_of(trace)
+    assert status == "NOTSURE"
+    assert (cause or "").startswith("TOOLONG-")
+    assert 4.5 <= trace.at("UserEvent") <= 6.0
+    await calls.ami.send_action("Hangup", {"Channel": trace.one("Newchannel").get("Channel") or ""})
+    await calls.wait(trace, lambda t: t.ended)
+    assert_answered(trace)
+
+
 async def test_voicemail_is_detected_as_machine_and_hung_up(calls: CallWatcher) -> None:
     trace = await calls.call(number(B.VOICEMAIL, serial()), variables={"DIALER_AMD": "1"})
     assert_answered(trace)
@@ -381,9 +393,10 @@ async def test_all_behaviours_at_once(calls: CallWatcher, stack: StackInfo) -> N
 
 async def test_ami_user_has_what_the_dialer_needs_and_no_more(ami: AmiClient) -> None:
     await ami.send_action("Ping")
-    await ami.send_action("Filter", {"Operation": "Add", "Filter": "Event: Hangup"})
     await ami.send_action_list("CoreShowChannels")
     for action, fields in (
+        ("Filter", {"Operation": "Add", "Filter": "Event: Hangup"}),  # needs "system"
+        ("GetConfig", {"Filename": "manager.conf"}),  # needs "system" or "config"
         ("Command", {"Command": "core show version"}),  # needs "command"
         ("UpdateConfig", {"SrcFilename": "x.conf", "DstFilename": "x.conf"}),  # needs "config"
         ("UserEvent", {"UserEvent": "DialerResult", "Result": "dnc"}),  # needs "user"

@@ -130,6 +130,7 @@ async def test_two_engine_processes_never_exceed_concurrency_or_cps(stack, store
             await control.start(cid)
             await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=120)
     assert len(seen.new_channels) == 45
+    assert len(seen.created_at) == 45  # Asterisk stamped every event (timestampevents)
     assert seen.max_channels <= 10, seen.max_channels
     assert seen.max_channels >= 8  # the limit was actually reached (45 calls of 2 s at 5 CPS)
     assert seen.max_in_window(1.0) <= 5, seen.max_in_window(1.0)

@@ -23,7 +23,9 @@ def ev(name: str, **fields: str) -> Message:
 NEWCHANNEL = ev("Newchannel", ChannelState="0")
 RINGING = ev("Newstate", ChannelState="5", ChannelStateDesc="Ringing")
 UP = ev("Newstate", ChannelState="6", ChannelStateDesc="Up")
-DIALEND_ANSWER = ev("DialEnd", DialStatus="ANSWER")
+DIALEND_ANSWER = Message(
+    headers=(("Event", "DialEnd"), ("DestUniqueid", CID), ("DialStatus", "ANSWER"))
+)
 ORIG_OK = ev("OriginateResponse", Response="Success", Reason="4")
 AMD_HUMAN = ev("UserEvent", UserEvent="DialerAMD", Status="HUMAN", Cause="HUMAN-300-300")
 HANGUP_16 = ev("Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"})
@@ -67,7 +69,8 @@ def test_sip_rejection_waits_for_hangup_cause_whatever_the_order(cause, tech, di
     fail = ev("OriginateResponse", Response="Failure", Reason="0")
     hangup = ev("Hangup", Cause=cause, TechCause=tech)
     tail = [fail, hangup] if failure_first else [hangup, fail]
-    out = run([NEWCHANNEL, ev("DialEnd", DialStatus=dial), *tail])
+    dial_end = Message(headers=(("Event", "DialEnd"), ("DestUniqueid", CID), ("DialStatus", dial)))
+    out = run([NEWCHANNEL, dial_end, *tail])
     ended = [e for e in out if isinstance(e, CallEnded)]
     assert len(ended) == 1
     raw = ended[0].raw

@@ -25,6 +25,7 @@ def test_numbers_follow_the_plan() -> None:
     assert number(B.WAIT_FOR_BYE, 0) == "+12015000000"
     assert number(B.BUSY, 9999) == "+12015869999"
     assert number(B.RING_NO_ANSWER, 42) == "+12015700042"
+    assert number(B.BUSY, 5, hold_s=3) == number(B.BUSY, 5)  # hold_s only matters for HOLD
 
 
 def test_every_behaviour_has_one_entry_and_round_trips() -> None:
@@ -40,7 +41,7 @@ def test_every_behaviour_has_one_entry_and_round_trips() -> None:
 
 @pytest.mark.parametrize(
     ("behaviour", "serial", "hold_s"),
-    [(B.HOLD, 1, None), (B.HOLD, 1, 0), (B.HOLD, 1, 60), (B.BUSY, 1, 3), (B.BUSY, 10_000, None)],
+    [(B.HOLD, 1, None), (B.HOLD, 1, 0), (B.HOLD, 1, 60), (B.BUSY, 10_000, None), (B.BUSY, -1, 1)],
 )
 def test_bad_number_requests_are_refused(
     behaviour: Behaviour, serial: int, hold_s: int | None
@@ -123,7 +124,12 @@ def test_pbx_config_renders_completely_into_the_instance_dir(tmp_path: Path) -> 
 def test_manager_grants_the_least_privileges() -> None:
     manager = (CONFIG_SOURCE / "manager.conf").read_text()
     assert re.search(r"(?m)^read = call,user$", manager)
-    assert re.search(r"(?m)^write = originate,call,reporting,system$", manager)
+    assert re.search(r"(?m)^write = originate,call,reporting$", manager)
+    # the adapter's event filters live here (Filter actions would need "system")
+    from dialer.pbx.asterisk.correlate import FOLLOWED_EVENTS
+
+    filters = set(re.findall(r"(?m)^eventfilter = Event: (\w+)$", manager))
+    assert filters == set(FOLLOWED_EVENTS)
     assert re.search(r"(?m)^bindaddr = 127\.0\.0\.1$", manager)
 
 

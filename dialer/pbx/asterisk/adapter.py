@@ -36,8 +36,13 @@ class AsteriskSettings:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> AsteriskSettings:
-        """``ami://user:secret@host:port``; the adapter asks only for the events it follows."""
-        ami = replace(AmiSettings.from_url(url), events="call,user", filters=EVENT_FILTERS)
+        """``ami://user:secret@host:port``; asks for the call and user event classes.
+
+        Event filters belong in manager.conf (``eventfilter`` lines, see pbx-config/asterisk):
+        sending Filter actions would need the broad ``system`` write privilege. Add
+        ``?filter=...`` to the URL to send them anyway (the user then needs ``system``).
+        """
+        ami = replace(AmiSettings.from_url(url), events="call,user")
         return cls(ami=ami, **kwargs)
 
 

@@ -76,7 +76,8 @@ class CallCorrelator:
 
     def feed(self, msg: Message, now: float) -> list[PbxEvent]:
         name = msg.event
-        call_id = msg.get("Uniqueid")
+        # Dial events describe the callee leg as Dest*: an originated channel is that leg.
+        call_id = msg.get("DestUniqueid") if name == "DialEnd" else msg.get("Uniqueid")
         if name is None or call_id is None:
             return []
         track = self._calls.get(call_id)
