@@ -25,7 +25,7 @@ class EngineSettings:
     ami_url: str | None = None  # ami://user:secret@host:port
     engine_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     lease_ms: int = 15_000  # a crashed engine's channel slots free themselves after this
-    renew_interval: float = 5.0
+    renew_interval: float | None = None  # default: a third of the lease
     supervise_interval: float = 0.25  # how often campaigns are looked for
     full_poll: float = 0.05  # at the concurrency cap: re-check at least this often
     # CPS windows are held this much longer than their nominal length so that the jitter
@@ -34,6 +34,10 @@ class EngineSettings:
     metrics_port: int | None = None  # serve /metrics here (the API serves it too)
     trunks: Mapping[str, TrunkLimit] = field(default_factory=dict)
     default_trunk_limit: TrunkLimit = field(default_factory=TrunkLimit)
+
+    @property
+    def renew_every(self) -> float:
+        return self.renew_interval if self.renew_interval else self.lease_ms / 3000
 
     def trunk_limit(self, trunk: str) -> TrunkLimit:
         return self.trunks.get(trunk, self.default_trunk_limit)

@@ -122,7 +122,7 @@ class CampaignControl:
         if status not in (CampaignStatus.PAUSING, CampaignStatus.CANCELLING):
             return status
         stats = await self._store.queue_stats(cid)
-        if stats.inflight or stats.claimed:
+        if stats.inflight or stats.claimed or await self._store.orphaned_calls(cid):
             return status
         if status is CampaignStatus.CANCELLING:
             await self._store.mark_undialed(cid, CallStatus.NOT_DIALED)

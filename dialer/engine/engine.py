@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dialer.config import EngineSettings
+from dialer.domain.calls import RawOutcome
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.lifecycle import CampaignCommand, next_status
 from dialer.domain.outcome import classify
@@ -160,7 +161,7 @@ class Engine:
 
     async def _renew_leases(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.renew_interval)
+            await asyncio.sleep(self.settings.renew_every)
             by_campaign: dict[tuple[int, str], list[str]] = {}
             for call, _ in self._calls.values():
                 by_campaign.setdefault((call.campaign_id, call.trunk), []).append(call.call_id)
@@ -172,6 +173,60 @@ class Engine:
                 except StoreError as exc:
                     log.warning("lease renewal for campaign %s failed: %s", cid, exc)
             await self._retry_unwritten()
+            try:
+                await self._reconcile()
+            except DialerError as exc:
+                log.warning("reconciliation postponed: %s", exc)
+
+    async def _reconcile(self) -> None:
+        """Settle the calls of engines that died (their leases expired: "orphans").
+
+        Never originated: the contact goes back to the queue. Still live on the PBX: this
+        engine adopts the call and follows it to its end. Gone from the PBX: the attempt ends
+        as a technical error (retryable, not counted against the contact's attempts).
+        """
+        live: dict[str, bool] | None = None
+        for cid, runner in list(self._runners.items()):
+            for call_id in await self.store.orphaned_calls(cid):
+                if call_id in self._calls:
+                    continue  # ours: the next renewal gives the lease back
+                ref = await self.store.get_call(call_id)
+                if ref is None or ref.state == "done":
+                    continue
+                if ref.state == "claimed":
+                    await self.store.release(cid, ref.trunk, call_id, ref.contact)
+                    log.info("released never-originated call %s of %s", call_id, ref.owner)
+                    continue
+                if live is None:
+                    live = await self.pbx.live_calls()
+                contact = await self.store.get_contact(cid, ref.contact)
+                call = LiveCall(
+                    call_id=call_id,
+                    campaign_id=cid,
+                    trunk=ref.trunk,
+                    contact_id=ref.contact,
+                    phone=ref.phone,
+                    attempts=contact.attempts,
+                    tech_failures=contact.tech_failures,
+                    claimed_at=ref.claimed_ms / 1000,
+                    engine_id=self.settings.engine_id,
+                )
+                if call_id in live:
+                    log.info("adopting live call %s of %s", call_id, ref.owner)
+                    self.register(call, runner)
+                    runner.calls[call_id] = call
+                    self.pbx.adopt(call_id, answered=live[call_id])
+                    await self.store.renew(cid, ref.trunk, [call_id], self.settings.lease_ms)
+                else:
+                    log.info("call %s of %s vanished from the PBX", call_id, ref.owner)
+                    now = self._clock()
+                    ended = CallEnded(
+                        call_id=call_id,
+                        raw=RawOutcome(answered=False, originate_failed=True),
+                        ended_at=now,
+                        started_at=call.claimed_at,
+                    )
+                    await self.finish(call, ended)
 
     async def _retry_unwritten(self) -> None:
         pending, self._unwritten = self._unwritten, []

@@ -181,7 +181,8 @@ class CampaignRunner:
             await self._sleep(self._wake, min(wait, _MAX_IDLE))
             return False
         stats = await store.queue_stats(self.campaign_id)
-        if stats.inflight or stats.claimed or stats.pending_total:
+        busy = stats.inflight or stats.claimed or stats.pending_total
+        if busy or await store.orphaned_calls(self.campaign_id):
             await self._sleep(self._slot_freed, _MAX_IDLE)
             return False
         try:

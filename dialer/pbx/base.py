@@ -74,11 +74,11 @@ class PbxAdapter(Protocol):
         """End a call now (no-op if it already ended)."""
         ...
 
-    async def live_call_ids(self) -> set[str]:
-        """Unique ids of every channel the PBX has right now."""
+    async def live_calls(self) -> dict[str, bool]:
+        """Every channel the PBX has right now: unique id -> answered (Up)."""
         ...
 
-    def adopt(self, call_id: str) -> None:
+    def adopt(self, call_id: str, *, answered: bool) -> None:
         """Follow a call originated by another (possibly crashed) engine process."""
         ...
 

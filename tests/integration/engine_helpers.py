@@ -60,6 +60,7 @@ def engine_processes(
             DIALER_NAMESPACE=settings.namespace,
             DIALER_AMI_URL=settings.ami_url or "",
             DIALER_ENGINE_ID=f"proc-{i}",
+            DIALER_LEASE_MS=str(settings.lease_ms),
         )
         procs.append(
             subprocess.Popen(

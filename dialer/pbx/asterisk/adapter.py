@@ -89,8 +89,8 @@ class AsteriskAdapter:
     def followed_calls(self) -> int:
         return len(self._correlator)
 
-    def adopt(self, call_id: str) -> None:
-        self._correlator.follow(call_id, self._clock())
+    def adopt(self, call_id: str, *, answered: bool) -> None:
+        self._correlator.follow(call_id, self._clock(), answered=answered)
 
     async def originate(self, request: OriginateRequest) -> None:
         number = check_number(request.number)
@@ -136,9 +136,11 @@ class AsteriskAdapter:
         except Exception as exc:  # the channel ended meanwhile: "No such channel"
             log.debug("hangup of %s: %s", call_id, exc)
 
-    async def live_call_ids(self) -> set[str]:
+    async def live_calls(self) -> dict[str, bool]:
         items = await self._ami.send_action_list("CoreShowChannels")
-        return {uid for item in items if (uid := item.get("Uniqueid"))}
+        return {
+            uid: item.get("ChannelState") == "6" for item in items if (uid := item.get("Uniqueid"))
+        }
 
     async def events(self) -> AsyncIterator[PbxEvent]:
         """Correlated call events; also ends calls whose closing Hangup never came.

@@ -58,8 +58,13 @@ class CallCorrelator:
         self._calls: dict[str, _Track] = {}
         self._failure_grace = failure_grace
 
-    def follow(self, call_id: str, now: float) -> None:
-        self._calls.setdefault(call_id, _Track(started_at=now))
+    def follow(self, call_id: str, now: float, *, answered: bool = False) -> None:
+        """Follow ``call_id``; ``answered`` for a call adopted while already Up."""
+        track = self._calls.setdefault(call_id, _Track(started_at=now))
+        if answered and track.answered_at is None:
+            track.answered_at = now
+            track.channel_seen = True
+            track.raw = replace(track.raw, answered=True)
 
     def forget(self, call_id: str) -> None:
         self._calls.pop(call_id, None)
