@@ -31,6 +31,7 @@ class EngineSettings:
     # CPS windows are held this much longer than their nominal length so that the jitter
     # between a grant and the PBX creating the channel never shows limit+1 calls in a second.
     rate_margin_ms: int = 40
+    pbx_auto_resume: bool = True  # resume campaigns paused by a PBX outage when it is back
     metrics_port: int | None = None  # serve /metrics here (the API serves it too)
     trunks: Mapping[str, TrunkLimit] = field(default_factory=dict)
     default_trunk_limit: TrunkLimit = field(default_factory=TrunkLimit)

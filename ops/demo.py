@@ -15,6 +15,7 @@ import itertools
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 from dialer.app import engine_parts
@@ -23,6 +24,7 @@ from dialer.domain.campaign import CampaignSettings
 from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.engine.control import CampaignControl
+from dialer.metrics import serve_metrics
 from dialer.store.keys import Keys
 from dialer.store.models import ContactInput
 from dialer.store.redis_store import RedisStore
@@ -96,7 +98,8 @@ async def run_demo(total: int, keep: bool) -> int:
     print(f"campaign {cid}: {len(contacts)} contacts, 40 channels, 25 calls/s, AMD on")
     started = time.monotonic()
     tty = sys.stdout.isatty()
-    async with engine_parts(settings) as engine:
+    async with engine_parts(settings) as engine, serve_metrics(engine.metrics, port=0) as metrics:
+        print(f"metrics: {metrics.url}  (Prometheus exposition, while the demo runs)")
         task = asyncio.create_task(engine.run())
         await control.start(cid)
         last_print = 0.0
@@ -127,10 +130,14 @@ async def run_demo(total: int, keep: bool) -> int:
     records = await store.records(cid, count=100_000)
     print(f"\ncampaign {cid} ({(await store.get_campaign(cid)).status.label}) "
           f"after {time.monotonic() - started:.0f} s, {len(records)} call attempts")  # fmt: skip
-    print(f"{'contact status':<28}{'contacts':>9}")
-    for status_, n in counts.items():
-        if n:
-            print(f"{status_.label:<28}{n:>9}")
+    attempts = Counter(CallStatus(r["status"]) for _, r in records)
+    contact_rows = [(s.label, n) for s, n in counts.items() if n]
+    attempt_rows = [(s.label, n) for s, n in attempts.most_common()]
+    print(f"{'contact status':<26}{'contacts':>9}    {'attempt outcome':<18}{'attempts':>9}")
+    for i in range(max(len(contact_rows), len(attempt_rows))):
+        left = "{:<26}{:>9}".format(*contact_rows[i]) if i < len(contact_rows) else " " * 35
+        right = "{:<18}{:>9}".format(*attempt_rows[i]) if i < len(attempt_rows) else ""
+        print(f"{left}    {right}".rstrip())
     keys = Keys(ns)
     print(
         "\ncall records (one per attempt) are in Redis:\n"

@@ -17,12 +17,15 @@ from dataclasses import dataclass
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.lifecycle import CampaignCommand, TransitionContext, next_status
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.errors import ValidationError
 from dialer.store.models import ContactInput
 from dialer.store.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
 
 HANGUP_REASON = "stopped with hang-up"
+PBX_DOWN_REASON = "PBX unavailable"
+PLAN_LIMIT_REASON = "plan limit"
 ACTIVE = (
     CampaignStatus.SCHEDULED,
     CampaignStatus.RUNNING,
@@ -54,8 +57,9 @@ class CampaignControl:
         """A new recipient list (Draft or Paused only); returns (list id, contacts added)."""
         campaign = await self._store.get_campaign(cid)
         next_status(CampaignStatus(campaign.status), CampaignCommand.EDIT)
+        checked = [_checked(i, c) for i, c in enumerate(contacts, start=1)]
         list_id = await self._store.add_list(cid)
-        added = await self._store.add_contacts(cid, list_id, contacts)
+        added = await self._store.add_contacts(cid, list_id, checked)
         return list_id, added
 
     async def _apply(
@@ -82,13 +86,23 @@ class CampaignControl:
         await self._apply(cid, CampaignCommand.PAUSE, reason)
         return await self._settle(cid)
 
-    async def resume(self, cid: int) -> CommandResult:
+    async def resume(self, cid: int, *, only_reason: str | None = None) -> CommandResult:
+        """Dial again. ``only_reason``: resume only if that is why the campaign paused."""
+        if only_reason is not None:
+            campaign = await self._store.get_campaign(cid)
+            if campaign.status_reason != only_reason:
+                return CommandResult(cid, campaign.status, 0)
         status = await self._apply(cid, CampaignCommand.RESUME)
         return CommandResult(cid, status, 0)
 
     async def stop(self, cid: int, *, hangup: bool = False) -> CommandResult:
-        """Cancel for good: drain (or hang up) in-flight calls; undialed contacts -> Not dialed."""
-        await self._apply(cid, CampaignCommand.STOP, HANGUP_REASON if hangup else "")
+        """Cancel for good: drain (or hang up) in-flight calls; undialed contacts -> Not dialed
+        (Plan limit exceeded when the plan limit had paused the campaign)."""
+        campaign = await self._store.get_campaign(cid)
+        reason = HANGUP_REASON if hangup else ""
+        if campaign.status_reason == PLAN_LIMIT_REASON and not hangup:
+            reason = PLAN_LIMIT_REASON
+        await self._apply(cid, CampaignCommand.STOP, reason)
         return await self._settle(cid)
 
     async def stop_all(self, *, hangup: bool = False) -> list[CommandResult]:
@@ -125,7 +139,12 @@ class CampaignControl:
         if stats.inflight or stats.claimed or await self._store.orphaned_calls(cid):
             return status
         if status is CampaignStatus.CANCELLING:
-            await self._store.mark_undialed(cid, CallStatus.NOT_DIALED)
+            undialed = (
+                CallStatus.PLAN_LIMIT_EXCEEDED
+                if campaign.status_reason == PLAN_LIMIT_REASON
+                else CallStatus.NOT_DIALED
+            )
+            await self._store.mark_undialed(cid, undialed)
         target = next_status(status, CampaignCommand.DRAINED)
         return await self._store.transition(cid, (status,), target, campaign.status_reason)
 
@@ -146,3 +165,19 @@ class CampaignControl:
         status = await self.drained(cid)
         stats = await self._store.queue_stats(cid)
         return CommandResult(cid, status, stats.inflight)
+
+
+def _text(value: str, what: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{what} is not valid text (lone surrogate)") from None
+
+
+def _checked(index: int, contact: ContactInput) -> ContactInput:
+    """Contacts must be storable text; anything else is refused before the list is created."""
+    _text(contact.phone, f"contact {index}: phone")
+    for key, value in contact.vars.items():
+        _text(key, f"contact {index}: a variable name")
+        _text(value, f"contact {index}: variable {key.encode('utf-8', 'replace')[:40]!r}")
+    return contact

@@ -27,13 +27,15 @@ from dialer.domain.campaign import CampaignSettings
 from dialer.domain.lifecycle import CampaignCommand, next_status
 from dialer.domain.outcome import classify
 from dialer.domain.retry import decide
-from dialer.domain.statuses import CampaignStatus
+from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.engine.calls import LiveCall, call_record
-from dialer.engine.control import CampaignControl
-from dialer.engine.runner import CampaignRunner
+from dialer.engine.cancel import checkpoint
+from dialer.engine.control import PBX_DOWN_REASON, PLAN_LIMIT_REASON, CampaignControl
+from dialer.engine.runner import CampaignRunner, plan_exhausted
 from dialer.errors import DialerError, NotFound, StoreError, TransitionRefused
 from dialer.metrics import DialerMetrics
 from dialer.pbx.base import CallAnswered, CallEnded, PbxAdapter, PbxState
+from dialer.store.dnc import DncStore
 from dialer.store.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
@@ -62,12 +64,14 @@ class Engine:
         self.store = store
         self.pbx = pbx
         self.control = CampaignControl(store)
+        self.dnc = DncStore(store)
         self._clock = clock
         self._runners: dict[int, CampaignRunner] = {}
         self._running: dict[int, asyncio.Task[None]] = {}
         self._calls: dict[str, tuple[LiveCall, CampaignRunner]] = {}
         self._unwritten: list[tuple[LiveCall, CallEnded]] = []
         self._tg: asyncio.TaskGroup | None = None
+        self._pbx_lost_at: float | None = None
 
     def statistics(self) -> EngineStatistics:
         return EngineStatistics(
@@ -122,7 +126,7 @@ class Engine:
         )
         record = call_record(call, ended, outcome, decision)
         started = time.perf_counter()
-        await self.store.finish(
+        written = await self.store.finish(
             call.campaign_id,
             call.trunk,
             call.call_id,
@@ -134,6 +138,10 @@ class Engine:
             record=record,
         )
         self.metrics.observe_redis("finish", time.perf_counter() - started)
+        if written:
+            await self._count_usage(call, ended, settings)
+        if outcome.status is CallStatus.DO_NOT_CALL:  # the callee opted out during the call
+            await self.dnc.add_from_call(call.phone, call.campaign_id)
         answered = ended.answered_at
         self.metrics.call_finished(
             call.campaign_id,
@@ -143,8 +151,21 @@ class Engine:
             talk_seconds=ended.ended_at - answered if answered is not None else None,
         )
 
+    async def _count_usage(
+        self, call: LiveCall, ended: CallEnded, settings: CampaignSettings
+    ) -> None:
+        talk = ended.ended_at - ended.answered_at if ended.answered_at is not None else 0.0
+        usage = await self.store.add_usage(call.campaign_id, attempts=1, talk_seconds=talk)
+        if plan_exhausted(settings, usage):
+            try:
+                await self.control.pause(call.campaign_id, reason=PLAN_LIMIT_REASON)
+                log.warning("campaign %s paused: %s reached", call.campaign_id, PLAN_LIMIT_REASON)
+            except TransitionRefused:
+                pass
+
     async def _pump_events(self) -> None:
         async for event in self.pbx.events():
+            checkpoint()
             if isinstance(event, CallEnded):
                 entry = self._calls.get(event.call_id)
                 if entry is not None:
@@ -156,11 +177,52 @@ class Engine:
             elif isinstance(event, PbxState):
                 log.warning("PBX %s: %s", "up" if event.connected else "down", event.reason)
                 self.metrics.pbx_state(self.pbx.name, event.connected)
+                try:
+                    if event.connected:
+                        await self._pbx_back()
+                    else:
+                        await self._pbx_lost()
+                except DialerError as exc:
+                    log.error(
+                        "handling PBX %s failed: %s", "up" if event.connected else "down", exc
+                    )
                 for runner in self._runners.values():
                     runner.wake()
 
+    async def _pbx_lost(self) -> None:
+        """Pause every campaign this engine dials: nothing is originated blindly."""
+        self._pbx_lost_at = self._clock()
+        for cid in list(self._runners):
+            try:
+                await self.control.pause(cid, reason=PBX_DOWN_REASON)
+                log.warning("campaign %s paused: %s", cid, PBX_DOWN_REASON)
+            except (TransitionRefused, NotFound):
+                pass  # not running, or another engine paused it first
+
+    async def _pbx_back(self) -> None:
+        """Settle calls that ended unseen during the outage, then resume what the outage paused."""
+        lost_at, self._pbx_lost_at = self._pbx_lost_at, None
+        if lost_at is None:
+            return  # the first connection
+        live = await self.pbx.live_calls()
+        for call_id, (call, _) in list(self._calls.items()):
+            if call_id not in live and call.claimed_at < lost_at:
+                log.warning("call %s ended while the PBX was unreachable", call_id)
+                self.pbx.forget(call_id)
+                raw = RawOutcome(answered=call.answered_at is not None, originate_failed=True)
+                ended = CallEnded(call_id, raw, self._clock(), call.answered_at, call.claimed_at)
+                await self.finish(call, ended)
+        if not self.settings.pbx_auto_resume:
+            return
+        for cid in list(self._runners):
+            try:
+                await self.control.resume(cid, only_reason=PBX_DOWN_REASON)
+            except (TransitionRefused, NotFound):
+                pass
+
     async def _renew_leases(self) -> None:
         while True:
+            checkpoint()
             await asyncio.sleep(self.settings.renew_every)
             by_campaign: dict[tuple[int, str], list[str]] = {}
             for call, _ in self._calls.values():
@@ -238,6 +300,7 @@ class Engine:
     async def _supervise(self) -> None:
         last_gauges = 0.0
         while True:
+            checkpoint()
             try:
                 await self._supervise_once()
                 if time.monotonic() - last_gauges >= 1.0:

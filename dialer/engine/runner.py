@@ -21,7 +21,8 @@ from dialer.domain.campaign import CampaignSettings
 from dialer.domain.lifecycle import CampaignCommand, next_status
 from dialer.domain.statuses import CampaignStatus
 from dialer.engine.calls import LiveCall
-from dialer.engine.control import HANGUP_REASON
+from dialer.engine.cancel import checkpoint
+from dialer.engine.control import HANGUP_REASON, PLAN_LIMIT_REASON
 from dialer.errors import (
     ActionFailed,
     NotFound,
@@ -33,7 +34,8 @@ from dialer.errors import (
 from dialer.metrics import OriginateFailure
 from dialer.pbx.base import CallEnded, OriginateRequest
 from dialer.pbx.sanitize import channel_variables
-from dialer.store.models import ClaimResult
+from dialer.store.dnc import finish_blocked
+from dialer.store.models import ClaimResult, Usage
 
 if TYPE_CHECKING:
     from dialer.engine.engine import Engine
@@ -75,7 +77,14 @@ class CampaignRunner:
         store = self._engine.store
         cfg = self._engine.settings
         limit = cfg.trunk_limit(self.settings.trunk)
+        if plan_exhausted(self.settings, await store.usage(self.campaign_id)):
+            try:  # resumed although its plan is used up
+                await self._engine.control.pause(self.campaign_id, reason=PLAN_LIMIT_REASON)
+            except TransitionRefused:
+                pass
+            return
         while True:
+            checkpoint()
             if not self._engine.pbx.connected:
                 await self._sleep(self._wake, _MAX_IDLE)
                 continue
@@ -102,6 +111,9 @@ class CampaignRunner:
                 continue
             self._engine.metrics.observe_redis("claim", time.perf_counter() - started)
             if res.kind == "ok":
+                if await self._engine.dnc.blocked(res.phone, self.campaign_id):
+                    await finish_blocked(store, self.campaign_id, self.settings.trunk, call_id, res)
+                    continue
                 await self._dial(call_id, res)
             elif res.kind == "full":
                 self._slot_freed.clear()
@@ -230,3 +242,12 @@ def _refused(call: LiveCall, now: float) -> CallEnded:
         ended_at=now,
         started_at=now,
     )
+
+
+def plan_exhausted(settings: CampaignSettings, usage: Usage) -> bool:
+    limits = settings.limits
+    if limits is None:
+        return False
+    if limits.max_attempts_total is not None and usage.attempts >= limits.max_attempts_total:
+        return True
+    return limits.max_minutes is not None and usage.talk_seconds >= limits.max_minutes * 60

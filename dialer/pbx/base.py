@@ -82,6 +82,10 @@ class PbxAdapter(Protocol):
         """Follow a call originated by another (possibly crashed) engine process."""
         ...
 
+    def forget(self, call_id: str) -> None:
+        """Stop following a call (its result was settled without the PBX)."""
+        ...
+
     def events(self) -> AsyncIterator[PbxEvent]:
         """The adapter's event stream (one consumer)."""
         ...

@@ -10,6 +10,7 @@ from .models import (
     ContactRecord,
     QueueStats,
     RateWindow,
+    Usage,
 )
 from .redis_store import RedisStore
 
@@ -24,4 +25,5 @@ __all__ = [
     "QueueStats",
     "RateWindow",
     "RedisStore",
+    "Usage",
 ]

@@ -26,6 +26,7 @@ key                            type   content
 ``{ns}:c:{cid}:orphans``       zset   call -> expiry ms of a lease that expired before its call
                                       was finished or released (the owner died or stalled)
 ``{ns}:c:{cid}:rate``          zset   sliding log of originate grants (member call, score ms)
+``{ns}:c:{cid}:usage``         hash   attempts, talk_seconds: what the campaign used of its plan
 ``{ns}:c:{cid}:phones``        set    E.164 numbers imported into the campaign by the CSV
                                       importer (its dedupe set, across every imported list)
 ``{ns}:c:{cid}:dnc``           set    the campaign's do-not-call list (E.164 numbers)
@@ -142,6 +143,9 @@ class Keys:
     def rate(self, cid: int) -> str:
         return f"{self.ns}:c:{cid}:rate"
 
+    def usage(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:usage"
+
     def records(self, cid: int) -> str:
         return f"{self.ns}:records:{cid}"
 
@@ -181,4 +185,5 @@ class Keys:
             self.orphans(cid),
             self.rate(cid),
             self.contact_seq(cid),
+            self.usage(cid),
         )

@@ -123,3 +123,11 @@ class RateWindow:
             return cls(0, 0)
         limit = math.ceil(cps)
         return cls(limit, math.ceil(limit * 1000 / cps) + max(0, margin_ms))
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a campaign used of its plan: attempts made and answered talk time."""
+
+    attempts: int
+    talk_seconds: float

@@ -34,6 +34,7 @@ from .models import (
     ContactRecord,
     QueueStats,
     RateWindow,
+    Usage,
 )
 from .scripts import Scripts
 
@@ -297,6 +298,7 @@ class RedisStore:
             for list_id in lists:
                 pipe.unlink(k.list_members(cid, int(list_id)))
             pipe.unlink(*(key for key in k.campaign_fixed(cid) if key != k.contact_seq(cid)))
+            pipe.unlink(k.phones(cid), k.campaign_dnc(cid))  # the importer's dedupe set, DNC
             await pipe.execute()
         await self._r.unlink(k.contact_seq(cid))
         _log.info("campaign %s deleted (%d contact ids)", cid, last)
@@ -661,6 +663,22 @@ class RedisStore:
         k = self.keys
         res = await self._lua.reap(keys=[k.inflight(cid), k.claimed(cid), k.orphans(cid)])
         return [_s(c) for c in res]
+
+    @_translated
+    async def add_usage(self, cid: int, *, attempts: int, talk_seconds: float) -> Usage:
+        """Count what an attempt used of the campaign's plan; returns the new totals."""
+        key = self.keys.usage(cid)
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.hincrby(key, "attempts", attempts)
+            pipe.hincrbyfloat(key, "talk_seconds", talk_seconds)
+            total_attempts, total_seconds = await pipe.execute()
+        return Usage(int(total_attempts), float(total_seconds))
+
+    @_translated
+    async def usage(self, cid: int) -> Usage:
+        raw = await self._r.hgetall(self.keys.usage(cid))
+        values = {_s(k): _s(v) for k, v in raw.items()}
+        return Usage(int(values.get("attempts", 0)), float(values.get("talk_seconds", 0.0)))
 
     @_translated
     async def records(

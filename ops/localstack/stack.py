@@ -15,11 +15,12 @@ import os
 import re
 import secrets
 import shlex
+import signal
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from . import asterisk, sipp
@@ -32,6 +33,7 @@ from .procs import (
     is_alive,
     spawn,
     terminate,
+    wait_dead,
 )
 from .redis_server import RedisServer, ping
 from .root import build_root
@@ -436,3 +438,55 @@ __all__ = [
     "status",
     "up",
 ]
+
+
+# -- faults: stop, kill and restart one component in place (same ports, same config) ----------
+
+
+def kill_asterisk(info: StackInfo, *, hard: bool = True) -> StackInfo:
+    """Asterisk goes away: SIGKILL (``hard``, a crash) or ``core stop now``. Returns the info."""
+    if hard:
+        terminate_now(info.asterisk_pid)
+    else:
+        asterisk.stop(info._layout(), info.asterisk_pid)
+    return info
+
+
+def start_asterisk(info: StackInfo) -> StackInfo:
+    """Start Asterisk again with the stack's configuration; returns (and saves) the new info."""
+    layout = info._layout()
+    with _global_lock():
+        pid = asterisk.start(layout, log_file=info.workdir / "asterisk" / "console.log")
+        asterisk.wait_ready(layout, pid)
+        new = replace(info, asterisk_pid=pid)
+        _save(new)
+    return new
+
+
+def kill_redis(info: StackInfo, *, hard: bool = False) -> StackInfo:
+    """Redis goes away: SIGTERM (it writes its AOF) or SIGKILL (``hard``)."""
+    if hard:
+        terminate_now(info.redis_pid)
+    else:
+        terminate(info.redis_pid, timeout=10.0)
+    return info
+
+
+def start_redis(info: StackInfo) -> StackInfo:
+    """Start Redis again on the same port and data directory (the AOF is replayed)."""
+    redis = RedisServer(workdir=info.workdir / "redis", port=info.redis_port)
+    with _global_lock():
+        pid = spawn(redis.argv(), log_file=info.workdir / "redis" / "stdout.log")
+        wait_until(lambda: _redis_up(pid, info.redis_port), timeout=20, what="redis-server")
+        new = replace(info, redis_pid=pid)
+        _save(new)
+    return new
+
+
+def terminate_now(pid: int) -> None:
+    """SIGKILL and wait until the process is gone."""
+    if not is_alive(pid):
+        return
+    os.kill(pid, signal.SIGKILL)
+    if not wait_dead(pid, 10.0):
+        raise StackError(f"pid {pid} survived SIGKILL")

@@ -121,10 +121,13 @@ async def test_300_contacts_known_mix_end_with_expected_statuses_and_attempts(
     assert (busy["q850_cause"], busy["sip_code"], busy["status"]) == ("17", "486", "busy")
 
 
-async def test_two_engine_processes_never_exceed_concurrency_or_cps(stack, store, namespace):
+@pytest.mark.parametrize("engines", [2, 3])
+async def test_engine_processes_share_limits_and_never_dial_a_contact_twice(
+    stack, store, namespace, engines
+):
     phones = [number(Behaviour.HOLD, i, hold_s=2) for i in range(45)]
     control, cid = await new_campaign(store, settings(stack, max_channels=10, cps=5.0), phones)
-    with engine_processes(engine_settings(stack, namespace), 2):
+    with engine_processes(engine_settings(stack, namespace), engines):
         async with watch_asterisk(ami_settings(stack)) as seen:
             await asyncio.sleep(1.0)  # both processes connected
             await control.start(cid)
@@ -138,7 +141,9 @@ async def test_two_engine_processes_never_exceed_concurrency_or_cps(stack, store
     records = [r for _, r in await store.records(cid, count=1000)]
     assert len(records) == 45
     assert len({r["contact"] for r in records}) == 45  # nobody dialed twice
-    assert {r["engine"] for r in records} == {"proc-0", "proc-1"}  # both processes dialed
+    dialers = {r["engine"] for r in records}
+    assert dialers <= {f"proc-{i}" for i in range(engines)}
+    assert len(dialers) >= 2  # the processes really shared the campaign
 
 
 async def test_pause_drains_in_flight_and_resume_completes(stack, store, namespace):

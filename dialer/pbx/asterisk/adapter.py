@@ -89,6 +89,9 @@ class AsteriskAdapter:
     def followed_calls(self) -> int:
         return len(self._correlator)
 
+    def forget(self, call_id: str) -> None:
+        self._correlator.forget(call_id)
+
     def adopt(self, call_id: str, *, answered: bool) -> None:
         self._correlator.follow(call_id, self._clock(), answered=answered)
 

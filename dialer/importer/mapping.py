@@ -1,0 +1,127 @@
+"""Which CSV column is the phone, the name, the time zone; every other column is a variable.
+
+Headers are trimmed and must be non-empty and distinct (case-insensitively). Without an explicit
+:class:`ColumnMapping`, the phone column is the first header that *is* ``phone``, ``number``,
+``msisdn`` or ``telephone`` (any case), else the first that *contains* one of those words
+(``"Mobile phone"``); the name column is ``name`` / ``full name``; the time zone ``timezone`` /
+``time zone`` / ``tz``. The name and time zone are stored as the variables :data:`NAME_VAR` and
+:data:`TIMEZONE_VAR`; every other column under its header, values verbatim.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+NAME_VAR = "name"
+TIMEZONE_VAR = "timezone"
+
+_PHONE_WORDS = re.compile(r"phone|number|msisdn|telephone", re.IGNORECASE)
+_NAME = re.compile(r"(full[ _-]?)?name", re.IGNORECASE)
+_TIMEZONE = re.compile(r"time[ _-]?zone|tz", re.IGNORECASE)
+
+
+class MappingProblem(Exception):
+    """The headers cannot be mapped (turned into a refusal at line 1 by the importer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnMapping:
+    """Header names to use; None picks the default (see the module docstring)."""
+
+    phone: str | None = None
+    name: str | None = None
+    timezone: str | None = None
+
+    def resolve(self, headers: Sequence[str]) -> Columns:
+        """The column indexes for ``headers``; MappingProblem when they cannot be used."""
+        names = tuple(h.strip() for h in headers)
+        _check_headers(names)
+        phone = _pick(names, self.phone, "phone", _default_phone)
+        name = _pick(names, self.name, "name", lambda n: _first_full(n, _NAME))
+        tz = _pick(names, self.timezone, "timezone", lambda n: _first_full(n, _TIMEZONE))
+        if phone is None:
+            raise MappingProblem(
+                f"no phone column (a header like phone, number, msisdn or telephone); "
+                f"headers found: {_listing(names)}"
+            )
+        if phone in (name, tz):
+            raise MappingProblem(f"column {names[phone]!r} cannot be both the phone and another")
+        variables: list[tuple[int, str]] = []
+        for i, header in enumerate(names):
+            if i == phone:
+                continue
+            key = NAME_VAR if i == name else TIMEZONE_VAR if i == tz else header
+            variables.append((i, key))
+        keys = [key for _, key in variables]
+        for key in (NAME_VAR, TIMEZONE_VAR):
+            if keys.count(key) > 1:
+                raise MappingProblem(
+                    f"variable {key!r} would come from two columns: rename the column {key!r}"
+                )
+        return Columns(names, phone, tuple(variables))
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """A resolved mapping: the phone column and the variables, by index."""
+
+    headers: tuple[str, ...]
+    phone: int
+    variables: tuple[tuple[int, str], ...]  # (column index, variable name)
+
+    def problem(self, fields: Sequence[str]) -> str | None:
+        """Why a data record cannot be imported (a structural error), or None."""
+        if len(fields) != len(self.headers):
+            n = len(fields)
+            return f"{n} field{'' if n == 1 else 's'}, expected {len(self.headers)}"
+        if not fields[self.phone].strip():
+            return f"empty phone ({self.headers[self.phone]!r} column)"
+        return None
+
+    def phone_of(self, fields: Sequence[str]) -> str:
+        return fields[self.phone].strip()
+
+    def vars_of(self, fields: Sequence[str]) -> dict[str, str]:
+        return {key: fields[i] for i, key in self.variables}
+
+
+def _listing(names: Sequence[str]) -> str:
+    return ", ".join(repr(n) for n in names) or "none"
+
+
+def _check_headers(names: Sequence[str]) -> None:
+    seen: dict[str, int] = {}
+    for i, header in enumerate(names, start=1):
+        if not header:
+            raise MappingProblem(f"header of column {i} is empty; headers found: {_listing(names)}")
+        first = seen.setdefault(header.casefold(), i)
+        if first != i:
+            raise MappingProblem(f"duplicate header {header!r} (columns {first} and {i})")
+
+
+def _first_full(names: Sequence[str], pattern: re.Pattern[str]) -> int | None:
+    return next((i for i, n in enumerate(names) if pattern.fullmatch(n)), None)
+
+
+def _default_phone(names: Sequence[str]) -> int | None:
+    exact = _first_full(names, _PHONE_WORDS)
+    if exact is not None:
+        return exact
+    return next((i for i, n in enumerate(names) if _PHONE_WORDS.search(n)), None)
+
+
+def _pick(
+    names: Sequence[str],
+    wanted: str | None,
+    role: str,
+    default: Callable[[Sequence[str]], int | None],
+) -> int | None:
+    if wanted is None:
+        return default(names)
+    folded = wanted.strip().casefold()
+    for i, n in enumerate(names):
+        if n.casefold() == folded:
+            return i
+    raise MappingProblem(f"{role} column {wanted!r} not found; headers found: {_listing(names)}")

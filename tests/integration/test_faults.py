@@ -1,0 +1,156 @@
+"""Faults on the real stack: the PBX dies, Redis restarts, hostile contact data, plan limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from dialer.domain.campaign import CampaignSettings, PlanLimits
+from dialer.domain.retry import RetryPolicy
+from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.engine.control import PBX_DOWN_REASON, PLAN_LIMIT_REASON
+from dialer.errors import ValidationError
+from dialer.pbx.ami.client import AmiClient
+from dialer.store.models import ContactInput
+from dialer.store.redis_store import RedisStore
+from ops.localstack import stack as localstack
+from ops.localstack.numberplan import Behaviour, number
+from ops.localstack.procs import is_alive
+from tests.integration.conftest import ami_settings
+from tests.integration.engine_helpers import (
+    engine_settings,
+    new_campaign,
+    nonzero,
+    running_engine,
+    wait_status,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.redis]
+S = CallStatus
+
+
+def settings(stack: Any, **kw: Any) -> CampaignSettings:
+    base: dict[str, Any] = dict(
+        name="faults",
+        trunk=stack.trunk,
+        max_channels=5,
+        cps=10.0,
+        ring_timeout=5.0,
+        retry=RetryPolicy(max_attempts=2, delays={S.TECHNICAL_ERROR: 0.5}),
+    )
+    base.update(kw)
+    return CampaignSettings(**base)
+
+
+@pytest.fixture
+async def store(stack: Any, namespace: str):
+    s = RedisStore.from_url(stack.redis_url, namespace=namespace)
+    yield s
+    await s.aclose()
+
+
+async def test_pbx_crash_pauses_campaigns_and_they_resume_when_it_is_back(stack, store, namespace):
+    phones = [number(Behaviour.HOLD, i, hold_s=2) for i in range(30)]
+    control, cid = await new_campaign(store, settings(stack), phones)
+    info = localstack.load(stack.workdir) or stack
+    try:
+        async with running_engine(engine_settings(stack, namespace)) as engine:
+            await control.start(cid)
+            async with asyncio.timeout(20):
+                while (await store.counts(cid))[S.ANSWERED] < 5:
+                    await asyncio.sleep(0.05)
+            killed_at = time.monotonic()
+            localstack.kill_asterisk(info, hard=True)  # SIGKILL: calls in flight are cut
+            await wait_status(store, cid, {CampaignStatus.PAUSING, CampaignStatus.PAUSED}, within=5)
+            paused_after = time.monotonic() - killed_at
+            campaign = await store.get_campaign(cid)
+            assert campaign.status_reason == PBX_DOWN_REASON
+            assert not engine.pbx.connected
+            await asyncio.sleep(1.0)
+            info = localstack.start_asterisk(info)
+            await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=90)
+    finally:
+        if not is_alive(info.asterisk_pid):
+            localstack.start_asterisk(info)
+    assert paused_after < 5
+    records = [r for _, r in await store.records(cid, count=1000)]
+    assert nonzero(await store.counts(cid)) == {S.ANSWERED: 30}  # nobody lost
+    per_contact = Counter(r["contact"] for r in records)
+    answered = Counter(r["contact"] for r in records if r["status"] == "answered")
+    assert set(answered.values()) == {1}  # nobody answered twice
+    cut = [r for r in records if r["status"] != "answered"]
+    assert len(cut) <= 5  # at most the calls in flight at the crash were cut and redialed
+    assert all(r["status"] == "technical_error" for r in cut)
+    assert sum(per_contact.values()) == 30 + len(cut)
+
+
+async def test_redis_restart_loses_nothing_and_dials_nobody_twice(stack, store, namespace):
+    phones = [number(Behaviour.HOLD, i, hold_s=2) for i in range(30)]
+    control, cid = await new_campaign(store, settings(stack), phones)
+    info = localstack.load(stack.workdir) or stack
+    try:
+        async with running_engine(engine_settings(stack, namespace)):
+            await control.start(cid)
+            async with asyncio.timeout(20):
+                while (await store.counts(cid))[S.ANSWERED] < 5:
+                    await asyncio.sleep(0.05)
+            localstack.kill_redis(info)  # SIGTERM: the AOF is written
+            await asyncio.sleep(2.0)  # calls end while Redis is away: results wait in memory
+            info = localstack.start_redis(info)
+            await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=60)
+    finally:
+        if not is_alive(info.redis_pid):
+            localstack.start_redis(info)
+    records = [r for _, r in await store.records(cid, count=1000)]
+    assert len(records) == 30
+    assert len({r["contact"] for r in records}) == 30
+    assert nonzero(await store.counts(cid)) == {S.ANSWERED: 30}
+
+
+INJECTION = "Mallory\r\nAction: Command\r\nCommand: core stop now\r\n\r\n"
+
+
+async def test_hostile_contact_data_never_reaches_the_ami_wire(stack, store, namespace):
+    contacts = [
+        ContactInput(number(Behaviour.HOLD, 0, hold_s=1), {"name": INJECTION}),
+        ContactInput(number(Behaviour.HOLD, 1, hold_s=1), {INJECTION: "value"}),
+        ContactInput(number(Behaviour.HOLD, 2, hold_s=1), {"x": 'a,b=c\x00"(d)[e]' * 50}),
+        ContactInput(number(Behaviour.HOLD, 3, hold_s=1), {"é€😀": "ünïcödé ☎"}),
+        ContactInput("+1201\r\nAction: Command", {"name": "bad number"}),
+    ]
+    control, cid = await new_campaign(store, settings(stack), [])
+    with pytest.raises(ValidationError, match="contact 2: variable .* not valid text"):
+        await control.add_list(cid, [contacts[0], ContactInput("+12015010001", {"x": "\ud800"})])
+    await control.add_list(cid, contacts)
+    async with running_engine(engine_settings(stack, namespace)):
+        await control.start(cid)
+        await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=30)
+    assert nonzero(await store.counts(cid)) == {S.ANSWERED: 4, S.INVALID_NUMBER: 1}
+    async with AmiClient(ami_settings(stack)) as ami:  # Asterisk is still running
+        assert (await ami.send_action("Ping")).response == "Success"
+    assert "core stop" not in stack.asterisk_cli("core show uptime").lower()
+
+
+async def test_plan_limit_pauses_and_stop_marks_the_rest_plan_limit_exceeded(
+    stack, store, namespace
+):
+    phones = [number(Behaviour.HOLD, i, hold_s=1) for i in range(20)]
+    plan = settings(stack, max_channels=2, limits=PlanLimits(max_attempts_total=6))
+    control, cid = await new_campaign(store, plan, phones)
+    async with running_engine(engine_settings(stack, namespace)):
+        await control.start(cid)
+        await wait_status(store, cid, {CampaignStatus.PAUSED}, within=30)
+        campaign = await store.get_campaign(cid)
+        assert campaign.status_reason == PLAN_LIMIT_REASON
+        await control.resume(cid)  # still over the plan: paused again, nothing dialed
+        await wait_status(store, cid, {CampaignStatus.PAUSED}, within=10)
+        await control.stop(cid)
+        await wait_status(store, cid, {CampaignStatus.CANCELLED}, within=10)
+    counts = nonzero(await store.counts(cid))
+    dialed = counts[S.ANSWERED]
+    assert 6 <= dialed <= 6 + 2  # the limit, plus at most the calls already in flight
+    assert counts == {S.ANSWERED: dialed, S.PLAN_LIMIT_EXCEEDED: 20 - dialed}
