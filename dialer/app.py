@@ -1,4 +1,13 @@
-"""Composition root: wires the store, the PBX adapter and the engine, and owns the top task."""
+"""Composition root: wires the store, the PBX adapter, the engine and the API; owns the top task.
+
+- :func:`engine_parts`: store + Asterisk adapter + engine, connected (tests and tools use it).
+- :func:`run_engine`: one engine process (``dialer engine``) until SIGINT/SIGTERM.
+- :func:`run_service`: the engine, the HTTP API and ``/metrics`` in one process, one event loop
+  and one task group (``dialer run``) until SIGINT/SIGTERM.
+
+A signal sets an event; the top task group then cancels the engine, which settles or hands over
+its calls (dialer.engine.engine), and the API stops accepting and lets requests in progress end.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +15,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
+from dialer.api import ApiEndpoint, ApiSettings, create_app, serve_api
 from dialer.config import EngineSettings
 from dialer.engine.engine import Engine
 from dialer.errors import ConfigError
@@ -17,6 +27,8 @@ from dialer.pbx.asterisk import AsteriskAdapter, AsteriskSettings
 from dialer.store.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @asynccontextmanager
@@ -32,21 +44,78 @@ async def engine_parts(settings: EngineSettings) -> AsyncIterator[Engine]:
         await store.aclose()
 
 
-async def run_engine(settings: EngineSettings) -> None:
-    """Run one engine process until SIGINT/SIGTERM."""
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM while the block runs (handlers removed after)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _SIGNALS:
         loop.add_signal_handler(sig, stop.set)
-    async with engine_parts(settings) as engine, contextlib.AsyncExitStack() as stack:
-        if settings.metrics_port is not None:
-            endpoint = await stack.enter_async_context(
-                serve_metrics(engine.metrics, "0.0.0.0", settings.metrics_port)
+    try:
+        yield stop
+    finally:
+        for sig in _SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+async def _metrics_port(stack: contextlib.AsyncExitStack, engine: Engine) -> None:
+    port = engine.settings.metrics_port
+    if port is not None:
+        endpoint = await stack.enter_async_context(serve_metrics(engine.metrics, "0.0.0.0", port))
+        log.info("metrics on %s", endpoint.url)
+
+
+async def _run_until(engine: Engine, stop: asyncio.Event) -> None:
+    """The top task group: the engine until ``stop`` is set (or the engine fails)."""
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(engine.run(), name="dialer-engine")
+        await stop.wait()
+        task.cancel()
+
+
+async def run_engine(settings: EngineSettings) -> None:
+    """Run one engine process until SIGINT/SIGTERM."""
+    with stop_on_signals() as stop:
+        async with engine_parts(settings) as engine, contextlib.AsyncExitStack() as stack:
+            await _metrics_port(stack, engine)
+            log.info("engine %s started", settings.engine_id)
+            await _run_until(engine, stop)
+    log.info("engine %s stopped", settings.engine_id)
+
+
+async def run_service(
+    settings: EngineSettings,
+    api: ApiSettings,
+    *,
+    started: Callable[[ApiEndpoint], object] | None = None,
+) -> None:
+    """The engine, the HTTP API and /metrics in one process until SIGINT/SIGTERM.
+
+    The API shares the engine's store and metrics (``GET /metrics`` on the API port; also on
+    DIALER_METRICS_PORT when set). ``started`` is called with the API's address once it
+    listens. ConfigError when the API cannot listen on ``api.host:api.port``.
+    """
+    with stop_on_signals() as stop:
+        async with engine_parts(settings) as engine, contextlib.AsyncExitStack() as stack:
+            app = create_app(
+                engine.store,
+                tokens=api.tokens,
+                metrics=engine.metrics,
+                metrics_public=api.metrics_public,
+                control=engine.control,
+                max_body_bytes=api.max_body_bytes,
+                max_upload_bytes=api.max_upload_bytes,
             )
-            log.info("metrics on %s", endpoint.url)
-        log.info("engine %s started", settings.engine_id)
-        async with asyncio.TaskGroup() as tg:
-            task = tg.create_task(engine.run())
-            await stop.wait()
-            task.cancel()
+            try:
+                endpoint = await stack.enter_async_context(serve_api(app, api.host, api.port))
+            except OSError as exc:
+                raise ConfigError(
+                    f"the API cannot listen on {api.host}:{api.port} (DIALER_API_HOST/PORT): "
+                    f"{exc.strerror or exc}"
+                ) from exc
+            await _metrics_port(stack, engine)
+            log.info("engine %s started; API on %s", settings.engine_id, endpoint.url)
+            if started is not None:
+                started(endpoint)
+            await _run_until(engine, stop)
     log.info("engine %s stopped", settings.engine_id)

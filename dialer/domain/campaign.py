@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dialer.domain.retry import RetryPolicy, check_fields, check_int, check_number
+from dialer.domain.retry import (
+    RetryPolicy,
+    check_fields,
+    check_int,
+    check_number,
+    from_fields,
+)
 from dialer.errors import ValidationError
 
 __all__ = ["WEEKDAYS", "CallingWindow", "CampaignSettings", "PlanLimits", "TrunkLimits"]
@@ -152,13 +158,7 @@ class PlanLimits:
 
     @classmethod
     def from_dict(cls, data: object, name: str = "limits") -> PlanLimits:
-        fields = check_fields(
-            data, name, required=frozenset(), optional=frozenset(cls.__dataclass_fields__)
-        )
-        try:
-            return cls(**fields)  # type: ignore[arg-type]  # __post_init__ checks every type
-        except ValidationError as exc:
-            raise ValidationError(f"{name}.{exc}") from None
+        return from_fields(cls, data, name)
 
 
 @dataclass(frozen=True, slots=True)

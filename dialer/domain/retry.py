@@ -23,6 +23,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TypeVar
 
 from dialer.domain.outcome import OUTCOME_RULES, Classification
 from dialer.domain.statuses import CallStatus
@@ -166,13 +167,7 @@ class RetryPolicy:
     @classmethod
     def from_dict(cls, data: object, name: str = "retry") -> RetryPolicy:
         """Build from :meth:`to_dict` output; errors name the field as ``<name>.<field>``."""
-        fields = check_fields(
-            data, name, required=frozenset(), optional=frozenset(cls.__dataclass_fields__)
-        )
-        try:
-            return cls(**fields)  # type: ignore[arg-type]  # __post_init__ checks every type
-        except ValidationError as exc:
-            raise ValidationError(f"{name}.{exc}") from None
+        return from_fields(cls, data, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,3 +213,21 @@ def decide(
     if used >= policy.attempt_cap(c.status):
         return Decision(CallStatus.COMPLETED_NO_ANSWER, None, used, failures)
     return Decision(CallStatus.RETRY_SCHEDULED, now + policy.delay_for(c.status), used, failures)
+
+
+_T = TypeVar("_T")
+
+
+def from_fields(cls: type[_T], data: object, name: str) -> _T:
+    """``cls(**data)`` for a dataclass whose fields are all optional in ``data``; errors name
+    the field as ``<name>.<field>`` (``__post_init__`` checks every type)."""
+    fields = check_fields(
+        data,
+        name,
+        required=frozenset(),
+        optional=frozenset(cls.__dataclass_fields__),  # type: ignore[attr-defined]
+    )
+    try:
+        return cls(**fields)
+    except ValidationError as exc:
+        raise ValidationError(f"{name}.{exc}") from None

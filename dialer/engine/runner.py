@@ -167,12 +167,16 @@ class CampaignRunner:
             log.info(
                 "campaign %s contact %s: not dialable: %s", self.campaign_id, call.contact_id, exc
             )
-            await self._engine.finish(call, _not_dialable(call, now))
+            await self._engine.finish(
+                call, _undialed(call, now, RawOutcome(answered=False, invalid_number=True))
+            )
             return
         except ActionFailed as exc:
             metrics.originate_failed(self.campaign_id, call.trunk, OriginateFailure.REFUSED)
             log.warning("campaign %s: originate refused: %s", self.campaign_id, exc)
-            await self._engine.finish(call, _refused(call, now))
+            await self._engine.finish(
+                call, _undialed(call, now, RawOutcome(answered=False, originate_failed=True))
+            )
             return
         except PbxUnavailable as exc:
             metrics.originate_failed(self.campaign_id, call.trunk, OriginateFailure.PBX_UNAVAILABLE)
@@ -226,22 +230,9 @@ class CampaignRunner:
         self._wake.clear()
 
 
-def _not_dialable(call: LiveCall, now: float) -> CallEnded:
-    return CallEnded(
-        call_id=call.call_id,
-        raw=RawOutcome(answered=False, invalid_number=True),
-        ended_at=now,
-        started_at=now,
-    )
-
-
-def _refused(call: LiveCall, now: float) -> CallEnded:
-    return CallEnded(
-        call_id=call.call_id,
-        raw=RawOutcome(answered=False, originate_failed=True),
-        ended_at=now,
-        started_at=now,
-    )
+def _undialed(call: LiveCall, now: float, raw: RawOutcome) -> CallEnded:
+    """The end of an attempt that never reached the PBX."""
+    return CallEnded(call_id=call.call_id, raw=raw, ended_at=now, started_at=now)
 
 
 def plan_exhausted(settings: CampaignSettings, usage: Usage) -> bool:

@@ -1,0 +1,36 @@
+"""What every handler gets: the store, the campaign commands, the metrics and the limits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dialer.engine.control import CampaignControl
+from dialer.metrics import DialerMetrics
+from dialer.store.redis_store import RedisStore
+
+from .settings import JSON_BODY_LIMIT, UPLOAD_LIMIT
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    store: RedisStore
+    control: CampaignControl
+    metrics: DialerMetrics | None = None
+    max_body_bytes: int = JSON_BODY_LIMIT
+    max_upload_bytes: int = UPLOAD_LIMIT
+    delete_drain_timeout: float = 60.0
+    clock: Callable[[], float] = field(default=time.time)  # epoch seconds (calling windows)
+
+
+Handler = Callable[[ApiContext, Request], Awaitable[Response]]
+
+
+def path_int(request: Request, name: str) -> int:
+    value = request.path_params[name]
+    assert isinstance(value, int)  # the route's {name:int} convertor
+    return value

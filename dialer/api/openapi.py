@@ -1,0 +1,378 @@
+"""The API's OpenAPI 3.1 document, written by hand (served at ``GET /openapi.json``).
+
+Each operation states the least role allowed in ``x-required-role`` (``null``: no token); a
+test checks that every route of the app appears here with the role the app enforces, and
+nothing else does.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from dialer import __version__
+from dialer.domain.statuses import CallStatus, CampaignStatus
+
+Doc = dict[str, Any]
+
+
+def _ref(name: str) -> Doc:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: Doc, description: str) -> Doc:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _query(name: str, description: str, schema: Doc | None = None) -> Doc:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+_ERRORS = {
+    "400": {"$ref": "#/components/responses/BadRequest"},
+    "401": {"$ref": "#/components/responses/Unauthenticated"},
+    "403": {"$ref": "#/components/responses/Forbidden"},
+    "404": {"$ref": "#/components/responses/NotFound"},
+    "409": {"$ref": "#/components/responses/Refused"},
+    "413": {"$ref": "#/components/responses/TooLarge"},
+    "415": {"$ref": "#/components/responses/UnsupportedMedia"},
+    "422": {"$ref": "#/components/responses/Invalid"},
+    "503": {"$ref": "#/components/responses/StoreUnavailable"},
+}
+_CID = {"name": "campaign_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_LID = {"name": "list_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_INT = {"type": "integer", "minimum": 0}
+_PAGE = {"type": "integer", "minimum": 1, "maximum": 1000}
+_HANGUP = {
+    "required": False,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"hangup": {"type": "boolean", "default": False}},
+                "additionalProperties": False,
+            }
+        }
+    },
+}
+
+
+def _op(
+    role: str | None,
+    summary: str,
+    ok: Doc,
+    *,
+    status: str = "200",
+    params: list[Doc] | None = None,
+    body: Doc | None = None,
+    errors: tuple[str, ...] = ("401", "403", "404", "503"),
+) -> Doc:
+    op: Doc = {
+        "summary": summary,
+        "x-required-role": role,
+        "security": [] if role is None else [{"bearer": []}],
+        "parameters": params or [],
+        "responses": {status: ok, **{code: _ERRORS[code] for code in errors}},
+    }
+    if body is not None:
+        op["requestBody"] = body
+    return op
+
+
+def _command(role: str, summary: str, body: Doc | None = None) -> Doc:
+    ok = _json(_ref("CommandResult"), "the command was applied")
+    errors = ("400", "401", "403", "404", "409", "413", "503")
+    return _op(role, summary, ok, params=[_CID], body=body, errors=errors)
+
+
+def _paths() -> Doc:
+    campaign_status = {"type": "string", "enum": [s.value for s in CampaignStatus]}
+    call_status = {"type": "string", "enum": [s.value for s in CallStatus]}
+    settings_body = {
+        "required": True,
+        "content": {"application/json": {"schema": _ref("CampaignSettings")}},
+    }
+    write_errors = ("400", "401", "403", "404", "409", "413", "422", "503")
+    return {
+        "/health": {
+            "get": _op(None, "Liveness: 200 when Redis answers", _json({}, "ok"), errors=("503",))
+        },
+        "/openapi.json": {"get": _op(None, "This document", _json({}, "OpenAPI"), errors=())},
+        "/metrics": {
+            "get": _op(
+                "viewer",
+                "Prometheus exposition (text or OpenMetrics by Accept). Public when the API "
+                "runs with metrics_public (DIALER_API_METRICS_PUBLIC=true).",
+                {"description": "metrics", "content": {"text/plain": {}}},
+                errors=("401", "403"),
+            )
+        },
+        "/campaigns": {
+            "get": _op(
+                "viewer",
+                "Campaigns, newest first",
+                _json(_ref("CampaignPage"), "a page"),
+                params=[
+                    _query("status", "only campaigns in this status", campaign_status),
+                    _query("offset", "matching campaigns to skip", _INT),
+                    _query("limit", "page size (default 50)", _PAGE),
+                ],
+                errors=("401", "403", "422", "503"),
+            ),
+            "post": _op(
+                "operator",
+                "Create a Draft campaign",
+                _json(_ref("Campaign"), "created"),
+                status="201",
+                body=settings_body,
+                errors=("400", "401", "403", "413", "422", "503"),
+            ),
+        },
+        "/campaigns/stop-all": {
+            "post": _op(
+                "administrator",
+                "Stop every live campaign (Scheduled, Running, Pausing, Paused)",
+                _json(
+                    {"type": "object", "properties": {"stopped": {"items": _ref("CommandResult")}}},
+                    "the campaigns stopped",
+                ),
+                body=_HANGUP,
+                errors=("400", "401", "403", "413", "422", "503"),
+            )
+        },
+        "/campaigns/{campaign_id}": {
+            "get": _op(
+                "viewer",
+                "A campaign with its contact counts",
+                _json(_ref("Campaign"), "the campaign"),
+                params=[_CID],
+            ),
+            "patch": _op(
+                "operator",
+                "Edit settings (Draft or Paused only); fields given replace the stored ones",
+                _json(_ref("Campaign"), "the edited campaign"),
+                params=[_CID],
+                body={
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                errors=write_errors,
+            ),
+            "delete": _op(
+                "administrator",
+                "Delete; a live campaign is stopped first and its calls drain. Records stay.",
+                {"description": "deleted"},
+                status="204",
+                params=[_CID],
+                errors=("401", "403", "404", "409", "503"),
+            ),
+        },
+        "/campaigns/{campaign_id}/start": {"post": _command("operator", "Start (Draft)")},
+        "/campaigns/{campaign_id}/pause": {"post": _command("operator", "Pause")},
+        "/campaigns/{campaign_id}/resume": {"post": _command("operator", "Resume")},
+        "/campaigns/{campaign_id}/stop": {
+            "post": _command(
+                "administrator", "Stop for good; hangup=true hangs up calls in flight", _HANGUP
+            )
+        },
+        "/campaigns/{campaign_id}/lists": {
+            "get": _op(
+                "viewer",
+                "The campaign's lists and their status",
+                _json({"type": "object", "properties": {"lists": {"type": "array"}}}, "lists"),
+                params=[_CID],
+            ),
+            "post": _op(
+                "operator",
+                "Upload a CSV file (the raw body) as a new list, all or nothing",
+                _json(_ref("ImportReport"), "imported"),
+                status="201",
+                params=[
+                    _CID,
+                    _query("default_region", "ISO country for numbers without + (default US)"),
+                    _query("phone_column", "header of the phone column (default: guessed)"),
+                    _query("name_column", "header of the name column"),
+                    _query("timezone_column", "header of the time zone column"),
+                ],
+                body={"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
+                errors=(*write_errors, "415"),
+            ),
+        },
+        "/campaigns/{campaign_id}/lists/{list_id}/stop": {
+            "post": _op(
+                "administrator",
+                "Stop a list for good: its undialed contacts become Not dialed",
+                _json({"type": "object"}, "stopped"),
+                params=[_CID, _LID],
+                errors=("401", "403", "404", "409", "503"),
+            )
+        },
+        "/campaigns/{campaign_id}/contacts": {
+            "get": _op(
+                "viewer",
+                "Contacts in upload order; follow next_after until it is null",
+                _json(_ref("ContactPage"), "a page"),
+                params=[
+                    _CID,
+                    _query("status", "only contacts in this status", call_status),
+                    _query("after", "contact id to continue after", _INT),
+                    _query("offset", "matching contacts to skip", _INT),
+                    _query("limit", "page size (default 50)", _PAGE),
+                ],
+                errors=("401", "403", "404", "422", "503"),
+            )
+        },
+        "/campaigns/{campaign_id}/records": {
+            "get": _op(
+                "viewer",
+                "Call records, oldest first (kept after the campaign is deleted)",
+                _json(_ref("RecordPage"), "a page"),
+                params=[
+                    _CID,
+                    _query("after", "record_id to continue after"),
+                    _query("limit", "page size (default 100)", _PAGE),
+                ],
+                errors=("401", "403", "404", "422", "503"),
+            )
+        },
+        "/campaigns/{campaign_id}/records.csv": {
+            "get": _op(
+                "viewer",
+                "Every call record as CSV, streamed (kept after the campaign is deleted)",
+                {"description": "CSV", "content": {"text/csv": {}}},
+                params=[_CID],
+            )
+        },
+        "/campaigns/{campaign_id}/analytics": {
+            "get": _op(
+                "viewer",
+                "Contact counts, success rate, attempts per status and day, durations",
+                _json(_ref("Analytics"), "analytics (see dialer.analytics for definitions)"),
+                params=[_CID],
+            )
+        },
+    }
+
+
+def _error_response(description: str) -> Doc:
+    return _json(_ref("Error"), description)
+
+
+_COMPONENTS: Doc = {
+    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    "responses": {
+        "BadRequest": _error_response("bad_json or bad_request"),
+        "Unauthenticated": _error_response("unauthenticated: no or unknown bearer token"),
+        "Forbidden": _error_response("forbidden: the message names the role needed"),
+        "NotFound": _error_response("not_found"),
+        "Refused": _error_response("campaign_not_<verb>, list_not_stoppable, campaign_draining"),
+        "TooLarge": _error_response("body_too_large (JSON 64 KiB, CSV 200 MiB by default)"),
+        "Invalid": _error_response("invalid_input or import_refused"),
+        "StoreUnavailable": _error_response("store_unavailable"),
+        "UnsupportedMedia": _error_response("unsupported_media_type"),
+    },
+    "schemas": {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message", "details"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "details": {"type": "object"},
+                    },
+                }
+            },
+        },
+        "CampaignSettings": {
+            "type": "object",
+            "required": ["name", "trunk", "max_channels", "cps"],
+            "properties": {
+                "name": {"type": "string"},
+                "trunk": {"type": "string"},
+                "max_channels": {"type": "integer", "minimum": 1},
+                "cps": {"type": "number", "exclusiveMinimum": 0},
+                "ring_timeout": {"type": "number"},
+                "caller_id": {"type": ["string", "null"]},
+                "context": {"type": "string"},
+                "extension": {"type": "string"},
+                "amd": {"type": "boolean"},
+                "retry": {"type": "object"},
+                "window": {"type": ["object", "null"]},
+                "limits": {"type": ["object", "null"]},
+                "variables": {"type": "object"},
+            },
+            "additionalProperties": False,
+        },
+        "Campaign": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "name": {"type": "string"},
+                "trunk": {"type": "string"},
+                "status": {"type": "string"},
+                "status_label": {"type": "string"},
+                "status_reason": {"type": "string"},
+                "created_ms": {"type": "integer"},
+                "updated_ms": {"type": "integer"},
+                "settings": _ref("CampaignSettings"),
+                "contacts": {"type": "object", "description": "GET one campaign only"},
+            },
+        },
+        "CampaignPage": {"type": "object", "properties": {"campaigns": {"type": "array"}}},
+        "CommandResult": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "status": {"type": "string"},
+                "status_label": {"type": "string"},
+                "draining": {"type": "integer"},
+            },
+        },
+        "ImportReport": {
+            "type": "object",
+            "properties": {
+                k: {"type": "integer"}
+                for k in ("list_id", "rows", "imported", "pending", "invalid_numbers", "dnc")
+            }
+            | {"duplicates": {"type": "integer"}, "error_count": {"type": "integer"}},
+        },
+        "ContactPage": {"type": "object", "properties": {"contacts": {"type": "array"}}},
+        "RecordPage": {"type": "object", "properties": {"records": {"type": "array"}}},
+        "Analytics": {"type": "object"},
+    },
+}
+
+
+def openapi_document(*, metrics: bool, metrics_public: bool = False) -> Doc:
+    """The document for an app built with (or without) /metrics, public or not."""
+    paths = _paths()
+    if not metrics:
+        del paths["/metrics"]
+    elif metrics_public:
+        op = paths["/metrics"]["get"]
+        op["x-required-role"], op["security"] = None, []
+        op["responses"] = {"200": op["responses"]["200"]}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "dialer control API",
+            "version": __version__,
+            "description": (
+                "Roles: viewer (read), operator (create, edit, upload, start, pause, resume), "
+                "administrator (also stop, cancel, delete). Send Authorization: Bearer <token>. "
+                "Errors: {error: {code, message, details}}."
+            ),
+        },
+        "paths": paths,
+        "components": copy.deepcopy(_COMPONENTS),
+    }
