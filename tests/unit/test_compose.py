@@ -19,7 +19,10 @@ pytestmark = pytest.mark.skipif(
 
 
 def compose(*args: str, secret: str | None = "test-secret") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DIALER_AMI_SECRET"}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DIALER_AMI_SECRET", "DIALER_API_TOKENS")
+    }
+    env["DIALER_API_TOKENS"] = "admin:" + "a" * 32
     if secret is not None:
         env["DIALER_AMI_SECRET"] = secret
     return subprocess.run(
@@ -55,13 +58,15 @@ def test_compose_refuses_to_run_without_an_ami_secret() -> None:
 def test_services_profiles_and_mounts() -> None:
     services = compose("config", "--services")
     assert services.returncode == 0, services.stderr
-    assert set(services.stdout.split()) == {"redis", "asterisk", "sipp"}
+    assert set(services.stdout.split()) == {
+        "redis", "asterisk", "sipp", "dialer", "prometheus", "grafana"
+    }  # fmt: skip
     assert compose("config", "--profiles").stdout.split() == ["loadtest"]
 
     config = compose("config")
     assert config.returncode == 0, config.stderr
     blocks = service_blocks(config.stdout)
-    assert set(blocks) == {"redis", "asterisk", "sipp"}
+    assert set(blocks) == {"redis", "asterisk", "sipp", "dialer", "prometheus", "grafana"}
     assert '- --appendonly\n    - "yes"\n' in blocks["redis"], blocks["redis"]
     mount = f"- {ROOT}/pbx-config/asterisk:"
     assert f"{mount}/pbx-config:ro\n" in blocks["asterisk"], blocks["asterisk"]
@@ -71,3 +76,36 @@ def test_services_profiles_and_mounts() -> None:
         assert "dockerfile: ops/asterisk/Dockerfile\n" in blocks[name]
     assert "profiles:\n    - loadtest\n" in blocks["sipp"]
     assert (ROOT / "ops" / "asterisk" / "Dockerfile").is_file()
+
+
+def test_dialer_prometheus_and_grafana_use_the_repository_configs() -> None:
+    config = compose("config")
+    assert config.returncode == 0, config.stderr
+    blocks = service_blocks(config.stdout)
+    assert "dockerfile: ops/dialer/Dockerfile\n" in blocks["dialer"]
+    assert (ROOT / "ops" / "dialer" / "Dockerfile").is_file()
+    assert "DIALER_AMI_URL: ami://dialer:test-secret@127.0.0.1:5038" in blocks["dialer"]
+    assert (
+        "DIALER_METRICS_PORT: '9108'" in blocks["dialer"]
+        or 'DIALER_METRICS_PORT: "9108"' in (blocks["dialer"])
+    )
+    assert f"- {ROOT}/ops/prometheus:/etc/prometheus:ro\n" in blocks["prometheus"]
+    assert f"- {ROOT}/ops/grafana/provisioning:/etc/grafana/provisioning:ro\n" in blocks["grafana"]
+    dashboards = f"- {ROOT}/ops/grafana/dashboards:/var/lib/grafana/dashboards/dialer:ro\n"
+    assert dashboards in blocks["grafana"]
+    provider = (ROOT / "ops/grafana/provisioning/dashboards/dialer.yml").read_text()
+    assert "path: /var/lib/grafana/dashboards/dialer" in provider
+    # the scrape targets' names resolve to the host network the services share
+    assert "dialer:127.0.0.1" in blocks["prometheus"]
+    assert "prometheus:127.0.0.1" in blocks["grafana"]
+
+
+def test_compose_refuses_to_run_the_api_without_tokens() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DIALER_API_TOKENS"}
+    env["DIALER_AMI_SECRET"] = "x"
+    done = subprocess.run(
+        [str(COMPOSE), "-f", "docker-compose.yml", "config", "-q"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "DIALER_API_TOKENS" in done.stderr
