@@ -24,6 +24,7 @@ from dialer.engine.engine import Engine
 from dialer.errors import ConfigError
 from dialer.metrics import serve_metrics
 from dialer.pbx.asterisk import AsteriskAdapter, AsteriskSettings
+from dialer.pbx.freeswitch import FreeSwitchAdapter, FreeSwitchSettings
 from dialer.store.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
@@ -33,15 +34,27 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 @asynccontextmanager
 async def engine_parts(settings: EngineSettings) -> AsyncIterator[Engine]:
-    """Store + Asterisk adapter + engine, connected; closed on exit."""
-    if not settings.ami_url:
-        raise ConfigError("no PBX configured: set DIALER_AMI_URL=ami://user:secret@host:port")
+    """Store + PBX adapter (Asterisk or FreeSWITCH) + engine, connected; closed on exit."""
     store = RedisStore.from_url(settings.redis_url, namespace=settings.namespace)
     try:
-        async with AsteriskAdapter(AsteriskSettings.from_url(settings.ami_url)) as pbx:
+        async with pbx_adapter(settings) as pbx:
             yield Engine(settings, store, pbx)
     finally:
         await store.aclose()
+
+
+def pbx_adapter(settings: EngineSettings) -> AsteriskAdapter | FreeSwitchAdapter:
+    """The adapter the settings name: DIALER_AMI_URL (Asterisk) or DIALER_ESL_URL (FreeSWITCH)."""
+    if settings.ami_url and settings.esl_url:
+        raise ConfigError("set DIALER_AMI_URL or DIALER_ESL_URL, not both: one PBX per engine")
+    if settings.ami_url:
+        return AsteriskAdapter(AsteriskSettings.from_url(settings.ami_url))
+    if settings.esl_url:
+        return FreeSwitchAdapter(FreeSwitchSettings.from_url(settings.esl_url))
+    raise ConfigError(
+        "no PBX configured: set DIALER_AMI_URL=ami://user:secret@host:port (Asterisk) "
+        "or DIALER_ESL_URL=esl://:password@host:8021 (FreeSWITCH)"
+    )
 
 
 @contextlib.contextmanager

@@ -22,7 +22,8 @@ class TrunkLimit:
 class EngineSettings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     namespace: str = "dialer"
-    ami_url: str | None = None  # ami://user:secret@host:port
+    ami_url: str | None = None  # ami://user:secret@host:port (Asterisk)
+    esl_url: str | None = None  # esl://:password@host:8021 (FreeSWITCH)
     engine_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     lease_ms: int = 15_000  # a crashed engine's channel slots free themselves after this
     renew_interval: float | None = None  # default: a third of the lease
@@ -55,6 +56,8 @@ class EngineSettings:
             kwargs["namespace"] = env["DIALER_NAMESPACE"]
         if "DIALER_AMI_URL" in env:
             kwargs["ami_url"] = env["DIALER_AMI_URL"]
+        if "DIALER_ESL_URL" in env:
+            kwargs["esl_url"] = env["DIALER_ESL_URL"]
         if "DIALER_ENGINE_ID" in env:
             kwargs["engine_id"] = env["DIALER_ENGINE_ID"]
         if "DIALER_LEASE_MS" in env:

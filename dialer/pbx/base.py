@@ -48,6 +48,16 @@ class CallEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionState:
+    """A protocol client's connection went up or down (AMI and ESL clients yield these in order
+    with the PBX's events)."""
+
+    connected: bool
+    reason: str
+    at: float  # the client's clock (time.monotonic by default)
+
+
+@dataclass(frozen=True, slots=True)
 class PbxState:
     connected: bool
     reason: str

@@ -32,18 +32,28 @@ def _missing_prerequisite() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
-    """One stack for the whole session (the Asterisk root is built first if not cached)."""
+def _own_stack(tmp_path_factory: pytest.TempPathFactory, prefix: str) -> Iterator[StackInfo]:
     reason = _missing_prerequisite()
     if reason:
         pytest.skip(reason)
-    name = f"test-{uuid.uuid4().hex[:8]}"
-    workdir = Path(tmp_path_factory.mktemp("stack"))
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    workdir = Path(tmp_path_factory.mktemp(prefix))
     info = localstack.up(name, workdir)
     yield info
     localstack.down(name, workdir)  # raises LeftoverProcess if anything survived
     assert localstack.load(workdir) is None
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    """One stack for the whole session (the Asterisk root is built first if not cached)."""
+    yield from _own_stack(tmp_path_factory, "test")
+
+
+@pytest.fixture(scope="module")
+def faulty_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    """A stack of the module's own, for tests that kill and restart its parts."""
+    yield from _own_stack(tmp_path_factory, "fault")
 
 
 def ami_settings(info: StackInfo, *, events: str = "on") -> AmiSettings:

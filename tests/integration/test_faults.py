@@ -47,6 +47,12 @@ def settings(stack: Any, **kw: Any) -> CampaignSettings:
 
 
 @pytest.fixture
+def stack(faulty_stack: Any) -> Any:
+    """These tests kill and restart Asterisk and Redis: never the session's shared stack."""
+    return faulty_stack
+
+
+@pytest.fixture
 async def store(stack: Any, namespace: str):
     s = RedisStore.from_url(stack.redis_url, namespace=namespace)
     yield s

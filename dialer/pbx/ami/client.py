@@ -50,6 +50,7 @@ from dialer.errors import (
     UnsafeValue,
 )
 from dialer.pbx.ami.codec import AmiCodec, Banner, Message, encode_action
+from dialer.pbx.base import ConnectionState
 
 __all__ = ["AmiClient", "AmiSettings", "AmiStatistics", "ConnectionState"]
 
@@ -149,15 +150,6 @@ class AmiSettings:
             else:
                 raise ConfigError(f"unknown AMI URL parameter {key!r}")
         return cls(**values)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionState:
-    """A change of connection, yielded by :meth:`AmiClient.events` in order with events."""
-
-    connected: bool
-    reason: str
-    at: float  # the client's clock (time.monotonic by default)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,10 @@ from types import TracebackType
 from typing import Any
 
 from dialer.errors import PbxUnavailable, ValidationError
-from dialer.pbx.ami.client import AmiClient, AmiSettings, ConnectionState
+from dialer.pbx.ami.client import AmiClient, AmiSettings
 from dialer.pbx.ami.codec import Message
 from dialer.pbx.asterisk.correlate import FOLLOWED_EVENTS, CallCorrelator
-from dialer.pbx.base import OriginateRequest, PbxEvent, PbxState
+from dialer.pbx.base import ConnectionState, OriginateRequest, PbxEvent, PbxState
 
 log = logging.getLogger(__name__)
 

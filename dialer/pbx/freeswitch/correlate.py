@@ -1,0 +1,286 @@
+"""Sans-IO correlation of FreeSWITCH ESL events into one outcome per call.
+
+Written from FreeSWITCH's source and recorded events (tests/data/esl); **no real FreeSWITCH
+was used**. Feed :class:`~dialer.pbx.esl.codec.EslEvent` objects in whatever order they come;
+per followed call id this yields at most one :class:`CallAnswered` and exactly one
+:class:`CallEnded`.
+
+Rules (the contract is pbx-config/freeswitch/README.md):
+
+- The call id is the channel's ``Unique-ID``: the adapter originates with
+  ``origination_uuid=<call id>`` and uses the call id as the ``bgapi`` ``Job-UUID`` too.
+- ``CHANNEL_HANGUP_COMPLETE`` ends a call that had a channel: ``variable_hangup_cause_q850``
+  (else the ``Hangup-Cause`` name) is the Q.850 cause, ``variable_sip_term_status`` (else
+  ``variable_sip_invite_failure_status``, else ``variable_proto_specific_hangup_cause``
+  ``sip:NNN``) the SIP code; answered when ``variable_answer_epoch`` is not 0.
+- ``BACKGROUND_JOB`` of the originate: ``-ERR <CAUSE>`` with no channel ever seen is terminal by
+  itself (unknown gateway, refused: ``originate_failed``). With a channel, the
+  ``CHANNEL_HANGUP_COMPLETE`` carries the facts, so we wait for it (``failure_grace``).
+- Answered = ``CHANNEL_ANSWER`` (or the answer epoch of the hang-up).
+- AMD: channel variables ``dialer_amd_status`` / ``dialer_amd_cause`` (set by the dialplan),
+  else ``amd_result`` / ``amd_cause`` (the third-party mod_amd); a ``CUSTOM avmd::beep``
+  (mod_avmd) or ``CUSTOM amd`` (``AMD-Result``) event on the call. Dialplan results:
+  ``dialer_result`` (``dnc`` / ``callback``) and ``dialer_callback_at`` (epoch seconds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, replace
+
+from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
+from dialer.pbx.base import CallAnswered, CallEnded, PbxEvent
+from dialer.pbx.esl.codec import EslEvent
+
+# What the adapter subscribes to ("CUSTOM" must come last: the names after it are subclasses).
+FOLLOWED_EVENTS = (
+    "CHANNEL_CREATE",
+    "CHANNEL_ANSWER",
+    "CHANNEL_HANGUP_COMPLETE",
+    "BACKGROUND_JOB",
+    "CUSTOM",
+    "avmd::beep",
+    "amd",
+)
+
+# FreeSWITCH cause names (switch_channel.c CAUSE_CHART) whose code is a Q.850 cause, for when
+# only the name is known (a failed originate's "-ERR USER_BUSY", a hang-up without the q850
+# variable). FreeSWITCH's own causes (ORIGINATOR_CANCEL 487, INVALID_GATEWAY 608...) are not
+# Q.850 causes and map to nothing.
+Q850_BY_NAME = {
+    "UNALLOCATED_NUMBER": 1,
+    "NO_ROUTE_TRANSIT_NET": 2,
+    "NO_ROUTE_DESTINATION": 3,
+    "CHANNEL_UNACCEPTABLE": 6,
+    "CALL_AWARDED_DELIVERED": 7,
+    "NORMAL_CLEARING": 16,
+    "USER_BUSY": 17,
+    "NO_USER_RESPONSE": 18,
+    "NO_ANSWER": 19,
+    "SUBSCRIBER_ABSENT": 20,
+    "CALL_REJECTED": 21,
+    "NUMBER_CHANGED": 22,
+    "REDIRECTION_TO_NEW_DESTINATION": 23,
+    "EXCHANGE_ROUTING_ERROR": 25,
+    "DESTINATION_OUT_OF_ORDER": 27,
+    "INVALID_NUMBER_FORMAT": 28,
+    "FACILITY_REJECTED": 29,
+    "RESPONSE_TO_STATUS_ENQUIRY": 30,
+    "NORMAL_UNSPECIFIED": 31,
+    "NORMAL_CIRCUIT_CONGESTION": 34,
+    "NETWORK_OUT_OF_ORDER": 38,
+    "NORMAL_TEMPORARY_FAILURE": 41,
+    "SWITCH_CONGESTION": 42,
+    "ACCESS_INFO_DISCARDED": 43,
+    "REQUESTED_CHAN_UNAVAIL": 44,
+    "PRE_EMPTED": 45,
+    "FACILITY_NOT_SUBSCRIBED": 50,
+    "OUTGOING_CALL_BARRED": 52,
+    "INCOMING_CALL_BARRED": 54,
+    "BEARERCAPABILITY_NOTAUTH": 57,
+    "BEARERCAPABILITY_NOTAVAIL": 58,
+    "SERVICE_UNAVAILABLE": 63,
+    "BEARERCAPABILITY_NOTIMPL": 65,
+    "CHAN_NOT_IMPLEMENTED": 66,
+    "FACILITY_NOT_IMPLEMENTED": 69,
+    "SERVICE_NOT_IMPLEMENTED": 79,
+    "INVALID_CALL_REFERENCE": 81,
+    "INCOMPATIBLE_DESTINATION": 88,
+    "INVALID_MSG_UNSPECIFIED": 95,
+    "MANDATORY_IE_MISSING": 96,
+    "MESSAGE_TYPE_NONEXIST": 97,
+    "WRONG_MESSAGE": 98,
+    "IE_NONEXIST": 99,
+    "INVALID_IE_CONTENTS": 100,
+    "WRONG_CALL_STATE": 101,
+    "RECOVERY_ON_TIMER_EXPIRE": 102,
+    "MANDATORY_IE_LENGTH_ERROR": 103,
+    "PROTOCOL_ERROR": 111,
+    "INTERWORKING": 127,
+}
+_ANSWERED_CALLSTATES = frozenset({"ACTIVE", "HELD", "UNHELD"})
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
+def _q850(code: int | None) -> int | None:
+    return code if code is not None and 0 < code < 128 else None
+
+
+def cause_from_job(body: str) -> tuple[bool, str | None]:
+    """``(ok, cause name)`` of an originate's BACKGROUND_JOB body (``+OK <uuid>`` / ``-ERR X``)."""
+    text = body.strip()
+    if text.startswith("+OK"):
+        return True, None
+    words = text.partition(" ")[2].split()
+    return False, words[0] if words else None
+
+
+def sip_code_of(event: EslEvent) -> int | None:
+    for name in ("variable_sip_term_status", "variable_sip_invite_failure_status"):
+        code = _int(event.get(name))
+        if code is not None and 100 <= code <= 699:
+            return code
+    proto = event.get("variable_proto_specific_hangup_cause") or ""
+    if proto.startswith("sip:"):
+        return _int(proto[4:])
+    return None
+
+
+def answered_in_show_channels(callstate: object) -> bool:
+    """Whether a ``show channels`` row's ``callstate`` means the channel was answered."""
+    return callstate in _ANSWERED_CALLSTATES
+
+
+@dataclass(slots=True)
+class _Track:
+    started_at: float
+    channel_seen: bool = False
+    answered_at: float | None = None
+    job_failed_at: float | None = None
+    job_cause: str | None = None
+    raw: RawOutcome = RawOutcome(answered=False)
+
+
+class CallCorrelator:
+    """Feed ESL events; get PBX-neutral call events. ``now`` is passed in (epoch seconds)."""
+
+    def __init__(self, failure_grace: float = 5.0) -> None:
+        self._calls: dict[str, _Track] = {}
+        self._jobs: dict[str, str] = {}  # Job-UUID -> call id, when they differ
+        self._failure_grace = failure_grace
+
+    def follow(self, call_id: str, now: float, *, answered: bool = False) -> None:
+        """Follow ``call_id``; ``answered`` for a call adopted while already up."""
+        track = self._calls.setdefault(call_id, _Track(started_at=now))
+        if answered and track.answered_at is None:
+            track.answered_at = now
+            track.channel_seen = True
+            track.raw = replace(track.raw, answered=True)
+
+    def bind_job(self, job_uuid: str, call_id: str) -> None:
+        """The originate of ``call_id`` runs as ``job_uuid`` (when FreeSWITCH chose its own)."""
+        if job_uuid != call_id and call_id in self._calls:
+            self._jobs[job_uuid] = call_id
+
+    def forget(self, call_id: str) -> None:
+        self._calls.pop(call_id, None)
+        for job in [job for job, cid in self._jobs.items() if cid == call_id]:
+            del self._jobs[job]
+
+    def is_followed(self, call_id: str) -> bool:
+        return call_id in self._calls
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def feed(self, event: EslEvent, now: float) -> list[PbxEvent]:
+        name = event.name
+        if name == "BACKGROUND_JOB":
+            job = event.job_uuid or ""
+            call_id = self._jobs.pop(job, job)
+        else:
+            call_id = event.unique_id or ""
+        track = self._calls.get(call_id)
+        if track is None or name is None:
+            return []
+        out: list[PbxEvent] = []
+        if name == "CHANNEL_CREATE":
+            track.channel_seen = True
+        elif name == "CHANNEL_ANSWER":
+            track.channel_seen = True
+            self._answer(call_id, track, now, out)
+        elif name == "BACKGROUND_JOB":
+            ok, cause = cause_from_job(event.body)
+            if not ok and not track.channel_seen:
+                code = Q850_BY_NAME.get(cause or "")
+                track.raw = replace(track.raw, originate_failed=True, q850_cause=code)
+                out.append(self._end(call_id, track, now))
+            elif not ok:
+                track.job_failed_at, track.job_cause = now, cause
+        elif name == "CUSTOM":
+            self._custom(event, track)
+        elif name == "CHANNEL_HANGUP_COMPLETE":
+            self._hangup(call_id, track, event, now, out)
+        return out
+
+    def expire(self, now: float) -> list[PbxEvent]:
+        """End calls whose failed originate had a channel but no hang-up came in time."""
+        due = [
+            (cid, t)
+            for cid, t in self._calls.items()
+            if t.job_failed_at is not None and now - t.job_failed_at >= self._failure_grace
+        ]
+        out: list[PbxEvent] = []
+        for cid, track in due:
+            code = track.raw.q850_cause or Q850_BY_NAME.get(track.job_cause or "")
+            track.raw = replace(track.raw, q850_cause=code)
+            out.append(self._end(cid, track, now))
+        return out
+
+    def _hangup(
+        self, call_id: str, track: _Track, event: EslEvent, now: float, out: list[PbxEvent]
+    ) -> None:
+        code = _q850(_int(event.get("variable_hangup_cause_q850")))
+        if code is None:
+            code = Q850_BY_NAME.get(event.get("Hangup-Cause") or "")
+        answer_usec = _int(event.get("variable_answer_uepoch")) or 0
+        answer_sec = _int(event.get("variable_answer_epoch")) or 0
+        if track.answered_at is None and (answer_sec or answer_usec):
+            track.answered_at = answer_usec / 1e6 if answer_usec else float(answer_sec)
+            track.raw = replace(track.raw, answered=True)
+        track.raw = replace(track.raw, q850_cause=code, sip_code=sip_code_of(event))
+        self._variables(event, track)
+        out.append(self._end(call_id, track, now))
+
+    def _variables(self, event: EslEvent, track: _Track) -> None:
+        status = event.get("variable_dialer_amd_status") or event.get("variable_amd_result")
+        cause = event.get("variable_dialer_amd_cause") or event.get("variable_amd_cause")
+        with contextlib.suppress(ValueError):
+            if status:
+                track.raw = replace(
+                    track.raw, amd_status=AmdStatus(status.strip().upper()), amd_cause=cause
+                )
+        result = (event.get("variable_dialer_result") or "").strip().lower()
+        with contextlib.suppress(ValueError):
+            if result:
+                at = _int(event.get("variable_dialer_callback_at"))
+                track.raw = replace(
+                    track.raw,
+                    dialplan_result=DialplanResult(result),
+                    callback_at=float(at) if at is not None else None,
+                )
+
+    def _custom(self, event: EslEvent, track: _Track) -> None:
+        subclass = event.subclass
+        if subclass == "avmd::beep":
+            track.raw = replace(track.raw, amd_status=AmdStatus.MACHINE, amd_cause="avmd-beep")
+        elif subclass == "amd":
+            status = (event.get("AMD-Result") or "").strip().upper()
+            with contextlib.suppress(ValueError):
+                track.raw = replace(
+                    track.raw, amd_status=AmdStatus(status), amd_cause=event.get("AMD-Cause")
+                )
+
+    def _answer(self, call_id: str, track: _Track, now: float, out: list[PbxEvent]) -> None:
+        if track.answered_at is None:
+            track.answered_at = now
+            track.raw = replace(track.raw, answered=True)
+            out.append(CallAnswered(call_id=call_id, at=now))
+
+    def _end(self, call_id: str, track: _Track, now: float) -> CallEnded:
+        self.forget(call_id)
+        return CallEnded(
+            call_id=call_id,
+            raw=track.raw,
+            ended_at=now,
+            answered_at=track.answered_at,
+            started_at=track.started_at,
+        )
