@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from typing import Any
@@ -30,6 +31,7 @@ from tests.integration.engine_helpers import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
+log = logging.getLogger(__name__)
 S = CallStatus
 
 
@@ -78,10 +80,14 @@ async def test_pbx_crash_pauses_campaigns_and_they_resume_when_it_is_back(stack,
             assert not engine.pbx.connected
             await asyncio.sleep(1.0)
             info = localstack.start_asterisk(info)
+            back = time.monotonic()
+            await wait_status(store, cid, {CampaignStatus.RUNNING}, within=30)
+            recovered = time.monotonic() - back
             await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=90)
     finally:
         if not is_alive(info.asterisk_pid):
             localstack.start_asterisk(info)
+    log.info("PBX crash: paused %.2f s after; resumed %.1f s after", paused_after, recovered)
     assert paused_after < 5
     records = [r for _, r in await store.records(cid, count=1000)]
     assert nonzero(await store.counts(cid)) == {S.ANSWERED: 30}  # nobody lost
@@ -107,7 +113,11 @@ async def test_redis_restart_loses_nothing_and_dials_nobody_twice(stack, store, 
             localstack.kill_redis(info)  # SIGTERM: the AOF is written
             await asyncio.sleep(2.0)  # calls end while Redis is away: results wait in memory
             info = localstack.start_redis(info)
+            back = time.monotonic()
             await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=60)
+            log.info(
+                "Redis restart: completed %.1f s after Redis was back", time.monotonic() - back
+            )
     finally:
         if not is_alive(info.redis_pid):
             localstack.start_redis(info)
