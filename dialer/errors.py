@@ -8,7 +8,8 @@
     │   ├── TransitionRefused       a lifecycle command not allowed in the current status
     │   └── ValidationError         bad input (a field, a number, a variable name)
     ├── StoreError                  Redis unavailable or a Lua script failed
-    │   └── NotFound                a campaign, list, contact or call that does not exist
+    │   ├── NotFound                a campaign, list, contact or call that does not exist
+    │   └── ScriptError             a Lua script failed inside Redis
     └── PbxError                    anything between us and the PBX
         ├── PbxProtocolError        the PBX sent bytes that break the protocol (codec error)
         ├── PbxUnavailable          not connected / connection lost (in-flight actions fail)
@@ -65,6 +66,10 @@ class StoreError(DialerError):
 
 class NotFound(StoreError):
     """The campaign, list, contact or call does not exist."""
+
+
+class ScriptError(StoreError):
+    """Redis answered with an error: a Lua script failed, or a key has the wrong type."""
 
 
 class PbxError(DialerError):

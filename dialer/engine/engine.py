@@ -32,7 +32,7 @@ from dialer.engine.calls import LiveCall, call_record
 from dialer.engine.cancel import checkpoint
 from dialer.engine.control import PBX_DOWN_REASON, PLAN_LIMIT_REASON, CampaignControl
 from dialer.engine.runner import CampaignRunner, plan_exhausted
-from dialer.errors import DialerError, NotFound, StoreError, TransitionRefused
+from dialer.errors import DialerError, NotFound, ScriptError, StoreError, TransitionRefused
 from dialer.metrics import DialerMetrics
 from dialer.pbx.base import CallAnswered, CallEnded, PbxAdapter, PbxState
 from dialer.store.dnc import DncStore
@@ -104,6 +104,8 @@ class Engine:
         try:
             await self._write_result(call, ended, settings)
         except StoreError as exc:
+            if isinstance(exc, ScriptError):
+                self.metrics.lua_error("finish")
             log.warning("result of %s not written yet (%s); will retry", call.call_id, exc)
             self._unwritten.append((call, ended))
         if runner is not None:

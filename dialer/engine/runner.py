@@ -27,6 +27,7 @@ from dialer.errors import (
     ActionFailed,
     NotFound,
     PbxUnavailable,
+    ScriptError,
     StoreError,
     TransitionRefused,
     ValidationError,
@@ -106,6 +107,8 @@ class CampaignRunner:
             except NotFound:
                 return  # deleted
             except StoreError as exc:
+                if isinstance(exc, ScriptError):
+                    self._engine.metrics.lua_error("claim")
                 log.warning("campaign %s: claim failed: %s", self.campaign_id, exc)
                 await asyncio.sleep(_MAX_IDLE)
                 continue

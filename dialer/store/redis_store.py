@@ -19,10 +19,10 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from dialer.domain.statuses import CallStatus, CampaignStatus, ListStatus
-from dialer.errors import NotFound, StoreError, TransitionRefused
+from dialer.errors import NotFound, ScriptError, StoreError, TransitionRefused
 
 from .keys import CALL_TTL_S, Keys, contact_id_of, contact_member
 from .models import (
@@ -63,6 +63,8 @@ def _translated(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutin
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
+        except ResponseError as exc:  # an error raised by Redis itself: a script failed
+            raise ScriptError(f"{fn.__name__}: {type(exc).__name__}: {exc}") from exc
         except (RedisError, OSError) as exc:
             raise StoreError(f"{fn.__name__}: {type(exc).__name__}: {exc}") from exc
 

@@ -110,3 +110,20 @@ async def test_script_flush_is_survived(redis_client: aioredis.Redis, namespace:
     assert (await claim(store, cid, "a")).kind == "ok"
     await redis_client.script_flush()
     assert (await claim(store, cid, "b")).kind == "ok"
+
+
+async def test_a_redis_error_reply_is_a_script_error_not_a_connection_problem(
+    redis_server, namespace
+):
+    from dialer.errors import ScriptError
+    from dialer.store.redis_store import RedisStore
+
+    store = RedisStore.from_url(redis_server.url, namespace=namespace)
+    try:
+        cid = await store.create_campaign("x", "carrier", "{}")
+        await store.client.delete(store.keys.counts(cid))
+        await store.client.set(store.keys.counts(cid), "not a hash")  # wrong type
+        with pytest.raises(ScriptError, match="WRONGTYPE"):
+            await store.counts(cid)
+    finally:
+        await store.aclose()
