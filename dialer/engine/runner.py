@@ -202,6 +202,7 @@ class CampaignRunner:
         stats = await store.queue_stats(self.campaign_id)
         busy = stats.inflight or stats.claimed or stats.pending_total
         if busy or await store.orphaned_calls(self.campaign_id):
+            self._slot_freed.clear()  # wait for the next hang-up, not an old one
             await self._sleep(self._slot_freed, _MAX_IDLE)
             return False
         try:

@@ -56,6 +56,7 @@ class CallCorrelator:
 
     def __init__(self, failure_grace: float = 5.0) -> None:
         self._calls: dict[str, _Track] = {}
+        self._failed: set[str] = set()  # Failure OriginateResponse seen, Hangup awaited
         self._failure_grace = failure_grace
 
     def follow(self, call_id: str, now: float, *, answered: bool = False) -> None:
@@ -68,6 +69,7 @@ class CallCorrelator:
 
     def forget(self, call_id: str) -> None:
         self._calls.pop(call_id, None)
+        self._failed.discard(call_id)
 
     def is_followed(self, call_id: str) -> bool:
         return call_id in self._calls
@@ -113,6 +115,7 @@ class CallCorrelator:
                 out.append(self._end(call_id, track, now))
             else:
                 track.originate_failed_at = now
+                self._failed.add(call_id)
         elif name == "UserEvent":
             self._user_event(msg, track)
         elif name == "Hangup":
@@ -128,8 +131,8 @@ class CallCorrelator:
         """End calls whose Failure OriginateResponse came without the expected Hangup."""
         due = [
             (cid, t)
-            for cid, t in self._calls.items()
-            if t.originate_failed_at is not None
+            for cid in self._failed
+            if (t := self._calls[cid]).originate_failed_at is not None
             and now - t.originate_failed_at >= self._failure_grace
         ]
         return [self._end(cid, t, now) for cid, t in due]
@@ -160,6 +163,7 @@ class CallCorrelator:
 
     def _end(self, call_id: str, track: _Track, now: float) -> CallEnded:
         del self._calls[call_id]
+        self._failed.discard(call_id)
         return CallEnded(
             call_id=call_id,
             raw=track.raw,

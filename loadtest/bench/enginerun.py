@@ -1,0 +1,173 @@
+"""One campaign of HOLD calls dialed by one engine process, with CPU time of every process.
+
+Used by the throughput benchmark (engine CPS against the raw loop) and the cost benchmark
+(CPU per call). CPU time is read four times: when the campaign is started (the engine is up
+and idle), ``hold_s + 1`` s later (calls end as fast as they start: steady state), shortly
+before the last contact is claimed, and when the campaign is Completed. The steady window
+(2nd to 3rd reading) gives the cost of a call's whole life; the whole run adds the ramp-up
+and the drain at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dialer.domain.statuses import CampaignStatus
+from dialer.store.redis_store import RedisStore
+from loadtest.bench.common import CpuMeter, ami_settings, hold_numbers, namespace, rate
+from loadtest.bench.engines import (
+    Outcomes,
+    campaign_settings,
+    engine_processes,
+    new_campaign,
+    outcomes,
+    wait_status,
+)
+from loadtest.bench.watch import wait_no_channels
+from ops.localstack.stack import StackInfo
+
+SETTLE_S = 60.0
+STEP_DOWN = 0.85  # the next rate tried after an unclean engine run
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRun:
+    target_cps: float
+    calls: int
+    completed: bool  # the campaign reached Completed within the time allowed
+    outcomes: Outcomes
+    cps: float  # originates per second on the engine's clock (claim times)
+    wall_s: float
+    cpu_s: dict[str, float]  # engine, asterisk, sipp, redis: the whole run
+    steady_cpu_s: dict[str, float]  # the same in the steady window
+    steady_calls: int  # calls claimed in the steady window
+    steady_redis_calls: dict[str, int]  # Redis commands run in the steady window, by name
+
+    @property
+    def failed(self) -> int:
+        return self.calls - self.outcomes.clean
+
+    @property
+    def ok(self) -> bool:
+        return self.completed and self.failed == 0
+
+    def per_call_us(self, process: str) -> float:
+        """CPU microseconds per call over the whole run (ramp-up and drain included)."""
+        return self.cpu_s[process] / max(1, self.outcomes.records) * 1e6
+
+    def steady_us(self, process: str) -> float:
+        """CPU microseconds per call in the steady window."""
+        return self.steady_cpu_s[process] / max(1, self.steady_calls) * 1e6
+
+
+async def engine_run(
+    info: StackInfo,
+    target_cps: float,
+    duration: float,
+    *,
+    hold_s: int = 1,
+    profile: Path | None = None,
+) -> EngineRun:
+    """Dial ``target_cps * duration`` HOLD calls at ``cps = target_cps`` and wait for the end.
+
+    Bounded: the campaign gets ``1.5 * duration + hold_s + 15`` seconds to complete; then it is
+    stopped with hang-up (an overloaded stack would otherwise ring on for the 30-s ring
+    timeout) and Asterisk is given up to ``SETTLE_S`` to clear its channels.
+    """
+    ns = namespace("engine")
+    calls = max(1, round(target_cps * duration))
+    store = RedisStore.from_url(info.redis_url, namespace=ns)
+    try:
+        # never the binding limit: about three times the calls alive at once at this rate
+        channels = min(100_000, max(100, round(target_cps * (hold_s + 2) * 3)))
+        settings = campaign_settings(info, max_channels=channels, cps=target_cps)
+        control, cid = await new_campaign(store, settings, hold_numbers(calls, hold_s))
+        async with engine_processes(info, ns, profile=profile) as procs:
+            pids = {
+                "engine": procs[0].pid,
+                "asterisk": info.asterisk_pid,
+                "sipp": info.sipp_pid,
+                "redis": info.redis_pid,
+            }
+            before = CpuMeter.read(pids)
+            started = time.monotonic()
+            await control.start(cid)
+            warm = min(hold_s + 1.0, duration / 2)
+            await asyncio.sleep(warm)
+            steady_from, steady_at = CpuMeter.read(pids), time.time()
+            commands = await command_calls(store)
+            await asyncio.sleep(max(0.5, duration - warm - 0.5))
+            steady_to, steady_end = CpuMeter.read(pids), time.time()
+            commands = _minus(await command_calls(store), commands)
+            status = await wait_status(
+                store, cid, {CampaignStatus.COMPLETED}, within=1.5 * duration + hold_s + 15
+            )
+            wall = time.monotonic() - started
+            cpu = CpuMeter.read(pids).since(before)
+            if status is not CampaignStatus.COMPLETED:
+                await control.stop(cid, hangup=True)
+                await wait_status(store, cid, {CampaignStatus.CANCELLED}, within=SETTLE_S)
+        await wait_no_channels(ami_settings(info), "dlr-", within=SETTLE_S)
+        done = await outcomes(store, cid, hold_s=hold_s)
+    finally:
+        await store.aclose()
+    steady = [t for t in done.claimed_at if steady_at <= t < steady_end]
+    return EngineRun(
+        target_cps=target_cps,
+        calls=calls,
+        completed=status is CampaignStatus.COMPLETED,
+        outcomes=done,
+        cps=rate(done.claimed_at),
+        wall_s=wall,
+        cpu_s=cpu,
+        steady_cpu_s=steady_to.since(steady_from),
+        steady_calls=len(steady),
+        steady_redis_calls=commands,
+    )
+
+
+async def command_calls(store: RedisStore) -> dict[str, int]:
+    """Calls per Redis command so far (``INFO commandstats``), e.g. ``{"evalsha": 123}``."""
+    info = await store.client.info("commandstats")
+    return {
+        str(key).removeprefix("cmdstat_"): int(value["calls"])
+        for key, value in info.items()
+        if isinstance(value, dict) and "calls" in value
+    }
+
+
+def _minus(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    diff = {k: v - before.get(k, 0) for k, v in after.items()}
+    return {k: v for k, v in sorted(diff.items(), key=lambda i: -i[1]) if v > 0}
+
+
+async def engine_clean_rate(
+    info: StackInfo,
+    start_cps: float,
+    duration: float,
+    *,
+    hold_s: int = 1,
+    tries: int = 3,
+    profile: Path | None = None,
+) -> list[EngineRun]:
+    """Engine runs from ``start_cps`` down (x0.85, rounded to 10) until one is clean.
+
+    Returns every run made (at most ``tries``); the last is clean unless all failed.
+    """
+    runs: list[EngineRun] = []
+    target = start_cps
+    for _ in range(tries):
+        run = await engine_run(info, target, duration, hold_s=hold_s, profile=profile)
+        runs.append(run)
+        print(
+            f"  engine at {target:g} CPS: {run.outcomes.clean}/{run.calls} clean, "
+            f"{run.cps:.1f} CPS, failures {run.outcomes.failures or 'none'}",
+            flush=True,
+        )
+        if run.ok:
+            break
+        target = max(10.0, round(target * STEP_DOWN / 10) * 10)
+    return runs

@@ -1,0 +1,113 @@
+"""Every benchmark of loadtest/bench runs end to end with tiny counts on the session's stack.
+
+Each must print exactly one ``RESULT {json}`` line whose figures are sane for what was asked.
+Kept small (well under a minute for the six): the figures themselves come from
+``python -m loadtest.bench all``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from loadtest.bench import cost, drain, pacing, refill, scale, throughput
+from loadtest.bench.common import RESULT_PREFIX, parse_result
+
+pytestmark = pytest.mark.integration
+
+
+def the_result(out: str, benchmark: str) -> dict[str, Any]:
+    lines = [line for line in out.splitlines() if line.startswith(RESULT_PREFIX)]
+    assert len(lines) == 1, out
+    result = parse_result(lines[0])
+    assert result["benchmark"] == benchmark
+    assert result["quick"] is True
+    return result
+
+
+async def test_throughput(stack, capsys):
+    params = throughput.Params(rates=(20,), step_s=1.5, engine_s=2.0, refine=False)
+    await throughput.run(stack, params, quick=True)
+    r = the_result(capsys.readouterr().out, "throughput")
+    step = r["raw_steps"][0]
+    assert step["calls"] == 30
+    assert step["failed"] == 0
+    assert step["clean"] is True
+    assert 18 <= step["created_cps"] <= 22
+    assert r["capacity_cps"] == 20
+    assert r["engine_calls"] == 40
+    assert r["engine_failures"] == 0
+    assert r["engine_completed"] is True
+    # the engine's rate window is 1040 ms for 20 calls: about 0.96 of the raw rate
+    assert 0.8 <= r["ratio"] <= 1.05
+
+
+async def test_cost(stack, capsys):
+    await cost.run(stack, cost.Params(duration_s=3.0, events_calls=10), rate=20.0, quick=True)
+    r = the_result(capsys.readouterr().out, "cost")
+    steady = r["steady_us_per_call"]
+    assert r["steady_calls"] > 0
+    assert steady["engine"] > 0
+    assert steady["asterisk"] > 0
+    assert r["ratio"] == pytest.approx(steady["engine"] / steady["asterisk"], rel=0.01)
+    # manager.conf lets the six followed event names through (HangupRequest is filtered out)
+    assert 4 <= r["events_per_call"] <= 8
+    assert "HangupRequest" not in r["events_by_name"]
+    assert r["events_by_name"]["Hangup"] == 10
+    assert r["redis_commands_per_call"]["evalsha"] >= 2
+    assert r["engine_failures"] == 0
+
+
+async def test_pacing(stack, capsys):
+    params = pacing.Params(contacts=8, max_channels=4, cps=4.0, hold_s=1, engine_counts=(1, 3))
+    await pacing.run(stack, params, quick=True)
+    r = the_result(capsys.readouterr().out, "pacing")
+    assert [run["engines"] for run in r["runs"]] == [1, 3]
+    for run in r["runs"]:
+        assert run["calls"] == 8
+        assert run["failed"] == 0
+        assert run["completed"] is True
+        assert 1 <= run["max_channels"] <= 4
+        assert 1 <= run["max_per_second"] <= 4
+        assert run["samples"] > 10
+    assert r["channels_met"] is True
+    assert r["cps_met"] is True
+
+
+async def test_drain(stack, capsys):
+    params = drain.Params(pauses=2, cps=20.0, max_channels=50, run_s=(0.3, 0.5))
+    await drain.run(stack, params, quick=True)
+    r = the_result(capsys.readouterr().out, "drain")
+    assert r["pauses"] == 2
+    assert 0 <= r["last_originate_ms"]["p50"] <= r["last_originate_ms"]["max"] < 1000
+    # calls in flight end on their own: about the 1-s hold time after the pause
+    assert 300 <= r["zero_inflight_ms"]["p50"] <= 5000
+    assert r["paused_ms"]["p50"] >= r["command_ms"]["p50"]
+    assert r["late_originates"] >= 0
+
+
+async def test_refill(stack, capsys):
+    await refill.run(stack, refill.Params(contacts=30, cap=5), quick=True)
+    r = the_result(capsys.readouterr().out, "refill")
+    assert r["calls"] == 30
+    assert r["failed"] == 0
+    assert r["completed"] is True
+    for matching in ("next", "one_to_one"):
+        figures = r[matching]
+        assert 0 < figures["refills"] <= 25
+        assert 0 <= figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"] < 1000
+    assert r["next"]["p50_ms"] <= r["one_to_one"]["p50_ms"]
+
+
+async def test_scale(stack, capsys):
+    params = scale.Params(contacts=3000, small=300, rounds=100, block=50, flush_after=False)
+    await scale.run(stack, params, quick=True)
+    r = the_result(capsys.readouterr().out, "scale")
+    assert r["contacts"] == 3000
+    assert r["import_s"] > 0
+    assert 100 <= r["redis_bytes_per_contact"] <= 5000
+    for size in ("small", "big"):
+        assert 0 < r["round_trip_us"]["p50"][size] < 100_000
+        assert r["script_us"][size] > 0
+    assert r["ratio_p50"] > 0
