@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dialer.analytics import CampaignAnalytics, campaign_analytics
+from dialer.api.schemas import RECORD_COLUMNS
 from dialer.domain.statuses import CallStatus
 from dialer.errors import ConfigError, NotFound
 from dialer.store.queries import campaign_known
@@ -23,33 +24,7 @@ from .output import counts_lines, plural
 PAGE = 1000
 #: Column order of the engine's call records (dialer.engine.calls.call_record); fields not
 #: listed here follow, sorted. ``record_id`` is the records stream's entry id.
-COLUMNS = (
-    "record_id",
-    "call_id",
-    "campaign",
-    "contact",
-    "phone",
-    "trunk",
-    "attempt",
-    "status",
-    "contact_status",
-    "rule",
-    "q850_cause",
-    "sip_code",
-    "amd_status",
-    "amd_cause",
-    "dialplan_result",
-    "dial_status",
-    "originate_reason",
-    "originate_failed",
-    "claimed_ms",
-    "answered_ms",
-    "ended_ms",
-    "duration_s",
-    "retry_at_ms",
-    "engine",
-    "outcome_table",
-)
+COLUMNS = tuple(c for c in RECORD_COLUMNS if c != "contact_id")
 
 
 async def pages(
