@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import random
 import secrets
 import time
 from collections import deque
@@ -51,6 +50,7 @@ from dialer.errors import (
 )
 from dialer.pbx.ami.codec import AmiCodec, Banner, Message, encode_action
 from dialer.pbx.base import ConnectionState
+from dialer.pbx.supervision import SessionLost, Supervised, describe
 
 __all__ = ["AmiClient", "AmiSettings", "AmiStatistics", "ConnectionState"]
 
@@ -163,12 +163,6 @@ class AmiStatistics:
     queue_size: int
 
 
-class _SessionLost(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 @dataclass(slots=True, eq=False)
 class _Pending:
     """An action written and awaiting its response (and, for a list, its events)."""
@@ -218,7 +212,7 @@ class _Connection:
         while not self.backlog:
             data = await self.reader.read(_READ_SIZE)
             if not data:
-                raise _SessionLost("connection closed by the PBX")
+                raise SessionLost("connection closed by the PBX")
             self.last_rx = asyncio.get_running_loop().time()
             self.backlog.extend(self.codec.receive_data(data))
         return self.backlog.popleft()
@@ -237,8 +231,13 @@ class _Connection:
                 await self.writer.wait_closed()
 
 
-class AmiClient:
+class AmiClient(Supervised["_Connection", Message]):
     """Connects, logs in, reconnects; sends actions and streams events. See the module doc."""
+
+    _protocol = "AMI"
+    _unanswered = "the response; the action"
+    _logger = logger
+    _settings: AmiSettings
 
     def __init__(self, settings: AmiSettings, *, clock: Callable[[], float] = time.monotonic):
         self._settings = settings
@@ -275,10 +274,10 @@ class AmiClient:
         except PbxUnavailable:
             self._closed = True
             raise
-        except (OSError, TimeoutError, PbxProtocolError, _SessionLost) as exc:
+        except (OSError, TimeoutError, PbxProtocolError, SessionLost) as exc:
             self._closed = True
             raise PbxUnavailable(
-                f"cannot connect to AMI at {self._where}: {_describe(exc)}"
+                f"cannot connect to AMI at {self._where}: {describe(exc)}"
             ) from exc
         await self._session_up(conn, early)
         self._supervisor = asyncio.create_task(self._supervise(conn), name=f"ami {self._where}")
@@ -490,48 +489,6 @@ class AmiClient:
         for pending in list(self._pending.values()):
             pending.fail(error)
 
-    async def _supervise(self, conn: _Connection) -> None:
-        while True:
-            reason = await self._run_session(conn)
-            await conn.close(abort=True)
-            if self._closing:
-                return
-            logger.warning("AMI connection to %s lost: %s", self._where, reason)
-            self._mark_down(
-                PbxUnavailable(
-                    f"AMI connection to {self._where} lost ({reason}) before the response; "
-                    "the action is not re-sent"
-                )
-            )
-            await self._queue.put(ConnectionState(False, reason, self._clock()))
-            conn, early = await self._reconnect()
-            await self._session_up(conn, early)
-
-    async def _reconnect(self) -> tuple[_Connection, list[Message]]:
-        delay = self._settings.reconnect_min
-        while True:
-            await asyncio.sleep(delay / 2 + random.uniform(0, delay / 2))
-            try:
-                return await self._open()
-            except (OSError, TimeoutError, PbxUnavailable, PbxProtocolError, _SessionLost) as exc:
-                logger.warning("AMI reconnect to %s failed: %s", self._where, _describe(exc))
-            delay = min(delay * 2, self._settings.reconnect_max)
-
-    async def _run_session(self, conn: _Connection) -> str:
-        reason = "connection lost"
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._read_loop(conn))
-                if self._settings.keepalive_interval > 0:
-                    group.create_task(self._keepalive(conn))
-        except* _SessionLost as lost:
-            first = lost.exceptions[0]
-            reason = first.reason if isinstance(first, _SessionLost) else str(first)
-        except* Exception as failure:  # a bug must not end the supervision: log, reconnect
-            logger.error("AMI session to %s failed", self._where, exc_info=failure)
-            reason = f"internal error: {failure.exceptions[0]!r}"
-        return reason
-
     async def _read_loop(self, conn: _Connection) -> None:
         loop = asyncio.get_running_loop()
         items: Sequence[Banner | Message] = list(conn.backlog)
@@ -543,13 +500,13 @@ class AmiClient:
                         await self._deliver(conn, item)
                 data = await conn.reader.read(_READ_SIZE)
                 if not data:
-                    raise _SessionLost("connection closed by the PBX")
+                    raise SessionLost("connection closed by the PBX")
                 conn.last_rx = loop.time()
                 items = conn.codec.receive_data(data)
         except PbxProtocolError as exc:
-            raise _SessionLost(f"protocol error: {exc}") from exc
+            raise SessionLost(f"protocol error: {exc}") from exc
         except OSError as exc:
-            raise _SessionLost(f"connection error: {exc!r}") from exc
+            raise SessionLost(f"connection error: {exc!r}") from exc
 
     def _route(self, message: Message) -> bool:
         """Give a response (or a list item) to its action; False: an event for the queue."""
@@ -594,16 +551,10 @@ class AmiClient:
             except ActionTimeout:
                 if conn.stalled or conn.stalls != stalls:
                     continue  # our own reader was held, not the peer
-                raise _SessionLost(
+                raise SessionLost(
                     f"no answer to Ping within {self._settings.action_timeout} s"
                 ) from None
             except ActionFailed:
                 pass  # any answer proves the peer alive
             except PbxUnavailable as exc:
-                raise _SessionLost(str(exc)) from exc
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return str(exc) or repr(exc)
+                raise SessionLost(str(exc)) from exc

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
 from dialer.errors import PbxUnavailable, ValidationError
 from dialer.pbx.ami.client import AmiClient, AmiSettings
-from dialer.pbx.ami.codec import Message
 from dialer.pbx.asterisk.correlate import FOLLOWED_EVENTS, CallCorrelator
-from dialer.pbx.base import ConnectionState, OriginateRequest, PbxEvent, PbxState
+from dialer.pbx.base import OriginateRequest, PbxEvent
+from dialer.pbx.pump import correlated_events
 
 log = logging.getLogger(__name__)
 
@@ -145,34 +143,11 @@ class AsteriskAdapter:
             uid: item.get("ChannelState") == "6" for item in items if (uid := item.get("Uniqueid"))
         }
 
-    async def events(self) -> AsyncIterator[PbxEvent]:
-        """Correlated call events; also ends calls whose closing Hangup never came.
-
-        The next AMI item is awaited in a task that survives the periodic wake-ups (cancelling an
-        async generator's ``__anext__`` would close it).
-        """
-        stream = self._ami.events()
-        tick = self._settings.failure_grace / 2
-        pending: asyncio.Task[Message | ConnectionState] | None = None
-        try:
-            while True:
-                if pending is None:
-                    pending = asyncio.ensure_future(anext(stream))
-                done, _ = await asyncio.wait({pending}, timeout=tick)
-                item: Message | ConnectionState | None = None
-                if pending in done:
-                    item, pending = pending.result(), None
-                now = self._clock()
-                if isinstance(item, Message):
-                    for event in self._correlator.feed(item, now):
-                        yield event
-                elif isinstance(item, ConnectionState):
-                    yield PbxState(connected=item.connected, reason=item.reason, at=now)
-                for event in self._correlator.expire(now):
-                    yield event
-        finally:
-            if pending is not None:
-                pending.cancel()
-                with contextlib.suppress(BaseException):
-                    await pending
-            await stream.aclose()
+    def events(self) -> AsyncGenerator[PbxEvent, None]:
+        """Correlated call events; also ends calls whose closing hang-up never came."""
+        return correlated_events(
+            self._ami.events(),
+            self._correlator,
+            tick=self._settings.failure_grace / 2,
+            clock=self._clock,
+        )

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import uuid
 from collections import deque
@@ -59,6 +58,7 @@ from dialer.pbx.esl.codec import (
     EslMessage,
     encode_command,
 )
+from dialer.pbx.supervision import SessionLost, Supervised, describe
 
 __all__ = ["ConnectionState", "EslClient", "EslSettings", "EslStatistics"]
 
@@ -171,12 +171,6 @@ class EslStatistics:
     queue_size: int
 
 
-class _SessionLost(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 @dataclass(slots=True, eq=False)
 class _Connection:
     reader: asyncio.StreamReader
@@ -192,7 +186,7 @@ class _Connection:
         while not self.backlog:
             data = await self.reader.read(_READ_SIZE)
             if not data:
-                raise _SessionLost("connection closed by FreeSWITCH")
+                raise SessionLost("connection closed by FreeSWITCH")
             self.last_rx = asyncio.get_running_loop().time()
             self.backlog.extend(self.codec.receive_data(data))
         return self.backlog.popleft()
@@ -228,8 +222,13 @@ class _Connection:
                 await self.writer.wait_closed()
 
 
-class EslClient:
+class EslClient(Supervised["_Connection", EslEvent]):
     """Connects, authenticates, reconnects; sends commands and streams events (module doc)."""
+
+    _protocol = "ESL"
+    _unanswered = "the reply; the command"
+    _logger = logger
+    _settings: EslSettings
 
     def __init__(self, settings: EslSettings, *, clock: Callable[[], float] = time.monotonic):
         self._settings = settings
@@ -257,10 +256,10 @@ class EslClient:
         except PbxUnavailable:
             self._closed = True
             raise
-        except (OSError, TimeoutError, PbxProtocolError, _SessionLost) as exc:
+        except (OSError, TimeoutError, PbxProtocolError, SessionLost) as exc:
             self._closed = True
             raise PbxUnavailable(
-                f"cannot connect to ESL at {self._where}: {_describe(exc)}"
+                f"cannot connect to ESL at {self._where}: {describe(exc)}"
             ) from exc
         await self._session_up(conn, early)
         self._supervisor = asyncio.create_task(self._supervise(conn), name=f"esl {self._where}")
@@ -487,48 +486,6 @@ class EslClient:
         if conn is not None:
             conn.fail_all(error)
 
-    async def _supervise(self, conn: _Connection) -> None:
-        while True:
-            reason = await self._run_session(conn)
-            await conn.close(abort=True)
-            if self._closing:
-                return
-            logger.warning("ESL connection to %s lost: %s", self._where, reason)
-            self._mark_down(
-                PbxUnavailable(
-                    f"ESL connection to {self._where} lost ({reason}) before the reply; "
-                    "the command is not re-sent"
-                )
-            )
-            await self._queue.put(ConnectionState(False, reason, self._clock()))
-            conn, early = await self._reconnect()
-            await self._session_up(conn, early)
-
-    async def _reconnect(self) -> tuple[_Connection, list[EslEvent]]:
-        delay = self._settings.reconnect_min
-        while True:
-            await asyncio.sleep(delay / 2 + random.uniform(0, delay / 2))
-            try:
-                return await self._open()
-            except (OSError, TimeoutError, PbxUnavailable, PbxProtocolError, _SessionLost) as exc:
-                logger.warning("ESL reconnect to %s failed: %s", self._where, _describe(exc))
-            delay = min(delay * 2, self._settings.reconnect_max)
-
-    async def _run_session(self, conn: _Connection) -> str:
-        reason = "connection lost"
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._read_loop(conn))
-                if self._settings.keepalive_interval > 0:
-                    group.create_task(self._keepalive(conn))
-        except* _SessionLost as lost:
-            first = lost.exceptions[0]
-            reason = first.reason if isinstance(first, _SessionLost) else str(first)
-        except* Exception as failure:  # a bug must not end the supervision: log, reconnect
-            logger.error("ESL session to %s failed", self._where, exc_info=failure)
-            reason = f"internal error: {failure.exceptions[0]!r}"
-        return reason
-
     async def _read_loop(self, conn: _Connection) -> None:
         try:
             while True:
@@ -538,13 +495,13 @@ class EslClient:
                 elif item.is_reply:
                     conn.on_reply(item)
                 elif item.content_type in (DISCONNECT_NOTICE, RUDE_REJECTION):
-                    raise _SessionLost(f"FreeSWITCH disconnected: {_explain(item)}")
+                    raise SessionLost(f"FreeSWITCH disconnected: {_explain(item)}")
                 else:
                     logger.debug("ESL message ignored: %s", item.content_type)
         except PbxProtocolError as exc:
-            raise _SessionLost(f"protocol error: {exc}") from exc
+            raise SessionLost(f"protocol error: {exc}") from exc
         except OSError as exc:
-            raise _SessionLost(f"connection error: {exc!r}") from exc
+            raise SessionLost(f"connection error: {exc!r}") from exc
 
     async def _deliver(self, conn: _Connection, event: EslEvent) -> None:
         self._events_received += 1
@@ -572,11 +529,11 @@ class EslClient:
             except ActionTimeout:
                 if conn.stalled or conn.stalls != stalls:
                     continue  # our own reader was held, not the peer
-                raise _SessionLost(
+                raise SessionLost(
                     f"no reply to keepalive within {self._settings.command_timeout} s"
                 ) from None
             except PbxUnavailable as exc:
-                raise _SessionLost(str(exc)) from exc
+                raise SessionLost(str(exc)) from exc
 
 
 def _explain(item: EslMessage | EslEvent) -> str:
@@ -584,9 +541,3 @@ def _explain(item: EslMessage | EslEvent) -> str:
         return f"event {item.name}"
     text = item.body.strip().splitlines()[0] if item.body.strip() else ""
     return f"{item.content_type or 'no Content-Type'} {text}".strip()[:200]
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return str(exc) or repr(exc)

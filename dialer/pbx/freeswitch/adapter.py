@@ -11,8 +11,6 @@ A call is ``bgapi originate {origination_uuid=<call id>,...}<endpoint> <exten> X
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -24,14 +22,14 @@ from types import TracebackType
 from typing import Any
 
 from dialer.errors import ActionFailed, PbxUnavailable, ValidationError
-from dialer.pbx.base import ConnectionState, OriginateRequest, PbxEvent, PbxState
+from dialer.pbx.base import OriginateRequest, PbxEvent
 from dialer.pbx.esl.client import EslClient, EslSettings
-from dialer.pbx.esl.codec import EslEvent
 from dialer.pbx.freeswitch.correlate import (
     FOLLOWED_EVENTS,
     CallCorrelator,
     answered_in_show_channels,
 )
+from dialer.pbx.pump import correlated_events
 
 log = logging.getLogger(__name__)
 
@@ -225,34 +223,11 @@ class FreeSwitchAdapter:
     async def live_calls(self) -> dict[str, bool]:
         return parse_show_channels(await self._esl.api("show", "channels", "as", "json"))
 
-    async def events(self) -> AsyncGenerator[PbxEvent, None]:
-        """Correlated call events; also ends calls whose closing hang-up never came.
-
-        The next ESL item is awaited in a task that survives the periodic wake-ups (cancelling
-        an async generator's ``__anext__`` would close it).
-        """
-        stream = self._esl.events()
-        tick = self._settings.failure_grace / 2
-        pending: asyncio.Task[EslEvent | ConnectionState] | None = None
-        try:
-            while True:
-                if pending is None:
-                    pending = asyncio.ensure_future(anext(stream))
-                done, _ = await asyncio.wait({pending}, timeout=tick)
-                item: EslEvent | ConnectionState | None = None
-                if pending in done:
-                    item, pending = pending.result(), None
-                now = self._clock()
-                if isinstance(item, EslEvent):
-                    for event in self._correlator.feed(item, now):
-                        yield event
-                elif isinstance(item, ConnectionState):
-                    yield PbxState(connected=item.connected, reason=item.reason, at=now)
-                for event in self._correlator.expire(now):
-                    yield event
-        finally:
-            if pending is not None:
-                pending.cancel()
-                with contextlib.suppress(BaseException):
-                    await pending
-            await stream.aclose()
+    def events(self) -> AsyncGenerator[PbxEvent, None]:
+        """Correlated call events; also ends calls whose closing hang-up never came."""
+        return correlated_events(
+            self._esl.events(),
+            self._correlator,
+            tick=self._settings.failure_grace / 2,
+            clock=self._clock,
+        )
