@@ -12,10 +12,11 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.lifecycle import CampaignCommand, TransitionContext, next_status
+from dialer.domain.phones import check_region, to_e164
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.errors import ValidationError
 from dialer.store.models import ContactInput
@@ -53,11 +54,18 @@ class CampaignControl:
             settings.name, settings.trunk, json.dumps(settings.to_dict())
         )
 
-    async def add_list(self, cid: int, contacts: Iterable[ContactInput]) -> tuple[int, int]:
-        """A new recipient list (Draft or Paused only); returns (list id, contacts added)."""
+    async def add_list(
+        self, cid: int, contacts: Iterable[ContactInput], *, region: str = "US"
+    ) -> tuple[int, int]:
+        """A new recipient list (Draft or Paused only); returns (list id, contacts added).
+
+        Valid numbers are stored as E.164 (``region`` for national ones), as the CSV importer
+        stores them: the dial-time do-not-call check compares stored numbers as they are.
+        """
         campaign = await self._store.get_campaign(cid)
         next_status(CampaignStatus(campaign.status), CampaignCommand.EDIT)
-        checked = [_checked(i, c) for i, c in enumerate(contacts, start=1)]
+        region = check_region(region)
+        checked = [_checked(i, c, region) for i, c in enumerate(contacts, start=1)]
         list_id = await self._store.add_list(cid)
         added = await self._store.add_contacts(cid, list_id, checked)
         return list_id, added
@@ -174,10 +182,13 @@ def _text(value: str, what: str) -> None:
         raise ValidationError(f"{what} is not valid text (lone surrogate)") from None
 
 
-def _checked(index: int, contact: ContactInput) -> ContactInput:
+def _checked(index: int, contact: ContactInput, region: str) -> ContactInput:
     """Contacts must be storable text; anything else is refused before the list is created."""
     _text(contact.phone, f"contact {index}: phone")
     for key, value in contact.vars.items():
         _text(key, f"contact {index}: a variable name")
         _text(value, f"contact {index}: variable {key.encode('utf-8', 'replace')[:40]!r}")
+    e164 = to_e164(contact.phone, region)
+    if e164 is not None and e164 != contact.phone:
+        return replace(contact, phone=e164)
     return contact

@@ -4,9 +4,13 @@ It owns one task group with four loops:
 
 - supervise: finds Running campaigns and runs a :class:`CampaignRunner` for each; finishes pauses
   and stops that have drained; opens Scheduled campaigns when their calling window opens;
-- events: reads the PBX adapter's call events and writes each attempt's result;
-- leases: renews the channel leases of this process's live calls;
-- retry: writes results that could not be written (Redis briefly away) once it is back.
+- events: reads the PBX adapter's call events and hands each ended attempt to the results
+  writer without waiting for Redis;
+- writes: one group-commit writer (:mod:`dialer.engine.batch`) for the results and the
+  "originated" marks: what comes in within ``write_linger_ms`` (or while a write is in flight)
+  shares one pipelined round trip; a campaign waiting at its channel cap makes it write at once;
+- leases: renews the channel leases of this process's live calls, and retries results that
+  could not be written (Redis briefly away) once it is back.
 
 Any number of engine processes can run against one Redis: every limit and every claim is
 enforced there, atomically.
@@ -20,6 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from dialer.config import EngineSettings
 from dialer.domain.calls import RawOutcome
@@ -28,6 +33,7 @@ from dialer.domain.lifecycle import CampaignCommand, next_status
 from dialer.domain.outcome import classify
 from dialer.domain.retry import decide
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.engine.batch import GroupCommit
 from dialer.engine.calls import LiveCall, call_record
 from dialer.engine.cancel import checkpoint
 from dialer.engine.control import PBX_DOWN_REASON, PLAN_LIMIT_REASON, CampaignControl
@@ -36,9 +42,24 @@ from dialer.errors import DialerError, NotFound, ScriptError, StoreError, Transi
 from dialer.metrics import DialerMetrics
 from dialer.pbx.base import CallAnswered, CallEnded, PbxAdapter, PbxState
 from dialer.store.dnc import DncStore
+from dialer.store.models import FinishItem, Usage
 from dialer.store.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Originated:
+    call: LiveCall
+
+
+class _Ended(NamedTuple):
+    call: LiveCall
+    ended: CallEnded
+    runner: CampaignRunner | None
+
+
+_Write = _Originated | _Ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +93,9 @@ class Engine:
         self._unwritten: list[tuple[LiveCall, CallEnded]] = []
         self._tg: asyncio.TaskGroup | None = None
         self._pbx_lost_at: float | None = None
+        self.writes: GroupCommit[_Write] = GroupCommit(
+            self._write_batch, name="results", linger=settings.write_linger_ms / 1000
+        )
 
     def statistics(self) -> EngineStatistics:
         return EngineStatistics(
@@ -87,6 +111,7 @@ class Engine:
             self._tg = tg
             tg.create_task(self._supervise(), name="supervise")
             tg.create_task(self._pump_events(), name="pbx-events")
+            tg.create_task(self.writes.run(), name="writes")
             tg.create_task(self._renew_leases(), name="leases")
 
     # -- calls -----------------------------------------------------------------------------
@@ -94,76 +119,123 @@ class Engine:
     def register(self, call: LiveCall, runner: CampaignRunner) -> None:
         self._calls[call.call_id] = (call, runner)
 
+    def originated(self, call: LiveCall) -> None:
+        """The PBX took the originate: the call leaves the claimed set (batched, not awaited)."""
+        self.writes.submit(_Originated(call))
+
+    def finish_soon(self, call: LiveCall, ended: CallEnded) -> None:
+        """Hand the attempt's end to the writer and return at once."""
+        result = self._settle(call, ended)
+        self.writes.submit(result, urgent=result.runner is not None and result.runner.at_cap)
+
     async def finish(self, call: LiveCall, ended: CallEnded) -> None:
-        """Classify the attempt, decide what happens to the contact, write both atomically."""
+        """Classify the attempt, decide what happens to the contact, write both atomically;
+        returns once written (or kept for a retry when Redis is away)."""
+        await self.writes.submit_and_wait(self._settle(call, ended))
+
+    def _settle(self, call: LiveCall, ended: CallEnded) -> _Ended:
         entry = self._calls.pop(call.call_id, None)
         runner = entry[1] if entry else self._runners.get(call.campaign_id)
         if runner is not None:
             runner.calls.pop(call.call_id, None)
-        settings = runner.settings if runner else None
+        return _Ended(call, ended, runner)
+
+    async def _write_batch(self, batch: list[_Write]) -> None:
+        """Write marks and results in one round trip; keep the results for a retry if Redis
+        fails (a lost mark only leaves the call "claimed" until its result is written)."""
+        originated: dict[int, list[str]] = {}
+        results: list[_Ended] = []
+        for item in batch:
+            if isinstance(item, _Originated):
+                originated.setdefault(item.call.campaign_id, []).append(item.call.call_id)
+            else:
+                results.append(item)
+        items: list[FinishItem] = []
+        outcomes: list[tuple[CallStatus, CampaignSettings]] = []
         try:
-            await self._write_result(call, ended, settings)
+            for call, ended, runner in results:
+                settings = runner.settings if runner else await self._settings_of(call)
+                outcome = classify(ended.raw)
+                decision = decide(
+                    outcome,
+                    attempts_used=call.attempts,
+                    technical_failures=call.tech_failures,
+                    policy=settings.retry,
+                    now=ended.ended_at,
+                    callback_at=ended.raw.callback_at,
+                )
+                answered = ended.answered_at
+                talk = ended.ended_at - answered if answered is not None else 0.0
+                retry_at = decision.retry_at
+                items.append(
+                    FinishItem(
+                        cid=call.campaign_id,
+                        trunk=call.trunk,
+                        call_id=call.call_id,
+                        contact_id=call.contact_id,
+                        contact_status=decision.contact_status,
+                        attempts_used=decision.attempts_used - call.attempts,  # an increment
+                        tech_failures=decision.technical_failures,
+                        retry_at_ms=int(retry_at * 1000) if retry_at is not None else None,
+                        record=call_record(call, ended, outcome, decision),
+                        usage_attempts=1,
+                        talk_seconds=max(0.0, talk),
+                    )
+                )
+                outcomes.append((outcome.status, settings))
+            started = time.perf_counter()
+            _, written = await self.store.settle(originated, items)
+            self.metrics.observe_redis("finish", time.perf_counter() - started)
         except StoreError as exc:
             if isinstance(exc, ScriptError):
                 self.metrics.lua_error("finish")
-            log.warning("result of %s not written yet (%s); will retry", call.call_id, exc)
-            self._unwritten.append((call, ended))
-        if runner is not None:
-            runner.slot_freed()
-
-    async def _write_result(
-        self, call: LiveCall, ended: CallEnded, settings: CampaignSettings | None
-    ) -> None:
-        if settings is None:
-            campaign = await self.store.get_campaign(call.campaign_id)
-            settings = CampaignSettings.from_dict(json.loads(campaign.settings_json))
-        outcome = classify(ended.raw)
-        decision = decide(
-            outcome,
-            attempts_used=call.attempts,
-            technical_failures=call.tech_failures,
-            policy=settings.retry,
-            now=ended.ended_at,
-            callback_at=ended.raw.callback_at,
-        )
-        record = call_record(call, ended, outcome, decision)
-        started = time.perf_counter()
-        written = await self.store.finish(
-            call.campaign_id,
-            call.trunk,
-            call.call_id,
-            call.contact_id,
-            contact_status=decision.contact_status,
-            attempts_used=decision.attempts_used - call.attempts,  # an increment
-            tech_failures=decision.technical_failures,
-            retry_at_ms=int(decision.retry_at * 1000) if decision.retry_at is not None else None,
-            record=record,
-        )
-        self.metrics.observe_redis("finish", time.perf_counter() - started)
-        if written:
-            await self._count_usage(call, ended, settings)
-        if outcome.status is CallStatus.DO_NOT_CALL:  # the callee opted out during the call
-            await self.dnc.add_from_call(call.phone, call.campaign_id)
-        answered = ended.answered_at
-        self.metrics.call_finished(
-            call.campaign_id,
-            call.trunk,
-            outcome.status,
-            ring_seconds=answered - call.claimed_at if answered is not None else None,
-            talk_seconds=ended.ended_at - answered if answered is not None else None,
-        )
-
-    async def _count_usage(
-        self, call: LiveCall, ended: CallEnded, settings: CampaignSettings
-    ) -> None:
-        talk = ended.ended_at - ended.answered_at if ended.answered_at is not None else 0.0
-        usage = await self.store.add_usage(call.campaign_id, attempts=1, talk_seconds=talk)
-        if plan_exhausted(settings, usage):
+            log.warning(
+                "%d results not written yet, %d calls not marked originated (%s); will retry",
+                len(results),
+                len(batch) - len(results),
+                exc,
+            )
+            self._unwritten.extend((r.call, r.ended) for r in results)
+            for r in results:
+                if r.runner is not None:
+                    r.runner.slot_freed()
+            return
+        exhausted: set[int] = set()
+        for (call, ended, runner), (status, settings), applied in zip(
+            results, outcomes, written, strict=True
+        ):
+            if runner is not None:
+                runner.slot_freed()
+            if applied is None:
+                log.error("result of %s refused: the call belongs to another contact", call.call_id)
+                continue
+            if applied is False:
+                continue  # another engine wrote it (both saw the Hangup)
+            if isinstance(applied, Usage) and plan_exhausted(settings, applied):
+                exhausted.add(call.campaign_id)
+            if status is CallStatus.DO_NOT_CALL:  # the callee opted out during the call
+                await self.dnc.add_from_call(call.phone, call.campaign_id)
+            answered = ended.answered_at
+            self.metrics.call_finished(
+                call.campaign_id,
+                call.trunk,
+                status,
+                ring_seconds=answered - call.claimed_at if answered is not None else None,
+                talk_seconds=ended.ended_at - answered if answered is not None else None,
+            )
+        for cid in exhausted:
             try:
-                await self.control.pause(call.campaign_id, reason=PLAN_LIMIT_REASON)
-                log.warning("campaign %s paused: %s reached", call.campaign_id, PLAN_LIMIT_REASON)
+                await self.control.pause(cid, reason=PLAN_LIMIT_REASON)
+                log.warning("campaign %s paused: %s reached", cid, PLAN_LIMIT_REASON)
             except TransitionRefused:
                 pass
+
+    async def _settings_of(self, call: LiveCall) -> CampaignSettings:
+        try:
+            campaign = await self.store.get_campaign(call.campaign_id)
+        except NotFound:  # deleted: only the call and its record are written (finish.lua)
+            return CampaignSettings(name="deleted", trunk=call.trunk, max_channels=1, cps=1.0)
+        return CampaignSettings.from_dict(json.loads(campaign.settings_json))
 
     async def _pump_events(self) -> None:
         async for event in self.pbx.events():
@@ -171,7 +243,7 @@ class Engine:
             if isinstance(event, CallEnded):
                 entry = self._calls.get(event.call_id)
                 if entry is not None:
-                    await self.finish(entry[0], event)
+                    self.finish_soon(entry[0], event)
             elif isinstance(event, CallAnswered):
                 entry = self._calls.get(event.call_id)
                 if entry is not None:

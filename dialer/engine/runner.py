@@ -1,18 +1,22 @@
 """One campaign's pacing loop inside one engine process.
 
-The loop asks Redis for the next call (``claim``: status, channel leases, CPS window and the due
-contact, all in one atomic script shared by every engine process) and originates it. When Redis
-says no, the loop waits for the reason to pass: a channel to free (woken by a local hangup, or
-re-checked every ``full_poll`` for other processes' hangups), the CPS window to slide, the next
-retry to fall due, or a status change.
+The loop asks Redis for the next calls (``claim_batch``: status, channel leases, CPS window and
+pacing, do-not-call screening and the due contacts, all in one atomic script shared by every
+engine process) and originates them, each in a task of the loop's own task group, so that a slow
+PBX answer to one Originate never holds up the next. When Redis grants nothing the loop waits
+for the reason to pass: a channel to free (woken by a local hangup, or re-checked every
+``full_poll`` for other processes' hangups), the rate window to slide, the next retry to fall
+due, or a status change. When the campaign stops running here, the loop waits for its own
+originates to be answered by the PBX, then reports the drain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -25,6 +29,7 @@ from dialer.engine.cancel import checkpoint
 from dialer.engine.control import HANGUP_REASON, PLAN_LIMIT_REASON
 from dialer.errors import (
     ActionFailed,
+    ActionTimeout,
     NotFound,
     PbxUnavailable,
     ScriptError,
@@ -35,8 +40,7 @@ from dialer.errors import (
 from dialer.metrics import OriginateFailure
 from dialer.pbx.base import CallEnded, OriginateRequest
 from dialer.pbx.sanitize import channel_variables
-from dialer.store.dnc import finish_blocked
-from dialer.store.models import ClaimResult, Usage
+from dialer.store.models import Claim, ClaimBatch, Pacing, Usage
 
 if TYPE_CHECKING:
     from dialer.engine.engine import Engine
@@ -44,10 +48,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _MAX_IDLE = 0.5  # never sleep longer than this without looking at the campaign again
+_ID_PREFIX = f"dlr-{secrets.token_hex(8)}-"  # unique per process: ids never repeat across them
+_ID_SEQ = itertools.count(1)
 
 
 def new_call_id() -> str:
-    return f"dlr-{uuid.uuid4().hex}"
+    """A call id no other call ever had: this process's random prefix and a counter."""
+    return f"{_ID_PREFIX}{next(_ID_SEQ):x}"
 
 
 class CampaignRunner:
@@ -66,6 +73,7 @@ class CampaignRunner:
         self._slot_freed = asyncio.Event()
         self._wake = asyncio.Event()
         self.calls: dict[str, LiveCall] = {}
+        self.at_cap = False  # waiting for a channel: results that free one are written at once
 
     def slot_freed(self) -> None:
         self._slot_freed.set()
@@ -75,27 +83,49 @@ class CampaignRunner:
 
     async def run(self) -> None:
         """Dial until the campaign is no longer Running here; then drain-check and return."""
-        store = self._engine.store
-        cfg = self._engine.settings
-        limit = cfg.trunk_limit(self.settings.trunk)
-        if plan_exhausted(self.settings, await store.usage(self.campaign_id)):
+        if plan_exhausted(self.settings, await self._engine.store.usage(self.campaign_id)):
             try:  # resumed although its plan is used up
                 await self._engine.control.pause(self.campaign_id, reason=PLAN_LIMIT_REASON)
             except TransitionRefused:
                 pass
             return
+        async with asyncio.TaskGroup() as dials:
+            status = await self._dial_loop(dials)
+        # every originate of this loop has its answer (or its error) now
+        if status is not None:
+            await self._not_running(status)
+
+    def _batch_size(self) -> int:
+        """How many contacts to ask for: what pacing lets start at once, what channels are free
+        here (the script applies the exact limits; this only keeps the call ids few)."""
+        cfg = self._engine.settings
+        limit = cfg.trunk_limit(self.settings.trunk)
+        want = cfg.claim_batch
+        rates = [cps for cps in (self.settings.cps, limit.cps) if cps > 0]
+        if rates and (burst := Pacing.for_cps(min(rates), cfg.pace_ms).burst):
+            want = min(want, burst)
+        if self.settings.max_channels > 0:
+            want = min(want, self.settings.max_channels - len(self.calls))
+        return max(1, want)
+
+    async def _dial_loop(self, dials: asyncio.TaskGroup) -> CampaignStatus | None:
+        """Claim and originate; returns the status that ended it (None: deleted)."""
+        store = self._engine.store
+        cfg = self._engine.settings
+        limit = cfg.trunk_limit(self.settings.trunk)
         while True:
             checkpoint()
             if not self._engine.pbx.connected:
                 await self._sleep(self._wake, _MAX_IDLE)
                 continue
-            call_id = new_call_id()
+            call_ids = [new_call_id() for _ in range(self._batch_size())]
+            self._slot_freed.clear()  # a hang-up during the claim must not be missed
             started = time.perf_counter()
             try:
-                res = await store.claim(
+                batch: ClaimBatch = await store.claim_batch(
                     self.campaign_id,
                     self.settings.trunk,
-                    call_id,
+                    call_ids,
                     cfg.engine_id,
                     lease_ms=cfg.lease_ms,
                     max_channels=self.settings.max_channels,
@@ -103,9 +133,10 @@ class CampaignRunner:
                     cps=self.settings.cps,
                     trunk_cps=limit.cps,
                     rate_margin_ms=cfg.rate_margin_ms,
+                    pace_ms=cfg.pace_ms,
                 )
             except NotFound:
-                return  # deleted
+                return None  # deleted
             except StoreError as exc:
                 if isinstance(exc, ScriptError):
                     self._engine.metrics.lua_error("claim")
@@ -113,87 +144,88 @@ class CampaignRunner:
                 await asyncio.sleep(_MAX_IDLE)
                 continue
             self._engine.metrics.observe_redis("claim", time.perf_counter() - started)
-            if res.kind == "ok":
-                if await self._engine.dnc.blocked(res.phone, self.campaign_id):
-                    await finish_blocked(store, self.campaign_id, self.settings.trunk, call_id, res)
-                    continue
-                await self._dial(call_id, res)
-            elif res.kind == "full":
-                self._slot_freed.clear()
+            for claim in batch.claims:
+                call = self._follow(claim)
+                dials.create_task(self._dial(call, claim), name=call.call_id)
+            stop = batch.stop
+            if stop == "max":
+                continue
+            if stop == "full":
+                self.at_cap = True
+                self._engine.writes.flush()  # results that would free a channel: write now
                 await self._sleep(self._slot_freed, cfg.full_poll)
-            elif res.kind == "rate":
-                await asyncio.sleep(max(res.wait_ms, 1) / 1000)
-            elif res.kind == "empty":
-                if await self._maybe_complete(res):
-                    return
+                self.at_cap = False
+            elif stop == "rate":
+                await asyncio.sleep(max(batch.wait_ms, 1) / 1000)
+            elif stop == "empty":
+                if await self._maybe_complete(batch):
+                    return CampaignStatus.COMPLETED
             else:  # "status": not Running any more
-                await self._not_running(res.status or CampaignStatus.DRAFT)
-                return
+                return batch.status or CampaignStatus.DRAFT
 
-    async def _dial(self, call_id: str, res: ClaimResult) -> None:
-        assert res.contact_id is not None
-        assert res.phone is not None
-        now = self._clock()
+    def _follow(self, claim: Claim) -> LiveCall:
         call = LiveCall(
-            call_id=call_id,
+            call_id=claim.call_id,
             campaign_id=self.campaign_id,
             trunk=self.settings.trunk,
-            contact_id=res.contact_id,
-            phone=res.phone,
-            attempts=res.attempts,
-            tech_failures=res.tech_failures,
-            claimed_at=now,
+            contact_id=claim.contact_id,
+            phone=claim.phone,
+            attempts=claim.attempts,
+            tech_failures=claim.tech_failures,
+            claimed_at=self._clock(),
             engine_id=self._engine.settings.engine_id,
         )
-        variables = channel_variables(res.vars)
+        self.calls[call.call_id] = call
+        self._engine.register(call, self)
+        return call
+
+    async def _dial(self, call: LiveCall, claim: Claim) -> None:
+        variables = channel_variables(claim.vars)
         variables.update(self.settings.variables)
         variables["DIALER_AMD"] = "1" if self.settings.amd else "0"
         variables["DIALER_CAMPAIGN"] = str(self.campaign_id)
         request = OriginateRequest(
-            call_id=call_id,
+            call_id=call.call_id,
             trunk=self.settings.trunk,
-            number=res.phone,
+            number=call.phone,
             context=self.settings.context,
             exten=self.settings.extension,
             ring_timeout=self.settings.ring_timeout,
             caller_id=self.settings.caller_id,
             variables=variables,
         )
-        self.calls[call_id] = call
-        self._engine.register(call, self)
-        metrics = self._engine.metrics
+        engine = self._engine
+        metrics = engine.metrics
         try:
-            await self._engine.pbx.originate(request)
+            await engine.pbx.originate(request)
             metrics.originated(self.campaign_id, call.trunk)
         except ValidationError as exc:
             metrics.originate_failed(self.campaign_id, call.trunk, OriginateFailure.NOT_DIALABLE)
             log.info(
                 "campaign %s contact %s: not dialable: %s", self.campaign_id, call.contact_id, exc
             )
-            await self._engine.finish(
-                call, _undialed(call, now, RawOutcome(answered=False, invalid_number=True))
-            )
+            raw = RawOutcome(answered=False, invalid_number=True)
+            await engine.finish(call, _undialed(call, self._clock(), raw))
             return
         except ActionFailed as exc:
             metrics.originate_failed(self.campaign_id, call.trunk, OriginateFailure.REFUSED)
             log.warning("campaign %s: originate refused: %s", self.campaign_id, exc)
-            await self._engine.finish(
-                call, _undialed(call, now, RawOutcome(answered=False, originate_failed=True))
-            )
+            raw = RawOutcome(answered=False, originate_failed=True)
+            await engine.finish(call, _undialed(call, self._clock(), raw))
             return
-        except PbxUnavailable as exc:
+        except (PbxUnavailable, ActionTimeout) as exc:
             metrics.originate_failed(self.campaign_id, call.trunk, OriginateFailure.PBX_UNAVAILABLE)
             # Unknown whether the PBX has the call: keep following it; the lease and the
             # reconciliation with the PBX's channel list settle it. Never re-send.
             log.warning(
-                "campaign %s: PBX lost during originate of %s: %s", self.campaign_id, call_id, exc
+                "campaign %s: PBX lost during originate of %s: %s",
+                self.campaign_id,
+                call.call_id,
+                exc,
             )
-        try:
-            await self._engine.store.mark_originated(call_id, self.campaign_id)
-        except StoreError as exc:
-            log.warning("campaign %s: mark_originated %s: %s", self.campaign_id, call_id, exc)
+        engine.originated(call)
 
-    async def _maybe_complete(self, res: ClaimResult) -> bool:
+    async def _maybe_complete(self, res: ClaimBatch) -> bool:
         store = self._engine.store
         if res.next_due_ms is not None and res.next_due_ms >= 0:
             wait = max(0.0, res.next_due_ms / 1000 - self._clock())

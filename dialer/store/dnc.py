@@ -10,11 +10,12 @@ Three ways a number on a list is kept from being dialed:
 - at import: the importer stores it as Do not call (:meth:`ImportLedger.screen`);
 - after a bulk upload to a list: :meth:`DncStore.mark_dnc_pending` moves queued contacts whose
   number is listed to Do not call (batched; counts exact);
-- at dial time, for any number listed after its contact was queued: between ``claim`` and
-  ``originate`` the engine calls :meth:`DncStore.blocked`; when True it does not originate and
-  ends the attempt with :func:`finish_blocked` (contact Do not call, no attempt used, a call
-  record with rule ``dnc:blocked``). The only gap left is the few milliseconds between that
-  check and the originate.
+- at dial time, for any number listed after its contact was queued: ``claim.lua`` looks the
+  contact's number up in both sets in the same atomic step that would claim it; a listed one
+  is not claimed but settled (contact Do not call, no attempt used, no lease or rate grant, a
+  call record with rule ``dnc:blocked``). Stored numbers are E.164 already (the importer
+  normalises them), so the script compares them as they are. The only gap left is the few
+  milliseconds between the claim and the originate.
 
 A number the dialplan flags during a call (``DialplanResult.DO_NOT_CALL``) is listed with
 :meth:`DncStore.add_from_call`, which the engine calls when an attempt ends Do not call.
@@ -32,11 +33,9 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from dialer.domain.phones import check_region, invalid_reason, normalize_phone, to_e164
-from dialer.domain.statuses import CallStatus
 from dialer.errors import NotFound, StoreError, ValidationError
 
 from .keys import Keys, contact_id_of
-from .models import ClaimResult
 from .redis_store import RedisStore, _chunks, _s, _strs, _translated
 
 _log = logging.getLogger(__name__)
@@ -170,7 +169,7 @@ class DncStore:
     async def blocked(self, phone: str, cid: int) -> bool:
         """Whether ``phone`` is on the global list or campaign ``cid``'s: never dial it then.
 
-        The engine calls this between claim and originate (see :func:`finish_blocked`).
+        (The engine does not call this: ``claim.lua`` does the same check atomically.)
         """
         number = to_e164(phone, self.region) or phone
         async with self._r.pipeline(transaction=False) as pipe:
@@ -218,36 +217,6 @@ class DncStore:
         if moved:
             _log.info("campaign %s: %d queued contacts moved to do-not-call", cid, moved)
         return moved
-
-
-async def finish_blocked(
-    store: RedisStore, cid: int, trunk: str, call_id: str, claim: ClaimResult
-) -> bool:
-    """End a claimed attempt whose number :meth:`DncStore.blocked` refused, without dialing.
-
-    The contact becomes Do not call, no attempt is used (its tech-failure count is kept), the
-    leases are freed and a call record with rule ``dnc:blocked`` is written. Returns what
-    :meth:`RedisStore.finish` returns.
-    """
-    return await store.finish(
-        cid,
-        trunk,
-        call_id,
-        claim.contact_id,
-        contact_status=CallStatus.DO_NOT_CALL,
-        attempts_used=0,
-        tech_failures=claim.tech_failures,
-        retry_at_ms=None,
-        record={
-            "campaign": str(cid),
-            "phone": claim.phone,
-            "trunk": trunk,
-            "attempt": str(claim.attempts),
-            "status": CallStatus.DO_NOT_CALL.value,
-            "contact_status": CallStatus.DO_NOT_CALL.value,
-            "rule": "dnc:blocked",
-        },
-    )
 
 
 class ImportLedger:

@@ -26,6 +26,7 @@ key                            type   content
 ``{ns}:c:{cid}:orphans``       zset   call -> expiry ms of a lease that expired before its call
                                       was finished or released (the owner died or stalled)
 ``{ns}:c:{cid}:rate``          zset   sliding log of originate grants (member call, score ms)
+``{ns}:c:{cid}:pace``          string pacing: ms of the next grant's slot (expires when idle)
 ``{ns}:c:{cid}:usage``         hash   attempts, talk_seconds: what the campaign used of its plan
 ``{ns}:c:{cid}:phones``        set    E.164 numbers imported into the campaign by the CSV
                                       importer (its dedupe set, across every imported list)
@@ -33,6 +34,7 @@ key                            type   content
 ``{ns}:dnc``                   set    the global do-not-call list (E.164 numbers)
 ``{ns}:t:{trunk}:inflight``    zset   call -> lease expiry ms (trunk channel leases)
 ``{ns}:t:{trunk}:rate``        zset   sliding log of originate grants on the trunk
+``{ns}:t:{trunk}:pace``        string pacing slot of the trunk
 ``{ns}:call:{call}``           hash   cid, contact, trunk, phone, state (claimed | originated |
                                       done), owner, claimed_ms, originated_ms, prev_status,
                                       prev_due; expires one day after ``done``
@@ -45,13 +47,15 @@ Contact members (in ``pending`` and ``list:{lid}``) are the contact id zero-padd
 :data:`MEMBER_DIGITS` digits, so that contacts due at the same millisecond are dialed in upload
 order (a sorted set orders equal scores by member bytes).
 
-Scripts receive every key in ``KEYS``. The one exception is ``claim.lua``: it picks the contact
+Scripts receive every key in ``KEYS``. The one exception is ``claim.lua``: it picks the contacts
 inside the script, so it receives the contact key *prefix* (``{ns}:c:{cid}:k:``) and appends the
-chosen id, as BullMQ's scripts do with their job keys.
+chosen ids, as BullMQ's scripts do with their job keys, and the call key prefix (``{ns}:call:``)
+for the call ids of a batch, whose count it decides.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MEMBER_DIGITS = 12
@@ -67,8 +71,11 @@ def contact_id_of(member: bytes | str) -> int:
     return int(member)
 
 
+_BAD_NAME = re.compile(r"[:\s]")
+
+
 def _check_name(kind: str, value: str) -> str:
-    if not value or ":" in value or any(c.isspace() for c in value):
+    if not value or _BAD_NAME.search(value):
         raise ValueError(f"{kind} {value!r} must be non-empty, without ':' or whitespace")
     return value
 
@@ -143,6 +150,9 @@ class Keys:
     def rate(self, cid: int) -> str:
         return f"{self.ns}:c:{cid}:rate"
 
+    def pace(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:pace"
+
     def usage(self, cid: int) -> str:
         return f"{self.ns}:c:{cid}:usage"
 
@@ -167,9 +177,16 @@ class Keys:
     def trunk_rate(self, trunk: str) -> str:
         return f"{self.ns}:t:{_check_name('trunk', trunk)}:rate"
 
+    def trunk_pace(self, trunk: str) -> str:
+        return f"{self.ns}:t:{_check_name('trunk', trunk)}:pace"
+
     # call
     def call(self, call_id: str) -> str:
         return f"{self.ns}:call:{_check_name('call id', call_id)}"
+
+    @property
+    def call_prefix(self) -> str:
+        return f"{self.ns}:call:"
 
     def campaign_fixed(self, cid: int) -> tuple[str, ...]:
         """The campaign's keys other than contacts and list sets (records excluded)."""
@@ -184,6 +201,7 @@ class Keys:
             self.claimed(cid),
             self.orphans(cid),
             self.rate(cid),
+            self.pace(cid),
             self.contact_seq(cid),
             self.usage(cid),
         )

@@ -76,6 +76,59 @@ class ClaimResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """One contact claimed for one call id (under a lease, not yet originated)."""
+
+    call_id: str
+    contact_id: int
+    phone: str
+    vars: dict[str, str]
+    attempts: int
+    tech_failures: int
+
+
+ClaimStop = Literal["max", "full", "rate", "empty", "status"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimBatch:
+    """What :meth:`RedisStore.claim_batch` decided: the claims, and why it took no more.
+
+    ``stop``: ``max`` every call id was used (call again at once); ``full`` a channel limit is
+    reached (wait for a hang-up; ``wait_ms`` until the first lease expires when nothing was
+    claimed, else 0); ``rate`` a rate or pacing window is used up: ``wait_ms`` until the next
+    grant; ``empty`` nothing (more) is due: ``next_due_ms`` and ``wait_ms`` as in
+    :class:`ClaimResult`; ``status`` the campaign is not running (``status``; no claims).
+    ``blocked``: contacts settled as do not call instead of being claimed.
+    """
+
+    claims: list[Claim]
+    stop: ClaimStop
+    wait_ms: int = 0
+    status: CampaignStatus | None = None
+    next_due_ms: int | None = None
+    blocked: int = 0
+    server_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FinishItem:
+    """One attempt's end, as :meth:`RedisStore.finish_batch` writes it (see ``finish``)."""
+
+    cid: int
+    trunk: str
+    call_id: str
+    contact_id: int
+    contact_status: CallStatus
+    attempts_used: int
+    tech_failures: int
+    retry_at_ms: int | None
+    record: Mapping[str, str]
+    usage_attempts: int = 0  # added to the campaign's usage when applied
+    talk_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class CallRef:
     call_id: str
     cid: int
@@ -123,6 +176,31 @@ class RateWindow:
             return cls(0, 0)
         limit = math.ceil(cps)
         return cls(limit, math.ceil(limit * 1000 / cps) + max(0, margin_ms))
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """Grants spread evenly: one every ``interval_ms``, about ``burst`` at a time (``step_ms``
+    worth), on a schedule that may fall behind by ``catch_up_ms``: a claim that comes late
+    still gets the slots it missed, so the long-run rate is the cps. Interval 0: no pacing.
+
+    ``Pacing.for_cps(340, 20)``: one grant per 2.94 ms, 7 at a time; a claim up to 20 ms late
+    catches up (at most 14 at once). ``Pacing.for_cps(20, 20)``: one per 50 ms.
+    """
+
+    interval_ms: float
+    catch_up_ms: float
+    burst: int  # grants one claim asks for in the steady state (0: no pacing)
+
+    @classmethod
+    def for_cps(cls, cps: float, step_ms: int) -> Pacing:
+        if not math.isfinite(cps):
+            raise ValueError(f"cps must be finite, got {cps!r}")
+        if cps <= 0 or step_ms <= 0:
+            return cls(0.0, 0.0, 0)
+        interval = 1000 / cps
+        burst = max(1, math.ceil(cps * step_ms / 1000))
+        return cls(interval, (burst - 1) * interval + step_ms, burst)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,19 +19,25 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from dialer.domain.statuses import CallStatus, CampaignStatus, ListStatus
 from dialer.errors import NotFound, ScriptError, StoreError, TransitionRefused
 
+from .connection import connection_class_for
 from .keys import CALL_TTL_S, Keys, contact_id_of, contact_member
 from .models import (
     INITIAL_STATUSES,
     CallRef,
     CampaignRecord,
+    Claim,
+    ClaimBatch,
     ClaimResult,
+    ClaimStop,
     ContactInput,
     ContactRecord,
+    FinishItem,
+    Pacing,
     QueueStats,
     RateWindow,
     Usage,
@@ -52,6 +58,7 @@ _NOT_FINAL = frozenset(
         CallStatus.RESCHEDULED,
     }
 )
+_STOPS: dict[str, ClaimStop] = {"max": "max", "full": "full", "rate": "rate"}
 _SETTLE_PER_CLAIM = 100  # stopped-list contacts a claim may settle before answering "empty"
 _POLL_S = 0.01
 
@@ -93,6 +100,18 @@ def _strs(values: Iterable[Any] | None) -> list[str]:
     return [_s(v) for v in values or ()]
 
 
+def _finish_replies(res: Sequence[Any]) -> list[Usage | bool | None]:
+    """finish.lua's reply: per call applied (1, 0, -1), usage attempts, usage talk seconds."""
+    out: list[Usage | bool | None] = []
+    for i in range(0, len(res), 3):
+        applied = int(res[i])
+        if applied == 1:
+            out.append(Usage(int(res[i + 1]), float(_s(res[i + 2]))))
+        else:
+            out.append(False if applied == 0 else None)
+    return out
+
+
 def _chunks(items: Iterable[R], size: int) -> Iterator[list[R]]:
     it = iter(items)
     while chunk := list(islice(it, size)):
@@ -120,6 +139,7 @@ class RedisStore:
         """
         client = aioredis.Redis.from_url(
             url,
+            connection_class=connection_class_for(url),
             socket_connect_timeout=5,
             socket_timeout=10,
             retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=5),
@@ -471,17 +491,112 @@ class RedisStore:
         cps: float,
         trunk_cps: float,
         rate_margin_ms: int = 0,
+        pace_ms: int = 0,
     ) -> ClaimResult:
         """Take the first due contact for ``call_id`` if status, channels and rate allow.
 
         Limits of 0 (channels or cps) mean no limit. A replay with the same ``call_id``
-        returns the same contact. NotFound if the campaign does not exist.
+        returns the same contact. NotFound if the campaign does not exist. A contact on a
+        do-not-call list is settled instead (see :meth:`claim_batch`): then ``empty`` with
+        ``next_due_ms`` = now (call again at once).
+        """
+        batch = await self.claim_batch(
+            cid,
+            trunk,
+            [call_id],
+            owner,
+            lease_ms=lease_ms,
+            max_channels=max_channels,
+            trunk_max_channels=trunk_max_channels,
+            cps=cps,
+            trunk_cps=trunk_cps,
+            rate_margin_ms=rate_margin_ms,
+            pace_ms=pace_ms,
+        )
+        now = batch.server_ms
+        if batch.claims:
+            c = batch.claims[0]
+            return ClaimResult(
+                "ok",
+                contact_id=c.contact_id,
+                phone=c.phone,
+                vars=c.vars,
+                attempts=c.attempts,
+                tech_failures=c.tech_failures,
+                server_ms=now,
+            )
+        if batch.stop == "max":  # the id went to a do-not-call contact
+            return ClaimResult("empty", wait_ms=0, next_due_ms=now, server_ms=now)
+        return ClaimResult(
+            batch.stop,
+            wait_ms=batch.wait_ms,
+            status=batch.status,
+            next_due_ms=batch.next_due_ms,
+            server_ms=now,
+        )
+
+    async def claim_batch(
+        self,
+        cid: int,
+        trunk: str,
+        call_ids: Sequence[str],
+        owner: str,
+        *,
+        lease_ms: int,
+        max_channels: int,
+        trunk_max_channels: int,
+        cps: float,
+        trunk_cps: float,
+        rate_margin_ms: int = 0,
+        pace_ms: int = 0,
+    ) -> ClaimBatch:
+        """Claim up to ``len(call_ids)`` due contacts in one atomic step (claim.lua).
+
+        Within the channel limits, the rate windows (:meth:`RateWindow.for_cps`, held
+        ``rate_margin_ms`` longer) and pacing (:meth:`Pacing.for_cps`, ``pace_ms``: 0 none).
+        Contacts whose number is on the global or the campaign's do-not-call list become
+        Do not call with a ``dnc:blocked`` record, using a call id but no attempt, lease or
+        rate grant. NotFound if the campaign does not exist.
         """
         if lease_ms <= 0:
             raise ValueError("lease_ms must be positive")
+        if not call_ids:
+            raise ValueError("claim_batch needs at least one call id")
+        for call_id in call_ids:
+            self.keys.call(call_id)  # checks the id's characters
+        try:
+            return await self._claim_batch(
+                cid,
+                trunk,
+                call_ids,
+                owner,
+                lease_ms,
+                (max_channels, trunk_max_channels),
+                (RateWindow.for_cps(cps, rate_margin_ms), Pacing.for_cps(cps, pace_ms)),
+                (
+                    RateWindow.for_cps(trunk_cps, rate_margin_ms),
+                    Pacing.for_cps(trunk_cps, pace_ms),
+                ),
+            )
+        except ResponseError as exc:
+            raise ScriptError(f"claim: {type(exc).__name__}: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"claim: {type(exc).__name__}: {exc}") from exc
+
+    async def _claim_batch(
+        self,
+        cid: int,
+        trunk: str,
+        call_ids: Sequence[str],
+        owner: str,
+        lease_ms: int,
+        channels: tuple[int, int],
+        campaign_rate: tuple[RateWindow, Pacing],
+        trunk_rate: tuple[RateWindow, Pacing],
+    ) -> ClaimBatch:
         k = self.keys
-        c_rate = RateWindow.for_cps(cps, rate_margin_ms)
-        t_rate = RateWindow.for_cps(trunk_cps, rate_margin_ms)
+        c_rate, c_pace = campaign_rate
+        t_rate, t_pace = trunk_rate
         res = await self._lua.claim(
             keys=[
                 k.campaign(cid),
@@ -494,58 +609,116 @@ class RedisStore:
                 k.orphans(cid),
                 k.counts(cid),
                 k.list_stop(cid),
-                k.call(call_id),
+                k.call_prefix,
                 k.contact_prefix(cid),
+                k.global_dnc,
+                k.campaign_dnc(cid),
+                k.records(cid),
+                k.records_index,
+                k.pace(cid),
+                k.trunk_pace(trunk),
             ],
             args=[
-                call_id,
                 owner,
                 cid,
                 trunk,
                 lease_ms,
-                max_channels,
-                trunk_max_channels,
+                channels[0],
+                channels[1],
                 c_rate.limit,
                 c_rate.window_ms,
+                repr(c_pace.interval_ms),
+                repr(c_pace.catch_up_ms),
                 t_rate.limit,
                 t_rate.window_ms,
+                repr(t_pace.interval_ms),
+                repr(t_pace.catch_up_ms),
                 _SETTLE_PER_CLAIM,
+                *call_ids,
             ],
         )
-        kind, now = _s(res[0]), int(res[1])
-        if kind == "ok":
-            return ClaimResult(
-                "ok",
-                contact_id=int(res[2]),
-                phone=_s(res[3]),
-                vars=json.loads(_s(res[4]) or "{}"),
-                attempts=int(res[5]),
-                tech_failures=int(res[6]),
-                server_ms=now,
+        stop, now, value, blocked = _s(res[0]), int(res[1]), res[2], int(res[3])
+        claims = [
+            Claim(
+                call_id=_s(res[i]),
+                contact_id=int(res[i + 1]),
+                phone=_s(res[i + 2]),
+                vars=json.loads(_s(res[i + 3]) or "{}"),
+                attempts=int(res[i + 4]),
+                tech_failures=int(res[i + 5]),
             )
-        if kind == "status":
-            current = _s(res[2])
+            for i in range(4, len(res), 6)
+        ]
+        if stop == "status":
+            current = _s(value)
             if not current:
                 raise NotFound(f"campaign {cid} does not exist")
-            return ClaimResult("status", status=CampaignStatus(current), server_ms=now)
-        if kind == "full":
-            return ClaimResult("full", wait_ms=int(res[2]), server_ms=now)
-        if kind == "rate":
-            return ClaimResult("rate", wait_ms=int(res[2]), server_ms=now)
-        if kind == "empty":
-            due = int(res[2])
+            return ClaimBatch([], "status", status=CampaignStatus(current), server_ms=now)
+        if stop == "empty":
+            due = int(value)
             if due < 0:
-                return ClaimResult("empty", wait_ms=-1, server_ms=now)
-            return ClaimResult("empty", wait_ms=max(0, due - now), next_due_ms=due, server_ms=now)
-        raise StoreError(f"claim.lua answered {kind!r}")
+                return ClaimBatch(claims, "empty", wait_ms=-1, blocked=blocked, server_ms=now)
+            return ClaimBatch(
+                claims,
+                "empty",
+                wait_ms=max(0, due - now),
+                next_due_ms=due,
+                blocked=blocked,
+                server_ms=now,
+            )
+        kind = _STOPS.get(stop)
+        if kind is not None:
+            return ClaimBatch(claims, kind, wait_ms=int(value), blocked=blocked, server_ms=now)
+        raise StoreError(f"claim.lua answered {stop!r}")
 
     @_translated
     async def mark_originated(self, call_id: str, cid: int) -> bool:
         """The PBX accepted the originate. False if the call was not in state claimed."""
-        res = await self._lua.originated(
-            keys=[self.keys.call(call_id), self.keys.claimed(cid)], args=[call_id]
-        )
-        return int(res) == 1
+        return await self.mark_originated_batch(cid, [call_id]) == 1
+
+    @_translated
+    async def mark_originated_batch(self, cid: int, call_ids: Sequence[str]) -> int:
+        """The PBX accepted these originates (all of campaign ``cid``); returns how many calls
+        went from claimed to originated."""
+        moved, _ = await self.settle({cid: call_ids}, ())
+        return moved
+
+    def _originated_args(self, cid: int, call_ids: Sequence[str]) -> list[str | int]:
+        k = self.keys
+        return [1 + len(call_ids), k.claimed(cid), *(k.call(c) for c in call_ids), *call_ids]
+
+    @_translated
+    async def settle(
+        self, originated: Mapping[int, Sequence[str]], finished: Sequence[FinishItem]
+    ) -> tuple[int, list[Usage | bool | None]]:
+        """Mark calls originated (per campaign) and end attempts, in one pipelined round trip.
+
+        Returns how many calls went from claimed to originated, and per finished item what
+        :meth:`finish_batch` returns. Both scripts are idempotent: the whole batch is sent
+        again once if Redis had lost the scripts (NOSCRIPT after a restart).
+        """
+        commands: list[tuple[str, list[str | int]]] = [
+            (self._lua.originated.sha, self._originated_args(cid, ids))
+            for cid, ids in originated.items()
+            if ids
+        ]
+        if finished:
+            commands.append((self._lua.finish.sha, self._finish_args(finished)))
+        if not commands:
+            return 0, []
+        try:
+            replies = await self._evalsha_pipeline(commands)
+        except NoScriptError:
+            await self._lua.load(self._r)
+            replies = await self._evalsha_pipeline(commands)
+        moved = sum(int(r) for r in replies[: len(commands) - bool(finished)])
+        return moved, _finish_replies(replies[-1]) if finished else []
+
+    async def _evalsha_pipeline(self, commands: Sequence[tuple[str, list[str | int]]]) -> list[Any]:
+        async with self._r.pipeline(transaction=False) as pipe:
+            for sha, numkeys_keys_args in commands:
+                pipe.execute_command("EVALSHA", sha, *numkeys_keys_args)
+            return list(await pipe.execute())
 
     @_translated
     async def renew(
@@ -599,31 +772,65 @@ class RedisStore:
         contact's new value. With ``retry_at_ms`` the contact is queued again at that time
         (``contact_status`` should then be RETRY_SCHEDULED or RESCHEDULED). ``record`` is
         appended to the campaign's records stream, with ``call_id``, ``contact_id`` and
-        ``status`` added when absent.
+        ``status`` added when absent. ScriptError if the call belongs to another contact.
         """
-        fields = dict(record)
-        fields.setdefault("call_id", call_id)
-        fields.setdefault("contact_id", str(contact_id))
-        fields.setdefault("status", contact_status.value)
-        flat = [str(x) for item in fields.items() for x in item]
-        keys = self._end_keys(cid, trunk, call_id, contact_id)
-        keys += [self.keys.records(cid), self.keys.records_index]
-        res = await self._lua.finish(
-            keys=keys,
-            args=[
-                call_id,
-                contact_id,
-                cid,
-                contact_status.value,
-                attempts_used,
-                tech_failures,
-                "" if retry_at_ms is None else int(retry_at_ms),
-                CALL_TTL_S,
-                contact_member(contact_id),
-                *flat,
-            ],
+        item = FinishItem(
+            cid,
+            trunk,
+            call_id,
+            contact_id,
+            contact_status,
+            attempts_used,
+            tech_failures,
+            retry_at_ms,
+            record,
         )
-        return int(res) == 1
+        (applied,) = await self.finish_batch([item])
+        if applied is None:
+            raise ScriptError(f"finish: call {call_id} belongs to another contact")
+        return applied is not False
+
+    @_translated
+    async def finish_batch(self, items: Sequence[FinishItem]) -> list[Usage | bool | None]:
+        """End many attempts in one atomic step (finish.lua), each applied once.
+
+        Per item: the campaign's :class:`Usage` after it when applied (its ``usage_attempts``
+        and ``talk_seconds`` counted; zero when the campaign is gone), False when the call was
+        already finished or is unknown, None when the call belongs to another contact (nothing
+        is changed for it).
+        """
+        if not items:
+            return []
+        _, out = await self.settle({}, items)
+        return out
+
+    def _finish_args(self, items: Sequence[FinishItem]) -> list[str | int]:
+        """numkeys, KEYS and ARGV of finish.lua for ``items`` (see its header)."""
+        k = self.keys
+        keys = [k.records_index]
+        args: list[str | int] = [CALL_TTL_S]
+        for it in items:
+            keys += self._end_keys(it.cid, it.trunk, it.call_id, it.contact_id)
+            keys += [k.records(it.cid), k.usage(it.cid)]
+            fields = dict(it.record)
+            fields.setdefault("call_id", it.call_id)
+            fields.setdefault("contact_id", str(it.contact_id))
+            fields.setdefault("status", it.contact_status.value)
+            args += [
+                it.call_id,
+                it.contact_id,
+                it.cid,
+                it.contact_status.value,
+                it.attempts_used,
+                it.tech_failures,
+                "" if it.retry_at_ms is None else int(it.retry_at_ms),
+                contact_member(it.contact_id),
+                it.usage_attempts,
+                repr(float(it.talk_seconds)),
+                # the record as one JSON array of names and values: one argument to pack
+                json.dumps([x for item in fields.items() for x in item], ensure_ascii=False),
+            ]
+        return [len(keys), *keys, *args]
 
     @_translated
     async def release(self, cid: int, trunk: str, call_id: str, contact_id: int) -> bool:

@@ -50,6 +50,12 @@ class Scripts:
     transition: AsyncScript
     update_settings: AsyncScript
 
+    async def load(self, client: aioredis.Redis) -> None:
+        """SCRIPT LOAD every script (after a restarted or flushed server lost them)."""
+        for name in SCRIPT_NAMES:
+            script: AsyncScript = getattr(self, name)
+            script.sha = await client.script_load(script.script)
+
     @classmethod
     def register(cls, client: aioredis.Redis) -> Scripts:
         loaded: dict[str, Any] = {

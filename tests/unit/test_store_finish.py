@@ -67,7 +67,7 @@ async def test_finish_of_unknown_call_or_wrong_contact(store: RedisStore) -> Non
     cid, _ = await running_campaign(store, 3)
     assert await finish(store, cid, "never-claimed", 1) is False
     r = await claim(store, cid, "c1")
-    with pytest.raises(StoreError, match="belongs to contact"):
+    with pytest.raises(StoreError, match="belongs to another contact"):
         await finish(store, cid, "c1", r.contact_id + 1)
     assert nonzero(await store.counts(cid)) == {C.PENDING: 2, C.IN_PROGRESS: 1}
 

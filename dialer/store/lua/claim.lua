@@ -1,7 +1,8 @@
---[[ claim.lua -- take one due contact for a new call, within the channel and rate limits.
+--[[ claim.lua -- take up to N due contacts for new calls, within the channel and rate limits.
 
-Atomic: campaign status check, lease purge, channel limits, sliding-window rate, then the
-first due contact of the pending queue becomes in_progress under a lease held by call id.
+Atomic: campaign status check, lease purge, channel limits, sliding-window rate and pacing,
+do-not-call screening, then the first due contacts of the pending queue become in_progress,
+each under a lease held by its call id. One round trip claims a whole burst.
 
 KEYS[1]  campaign hash            {ns}:c:{cid}
 KEYS[2]  pending zset             {ns}:c:{cid}:pending
@@ -13,56 +14,84 @@ KEYS[7]  claimed zset             {ns}:c:{cid}:claimed
 KEYS[8]  orphans zset             {ns}:c:{cid}:orphans
 KEYS[9]  counts hash              {ns}:c:{cid}:counts
 KEYS[10] liststop hash            {ns}:c:{cid}:liststop
-KEYS[11] call hash                {ns}:call:{call_id}
-KEYS[12] contact key PREFIX       {ns}:c:{cid}:k:   (the script appends the chosen contact id:
-                                  the one key derived inside Lua, as the contact is chosen here)
+KEYS[11] call key PREFIX          {ns}:call:        (+ call id: the call hashes)
+KEYS[12] contact key PREFIX       {ns}:c:{cid}:k:   (+ contact id)
+KEYS[13] global do-not-call set   {ns}:dnc
+KEYS[14] campaign do-not-call set {ns}:c:{cid}:dnc
+KEYS[15] records stream           {ns}:records:{cid}
+KEYS[16] records index zset       {ns}:records:index
+KEYS[17] campaign pacing slot      {ns}:c:{cid}:pace   (string: ms of the next grant's slot)
+KEYS[18] trunk pacing slot         {ns}:t:{trunk}:pace
+(KEYS[11] and KEYS[12] are prefixes: the call and contact hashes are derived inside the
+script, as the contacts are chosen here. The store is single-node Redis, not Cluster.)
 
-ARGV[1]  call id (unique; a replay with the same id returns the same claim)
-ARGV[2]  owner (engine id)
-ARGV[3]  campaign id
-ARGV[4]  trunk name
-ARGV[5]  lease_ms
-ARGV[6]  campaign max channels        (<= 0: no limit)
-ARGV[7]  trunk max channels           (<= 0: no limit)
-ARGV[8]  campaign rate limit L        (<= 0: no limit)
-ARGV[9]  campaign rate window W ms
-ARGV[10] trunk rate limit L           (<= 0: no limit)
-ARGV[11] trunk rate window W ms
-ARGV[12] how many contacts of stopped lists may be settled in this call before giving up
+ARGV[1]  owner (engine id)
+ARGV[2]  campaign id
+ARGV[3]  trunk name
+ARGV[4]  lease_ms
+ARGV[5]  campaign max channels        (<= 0: no limit)
+ARGV[6]  trunk max channels           (<= 0: no limit)
+ARGV[7]  campaign rate limit L        (<= 0: no limit)
+ARGV[8]  campaign rate window W ms
+ARGV[9]  campaign pacing interval T ms  (1000 / cps; <= 0: no pacing)
+ARGV[10] campaign pacing catch-up C ms  (a burst is at most C / T + 1 grants)
+ARGV[11] trunk rate limit L           (<= 0: no limit)
+ARGV[12] trunk rate window W ms
+ARGV[13] trunk pacing interval T ms     (<= 0: no pacing)
+ARGV[14] trunk pacing catch-up C ms
+ARGV[15] how many contacts of stopped lists or on a do-not-call list may be settled in this
+         call without dialing before it gives up
+ARGV[16..] call ids, one per claim wanted (N = #ARGV - 15); a replay of ids whose reply was
+         lost returns the same claims and takes nothing more
 
-Rate: at most L grants in any W ms (sliding log, one member per grant). The caller derives
-L = ceil(cps) and W = ceil(L * 1000 / cps) >= 1000: no 1-second window holds more than
-ceil(cps) originates and the long-run rate is at most cps (0.5 cps -> 1 per 2000 ms,
-2.5 cps -> 3 per 1200 ms, 5 cps -> 5 per 1000 ms).
+Rate: at most L grants in any W ms (a sliding log, one member per grant: the hard limit), and
+pacing: one grant per T ms on a schedule of slots that may fall behind by C ms at most (a burst
+of ceil(cps) at the top of each second would queue the PBX; pacing spreads the grants evenly
+at the cps, and a caller that wakes late catches up without losing rate). The caller derives
+L = ceil(cps), W = ceil(L * 1000 / cps) (+ a margin) >= 1000, T = 1000 / cps and C.
 
-Returns (now = server ms from TIME):
-  {"status", now, status}    campaign not running (status "" if the campaign does not exist)
-  {"full", now, wait_ms}     a channel limit is reached; wait_ms until the first lease expires
-  {"rate", now, wait_ms}     a rate window is full; wait_ms until a grant leaves it
-  {"empty", now, next_due}   nothing due; next_due = -1 when pending is empty, = now when
-                             only stopped-list contacts were settled (call again at once)
-  {"ok", now, contact_id, phone, vars_json, attempts, tech_failures}
+A contact whose phone is on a do-not-call list is not dialed: it becomes do_not_call, its
+call id gets a record with rule dnc:blocked and no attempt is used (no lease, no rate grant).
+
+Returns {stop, now, value, blocked, [call id, contact id, phone, vars_json, attempts,
+tech_failures] per claim...}: now = server ms from TIME; stop tells why the script claimed no
+more than it did:
+  "max"     every call id was used (value 0)
+  "status"  campaign not running (value = its status, "" if it does not exist); no claims
+  "full"    a channel limit is reached; value = ms until the first lease expires
+  "rate"    a rate or pacing window is full; value = ms until a grant leaves it
+  "empty"   nothing due; value = the next due time (ms), -1 when pending is empty, = now when
+            the settle budget ran out (call again at once)
 ]]
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local call_id = ARGV[1]
+local CALL, CONTACT = KEYS[11], KEYS[12]
+local first_id = 16
 
 -- replay of a claim whose reply was lost: answer it again, take nothing more
-local prior = redis.call('HMGET', KEYS[11], 'state', 'contact')
-if prior[1] then
-  if prior[1] ~= 'claimed' then
-    return redis.error_reply('call id already used: ' .. call_id)
+local prior = redis.call('HGET', CALL .. ARGV[first_id], 'state')
+if prior then
+  local out = {'max', now, 0, 0}
+  for i = first_id, #ARGV do
+    local call = redis.call('HMGET', CALL .. ARGV[i], 'state', 'contact')
+    if call[1] and call[1] ~= 'claimed' then
+      return redis.error_reply('call id already used: ' .. ARGV[i])
+    end
+    if call[1] then
+      local c = redis.call('HMGET', CONTACT .. call[2], 'phone', 'vars', 'attempts', 'tech_failures')
+      local n = #out
+      out[n + 1], out[n + 2], out[n + 3] = ARGV[i], tonumber(call[2]), c[1] or ''
+      out[n + 4], out[n + 5], out[n + 6] = c[2] or '{}', tonumber(c[3]) or 0, tonumber(c[4]) or 0
+    end
   end
-  local c = redis.call('HMGET', KEYS[12] .. prior[2], 'phone', 'vars', 'attempts', 'tech_failures')
-  return {'ok', now, tonumber(prior[2]), c[1] or '', c[2] or '{}',
-          tonumber(c[3]) or 0, tonumber(c[4]) or 0}
+  return out
 end
 
 -- (a) campaign status
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' then
-  return {'status', now, status or ''}
+  return {'status', now, status or '', 0}
 end
 
 -- (b) expired leases: campaign ones become orphans (their calls were never finished)
@@ -76,70 +105,154 @@ if #expired > 0 then
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
 
--- (c) channel limits
-local function full_wait(key, limit)
-  if limit <= 0 or redis.call('ZCARD', key) < limit then
-    return nil
+-- (c) channel limits: how many channels are free
+local huge = 2 ^ 53
+local function channels_free(key, limit)
+  if limit <= 0 then
+    return huge, 0
+  end
+  local free = limit - redis.call('ZCARD', key)
+  if free > 0 then
+    return free, 0
   end
   local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  return math.max(1, tonumber(first[2]) - now)
+  return 0, math.max(1, tonumber(first[2]) - now)
 end
-local fw = full_wait(KEYS[3], tonumber(ARGV[6])) or full_wait(KEYS[4], tonumber(ARGV[7]))
-if fw then
-  return {'full', now, fw}
+local room, wait = channels_free(KEYS[3], tonumber(ARGV[5]))
+if room > 0 then
+  local trunk_room
+  trunk_room, wait = channels_free(KEYS[4], tonumber(ARGV[6]))
+  room = math.min(room, trunk_room)
 end
+if room <= 0 then
+  return {'full', now, wait, 0}
+end
+local stop = room < #ARGV - first_id + 1 and 'full' or 'max'
+local stop_value = 0  -- with 'full' after some claims: 0 = call again when a channel frees
 
--- (d) sliding-window rate
-local function rate_wait(key, limit, window)
+-- (d) sliding-window rate: how many grants fit now. rate_room returns the room and the wait
+-- until the next grant once that room is used up (with room 0: from now).
+local function rate_room(key, limit, window)
   if limit <= 0 then
-    return 0
+    return huge, 0
   end
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
   local n = redis.call('ZCARD', key)
-  if n < limit then
-    return 0
+  if n >= limit then
+    -- a place frees when the (n - limit + 1)-th oldest grant leaves the window
+    local g = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')
+    return 0, math.max(1, tonumber(g[2]) + window - now)
   end
-  -- a place frees when the (n - limit + 1)-th oldest grant leaves the window
-  local g = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')
-  return math.max(1, tonumber(g[2]) + window - now)
-end
-local c_limit, t_limit = tonumber(ARGV[8]), tonumber(ARGV[10])
-local rw = math.max(rate_wait(KEYS[5], c_limit, tonumber(ARGV[9])),
-                    rate_wait(KEYS[6], t_limit, tonumber(ARGV[11])))
-if rw > 0 then
-  return {'rate', now, rw}
+  local oldest = now
+  if n > 0 then
+    oldest = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2])
+  end
+  return limit - n, math.max(1, oldest + window - now)
 end
 
--- (e) first due contact; (f) claim it
-for _ = 1, tonumber(ARGV[12]) do
+-- pacing: the next grant's slot S (ms) advances by T per grant; a slot may be late by C at
+-- most (S >= now - C), so a late caller catches up with a burst of at most C / T + 1 grants
+-- and the long-run rate is exactly 1000 / T per second.
+local want = #ARGV - first_id + 1
+local function pace_room(key, interval, catch_up)
+  if interval <= 0 then
+    return huge, nil
+  end
+  local slot = math.max(tonumber(redis.call('GET', key)) or now, now - catch_up)
+  if slot > now then
+    return 0, slot
+  end
+  return math.floor((now - slot) / interval) + 1, slot
+end
+local function pace_wait(slot, interval, catch_up)
+  -- until the caller's next batch fits (as many grants as it asked for, or the largest burst)
+  local k = math.max(1, math.min(want, math.floor(catch_up / interval) + 1))
+  return math.max(1, math.ceil(slot + (k - 1) * interval - now))
+end
+local c_limit, t_limit = tonumber(ARGV[7]), tonumber(ARGV[11])
+local c_pace, c_catch = tonumber(ARGV[9]), tonumber(ARGV[10])
+local t_pace, t_catch = tonumber(ARGV[13]), tonumber(ARGV[14])
+local c_room, c_wait = rate_room(KEYS[5], c_limit, tonumber(ARGV[8]))
+local t_room, t_wait = rate_room(KEYS[6], t_limit, tonumber(ARGV[12]))
+local cp_room, c_slot = pace_room(KEYS[17], c_pace, c_catch)
+local tp_room, t_slot = pace_room(KEYS[18], t_pace, t_catch)
+local grants = math.min(c_room, t_room, cp_room, tp_room)
+if grants <= 0 then
+  local w = 1
+  if c_room == 0 then w = math.max(w, c_wait) end
+  if t_room == 0 then w = math.max(w, t_wait) end
+  if cp_room == 0 then w = math.max(w, pace_wait(c_slot, c_pace, c_catch)) end
+  if tp_room == 0 then w = math.max(w, pace_wait(t_slot, t_pace, t_catch)) end
+  return {'rate', now, w, 0}
+end
+if grants < huge and grants <= room then
+  -- the rate binds before the channels: after this burst, wait for the windows
+  room = grants
+  stop = 'rate'
+  stop_value = 1
+  if c_room == grants then stop_value = math.max(stop_value, c_wait) end
+  if t_room == grants then stop_value = math.max(stop_value, t_wait) end
+  if c_slot and cp_room == grants then
+    stop_value = math.max(stop_value, pace_wait(c_slot + grants * c_pace, c_pace, c_catch))
+  end
+  if t_slot and tp_room == grants then
+    stop_value = math.max(stop_value, pace_wait(t_slot + grants * t_pace, t_pace, t_catch))
+  end
+end
+
+-- (e) first due contacts; (f) claim them
+local out = {stop, now, stop_value, 0}
+local blocked = 0
+local settle = tonumber(ARGV[15])
+local expiry = now + tonumber(ARGV[4])
+local next_id = first_id
+local claimed = 0
+while claimed < room and next_id <= #ARGV do
   local first = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
   if #first == 0 then
     local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-    if #nxt == 0 then
-      return {'empty', now, -1}
-    end
-    return {'empty', now, tonumber(nxt[2])}
+    out[1], out[3] = 'empty', #nxt == 0 and -1 or tonumber(nxt[2])
+    break
   end
   local member, due = first[1], first[2]
   local kid = tonumber(member)
-  local ckey = KEYS[12] .. kid
+  local ckey = CONTACT .. kid
   redis.call('ZREM', KEYS[2], member)
   local c = redis.call('HMGET', ckey, 'status', 'list', 'phone', 'vars', 'attempts', 'tech_failures')
-  local old = c[1]
+  local old, phone = c[1], c[3] or ''
   if old then  -- (a queue entry without its contact hash is dropped: campaign being deleted)
-    local stop = c[2] and redis.call('HGET', KEYS[10], c[2])
-    if stop then
-      redis.call('HSET', ckey, 'status', stop, 'next_due_ms', '')
+    local settled = c[2] and redis.call('HGET', KEYS[10], c[2])
+    local call_id = ARGV[next_id]
+    if not settled and (redis.call('SISMEMBER', KEYS[13], phone) == 1
+                        or redis.call('SISMEMBER', KEYS[14], phone) == 1) then
+      settled = 'do_not_call'
+      blocked = blocked + 1
+      next_id = next_id + 1
+      redis.call('HSET', ckey, 'last_call', call_id)
+      redis.call('XADD', KEYS[15], '*', 'call_id', call_id, 'campaign', ARGV[2],
+                 'contact', kid, 'phone', phone, 'trunk', ARGV[3],
+                 'attempt', tonumber(c[5]) or 0, 'status', settled,
+                 'contact_status', settled, 'rule', 'dnc:blocked', 'contact_id', kid)
+      redis.call('ZADD', KEYS[16], now, ARGV[2])
+    end
+    if settled then
+      redis.call('HSET', ckey, 'status', settled, 'next_due_ms', '')
       redis.call('HINCRBY', KEYS[9], old, -1)
-      redis.call('HINCRBY', KEYS[9], stop, 1)
+      redis.call('HINCRBY', KEYS[9], settled, 1)
+      settle = settle - 1
+      if settle <= 0 then
+        out[1], out[3] = 'empty', now
+        break
+      end
     else
+      next_id = next_id + 1
+      claimed = claimed + 1
       redis.call('HSET', ckey, 'status', 'in_progress', 'last_call', call_id)
       redis.call('HINCRBY', KEYS[9], old, -1)
       redis.call('HINCRBY', KEYS[9], 'in_progress', 1)
-      redis.call('HSET', KEYS[11], 'cid', ARGV[3], 'contact', kid, 'trunk', ARGV[4],
-                 'phone', c[3] or '', 'state', 'claimed', 'owner', ARGV[2],
+      redis.call('HSET', CALL .. call_id, 'cid', ARGV[2], 'contact', kid, 'trunk', ARGV[3],
+                 'phone', phone, 'state', 'claimed', 'owner', ARGV[1],
                  'claimed_ms', now, 'prev_status', old, 'prev_due', due)
-      local expiry = now + tonumber(ARGV[5])
       redis.call('ZADD', KEYS[3], expiry, call_id)
       redis.call('ZADD', KEYS[4], expiry, call_id)
       redis.call('ZADD', KEYS[7], now, call_id)
@@ -149,8 +262,23 @@ for _ = 1, tonumber(ARGV[12]) do
       if t_limit > 0 then
         redis.call('ZADD', KEYS[6], now, call_id)
       end
-      return {'ok', now, kid, c[3] or '', c[4] or '{}', tonumber(c[5]) or 0, tonumber(c[6]) or 0}
+      local n = #out
+      out[n + 1], out[n + 2], out[n + 3] = call_id, kid, phone
+      out[n + 4], out[n + 5], out[n + 6] = c[4] or '{}', tonumber(c[5]) or 0, tonumber(c[6]) or 0
     end
   end
 end
-return {'empty', now, now}
+if out[1] ~= 'empty' and claimed < room then  -- call ids ran out (do-not-call contacts)
+  out[1], out[3] = 'max', 0
+end
+-- the pacing slots advance by the grants made (kept a little longer than they matter)
+if claimed > 0 and c_slot then
+  redis.call('SET', KEYS[17], c_slot + claimed * c_pace, 'PX',
+             math.ceil(c_catch + claimed * c_pace) + 1000)
+end
+if claimed > 0 and t_slot then
+  redis.call('SET', KEYS[18], t_slot + claimed * t_pace, 'PX',
+             math.ceil(t_catch + claimed * t_pace) + 1000)
+end
+out[4] = blocked
+return out

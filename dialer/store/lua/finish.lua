@@ -1,81 +1,99 @@
---[[ finish.lua -- end of an attempt, applied once (two engines may both see one Hangup).
+--[[ finish.lua -- the end of one or more attempts, each applied once (two engines may both see
+one Hangup). One round trip writes a whole batch of results.
 
-The caller decides the statuses; the script applies them atomically: leases released, call
-done (expires after ARGV[8] s), contact updated, counts moved, retry queued, record appended.
-If the contact's list was stopped meanwhile, a retry becomes the list's stop status instead.
-If the campaign is gone (deleted), only the leases, the call and the record are handled.
+The caller decides the statuses; the script applies them atomically per call: leases released,
+call done (expires after ARGV[1] s), contact updated, counts moved, retry queued, record
+appended, the campaign's usage counted. If the contact's list was stopped meanwhile, a retry
+becomes the list's stop status instead. If the campaign is gone (deleted), only the leases,
+the call and the record are handled.
 
-KEYS[1]  call hash               {ns}:call:{call_id}
-KEYS[2]  contact hash            {ns}:c:{cid}:k:{contact_id}
-KEYS[3]  campaign hash           {ns}:c:{cid}
-KEYS[4]  campaign inflight zset  {ns}:c:{cid}:inflight
-KEYS[5]  trunk inflight zset     {ns}:t:{trunk}:inflight
-KEYS[6]  claimed zset            {ns}:c:{cid}:claimed
-KEYS[7]  orphans zset            {ns}:c:{cid}:orphans
-KEYS[8]  pending zset            {ns}:c:{cid}:pending
-KEYS[9]  counts hash             {ns}:c:{cid}:counts
-KEYS[10] liststop hash           {ns}:c:{cid}:liststop
-KEYS[11] records stream          {ns}:records:{cid}
-KEYS[12] records index zset      {ns}:records:index
+KEYS[1]  records index zset      {ns}:records:index
+then 12 keys per call, in the order of the calls in ARGV:
+  +1  call hash               {ns}:call:{call_id}
+  +2  contact hash            {ns}:c:{cid}:k:{contact_id}
+  +3  campaign hash           {ns}:c:{cid}
+  +4  campaign inflight zset  {ns}:c:{cid}:inflight
+  +5  trunk inflight zset     {ns}:t:{trunk}:inflight
+  +6  claimed zset            {ns}:c:{cid}:claimed
+  +7  orphans zset            {ns}:c:{cid}:orphans
+  +8  pending zset            {ns}:c:{cid}:pending
+  +9  counts hash             {ns}:c:{cid}:counts
+  +10 liststop hash           {ns}:c:{cid}:liststop
+  +11 records stream          {ns}:records:{cid}
+  +12 usage hash              {ns}:c:{cid}:usage
 
-ARGV[1]  call id
-ARGV[2]  contact id
-ARGV[3]  campaign id
-ARGV[4]  new contact status (CallStatus value)
-ARGV[5]  attempts used by this call (added to attempts)
-ARGV[6]  tech_failures: the contact's new value (absolute)
-ARGV[7]  retry_at_ms, or "" for none (then the contact is not queued again)
-ARGV[8]  call hash TTL in seconds
-ARGV[9]  contact member (zero-padded id) for the pending zset
-ARGV[10..] record fields as name, value pairs (none: no record)
+ARGV[1]  call hash TTL in seconds
+then per call, 11 values:
+  +1  call id
+  +2  contact id
+  +3  campaign id
+  +4  new contact status (CallStatus value)
+  +5  attempts used by this call (added to the contact's attempts)
+  +6  tech_failures: the contact's new value (absolute)
+  +7  retry_at_ms, or "" for none (then the contact is not queued again)
+  +8  contact member (zero-padded id) for the pending zset
+  +9  attempts to add to the campaign's usage (0 or 1)
+  +10 talk seconds to add to the campaign's usage
+  +11 the record: a JSON array of names and values, [name1, value1, name2, ...] (one argument
+      instead of dozens: the client packs it once; [] writes no record)
 
-Returns 1 when applied, 0 when the call was already done or is unknown.
-Error when the call belongs to another contact.
+Returns, per call, three values: applied (1; 0 when the call was already done or is unknown;
+-1 when it belongs to another contact: nothing is changed for it), then the campaign's usage
+totals after it (attempts, talk seconds as a string), or 0, "0" when not applied.
 ]]
 
-local call_id = ARGV[1]
-local call = redis.call('HMGET', KEYS[1], 'state', 'contact')
-if not call[1] or call[1] == 'done' then
-  return 0
-end
-if call[2] ~= ARGV[2] then
-  return redis.error_reply('call ' .. call_id .. ' belongs to contact ' .. tostring(call[2]))
-end
+local ttl = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+local k, a = 2, 2
+while a <= #ARGV do
+  local call_id, contact, cid = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local K = function(i) return KEYS[k + i - 1] end
+  local call = redis.call('HMGET', K(1), 'state', 'contact')
+  local n = #out
+  if not call[1] or call[1] == 'done' then
+    out[n + 1], out[n + 2], out[n + 3] = 0, 0, '0'
+  elseif call[2] ~= contact then
+    out[n + 1], out[n + 2], out[n + 3] = -1, 0, '0'
+  else
+    redis.call('ZREM', K(4), call_id)
+    redis.call('ZREM', K(5), call_id)
+    redis.call('ZREM', K(6), call_id)
+    redis.call('ZREM', K(7), call_id)
+    redis.call('HSET', K(1), 'state', 'done', 'done_ms', now)
+    redis.call('EXPIRE', K(1), ttl)
 
-redis.call('ZREM', KEYS[4], call_id)
-redis.call('ZREM', KEYS[5], call_id)
-redis.call('ZREM', KEYS[6], call_id)
-redis.call('ZREM', KEYS[7], call_id)
-redis.call('HSET', KEYS[1], 'state', 'done', 'done_ms', now)
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[8]))
-
-local c = redis.call('HMGET', KEYS[2], 'status', 'list')
-if redis.call('EXISTS', KEYS[3]) == 1 and c[1] then
-  local new, retry = ARGV[4], ARGV[7]
-  if retry ~= '' and c[2] then
-    local stop = redis.call('HGET', KEYS[10], c[2])
-    if stop then
-      new, retry = stop, ''
+    local c = redis.call('HMGET', K(2), 'status', 'list')
+    local used, talk = 0, '0'
+    if redis.call('EXISTS', K(3)) == 1 and c[1] then
+      local new, retry = ARGV[a + 3], ARGV[a + 6]
+      if retry ~= '' and c[2] then
+        local stop = redis.call('HGET', K(10), c[2])
+        if stop then
+          new, retry = stop, ''
+        end
+      end
+      redis.call('HINCRBY', K(2), 'attempts', tonumber(ARGV[a + 4]))
+      redis.call('HSET', K(2), 'status', new, 'tech_failures', ARGV[a + 5],
+                 'last_call', call_id, 'next_due_ms', retry)
+      if retry ~= '' then
+        redis.call('ZADD', K(8), tonumber(retry), ARGV[a + 7])
+      end
+      redis.call('HINCRBY', K(9), c[1], -1)
+      redis.call('HINCRBY', K(9), new, 1)
+      used = redis.call('HINCRBY', K(12), 'attempts', tonumber(ARGV[a + 8]))
+      talk = redis.call('HINCRBYFLOAT', K(12), 'talk_seconds', ARGV[a + 9])
     end
-  end
-  redis.call('HINCRBY', KEYS[2], 'attempts', tonumber(ARGV[5]))
-  redis.call('HSET', KEYS[2], 'status', new, 'tech_failures', ARGV[6],
-             'last_call', call_id, 'next_due_ms', retry)
-  if retry ~= '' then
-    redis.call('ZADD', KEYS[8], tonumber(retry), ARGV[9])
-  end
-  redis.call('HINCRBY', KEYS[9], c[1], -1)
-  redis.call('HINCRBY', KEYS[9], new, 1)
-end
 
-if #ARGV >= 11 then
-  local fields = {}
-  for i = 10, #ARGV do
-    fields[#fields + 1] = ARGV[i]
+    local record = cjson.decode(ARGV[a + 10])
+    if #record > 0 then
+      redis.call('XADD', K(11), '*', unpack(record))
+      redis.call('ZADD', KEYS[1], now, cid)
+    end
+    out[n + 1], out[n + 2], out[n + 3] = 1, used, talk
   end
-  redis.call('XADD', KEYS[11], '*', unpack(fields))
-  redis.call('ZADD', KEYS[12], now, ARGV[3])
+  k = k + 12
+  a = a + 11
 end
-return 1
+return out

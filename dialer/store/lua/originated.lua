@@ -1,19 +1,23 @@
---[[ originated.lua -- the PBX accepted the originate: the call leaves the claimed set.
+--[[ originated.lua -- the PBX accepted these originates: the calls leave the claimed set.
 
-KEYS[1] call hash      {ns}:call:{call_id}
-KEYS[2] claimed zset   {ns}:c:{cid}:claimed
+KEYS[1]     claimed zset   {ns}:c:{cid}:claimed
+KEYS[2..]   call hashes    {ns}:call:{call_id}, one per call id, in the order of ARGV
 
-ARGV[1] call id
+ARGV[1..]   call ids (all of campaign cid)
 
-Returns 1 when the call went from claimed to originated, 0 otherwise (unknown, already
-originated or done).
+Returns how many calls went from claimed to originated (unknown, already originated or done
+ones are left alone).
 ]]
 
-if redis.call('HGET', KEYS[1], 'state') ~= 'claimed' then
-  return 0
-end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[1], 'state', 'originated', 'originated_ms', now)
-redis.call('ZREM', KEYS[2], ARGV[1])
-return 1
+local moved = 0
+for i = 1, #ARGV do
+  local key = KEYS[i + 1]
+  if redis.call('HGET', key, 'state') == 'claimed' then
+    redis.call('HSET', key, 'state', 'originated', 'originated_ms', now)
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    moved = moved + 1
+  end
+end
+return moved
