@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, Callable
 from typing import Protocol, TypeVar
 
 from dialer.pbx.base import ConnectionState, PbxEvent, PbxState
+from dialer.pbx.supervision import TICK, Tick
 
 ItemT = TypeVar("ItemT")
 ItemT_contra = TypeVar("ItemT_contra", contravariant=True)
@@ -20,36 +19,31 @@ class Correlator(Protocol[ItemT_contra]):
 
 
 async def correlated_events(
-    stream: AsyncGenerator[ItemT | ConnectionState, None],
+    events: Callable[[float], AsyncGenerator[ItemT | ConnectionState | Tick, None]],
     correlator: Correlator[ItemT],
     *,
     tick: float,
     clock: Callable[[], float],
 ) -> AsyncGenerator[PbxEvent, None]:
-    """Feed ``stream``'s items to ``correlator``; every ``tick`` s, also end the calls it expires.
+    """Feed the items of ``events(tick)`` to ``correlator``; on every :data:`TICK`, also end
+    the calls it expires.
 
-    The next item is awaited in a task that survives the periodic wake-ups (cancelling an async
-    generator's ``__anext__`` would close it). ``stream`` is closed when this generator is.
+    ``events`` is a client's ``events`` method: its stream yields ``TICK`` at least every
+    ``tick`` seconds whether items flow or not, so ``correlator.expire`` runs that often without
+    a task or a timeout per item. A :class:`ConnectionState` becomes a :class:`PbxState`, in
+    order with the calls' events. The stream is closed when this generator is.
     """
-    pending: asyncio.Task[ItemT | ConnectionState] | None = None
+    stream = events(tick)
     try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(stream))
-            done, _ = await asyncio.wait({pending}, timeout=tick)
+        async for item in stream:
             now = clock()
-            if pending in done:
-                item, pending = pending.result(), None
-                if isinstance(item, ConnectionState):
-                    yield PbxState(connected=item.connected, reason=item.reason, at=now)
-                else:
-                    for event in correlator.feed(item, now):
-                        yield event
-            for event in correlator.expire(now):
-                yield event
+            if item is TICK:
+                for event in correlator.expire(now):
+                    yield event
+            elif isinstance(item, ConnectionState):
+                yield PbxState(connected=item.connected, reason=item.reason, at=now)
+            else:
+                for event in correlator.feed(item, now):
+                    yield event
     finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
         await stream.aclose()

@@ -6,6 +6,13 @@ PbxUnavailable (it is never re-sent: a re-sent originate dials the person twice)
 ConnectionState(False) goes into the event stream, and the client reconnects with jittered
 exponential backoff, then announces ConnectionState(True) again.
 
+The event stream is shared too: the reader puts events and connection changes in one bounded
+queue, and :meth:`Supervised.events` hands them to the single consumer, in order. With
+``tick=`` it also yields :data:`TICK` at least every ``tick`` seconds, busy or idle, so that a
+consumer can run periodic work (ending calls whose last event never came) without a task or a
+timeout per item: queued items are taken with ``get_nowait``; only an empty queue is awaited,
+under a timeout that ends at the next tick (cancelling ``Queue.get`` loses nothing).
+
 The protocol-specific parts stay in each client: how to open and log in (``_open``), what to
 do once a session is up (``_session_up``), how to fail what is pending (``_mark_down``), the
 reader (``_read_loop``) and the keepalive (``_keepalive``).
@@ -16,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from collections.abc import AsyncGenerator, Callable
+from enum import Enum
+from typing import ClassVar, Generic, Protocol, TypeVar, overload
 
 from dialer.errors import PbxProtocolError, PbxUnavailable
 from dialer.pbx.base import ConnectionState
@@ -29,6 +37,16 @@ class SessionLost(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class Tick(Enum):
+    """The type of :data:`TICK`, what an event stream yields when a tick is due."""
+
+    TICK = "tick"
+
+
+#: Yielded by ``events(tick=...)`` at least every ``tick`` seconds (never by ``events()``).
+TICK = Tick.TICK
 
 
 def describe(exc: BaseException) -> str:
@@ -51,11 +69,12 @@ class Closable(Protocol):
 
 
 ConnT = TypeVar("ConnT", bound=Closable)
-EarlyT = TypeVar("EarlyT")
+EventT = TypeVar("EventT")
 
 
-class Supervised(Generic[ConnT, EarlyT]):
-    """Mixin: ``_supervise`` runs sessions until the client closes, reconnecting in between."""
+class Supervised(Generic[ConnT, EventT]):
+    """Mixin: ``_supervise`` runs sessions until the client closes, reconnecting in between;
+    :meth:`events` streams what the reader queued."""
 
     _protocol: ClassVar[str]  # "AMI", "ESL": for logs and error messages
     _unanswered: ClassVar[str]  # e.g. "the response; the action": what a lost session fails
@@ -64,13 +83,66 @@ class Supervised(Generic[ConnT, EarlyT]):
     _settings: ReconnectSettings
     _where: str
     _closing: bool
+    _closed: bool
+    _consuming: bool
     _clock: Callable[[], float]
-    _queue: asyncio.Queue[Any]
+    # events and connection changes; None wakes a waiting consumer once the client is closed
+    _queue: asyncio.Queue[EventT | ConnectionState | None]
 
-    async def _open(self) -> tuple[ConnT, list[EarlyT]]:
+    @overload
+    def events(self) -> AsyncGenerator[EventT | ConnectionState, None]: ...
+
+    @overload
+    def events(self, tick: float) -> AsyncGenerator[EventT | ConnectionState | Tick, None]: ...
+
+    async def events(
+        self, tick: float | None = None
+    ) -> AsyncGenerator[EventT | ConnectionState | Tick, None]:
+        """Events and connection changes, in order; ends after the client is closed.
+
+        With ``tick`` (seconds), :data:`TICK` is also yielded at least that often on the event
+        loop's clock, whether items flow or not; an idle stream waits without polling.
+
+        One consumer at a time; wrap it in ``contextlib.aclosing`` so that a consumer that
+        stops early releases it at once.
+        """
+        if tick is not None and not 0 < tick < float("inf"):
+            raise ValueError(f"tick must be a positive number of seconds, not {tick!r}")
+        if self._consuming:
+            raise RuntimeError(f"{type(self).__name__}.events() has a single consumer")
+        self._consuming = True
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        period = tick or 0.0
+        due = None if tick is None else loop.time() + period  # the next TICK
+        try:
+            while True:
+                if due is not None and loop.time() >= due:
+                    due = loop.time() + period
+                    yield TICK
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    if self._closed:
+                        return
+                    if due is None:
+                        item = await queue.get()
+                    else:
+                        try:
+                            async with asyncio.timeout_at(due):
+                                item = await queue.get()
+                        except TimeoutError:
+                            continue  # the tick is due
+                if item is None:
+                    return
+                yield item
+        finally:
+            self._consuming = False
+
+    async def _open(self) -> tuple[ConnT, list[EventT]]:
         raise NotImplementedError
 
-    async def _session_up(self, conn: ConnT, early: list[EarlyT]) -> None:
+    async def _session_up(self, conn: ConnT, early: list[EventT]) -> None:
         raise NotImplementedError
 
     def _mark_down(self, error: PbxUnavailable) -> None:
@@ -101,7 +173,7 @@ class Supervised(Generic[ConnT, EarlyT]):
             conn, early = await self._reconnect()
             await self._session_up(conn, early)
 
-    async def _reconnect(self) -> tuple[ConnT, list[EarlyT]]:
+    async def _reconnect(self) -> tuple[ConnT, list[EventT]]:
         delay = self._settings.reconnect_min
         while True:
             await asyncio.sleep(delay / 2 + random.uniform(0, delay / 2))

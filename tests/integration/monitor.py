@@ -1,7 +1,15 @@
 """Watches Asterisk from the outside while the engine runs: channel count and originate times.
 
-It uses its own AMI connection (all call events), independent of the engine's, so the limits are
-checked on what Asterisk itself saw.
+It uses its own AMI connection, independent of the engine's, so the limits are checked on what
+Asterisk itself saw. Two measures of concurrency:
+
+- ``max_live``: the most calls between their Newchannel and their Hangup at any moment, by the
+  events' ``Timestamp`` (Asterisk's own clock). The engine frees a channel only after it has
+  read the Hangup, so this can never exceed the limit: the limit the tests hold strictly.
+- ``max_channels``: the most ``CoreShowChannels`` listed. A listing is not a snapshot: Asterisk
+  walks its channel container while writing each entry to the socket, and a channel stays in
+  it for a moment after its Hangup event (it is destroyed when its last reference goes), so
+  under load a listing can hold a call that ended during it and the one that replaced it.
 """
 
 from __future__ import annotations
@@ -23,10 +31,24 @@ class Observed:
     new_channels: dict[str, float] = field(default_factory=dict)
     # call id -> Asterisk's own creation time (the event's Timestamp header, epoch seconds)
     created_at: dict[str, float] = field(default_factory=dict)
+    # call id -> Asterisk's own hang-up time (Hangup Timestamp)
+    ended_at: dict[str, float] = field(default_factory=dict)
 
     @property
     def max_channels(self) -> int:
         return max((n for _, n in self.channel_samples), default=0)
+
+    @property
+    def max_live(self) -> int:
+        """The most calls alive at once by their Newchannel and Hangup Timestamps."""
+        moves = sorted(
+            [(t, 1) for t in self.created_at.values()] + [(t, -1) for t in self.ended_at.values()]
+        )  # a Hangup sorts before a Newchannel of the same instant
+        live = best = 0
+        for _, step in moves:
+            live += step
+            best = max(best, live)
+        return best
 
     def max_in_window(self, window: float = 1.0) -> int:
         """Most channels Asterisk created in any ``window`` seconds, on Asterisk's clock."""
@@ -55,13 +77,17 @@ async def watch_asterisk(
 
         async def events() -> None:
             async for item in client.events():
-                if isinstance(item, Message) and item.event == "Newchannel":
+                if isinstance(item, Message) and item.event in ("Newchannel", "Hangup"):
                     uid = item.get("Uniqueid") or ""
-                    if uid.startswith("dlr-"):
-                        observed.new_channels.setdefault(uid, time.monotonic())
-                        stamp = item.get("Timestamp")
-                        if stamp:
-                            observed.created_at.setdefault(uid, float(stamp))
+                    if not uid.startswith("dlr-"):
+                        continue
+                    stamp = item.get("Timestamp")
+                    if item.event == "Hangup":
+                        observed.ended_at.setdefault(uid, float(stamp) if stamp else time.time())
+                        continue
+                    observed.new_channels.setdefault(uid, time.monotonic())
+                    if stamp:
+                        observed.created_at.setdefault(uid, float(stamp))
 
         async def sample() -> None:
             while True:

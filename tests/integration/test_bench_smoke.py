@@ -68,10 +68,11 @@ async def test_pacing(stack, capsys):
         assert run["calls"] == 8
         assert run["failed"] == 0
         assert run["completed"] is True
-        assert 1 <= run["max_channels"] <= 4
+        assert 1 <= run["max_live_by_events"] <= 4
+        assert 1 <= run["max_channels"] <= 5  # a listing can span a hang-up and its refill
         assert 1 <= run["max_per_second"] <= 4
         assert run["samples"] > 10
-    assert r["channels_met"] is True
+    assert r["channels_by_events_met"] is True
     assert r["cps_met"] is True
 
 

@@ -134,8 +134,11 @@ async def test_engine_processes_share_limits_and_never_dial_a_contact_twice(
             await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=120)
     assert len(seen.new_channels) == 45
     assert len(seen.created_at) == 45  # Asterisk stamped every event (timestampevents)
-    assert seen.max_channels <= 10, seen.max_channels
-    assert seen.max_channels >= 8  # the limit was actually reached (45 calls of 2 s at 5 CPS)
+    assert len(seen.ended_at) == 45
+    assert seen.max_live <= 10, seen.max_live  # by Asterisk's own event times
+    assert seen.max_live >= 8  # the limit was actually reached (45 calls of 2 s at 5 CPS)
+    # the channel list agrees but for a listing that spans a hang-up and its refill (monitor.py)
+    assert seen.max_channels <= 11, seen.max_channels
     assert seen.max_in_window(1.0) <= 5, seen.max_in_window(1.0)
     assert seen.max_sample_gap() < 0.25
     records = [r for _, r in await store.records(cid, count=1000)]

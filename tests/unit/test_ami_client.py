@@ -1,15 +1,14 @@
-"""AmiClient against an in-test AMI server fake that speaks the wire protocol.
+"""AmiClient against an in-test AMI server fake that speaks the wire protocol (ami_fake.py).
 
-The fake answers like Asterisk 22 did in the transcripts of TESTBED.md (banner, Login,
-Originate, list actions). Real-Asterisk tests live with the integration stack.
+Real-Asterisk tests live with the integration stack.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import aclosing, suppress
-from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pytest
 
@@ -20,174 +19,22 @@ from dialer.errors import (
     PbxUnavailable,
     UnsafeValue,
 )
-from dialer.pbx.ami import AmiClient, AmiSettings, ConnectionState, Message
+from dialer.pbx.ami import TICK, AmiClient, AmiSettings, ConnectionState, Message, Tick
+from tests.unit.ami_fake import (
+    SECRET,
+    WAIT,
+    Action,
+    FakeAmi,
+    FakeSession,
+    core_show_channels,
+    eventually,
+    frame,
+    settings_for,
+)
 
 pytestmark = pytest.mark.timeout(20)
 
-SECRET = "s3cret"
-WAIT = 3.0  # upper bound for anything that should happen "soon"
-
-
-@dataclass
-class Action:
-    """An action as the fake server read it."""
-
-    session: int
-    headers: list[tuple[str, str]]
-
-    def get(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key.lower() == name.lower():
-                return value
-        return None
-
-    @property
-    def name(self) -> str:
-        return self.get("Action") or ""
-
-    @property
-    def action_id(self) -> str:
-        return self.get("ActionID") or ""
-
-
-Handler = Callable[["FakeSession", Action], Awaitable[None]]
-
-
-@dataclass
-class FakeSession:
-    index: int
-    writer: asyncio.StreamWriter
-
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def reply(self, action: Action, response: str = "Success", **fields: str) -> None:
-        await self.send(frame(Response=response, ActionID=action.action_id, **fields))
-
-    def drop(self) -> None:
-        self.writer.transport.abort()
-
-
-async def eventually(predicate: Callable[[], bool]) -> None:
-    """Poll ``predicate`` until true (readiness is polled, never slept)."""
-    async with asyncio.timeout(WAIT):
-        while True:
-            if predicate():
-                return
-            await asyncio.sleep(0.005)
-
-
-def frame(**headers: str) -> bytes:
-    return b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items()) + b"\r\n"
-
-
-def parse_actions(buffer: bytearray) -> list[list[tuple[str, str]]]:
-    """The fake's own reader (independent of the codec under test)."""
-    actions = []
-    while (end := buffer.find(b"\r\n\r\n")) >= 0:
-        raw = bytes(buffer[:end])
-        del buffer[: end + 4]
-        headers = []
-        for line in raw.decode().split("\r\n"):
-            key, _, value = line.partition(": ")
-            headers.append((key, value))
-        actions.append(headers)
-    return actions
-
-
-@dataclass
-class FakeAmi:
-    """A tiny AMI server: Login/Events/Filter/Ping/Logoff/Originate/CoreShowChannels."""
-
-    secret: str = SECRET
-    handlers: dict[str, Handler] = field(default_factory=dict)
-    actions: list[Action] = field(default_factory=list)
-    sessions: list[FakeSession] = field(default_factory=list)
-    port: int = 0
-    _server: asyncio.Server | None = None
-    _new_session: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for session in self.sessions:
-            session.drop()
-        await self._server.wait_closed()
-
-    def named(self, name: str) -> list[Action]:
-        return [a for a in self.actions if a.name.lower() == name.lower()]
-
-    async def wait_sessions(self, count: int) -> FakeSession:
-        async with asyncio.timeout(WAIT):
-            while len(self.sessions) < count:
-                self._new_session.clear()
-                await self._new_session.wait()
-        return self.sessions[count - 1]
-
-    async def wait_action(self, name: str, count: int = 1) -> Action:
-        await eventually(lambda: len(self.named(name)) >= count)
-        return self.named(name)[count - 1]
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = FakeSession(len(self.sessions) + 1, writer)
-        self.sessions.append(session)
-        self._new_session.set()
-        buffer = bytearray()
-        with suppress(ConnectionError):
-            await session.send(b"Asterisk Call Manager/11.0.0\r\n")
-            while data := await reader.read(65536):
-                buffer += data
-                for headers in parse_actions(buffer):
-                    action = Action(session.index, headers)
-                    self.actions.append(action)
-                    handler = self.handlers.get(action.name, self._default)
-                    await handler(session, action)
-        writer.close()
-
-    async def _default(self, session: FakeSession, action: Action) -> None:
-        name = action.name.lower()
-        if name == "login":
-            if action.get("Secret") == self.secret:
-                await session.reply(action, Message="Authentication accepted")
-            else:
-                await session.reply(action, "Error", Message="Authentication failed")
-                session.drop()
-        elif name == "events":
-            mask = action.get("EventMask") or ""
-            await session.reply(action, Events="Off" if mask == "off" else "On")
-        elif name == "filter":
-            await session.reply(action, Message="Filter Added")
-        elif name == "ping":
-            await session.reply(action, Ping="Pong", Timestamp="1700000000.000000")
-        elif name == "logoff":
-            await session.reply(action, "Goodbye", Message="Thanks for all the fish.")
-            session.writer.close()
-        elif name == "originate":
-            await session.reply(action, Message="Originate successfully queued")
-        elif name == "coreshowchannels":
-            await core_show_channels(session, action, ["PJSIP/a-1", "PJSIP/b-2", "PJSIP/c-3"])
-        else:
-            await session.reply(action, "Error", Message="Invalid/unknown command")
-
-
-async def core_show_channels(session: FakeSession, action: Action, channels: list[str]) -> None:
-    aid = action.action_id
-    await session.reply(action, EventList="start", Message="Channels will follow")
-    for channel in channels:
-        await session.send(frame(Event="CoreShowChannel", ActionID=aid, Channel=channel))
-    await session.send(
-        frame(
-            Event="CoreShowChannelsComplete",
-            ActionID=aid,
-            EventList="Complete",
-            ListItems=str(len(channels)),
-        )
-    )
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -198,22 +45,7 @@ async def fake() -> AsyncIterator[FakeAmi]:
     await server.stop()
 
 
-def settings_for(fake: FakeAmi, **overrides: object) -> AmiSettings:
-    values: dict[str, object] = {
-        "port": fake.port,
-        "username": "dialer",
-        "secret": SECRET,
-        "connect_timeout": 1.0,
-        "action_timeout": 1.0,
-        "reconnect_min": 0.02,
-        "reconnect_max": 0.1,
-        "keepalive_interval": 0,
-    }
-    values.update(overrides)
-    return AmiSettings(**values)  # type: ignore[arg-type]
-
-
-async def next_item(stream: AsyncIterator[Message | ConnectionState]) -> Message | ConnectionState:
+async def next_item(stream: AsyncIterator[T]) -> T:
     async with asyncio.timeout(WAIT):
         return await anext(stream)
 
@@ -648,6 +480,86 @@ async def test_close_fails_pending_actions(fake: FakeAmi) -> None:
         await fake.wait_action("Originate")
     with pytest.raises(PbxUnavailable, match="closed"):
         await pending
+
+
+# -- ticks ------------------------------------------------------------------------------------
+
+
+async def collect_for(
+    stream: AsyncIterator[Message | ConnectionState | Tick], seconds: float
+) -> list[tuple[float, Message | ConnectionState | Tick]]:
+    """Every item ``stream`` yields within ``seconds``, with the loop time it came at."""
+    loop = asyncio.get_running_loop()
+    items: list[tuple[float, Message | ConnectionState | Tick]] = []
+    with suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            async for item in stream:
+                items.append((loop.time(), item))
+    return items
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in zip(times, times[1:], strict=False)]
+
+
+async def test_idle_stream_yields_a_tick_every_period_without_polling(fake: FakeAmi) -> None:
+    async with AmiClient(settings_for(fake)) as ami, aclosing(ami.events(0.05)) as stream:
+        start = asyncio.get_running_loop().time()
+        items = await collect_for(stream, 0.33)
+    assert isinstance(items[0][1], ConnectionState)
+    ticks = [at for at, item in items if item is TICK]
+    assert len(items) == len(ticks) + 1  # nothing else: one wake-up per tick, no busy loop
+    assert 3 <= len(ticks) <= 7, ticks  # ~6; fewer only on a loaded machine
+    assert all(0.045 <= gap <= 0.2 for gap in gaps([start, *ticks])), gaps([start, *ticks])
+
+
+async def test_ticks_keep_coming_while_events_flow(fake: FakeAmi) -> None:
+    async def flood() -> None:
+        for seq in range(1000):
+            await fake.sessions[0].send(frame(Event="Test", Seq=str(seq)))
+            await asyncio.sleep(0.002)
+
+    async with AmiClient(settings_for(fake)) as ami, aclosing(ami.events(0.05)) as stream:
+        start = asyncio.get_running_loop().time()
+        async with asyncio.TaskGroup() as group:
+            sender = group.create_task(flood())
+            items = await collect_for(stream, 0.3)
+            sender.cancel()
+    events = [item for _, item in items if isinstance(item, Message)]
+    assert [e["Seq"] for e in events] == [str(i) for i in range(len(events))]  # in order
+    assert len(events) >= 20
+    ticks = [at for at, item in items if item is TICK]
+    assert len(ticks) >= 3
+    assert max(gaps([start, *ticks])) <= 0.2, gaps([start, *ticks])
+
+
+async def test_events_without_tick_never_yield_tick(fake: FakeAmi) -> None:
+    async with AmiClient(settings_for(fake)) as ami, aclosing(ami.events()) as stream:
+        await fake.sessions[0].send(frame(Event="Test", Seq="1"))
+        items = [item for _, item in await collect_for(stream, 0.15)]
+    assert len(items) == 2
+    assert isinstance(items[0], ConnectionState)
+    assert isinstance(items[1], Message)
+
+
+async def test_closed_client_ends_a_ticking_stream(fake: FakeAmi) -> None:
+    ami = AmiClient(settings_for(fake))
+    async with ami:
+        stream = ami.events(0.02)
+        assert isinstance(await next_item(stream), ConnectionState)
+    rest = [item for _, item in await collect_for(stream, WAIT)]
+    (closed,) = [i for i in rest if i is not TICK]
+    assert isinstance(closed, ConnectionState)
+    assert (closed.connected, closed.reason) == (False, "closed")
+
+
+@pytest.mark.parametrize("tick", [0.0, -1.0, float("inf"), float("nan")])
+async def test_tick_must_be_a_positive_period(fake: FakeAmi, tick: float) -> None:
+    async with AmiClient(settings_for(fake)) as ami:
+        with pytest.raises(ValueError, match="tick"):
+            await anext(ami.events(tick))
+        async with aclosing(ami.events(1.0)) as stream:  # the stream was not taken
+            assert isinstance(await next_item(stream), ConnectionState)
 
 
 # -- settings --------------------------------------------------------------------------------

@@ -119,6 +119,15 @@ def test_repeated_headers_are_kept_in_order() -> None:
     assert message.get_all("Missing") == []
 
 
+def test_get_prefers_the_exact_spelling_then_any_case() -> None:
+    message = Message((("uniqueid", "lower"), ("Uniqueid", "exact"), ("UNIQUEID", "upper")))
+    assert message.get("Uniqueid") == "exact"
+    assert message.get("UNIQUEID") == "upper"
+    assert message.get("UniqueID") == "lower"  # no exact match: the first of any case
+    assert message.get("Unique") is None
+    assert message.get_all("uniqueID") == ["lower", "exact", "upper"]
+
+
 def test_get_default_getitem_contains() -> None:
     message = Message((("Event", "X"),))
     assert message.get("Nope") is None

@@ -79,6 +79,15 @@ def test_recorded_session_around_a_failed_bgapi_originate() -> None:
     assert job.get("event-name") == "BACKGROUND_JOB"  # case-insensitive
 
 
+def test_get_prefers_the_exact_spelling_then_any_case() -> None:
+    event = EslEvent((("unique-id", "lower"), ("Unique-ID", "exact"), ("UNIQUE-ID", "upper")))
+    assert event.unique_id == "exact"
+    assert event.get("UNIQUE-ID") == "upper"
+    assert event.get("Unique-Id") == "lower"  # no exact match: the first of any case
+    assert event.get("Unique") is None
+    assert "unique-ID" in event
+
+
 def test_recorded_outbound_session_tail() -> None:
     event, bye, notice = parse_whole(transcript("neventsocket_outbound_session_tail.txt"))
     assert isinstance(event, EslEvent)

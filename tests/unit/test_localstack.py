@@ -128,8 +128,14 @@ def test_manager_grants_the_least_privileges() -> None:
     # the adapter's event filters live here (Filter actions would need "system")
     from dialer.pbx.asterisk.correlate import FOLLOWED_EVENTS
 
-    filters = set(re.findall(r"(?m)^eventfilter = Event: (\w+)$", manager))
-    assert filters == set(FOLLOWED_EVENTS)
+    filters = re.findall(r"(?m)^eventfilter(.*)$", manager)
+    names = {
+        m.group(1) for f in filters if (m := re.match(r"\(action\(include\),name\((\w+)\)", f))
+    }
+    assert names == set(FOLLOWED_EVENTS)
+    assert len(filters) == len(FOLLOWED_EVENTS)  # one include filter each, nothing else
+    # Newstate only when Up: a call's answer, not its ringing
+    assert "(action(include),name(Newstate),header(ChannelState),method(exact)) = 6" in filters
     assert re.search(r"(?m)^bindaddr = 127\.0\.0\.1$", manager)
 
 

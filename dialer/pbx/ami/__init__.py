@@ -1,6 +1,13 @@
 """Asterisk Manager Interface: a sans-IO codec and a thin asyncio client around it."""
 
-from dialer.pbx.ami.client import AmiClient, AmiSettings, AmiStatistics, ConnectionState
+from dialer.pbx.ami.client import (
+    TICK,
+    AmiClient,
+    AmiSettings,
+    AmiStatistics,
+    ConnectionState,
+    Tick,
+)
 from dialer.pbx.ami.codec import (
     MAX_ACTION_HEADERS,
     MAX_LINE_BYTES,
@@ -11,6 +18,7 @@ from dialer.pbx.ami.codec import (
 )
 
 __all__ = [
+    "TICK",
     "MAX_ACTION_HEADERS",
     "MAX_LINE_BYTES",
     "AmiClient",
@@ -20,5 +28,6 @@ __all__ = [
     "Banner",
     "ConnectionState",
     "Message",
+    "Tick",
     "encode_action",
 ]

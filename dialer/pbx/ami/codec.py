@@ -84,13 +84,12 @@ class Message:
     headers: tuple[tuple[str, str], ...]
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        """The value of the first header called ``name`` (ASCII case-insensitive)."""
-        size = len(name)
-        lowered = name.lower()
+        """The value of the first header called ``name``: spelled exactly so, else the first
+        whose name matches ASCII case-insensitively (Asterisk's spelling is found at once)."""
         for key, value in self.headers:
-            if len(key) == size and (key == name or key.lower() == lowered):
+            if key == name:
                 return value
-        return default
+        return _get_folded(self.headers, name, default)
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
@@ -138,6 +137,15 @@ class Message:
     def is_response(self) -> bool:
         """A ``Response`` header and no ``Event`` header: the answer to an action."""
         return self.response is not None and self.event is None
+
+
+def _get_folded(headers: tuple[tuple[str, str], ...], name: str, default: str | None) -> str | None:
+    size = len(name)
+    lowered = name.lower()
+    for key, value in headers:
+        if len(key) == size and key.lower() == lowered:
+            return value
+    return default
 
 
 class AmiCodec:

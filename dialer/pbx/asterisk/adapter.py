@@ -12,7 +12,7 @@ from typing import Any
 
 from dialer.errors import PbxUnavailable, ValidationError
 from dialer.pbx.ami.client import AmiClient, AmiSettings
-from dialer.pbx.asterisk.correlate import FOLLOWED_EVENTS, CallCorrelator
+from dialer.pbx.asterisk.correlate import CallCorrelator
 from dialer.pbx.base import OriginateRequest, PbxEvent
 from dialer.pbx.pump import correlated_events
 
@@ -20,8 +20,6 @@ log = logging.getLogger(__name__)
 
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-# One regex filter per followed event: Asterisk sends nothing else to this connection.
-EVENT_FILTERS = tuple(f"Event: {name}" for name in FOLLOWED_EVENTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +34,10 @@ class AsteriskSettings:
     def from_url(cls, url: str, **kwargs: Any) -> AsteriskSettings:
         """``ami://user:secret@host:port``; asks for the call and user event classes.
 
-        Event filters belong in manager.conf (``eventfilter`` lines, see pbx-config/asterisk):
-        sending Filter actions would need the broad ``system`` write privilege. Add
-        ``?filter=...`` to the URL to send them anyway (the user then needs ``system``).
+        Event filters belong in manager.conf (``eventfilter`` lines, see pbx-config/asterisk:
+        the correlator's ``FOLLOWED_EVENTS``, Newstate only when Up): sending Filter actions
+        would need the broad ``system`` write privilege. Add ``?filter=...`` to the URL to send
+        them anyway (the user then needs ``system``).
         """
         ami = replace(AmiSettings.from_url(url), events="call,user")
         return cls(ami=ami, **kwargs)
@@ -146,7 +145,7 @@ class AsteriskAdapter:
     def events(self) -> AsyncGenerator[PbxEvent, None]:
         """Correlated call events; also ends calls whose closing hang-up never came."""
         return correlated_events(
-            self._ami.events(),
+            self._ami.events,
             self._correlator,
             tick=self._settings.failure_grace / 2,
             clock=self._clock,

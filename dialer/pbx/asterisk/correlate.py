@@ -13,22 +13,30 @@ Rules (from the raw values observed on Asterisk 22 / PJSIP, pbx-config/asterisk/
 - ``OriginateResponse`` with ``Response: Failure`` and no channel ever seen is terminal by itself
   (unknown endpoint, PBX refusal: ``originate_failed``). With a channel, the Hangup that follows
   carries the cause, so we wait for it (at most ``failure_grace`` seconds, see :meth:`expire`).
-- Answered = ``Newstate`` Up, ``OriginateResponse`` Success, or ``DialEnd`` ANSWER.
+- Answered = ``Newstate`` Up or ``OriginateResponse`` Success. Up is what marks a call answered
+  when its Hangup overtakes the OriginateResponse. (``DialEnd`` is not followed: its
+  ``DialStatus`` adds nothing the outcome rules use, and manager.conf does not send it.)
 - ``UserEvent`` ``DialerAMD`` (Status, Cause) and ``DialerResult`` (Result, At) come from the
   dialplan (pbx-config/asterisk/extensions.conf).
+
+Cost: :meth:`CallCorrelator.feed` runs for every event the AMI user receives, other engines'
+calls included. Its first step is one header look-up and one dict look-up; an event of a call
+not followed stops there. The facts of a followed call are kept on a mutable track and become
+one frozen :class:`RawOutcome` when the call ends.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
 from dialer.pbx.ami.codec import Message
 from dialer.pbx.base import CallAnswered, CallEnded, PbxEvent
 
-# The events the correlator reads; the adapter asks Asterisk to send only these (AMI Filter).
-FOLLOWED_EVENTS = ("Newchannel", "Newstate", "DialEnd", "OriginateResponse", "Hangup", "UserEvent")
+# The events the correlator reads; manager.conf's eventfilter lines let only these through
+# (Newstate only when the channel is Up, ChannelState 6).
+FOLLOWED_EVENTS = ("Newchannel", "Newstate", "OriginateResponse", "Hangup", "UserEvent")
 _UP_STATE = "6"
 
 
@@ -43,12 +51,34 @@ def _int(value: str | None) -> int | None:
 
 @dataclass(slots=True)
 class _Track:
+    """What is known of one followed call so far (mutable: updated in place per event)."""
+
     started_at: float
     channel: str | None = None
     channel_seen: bool = False
     answered_at: float | None = None
-    originate_failed_at: float | None = None
-    raw: RawOutcome = RawOutcome(answered=False)
+    originate_failed_at: float | None = None  # Failure OriginateResponse, Hangup awaited
+    originate_failed: bool = False  # Failure OriginateResponse and never a channel
+    originate_reason: int | None = None
+    q850_cause: int | None = None
+    sip_code: int | None = None
+    amd_status: AmdStatus | None = None
+    amd_cause: str | None = None
+    dialplan_result: DialplanResult | None = None
+    callback_at: float | None = None
+
+    def outcome(self) -> RawOutcome:
+        return RawOutcome(
+            answered=self.answered_at is not None,
+            q850_cause=self.q850_cause,
+            sip_code=self.sip_code,
+            amd_status=self.amd_status,
+            amd_cause=self.amd_cause,
+            dialplan_result=self.dialplan_result,
+            callback_at=self.callback_at,
+            originate_failed=self.originate_failed,
+            originate_reason=self.originate_reason,
+        )
 
 
 class CallCorrelator:
@@ -65,7 +95,6 @@ class CallCorrelator:
         if answered and track.answered_at is None:
             track.answered_at = now
             track.channel_seen = True
-            track.raw = replace(track.raw, answered=True)
 
     def forget(self, call_id: str) -> None:
         self._calls.pop(call_id, None)
@@ -82,53 +111,41 @@ class CallCorrelator:
         return len(self._calls)
 
     def feed(self, msg: Message, now: float) -> list[PbxEvent]:
+        call_id = msg.get("Uniqueid")
+        if call_id is None or (track := self._calls.get(call_id)) is None:
+            return []  # not an event of a call we follow (most events of a shared PBX)
         name = msg.event
-        # Dial events describe the callee leg as Dest*: an originated channel is that leg.
-        call_id = msg.get("DestUniqueid") if name == "DialEnd" else msg.get("Uniqueid")
-        if name is None or call_id is None:
-            return []
-        track = self._calls.get(call_id)
-        if track is None:
-            return []
         out: list[PbxEvent] = []
-        channel = msg.get("Channel")
-        if channel:
-            track.channel = channel
         if name == "Newchannel":
             track.channel_seen = True
+            track.channel = msg.get("Channel") or track.channel
         elif name == "Newstate":
             track.channel_seen = True
+            track.channel = msg.get("Channel") or track.channel
             if msg.get("ChannelState") == _UP_STATE:
                 self._answer(call_id, track, now, out)
-        elif name == "DialEnd":
-            status = msg.get("DialStatus")
-            track.raw = replace(track.raw, dial_status=status)
-            if status == "ANSWER":
-                self._answer(call_id, track, now, out)
+        elif name == "Hangup":
+            track.q850_cause = _int(msg.get("Cause"))
+            track.sip_code = _int(msg.get("TechCause")) or track.sip_code
+            out.append(self._end(call_id, track, now))
         elif name == "OriginateResponse":
-            reason = _int(msg.get("Reason"))
-            track.raw = replace(track.raw, originate_reason=reason)
+            track.originate_reason = _int(msg.get("Reason"))
             if msg.get("Response") == "Success":
                 self._answer(call_id, track, now, out)
             elif not track.channel_seen:
-                track.raw = replace(track.raw, originate_failed=True)
+                track.originate_failed = True
                 out.append(self._end(call_id, track, now))
             else:
                 track.originate_failed_at = now
                 self._failed.add(call_id)
         elif name == "UserEvent":
             self._user_event(msg, track)
-        elif name == "Hangup":
-            track.raw = replace(
-                track.raw,
-                q850_cause=_int(msg.get("Cause")),
-                sip_code=_int(msg.get("TechCause")) or track.raw.sip_code,
-            )
-            out.append(self._end(call_id, track, now))
         return out
 
     def expire(self, now: float) -> list[PbxEvent]:
         """End calls whose Failure OriginateResponse came without the expected Hangup."""
+        if not self._failed:
+            return []
         due = [
             (cid, t)
             for cid in self._failed
@@ -140,7 +157,6 @@ class CallCorrelator:
     def _answer(self, call_id: str, track: _Track, now: float, out: list[PbxEvent]) -> None:
         if track.answered_at is None:
             track.answered_at = now
-            track.raw = replace(track.raw, answered=True)
             out.append(CallAnswered(call_id=call_id, at=now))
 
     def _user_event(self, msg: Message, track: _Track) -> None:
@@ -148,25 +164,21 @@ class CallCorrelator:
         if kind == "DialerAMD":
             status = msg.get("Status", "") or ""
             with contextlib.suppress(ValueError):
-                track.raw = replace(
-                    track.raw, amd_status=AmdStatus(status.upper()), amd_cause=msg.get("Cause")
-                )
+                track.amd_status = AmdStatus(status.upper())
+                track.amd_cause = msg.get("Cause")
         elif kind == "DialerResult":
             result = (msg.get("Result", "") or "").lower()
             with contextlib.suppress(ValueError):
+                track.dialplan_result = DialplanResult(result)
                 at = _int(msg.get("At"))
-                track.raw = replace(
-                    track.raw,
-                    dialplan_result=DialplanResult(result),
-                    callback_at=float(at) if at is not None else None,
-                )
+                track.callback_at = float(at) if at is not None else None
 
     def _end(self, call_id: str, track: _Track, now: float) -> CallEnded:
         del self._calls[call_id]
         self._failed.discard(call_id)
         return CallEnded(
             call_id=call_id,
-            raw=track.raw,
+            raw=track.outcome(),
             ended_at=now,
             answered_at=track.answered_at,
             started_at=track.started_at,

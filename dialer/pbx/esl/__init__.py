@@ -3,7 +3,14 @@
 Written from FreeSWITCH's source and recorded transcripts; no real FreeSWITCH was used.
 """
 
-from dialer.pbx.esl.client import ConnectionState, EslClient, EslSettings, EslStatistics
+from dialer.pbx.esl.client import (
+    TICK,
+    ConnectionState,
+    EslClient,
+    EslSettings,
+    EslStatistics,
+    Tick,
+)
 from dialer.pbx.esl.codec import (
     MAX_COMMAND_BYTES,
     EslCodec,
@@ -13,6 +20,7 @@ from dialer.pbx.esl.codec import (
 )
 
 __all__ = [
+    "TICK",
     "MAX_COMMAND_BYTES",
     "ConnectionState",
     "EslClient",
@@ -21,5 +29,6 @@ __all__ = [
     "EslMessage",
     "EslSettings",
     "EslStatistics",
+    "Tick",
     "encode_command",
 ]

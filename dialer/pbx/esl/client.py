@@ -22,6 +22,8 @@ Guarantees:
 * Events go to one bounded queue read through :meth:`EslClient.events`; when it is full the
   reader waits (back-pressure; nothing is dropped, replies wait too).
 * Every change of connection shows in that stream as a :class:`ConnectionState`.
+  ``events(tick=s)`` also yields :data:`~dialer.pbx.supervision.TICK` at least every ``s``
+  seconds, for a consumer's periodic work (no task or timer per event).
 
 When idle for ``keepalive_interval`` seconds the client sends ``api uptime``; no answer within
 ``command_timeout`` drops the connection (unless the reader itself was held by back-pressure).
@@ -34,7 +36,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -58,9 +60,9 @@ from dialer.pbx.esl.codec import (
     EslMessage,
     encode_command,
 )
-from dialer.pbx.supervision import SessionLost, Supervised, describe
+from dialer.pbx.supervision import TICK, SessionLost, Supervised, Tick, describe
 
-__all__ = ["ConnectionState", "EslClient", "EslSettings", "EslStatistics"]
+__all__ = ["TICK", "ConnectionState", "EslClient", "EslSettings", "EslStatistics", "Tick"]
 
 logger = logging.getLogger(__name__)
 
@@ -357,23 +359,6 @@ class EslClient(Supervised["_Connection", EslEvent]):
         if reported != job:
             logger.warning("ESL bgapi: FreeSWITCH chose Job-UUID %s instead of %s", reported, job)
         return reported
-
-    async def events(self) -> AsyncGenerator[EslEvent | ConnectionState, None]:
-        """Events and connection changes, in order; ends after the client is closed.
-
-        One consumer at a time; wrap it in ``contextlib.aclosing``.
-        """
-        if self._consuming:
-            raise RuntimeError("EslClient.events() has a single consumer")
-        self._consuming = True
-        try:
-            while not (self._closed and self._queue.empty()):
-                item = await self._queue.get()
-                if item is None:
-                    return
-                yield item
-        finally:
-            self._consuming = False
 
     def statistics(self) -> EslStatistics:
         conn = self._conn

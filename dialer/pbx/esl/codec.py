@@ -80,9 +80,15 @@ Headers = tuple[tuple[str, str], ...]
 
 
 def _lookup(headers: Headers, name: str) -> str | None:
+    """The first header spelled exactly ``name``, else the first that matches it ASCII
+    case-insensitively (the exact pass is the cheap one: FreeSWITCH's spelling is fixed)."""
+    for key, value in headers:
+        if key == name:
+            return value
+    size = len(name)
     lowered = name.lower()
     for key, value in headers:
-        if key == name or key.lower() == lowered:
+        if len(key) == size and key.lower() == lowered:
             return value
     return None
 
@@ -96,7 +102,7 @@ class EslMessage:
     body: str = ""
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        """The first header called ``name`` (ASCII case-insensitive)."""
+        """The first header called ``name`` (exact spelling first, else ASCII case-insensitive)."""
         value = _lookup(self.headers, name)
         return default if value is None else value
 
@@ -122,7 +128,7 @@ class EslEvent:
     body: str = ""
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        """The first header called ``name`` (ASCII case-insensitive)."""
+        """The first header called ``name`` (exact spelling first, else ASCII case-insensitive)."""
         value = _lookup(self.headers, name)
         return default if value is None else value
 

@@ -226,7 +226,7 @@ class FreeSwitchAdapter:
     def events(self) -> AsyncGenerator[PbxEvent, None]:
         """Correlated call events; also ends calls whose closing hang-up never came."""
         return correlated_events(
-            self._esl.events(),
+            self._esl.events,
             self._correlator,
             tick=self._settings.failure_grace / 2,
             clock=self._clock,

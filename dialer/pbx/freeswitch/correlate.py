@@ -26,7 +26,7 @@ Rules (the contract is pbx-config/freeswitch/README.md):
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
 from dialer.pbx.base import CallAnswered, CallEnded, PbxEvent
@@ -141,12 +141,32 @@ def answered_in_show_channels(callstate: object) -> bool:
 
 @dataclass(slots=True)
 class _Track:
+    """What is known of one followed call so far (mutable: updated in place per event)."""
+
     started_at: float
     channel_seen: bool = False
     answered_at: float | None = None
     job_failed_at: float | None = None
     job_cause: str | None = None
-    raw: RawOutcome = RawOutcome(answered=False)
+    originate_failed: bool = False
+    q850_cause: int | None = None
+    sip_code: int | None = None
+    amd_status: AmdStatus | None = None
+    amd_cause: str | None = None
+    dialplan_result: DialplanResult | None = None
+    callback_at: float | None = None
+
+    def outcome(self) -> RawOutcome:
+        return RawOutcome(
+            answered=self.answered_at is not None,
+            q850_cause=self.q850_cause,
+            sip_code=self.sip_code,
+            amd_status=self.amd_status,
+            amd_cause=self.amd_cause,
+            dialplan_result=self.dialplan_result,
+            callback_at=self.callback_at,
+            originate_failed=self.originate_failed,
+        )
 
 
 class CallCorrelator:
@@ -163,7 +183,6 @@ class CallCorrelator:
         if answered and track.answered_at is None:
             track.answered_at = now
             track.channel_seen = True
-            track.raw = replace(track.raw, answered=True)
 
     def bind_job(self, job_uuid: str, call_id: str) -> None:
         """The originate of ``call_id`` runs as ``job_uuid`` (when FreeSWITCH chose its own)."""
@@ -182,7 +201,7 @@ class CallCorrelator:
         return len(self._calls)
 
     def feed(self, event: EslEvent, now: float) -> list[PbxEvent]:
-        name = event.name
+        name = event.name  # Event-Name comes first: found at once
         if name == "BACKGROUND_JOB":
             job = event.job_uuid or ""
             call_id = self._jobs.pop(job, job)
@@ -190,7 +209,7 @@ class CallCorrelator:
             call_id = event.unique_id or ""
         track = self._calls.get(call_id)
         if track is None or name is None:
-            return []
+            return []  # not an event of a call we follow (most events of a shared PBX)
         out: list[PbxEvent] = []
         if name == "CHANNEL_CREATE":
             track.channel_seen = True
@@ -200,8 +219,8 @@ class CallCorrelator:
         elif name == "BACKGROUND_JOB":
             ok, cause = cause_from_job(event.body)
             if not ok and not track.channel_seen:
-                code = Q850_BY_NAME.get(cause or "")
-                track.raw = replace(track.raw, originate_failed=True, q850_cause=code)
+                track.originate_failed = True
+                track.q850_cause = Q850_BY_NAME.get(cause or "")
                 out.append(self._end(call_id, track, now))
             elif not ok:
                 track.job_failed_at, track.job_cause = now, cause
@@ -220,8 +239,7 @@ class CallCorrelator:
         ]
         out: list[PbxEvent] = []
         for cid, track in due:
-            code = track.raw.q850_cause or Q850_BY_NAME.get(track.job_cause or "")
-            track.raw = replace(track.raw, q850_cause=code)
+            track.q850_cause = track.q850_cause or Q850_BY_NAME.get(track.job_cause or "")
             out.append(self._end(cid, track, now))
         return out
 
@@ -235,8 +253,8 @@ class CallCorrelator:
         answer_sec = _int(event.get("variable_answer_epoch")) or 0
         if track.answered_at is None and (answer_sec or answer_usec):
             track.answered_at = answer_usec / 1e6 if answer_usec else float(answer_sec)
-            track.raw = replace(track.raw, answered=True)
-        track.raw = replace(track.raw, q850_cause=code, sip_code=sip_code_of(event))
+        track.q850_cause = code
+        track.sip_code = sip_code_of(event)
         self._variables(event, track)
         out.append(self._end(call_id, track, now))
 
@@ -245,41 +263,35 @@ class CallCorrelator:
         cause = event.get("variable_dialer_amd_cause") or event.get("variable_amd_cause")
         with contextlib.suppress(ValueError):
             if status:
-                track.raw = replace(
-                    track.raw, amd_status=AmdStatus(status.strip().upper()), amd_cause=cause
-                )
+                track.amd_status = AmdStatus(status.strip().upper())
+                track.amd_cause = cause
         result = (event.get("variable_dialer_result") or "").strip().lower()
         with contextlib.suppress(ValueError):
             if result:
+                track.dialplan_result = DialplanResult(result)
                 at = _int(event.get("variable_dialer_callback_at"))
-                track.raw = replace(
-                    track.raw,
-                    dialplan_result=DialplanResult(result),
-                    callback_at=float(at) if at is not None else None,
-                )
+                track.callback_at = float(at) if at is not None else None
 
     def _custom(self, event: EslEvent, track: _Track) -> None:
         subclass = event.subclass
         if subclass == "avmd::beep":
-            track.raw = replace(track.raw, amd_status=AmdStatus.MACHINE, amd_cause="avmd-beep")
+            track.amd_status, track.amd_cause = AmdStatus.MACHINE, "avmd-beep"
         elif subclass == "amd":
             status = (event.get("AMD-Result") or "").strip().upper()
             with contextlib.suppress(ValueError):
-                track.raw = replace(
-                    track.raw, amd_status=AmdStatus(status), amd_cause=event.get("AMD-Cause")
-                )
+                track.amd_status = AmdStatus(status)
+                track.amd_cause = event.get("AMD-Cause")
 
     def _answer(self, call_id: str, track: _Track, now: float, out: list[PbxEvent]) -> None:
         if track.answered_at is None:
             track.answered_at = now
-            track.raw = replace(track.raw, answered=True)
             out.append(CallAnswered(call_id=call_id, at=now))
 
     def _end(self, call_id: str, track: _Track, now: float) -> CallEnded:
         self.forget(call_id)
         return CallEnded(
             call_id=call_id,
-            raw=track.raw,
+            raw=track.outcome(),
             ended_at=now,
             answered_at=track.answered_at,
             started_at=track.started_at,
