@@ -47,6 +47,7 @@ class Tick(Enum):
 
 #: Yielded by ``events(tick=...)`` at least every ``tick`` seconds (never by ``events()``).
 TICK = Tick.TICK
+_TICK_RETRY = 0.01
 
 
 def describe(exc: BaseException) -> str:
@@ -86,8 +87,9 @@ class Supervised(Generic[ConnT, EventT]):
     _closed: bool
     _consuming: bool
     _clock: Callable[[], float]
-    # events and connection changes; None wakes a waiting consumer once the client is closed
-    _queue: asyncio.Queue[EventT | ConnectionState | None]
+    # events, connection changes and ticks; None wakes a waiting consumer once the client is
+    # closed
+    _queue: asyncio.Queue[EventT | ConnectionState | Tick | None]
 
     @overload
     def events(self) -> AsyncGenerator[EventT | ConnectionState, None]: ...
@@ -100,8 +102,10 @@ class Supervised(Generic[ConnT, EventT]):
     ) -> AsyncGenerator[EventT | ConnectionState | Tick, None]:
         """Events and connection changes, in order; ends after the client is closed.
 
-        With ``tick`` (seconds), :data:`TICK` is also yielded at least that often on the event
-        loop's clock, whether items flow or not; an idle stream waits without polling.
+        With ``tick`` (seconds), :data:`TICK` is also yielded every ``tick`` seconds on the
+        event loop's clock, whether items flow or not: one timer puts it in the queue, in order
+        with the events (when the queue is full, as soon as it has room). An idle stream waits
+        without polling.
 
         One consumer at a time; wrap it in ``contextlib.aclosing`` so that a consumer that
         stops early releases it at once.
@@ -113,30 +117,37 @@ class Supervised(Generic[ConnT, EventT]):
         self._consuming = True
         queue = self._queue
         loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
+
+        def put_tick() -> None:
+            # one timer per tick period (not one per wait): TICK goes in the queue, in order
+            nonlocal timer
+            try:
+                queue.put_nowait(TICK)
+            except asyncio.QueueFull:  # the reader waits for room too: retry soon
+                timer = loop.call_later(min(period, _TICK_RETRY), put_tick)
+            else:
+                timer = loop.call_later(period, put_tick)
+
         period = tick or 0.0
-        due = None if tick is None else loop.time() + period  # the next TICK
+        if tick is not None:
+            timer = loop.call_later(period, put_tick)
         try:
             while True:
-                if due is not None and loop.time() >= due:
-                    due = loop.time() + period
-                    yield TICK
                 try:
                     item = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     if self._closed:
                         return
-                    if due is None:
-                        item = await queue.get()
-                    else:
-                        try:
-                            async with asyncio.timeout_at(due):
-                                item = await queue.get()
-                        except TimeoutError:
-                            continue  # the tick is due
+                    item = await queue.get()
                 if item is None:
                     return
+                if item is TICK and tick is None:
+                    continue  # left by an earlier consumer that asked for ticks
                 yield item
         finally:
+            if timer is not None:
+                timer.cancel()
             self._consuming = False
 
     async def _open(self) -> tuple[ConnT, list[EventT]]:

@@ -175,7 +175,7 @@ def bench_stack(name: str = "bench", rtp_ports: int = BENCH_RTP_PORTS) -> Iterat
 
 
 def ami_settings(info: StackInfo, *, events: str = "call") -> AmiSettings:
-    """The dialer's AMI user (manager.conf filters its events to the six the engine follows)."""
+    """The dialer's AMI user (manager.conf filters its events to those the engine follows)."""
     return AmiSettings(
         host=info.ami_host,
         port=info.ami_port,

@@ -19,6 +19,7 @@ from dialer.pbx.ami.codec import (
     AmiCodec,
     Banner,
     Message,
+    _encode_checked,
     encode_action,
 )
 
@@ -282,3 +283,30 @@ def test_the_asterisk_emulation_splits_unescaped_commas() -> None:
     assert asterisk_variable_pairs('A="x,y"') == [("A", "x,y")]
     assert asterisk_variable_pairs("A=f(x,y)") == [("A", "f(x,y)")]
     assert asterisk_variable_pairs("A=x\\,y") == [("A", "x,y")]
+
+
+_names = st.sampled_from(["Channel", "Context", "Exten", "Timeout", "ChannelId", "X-Y(z)"])
+_var_names = st.sampled_from(["DIALER_CALL_ID", "DIALER_VAR_NAME", "CALLERID(num)", "_x"])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fields=st.dictionaries(_names, st.text(max_size=300), max_size=5),
+    variables=st.dictionaries(_var_names, st.text(max_size=300), max_size=4),
+)
+def test_common_path_builds_what_the_checked_path_builds(
+    fields: dict[str, str], variables: dict[str, str]
+) -> None:
+    """encode_action's common path (known names, one scan) and the rule-by-rule path agree:
+    the same bytes, or both refuse."""
+    try:
+        # the reference: every rule applied one by one
+        expected: bytes | None = _encode_checked("Originate", "id-1", fields, variables)
+    except UnsafeValue:
+        expected = None
+    for _ in range(2):  # the first call may teach the names to the common path
+        try:
+            got: bytes | None = encode_action("Originate", "id-1", fields, variables)
+        except UnsafeValue:
+            got = None
+        assert got == expected

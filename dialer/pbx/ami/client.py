@@ -59,6 +59,7 @@ __all__ = ["TICK", "AmiClient", "AmiSettings", "AmiStatistics", "ConnectionState
 logger = logging.getLogger(__name__)
 
 _READ_SIZE = 65536
+_EXPIRY_SLACK = 0.01  # actions' deadlines within this of each other share one timer firing
 _WRITE_HIGH_WATER = 256 * 1024
 _LOGOFF_TIMEOUT = 1.0
 _CLOSE_TIMEOUT = 1.0
@@ -180,6 +181,8 @@ class _Pending:
     name: str
     future: asyncio.Future[Message]
     items: list[Message] | None = None  # not None: collect the EventList items
+    deadline: float = math.inf  # loop time; no answer by then: ActionTimeout
+    limit: float = 0.0  # the timeout the deadline came from (for the error message)
 
     def on_response(self, message: Message) -> None:
         if self.future.done():
@@ -267,10 +270,11 @@ class AmiClient(Supervised["_Connection", Message]):
         self._settings = settings
         self._clock = clock
         self._where = f"{settings.host}:{settings.port}"
-        self._queue: asyncio.Queue[Message | ConnectionState | None] = asyncio.Queue(
+        self._queue: asyncio.Queue[Message | ConnectionState | Tick | None] = asyncio.Queue(
             settings.event_queue_size
         )
         self._pending: dict[str, _Pending] = {}
+        self._expiry: asyncio.TimerHandle | None = None
         self._list_actions = 0  # pending send_action_list calls
         self._conn: _Connection | None = None
         self._up = asyncio.Event()
@@ -328,6 +332,8 @@ class AmiClient(Supervised["_Connection", Message]):
             await self._conn.close()
         was_connected = self.connected
         self._mark_down(PbxUnavailable(f"AMI client for {self._where} closed"))
+        if self._expiry is not None:
+            self._expiry.cancel()
         self._closed = True
         with suppress(asyncio.QueueFull):
             if was_connected:
@@ -405,20 +411,16 @@ class AmiClient(Supervised["_Connection", Message]):
                 raise PbxUnavailable(f"not connected to AMI at {self._where}; {name} not sent")
         if limit is None:
             limit = self._settings.action_timeout
-        pending = _Pending(name, asyncio.get_running_loop().create_future(), items)
+        loop = asyncio.get_running_loop()
+        pending = _Pending(name, loop.create_future(), items, loop.time() + limit, limit)
         self._pending[action_id] = pending
         self._list_actions += items is not None
+        self._arm_expiry(pending.deadline)
         try:
-            async with asyncio.timeout(limit):
-                await conn.write(data)
-                if counted:
-                    self._actions_sent += 1
-                return await pending.future
-        except TimeoutError:
-            raise ActionTimeout(
-                f"AMI action {name} (ActionID {action_id}) got no response within {limit} s; "
-                "it may have run and is not re-sent"
-            ) from None
+            await conn.write(data)
+            if counted:
+                self._actions_sent += 1
+            return await pending.future
         except OSError as exc:
             raise PbxUnavailable(
                 f"AMI connection to {self._where} failed while sending {name}: {exc!r}"
@@ -426,6 +428,36 @@ class AmiClient(Supervised["_Connection", Message]):
         finally:
             del self._pending[action_id]
             self._list_actions -= items is not None
+
+    def _arm_expiry(self, deadline: float) -> None:
+        """One timer for all pending actions (not one per action): it fires at the earliest
+        deadline, fails what is overdue with ActionTimeout and re-arms for the next one."""
+        timer = self._expiry
+        if timer is not None and timer.when() <= deadline + _EXPIRY_SLACK:
+            return
+        if timer is not None:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_at(deadline + _EXPIRY_SLACK, self._expire_actions)
+
+    def _expire_actions(self) -> None:
+        self._expiry = None
+        now = asyncio.get_running_loop().time()
+        earliest = math.inf
+        for action_id, pending in list(self._pending.items()):
+            if pending.future.done():
+                continue
+            if pending.deadline <= now:
+                pending.fail(
+                    ActionTimeout(
+                        f"AMI action {pending.name} (ActionID {action_id}) got no response "
+                        f"within {pending.limit} s; it may have run and is not re-sent"
+                    )
+                )
+            else:
+                earliest = min(earliest, pending.deadline)
+        if earliest < math.inf:
+            self._arm_expiry(earliest)
 
     # -- connection --------------------------------------------------------------------------
 

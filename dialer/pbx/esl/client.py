@@ -236,7 +236,7 @@ class EslClient(Supervised["_Connection", EslEvent]):
         self._settings = settings
         self._clock = clock
         self._where = f"{settings.host}:{settings.port}"
-        self._queue: asyncio.Queue[EslEvent | ConnectionState | None] = asyncio.Queue(
+        self._queue: asyncio.Queue[EslEvent | ConnectionState | Tick | None] = asyncio.Queue(
             settings.event_queue_size
         )
         self._conn: _Connection | None = None
