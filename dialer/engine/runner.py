@@ -2,18 +2,17 @@
 
 The loop asks Redis for the next calls (``claim_batch``: status, channel leases, CPS window and
 pacing, do-not-call screening and the due contacts, all in one atomic script shared by every
-engine process) and originates them without waiting for the PBX's answers (a callback per call
-settles each answer, no task), so that a slow answer to one Originate never holds up the next.
-When Redis grants nothing the loop waits for the reason to pass: a channel to free (woken by a
-local hangup, or re-checked every ``full_poll`` for other processes' hangups), the rate window
-to slide, the next retry to fall due, or a status change. When the campaign stops running
-here, the loop waits for its own originates to be answered by the PBX, then reports the drain.
+engine process) and originates them, each in a task of the loop's own task group, so that a slow
+PBX answer to one Originate never holds up the next. When Redis grants nothing the loop waits
+for the reason to pass: a channel to free (woken by a local hangup, or re-checked every
+``full_poll`` for other processes' hangups), the rate window to slide, the next retry to fall
+due, or a status change. When the campaign stops running here, the loop waits for its own
+originates to be answered by the PBX, then reports the drain.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import logging
 import secrets
@@ -75,9 +74,6 @@ class CampaignRunner:
         self._wake = asyncio.Event()
         self.calls: dict[str, LiveCall] = {}
         self.at_cap = False  # waiting for a channel: results that free one are written at once
-        self._unanswered = 0  # originates sent, the PBX's answer not in yet
-        self._answered = asyncio.Event()
-        self._answered.set()
 
     def slot_freed(self) -> None:
         self._slot_freed.set()
@@ -93,10 +89,9 @@ class CampaignRunner:
             except TransitionRefused:
                 pass
             return
-        try:
-            status = await self._dial_loop()
-        finally:
-            await self._answered.wait()  # every originate has its answer (or its error)
+        async with asyncio.TaskGroup() as dials:
+            status = await self._dial_loop(dials)
+        # every originate of this loop has its answer (or its error) now
         if status is not None:
             await self._not_running(status)
 
@@ -113,7 +108,7 @@ class CampaignRunner:
             want = min(want, self.settings.max_channels - len(self.calls))
         return max(1, want)
 
-    async def _dial_loop(self) -> CampaignStatus | None:
+    async def _dial_loop(self, dials: asyncio.TaskGroup) -> CampaignStatus | None:
         """Claim and originate; returns the status that ended it (None: deleted)."""
         store = self._engine.store
         cfg = self._engine.settings
@@ -150,7 +145,8 @@ class CampaignRunner:
                 continue
             self._engine.metrics.observe_redis("claim", time.perf_counter() - started)
             for claim in batch.claims:
-                self._dial(self._follow(claim), claim)
+                call = self._follow(claim)
+                dials.create_task(self._dial(call, claim), name=call.call_id)
             stop = batch.stop
             if stop == "max":
                 continue
@@ -183,7 +179,7 @@ class CampaignRunner:
         self._engine.register(call, self)
         return call
 
-    def _dial(self, call: LiveCall, claim: Claim) -> None:
+    async def _dial(self, call: LiveCall, claim: Claim) -> None:
         variables = channel_variables(claim.vars)
         variables.update(self.settings.variables)
         variables["DIALER_AMD"] = "1" if self.settings.amd else "0"
@@ -198,57 +194,36 @@ class CampaignRunner:
             caller_id=self.settings.caller_id,
             variables=variables,
         )
-        try:
-            sent = self._engine.pbx.originate_nowait(request)
-        except Exception as exc:  # refused before anything was sent
-            self._originate_failed(call, exc)
-            return
-        self._unanswered += 1
-        self._answered.clear()
-        sent.add_done_callback(functools.partial(self._originate_answered, call))
-
-    def _originate_answered(self, call: LiveCall, sent: asyncio.Future[None]) -> None:
-        self._unanswered -= 1
-        if not self._unanswered:
-            self._answered.set()
-        error = PbxUnavailable("originate cancelled") if sent.cancelled() else sent.exception()
-        if error is None:
-            self._engine.metrics.originated(self.campaign_id, call.trunk)
-            self._engine.originated(call)
-        else:
-            self._originate_failed(call, error)
-
-    def _originate_failed(self, call: LiveCall, exc: BaseException) -> None:
         engine = self._engine
         metrics = engine.metrics
-        now = self._clock()
-        if isinstance(exc, ValidationError):
+        try:
+            await engine.pbx.originate(request)
+            metrics.originated(self.campaign_id, call.trunk)
+        except ValidationError as exc:
             metrics.originate_failed(self.campaign_id, call.trunk, OriginateFailure.NOT_DIALABLE)
             log.info(
                 "campaign %s contact %s: not dialable: %s", self.campaign_id, call.contact_id, exc
             )
             raw = RawOutcome(answered=False, invalid_number=True)
-            engine.finish_soon(call, _undialed(call, now, raw))
-        elif isinstance(exc, ActionFailed):
+            await engine.finish(call, _undialed(call, self._clock(), raw))
+            return
+        except ActionFailed as exc:
             metrics.originate_failed(self.campaign_id, call.trunk, OriginateFailure.REFUSED)
             log.warning("campaign %s: originate refused: %s", self.campaign_id, exc)
             raw = RawOutcome(answered=False, originate_failed=True)
-            engine.finish_soon(call, _undialed(call, now, raw))
-        else:
-            # PbxUnavailable, ActionTimeout (or a bug): unknown whether the PBX has the call.
-            # Keep following it; the lease and the reconciliation with the PBX's channel list
-            # settle it. Never re-send.
+            await engine.finish(call, _undialed(call, self._clock(), raw))
+            return
+        except (PbxUnavailable, ActionTimeout) as exc:
             metrics.originate_failed(self.campaign_id, call.trunk, OriginateFailure.PBX_UNAVAILABLE)
-            if isinstance(exc, PbxUnavailable | ActionTimeout):
-                log.warning(
-                    "campaign %s: PBX lost during originate of %s: %s",
-                    self.campaign_id,
-                    call.call_id,
-                    exc,
-                )
-            else:
-                log.error("originate of %s failed", call.call_id, exc_info=exc)
-            engine.originated(call)
+            # Unknown whether the PBX has the call: keep following it; the lease and the
+            # reconciliation with the PBX's channel list settle it. Never re-send.
+            log.warning(
+                "campaign %s: PBX lost during originate of %s: %s",
+                self.campaign_id,
+                call.call_id,
+                exc,
+            )
+        engine.originated(call)
 
     async def _maybe_complete(self, res: ClaimBatch) -> bool:
         store = self._engine.store

@@ -13,7 +13,6 @@ during reconciliation); other engine processes' calls on the same PBX are ignore
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -79,11 +78,6 @@ class PbxAdapter(Protocol):
         Raises PbxUnavailable (not connected, or the connection dropped before the PBX answered:
         the request is never re-sent) or ActionFailed (the PBX refused it: no call was placed).
         """
-        ...
-
-    def originate_nowait(self, request: OriginateRequest) -> asyncio.Future[None]:
-        """:meth:`originate` without a task per call: validation and "not connected" errors
-        are raised at once, the rest fail the future (the engine follows it with a callback)."""
         ...
 
     async def hangup(self, call_id: str) -> None:

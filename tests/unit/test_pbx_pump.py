@@ -9,7 +9,6 @@ from contextlib import aclosing
 import pytest
 
 from dialer.domain.calls import RawOutcome
-from dialer.errors import ActionFailed, PbxUnavailable, ValidationError
 from dialer.pbx.ami import TICK, Tick
 from dialer.pbx.asterisk.adapter import AsteriskAdapter, AsteriskSettings
 from dialer.pbx.base import (
@@ -200,46 +199,3 @@ async def test_asterisk_stream_answers_ends_and_expires(fake: FakeAmi) -> None:
     assert expired.raw.originate_reason == 3
     assert 0.2 <= waited <= 0.2 + 0.1 + 0.5, waited  # grace, + at most a tick, + slack
     assert adapter.followed_calls == 0
-
-
-async def test_originate_nowait_answers_refusals_and_lost_connections(fake: FakeAmi) -> None:
-    """The future of each Originate: done on Success; ActionFailed (no call: not followed any
-    more); PbxUnavailable when the connection drops first (the call may exist: still followed).
-    Several originates of one loop turn reach the server together."""
-
-    async def originate(session: FakeSession, action: Action) -> None:
-        call_id = action.get("ChannelId") or ""
-        if call_id.startswith("ok"):
-            await session.reply(action, Message="Originate successfully queued")
-        elif call_id == "refused":
-            await session.reply(action, "Error", Message="Originate failed")
-        else:  # "dropped": no answer, the connection goes
-            session.drop()
-
-    fake.handlers["Originate"] = originate
-    settings = AsteriskSettings(ami=settings_for(fake, events="call,user"))
-    async with AsteriskAdapter(settings) as adapter:
-        sent = [adapter.originate_nowait(request(f"ok-{i}")) for i in range(3)]
-        async with asyncio.timeout(WAIT):
-            assert await asyncio.gather(*sent) == [None, None, None]
-        assert adapter.followed_calls == 3
-        refused = adapter.originate_nowait(request("refused"))
-        with pytest.raises(ActionFailed):
-            async with asyncio.timeout(WAIT):
-                await refused
-        assert adapter.followed_calls == 3  # the refused one is forgotten
-        with pytest.raises(ValidationError):  # refused before anything is sent
-            adapter.originate_nowait(
-                OriginateRequest(call_id="bad", trunk="carrier", number="12; Hangup", context="x")
-            )
-        dropped = adapter.originate_nowait(request("dropped"))
-        with pytest.raises(PbxUnavailable):
-            async with asyncio.timeout(WAIT):
-                await dropped
-        assert adapter.followed_calls == 4  # unknown whether it exists: still followed
-        async with asyncio.timeout(WAIT):
-            while adapter.connected:
-                await asyncio.sleep(0.005)
-        with pytest.raises(PbxUnavailable, match="not sent"):
-            adapter.originate_nowait(request("offline"))
-        assert adapter.followed_calls == 4

@@ -232,20 +232,16 @@ class _Connection:
         return self.backlog.popleft()
 
     async def write(self, data: bytes) -> None:
-        """:meth:`send`, then wait while the socket's buffer is full."""
-        self.send(data)
-        if self.writer.transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
-            await self.writer.drain()
-
-    def send(self, data: bytes) -> None:
         """Queue ``data``; what is written in one turn of the event loop goes in one send.
 
         A burst of Originates (a claim's batch) then costs one system call and wakes Asterisk
-        once, not once per action.
+        once, not once per action. Waits only when the socket's buffer is full.
         """
         if not self.outgoing:
             asyncio.get_running_loop().call_soon(self._flush)
         self.outgoing.append(data)
+        if self.writer.transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+            await self.writer.drain()
 
     def _flush(self) -> None:
         data, self.outgoing = b"".join(self.outgoing), []
@@ -371,30 +367,6 @@ class AmiClient(Supervised["_Connection", Message]):
         """Write one action and return its response (``Response: Error`` -> ActionFailed)."""
         return await self._request(name, fields, variables, limit=timeout)
 
-    def send_action_nowait(
-        self,
-        name: str,
-        fields: Fields = (),
-        *,
-        variables: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> asyncio.Future[Message]:
-        """Write one action now and return the future of its response, for callers that
-        follow many actions with callbacks instead of a task each (the engine's originates).
-
-        Raises UnsafeValue or PbxUnavailable (not connected: nothing written) at once; the
-        future fails with ActionFailed, ActionTimeout or PbxUnavailable as :meth:`send_action`.
-        The socket buffer is not waited for (the caller bounds how many actions it has out).
-        """
-        conn = self._conn
-        action_id, data = self._encode(name, fields, variables, conn)
-        assert conn is not None
-        pending = self._register(action_id, name, timeout, None)
-        pending.future.add_done_callback(lambda _: self._unregister(action_id, None))
-        conn.send(data)
-        self._actions_sent += 1
-        return pending.future
-
     async def send_action_list(
         self,
         name: str,
@@ -431,10 +403,19 @@ class AmiClient(Supervised["_Connection", Message]):
         conn: _Connection | None = None,
         counted: bool = True,
     ) -> Message:
-        action_id, data = self._encode(name, fields, variables, conn)
-        conn = conn or self._conn
-        assert conn is not None
-        pending = self._register(action_id, name, limit, items)
+        action_id = f"{self._id_prefix}{next(self._ids)}"
+        data = encode_action(name, action_id, fields, variables)  # UnsafeValue before anything
+        if conn is None:
+            conn = self._conn
+            if conn is None or not self.connected or self._closing:
+                raise PbxUnavailable(f"not connected to AMI at {self._where}; {name} not sent")
+        if limit is None:
+            limit = self._settings.action_timeout
+        loop = asyncio.get_running_loop()
+        pending = _Pending(name, loop.create_future(), items, loop.time() + limit, limit)
+        self._pending[action_id] = pending
+        self._list_actions += items is not None
+        self._arm_expiry(pending.deadline)
         try:
             await conn.write(data)
             if counted:
@@ -445,37 +426,7 @@ class AmiClient(Supervised["_Connection", Message]):
                 f"AMI connection to {self._where} failed while sending {name}: {exc!r}"
             ) from exc
         finally:
-            self._unregister(action_id, items)
-
-    def _encode(
-        self,
-        name: str,
-        fields: Fields,
-        variables: Mapping[str, str] | None,
-        conn: _Connection | None,
-    ) -> tuple[str, bytes]:
-        """A new ActionID and the action's bytes; UnsafeValue, or PbxUnavailable when there is
-        no connection to write to (``conn`` given: a handshake or Logoff on that one)."""
-        action_id = f"{self._id_prefix}{next(self._ids)}"
-        data = encode_action(name, action_id, fields, variables)  # UnsafeValue before anything
-        if conn is None and (self._conn is None or not self.connected or self._closing):
-            raise PbxUnavailable(f"not connected to AMI at {self._where}; {name} not sent")
-        return action_id, data
-
-    def _register(
-        self, action_id: str, name: str, limit: float | None, items: list[Message] | None
-    ) -> _Pending:
-        if limit is None:
-            limit = self._settings.action_timeout
-        loop = asyncio.get_running_loop()
-        pending = _Pending(name, loop.create_future(), items, loop.time() + limit, limit)
-        self._pending[action_id] = pending
-        self._list_actions += items is not None
-        self._arm_expiry(pending.deadline)
-        return pending
-
-    def _unregister(self, action_id: str, items: list[Message] | None) -> None:
-        if self._pending.pop(action_id, None) is not None:
+            del self._pending[action_id]
             self._list_actions -= items is not None
 
     def _arm_expiry(self, deadline: float) -> None:

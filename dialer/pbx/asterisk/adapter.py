@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -11,9 +10,8 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
-from dialer.errors import ActionTimeout, PbxUnavailable, ValidationError
+from dialer.errors import PbxUnavailable, ValidationError
 from dialer.pbx.ami.client import AmiClient, AmiSettings
-from dialer.pbx.ami.codec import Message
 from dialer.pbx.asterisk.correlate import CallCorrelator
 from dialer.pbx.base import OriginateRequest, PbxEvent
 from dialer.pbx.pump import correlated_events
@@ -95,15 +93,6 @@ class AsteriskAdapter:
         self._correlator.follow(call_id, self._clock(), answered=answered)
 
     async def originate(self, request: OriginateRequest) -> None:
-        await self.originate_nowait(request)
-
-    def originate_nowait(self, request: OriginateRequest) -> asyncio.Future[None]:
-        """Send the Originate now; the future is done when Asterisk answers the action.
-
-        ValidationError, UnsafeValue (hostile text) and PbxUnavailable (not connected: nothing
-        sent) are raised at once; the future fails with ActionFailed, ActionTimeout or
-        PbxUnavailable (connection lost: the call may exist and is still followed).
-        """
         number = check_number(request.number)
         if not _NAME.match(request.trunk):
             raise ValidationError(f"not a trunk name: {request.trunk[:40]!r}")
@@ -120,30 +109,16 @@ class AsteriskAdapter:
             fields["CallerID"] = request.caller_id
         variables = {self._settings.call_id_variable: request.call_id, **request.variables}
         # Follow before sending: events may arrive before the action's response.
-        call_id = request.call_id
-        self._correlator.follow(call_id, self._clock())
+        self._correlator.follow(request.call_id, self._clock())
         try:
-            sent = self._ami.send_action_nowait("Originate", fields, variables=variables)
-        except Exception:
-            self._correlator.forget(call_id)  # nothing was written
+            await self._ami.send_action("Originate", fields, variables=variables)
+        except PbxUnavailable:
+            # The connection dropped: the PBX may or may not have the call. Keep following it;
+            # reconciliation against the channel list settles it. Never re-send.
             raise
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def answered(sent: asyncio.Future[Message]) -> None:
-            if done.cancelled():
-                return
-            error = PbxUnavailable("originate cancelled") if sent.cancelled() else sent.exception()
-            if error is None:
-                done.set_result(None)
-                return
-            if not isinstance(error, PbxUnavailable | ActionTimeout):
-                self._correlator.forget(call_id)  # refused: no call
-            # PbxUnavailable / ActionTimeout: the PBX may or may not have the call. Keep
-            # following it; reconciliation against the channel list settles it. Never re-send.
-            done.set_exception(error)
-
-        sent.add_done_callback(answered)
-        return done
+        except Exception:
+            self._correlator.forget(request.call_id)
+            raise
 
     async def hangup(self, call_id: str) -> None:
         channel = self._correlator.channel_name(call_id)

@@ -11,7 +11,6 @@ A call is ``bgapi originate {origination_uuid=<call id>,...}<endpoint> <exten> X
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -213,10 +212,6 @@ class FreeSwitchAdapter:
             self._correlator.forget(request.call_id)
             raise
         self._correlator.bind_job(job, request.call_id)
-
-    def originate_nowait(self, request: OriginateRequest) -> asyncio.Future[None]:
-        """:meth:`originate` in a task of its own (FreeSWITCH is not on the benchmarked path)."""
-        return asyncio.ensure_future(self.originate(request))
 
     async def hangup(self, call_id: str) -> None:
         if not _CALL_ID.fullmatch(call_id):
