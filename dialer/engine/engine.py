@@ -60,6 +60,12 @@ class _Ended(NamedTuple):
 
 
 _Write = _Originated | _Ended
+_SUPERVISED = (
+    CampaignStatus.RUNNING,
+    CampaignStatus.PAUSING,
+    CampaignStatus.CANCELLING,
+    CampaignStatus.SCHEDULED,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,9 +422,8 @@ class Engine:
 
     async def _supervise_once(self) -> None:
         assert self._tg is not None
-        for campaign in await self.store.list_campaigns(
-            status=CampaignStatus.RUNNING, limit=10_000
-        ):
+        by_status = await self.store.campaigns_in(_SUPERVISED)
+        for campaign in by_status[CampaignStatus.RUNNING]:
             if campaign.id in self._running:
                 continue
             runner = self._runners.get(campaign.id)
@@ -432,15 +437,13 @@ class Engine:
                 self._run_runner(runner), name=f"campaign-{campaign.id}"
             )
         for status in (CampaignStatus.PAUSING, CampaignStatus.CANCELLING):
-            for campaign in await self.store.list_campaigns(status=status, limit=10_000):
+            for campaign in by_status[status]:
                 runner = self._runners.get(campaign.id)
                 if runner is not None:
                     runner.wake()
                 if campaign.id not in self._running:
                     await self.control.drained(campaign.id)
-        for campaign in await self.store.list_campaigns(
-            status=CampaignStatus.SCHEDULED, limit=10_000
-        ):
+        for campaign in by_status[CampaignStatus.SCHEDULED]:
             settings = CampaignSettings.from_dict(json.loads(campaign.settings_json))
             if settings.window_open(self._clock()):
                 try:

@@ -162,3 +162,17 @@ async def test_redis_errors_become_store_error(
     await redis_client.set(store.keys.lists(cid), "not a hash")
     with pytest.raises(StoreError, match="WRONGTYPE"):
         await store.add_list(cid)
+
+
+async def test_campaigns_in_scans_once_for_several_statuses(store: RedisStore) -> None:
+    ids = [await store.create_campaign(f"c{i}", "trunk1", "{}") for i in range(7)]
+    for cid in ids[:3]:
+        await store.transition(cid, {CampaignStatus.DRAFT}, CampaignStatus.RUNNING)
+    await store.transition(ids[3], {CampaignStatus.DRAFT}, CampaignStatus.SCHEDULED)
+    found = await store.campaigns_in(
+        (CampaignStatus.RUNNING, CampaignStatus.SCHEDULED, CampaignStatus.PAUSING), page=2
+    )
+    assert [c.id for c in found[CampaignStatus.RUNNING]] == ids[2::-1]  # newest first
+    assert [c.id for c in found[CampaignStatus.SCHEDULED]] == [ids[3]]
+    assert found[CampaignStatus.PAUSING] == []
+    assert set(found) == {CampaignStatus.RUNNING, CampaignStatus.SCHEDULED, CampaignStatus.PAUSING}
