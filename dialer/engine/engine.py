@@ -43,7 +43,7 @@ from dialer.metrics import DialerMetrics
 from dialer.pbx.base import CallAnswered, CallEnded, PbxAdapter, PbxState
 from dialer.store.dnc import DncStore
 from dialer.store.models import FinishItem, Usage
-from dialer.store.redis_store import RedisStore
+from dialer.store.redis_store import ACTIVE_STATUSES, RedisStore
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,6 @@ class _Ended(NamedTuple):
 
 
 _Write = _Originated | _Ended
-_SUPERVISED = (
-    CampaignStatus.RUNNING,
-    CampaignStatus.PAUSING,
-    CampaignStatus.CANCELLING,
-    CampaignStatus.SCHEDULED,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,9 +373,14 @@ class Engine:
 
     async def _supervise(self) -> None:
         last_gauges = 0.0
+        indexed = False
         while True:
             checkpoint()
             try:
+                if not indexed:  # a store written before the active index existed
+                    active = await self.store.rebuild_active_index()
+                    indexed = True
+                    log.info("%d active campaigns", active)
                 await self._supervise_once()
                 if time.monotonic() - last_gauges >= 1.0:
                     last_gauges = time.monotonic()
@@ -422,7 +421,7 @@ class Engine:
 
     async def _supervise_once(self) -> None:
         assert self._tg is not None
-        by_status = await self.store.campaigns_in(_SUPERVISED)
+        by_status = await self.store.campaigns_in(ACTIVE_STATUSES)
         for campaign in by_status[CampaignStatus.RUNNING]:
             if campaign.id in self._running:
                 continue

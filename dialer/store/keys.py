@@ -8,6 +8,8 @@ key                            type   content
 ============================== ====== ==========================================================
 ``{ns}:seq:campaign``          string INCR counter giving campaign ids
 ``{ns}:campaigns``             zset   cid -> created_ms (listing, newest first)
+``{ns}:campaigns:active``      zset   cid -> cid: campaigns engines act on (Running, Pausing,
+                                      Cancelling, Scheduled), kept by transition.lua
 ``{ns}:c:{cid}``               hash   name, status, status_reason, settings (JSON), trunk,
                                       created_ms, updated_ms
 ``{ns}:c:{cid}:seq:list``      string INCR counter giving list ids
@@ -98,6 +100,10 @@ class Keys:
     @property
     def campaigns(self) -> str:
         return f"{self.ns}:campaigns"
+
+    @property
+    def active_campaigns(self) -> str:
+        return f"{self.ns}:campaigns:active"
 
     @property
     def records_index(self) -> str:

@@ -58,6 +58,15 @@ _NOT_FINAL = frozenset(
         CallStatus.RESCHEDULED,
     }
 )
+#: The statuses engines act on, kept in the active index (``{ns}:campaigns:active``).
+ACTIVE_STATUSES = frozenset(
+    {
+        CampaignStatus.RUNNING,
+        CampaignStatus.PAUSING,
+        CampaignStatus.CANCELLING,
+        CampaignStatus.SCHEDULED,
+    }
+)
 _STOPS: dict[str, ClaimStop] = {"max": "max", "full": "full", "rate": "rate"}
 _SETTLE_PER_CLAIM = 100  # stopped-list contacts a claim may settle before answering "empty"
 _POLL_S = 0.01
@@ -215,12 +224,17 @@ class RedisStore:
     async def campaigns_in(
         self, statuses: Collection[CampaignStatus], *, page: int = 1000
     ) -> dict[CampaignStatus, list[CampaignRecord]]:
-        """Every campaign whose status is one of ``statuses``, by status, in one scan (one
-        round trip per ``page`` campaigns, instead of one scan per status)."""
+        """Every campaign whose status is one of ``statuses`` (a subset of
+        :data:`ACTIVE_STATUSES`), by status, newest first: one scan of the active index, so
+        the cost follows the campaigns engines act on, not every campaign ever created."""
+        if not set(statuses) <= ACTIVE_STATUSES:
+            raise ValueError("campaigns_in reads the active index: active statuses only")
         found: dict[CampaignStatus, list[CampaignRecord]] = {s: [] for s in statuses}
         start = 0
         while True:
-            ids = _strs(await self._r.zrevrange(self.keys.campaigns, start, start + page - 1))
+            ids = _strs(
+                await self._r.zrevrange(self.keys.active_campaigns, start, start + page - 1)
+            )
             if not ids:
                 break
             start += len(ids)
@@ -236,6 +250,32 @@ class RedisStore:
             if len(ids) < page:
                 break
         return found
+
+    @_translated
+    async def rebuild_active_index(self, *, page: int = 1000) -> int:
+        """Put every active campaign in the active index (a store written by a version without
+        the index, or repaired by hand); returns how many are active. Idempotent."""
+        k = self.keys
+        active = 0
+        start = 0
+        while True:
+            ids = _strs(await self._r.zrange(k.campaigns, start, start + page - 1))
+            if not ids:
+                break
+            start += len(ids)
+            async with self._r.pipeline(transaction=False) as pipe:
+                for cid in ids:
+                    pipe.hget(k.campaign(int(cid)), "status")
+                statuses = await pipe.execute()
+            async with self._r.pipeline(transaction=False) as pipe:
+                for cid, status in zip(ids, statuses, strict=True):
+                    if status is not None and CampaignStatus(_s(status)) in ACTIVE_STATUSES:
+                        pipe.zadd(k.active_campaigns, {cid: int(cid)})
+                        active += 1
+                await pipe.execute()
+            if len(ids) < page:
+                break
+        return active
 
     @_translated
     async def list_campaigns(
@@ -301,9 +341,16 @@ class RedisStore:
         if not expected:
             raise ValueError("expected must name at least one status")
         res = await self._lua.transition(
-            keys=[self.keys.campaign(cid)],
-            args=[new.value, reason, self.keys.control, f"{cid}:{new.value}"]
-            + [s.value for s in expected],
+            keys=[self.keys.campaign(cid), self.keys.active_campaigns],
+            args=[
+                new.value,
+                reason,
+                self.keys.control,
+                f"{cid}:{new.value}",
+                cid,
+                "1" if new in ACTIVE_STATUSES else "0",
+                *(s.value for s in expected),
+            ],
         )
         current = _s(res[1])
         if int(res[0]) == 1:
@@ -335,6 +382,7 @@ class RedisStore:
             raise NotFound(f"campaign {cid} does not exist")
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.zrem(k.campaigns, str(cid))
+            pipe.zrem(k.active_campaigns, str(cid))
             pipe.unlink(k.campaign(cid))
             await pipe.execute()
         last = int(seq or 0)

@@ -176,3 +176,25 @@ async def test_campaigns_in_scans_once_for_several_statuses(store: RedisStore) -
     assert [c.id for c in found[CampaignStatus.SCHEDULED]] == [ids[3]]
     assert found[CampaignStatus.PAUSING] == []
     assert set(found) == {CampaignStatus.RUNNING, CampaignStatus.SCHEDULED, CampaignStatus.PAUSING}
+    # the scan reads the active index only: finished or draft campaigns cost nothing
+    await store.transition(ids[0], {CampaignStatus.RUNNING}, CampaignStatus.COMPLETED)
+    await store.delete_campaign(ids[1])
+    index = await store.client.zrange(store.keys.active_campaigns, 0, -1)
+    assert sorted(int(str(c, "ascii") if isinstance(c, bytes) else str(c)) for c in index) == [
+        ids[2],
+        ids[3],
+    ]
+    with pytest.raises(ValueError, match="active statuses"):
+        await store.campaigns_in((CampaignStatus.DRAFT,))
+
+
+async def test_active_index_is_rebuilt_for_an_older_store(store: RedisStore) -> None:
+    ids = [await store.create_campaign(f"c{i}", "trunk1", "{}") for i in range(5)]
+    await store.transition(ids[1], {CampaignStatus.DRAFT}, CampaignStatus.RUNNING)
+    await store.transition(ids[3], {CampaignStatus.DRAFT}, CampaignStatus.PAUSED)
+    await store.client.delete(store.keys.active_campaigns)  # as a store from before the index
+    assert (await store.campaigns_in((CampaignStatus.RUNNING,)))[CampaignStatus.RUNNING] == []
+    assert await store.rebuild_active_index(page=2) == 1
+    assert await store.rebuild_active_index(page=2) == 1  # idempotent
+    running = (await store.campaigns_in((CampaignStatus.RUNNING,)))[CampaignStatus.RUNNING]
+    assert [c.id for c in running] == [ids[1]]
