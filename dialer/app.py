@@ -91,7 +91,10 @@ async def run_engine(settings: EngineSettings) -> None:
     with stop_on_signals() as stop:
         async with engine_parts(settings) as engine, contextlib.AsyncExitStack() as stack:
             await _metrics_port(stack, engine)
-            log.info("engine %s started", settings.engine_id)
+            loop = type(asyncio.get_running_loop())
+            log.info(
+                "engine %s started (%s.%s)", settings.engine_id, loop.__module__, loop.__name__
+            )
             await _run_until(engine, stop)
     log.info("engine %s stopped", settings.engine_id)
 

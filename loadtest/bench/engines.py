@@ -57,7 +57,13 @@ class EngineProcess:
 
 def _spawn(info: StackInfo, ns: str, i: int, profile: Path | None) -> EngineProcess:
     engine_id = f"{ns}-{i}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
+    # the stack decides where the engine connects; the engine's tuning may come from outside,
+    # so that two settings can be compared side by side (DIALER_EVENT_LOOP, DIALER_PACE_MS)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DIALER_") or k in ("DIALER_EVENT_LOOP", "DIALER_PACE_MS")
+    }
     env.update(
         DIALER_REDIS_URL=info.redis_url,
         DIALER_NAMESPACE=ns,

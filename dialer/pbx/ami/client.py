@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dialer.errors import (
@@ -531,8 +532,9 @@ class AmiClient(Supervised["_Connection", Message]):
         loop = asyncio.get_running_loop()
         queue = self._queue
         coalesce = self._settings.read_coalesce
-        transport = conn.writer.transport
-        if not isinstance(transport, asyncio.Transport):  # a socket transport reads too
+        # a socket transport reads too (asyncio's and uvloop's; the latter is no asyncio.Transport)
+        transport = cast(asyncio.ReadTransport, conn.writer.transport)
+        if not callable(getattr(transport, "pause_reading", None)):
             coalesce = 0.0
         previous_rx = -math.inf
         items: Sequence[Banner | Message] = list(conn.backlog)
@@ -548,7 +550,6 @@ class AmiClient(Supervised["_Connection", Message]):
                             await self._wait_for_room(conn, item)
                 rest = conn.last_rx + coalesce - loop.time()
                 if rest > 0 and conn.last_rx - previous_rx < coalesce:
-                    assert isinstance(transport, asyncio.Transport)
                     # busy (two reads within ``coalesce``): let the next events gather in the
                     # socket for the rest of the interval instead of waking for each one
                     transport.pause_reading()
