@@ -12,7 +12,16 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Callable, Collection, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from itertools import islice
 from typing import Any, ParamSpec, TypeVar
 
@@ -220,6 +229,20 @@ class RedisStore:
             raise NotFound(f"campaign {cid} does not exist")
         return self._campaign(cid, raw)
 
+    async def _id_pages(
+        self, key: str, page: int, *, newest_first: bool
+    ) -> AsyncIterator[list[str]]:
+        """The members of zset ``key`` in pages of ``page`` (one round trip each)."""
+        read = self._r.zrevrange if newest_first else self._r.zrange
+        start = 0
+        while True:
+            ids = _strs(await read(key, start, start + page - 1))
+            if ids:
+                yield ids
+            if len(ids) < page:
+                return
+            start += len(ids)
+
     @_translated
     async def campaigns_in(
         self, statuses: Collection[CampaignStatus], *, page: int = 1000
@@ -230,14 +253,7 @@ class RedisStore:
         if not set(statuses) <= ACTIVE_STATUSES:
             raise ValueError("campaigns_in reads the active index: active statuses only")
         found: dict[CampaignStatus, list[CampaignRecord]] = {s: [] for s in statuses}
-        start = 0
-        while True:
-            ids = _strs(
-                await self._r.zrevrange(self.keys.active_campaigns, start, start + page - 1)
-            )
-            if not ids:
-                break
-            start += len(ids)
+        async for ids in self._id_pages(self.keys.active_campaigns, page, newest_first=True):
             async with self._r.pipeline(transaction=False) as pipe:
                 for cid in ids:
                     pipe.hgetall(self.keys.campaign(int(cid)))
@@ -247,8 +263,6 @@ class RedisStore:
                     record = self._campaign(int(cid), raw)
                     if record.status in found:
                         found[record.status].append(record)
-            if len(ids) < page:
-                break
         return found
 
     @_translated
@@ -257,12 +271,7 @@ class RedisStore:
         the index, or repaired by hand); returns how many are active. Idempotent."""
         k = self.keys
         active = 0
-        start = 0
-        while True:
-            ids = _strs(await self._r.zrange(k.campaigns, start, start + page - 1))
-            if not ids:
-                break
-            start += len(ids)
+        async for ids in self._id_pages(k.campaigns, page, newest_first=False):
             async with self._r.pipeline(transaction=False) as pipe:
                 for cid in ids:
                     pipe.hget(k.campaign(int(cid)), "status")
@@ -273,8 +282,6 @@ class RedisStore:
                         pipe.zadd(k.active_campaigns, {cid: int(cid)})
                         active += 1
                 await pipe.execute()
-            if len(ids) < page:
-                break
         return active
 
     @_translated
