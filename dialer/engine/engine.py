@@ -454,8 +454,8 @@ class Engine:
     async def _run_runner(self, runner: CampaignRunner) -> None:
         try:
             await runner.run()
-        except DialerError as exc:
-            log.error("campaign %s runner stopped: %s", runner.campaign_id, exc)
-            await asyncio.sleep(1.0)
+        except* DialerError as errors:  # the runner's task group wraps what its loop raised
+            log.error("campaign %s runner stopped: %s", runner.campaign_id, errors.exceptions[0])
+            await asyncio.sleep(1.0)  # the supervisor starts it again
         finally:
             self._running.pop(runner.campaign_id, None)
