@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dialer.domain.calls import RawOutcome
+from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,38 @@ class OriginateRequest:
     ring_timeout: float = 30.0  # seconds
     caller_id: str | None = None
     variables: Mapping[str, str] = field(default_factory=dict)  # already sanitised
+
+
+@dataclass(slots=True)
+class CallFacts:
+    """What a correlator knows of one followed call so far, updated in place per event; the
+    :class:`RawOutcome` is built once, when the call ends. Each PBX's correlator adds its own
+    bookkeeping fields in a subclass."""
+
+    started_at: float
+    channel_seen: bool = False
+    answered_at: float | None = None
+    originate_failed: bool = False  # the PBX refused or failed the originate, no channel
+    originate_reason: int | None = None
+    q850_cause: int | None = None
+    sip_code: int | None = None
+    amd_status: AmdStatus | None = None
+    amd_cause: str | None = None
+    dialplan_result: DialplanResult | None = None
+    callback_at: float | None = None
+
+    def outcome(self) -> RawOutcome:
+        return RawOutcome(
+            answered=self.answered_at is not None,
+            q850_cause=self.q850_cause,
+            sip_code=self.sip_code,
+            amd_status=self.amd_status,
+            amd_cause=self.amd_cause,
+            dialplan_result=self.dialplan_result,
+            callback_at=self.callback_at,
+            originate_failed=self.originate_failed,
+            originate_reason=self.originate_reason,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -757,14 +757,8 @@ class RedisStore:
     @_translated
     async def mark_originated(self, call_id: str, cid: int) -> bool:
         """The PBX accepted the originate. False if the call was not in state claimed."""
-        return await self.mark_originated_batch(cid, [call_id]) == 1
-
-    @_translated
-    async def mark_originated_batch(self, cid: int, call_ids: Sequence[str]) -> int:
-        """The PBX accepted these originates (all of campaign ``cid``); returns how many calls
-        went from claimed to originated."""
-        moved, _ = await self.settle({cid: call_ids}, ())
-        return moved
+        moved, _ = await self.settle({cid: [call_id]}, ())
+        return moved == 1
 
     def _originated_args(self, cid: int, call_ids: Sequence[str]) -> list[str | int]:
         k = self.keys

@@ -30,9 +30,9 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
+from dialer.domain.calls import AmdStatus, DialplanResult
 from dialer.pbx.ami.codec import Message
-from dialer.pbx.base import CallAnswered, CallEnded, PbxEvent
+from dialer.pbx.base import CallAnswered, CallEnded, CallFacts, PbxEvent
 
 # The events the correlator reads; manager.conf's eventfilter lines let only these through
 # (Newstate only when the channel is Up, ChannelState 6).
@@ -50,35 +50,11 @@ def _int(value: str | None) -> int | None:
 
 
 @dataclass(slots=True)
-class _Track:
-    """What is known of one followed call so far (mutable: updated in place per event)."""
+class _Track(CallFacts):
+    """:class:`CallFacts` plus the Asterisk side's bookkeeping."""
 
-    started_at: float
     channel: str | None = None
-    channel_seen: bool = False
-    answered_at: float | None = None
     originate_failed_at: float | None = None  # Failure OriginateResponse, Hangup awaited
-    originate_failed: bool = False  # Failure OriginateResponse and never a channel
-    originate_reason: int | None = None
-    q850_cause: int | None = None
-    sip_code: int | None = None
-    amd_status: AmdStatus | None = None
-    amd_cause: str | None = None
-    dialplan_result: DialplanResult | None = None
-    callback_at: float | None = None
-
-    def outcome(self) -> RawOutcome:
-        return RawOutcome(
-            answered=self.answered_at is not None,
-            q850_cause=self.q850_cause,
-            sip_code=self.sip_code,
-            amd_status=self.amd_status,
-            amd_cause=self.amd_cause,
-            dialplan_result=self.dialplan_result,
-            callback_at=self.callback_at,
-            originate_failed=self.originate_failed,
-            originate_reason=self.originate_reason,
-        )
 
 
 class CallCorrelator:

@@ -28,8 +28,8 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
-from dialer.pbx.base import CallAnswered, CallEnded, PbxEvent
+from dialer.domain.calls import AmdStatus, DialplanResult
+from dialer.pbx.base import CallAnswered, CallEnded, CallFacts, PbxEvent
 from dialer.pbx.esl.codec import EslEvent
 
 # What the adapter subscribes to ("CUSTOM" must come last: the names after it are subclasses).
@@ -140,33 +140,11 @@ def answered_in_show_channels(callstate: object) -> bool:
 
 
 @dataclass(slots=True)
-class _Track:
-    """What is known of one followed call so far (mutable: updated in place per event)."""
+class _Track(CallFacts):
+    """:class:`CallFacts` plus the FreeSWITCH side's bookkeeping."""
 
-    started_at: float
-    channel_seen: bool = False
-    answered_at: float | None = None
     job_failed_at: float | None = None
     job_cause: str | None = None
-    originate_failed: bool = False
-    q850_cause: int | None = None
-    sip_code: int | None = None
-    amd_status: AmdStatus | None = None
-    amd_cause: str | None = None
-    dialplan_result: DialplanResult | None = None
-    callback_at: float | None = None
-
-    def outcome(self) -> RawOutcome:
-        return RawOutcome(
-            answered=self.answered_at is not None,
-            q850_cause=self.q850_cause,
-            sip_code=self.sip_code,
-            amd_status=self.amd_status,
-            amd_cause=self.amd_cause,
-            dialplan_result=self.dialplan_result,
-            callback_at=self.callback_at,
-            originate_failed=self.originate_failed,
-        )
 
 
 class CallCorrelator:
