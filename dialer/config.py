@@ -32,13 +32,14 @@ class EngineSettings:
     # CPS windows are held this much longer than their nominal length so that the jitter
     # between a grant and the PBX creating the channel never shows limit+1 calls in a second.
     rate_margin_ms: int = 40
-    # Pacing: at most this many milliseconds' worth of the CPS starts at once (340 cps, 20 ms:
-    # 7 per 20 ms), instead of a burst of a whole second's calls at the top of each window.
-    pace_ms: int = 20
+    # Pacing: at most this many milliseconds' worth of the CPS starts at once (340 cps, 50 ms:
+    # 17 per 50 ms), instead of a burst of a whole second's calls at the top of each window.
+    # It also bounds the claims: at most 1000 / pace_ms round trips a second per campaign.
+    pace_ms: int = 50
     claim_batch: int = 32  # at most this many contacts per claim round trip
     # Results and "originated" marks wait up to this long to share one Redis round trip
     # (never while a campaign waits at its channel cap for a result to free a channel).
-    write_linger_ms: int = 20
+    write_linger_ms: int = 50
     pbx_auto_resume: bool = True  # resume campaigns paused by a PBX outage when it is back
     metrics_port: int | None = None  # serve /metrics here (the API serves it too)
     trunks: Mapping[str, TrunkLimit] = field(default_factory=dict)

@@ -1,11 +1,11 @@
 """Group commit: what is submitted while a write is in flight goes out together in the next one.
 
 The items that arrive while one write is in flight share the next one, and a write waits up
-to ``linger`` seconds after its first item for more, unless an item is urgent (somebody waits
-for it: a campaign at its channel cap waits for a result to free a channel) or the batch is
-full. At hundreds of calls per second one round trip then carries many results, so the per-call
-cost of a round trip (redis-py's packing, the socket write, the event loop) shrinks with the
-load instead of growing with it.
+to ``linger`` seconds after its first item for more (items that came during the previous write
+included), unless an item is urgent (somebody waits for it: a campaign at its channel cap waits
+for a result to free a channel) or the batch is full. At hundreds of calls per second one round
+trip then carries many results, so the per-call cost of a round trip (redis-py's packing, the
+socket write, the event loop) shrinks with the load instead of growing with it.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class GroupCommit(Generic[T]):
         self._items: list[tuple[T, asyncio.Future[None] | None]] = []
         self._ready = asyncio.Event()
         self._now = asyncio.Event()  # stop lingering
+        self._first_at = 0.0  # loop time of the oldest queued item
         self.batches = 0  # writes made, for statistics and tests
         self.written = 0  # items written
 
@@ -56,6 +57,8 @@ class GroupCommit(Generic[T]):
 
     def submit(self, item: T, *, urgent: bool = False) -> None:
         """Queue ``item`` for the next write; do not wait for it."""
+        if not self._items:
+            self._first_at = asyncio.get_running_loop().time()
         self._items.append((item, None))
         self._ready.set()
         if urgent or len(self._items) >= self._max:
@@ -69,7 +72,10 @@ class GroupCommit(Generic[T]):
     async def submit_and_wait(self, item: T) -> None:
         """Queue ``item``, write it without lingering and return once the write that carried it
         is done (or raise its error)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        if not self._items:
+            self._first_at = loop.time()
         self._items.append((item, future))
         self._ready.set()
         self._now.set()
@@ -77,37 +83,43 @@ class GroupCommit(Generic[T]):
 
     async def run(self) -> None:
         """The writer; runs until cancelled (waiters of unwritten items are cancelled then)."""
+        loop = asyncio.get_running_loop()
         batch: list[tuple[T, asyncio.Future[None] | None]] = []
         try:
             while True:
                 await self._ready.wait()
-                if self._linger > 0 and not self._now.is_set():
+                rest = self._first_at + self._linger - loop.time()
+                if rest > 0 and not self._now.is_set():
                     try:
-                        async with asyncio.timeout(self._linger):
+                        async with asyncio.timeout(rest):
                             await self._now.wait()
                     except TimeoutError:
                         pass
                 self._ready.clear()
                 self._now.clear()
-                while self._items:
-                    checkpoint()
-                    batch = self._items[: self._max]
-                    del self._items[: self._max]
-                    error: Exception | None = None
-                    try:
-                        await self._write([item for item, _ in batch])
-                    except Exception as exc:  # a bug in write: keep the engine dialing
-                        log.exception("%s: a batch of %d failed", self.name, len(batch))
-                        error = exc
-                    self.batches += 1
-                    self.written += len(batch)
-                    for _, future in batch:
-                        if future is not None and not future.done():
-                            if error is None:
-                                future.set_result(None)
-                            else:
-                                future.set_exception(error)
-                    batch = []
+                checkpoint()
+                if not self._items:
+                    continue
+                batch = self._items[: self._max]
+                del self._items[: self._max]
+                if self._items:  # more than a full batch: the rest goes next, without lingering
+                    self._ready.set()
+                    self._now.set()
+                error: Exception | None = None
+                try:
+                    await self._write([item for item, _ in batch])
+                except Exception as exc:  # a bug in write: keep the engine dialing
+                    log.exception("%s: a batch of %d failed", self.name, len(batch))
+                    error = exc
+                self.batches += 1
+                self.written += len(batch)
+                for _, future in batch:
+                    if future is not None and not future.done():
+                        if error is None:
+                            future.set_result(None)
+                        else:
+                            future.set_exception(error)
+                batch = []
         finally:
             for _, future in batch + self._items:
                 if future is not None:

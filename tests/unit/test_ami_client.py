@@ -610,3 +610,48 @@ def test_settings_from_url_refuses(url: str) -> None:
 def test_settings_refuse_a_string_as_filters() -> None:
     with pytest.raises(ConfigError, match="tuple"):
         AmiSettings(filters="Event: Hangup")  # type: ignore[arg-type]
+
+
+async def _timed_events(
+    ami: AmiClient, session: FakeSession, count: int, gap: float
+) -> list[tuple[float, float]]:
+    """Send ``count`` events ``gap`` seconds apart; (sent, received) loop times of each."""
+    loop = asyncio.get_running_loop()
+    sent: list[float] = []
+    received: list[float] = []
+
+    async def consume() -> None:
+        async with aclosing(ami.events()) as stream:
+            while len(received) < count:
+                item = await next_item(stream)
+                if isinstance(item, Message):
+                    assert item["Seq"] == str(len(received))  # in order, none lost
+                    received.append(loop.time())
+
+    consumer = asyncio.create_task(consume())
+    for i in range(count):
+        sent.append(loop.time())
+        await session.send(frame(Event="Test", Seq=str(i)))
+        await asyncio.sleep(gap)
+    await consumer
+    return list(zip(sent, received, strict=True))
+
+
+async def test_sparse_events_are_read_as_they_come(fake: FakeAmi) -> None:
+    # 20 ms apart (50 events/s), below coalesce_above: no event waits for a coalescing window
+    settings = settings_for(fake, read_coalesce=0.1, coalesce_above=200.0)
+    async with AmiClient(settings) as ami:
+        times = await _timed_events(ami, fake.sessions[0], 15, 0.02)
+    assert max(got - sent for sent, got in times) < 0.05
+
+
+async def test_busy_stream_is_read_in_batches(fake: FakeAmi) -> None:
+    # 4 ms apart (250 events/s), above coalesce_above: once the rate is measured, events are
+    # read every read_coalesce seconds, several per read (one wake-up for many)
+    settings = settings_for(fake, read_coalesce=0.05, coalesce_above=100.0)
+    async with AmiClient(settings) as ami:
+        times = await _timed_events(ami, fake.sessions[0], 150, 0.004)
+    arrivals = [got for _, got in times[50:]]  # after the first rate period
+    batches = 1 + sum(1 for a, b in zip(arrivals, arrivals[1:], strict=False) if b - a > 0.002)
+    assert batches <= 25  # 100 events over ~0.4 s: ~8 reads, not ~100
+    assert max(got - sent for sent, got in times) < 0.05 + 0.1  # a window, plus slack

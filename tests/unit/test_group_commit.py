@@ -80,6 +80,29 @@ async def test_linger_expires_on_its_own() -> None:
         assert rec.batches == [[1]]
 
 
+async def test_items_arriving_during_a_write_linger_too() -> None:
+    # under steady load a write goes out every ``linger`` seconds, not back to back
+    rec = Recorder(delay=0.02)
+    loop = asyncio.get_running_loop()
+    written_at: list[float] = []
+
+    async def write(items: list[int]) -> None:
+        written_at.append(loop.time())
+        await rec.write(items)
+
+    async with running(GroupCommit(write, name="t", linger=0.1)) as commit:
+        commit.submit(1)
+        await asyncio.sleep(0.11)  # the first write is in flight
+        second = loop.time()
+        commit.submit(2)
+        commit.submit(3)
+        await asyncio.sleep(0.03)
+        assert rec.batches == [[1]]  # 2 and 3 linger after the write ended
+        await asyncio.sleep(0.15)
+    assert rec.batches == [[1], [2, 3]]
+    assert written_at[1] - second >= 0.09
+
+
 async def test_a_failed_write_reaches_its_waiters_and_the_writer_goes_on() -> None:
     rec = Recorder(fail_on=lambda items: 13 in items)
     async with running(GroupCommit(rec.write, name="t")) as commit:

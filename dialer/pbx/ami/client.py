@@ -60,6 +60,7 @@ __all__ = ["TICK", "AmiClient", "AmiSettings", "AmiStatistics", "ConnectionState
 logger = logging.getLogger(__name__)
 
 _READ_SIZE = 65536
+_RATE_PERIOD = 0.1  # s: the event rate that switches read coalescing on is measured over this
 _EXPIRY_SLACK = 0.01  # actions' deadlines within this of each other share one timer firing
 _WRITE_HIGH_WATER = 256 * 1024
 _LOGOFF_TIMEOUT = 1.0
@@ -74,6 +75,7 @@ _FLOAT_PARAMS = (
     "reconnect_max",
     "keepalive_interval",
     "read_coalesce",
+    "coalesce_above",
 )
 _INT_PARAMS = ("event_queue_size", "max_message_size")
 
@@ -95,10 +97,13 @@ class AmiSettings:
     event_queue_size: int = 10000
     keepalive_interval: float = 5.0  # Ping after this many idle seconds; 0 disables
     max_message_size: int = 65536
-    # Under load, read at most this often (s): events that come meanwhile wait in the socket
-    # and are read together (one wake-up and one recv for several). When events are sparse,
-    # nothing waits. 0 reads every event as it comes.
-    read_coalesce: float = 0.002
+    # Under load (more than ``coalesce_above`` events per second over the last 0.1 s), read at
+    # most every ``read_coalesce`` seconds: events that come meanwhile wait in the socket and
+    # are read together (one wake-up and one recv for many; on a virtual machine a wake-up
+    # costs tens of microseconds). Below that rate every event is read as it comes.
+    # ``read_coalesce=0`` disables it.
+    read_coalesce: float = 0.010
+    coalesce_above: float = 250.0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -112,6 +117,8 @@ class AmiSettings:
             raise ConfigError("AMI keepalive_interval must be >= 0 (0 disables)")
         if not 0 <= self.read_coalesce <= 0.1:
             raise ConfigError("AMI read_coalesce must be between 0 and 0.1 s")
+        if not self.coalesce_above >= 0:
+            raise ConfigError("AMI coalesce_above must be >= 0 (events per second)")
         if self.event_queue_size < 1 or self.max_message_size < 1024:
             raise ConfigError("AMI event_queue_size must be >= 1, max_message_size >= 1024")
         if isinstance(self.filters, str):
@@ -536,7 +543,10 @@ class AmiClient(Supervised["_Connection", Message]):
         transport = cast(asyncio.ReadTransport, conn.writer.transport)
         if not callable(getattr(transport, "pause_reading", None)):
             coalesce = 0.0
-        previous_rx = -math.inf
+        busy_rate = self._settings.coalesce_above
+        busy = False  # the event rate of the last measured period was above ``busy_rate``
+        period_start = loop.time()
+        period_items = 0
         items: Sequence[Banner | Message] = list(conn.backlog)
         conn.backlog.clear()
         try:
@@ -548,20 +558,27 @@ class AmiClient(Supervised["_Connection", Message]):
                             queue.put_nowait(item)  # no coroutine per event while there is room
                         except asyncio.QueueFull:
                             await self._wait_for_room(conn, item)
-                rest = conn.last_rx + coalesce - loop.time()
-                if rest > 0 and conn.last_rx - previous_rx < coalesce:
-                    # busy (two reads within ``coalesce``): let the next events gather in the
-                    # socket for the rest of the interval instead of waking for each one
-                    transport.pause_reading()
-                    try:
-                        await asyncio.sleep(rest)
-                    finally:
-                        if not transport.is_closing():
-                            transport.resume_reading()
+                if coalesce:
+                    now = loop.time()
+                    period_items += len(items)
+                    elapsed = now - period_start
+                    if elapsed >= _RATE_PERIOD:
+                        busy = period_items > busy_rate * elapsed
+                        period_start, period_items = now, 0
+                    rest = conn.last_rx + coalesce - now
+                    if busy and rest > 0:
+                        # let the next events gather in the socket for the rest of the interval
+                        # instead of waking for each one
+                        transport.pause_reading()
+                        try:
+                            await asyncio.sleep(rest)
+                        finally:
+                            if not transport.is_closing():
+                                transport.resume_reading()
                 data = await conn.reader.read(_READ_SIZE)
                 if not data:
                     raise SessionLost("connection closed by the PBX")
-                previous_rx, conn.last_rx = conn.last_rx, loop.time()
+                conn.last_rx = loop.time()
                 items = conn.codec.receive_data(data)
         except PbxProtocolError as exc:
             raise SessionLost(f"protocol error: {exc}") from exc
