@@ -174,12 +174,14 @@ def bench_stack(name: str = "bench", rtp_ports: int = BENCH_RTP_PORTS) -> Iterat
         localstack.down(name=name)
 
 
-def ami_settings(info: StackInfo, *, events: str = "call") -> AmiSettings:
-    """The dialer's AMI user (manager.conf filters its events to those the engine follows)."""
+def ami_settings(info: StackInfo, *, events: str = "call", watch: bool = True) -> AmiSettings:
+    """The watching AMI user (``watch``: it also receives Newchannel and Newstate Up, whose
+    Timestamps are Asterisk's view of the rate and the concurrency), or the dialer's own user
+    (manager.conf filters its events to the two per call the engine follows)."""
     return AmiSettings(
         host=info.ami_host,
         port=info.ami_port,
-        username=info.ami_username,
+        username=info.ami_watch_username if watch else info.ami_username,
         secret=info.ami_secret,
         events=events,
         event_queue_size=100_000,

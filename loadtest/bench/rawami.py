@@ -1,6 +1,7 @@
 """The raw AMI originate loop: what Asterisk + SIPp sustain with no engine in the way.
 
-One AMI session (the dialer's filtered user) sends ``Originate`` actions spread evenly at a
+One AMI session (manager.conf's watching user: the dialer's privileges, and Newchannel events
+for Asterisk's own creation times) sends ``Originate`` actions spread evenly at a
 target rate, exactly as the Asterisk adapter builds them (same context, variables, ChannelId),
 and follows each call by its events. A call is clean when the action was accepted, its
 OriginateResponse says Success and its Hangup has Cause 16 (normal clearing by the callee).

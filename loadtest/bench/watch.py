@@ -1,7 +1,8 @@
 """Asterisk seen from the outside: channel counts and per-call event times on Asterisk's clock.
 
-A watcher has its own AMI session (the dialer's user: manager.conf filters it to Newchannel,
-Newstate Up, OriginateResponse, Hangup and UserEvent), independent of the engine's.
+A watcher has its own AMI session, independent of the engine's: normally manager.conf's
+watching user (Newchannel, Newstate Up, OriginateResponse, Hangup and UserEvent), or the
+dialer's own user to count what the engine receives.
 Times are the events' ``Timestamp`` header (manager.conf sets ``timestampevents = yes``),
 epoch seconds on Asterisk's clock, the same clock as ``time.time()`` on this machine.
 """

@@ -100,6 +100,12 @@ class StackInfo:
         return f"ami://{self.ami_username}:{self.ami_secret}@{self.ami_host}:{self.ami_port}"
 
     @property
+    def ami_watch_username(self) -> str:
+        """The watching AMI user of manager.conf: the dialer's privileges, and it also receives
+        Newchannel and Newstate (Up), which the dialer's own user is spared."""
+        return f"{self.ami_username}-watch"
+
+    @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}/metrics"
 

@@ -56,11 +56,13 @@ def faulty_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo
     yield from _own_stack(tmp_path_factory, "fault")
 
 
-def ami_settings(info: StackInfo, *, events: str = "on") -> AmiSettings:
+def ami_settings(info: StackInfo, *, events: str = "on", watch: bool = True) -> AmiSettings:
+    """manager.conf's watching user (``watch``: it also receives Newchannel and Newstate Up),
+    or the dialer's own user (2 events per call)."""
     return AmiSettings(
         host=info.ami_host,
         port=info.ami_port,
-        username=info.ami_username,
+        username=info.ami_watch_username if watch else info.ami_username,
         secret=info.ami_secret,
         events=events,
     )
@@ -68,6 +70,7 @@ def ami_settings(info: StackInfo, *, events: str = "on") -> AmiSettings:
 
 @pytest.fixture
 async def ami(stack: StackInfo) -> AsyncIterator[AmiClient]:
-    """A connected AMI client (the dialer's own user, all events it may read)."""
+    """A connected AMI client (the watching user: the dialer's privileges, and channels'
+    creation and answer events besides the dialer's)."""
     async with AmiClient(ami_settings(stack)) as client:
         yield client

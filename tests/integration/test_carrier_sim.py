@@ -2,9 +2,10 @@
 
 These are the ground-truth raw values for the outcome mapping (recorded in
 pbx-config/asterisk/README.md): OriginateResponse Response/Reason, Hangup Cause/TechCause,
-the DialerAMD and DialerResult UserEvents of the dialplan. The connection is the dialer's own
-AMI user, so they also prove manager.conf's event filters: a call brings exactly Newchannel,
-Newstate (Up only), OriginateResponse, Hangup and the dialplan's UserEvents.
+the DialerAMD and DialerResult UserEvents of the dialplan. The connection is manager.conf's
+watching user, so they also prove its event filters: a call brings exactly Newchannel, Newstate
+(Up only), OriginateResponse, Hangup and the dialplan's UserEvents. The dialer's own user gets
+only OriginateResponse, Hangup and the UserEvents (``test_the_dialer_user_gets_two_events_...``).
 """
 
 from __future__ import annotations
@@ -163,6 +164,31 @@ async def calls(ami: AmiClient, stack: StackInfo) -> AsyncIterator[CallWatcher]:
 # What manager.conf lets through of a call that was answered, and of one that was not.
 ANSWERED_EVENTS = Counter(["Newchannel", "Newstate", "OriginateResponse", "Hangup"])
 UNANSWERED_EVENTS = Counter(["Newchannel", "OriginateResponse", "Hangup"])
+
+
+async def test_the_dialer_user_gets_two_events_per_call_and_the_hangup_state(
+    stack: StackInfo,
+) -> None:
+    """What the engine's correlator relies on: OriginateResponse and Hangup only, the Hangup's
+    ChannelState 6 for an answered call and not for a rejected one, and the channel's name in a
+    Success response."""
+    from tests.integration.conftest import ami_settings
+
+    async with AmiClient(ami_settings(stack, events="call,user", watch=False)) as dialer_ami:
+        async with watching(dialer_ami, stack) as calls:
+            answered = await calls.call(
+                number(B.HOLD, serial(), hold_s=1), variables={"DIALER_AMD": "0"}
+            )
+            busy = await calls.call(number(B.BUSY, serial()))
+    assert answered.call_events() == Counter(["OriginateResponse", "Hangup"]), answered.names()
+    assert busy.call_events() == Counter(["OriginateResponse", "Hangup"]), busy.names()
+    response = answered.one("OriginateResponse")
+    assert response.get("Response") == "Success"
+    assert (response.get("Channel") or "").startswith(f"PJSIP/{stack.trunk}-")
+    assert response.get("Channel") == answered.one("Hangup").get("Channel")
+    assert answered.one("Hangup").get("ChannelState") == "6"
+    assert busy.one("Hangup").get("ChannelState") != "6"
+    assert busy.one("OriginateResponse").get("Response") == "Failure"
 
 
 def assert_answered(trace: CallTrace) -> None:

@@ -61,7 +61,7 @@ def ami_settings(stack: Any):
     return AmiSettings(
         host=stack.ami_host,
         port=stack.ami_port,
-        username=stack.ami_username,
+        username=stack.ami_watch_username,  # it also receives Newchannel
         secret=stack.ami_secret,
         events="call",
     )

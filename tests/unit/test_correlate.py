@@ -1,8 +1,8 @@
 """The AMI call correlator, fed with event sequences in the orders seen on Asterisk 22.
 
-manager.conf lets through Newchannel, Newstate (Up only), OriginateResponse, Hangup and
-UserEvent; the sequences below also keep a Ringing Newstate and a DialEnd, which an AMI user
-without those filters receives: they must change nothing.
+manager.conf lets through OriginateResponse, Hangup and UserEvent to the dialer's user (the
+"lean" sequences); an AMI user without those filters also receives Newchannel, Newstate and
+DialEnd, which must give the same outcomes.
 """
 
 from __future__ import annotations
@@ -69,6 +69,29 @@ def test_up_marks_the_call_answered_when_the_hangup_overtakes_the_originate_resp
     assert out[1].answered_at == 101.0  # type: ignore[attr-defined]
 
 
+def test_lean_answered_call_needs_only_the_response_and_the_hangup():
+    out = run([ORIG_OK, HANGUP_16])
+    assert [type(e) for e in out] == [CallAnswered, CallEnded]
+    ended = out[1]
+    assert isinstance(ended, CallEnded)
+    assert ended.raw.answered
+    assert ended.raw.originate_reason == 4
+    assert not ended.raw.originate_failed
+
+
+def test_hangup_of_an_up_channel_marks_it_answered_when_it_overtakes_the_response():
+    hangup_up = ev("Hangup", Cause="16", ChannelState="6", ChannelStateDesc="Up")
+    out = run([hangup_up, ORIG_OK])
+    assert [type(e) for e in out] == [CallAnswered, CallEnded]
+    assert out[1].raw.answered  # type: ignore[attr-defined]
+    assert out[0].at == out[1].ended_at == 100.0  # type: ignore[attr-defined]
+    # a channel that hung up while Down or Ringing was not answered
+    for state in ("0", "5"):
+        (ended,) = run([ev("Hangup", Cause="17", TechCause="486", ChannelState=state)])
+        assert isinstance(ended, CallEnded)
+        assert not ended.raw.answered
+
+
 def test_originate_success_alone_marks_the_call_answered():
     out = run([NEWCHANNEL, ORIG_OK, HANGUP_16])
     assert [type(e) for e in out] == [CallAnswered, CallEnded]
@@ -83,6 +106,11 @@ def test_sip_rejection_waits_for_hangup_cause_whatever_the_order(cause, tech, fa
     fail = ev("OriginateResponse", Response="Failure", Reason="0")
     hangup = ev("Hangup", Cause=cause, TechCause=tech)
     tail = [fail, hangup] if failure_first else [hangup, fail]
+    for head in ([NEWCHANNEL], []):  # with a Newchannel, and lean
+        out = run([*head, *tail])
+        ended = [e for e in out if isinstance(e, CallEnded)]
+        assert len(ended) == 1
+        assert ended[0].raw.q850_cause == int(cause)
     out = run([NEWCHANNEL, *tail])
     ended = [e for e in out if isinstance(e, CallEnded)]
     assert len(ended) == 1
@@ -94,12 +122,18 @@ def test_sip_rejection_waits_for_hangup_cause_whatever_the_order(cause, tech, fa
     assert not raw.originate_failed
 
 
-def test_failure_without_channel_is_terminal_by_itself():
-    out = run([ev("OriginateResponse", Response="Failure", Reason="0")])
-    (ended,) = out
+def test_failure_without_a_hangup_ends_as_originate_failed_after_grace():
+    # an unknown endpoint: Failure, no channel, nothing follows (the response cannot tell)
+    c = CallCorrelator(failure_grace=5.0)
+    c.follow(CID, 0.0)
+    assert c.feed(ev("OriginateResponse", Response="Failure", Reason="0"), 1.0) == []
+    assert c.expire(5.9) == []
+    (ended,) = c.expire(6.0)
     assert isinstance(ended, CallEnded)
     assert ended.raw.originate_failed
     assert ended.raw.originate_reason == 0
+    assert not ended.raw.answered
+    assert len(c) == 0
 
 
 def test_failure_with_channel_but_no_hangup_ends_after_grace():
@@ -111,6 +145,7 @@ def test_failure_with_channel_but_no_hangup_ends_after_grace():
     (ended,) = c.expire(6.0)
     assert isinstance(ended, CallEnded)
     assert ended.raw.originate_reason == 3
+    assert not ended.raw.originate_failed  # a channel was made: not a PBX refusal
     assert len(c) == 0
 
 

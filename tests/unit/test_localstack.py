@@ -121,20 +121,35 @@ def test_pbx_config_renders_completely_into_the_instance_dir(tmp_path: Path) -> 
     assert (tmp_path / "var" / "lib" / "dialer-unit" / "log").is_dir()
 
 
-def test_manager_grants_the_least_privileges() -> None:
-    manager = (CONFIG_SOURCE / "manager.conf").read_text()
-    assert re.search(r"(?m)^read = call,user$", manager)
-    assert re.search(r"(?m)^write = originate,call,reporting$", manager)
-    # the adapter's event filters live here (Filter actions would need "system")
-    from dialer.pbx.asterisk.correlate import FOLLOWED_EVENTS
+def _manager_sections(text: str) -> dict[str, str]:
+    parts = re.split(r"(?m)^\[([^\]]+)\]\s*$", text)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
 
-    filters = re.findall(r"(?m)^eventfilter(.*)$", manager)
+
+def _include_filters(section: str) -> tuple[list[str], set[str]]:
+    filters = re.findall(r"(?m)^eventfilter(.*)$", section)
     names = {
         m.group(1) for f in filters if (m := re.match(r"\(action\(include\),name\((\w+)\)", f))
     }
-    assert names == set(FOLLOWED_EVENTS)
+    return filters, names
+
+
+def test_manager_grants_the_least_privileges() -> None:
+    manager = (CONFIG_SOURCE / "manager.conf").read_text()
+    sections = _manager_sections(manager)
+    assert set(sections) == {"general", "${STACK_AMI_USER}", "${STACK_AMI_USER}-watch"}
+    for user in ("${STACK_AMI_USER}", "${STACK_AMI_USER}-watch"):
+        assert re.search(r"(?m)^read = call,user$", sections[user])
+        assert re.search(r"(?m)^write = originate,call,reporting$", sections[user])
+    # the adapter's event filters live here (Filter actions would need "system")
+    from dialer.pbx.asterisk.correlate import FOLLOWED_EVENTS
+
+    filters, names = _include_filters(sections["${STACK_AMI_USER}"])
+    assert names == set(FOLLOWED_EVENTS) == {"OriginateResponse", "Hangup", "UserEvent"}
     assert len(filters) == len(FOLLOWED_EVENTS)  # one include filter each, nothing else
-    # Newstate only when Up: a call's answer, not its ringing
+    # the watching user also sees channels appear and answer (Newstate only when Up)
+    filters, names = _include_filters(sections["${STACK_AMI_USER}-watch"])
+    assert names == {*FOLLOWED_EVENTS, "Newchannel", "Newstate"}
     assert "(action(include),name(Newstate),header(ChannelState),method(exact)) = 6" in filters
     assert re.search(r"(?m)^bindaddr = 127\.0\.0\.1$", manager)
 

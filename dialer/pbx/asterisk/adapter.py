@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_LISTING_TTL = 0.5  # s: how long a CoreShowChannels listing serves hang-ups
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +36,8 @@ class AsteriskSettings:
         """``ami://user:secret@host:port``; asks for the call and user event classes.
 
         Event filters belong in manager.conf (``eventfilter`` lines, see pbx-config/asterisk:
-        the correlator's ``FOLLOWED_EVENTS``, Newstate only when Up): sending Filter actions
-        would need the broad ``system`` write privilege. Add ``?filter=...`` to the URL to send
+        the correlator's ``FOLLOWED_EVENTS``): sending Filter actions would need the broad
+        ``system`` write privilege. Add ``?filter=...`` to the URL to send
         them anyway (the user then needs ``system``).
         """
         ami = replace(AmiSettings.from_url(url), events="call,user")
@@ -61,6 +62,7 @@ class AsteriskAdapter:
         self._clock = clock
         self._ami = AmiClient(settings.ami)
         self._correlator = CallCorrelator(failure_grace=settings.failure_grace)
+        self._listing: tuple[float, dict[str, str]] | None = None  # (monotonic time, channels)
 
     async def __aenter__(self) -> AsteriskAdapter:
         await self._ami.__aenter__()
@@ -121,12 +123,9 @@ class AsteriskAdapter:
             raise
 
     async def hangup(self, call_id: str) -> None:
-        channel = self._correlator.channel_name(call_id)
-        if channel is None:
-            for item in await self._ami.send_action_list("CoreShowChannels"):
-                if item.get("Uniqueid") == call_id:
-                    channel = item.get("Channel")
-                    break
+        channel = self._correlator.channel_name(call_id)  # known once answered
+        if channel is None:  # still ringing: look it up in the channel list
+            channel = (await self._listed_channels()).get(call_id)
         if channel is None:
             return
         try:
@@ -135,6 +134,21 @@ class AsteriskAdapter:
             raise
         except Exception as exc:  # the channel ended meanwhile: "No such channel"
             log.debug("hangup of %s: %s", call_id, exc)
+
+    async def _listed_channels(self) -> dict[str, str]:
+        """Unique id -> channel name from ``CoreShowChannels``, listed at most every
+        ``_LISTING_TTL`` seconds (hanging up many ringing calls costs one listing, not one
+        each); a call too young for the listing is found by the next one."""
+        now = time.monotonic()
+        if self._listing is None or now - self._listing[0] > _LISTING_TTL:
+            items = await self._ami.send_action_list("CoreShowChannels")
+            names = {
+                uid: ch
+                for item in items
+                if (uid := item.get("Uniqueid")) and (ch := item.get("Channel"))
+            }
+            self._listing = (time.monotonic(), names)
+        return self._listing[1]
 
     async def live_calls(self) -> dict[str, bool]:
         items = await self._ami.send_action_list("CoreShowChannels")

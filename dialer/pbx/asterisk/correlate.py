@@ -1,21 +1,26 @@
 """Sans-IO correlation of Asterisk AMI events into one outcome per call.
 
-Asterisk sends a call's events in an order that varies from call to call (Up, DialEnd and
-OriginateResponse were seen in three different orders over 20 calls). This class takes AMI event
-messages in whatever order they come and yields, per followed call id, at most one
-:class:`CallAnswered` and exactly one :class:`CallEnded`.
+Asterisk sends a call's events in an order that varies from call to call (the Hangup of a short
+call can overtake its OriginateResponse). This class takes AMI event messages in whatever order
+they come and yields, per followed call id, at most one :class:`CallAnswered` and exactly one
+:class:`CallEnded`.
 
-Rules (from the raw values observed on Asterisk 22 / PJSIP, pbx-config/asterisk/README.md):
+It needs only two events per call, which is all manager.conf sends the dialer's user (with the
+dialplan's UserEvents): ``OriginateResponse`` and ``Hangup``. Rules (from the raw values
+observed on Asterisk 22 / PJSIP, pbx-config/asterisk/README.md):
 
 - The call id is the Originate ``ChannelId``: every event of the call carries it as ``Uniqueid``.
-- ``Hangup`` ends a call that had a channel: its ``Cause`` is the Q.850 cause, its ``TechCause``
-  (when present) the SIP response code.
-- ``OriginateResponse`` with ``Response: Failure`` and no channel ever seen is terminal by itself
-  (unknown endpoint, PBX refusal: ``originate_failed``). With a channel, the Hangup that follows
-  carries the cause, so we wait for it (at most ``failure_grace`` seconds, see :meth:`expire`).
-- Answered = ``Newstate`` Up or ``OriginateResponse`` Success. Up is what marks a call answered
-  when its Hangup overtakes the OriginateResponse. (``DialEnd`` is not followed: its
-  ``DialStatus`` adds nothing the outcome rules use, and manager.conf does not send it.)
+- ``OriginateResponse`` ``Success`` = answered; its ``Channel`` is then the channel's name.
+- ``Hangup`` ends the call: ``Cause`` is the Q.850 cause, ``TechCause`` (when present) the SIP
+  response code. Its ``ChannelState`` is the channel's state when it hung up: ``6`` (Up) marks
+  the call answered when the Hangup overtakes the Success OriginateResponse.
+- ``OriginateResponse`` ``Failure`` does not say whether a channel was made (its ``Channel`` is
+  the dial string either way): a SIP rejection or a ring timeout had one, and its Hangup, with
+  the cause, follows; an unknown endpoint had none and nothing follows. So a Failure waits for
+  the Hangup at most ``failure_grace`` seconds (see :meth:`CallCorrelator.expire`); a call with
+  no Hangup by then ends as ``originate_failed`` (no channel), unless a ``Newchannel`` was seen.
+- ``Newchannel`` and ``Newstate`` (Up) are read when an AMI user receives them (they are not
+  needed): a channel exists, its name; answered.
 - ``UserEvent`` ``DialerAMD`` (Status, Cause) and ``DialerResult`` (Result, At) come from the
   dialplan (pbx-config/asterisk/extensions.conf).
 
@@ -34,9 +39,8 @@ from dialer.domain.calls import AmdStatus, DialplanResult
 from dialer.pbx.ami.codec import Message
 from dialer.pbx.base import CallAnswered, CallEnded, CallFacts, PbxEvent
 
-# The events the correlator reads; manager.conf's eventfilter lines let only these through
-# (Newstate only when the channel is Up, ChannelState 6).
-FOLLOWED_EVENTS = ("Newchannel", "Newstate", "OriginateResponse", "Hangup", "UserEvent")
+# The events the correlator needs; manager.conf's eventfilter lines let only these through.
+FOLLOWED_EVENTS = ("OriginateResponse", "Hangup", "UserEvent")
 _UP_STATE = "6"
 
 
@@ -92,7 +96,26 @@ class CallCorrelator:
             return []  # not an event of a call we follow (most events of a shared PBX)
         name = msg.event
         out: list[PbxEvent] = []
-        if name == "Newchannel":
+        if name == "Hangup":
+            track.channel = msg.get("Channel") or track.channel
+            if msg.get("ChannelState") == _UP_STATE:  # it overtook the Success response
+                self._answer(call_id, track, now, out)
+            track.channel_seen = True
+            track.q850_cause = _int(msg.get("Cause"))
+            track.sip_code = _int(msg.get("TechCause")) or track.sip_code
+            out.append(self._end(call_id, track, now))
+        elif name == "OriginateResponse":
+            track.originate_reason = _int(msg.get("Reason"))
+            if msg.get("Response") == "Success":
+                track.channel = msg.get("Channel") or track.channel
+                track.channel_seen = True
+                self._answer(call_id, track, now, out)
+            else:  # the Hangup with the cause follows if a channel was made
+                track.originate_failed_at = now
+                self._failed.add(call_id)
+        elif name == "UserEvent":
+            self._user_event(msg, track)
+        elif name == "Newchannel":
             track.channel_seen = True
             track.channel = msg.get("Channel") or track.channel
         elif name == "Newstate":
@@ -100,26 +123,11 @@ class CallCorrelator:
             track.channel = msg.get("Channel") or track.channel
             if msg.get("ChannelState") == _UP_STATE:
                 self._answer(call_id, track, now, out)
-        elif name == "Hangup":
-            track.q850_cause = _int(msg.get("Cause"))
-            track.sip_code = _int(msg.get("TechCause")) or track.sip_code
-            out.append(self._end(call_id, track, now))
-        elif name == "OriginateResponse":
-            track.originate_reason = _int(msg.get("Reason"))
-            if msg.get("Response") == "Success":
-                self._answer(call_id, track, now, out)
-            elif not track.channel_seen:
-                track.originate_failed = True
-                out.append(self._end(call_id, track, now))
-            else:
-                track.originate_failed_at = now
-                self._failed.add(call_id)
-        elif name == "UserEvent":
-            self._user_event(msg, track)
         return out
 
     def expire(self, now: float) -> list[PbxEvent]:
-        """End calls whose Failure OriginateResponse came without the expected Hangup."""
+        """End calls whose Failure OriginateResponse came without a Hangup within the grace:
+        without a channel seen, the PBX made none (``originate_failed``)."""
         if not self._failed:
             return []
         due = [
@@ -128,6 +136,8 @@ class CallCorrelator:
             if (t := self._calls[cid]).originate_failed_at is not None
             and now - t.originate_failed_at >= self._failure_grace
         ]
+        for _, track in due:
+            track.originate_failed = not track.channel_seen
         return [self._end(cid, t, now) for cid, t in due]
 
     def _answer(self, call_id: str, track: _Track, now: float, out: list[PbxEvent]) -> None:
