@@ -42,7 +42,7 @@ from dialer.errors import DialerError, NotFound, ScriptError, StoreError, Transi
 from dialer.metrics import DialerMetrics
 from dialer.pbx.base import CallAnswered, CallEnded, PbxAdapter, PbxState
 from dialer.store.dnc import DncStore
-from dialer.store.models import FinishItem, Usage
+from dialer.store.models import ClaimBatch, ClaimCommand, FinishItem, Usage
 from dialer.store.redis_store import ACTIVE_STATUSES, RedisStore
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,15 @@ class _Ended(NamedTuple):
     runner: CampaignRunner | None
 
 
-_Write = _Originated | _Ended
+@dataclass(slots=True, eq=False)
+class _Claim:
+    """A runner's claim, sent in the writer's next round trip (with the marks and results)."""
+
+    command: ClaimCommand
+    result: ClaimBatch | Exception | None = None
+
+
+_Write = _Originated | _Ended | _Claim
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +127,18 @@ class Engine:
     def register(self, call: LiveCall, runner: CampaignRunner) -> None:
         self._calls[call.call_id] = (call, runner)
 
+    async def claim(self, command: ClaimCommand) -> ClaimBatch:
+        """Run a claim (``store.claim_command``) in the writer's next round trip, at once: the
+        marks and results waiting to be written go with it, so that a campaign's claims and its
+        writes cost one Redis round trip, not two. Raises what ``claim_batch`` raises."""
+        item = _Claim(command)
+        await self.writes.submit_and_wait(item)
+        if isinstance(item.result, Exception):
+            raise item.result
+        if item.result is None:  # the writer took it but failed before sending it
+            raise StoreError("claim not sent: the write failed")
+        return item.result
+
     def originated(self, call: LiveCall) -> None:
         """The PBX took the originate: the call leaves the claimed set (batched, not awaited)."""
         self.writes.submit(_Originated(call))
@@ -141,13 +161,17 @@ class Engine:
         return _Ended(call, ended, runner)
 
     async def _write_batch(self, batch: list[_Write]) -> None:
-        """Write marks and results in one round trip; keep the results for a retry if Redis
-        fails (a lost mark only leaves the call "claimed" until its result is written)."""
+        """Write marks and results, and run claims, in one round trip; keep the results for a
+        retry if Redis fails (a lost mark only leaves the call "claimed" until its result is
+        written). Each claim gets its batch or its error."""
         originated: dict[int, list[str]] = {}
         results: list[_Ended] = []
+        claims: list[_Claim] = []
         for item in batch:
             if isinstance(item, _Originated):
                 originated.setdefault(item.call.campaign_id, []).append(item.call.call_id)
+            elif isinstance(item, _Claim):
+                claims.append(item)
             else:
                 results.append(item)
         items: list[FinishItem] = []
@@ -184,22 +208,22 @@ class Engine:
                 )
                 outcomes.append((outcome.status, settings))
             started = time.perf_counter()
-            _, written = await self.store.settle(originated, items)
-            self.metrics.observe_redis("finish", time.perf_counter() - started)
-        except StoreError as exc:
-            if isinstance(exc, ScriptError):
-                self.metrics.lua_error("finish")
-            log.warning(
-                "%d results not written yet, %d calls not marked originated (%s); will retry",
-                len(results),
-                len(batch) - len(results),
-                exc,
+            reply = await self.store.settle_and_claim(
+                originated, items, [c.command for c in claims]
             )
-            self._unwritten.extend((r.call, r.ended) for r in results)
-            for r in results:
-                if r.runner is not None:
-                    r.runner.slot_freed()
+            if items or originated:
+                self.metrics.observe_redis("finish", time.perf_counter() - started)
+        except StoreError as exc:
+            for c in claims:
+                c.result = exc
+            self._not_written(exc, results, len(batch) - len(results) - len(claims))
             return
+        for c, claimed in zip(claims, reply.claims, strict=True):
+            c.result = claimed
+        if reply.error is not None:
+            self._not_written(reply.error, results, len(batch) - len(results) - len(claims))
+            return
+        written = reply.written
         exhausted: set[int] = set()
         for (call, ended, runner), (status, settings), applied in zip(
             results, outcomes, written, strict=True
@@ -229,6 +253,20 @@ class Engine:
                 log.warning("campaign %s paused: %s reached", cid, PLAN_LIMIT_REASON)
             except TransitionRefused:
                 pass
+
+    def _not_written(self, exc: Exception, results: list[_Ended], marks: int) -> None:
+        if isinstance(exc, ScriptError):
+            self.metrics.lua_error("finish")
+        log.warning(
+            "%d results not written yet, %d calls not marked originated (%s); will retry",
+            len(results),
+            marks,
+            exc,
+        )
+        self._unwritten.extend((r.call, r.ended) for r in results)
+        for r in results:
+            if r.runner is not None:
+                r.runner.slot_freed()
 
     async def _settings_of(self, call: LiveCall) -> CampaignSettings:
         try:

@@ -2,7 +2,8 @@
 
 The loop asks Redis for the next calls (``claim_batch``: status, channel leases, CPS window and
 pacing, do-not-call screening and the due contacts, all in one atomic script shared by every
-engine process) and originates them, each in a task of the loop's own task group, so that a slow
+engine process; sent in the round trip of the engine's results writer, see ``Engine.claim``)
+and originates them, each in a task of the loop's own task group, so that a slow
 PBX answer to one Originate never holds up the next. When Redis grants nothing the loop waits
 for the reason to pass: a channel to free (woken by a local hangup, or re-checked every
 ``full_poll`` for other processes' hangups), the rate window to slide, the next retry to fall
@@ -120,21 +121,23 @@ class CampaignRunner:
                 continue
             call_ids = [new_call_id() for _ in range(self._batch_size())]
             self._slot_freed.clear()  # a hang-up during the claim must not be missed
+            command = store.claim_command(
+                self.campaign_id,
+                self.settings.trunk,
+                call_ids,
+                cfg.engine_id,
+                lease_ms=cfg.lease_ms,
+                max_channels=self.settings.max_channels,
+                trunk_max_channels=limit.max_channels,
+                cps=self.settings.cps,
+                trunk_cps=limit.cps,
+                rate_margin_ms=cfg.rate_margin_ms,
+                pace_ms=cfg.pace_ms,
+            )
             started = time.perf_counter()
             try:
-                batch: ClaimBatch = await store.claim_batch(
-                    self.campaign_id,
-                    self.settings.trunk,
-                    call_ids,
-                    cfg.engine_id,
-                    lease_ms=cfg.lease_ms,
-                    max_channels=self.settings.max_channels,
-                    trunk_max_channels=limit.max_channels,
-                    cps=self.settings.cps,
-                    trunk_cps=limit.cps,
-                    rate_margin_ms=cfg.rate_margin_ms,
-                    pace_ms=cfg.pace_ms,
-                )
+                # in the results writer's next round trip, with what it has waiting
+                batch: ClaimBatch = await self._engine.claim(command)
             except NotFound:
                 return None  # deleted
             except StoreError as exc:

@@ -112,6 +112,29 @@ class ClaimBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimCommand:
+    """A claim.lua call built and checked by :meth:`RedisStore.claim_command`, not yet sent:
+    :meth:`RedisStore.settle_and_claim` runs it in the round trip of marks and results."""
+
+    cid: int
+    keys: list[str]
+    args: list[str | int]
+
+
+@dataclass(frozen=True, slots=True)
+class SettleReply:
+    """What :meth:`RedisStore.settle_and_claim` did: calls moved from claimed to originated,
+    per finished item what ``finish_batch`` returns, per claim command its batch or the error
+    it alone met (NotFound, ScriptError). ``error``: the marks and results were not written
+    (the claims may still have run)."""
+
+    moved: int
+    written: list[Usage | bool | None]
+    claims: list[ClaimBatch | Exception]
+    error: Exception | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class FinishItem:
     """One attempt's end, as :meth:`RedisStore.finish_batch` writes it (see ``finish``)."""
 

@@ -41,6 +41,7 @@ from .models import (
     CampaignRecord,
     Claim,
     ClaimBatch,
+    ClaimCommand,
     ClaimResult,
     ClaimStop,
     ContactInput,
@@ -49,6 +50,7 @@ from .models import (
     Pacing,
     QueueStats,
     RateWindow,
+    SettleReply,
     Usage,
 )
 from .scripts import Scripts
@@ -94,6 +96,57 @@ def _translated(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutin
             raise StoreError(f"{fn.__name__}: {type(exc).__name__}: {exc}") from exc
 
     return wrapper
+
+
+def _claim_batch_of(cid: int, res: Sequence[Any]) -> ClaimBatch:
+    """claim.lua's reply as a :class:`ClaimBatch` (NotFound: the campaign does not exist)."""
+    stop, now, value, blocked = _s(res[0]), int(res[1]), res[2], int(res[3])
+    claims = [
+        Claim(
+            call_id=_s(res[i]),
+            contact_id=int(res[i + 1]),
+            phone=_s(res[i + 2]),
+            vars=json.loads(raw) if (raw := res[i + 3]) not in _NO_VARS else {},
+            attempts=int(res[i + 4]),
+            tech_failures=int(res[i + 5]),
+        )
+        for i in range(4, len(res), 6)
+    ]
+    if stop == "status":
+        current = _s(value)
+        if not current:
+            raise NotFound(f"campaign {cid} does not exist")
+        return ClaimBatch([], "status", status=CampaignStatus(current), server_ms=now)
+    if stop == "empty":
+        due = int(value)
+        if due < 0:
+            return ClaimBatch(claims, "empty", wait_ms=-1, blocked=blocked, server_ms=now)
+        return ClaimBatch(
+            claims,
+            "empty",
+            wait_ms=max(0, due - now),
+            next_due_ms=due,
+            blocked=blocked,
+            server_ms=now,
+        )
+    kind = _STOPS.get(stop)
+    if kind is not None:
+        return ClaimBatch(claims, kind, wait_ms=int(value), blocked=blocked, server_ms=now)
+    raise StoreError(f"claim.lua answered {stop!r}")
+
+
+def _store_error(what: str, exc: Exception) -> Exception:
+    """A command's error in a pipeline's replies, as :func:`_translated` would raise it."""
+    if isinstance(exc, ResponseError):
+        return ScriptError(f"{what}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, (RedisError, OSError)):
+        return StoreError(f"{what}: {type(exc).__name__}: {exc}")
+    return exc
+
+
+# one encoder for the records sent to finish.lua (json.dumps with options builds one per call)
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_NO_VARS = (b"", b"{}", "", "{}")  # a contact without variables: nothing to decode
 
 
 def _s(value: bytes | str | int | float | None) -> str:
@@ -641,118 +694,93 @@ class RedisStore:
         Do not call with a ``dnc:blocked`` record, using a call id but no attempt, lease or
         rate grant. NotFound if the campaign does not exist.
         """
+        command = self.claim_command(
+            cid,
+            trunk,
+            call_ids,
+            owner,
+            lease_ms=lease_ms,
+            max_channels=max_channels,
+            trunk_max_channels=trunk_max_channels,
+            cps=cps,
+            trunk_cps=trunk_cps,
+            rate_margin_ms=rate_margin_ms,
+            pace_ms=pace_ms,
+        )
+        try:
+            res = await self._lua.claim(keys=command.keys, args=command.args)
+        except ResponseError as exc:
+            raise ScriptError(f"claim: {type(exc).__name__}: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"claim: {type(exc).__name__}: {exc}") from exc
+        return _claim_batch_of(cid, res)
+
+    def claim_command(
+        self,
+        cid: int,
+        trunk: str,
+        call_ids: Sequence[str],
+        owner: str,
+        *,
+        lease_ms: int,
+        max_channels: int,
+        trunk_max_channels: int,
+        cps: float,
+        trunk_cps: float,
+        rate_margin_ms: int = 0,
+        pace_ms: int = 0,
+    ) -> ClaimCommand:
+        """The claim.lua call of :meth:`claim_batch`, checked and built but not sent, to run in
+        :meth:`settle`'s round trip."""
         if lease_ms <= 0:
             raise ValueError("lease_ms must be positive")
         if not call_ids:
             raise ValueError("claim_batch needs at least one call id")
         for call_id in call_ids:
             self.keys.call(call_id)  # checks the id's characters
-        try:
-            return await self._claim_batch(
-                cid,
-                trunk,
-                call_ids,
-                owner,
-                lease_ms,
-                (max_channels, trunk_max_channels),
-                (RateWindow.for_cps(cps, rate_margin_ms), Pacing.for_cps(cps, pace_ms)),
-                (
-                    RateWindow.for_cps(trunk_cps, rate_margin_ms),
-                    Pacing.for_cps(trunk_cps, pace_ms),
-                ),
-            )
-        except ResponseError as exc:
-            raise ScriptError(f"claim: {type(exc).__name__}: {exc}") from exc
-        except (RedisError, OSError) as exc:
-            raise StoreError(f"claim: {type(exc).__name__}: {exc}") from exc
-
-    async def _claim_batch(
-        self,
-        cid: int,
-        trunk: str,
-        call_ids: Sequence[str],
-        owner: str,
-        lease_ms: int,
-        channels: tuple[int, int],
-        campaign_rate: tuple[RateWindow, Pacing],
-        trunk_rate: tuple[RateWindow, Pacing],
-    ) -> ClaimBatch:
         k = self.keys
-        c_rate, c_pace = campaign_rate
-        t_rate, t_pace = trunk_rate
-        res = await self._lua.claim(
-            keys=[
-                k.campaign(cid),
-                k.pending(cid),
-                k.inflight(cid),
-                k.trunk_inflight(trunk),
-                k.rate(cid),
-                k.trunk_rate(trunk),
-                k.claimed(cid),
-                k.orphans(cid),
-                k.counts(cid),
-                k.list_stop(cid),
-                k.call_prefix,
-                k.contact_prefix(cid),
-                k.global_dnc,
-                k.campaign_dnc(cid),
-                k.records(cid),
-                k.records_index,
-                k.pace(cid),
-                k.trunk_pace(trunk),
-            ],
-            args=[
-                owner,
-                cid,
-                trunk,
-                lease_ms,
-                channels[0],
-                channels[1],
-                c_rate.limit,
-                c_rate.window_ms,
-                repr(c_pace.interval_ms),
-                repr(c_pace.catch_up_ms),
-                t_rate.limit,
-                t_rate.window_ms,
-                repr(t_pace.interval_ms),
-                repr(t_pace.catch_up_ms),
-                _SETTLE_PER_CLAIM,
-                *call_ids,
-            ],
-        )
-        stop, now, value, blocked = _s(res[0]), int(res[1]), res[2], int(res[3])
-        claims = [
-            Claim(
-                call_id=_s(res[i]),
-                contact_id=int(res[i + 1]),
-                phone=_s(res[i + 2]),
-                vars=json.loads(_s(res[i + 3]) or "{}"),
-                attempts=int(res[i + 4]),
-                tech_failures=int(res[i + 5]),
-            )
-            for i in range(4, len(res), 6)
+        c_rate, c_pace = RateWindow.for_cps(cps, rate_margin_ms), Pacing.for_cps(cps, pace_ms)
+        t_rate = RateWindow.for_cps(trunk_cps, rate_margin_ms)
+        t_pace = Pacing.for_cps(trunk_cps, pace_ms)
+        keys = [
+            k.campaign(cid),
+            k.pending(cid),
+            k.inflight(cid),
+            k.trunk_inflight(trunk),
+            k.rate(cid),
+            k.trunk_rate(trunk),
+            k.claimed(cid),
+            k.orphans(cid),
+            k.counts(cid),
+            k.list_stop(cid),
+            k.call_prefix,
+            k.contact_prefix(cid),
+            k.global_dnc,
+            k.campaign_dnc(cid),
+            k.records(cid),
+            k.records_index,
+            k.pace(cid),
+            k.trunk_pace(trunk),
         ]
-        if stop == "status":
-            current = _s(value)
-            if not current:
-                raise NotFound(f"campaign {cid} does not exist")
-            return ClaimBatch([], "status", status=CampaignStatus(current), server_ms=now)
-        if stop == "empty":
-            due = int(value)
-            if due < 0:
-                return ClaimBatch(claims, "empty", wait_ms=-1, blocked=blocked, server_ms=now)
-            return ClaimBatch(
-                claims,
-                "empty",
-                wait_ms=max(0, due - now),
-                next_due_ms=due,
-                blocked=blocked,
-                server_ms=now,
-            )
-        kind = _STOPS.get(stop)
-        if kind is not None:
-            return ClaimBatch(claims, kind, wait_ms=int(value), blocked=blocked, server_ms=now)
-        raise StoreError(f"claim.lua answered {stop!r}")
+        args: list[str | int] = [
+            owner,
+            cid,
+            trunk,
+            lease_ms,
+            max_channels,
+            trunk_max_channels,
+            c_rate.limit,
+            c_rate.window_ms,
+            repr(c_pace.interval_ms),
+            repr(c_pace.catch_up_ms),
+            t_rate.limit,
+            t_rate.window_ms,
+            repr(t_pace.interval_ms),
+            repr(t_pace.catch_up_ms),
+            _SETTLE_PER_CLAIM,
+            *call_ids,
+        ]
+        return ClaimCommand(cid, keys, args)
 
     @_translated
     async def mark_originated(self, call_id: str, cid: int) -> bool:
@@ -774,28 +802,71 @@ class RedisStore:
         :meth:`finish_batch` returns. Both scripts are idempotent: the whole batch is sent
         again once if Redis had lost the scripts (NOSCRIPT after a restart).
         """
+        reply = await self.settle_and_claim(originated, finished)
+        if reply.error is not None:
+            raise reply.error
+        return reply.moved, reply.written
+
+    @_translated
+    async def settle_and_claim(
+        self,
+        originated: Mapping[int, Sequence[str]],
+        finished: Sequence[FinishItem],
+        claims: Sequence[ClaimCommand] = (),
+    ) -> SettleReply:
+        """:meth:`settle` and the ``claims`` (:meth:`claim_command`) in one pipelined round
+        trip: an engine's writes ride on its claims (one socket write, one wake-up for both).
+
+        The commands run one after the other, not as a transaction: an error of one is
+        reported for it alone (a script error in a claim fails that claim; one in the marks or
+        results sets ``error``). A lost connection raises StoreError for everything. All three
+        scripts are idempotent (a claim sent again with its call ids returns the same claims):
+        after a NOSCRIPT (Redis restarted) the scripts are loaded and everything is sent again.
+        """
         commands: list[tuple[str, list[str | int]]] = [
             (self._lua.originated.sha, self._originated_args(cid, ids))
             for cid, ids in originated.items()
             if ids
         ]
+        marks = len(commands)
         if finished:
             commands.append((self._lua.finish.sha, self._finish_args(finished)))
+        writes = len(commands)
+        claim_sha = self._lua.claim.sha
+        commands += [(claim_sha, [len(c.keys), *c.keys, *c.args]) for c in claims]
         if not commands:
-            return 0, []
-        try:
-            replies = await self._evalsha_pipeline(commands)
-        except NoScriptError:
+            return SettleReply(0, [], [])
+        replies = await self._evalsha_pipeline(commands)
+        if any(isinstance(r, NoScriptError) for r in replies):
             await self._lua.load(self._r)
             replies = await self._evalsha_pipeline(commands)
-        moved = sum(int(r) for r in replies[: len(commands) - bool(finished)])
-        return moved, _finish_replies(replies[-1]) if finished else []
+        error: Exception | None = None
+        moved = 0
+        written: list[Usage | bool | None] = []
+        for reply in replies[:writes]:
+            if isinstance(reply, Exception):
+                error = _store_error("settle", reply)
+                break
+        else:
+            moved = sum(int(r) for r in replies[:marks])
+            written = _finish_replies(replies[marks]) if finished else []
+        batches: list[ClaimBatch | Exception] = []
+        for command, reply in zip(claims, replies[writes:], strict=True):
+            if isinstance(reply, Exception):
+                batches.append(_store_error("claim", reply))
+                continue
+            try:
+                batches.append(_claim_batch_of(command.cid, reply))
+            except (NotFound, StoreError) as exc:
+                batches.append(exc)
+        return SettleReply(moved, written, batches, error)
 
     async def _evalsha_pipeline(self, commands: Sequence[tuple[str, list[str | int]]]) -> list[Any]:
+        """Every reply in order; a command's error is its reply (the others still ran)."""
         async with self._r.pipeline(transaction=False) as pipe:
             for sha, numkeys_keys_args in commands:
                 pipe.execute_command("EVALSHA", sha, *numkeys_keys_args)
-            return list(await pipe.execute())
+            return list(await pipe.execute(raise_on_error=False))
 
     @_translated
     async def renew(
@@ -905,7 +976,7 @@ class RedisStore:
                 it.usage_attempts,
                 repr(float(it.talk_seconds)),
                 # the record as one JSON array of names and values: one argument to pack
-                json.dumps([x for item in fields.items() for x in item], ensure_ascii=False),
+                _encode_json([x for item in fields.items() for x in item]),
             ]
         return [len(keys), *keys, *args]
 

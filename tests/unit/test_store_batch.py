@@ -10,11 +10,11 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection
 
 from dialer.domain.statuses import CallStatus, CampaignStatus
-from dialer.errors import ScriptError
+from dialer.errors import NotFound, ScriptError
 from dialer.store import RedisStore
 from dialer.store.connection import HiredisPackedConnection, connection_class_for
 from dialer.store.dnc import DncStore
-from dialer.store.models import ClaimBatch, FinishItem, Pacing, Usage
+from dialer.store.models import ClaimBatch, ClaimCommand, FinishItem, Pacing, Usage
 from ops.localstack.redis_server import RedisServer
 from tests.unit.store_helpers import running_campaign
 
@@ -227,3 +227,52 @@ async def test_paused_campaign_claims_nothing(store: RedisStore) -> None:
     await store.transition(cid, {CampaignStatus.RUNNING}, CampaignStatus.PAUSED)
     got = await claim_batch(store, cid, ["p0", "p1"])
     assert (got.claims, got.stop, got.status) == ([], "status", CampaignStatus.PAUSED)
+
+
+def claim_command(store: RedisStore, cid: int, ids: list[str]) -> ClaimCommand:
+    return store.claim_command(
+        cid,
+        "trunk1",
+        ids,
+        "e1",
+        lease_ms=10_000,
+        max_channels=0,
+        trunk_max_channels=0,
+        cps=0,
+        trunk_cps=0,
+    )
+
+
+async def test_claims_ride_in_the_round_trip_of_marks_and_results(store: RedisStore) -> None:
+    cid, _ = await running_campaign(store, 4)
+    await claim_batch(store, cid, ["r0", "r1"])
+    reply = await store.settle_and_claim(
+        {cid: ["r0"]}, [ended(cid, "r1", 2)], [claim_command(store, cid, ["r2", "r3", "r4"])]
+    )
+    assert (reply.moved, reply.written, reply.error) == (1, [Usage(1, 0.0)], None)
+    (claimed,) = reply.claims
+    assert isinstance(claimed, ClaimBatch)
+    assert [c.contact_id for c in claimed.claims] == [3, 4]
+    assert claimed.stop == "empty"
+    assert (await store.get_call("r2")) is not None  # really claimed: a lease and a call
+    assert sorted(await store.inflight_calls(cid)) == ["r0", "r2", "r3"]
+
+
+async def test_a_failed_claim_fails_alone_and_scripts_come_back(
+    store: RedisStore, redis_client: aioredis.Redis
+) -> None:
+    cid, _ = await running_campaign(store, 2)
+    await claim_batch(store, cid, ["g0"])
+    await redis_client.script_flush()  # a restarted Redis: NOSCRIPT, loaded and sent again
+    reply = await store.settle_and_claim(
+        {cid: ["g0"]}, [], [claim_command(store, 999, ["g1"]), claim_command(store, cid, ["g2"])]
+    )
+    assert (reply.moved, reply.error) == (1, None)
+    missing, claimed = reply.claims
+    assert isinstance(missing, NotFound)
+    assert isinstance(claimed, ClaimBatch)
+    assert [c.call_id for c in claimed.claims] == ["g2"]
+    # the claims alone, as the engine's writer sends them when nothing else waits
+    (again,) = (await store.settle_and_claim({}, [], [claim_command(store, cid, ["g3"])])).claims
+    assert isinstance(again, ClaimBatch)
+    assert (again.claims, again.stop) == ([], "empty")
