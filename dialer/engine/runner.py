@@ -3,12 +3,12 @@
 The loop asks Redis for the next calls (``claim_batch``: status, channel leases, CPS window and
 pacing, do-not-call screening and the due contacts, all in one atomic script shared by every
 engine process; sent in the round trip of the engine's results writer, see ``Engine.claim``)
-and originates them, each in a task of the loop's own task group, so that a slow
-PBX answer to one Originate never holds up the next. When Redis grants nothing the loop waits
-for the reason to pass: a channel to free (woken by a local hangup, or re-checked every
-``full_poll`` for other processes' hangups), the rate window to slide, the next retry to fall
-due, or a status change. When the campaign stops running here, the loop waits for its own
-originates to be answered by the PBX, then reports the drain.
+and originates each claim's calls together, in one task of the loop's own task group and one
+AMI write, so that a slow PBX answer never holds up the next claim. When Redis grants nothing
+the loop waits for the reason to pass: a channel to free (woken by a local hangup, or
+re-checked every ``full_poll`` for other processes' hangups), the rate window to slide, the
+next retry to fall due, or a status change. When the campaign stops running here, the loop
+waits for its own originates to be answered by the PBX, then reports the drain.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from dialer.engine.control import HANGUP_REASON, PLAN_LIMIT_REASON
 from dialer.errors import (
     ActionFailed,
     ActionTimeout,
+    DialerError,
     NotFound,
     PbxUnavailable,
     ScriptError,
@@ -147,9 +148,9 @@ class CampaignRunner:
                 await asyncio.sleep(_MAX_IDLE)
                 continue
             self._engine.metrics.observe_redis("claim", time.perf_counter() - started)
-            for claim in batch.claims:
-                call = self._follow(claim)
-                dials.create_task(self._dial(call, claim), name=call.call_id)
+            if batch.claims:
+                calls = [(self._follow(claim), claim) for claim in batch.claims]
+                dials.create_task(self._dial(calls), name=calls[0][0].call_id)
             stop = batch.stop
             if stop == "max":
                 continue
@@ -182,12 +183,12 @@ class CampaignRunner:
         self._engine.register(call, self)
         return call
 
-    async def _dial(self, call: LiveCall, claim: Claim) -> None:
-        variables = channel_variables(claim.vars)
+    def _request(self, call: LiveCall, claim: Claim) -> OriginateRequest:
+        variables = channel_variables(claim.vars) if claim.vars else {}
         variables.update(self.settings.variables)
         variables["DIALER_AMD"] = "1" if self.settings.amd else "0"
         variables["DIALER_CAMPAIGN"] = str(self.campaign_id)
-        request = OriginateRequest(
+        return OriginateRequest(
             call_id=call.call_id,
             trunk=self.settings.trunk,
             number=call.phone,
@@ -197,26 +198,38 @@ class CampaignRunner:
             caller_id=self.settings.caller_id,
             variables=variables,
         )
+
+    async def _dial(self, calls: list[tuple[LiveCall, Claim]]) -> None:
+        """Originate a claim's calls together (one task and one PBX write for the batch)."""
+        engine = self._engine
+        requests = [self._request(call, claim) for call, claim in calls]
+        errors = await engine.pbx.originate_many(requests)
+        for (call, _), error in zip(calls, errors, strict=True):
+            if error is None:
+                engine.metrics.originated(self.campaign_id, call.trunk)
+                engine.originated(call)
+            else:
+                await self._not_originated(call, error)
+
+    async def _not_originated(self, call: LiveCall, error: DialerError) -> None:
         engine = self._engine
         metrics = engine.metrics
-        try:
-            await engine.pbx.originate(request)
-            metrics.originated(self.campaign_id, call.trunk)
-        except ValidationError as exc:
+        if isinstance(error, ValidationError):
             metrics.originate_failed(self.campaign_id, call.trunk, OriginateFailure.NOT_DIALABLE)
             log.info(
-                "campaign %s contact %s: not dialable: %s", self.campaign_id, call.contact_id, exc
+                "campaign %s contact %s: not dialable: %s",
+                self.campaign_id,
+                call.contact_id,
+                error,
             )
             raw = RawOutcome(answered=False, invalid_number=True)
             await engine.finish(call, _undialed(call, self._clock(), raw))
-            return
-        except ActionFailed as exc:
+        elif isinstance(error, ActionFailed):
             metrics.originate_failed(self.campaign_id, call.trunk, OriginateFailure.REFUSED)
-            log.warning("campaign %s: originate refused: %s", self.campaign_id, exc)
+            log.warning("campaign %s: originate refused: %s", self.campaign_id, error)
             raw = RawOutcome(answered=False, originate_failed=True)
             await engine.finish(call, _undialed(call, self._clock(), raw))
-            return
-        except (PbxUnavailable, ActionTimeout) as exc:
+        elif isinstance(error, (PbxUnavailable, ActionTimeout)):
             metrics.originate_failed(self.campaign_id, call.trunk, OriginateFailure.PBX_UNAVAILABLE)
             # Unknown whether the PBX has the call: keep following it; the lease and the
             # reconciliation with the PBX's channel list settle it. Never re-send.
@@ -224,9 +237,11 @@ class CampaignRunner:
                 "campaign %s: PBX lost during originate of %s: %s",
                 self.campaign_id,
                 call.call_id,
-                exc,
+                error,
             )
-        engine.originated(call)
+            engine.originated(call)
+        else:
+            raise error
 
     async def _maybe_complete(self, res: ClaimBatch) -> bool:
         store = self._engine.store

@@ -13,11 +13,12 @@ during reconciliation); other engine processes' calls on the same PBX are ignore
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
+from dialer.errors import DialerError
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,13 @@ class PbxAdapter(Protocol):
         Raises PbxUnavailable (not connected, or the connection dropped before the PBX answered:
         the request is never re-sent) or ActionFailed (the PBX refused it: no call was placed).
         """
+        ...
+
+    async def originate_many(
+        self, requests: Sequence[OriginateRequest]
+    ) -> list[DialerError | None]:
+        """:meth:`originate` for each request, together (a claim's batch); per request None
+        (the PBX took it) or the error :meth:`originate` would have raised."""
         ...
 
     async def hangup(self, call_id: str) -> None:

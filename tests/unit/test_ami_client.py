@@ -655,3 +655,44 @@ async def test_busy_stream_is_read_in_batches(fake: FakeAmi) -> None:
     batches = 1 + sum(1 for a, b in zip(arrivals, arrivals[1:], strict=False) if b - a > 0.002)
     assert batches <= 25  # 100 events over ~0.4 s: ~8 reads, not ~100
     assert max(got - sent for sent, got in times) < 0.05 + 0.1  # a window, plus slack
+
+
+async def test_send_actions_answers_each_in_order_with_its_own_error(fake: FakeAmi) -> None:
+    async def originate(session: FakeSession, action: Action) -> None:
+        if action.get("Channel") == "PJSIP/refused":
+            await session.reply(action, "Error", Message="Permission denied")
+        elif action.get("Channel") != "PJSIP/silent":
+            await session.reply(action, Message="Originate successfully queued")
+
+    fake.handlers["Originate"] = originate
+    async with AmiClient(settings_for(fake)) as ami:
+        replies = await ami.send_actions(
+            [
+                ("Originate", {"Channel": "PJSIP/1"}, {"DIALER_CALL_ID": "a"}),
+                ("Originate", {"Channel": "PJSIP/refused"}, None),
+                ("Originate", {"Channel": "PJSIP/x\r\nAction: Command"}, None),
+                ("Originate", {"Channel": "PJSIP/silent"}, None),
+                ("Originate", {"Channel": "PJSIP/2"}, None),
+            ],
+            timeout=0.3,
+        )
+        ok, refused, unsafe, silent, ok2 = replies
+        assert isinstance(ok, Message)
+        assert ok.response == "Success"
+        assert isinstance(ok2, Message)
+        assert ok2.response == "Success"
+        assert isinstance(refused, ActionFailed)
+        assert isinstance(unsafe, UnsafeValue)  # refused before anything was written
+        assert isinstance(silent, ActionTimeout)
+        assert ami.statistics().pending_actions == 0
+    sent = [a.get("Channel") for a in fake.named("Originate")]
+    assert sent == ["PJSIP/1", "PJSIP/refused", "PJSIP/silent", "PJSIP/2"]  # each once
+
+
+async def test_send_actions_when_not_connected_sends_nothing(fake: FakeAmi) -> None:
+    async with AmiClient(settings_for(fake, reconnect_min=5.0, reconnect_max=5.0)) as ami:
+        fake.sessions[0].drop()
+        await asyncio.wait_for(ami.wait_disconnected(), WAIT)
+        (reply,) = await ami.send_actions([("Originate", {"Channel": "PJSIP/1"}, None)])
+        assert isinstance(reply, PbxUnavailable)
+    assert fake.named("Originate") == []

@@ -47,6 +47,7 @@ from dialer.errors import (
     ActionFailed,
     ActionTimeout,
     ConfigError,
+    DialerError,
     PbxProtocolError,
     PbxUnavailable,
     UnsafeValue,
@@ -55,7 +56,15 @@ from dialer.pbx.ami.codec import AmiCodec, Banner, Message, encode_action
 from dialer.pbx.base import ConnectionState
 from dialer.pbx.supervision import TICK, SessionLost, Supervised, Tick, describe
 
-__all__ = ["TICK", "AmiClient", "AmiSettings", "AmiStatistics", "ConnectionState", "Tick"]
+__all__ = [
+    "TICK",
+    "AmiClient",
+    "AmiSettings",
+    "AmiStatistics",
+    "ConnectionState",
+    "Fields",
+    "Tick",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -245,9 +254,17 @@ class _Connection:
         A burst of Originates (a claim's batch) then costs one system call and wakes Asterisk
         once, not once per action. Waits only when the socket's buffer is full.
         """
+        self.queue(data)
+        await self.drain()
+
+    def queue(self, data: bytes) -> None:
+        """Queue ``data`` for this loop turn's send (see :meth:`write`), without waiting."""
         if not self.outgoing:
             asyncio.get_running_loop().call_soon(self._flush)
         self.outgoing.append(data)
+
+    async def drain(self) -> None:
+        """Wait while the socket's buffer is full."""
         if self.writer.transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
             await self.writer.drain()
 
@@ -374,6 +391,64 @@ class AmiClient(Supervised["_Connection", Message]):
     ) -> Message:
         """Write one action and return its response (``Response: Error`` -> ActionFailed)."""
         return await self._request(name, fields, variables, limit=timeout)
+
+    async def send_actions(
+        self,
+        actions: Sequence[tuple[str, Fields, Mapping[str, str] | None]],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (expiry raises ActionTimeout)
+    ) -> list[Message | DialerError]:
+        """Write several actions at once (one send) and return, in order, each one's response
+        or its error (UnsafeValue, ActionFailed, ActionTimeout, PbxUnavailable), as
+        :meth:`send_action` would have raised it. Cheaper than one ``send_action`` per action:
+        no task or coroutine per action, one write. Each action is written at most once."""
+        conn = self._conn
+        loop = asyncio.get_running_loop()
+        limit = self._settings.action_timeout if timeout is None else timeout
+        sent: list[tuple[str, _Pending] | DialerError] = []
+        for name, fields, variables in actions:
+            action_id = f"{self._id_prefix}{next(self._ids)}"
+            try:
+                data = encode_action(name, action_id, fields, variables)
+            except UnsafeValue as exc:
+                sent.append(exc)
+                continue
+            if conn is None or not self.connected or self._closing:
+                sent.append(
+                    PbxUnavailable(f"not connected to AMI at {self._where}; {name} not sent")
+                )
+                continue
+            pending = _Pending(name, loop.create_future(), None, loop.time() + limit, limit)
+            self._pending[action_id] = pending
+            self._arm_expiry(pending.deadline)
+            conn.queue(data)
+            self._actions_sent += 1
+            sent.append((action_id, pending))
+        results: list[Message | DialerError] = []
+        try:
+            if conn is not None and len(sent) > 0:
+                try:
+                    await conn.drain()
+                except OSError as exc:
+                    lost = PbxUnavailable(
+                        f"AMI connection to {self._where} failed while sending: {exc!r}"
+                    )
+                    for item in sent:
+                        if not isinstance(item, DialerError):
+                            item[1].fail(lost)
+            for item in sent:
+                if isinstance(item, DialerError):
+                    results.append(item)
+                    continue
+                try:
+                    results.append(await item[1].future)
+                except (ActionFailed, ActionTimeout, PbxUnavailable) as exc:
+                    results.append(exc)
+        finally:
+            for item in sent:
+                if not isinstance(item, DialerError):
+                    self._pending.pop(item[0], None)
+        return results
 
     async def send_action_list(
         self,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
-from dialer.errors import PbxUnavailable, ValidationError
-from dialer.pbx.ami.client import AmiClient, AmiSettings
+from dialer.errors import DialerError, PbxUnavailable, ValidationError
+from dialer.pbx.ami.client import AmiClient, AmiSettings, Fields
 from dialer.pbx.asterisk.correlate import CallCorrelator
 from dialer.pbx.base import OriginateRequest, PbxEvent
 from dialer.pbx.pump import correlated_events
@@ -94,7 +94,9 @@ class AsteriskAdapter:
     def adopt(self, call_id: str, *, answered: bool) -> None:
         self._correlator.follow(call_id, self._clock(), answered=answered)
 
-    async def originate(self, request: OriginateRequest) -> None:
+    def _originate_action(
+        self, request: OriginateRequest
+    ) -> tuple[str, dict[str, str], dict[str, str]]:
         number = check_number(request.number)
         if not _NAME.match(request.trunk):
             raise ValidationError(f"not a trunk name: {request.trunk[:40]!r}")
@@ -110,17 +112,40 @@ class AsteriskAdapter:
         if request.caller_id:
             fields["CallerID"] = request.caller_id
         variables = {self._settings.call_id_variable: request.call_id, **request.variables}
-        # Follow before sending: events may arrive before the action's response.
-        self._correlator.follow(request.call_id, self._clock())
-        try:
-            await self._ami.send_action("Originate", fields, variables=variables)
-        except PbxUnavailable:
-            # The connection dropped: the PBX may or may not have the call. Keep following it;
-            # reconciliation against the channel list settles it. Never re-send.
-            raise
-        except Exception:
-            self._correlator.forget(request.call_id)
-            raise
+        return "Originate", fields, variables
+
+    async def originate(self, request: OriginateRequest) -> None:
+        (error,) = await self.originate_many([request])
+        if error is not None:
+            raise error
+
+    async def originate_many(
+        self, requests: Sequence[OriginateRequest]
+    ) -> list[DialerError | None]:
+        """Originate each request (one AMI write for all); per request None or its error."""
+        errors: list[DialerError | None] = [None] * len(requests)
+        actions: list[tuple[str, Fields, Mapping[str, str] | None]] = []
+        sent: list[int] = []
+        now = self._clock()
+        for i, request in enumerate(requests):
+            try:
+                actions.append(self._originate_action(request))
+            except ValidationError as exc:
+                errors[i] = exc
+                continue
+            sent.append(i)
+            # Follow before sending: events may arrive before the action's response.
+            self._correlator.follow(request.call_id, now)
+        replies = await self._ami.send_actions(actions)
+        for i, reply in zip(sent, replies, strict=True):
+            if isinstance(reply, DialerError):
+                errors[i] = reply
+                if not isinstance(reply, PbxUnavailable):
+                    # refused or unsendable: no call. (PbxUnavailable: the PBX may or may not
+                    # have it: keep following it; reconciliation with the channel list settles
+                    # it. Never re-send.)
+                    self._correlator.forget(requests[i].call_id)
+        return errors
 
     async def hangup(self, call_id: str) -> None:
         channel = self._correlator.channel_name(call_id)  # known once answered
