@@ -40,7 +40,7 @@ from dialer.engine.control import PBX_DOWN_REASON, PLAN_LIMIT_REASON, CampaignCo
 from dialer.engine.runner import CampaignRunner, plan_exhausted
 from dialer.errors import DialerError, NotFound, ScriptError, StoreError, TransitionRefused
 from dialer.metrics import DialerMetrics
-from dialer.pbx.base import CallAnswered, CallEnded, PbxAdapter, PbxState
+from dialer.pbx.base import CallEnded, PbxAdapter, PbxState
 from dialer.store.dnc import DncStore
 from dialer.store.models import ClaimBatch, ClaimCommand, FinishItem, Usage
 from dialer.store.redis_store import ACTIVE_STATUSES, RedisStore
@@ -276,30 +276,32 @@ class Engine:
         return CampaignSettings.from_dict(json.loads(campaign.settings_json))
 
     async def _pump_events(self) -> None:
-        async for event in self.pbx.events():
+        async for events in self.pbx.event_batches():
             checkpoint()
-            if isinstance(event, CallEnded):
+            for event in events:
+                if isinstance(event, PbxState):
+                    await self._pbx_state(event)
+                    continue
                 entry = self._calls.get(event.call_id)
-                if entry is not None:
+                if entry is None:
+                    continue
+                if isinstance(event, CallEnded):
                     self.finish_soon(entry[0], event)
-            elif isinstance(event, CallAnswered):
-                entry = self._calls.get(event.call_id)
-                if entry is not None:
+                else:
                     entry[0].answered_at = event.at
-            elif isinstance(event, PbxState):
-                log.warning("PBX %s: %s", "up" if event.connected else "down", event.reason)
-                self.metrics.pbx_state(self.pbx.name, event.connected)
-                try:
-                    if event.connected:
-                        await self._pbx_back()
-                    else:
-                        await self._pbx_lost()
-                except DialerError as exc:
-                    log.error(
-                        "handling PBX %s failed: %s", "up" if event.connected else "down", exc
-                    )
-                for runner in self._runners.values():
-                    runner.wake()
+
+    async def _pbx_state(self, event: PbxState) -> None:
+        log.warning("PBX %s: %s", "up" if event.connected else "down", event.reason)
+        self.metrics.pbx_state(self.pbx.name, event.connected)
+        try:
+            if event.connected:
+                await self._pbx_back()
+            else:
+                await self._pbx_lost()
+        except DialerError as exc:
+            log.error("handling PBX %s failed: %s", "up" if event.connected else "down", exc)
+        for runner in self._runners.values():
+            runner.wake()
 
     async def _pbx_lost(self) -> None:
         """Pause every campaign this engine dials: nothing is originated blindly."""

@@ -140,5 +140,9 @@ class PbxAdapter(Protocol):
         """The adapter's event stream (one consumer)."""
         ...
 
+    def event_batches(self) -> AsyncIterator[list[PbxEvent]]:
+        """The same stream a list at a time (one consumer, instead of :meth:`events`)."""
+        ...
+
     @property
     def connected(self) -> bool: ...

@@ -18,6 +18,33 @@ class Correlator(Protocol[ItemT_contra]):
     def expire(self, now: float) -> list[PbxEvent]: ...
 
 
+async def correlated_batches(
+    batches: Callable[[float], AsyncGenerator[list[ItemT | ConnectionState | Tick], None]],
+    correlator: Correlator[ItemT],
+    *,
+    tick: float,
+    clock: Callable[[], float],
+) -> AsyncGenerator[list[PbxEvent], None]:
+    """:func:`correlated_events` a list at a time: the call events of each batch of the
+    client's ``event_batches(tick)`` (one resumption per batch, not per event)."""
+    stream = batches(tick)
+    try:
+        async for batch in stream:
+            now = clock()
+            out: list[PbxEvent] = []
+            for item in batch:
+                if item is TICK:
+                    out += correlator.expire(now)
+                elif isinstance(item, ConnectionState):
+                    out.append(PbxState(connected=item.connected, reason=item.reason, at=now))
+                else:
+                    out += correlator.feed(item, now)
+            if out:
+                yield out
+    finally:
+        await stream.aclose()
+
+
 async def correlated_events(
     events: Callable[[float], AsyncGenerator[ItemT | ConnectionState | Tick, None]],
     correlator: Correlator[ItemT],

@@ -110,6 +110,24 @@ class Supervised(Generic[ConnT, EventT]):
         One consumer at a time; wrap it in ``contextlib.aclosing`` so that a consumer that
         stops early releases it at once.
         """
+        batches = self._batches(tick)
+        try:
+            async for batch in batches:
+                for item in batch:
+                    yield item
+        finally:
+            await batches.aclose()
+
+    def event_batches(
+        self, tick: float
+    ) -> AsyncGenerator[list[EventT | ConnectionState | Tick], None]:
+        """:meth:`events` (with ticks) a list at a time: everything queued when the consumer
+        asks, in order (one resumption of the consumer for many events, not one per event)."""
+        return self._batches(tick)
+
+    async def _batches(
+        self, tick: float | None
+    ) -> AsyncGenerator[list[EventT | ConnectionState | Tick], None]:
         if tick is not None and not 0 < tick < float("inf"):
             raise ValueError(f"tick must be a positive number of seconds, not {tick!r}")
         if self._consuming:
@@ -140,11 +158,20 @@ class Supervised(Generic[ConnT, EventT]):
                     if self._closed:
                         return
                     item = await queue.get()
-                if item is None:
-                    return
-                if item is TICK and tick is None:
-                    continue  # left by an earlier consumer that asked for ticks
-                yield item
+                batch: list[EventT | ConnectionState | Tick] = []
+                while True:
+                    if item is None:
+                        if batch:
+                            yield batch
+                        return
+                    if item is not TICK or tick is not None:  # else: an earlier consumer's
+                        batch.append(item)
+                    try:
+                        item = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                if batch:
+                    yield batch
         finally:
             if timer is not None:
                 timer.cancel()

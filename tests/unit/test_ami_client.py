@@ -696,3 +696,23 @@ async def test_send_actions_when_not_connected_sends_nothing(fake: FakeAmi) -> N
         (reply,) = await ami.send_actions([("Originate", {"Channel": "PJSIP/1"}, None)])
         assert isinstance(reply, PbxUnavailable)
     assert fake.named("Originate") == []
+
+
+async def test_event_batches_hand_over_what_is_queued_in_order(fake: FakeAmi) -> None:
+    async with AmiClient(settings_for(fake)) as ami:
+        session = fake.sessions[0]
+        await session.send(b"".join(frame(Event="Test", Seq=str(i)) for i in range(30)))
+        await eventually(lambda: ami.statistics().events_received == 30)
+        stream = ami.event_batches(60.0)
+        async with aclosing(stream):
+            async with asyncio.timeout(WAIT):
+                first = await anext(stream)
+            assert isinstance(first[0], ConnectionState)
+            assert [m["Seq"] for m in first[1:] if isinstance(m, Message)] == [
+                str(i) for i in range(30)
+            ]  # one batch: everything queued, in order
+            await session.send(frame(Event="Test", Seq="30"))
+            async with asyncio.timeout(WAIT):
+                (later,) = await anext(stream)
+            assert isinstance(later, Message)
+            assert later["Seq"] == "30"

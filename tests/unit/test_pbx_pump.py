@@ -19,7 +19,7 @@ from dialer.pbx.base import (
     PbxEvent,
     PbxState,
 )
-from dialer.pbx.pump import correlated_events
+from dialer.pbx.pump import correlated_batches, correlated_events
 from tests.unit.ami_fake import WAIT, Action, FakeAmi, FakeSession, frame, settings_for
 
 pytestmark = pytest.mark.timeout(20)
@@ -88,6 +88,41 @@ async def test_items_ticks_and_connection_states_in_order() -> None:
     ]
     assert correlator.fed == [("a", 1000.0), ("b", 1000.0)]
     assert correlator.expired == [1000.0, 1000.0]  # on ticks only, not per item
+
+
+async def test_batches_keep_the_order_and_drop_empty_ones() -> None:
+    batches: list[list[str | ConnectionState | Tick]] = [
+        [ConnectionState(True, "connected", 1.0), "a", TICK],
+        ["b"],
+        ["c", TICK],
+    ]
+
+    async def event_batches(tick: float) -> AsyncGenerator[list[str | ConnectionState | Tick]]:
+        for batch in batches:
+            yield batch
+
+    correlator = Recorder()
+    correlator_quiet = Recorder()
+    correlator_quiet.feed = lambda item, now: []  # type: ignore[method-assign]
+    pump = correlated_batches(event_batches, correlator, tick=1, clock=clock)
+    async with asyncio.timeout(WAIT):
+        got = [events async for events in pump]
+    assert got == [
+        [
+            PbxState(connected=True, reason="connected", at=1000.0),
+            CallAnswered(call_id="a", at=1000.0),
+            CallEnded(call_id="expired-1", raw=RawOutcome(False), ended_at=1000.0),
+        ],
+        [CallAnswered(call_id="b", at=1000.0)],
+        [
+            CallAnswered(call_id="c", at=1000.0),
+            CallEnded(call_id="expired-2", raw=RawOutcome(False), ended_at=1000.0),
+        ],
+    ]
+    quiet = correlated_batches(event_batches, correlator_quiet, tick=1, clock=clock)
+    async with asyncio.timeout(WAIT):
+        got = [events async for events in quiet]
+    assert [len(b) for b in got] == [2, 1]  # the batch of "b" gave nothing: not yielded
 
 
 async def test_the_pump_ends_when_the_stream_ends() -> None:

@@ -14,7 +14,7 @@ from dialer.errors import DialerError, PbxUnavailable, ValidationError
 from dialer.pbx.ami.client import AmiClient, AmiSettings, Fields
 from dialer.pbx.asterisk.correlate import CallCorrelator
 from dialer.pbx.base import OriginateRequest, PbxEvent
-from dialer.pbx.pump import correlated_events
+from dialer.pbx.pump import correlated_batches, correlated_events
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,15 @@ class AsteriskAdapter:
         """Correlated call events; also ends calls whose closing hang-up never came."""
         return correlated_events(
             self._ami.events,
+            self._correlator,
+            tick=self._settings.failure_grace / 2,
+            clock=self._clock,
+        )
+
+    def event_batches(self) -> AsyncGenerator[list[PbxEvent], None]:
+        """:meth:`events` a list at a time (what came in one read of the connection)."""
+        return correlated_batches(
+            self._ami.event_batches,
             self._correlator,
             tick=self._settings.failure_grace / 2,
             clock=self._clock,

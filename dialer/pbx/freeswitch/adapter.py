@@ -30,7 +30,7 @@ from dialer.pbx.freeswitch.correlate import (
     CallCorrelator,
     answered_in_show_channels,
 )
-from dialer.pbx.pump import correlated_events
+from dialer.pbx.pump import correlated_batches, correlated_events
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +242,15 @@ class FreeSwitchAdapter:
         """Correlated call events; also ends calls whose closing hang-up never came."""
         return correlated_events(
             self._esl.events,
+            self._correlator,
+            tick=self._settings.failure_grace / 2,
+            clock=self._clock,
+        )
+
+    def event_batches(self) -> AsyncGenerator[list[PbxEvent], None]:
+        """:meth:`events` a list at a time (what came in one read of the connection)."""
+        return correlated_batches(
+            self._esl.event_batches,
             self._correlator,
             tick=self._settings.failure_grace / 2,
             clock=self._clock,
