@@ -408,6 +408,9 @@ def _ports_of(info: StackInfo) -> list[tuple[str, int]]:
     ]
 
 
+_PORT_RELEASE_S = 5.0
+
+
 def _check_gone(
     name: str,
     workdir: Path,
@@ -415,11 +418,21 @@ def _check_gone(
     pids: Iterable[int] = (),
     ports: Iterable[tuple[str, int]] = (),
 ) -> None:
-    """Raise LeftoverProcess if a process of the stack survived (by pid, command line, port)."""
-    left = [pid for pid in pids if is_alive(pid)]
-    found = find_processes([f"/etc/dialer-{name}/", f"{workdir}/"])
-    bound = bound_ports()
-    busy = [f"{kind}/{port}" for kind, port in ports if port in bound[kind]]
+    """Raise LeftoverProcess if a process of the stack survived (by pid, command line, port).
+
+    A port may stay bound for a moment after its process is gone (the kernel closes the
+    sockets of a large process after its exit is reported): ports alone get
+    ``_PORT_RELEASE_S`` to be released."""
+    pids, ports = list(pids), list(ports)
+    deadline = time.monotonic() + _PORT_RELEASE_S
+    while True:
+        left = [pid for pid in pids if is_alive(pid)]
+        found = find_processes([f"/etc/dialer-{name}/", f"{workdir}/"])
+        bound = bound_ports()
+        busy = [f"{kind}/{port}" for kind, port in ports if port in bound[kind]]
+        if left or found or not busy or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
     if left or found or busy:
         detail = [f"pid {pid}" for pid in left]
         detail += [f"pid {p.pid}: {' '.join(p.cmdline)}" for p in found]
