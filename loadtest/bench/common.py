@@ -149,6 +149,30 @@ class CpuMeter:
         return {k: v - earlier.readings[k] for k, v in self.readings.items()}
 
 
+QUIET_CORES = 0.05  # Asterisk and SIPp each below this share of a core: the stack is idle
+QUIET_WINDOW_S = 0.5
+
+
+async def wait_quiet(info: StackInfo, *, within: float) -> bool:
+    """Wait until Asterisk and SIPp are idle (each below :data:`QUIET_CORES` over a
+    :data:`QUIET_WINDOW_S` window), at most ``within`` seconds; False if they never were.
+
+    Every measured run starts from an idle stack: after an overloaded step, SIPp and Asterisk
+    go on working through retransmissions and timers for a while, and a run started meanwhile
+    would be measured against what the previous one left."""
+    pids = {"asterisk": info.asterisk_pid, "sipp": info.sipp_pid}
+    deadline = time.monotonic() + within
+    while True:
+        before = CpuMeter.read(pids)
+        await asyncio.sleep(QUIET_WINDOW_S)
+        used = CpuMeter.read(pids).since(before)
+        if all(seconds < QUIET_CORES * QUIET_WINDOW_S for seconds in used.values()):
+            return True
+        if time.monotonic() >= deadline:
+            print(f"  (stack not idle after {within:g} s: {used})", flush=True)
+            return False
+
+
 # -- the stack ----------------------------------------------------------------------------------
 
 

@@ -17,7 +17,14 @@ from pathlib import Path
 
 from dialer.domain.statuses import CampaignStatus
 from dialer.store.redis_store import RedisStore
-from loadtest.bench.common import CpuMeter, ami_settings, hold_numbers, namespace, rate
+from loadtest.bench.common import (
+    CpuMeter,
+    ami_settings,
+    hold_numbers,
+    namespace,
+    rate,
+    wait_quiet,
+)
 from loadtest.bench.engines import (
     Outcomes,
     campaign_settings,
@@ -85,6 +92,7 @@ async def engine_run(
         channels = min(100_000, max(100, round(target_cps * (hold_s + 2) * 3)))
         settings = campaign_settings(info, max_channels=channels, cps=target_cps)
         control, cid = await new_campaign(store, settings, hold_numbers(calls, hold_s))
+        await wait_quiet(info, within=SETTLE_S)  # not measured against a previous run's tail
         async with engine_processes(info, ns, profile=profile) as procs:
             pids = {
                 "engine": procs[0].pid,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loadtest.bench.common import Figures, ami_settings, emit, ms, table, verdict
+from loadtest.bench.common import Figures, ami_settings, emit, ms, table, verdict, wait_quiet
 from loadtest.bench.enginerun import STEP_DOWN, EngineRun, engine_clean_rate, engine_run
 from loadtest.bench.rawami import StepResult, raw_step
 from loadtest.bench.watch import wait_no_channels
@@ -62,6 +62,7 @@ async def find_capacity(info: StackInfo, params: Params) -> tuple[float, list[St
 
 
 async def _step(info: StackInfo, target: float, params: Params) -> StepResult:
+    await wait_quiet(info, within=SETTLE_S)
     step = await raw_step(info, target, params.step_s, hold_s=params.hold_s)
     print(
         f"  raw {target:g} CPS: {step.clean}/{step.calls} clean, Asterisk created "
