@@ -174,6 +174,7 @@ class Engine:
                 claims.append(item)
             else:
                 results.append(item)
+        marks = len(batch) - len(results) - len(claims)
         items: list[FinishItem] = []
         outcomes: list[tuple[CallStatus, CampaignSettings]] = []
         try:
@@ -216,12 +217,12 @@ class Engine:
         except StoreError as exc:
             for c in claims:
                 c.result = exc
-            self._not_written(exc, results, len(batch) - len(results) - len(claims))
+            self._not_written(exc, results, marks)
             return
         for c, claimed in zip(claims, reply.claims, strict=True):
             c.result = claimed
         if reply.error is not None:
-            self._not_written(reply.error, results, len(batch) - len(results) - len(claims))
+            self._not_written(reply.error, results, marks)
             return
         written = reply.written
         exhausted: set[int] = set()

@@ -90,10 +90,8 @@ def _translated(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutin
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
-        except ResponseError as exc:  # an error raised by Redis itself: a script failed
-            raise ScriptError(f"{fn.__name__}: {type(exc).__name__}: {exc}") from exc
         except (RedisError, OSError) as exc:
-            raise StoreError(f"{fn.__name__}: {type(exc).__name__}: {exc}") from exc
+            raise _store_error(fn.__name__, exc) from exc
 
     return wrapper
 
@@ -136,7 +134,8 @@ def _claim_batch_of(cid: int, res: Sequence[Any]) -> ClaimBatch:
 
 
 def _store_error(what: str, exc: Exception) -> Exception:
-    """A command's error in a pipeline's replies, as :func:`_translated` would raise it."""
+    """redis-py's error as ours: a script's (an error raised by Redis itself) is a ScriptError,
+    any other Redis or socket error a StoreError; anything else is returned as it is."""
     if isinstance(exc, ResponseError):
         return ScriptError(f"{what}: {type(exc).__name__}: {exc}")
     if isinstance(exc, (RedisError, OSError)):
@@ -709,10 +708,8 @@ class RedisStore:
         )
         try:
             res = await self._lua.claim(keys=command.keys, args=command.args)
-        except ResponseError as exc:
-            raise ScriptError(f"claim: {type(exc).__name__}: {exc}") from exc
         except (RedisError, OSError) as exc:
-            raise StoreError(f"claim: {type(exc).__name__}: {exc}") from exc
+            raise _store_error("claim", exc) from exc
         return _claim_batch_of(cid, res)
 
     def claim_command(
