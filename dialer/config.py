@@ -32,14 +32,18 @@ class EngineSettings:
     # CPS windows are held this much longer than their nominal length so that the jitter
     # between a grant and the PBX creating the channel never shows limit+1 calls in a second.
     rate_margin_ms: int = 40
-    # Pacing: at most this many milliseconds' worth of the CPS starts at once (340 cps, 50 ms:
-    # 17 per 50 ms), instead of a burst of a whole second's calls at the top of each window.
-    # It also bounds the claims: at most 1000 / pace_ms round trips a second per campaign.
-    pace_ms: int = 50
-    claim_batch: int = 32  # at most this many contacts per claim round trip
-    # Results and "originated" marks wait up to this long to share one Redis round trip
-    # (never while a campaign waits at its channel cap for a result to free a channel).
-    write_linger_ms: int = 50
+    # Pacing: at most this many milliseconds' worth of the CPS starts at once (340 cps, 100 ms:
+    # 34 per 100 ms), instead of a burst of a whole second's calls at the top of each window.
+    # It also sets the claims: one Redis round trip per step and campaign, 1000 / pace_ms a
+    # second. Halving it doubles the engine's wake-ups and round trips (loadtest/README.md).
+    pace_ms: int = 100
+    # At most this many contacts per claim round trip: above a step's calls plus what a late
+    # claim catches up (2 steps' worth: 64 covers 320 cps at 100 ms in one round trip).
+    claim_batch: int = 64
+    # Results and "originated" marks wait up to this long to share one Redis round trip,
+    # usually a claim's (never while a campaign waits at its channel cap for a result to free
+    # a channel).
+    write_linger_ms: int = 100
     pbx_auto_resume: bool = True  # resume campaigns paused by a PBX outage when it is back
     metrics_port: int | None = None  # serve /metrics here (the API serves it too)
     trunks: Mapping[str, TrunkLimit] = field(default_factory=dict)
@@ -55,7 +59,8 @@ class EngineSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineSettings:
         """DIALER_REDIS_URL, DIALER_NAMESPACE, DIALER_AMI_URL, DIALER_ENGINE_ID, DIALER_LEASE_MS,
-        DIALER_PACE_MS, DIALER_METRICS_PORT, DIALER_TRUNKS ("name=channels/cps,...")."""
+        DIALER_PACE_MS, DIALER_WRITE_LINGER_MS, DIALER_METRICS_PORT, DIALER_TRUNKS
+        ("name=channels/cps,...")."""
         env = os.environ if env is None else env
         kwargs: dict[str, object] = {}
         if "DIALER_REDIS_URL" in env:
@@ -72,6 +77,8 @@ class EngineSettings:
             kwargs["lease_ms"] = _int(env, "DIALER_LEASE_MS", minimum=1000)
         if "DIALER_PACE_MS" in env:
             kwargs["pace_ms"] = _int(env, "DIALER_PACE_MS", minimum=0)
+        if "DIALER_WRITE_LINGER_MS" in env:
+            kwargs["write_linger_ms"] = _int(env, "DIALER_WRITE_LINGER_MS", minimum=0)
         if env.get("DIALER_METRICS_PORT"):
             kwargs["metrics_port"] = _int(env, "DIALER_METRICS_PORT", minimum=0)
         if env.get("DIALER_TRUNKS"):

@@ -231,12 +231,14 @@ class DialerMetrics:
 
     # -- calls (hot path) ----------------------------------------------------------------------
 
-    def originated(self, campaign: int, trunk: str) -> None:
-        """The PBX accepted an Originate (counts it and the CPS used)."""
+    def originated(self, campaign: int, trunk: str, count: int = 1) -> None:
+        """The PBX accepted ``count`` Originates (counts them and the CPS used)."""
+        if count <= 0:
+            return
         lane = self._lanes.get((campaign, trunk)) or self._lane(campaign, trunk)
-        lane.originates.inc()
+        lane.originates.inc(count)
         now = self._clock()
-        lane.sent.append(now)
+        lane.sent.extend([now] * count)
         lane.cps_used(now)  # prunes: the deque holds one second of originates
 
     def originate_failed(self, campaign: int, trunk: str, reason: OriginateFailure) -> None:

@@ -22,7 +22,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class _Originated:
-    call: LiveCall
+    calls: Sequence[LiveCall]  # one PBX write's accepted calls
 
 
 class _Ended(NamedTuple):
@@ -139,9 +139,11 @@ class Engine:
             raise StoreError("claim not sent: the write failed")
         return item.result
 
-    def originated(self, call: LiveCall) -> None:
-        """The PBX took the originate: the call leaves the claimed set (batched, not awaited)."""
-        self.writes.submit(_Originated(call))
+    def originated(self, calls: Sequence[LiveCall]) -> None:
+        """The PBX took these originates: the calls leave the claimed set (batched, not
+        awaited)."""
+        if calls:
+            self.writes.submit(_Originated(calls))
 
     def finish_soon(self, call: LiveCall, ended: CallEnded) -> None:
         """Hand the attempt's end to the writer and return at once."""
@@ -167,14 +169,16 @@ class Engine:
         originated: dict[int, list[str]] = {}
         results: list[_Ended] = []
         claims: list[_Claim] = []
+        marks = 0
         for item in batch:
             if isinstance(item, _Originated):
-                originated.setdefault(item.call.campaign_id, []).append(item.call.call_id)
+                marks += len(item.calls)
+                for call in item.calls:
+                    originated.setdefault(call.campaign_id, []).append(call.call_id)
             elif isinstance(item, _Claim):
                 claims.append(item)
             else:
                 results.append(item)
-        marks = len(batch) - len(results) - len(claims)
         items: list[FinishItem] = []
         outcomes: list[tuple[CallStatus, CampaignSettings]] = []
         try:

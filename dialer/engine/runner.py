@@ -104,8 +104,8 @@ class CampaignRunner:
         limit = cfg.trunk_limit(self.settings.trunk)
         want = cfg.claim_batch
         rates = [cps for cps in (self.settings.cps, limit.cps) if cps > 0]
-        if rates and (burst := Pacing.for_cps(min(rates), cfg.pace_ms).burst):
-            want = min(want, burst)
+        if rates and (most := Pacing.for_cps(min(rates), cfg.pace_ms).most):
+            want = min(want, most)
         if self.settings.max_channels > 0:
             want = min(want, self.settings.max_channels - len(self.calls))
         return max(1, want)
@@ -204,11 +204,11 @@ class CampaignRunner:
         engine = self._engine
         requests = [self._request(call, claim) for call, claim in calls]
         errors = await engine.pbx.originate_many(requests)
+        accepted = [call for (call, _), error in zip(calls, errors, strict=True) if error is None]
+        engine.metrics.originated(self.campaign_id, calls[0][0].trunk, len(accepted))
+        engine.originated(accepted)
         for (call, _), error in zip(calls, errors, strict=True):
-            if error is None:
-                engine.metrics.originated(self.campaign_id, call.trunk)
-                engine.originated(call)
-            else:
+            if error is not None:
                 await self._not_originated(call, error)
 
     async def _not_originated(self, call: LiveCall, error: DialerError) -> None:
@@ -239,7 +239,7 @@ class CampaignRunner:
                 call.call_id,
                 error,
             )
-            engine.originated(call)
+            engine.originated([call])
         else:
             raise error
 

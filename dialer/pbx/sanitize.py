@@ -20,9 +20,12 @@ _NAME_BAD = re.compile(r"[^A-Za-z0-9_]")
 
 def safe_value(value: str, max_bytes: int = MAX_VALUE_BYTES) -> str:
     """``value`` without control characters or lone surrogates, at most ``max_bytes`` in UTF-8."""
-    cleaned = "".join(
-        " " if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") else ch for ch in value
-    )
+    if value.isprintable():  # no Cc, Cs, Zl or Zp character (nor any other Other/Separator)
+        cleaned = value
+    else:
+        cleaned = "".join(
+            " " if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") else ch for ch in value
+        )
     encoded = cleaned.encode("utf-8")
     if len(encoded) <= max_bytes:
         return cleaned

@@ -208,12 +208,20 @@ class Pacing:
     still gets the slots it missed, so the long-run rate is the cps. Interval 0: no pacing.
 
     ``Pacing.for_cps(340, 20)``: one grant per 2.94 ms, 7 at a time; a claim up to 20 ms late
-    catches up (at most 14 at once). ``Pacing.for_cps(20, 20)``: one per 50 ms.
+    catches up (at most 13 at once, :attr:`most`). ``Pacing.for_cps(20, 20)``: one per 50 ms.
     """
 
     interval_ms: float
     catch_up_ms: float
-    burst: int  # grants one claim asks for in the steady state (0: no pacing)
+    burst: int  # grants one claim takes in the steady state (0: no pacing)
+
+    @property
+    def most(self) -> int:
+        """The most grants one claim can get: a steady step plus what a late claim catches up
+        (ask for this many, and a claim that comes late needs no second round trip)."""
+        if self.interval_ms <= 0:
+            return 0
+        return math.floor(self.catch_up_ms / self.interval_ms) + 1
 
     @classmethod
     def for_cps(cls, cps: float, step_ms: int) -> Pacing:

@@ -775,6 +775,8 @@ class RedisStore:
             repr(t_pace.interval_ms),
             repr(t_pace.catch_up_ms),
             _SETTLE_PER_CLAIM,
+            c_pace.burst,
+            t_pace.burst,
             *call_ids,
         ]
         return ClaimCommand(cid, keys, args)
@@ -884,9 +886,12 @@ class RedisStore:
 
     def _end_keys(self, cid: int, trunk: str, call_id: str, contact_id: int) -> list[str]:
         k = self.keys
+        return [k.call(call_id), k.contact(cid, contact_id), *self._lane_keys(cid, trunk)]
+
+    def _lane_keys(self, cid: int, trunk: str) -> list[str]:
+        """The keys of :meth:`_end_keys` that every call of a campaign and trunk shares."""
+        k = self.keys
         return [
-            k.call(call_id),
-            k.contact(cid, contact_id),
             k.campaign(cid),
             k.inflight(cid),
             k.trunk_inflight(trunk),
@@ -954,9 +959,14 @@ class RedisStore:
         k = self.keys
         keys = [k.records_index]
         args: list[str | int] = [CALL_TTL_S]
+        shared: dict[tuple[int, str], list[str]] = {}  # the keys every call of a lane repeats
         for it in items:
-            keys += self._end_keys(it.cid, it.trunk, it.call_id, it.contact_id)
-            keys += [k.records(it.cid), k.usage(it.cid)]
+            lane = shared.get((it.cid, it.trunk))
+            if lane is None:
+                lane = [*self._lane_keys(it.cid, it.trunk), k.records(it.cid), k.usage(it.cid)]
+                shared[it.cid, it.trunk] = lane
+            keys += (k.call(it.call_id), k.contact(it.cid, it.contact_id))
+            keys += lane
             fields = dict(it.record)
             fields.setdefault("call_id", it.call_id)
             fields.setdefault("contact_id", str(it.contact_id))

@@ -62,7 +62,8 @@ def _spawn(info: StackInfo, ns: str, i: int, profile: Path | None) -> EngineProc
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("DIALER_") or k in ("DIALER_EVENT_LOOP", "DIALER_PACE_MS")
+        if not k.startswith("DIALER_")
+        or k in ("DIALER_EVENT_LOOP", "DIALER_PACE_MS", "DIALER_WRITE_LINGER_MS")
     }
     env.update(
         DIALER_REDIS_URL=info.redis_url,

@@ -116,13 +116,30 @@ async def test_rate_and_pacing_bound_a_batch(store: RedisStore) -> None:
     paced = await claim_batch(store, cid2, ids, cps=100, pace_ms=20)
     assert len(paced.claims) == 1  # a fresh schedule starts now
     assert paced.stop == "rate"
-    assert 1 <= paced.wait_ms <= 40  # until the slots the caller asked for have come
+    assert 18 <= paced.wait_ms <= 20  # until the next step's 2 slots have come
     slot = float(await store.client.get(store.keys.pace(cid2)) or 0)
     assert slot == pytest.approx(paced.server_ms + 10)
     await asyncio.sleep(0.2)  # far behind schedule: catch up by 30 ms at most: 4 grants
     late = await claim_batch(store, cid2, [f"y{i}" for i in range(20)], cps=100, pace_ms=20)
     assert len(late.claims) == 4
     assert late.stop == "rate"
+
+
+async def test_a_paced_claim_takes_its_lateness_in_the_same_round_trip(store: RedisStore) -> None:
+    # 100 cps, 20 ms steps: 2 grants a step; a claim may be 30 ms late, so it asks for 4 ids
+    pace = Pacing.for_cps(100, 20)
+    assert (pace.burst, pace.most) == (2, 4)
+    assert Pacing.for_cps(340, 20).most == 13
+    assert Pacing.for_cps(0, 20).most == 0
+    cid, _ = await running_campaign(store, 50)
+    first = await claim_batch(store, cid, [f"f{i}" for i in range(4)], cps=100, pace_ms=20)
+    assert (len(first.claims), first.stop) == (1, "rate")
+    assert 18 <= first.wait_ms <= 20  # a whole step, not one slot
+    await asyncio.sleep((first.wait_ms + 15) / 1000)  # wake 15 ms late
+    late = await claim_batch(store, cid, [f"g{i}" for i in range(4)], cps=100, pace_ms=20)
+    assert len(late.claims) in (3, 4)  # the step's 2 and what the lateness added
+    assert late.stop == "rate"  # not "max": no second claim is needed to catch up
+    assert 1 <= late.wait_ms <= 20
 
 
 async def test_do_not_call_contacts_are_settled_not_claimed(store: RedisStore) -> None:

@@ -66,6 +66,15 @@ _UNSAFE_CHARS_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # ``,`` separates name=value pairs, quotes and backslashes are removed, brackets nest.
 # A backslash makes the next character literal, so these are escaped, never refused.
 _VARIABLE_SPECIALS_RE = re.compile(r'([\\",()\[\]])')
+
+
+def _escape_variable(value: str) -> str:
+    """``value`` with Asterisk's argument specials backslash-escaped."""
+    if _VARIABLE_SPECIALS_RE.search(value) is None:  # the usual value: nothing to escape
+        return value
+    return _VARIABLE_SPECIALS_RE.sub(r"\\\1", value)
+
+
 # Headers the encoder writes itself: a field may never repeat or replace them.
 _RESERVED_FIELDS = frozenset({"action", "actionid", "variable"})
 
@@ -338,7 +347,7 @@ def _encode_common(
             return None
         if len(var_value) > _SHORT_VALUE // 2:  # escaping may double it
             return None
-        escaped = _VARIABLE_SPECIALS_RE.sub(r"\\\1", var_value)
+        escaped = _escape_variable(var_value)
         parts.append(f"Variable: {var_name}={escaped}\r\n")
         values.append(var_value)
     if len(parts) > MAX_ACTION_HEADERS or _UNSAFE_CHARS_RE.search("".join(values)):
@@ -378,7 +387,7 @@ def _encode_checked(
         if not isinstance(var_name, str) or not _VARIABLE_RE.fullmatch(var_name):
             raise UnsafeValue(f"AMI variable name not allowed: {_short(var_name)}")
         label = f"variable {var_name}"
-        escaped = _VARIABLE_SPECIALS_RE.sub(r"\\\1", _checked_value(label, var_value))
+        escaped = _escape_variable(_checked_value(label, var_value))
         lines.append(_line("Variable", f"{var_name}={escaped}", label))
     if len(lines) > MAX_ACTION_HEADERS:
         raise UnsafeValue(f"AMI action has {len(lines)} lines; Asterisk keeps {MAX_ACTION_HEADERS}")

@@ -41,14 +41,19 @@ ARGV[13] trunk pacing interval T ms     (<= 0: no pacing)
 ARGV[14] trunk pacing catch-up C ms
 ARGV[15] how many contacts of stopped lists or on a do-not-call list may be settled in this
          call without dialing before it gives up
-ARGV[16..] call ids, one per claim wanted (N = #ARGV - 15); a replay of ids whose reply was
+ARGV[16] campaign pacing step B         (grants one claim takes in the steady state)
+ARGV[17] trunk pacing step B
+ARGV[18..] call ids, one per claim wanted (N = #ARGV - 17); a replay of ids whose reply was
          lost returns the same claims and takes nothing more
 
 Rate: at most L grants in any W ms (a sliding log, one member per grant: the hard limit), and
 pacing: one grant per T ms on a schedule of slots that may fall behind by C ms at most (a burst
 of ceil(cps) at the top of each second would queue the PBX; pacing spreads the grants evenly
-at the cps, and a caller that wakes late catches up without losing rate). The caller derives
-L = ceil(cps), W = ceil(L * 1000 / cps) (+ a margin) >= 1000, T = 1000 / cps and C.
+at the cps, and a caller that wakes late catches up without losing rate). After a paced claim
+the reply says how long until B more grants are due, so a caller that asks for up to
+C / T + 1 ids makes one claim per step: it takes what its lateness added, and never needs a
+second round trip to catch up. The caller derives L = ceil(cps), W = ceil(L * 1000 / cps)
+(+ a margin) >= 1000, T = 1000 / cps, C and B.
 
 A contact whose phone is on a do-not-call list is not dialed: it becomes do_not_call, its
 call id gets a record with rule dnc:blocked and no attempt is used (no lease, no rate grant).
@@ -67,7 +72,7 @@ more than it did:
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local CALL, CONTACT = KEYS[11], KEYS[12]
-local first_id = 16
+local first_id = 18
 
 -- replay of a claim whose reply was lost: answer it again, take nothing more
 local prior = redis.call('HGET', CALL .. ARGV[first_id], 'state')
@@ -164,14 +169,15 @@ local function pace_room(key, interval, catch_up)
   end
   return math.floor((now - slot) / interval) + 1, slot
 end
-local function pace_wait(slot, interval, catch_up)
-  -- until the caller's next batch fits (as many grants as it asked for, or the largest burst)
-  local k = math.max(1, math.min(want, math.floor(catch_up / interval) + 1))
+local function pace_wait(slot, interval, step)
+  -- until the caller's next step is due (B grants, or as many as it asked for if fewer)
+  local k = math.max(1, math.min(want, step))
   return math.max(1, math.ceil(slot + (k - 1) * interval - now))
 end
 local c_limit, t_limit = tonumber(ARGV[7]), tonumber(ARGV[11])
 local c_pace, c_catch = tonumber(ARGV[9]), tonumber(ARGV[10])
 local t_pace, t_catch = tonumber(ARGV[13]), tonumber(ARGV[14])
+local c_step, t_step = tonumber(ARGV[16]), tonumber(ARGV[17])
 local c_room, c_wait = rate_room(KEYS[5], c_limit, tonumber(ARGV[8]))
 local t_room, t_wait = rate_room(KEYS[6], t_limit, tonumber(ARGV[12]))
 local cp_room, c_slot = pace_room(KEYS[17], c_pace, c_catch)
@@ -181,8 +187,8 @@ if grants <= 0 then
   local w = 1
   if c_room == 0 then w = math.max(w, c_wait) end
   if t_room == 0 then w = math.max(w, t_wait) end
-  if cp_room == 0 then w = math.max(w, pace_wait(c_slot, c_pace, c_catch)) end
-  if tp_room == 0 then w = math.max(w, pace_wait(t_slot, t_pace, t_catch)) end
+  if cp_room == 0 then w = math.max(w, pace_wait(c_slot, c_pace, c_step)) end
+  if tp_room == 0 then w = math.max(w, pace_wait(t_slot, t_pace, t_step)) end
   return {'rate', now, w, 0}
 end
 if grants < huge and grants <= room then
@@ -193,10 +199,10 @@ if grants < huge and grants <= room then
   if c_room == grants then stop_value = math.max(stop_value, c_wait) end
   if t_room == grants then stop_value = math.max(stop_value, t_wait) end
   if c_slot and cp_room == grants then
-    stop_value = math.max(stop_value, pace_wait(c_slot + grants * c_pace, c_pace, c_catch))
+    stop_value = math.max(stop_value, pace_wait(c_slot + grants * c_pace, c_pace, c_step))
   end
   if t_slot and tp_room == grants then
-    stop_value = math.max(stop_value, pace_wait(t_slot + grants * t_pace, t_pace, t_catch))
+    stop_value = math.max(stop_value, pace_wait(t_slot + grants * t_pace, t_pace, t_step))
   end
 end
 
