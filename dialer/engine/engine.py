@@ -439,13 +439,12 @@ class Engine:
         m = self.metrics
         m.set_unwritten(len(self._unwritten))
         for cid, runner in list(self._runners.items()):
-            try:
-                campaign = await self.store.get_campaign(cid)
+            try:  # one round trip per campaign
+                campaign, stats, counts = await self.store.campaign_stats(cid)
             except NotFound:
                 m.forget_campaign(cid)
                 del self._runners[cid]
                 continue
-            stats = await self.store.queue_stats(cid)
             trunk = runner.settings.trunk
             draining = campaign.status in (CampaignStatus.PAUSING, CampaignStatus.CANCELLING)
             m.set_campaign_status(cid, campaign.status)
@@ -462,7 +461,7 @@ class Engine:
                 inflight=stats.inflight,
                 draining=stats.inflight if draining else 0,
             )
-            m.set_contacts(cid, await self.store.counts(cid))
+            m.set_contacts(cid, counts)
 
     async def _supervise_once(self) -> None:
         assert self._tg is not None

@@ -117,6 +117,11 @@ class Keys:
     def campaign(self, cid: int) -> str:
         return f"{self.ns}:c:{cid}"
 
+    @property
+    def campaign_prefix(self) -> str:
+        """``campaign(cid)`` without the id (for scripts that derive the key)."""
+        return f"{self.ns}:c:"
+
     def list_seq(self, cid: int) -> str:
         return f"{self.ns}:c:{cid}:seq:list"
 

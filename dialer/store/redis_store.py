@@ -305,17 +305,20 @@ class RedisStore:
         if not set(statuses) <= ACTIVE_STATUSES:
             raise ValueError("campaigns_in reads the active index: active statuses only")
         found: dict[CampaignStatus, list[CampaignRecord]] = {s: [] for s in statuses}
-        async for ids in self._id_pages(self.keys.active_campaigns, page, newest_first=True):
-            async with self._r.pipeline(transaction=False) as pipe:
-                for cid in ids:
-                    pipe.hgetall(self.keys.campaign(int(cid)))
-                hashes = await pipe.execute()
-            for cid, raw in zip(ids, hashes, strict=True):
-                if raw:  # (empty: being deleted)
-                    record = self._campaign(int(cid), raw)
+        keys = [self.keys.active_campaigns, self.keys.campaign_prefix]
+        start = 0
+        while True:  # one round trip per page: the ids and their hashes (active.lua)
+            reply = await self._lua.active(keys=keys, args=[start, start + page - 1])
+            for i in range(0, len(reply), 2):
+                flat = reply[i + 1]
+                if flat:  # (empty: being deleted)
+                    raw = dict(zip(flat[::2], flat[1::2], strict=True))
+                    record = self._campaign(int(reply[i]), raw)
                     if record.status in found:
                         found[record.status].append(record)
-        return found
+            if len(reply) < 2 * page:
+                return found
+            start += page
 
     @_translated
     async def rebuild_active_index(self, *, page: int = 1000) -> int:
@@ -593,22 +596,37 @@ class RedisStore:
 
     @_translated
     async def queue_stats(self, cid: int) -> QueueStats:
+        _, stats, _ = await self._stats(cid)
+        return stats
+
+    @_translated
+    async def campaign_stats(
+        self, cid: int
+    ) -> tuple[CampaignRecord, QueueStats, dict[CallStatus, int]]:
+        """:meth:`get_campaign`, :meth:`queue_stats` and :meth:`counts` at one instant, in one
+        round trip (the engines' gauges)."""
+        raw, stats, counts = await self._stats(cid)
+        if raw is None:
+            raise NotFound(f"campaign {cid} does not exist")
+        return self._campaign(cid, raw), stats, counts
+
+    async def _stats(
+        self, cid: int
+    ) -> tuple[dict[bytes | str, bytes | str] | None, QueueStats, dict[CallStatus, int]]:
         k = self.keys
-        now = await self._now_ms()
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.zcount(k.pending(cid), "-inf", now)
-            pipe.zcard(k.pending(cid))
-            pipe.zrange(k.pending(cid), 0, 0, withscores=True)
-            pipe.zcard(k.inflight(cid))
-            pipe.zcard(k.claimed(cid))
-            due, total, first, inflight, claimed = await pipe.execute()
-        return QueueStats(
+        keys = [k.campaign(cid), k.pending(cid), k.inflight(cid), k.claimed(cid), k.counts(cid)]
+        flat, due, total, first, inflight, claimed, counted = await self._lua.stats(keys=keys)
+        stats = QueueStats(
             pending_due_now=int(due),
             pending_total=int(total),
-            next_due_ms=int(first[0][1]) if first else None,
+            next_due_ms=int(first) if int(first) >= 0 else None,
             inflight=int(inflight),
             claimed=int(claimed),
         )
+        by_status = _decode_map(dict(zip(counted[::2], counted[1::2], strict=True)))
+        counts = {s: int(by_status.get(s.value, 0)) for s in CallStatus}
+        raw = dict(zip(flat[::2], flat[1::2], strict=True)) if flat else None
+        return raw, stats, counts
 
     # ------------------------------------------------------------------ dialing
 

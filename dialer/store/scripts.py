@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 SCRIPT_NAMES = (
+    "active",
     "add_contacts",
     "claim",
     "finish",
@@ -23,6 +24,7 @@ SCRIPT_NAMES = (
     "reap",
     "release",
     "renew",
+    "stats",
     "transition",
     "update_settings",
 )
@@ -39,6 +41,7 @@ def load_source(name: str) -> str:
 class Scripts:
     """One ``AsyncScript`` per operation, bound to a client."""
 
+    active: AsyncScript
     add_contacts: AsyncScript
     claim: AsyncScript
     finish: AsyncScript
@@ -47,6 +50,7 @@ class Scripts:
     reap: AsyncScript
     release: AsyncScript
     renew: AsyncScript
+    stats: AsyncScript
     transition: AsyncScript
     update_settings: AsyncScript
 

@@ -188,6 +188,50 @@ async def test_campaigns_in_scans_once_for_several_statuses(store: RedisStore) -
         await store.campaigns_in((CampaignStatus.DRAFT,))
 
 
+async def _evalsha_calls(client: aioredis.Redis) -> int:
+    """EVALSHA commands that ran (not those refused with NOSCRIPT before the script's first
+    load on this server)."""
+    stats = (await client.info("commandstats")).get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0)) - int(stats.get("failed_calls", 0))
+
+
+async def test_campaigns_in_reads_a_page_and_its_hashes_in_one_round_trip(
+    store: RedisStore,
+) -> None:
+    ids = [await store.create_campaign(f"c{i}", "trunk1", "{}") for i in range(5)]
+    for cid in ids:
+        await store.transition(cid, {CampaignStatus.DRAFT}, CampaignStatus.RUNNING)
+    # a campaign whose hash is gone but still indexed (being deleted) is skipped
+    await store.client.delete(store.keys.campaign(ids[2]))
+    before = await _evalsha_calls(store.client)
+    found = await store.campaigns_in((CampaignStatus.RUNNING,), page=2)
+    assert await _evalsha_calls(store.client) - before == 3  # pages of 2, 2 and 1
+    running = found[CampaignStatus.RUNNING]
+    assert [c.id for c in running] == [ids[4], ids[3], ids[1], ids[0]]
+    assert [c.name for c in running] == ["c4", "c3", "c1", "c0"]
+    assert all(c.status is CampaignStatus.RUNNING and c.trunk == "trunk1" for c in running)
+
+
+async def test_campaign_stats_reads_hash_queue_and_counts_at_once(store: RedisStore) -> None:
+    cid, _ = await running_campaign(store, 5)
+    await claim(store, cid, "call-1")
+    await store.client.zadd(store.keys.pending(cid), {"000000000005": 9_999_999_999_999})
+    before = await _evalsha_calls(store.client)
+    campaign, stats, counts = await store.campaign_stats(cid)
+    assert await _evalsha_calls(store.client) - before == 1
+    assert (campaign.id, campaign.status) == (cid, CampaignStatus.RUNNING)
+    assert (stats.pending_total, stats.pending_due_now, stats.claimed) == (4, 3, 1)
+    assert stats.next_due_ms is not None
+    assert stats.next_due_ms < 9_999_999_999_999
+    assert (counts[CallStatus.PENDING], counts[CallStatus.IN_PROGRESS]) == (4, 1)
+    assert counts[CallStatus.ANSWERED] == 0  # every status present
+    assert await store.queue_stats(cid) == stats
+    with pytest.raises(NotFound):
+        await store.campaign_stats(999_999)
+    empty = await store.queue_stats(999_999)
+    assert (empty.pending_total, empty.next_due_ms, empty.inflight) == (0, None, 0)
+
+
 async def test_active_index_is_rebuilt_for_an_older_store(store: RedisStore) -> None:
     ids = [await store.create_campaign(f"c{i}", "trunk1", "{}") for i in range(5)]
     await store.transition(ids[1], {CampaignStatus.DRAFT}, CampaignStatus.RUNNING)
