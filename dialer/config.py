@@ -59,8 +59,8 @@ class EngineSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineSettings:
         """DIALER_REDIS_URL, DIALER_NAMESPACE, DIALER_AMI_URL, DIALER_ENGINE_ID, DIALER_LEASE_MS,
-        DIALER_PACE_MS, DIALER_WRITE_LINGER_MS, DIALER_METRICS_PORT, DIALER_TRUNKS
-        ("name=channels/cps,...")."""
+        DIALER_PACE_MS, DIALER_CLAIM_BATCH, DIALER_WRITE_LINGER_MS, DIALER_METRICS_PORT,
+        DIALER_TRUNKS ("name=channels/cps,...")."""
         env = os.environ if env is None else env
         kwargs: dict[str, object] = {}
         if "DIALER_REDIS_URL" in env:
@@ -77,6 +77,8 @@ class EngineSettings:
             kwargs["lease_ms"] = _int(env, "DIALER_LEASE_MS", minimum=1000)
         if "DIALER_PACE_MS" in env:
             kwargs["pace_ms"] = _int(env, "DIALER_PACE_MS", minimum=0)
+        if "DIALER_CLAIM_BATCH" in env:
+            kwargs["claim_batch"] = _int(env, "DIALER_CLAIM_BATCH", minimum=1)
         if "DIALER_WRITE_LINGER_MS" in env:
             kwargs["write_linger_ms"] = _int(env, "DIALER_WRITE_LINGER_MS", minimum=0)
         if env.get("DIALER_METRICS_PORT"):

@@ -63,7 +63,8 @@ def _spawn(info: StackInfo, ns: str, i: int, profile: Path | None) -> EngineProc
         k: v
         for k, v in os.environ.items()
         if not k.startswith("DIALER_")
-        or k in ("DIALER_EVENT_LOOP", "DIALER_PACE_MS", "DIALER_WRITE_LINGER_MS")
+        or k
+        in ("DIALER_EVENT_LOOP", "DIALER_PACE_MS", "DIALER_CLAIM_BATCH", "DIALER_WRITE_LINGER_MS")
     }
     env.update(
         DIALER_REDIS_URL=info.redis_url,
