@@ -34,7 +34,9 @@ from loadtest.bench.common import (
     percentile,
     poll,
     table,
+    wait_quiet,
 )
+from loadtest.bench.enginerun import SETTLE_S
 from loadtest.bench.engines import campaign_settings, engine_processes, new_campaign, wait_status
 from loadtest.bench.watch import Observed, watch
 from ops.localstack.stack import StackInfo
@@ -104,6 +106,7 @@ async def run(info: StackInfo, params: Params, *, quick: bool = False) -> Figure
         contacts = round(params.cps * (params.run_s[1] + 1.5) * params.pauses) + 100
         settings = campaign_settings(info, max_channels=params.max_channels, cps=params.cps)
         control, cid = await new_campaign(store, settings, hold_numbers(contacts, params.hold_s))
+        await wait_quiet(info, within=SETTLE_S)  # not against the previous run's tail
         async with watch(ami_settings(info), "dlr-") as seen, engine_processes(info, ns):
             await control.start(cid)
             for _ in range(params.pauses):

@@ -34,7 +34,9 @@ from loadtest.bench.common import (
     rate,
     table,
     verdict,
+    wait_quiet,
 )
+from loadtest.bench.enginerun import SETTLE_S
 from loadtest.bench.engines import (
     campaign_settings,
     engine_processes,
@@ -86,6 +88,7 @@ async def pacing_run(info: StackInfo, params: Params, engines: int) -> PacingRun
         phones = hold_numbers(params.contacts, params.hold_s)
         control, cid = await new_campaign(store, settings, phones)
         within = params.contacts / params.cps * 2 + params.hold_s + 30
+        await wait_quiet(info, within=SETTLE_S)  # not against the previous run's tail
         async with (
             watch(ami_settings(info), "dlr-", sample_every=params.sample_every) as seen,
             engine_processes(info, ns, engines),

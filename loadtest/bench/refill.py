@@ -33,7 +33,9 @@ from loadtest.bench.common import (
     percentile,
     table,
     verdict,
+    wait_quiet,
 )
+from loadtest.bench.enginerun import SETTLE_S
 from loadtest.bench.engines import (
     campaign_settings,
     engine_processes,
@@ -89,6 +91,7 @@ async def run(info: StackInfo, params: Params, *, quick: bool = False) -> Figure
         phones = hold_numbers(params.contacts, params.hold_s)
         control, cid = await new_campaign(store, settings, phones)
         within = params.contacts / params.cap * (params.hold_s + 1) * 2 + 30
+        await wait_quiet(info, within=SETTLE_S)  # not against the previous run's tail
         async with watch(ami_settings(info), "dlr-") as seen, engine_processes(info, ns):
             await control.start(cid)
             status = await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=within)

@@ -114,7 +114,7 @@ async def test_rate_and_pacing_bound_a_batch(store: RedisStore) -> None:
     ids = [f"z{i}" for i in range(20)]
     # 100 cps, 20 ms steps: one per 10 ms, 2 at a time, a claim 20 ms late catches up
     paced = await claim_batch(store, cid2, ids, cps=100, pace_ms=20)
-    assert len(paced.claims) == 2  # a fresh schedule starts with one step's grants
+    assert len(paced.claims) == 1  # a fresh schedule starts now
     assert paced.stop == "rate"
     assert 18 <= paced.wait_ms <= 20  # until the next step's 2 slots have come
     slot = float(await store.client.get(store.keys.pace(cid2)) or 0)
@@ -133,8 +133,8 @@ async def test_a_paced_claim_takes_its_lateness_in_the_same_round_trip(store: Re
     assert Pacing.for_cps(0, 20).most == 0
     cid, _ = await running_campaign(store, 50)
     first = await claim_batch(store, cid, [f"f{i}" for i in range(4)], cps=100, pace_ms=20)
-    assert (len(first.claims), first.stop) == (2, "rate")  # a whole step from the start
-    assert 18 <= first.wait_ms <= 20  # until the next step, not the next slot
+    assert (len(first.claims), first.stop) == (1, "rate")  # a fresh schedule starts now
+    assert 18 <= first.wait_ms <= 20  # a whole step, not one slot
     await asyncio.sleep((first.wait_ms + 15) / 1000)  # wake 15 ms late
     late = await claim_batch(store, cid, [f"g{i}" for i in range(4)], cps=100, pace_ms=20)
     assert len(late.claims) in (3, 4)  # the step's 2 and what the lateness added

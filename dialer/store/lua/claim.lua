@@ -159,14 +159,11 @@ end
 -- most (S >= now - C), so a late caller catches up with a burst of at most C / T + 1 grants
 -- and the long-run rate is exactly 1000 / T per second.
 local want = #ARGV - first_id + 1
-local function pace_room(key, interval, catch_up, step)
+local function pace_room(key, interval, catch_up)
   if interval <= 0 then
     return huge, nil
   end
-  -- a fresh schedule (a campaign's first claim, or idle longer than the key lives) starts
-  -- with one step's grants, as every later claim gets
-  local fresh = now - (math.max(1, step) - 1) * interval
-  local slot = math.max(tonumber(redis.call('GET', key)) or fresh, now - catch_up)
+  local slot = math.max(tonumber(redis.call('GET', key)) or now, now - catch_up)
   if slot > now then
     return 0, slot
   end
@@ -183,8 +180,8 @@ local t_pace, t_catch = tonumber(ARGV[13]), tonumber(ARGV[14])
 local c_step, t_step = tonumber(ARGV[16]), tonumber(ARGV[17])
 local c_room, c_wait = rate_room(KEYS[5], c_limit, tonumber(ARGV[8]))
 local t_room, t_wait = rate_room(KEYS[6], t_limit, tonumber(ARGV[12]))
-local cp_room, c_slot = pace_room(KEYS[17], c_pace, c_catch, c_step)
-local tp_room, t_slot = pace_room(KEYS[18], t_pace, t_catch, t_step)
+local cp_room, c_slot = pace_room(KEYS[17], c_pace, c_catch)
+local tp_room, t_slot = pace_room(KEYS[18], t_pace, t_catch)
 local grants = math.min(c_room, t_room, cp_room, tp_room)
 if grants <= 0 then
   local w = 1
