@@ -32,18 +32,20 @@ class EngineSettings:
     # CPS windows are held this much longer than their nominal length so that the jitter
     # between a grant and the PBX creating the channel never shows limit+1 calls in a second.
     rate_margin_ms: int = 40
-    # Pacing: at most this many milliseconds' worth of the CPS starts at once (340 cps, 100 ms:
-    # 34 per 100 ms), instead of a burst of a whole second's calls at the top of each window.
+    # Pacing: at most this many milliseconds' worth of the CPS starts at once (340 cps, 50 ms:
+    # 17 per 50 ms), instead of a burst of a whole second's calls at the top of each window.
     # It also sets the claims: one Redis round trip per step and campaign, 1000 / pace_ms a
-    # second. Halving it doubles the engine's wake-ups and round trips (loadtest/README.md).
-    pace_ms: int = 100
+    # second. 100 ms halves the engine's wake-ups and round trips (about 20 % less CPU per
+    # call) but reaches ~0.6 % less of the CPS, as the CPS window binds more often
+    # (loadtest/README.md).
+    pace_ms: int = 50
     # At most this many contacts per claim round trip: above a step's calls plus what a late
-    # claim catches up (2 steps' worth: 64 covers 320 cps at 100 ms in one round trip).
+    # claim catches up (2 steps' worth: 64 covers 640 cps at 50 ms in one round trip).
     claim_batch: int = 64
     # Results and "originated" marks wait up to this long to share one Redis round trip,
     # usually a claim's (never while a campaign waits at its channel cap for a result to free
     # a channel).
-    write_linger_ms: int = 100
+    write_linger_ms: int = 50
     pbx_auto_resume: bool = True  # resume campaigns paused by a PBX outage when it is back
     metrics_port: int | None = None  # serve /metrics here (the API serves it too)
     trunks: Mapping[str, TrunkLimit] = field(default_factory=dict)

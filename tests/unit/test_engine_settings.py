@@ -11,21 +11,21 @@ from dialer.store.models import Pacing
 
 def test_defaults_make_one_claim_per_pacing_step() -> None:
     s = EngineSettings.from_env({})
-    assert (s.pace_ms, s.write_linger_ms) == (100, 100)
-    # a step and what a claim that comes late catches up fit in one claim up to 320 cps
-    assert Pacing.for_cps(320, s.pace_ms).most <= s.claim_batch
+    assert (s.pace_ms, s.write_linger_ms) == (50, 50)
+    # a step and what a claim that comes late catches up fit in one claim up to 640 cps
+    assert Pacing.for_cps(640, s.pace_ms).most <= s.claim_batch
 
 
 def test_tuning_knobs_from_the_environment() -> None:
     s = EngineSettings.from_env(
         {
-            "DIALER_PACE_MS": "50",
+            "DIALER_PACE_MS": "100",
             "DIALER_CLAIM_BATCH": "16",
             "DIALER_WRITE_LINGER_MS": "0",
             "DIALER_TRUNKS": "carrier=100/20, backup=10/2.5",
         }
     )
-    assert (s.pace_ms, s.claim_batch, s.write_linger_ms) == (50, 16, 0)
+    assert (s.pace_ms, s.claim_batch, s.write_linger_ms) == (100, 16, 0)
     assert s.trunk_limit("carrier") == TrunkLimit(max_channels=100, cps=20.0)
     assert s.trunk_limit("backup") == TrunkLimit(max_channels=10, cps=2.5)
 
