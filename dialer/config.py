@@ -31,6 +31,9 @@ class EngineSettings:
     full_poll: float = 0.05  # at the concurrency cap: re-check at least this often
     # CPS windows are held this much longer than their nominal length so that the jitter
     # between a grant and the PBX creating the channel never shows limit+1 calls in a second.
+    # A fresh Asterisk creates channels within 3-17 ms of the Originate; one that was
+    # overloaded minutes before took up to 90 ms now and then (loadtest/README.md): raise it
+    # (DIALER_RATE_MARGIN_MS) for a PBX that runs near its limit, at margin/1000 of the rate.
     rate_margin_ms: int = 40
     # Pacing: at most this many milliseconds' worth of the CPS starts at once (340 cps, 50 ms:
     # 17 per 50 ms), instead of a burst of a whole second's calls at the top of each window.
@@ -61,8 +64,8 @@ class EngineSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineSettings:
         """DIALER_REDIS_URL, DIALER_NAMESPACE, DIALER_AMI_URL, DIALER_ENGINE_ID, DIALER_LEASE_MS,
-        DIALER_PACE_MS, DIALER_CLAIM_BATCH, DIALER_WRITE_LINGER_MS, DIALER_METRICS_PORT,
-        DIALER_TRUNKS ("name=channels/cps,...")."""
+        DIALER_PACE_MS, DIALER_RATE_MARGIN_MS, DIALER_CLAIM_BATCH, DIALER_WRITE_LINGER_MS,
+        DIALER_METRICS_PORT, DIALER_TRUNKS ("name=channels/cps,...")."""
         env = os.environ if env is None else env
         kwargs: dict[str, object] = {}
         if "DIALER_REDIS_URL" in env:
@@ -79,6 +82,8 @@ class EngineSettings:
             kwargs["lease_ms"] = _int(env, "DIALER_LEASE_MS", minimum=1000)
         if "DIALER_PACE_MS" in env:
             kwargs["pace_ms"] = _int(env, "DIALER_PACE_MS", minimum=0)
+        if "DIALER_RATE_MARGIN_MS" in env:
+            kwargs["rate_margin_ms"] = _int(env, "DIALER_RATE_MARGIN_MS", minimum=0)
         if "DIALER_CLAIM_BATCH" in env:
             kwargs["claim_batch"] = _int(env, "DIALER_CLAIM_BATCH", minimum=1)
         if "DIALER_WRITE_LINGER_MS" in env:
