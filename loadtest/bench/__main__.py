@@ -18,6 +18,7 @@ from pathlib import Path
 from loadtest.bench import cost, drain, pacing, refill, scale, throughput
 from loadtest.bench.common import Figures, bench_stack, log_dir
 from ops.localstack.stack import StackInfo, kill_asterisk, start_asterisk
+from ops.localstack.wait import NotReady
 
 BENCHMARKS = ("throughput", "cost", "pacing", "drain", "refill", "scale")
 
@@ -79,7 +80,15 @@ async def fresh_asterisk(info: StackInfo) -> StackInfo:
     what the overload left, not the engine."""
     print("(restarting Asterisk after the throughput search)", flush=True)
     await asyncio.to_thread(kill_asterisk, info)
-    return await asyncio.to_thread(start_asterisk, info)
+    for attempt in range(1, 4):
+        try:
+            return await asyncio.to_thread(start_asterisk, info)
+        except NotReady as exc:  # the killed one's threads may still hold its control socket
+            if attempt == 3:
+                raise
+            print(f"  (Asterisk did not start: {exc}; again in 5 s)", flush=True)
+            await asyncio.sleep(5)
+    raise AssertionError("unreachable")
 
 
 async def run_all(names: Sequence[str], info: StackInfo, args: argparse.Namespace) -> int:
