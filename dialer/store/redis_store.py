@@ -165,6 +165,17 @@ def _decode_map(raw: Mapping[bytes | str, bytes | str] | None) -> dict[str, str]
     return {_s(k): _s(v) for k, v in (raw or {}).items()}
 
 
+def _pairs(flat: Sequence[Any]) -> dict[Any, Any]:
+    """A HGETALL reply returned by a script (``[field, value, ...]``) as a mapping."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _counts_of(raw: Mapping[bytes | str, bytes | str]) -> dict[CallStatus, int]:
+    """The counts hash as contacts per status (every status present, 0 included)."""
+    by_status = _decode_map(raw)
+    return {s: int(by_status.get(s.value, 0)) for s in CallStatus}
+
+
 def _strs(values: Iterable[Any] | None) -> list[str]:
     """Members of a reply (bytes or str) as str."""
     return [_s(v) for v in values or ()]
@@ -281,14 +292,11 @@ class RedisStore:
             raise NotFound(f"campaign {cid} does not exist")
         return self._campaign(cid, raw)
 
-    async def _id_pages(
-        self, key: str, page: int, *, newest_first: bool
-    ) -> AsyncIterator[list[str]]:
-        """The members of zset ``key`` in pages of ``page`` (one round trip each)."""
-        read = self._r.zrevrange if newest_first else self._r.zrange
+    async def _id_pages(self, key: str, page: int) -> AsyncIterator[list[str]]:
+        """The members of zset ``key``, in order, in pages of ``page`` (one round trip each)."""
         start = 0
         while True:
-            ids = _strs(await read(key, start, start + page - 1))
+            ids = _strs(await self._r.zrange(key, start, start + page - 1))
             if ids:
                 yield ids
             if len(ids) < page:
@@ -312,8 +320,7 @@ class RedisStore:
             for i in range(0, len(reply), 2):
                 flat = reply[i + 1]
                 if flat:  # (empty: being deleted)
-                    raw = dict(zip(flat[::2], flat[1::2], strict=True))
-                    record = self._campaign(int(reply[i]), raw)
+                    record = self._campaign(int(reply[i]), _pairs(flat))
                     if record.status in found:
                         found[record.status].append(record)
             if len(reply) < 2 * page:
@@ -326,7 +333,7 @@ class RedisStore:
         the index, or repaired by hand); returns how many are active. Idempotent."""
         k = self.keys
         active = 0
-        async for ids in self._id_pages(k.campaigns, page, newest_first=False):
+        async for ids in self._id_pages(k.campaigns, page):
             async with self._r.pipeline(transaction=False) as pipe:
                 for cid in ids:
                     pipe.hget(k.campaign(int(cid)), "status")
@@ -591,8 +598,7 @@ class RedisStore:
     async def counts(self, cid: int) -> dict[CallStatus, int]:
         """Contacts per status (every status present, 0 included)."""
         await self._require_campaign(cid)
-        raw = _decode_map(await self._r.hgetall(self.keys.counts(cid)))
-        return {s: int(raw.get(s.value, 0)) for s in CallStatus}
+        return _counts_of(await self._r.hgetall(self.keys.counts(cid)))
 
     @_translated
     async def queue_stats(self, cid: int) -> QueueStats:
@@ -623,10 +629,7 @@ class RedisStore:
             inflight=int(inflight),
             claimed=int(claimed),
         )
-        by_status = _decode_map(dict(zip(counted[::2], counted[1::2], strict=True)))
-        counts = {s: int(by_status.get(s.value, 0)) for s in CallStatus}
-        raw = dict(zip(flat[::2], flat[1::2], strict=True)) if flat else None
-        return raw, stats, counts
+        return (_pairs(flat) if flat else None), stats, _counts_of(_pairs(counted))
 
     # ------------------------------------------------------------------ dialing
 
