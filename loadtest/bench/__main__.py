@@ -16,9 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from loadtest.bench import cost, drain, pacing, refill, scale, throughput
-from loadtest.bench.common import Figures, bench_stack, log_dir
-from ops.localstack.stack import StackInfo, kill_asterisk, start_asterisk
-from ops.localstack.wait import NotReady
+from loadtest.bench.common import Figures, bench_stack, fresh_asterisk, log_dir
+from ops.localstack.stack import StackInfo
 
 BENCHMARKS = ("throughput", "cost", "pacing", "drain", "refill", "scale")
 
@@ -72,25 +71,6 @@ async def run_one(
     raise ValueError(f"unknown benchmark {name!r}")
 
 
-async def fresh_asterisk(info: StackInfo) -> StackInfo:
-    """Restart Asterisk after the throughput search. Its raw steps overload Asterisk on
-    purpose, and for minutes afterwards, idle as it looks, Asterisk creates an occasional
-    channel up to 50-90 ms after the Originate (at 20 CPS; 3-17 ms on a fresh one), which puts
-    limit + 1 channels in one second of the pacing benchmark: a later benchmark would measure
-    what the overload left, not the engine."""
-    print("(restarting Asterisk after the throughput search)", flush=True)
-    await asyncio.to_thread(kill_asterisk, info)
-    for attempt in range(1, 4):
-        try:
-            return await asyncio.to_thread(start_asterisk, info)
-        except NotReady as exc:  # the killed one's threads may still hold its control socket
-            if attempt == 3:
-                raise
-            print(f"  (Asterisk did not start: {exc}; again in 5 s)", flush=True)
-            await asyncio.sleep(5)
-    raise AssertionError("unreachable")
-
-
 async def run_all(names: Sequence[str], info: StackInfo, args: argparse.Namespace) -> int:
     found: dict[str, float] = {}
     failed = []
@@ -104,6 +84,10 @@ async def run_all(names: Sequence[str], info: StackInfo, args: argparse.Namespac
             traceback.print_exc()
         print(f"=== {name}: {time.monotonic() - started:.0f} s ===", flush=True)
         if name == "throughput" and name != names[-1]:
+            # its raw steps overload Asterisk on purpose, and for minutes afterwards, idle as
+            # it looks, Asterisk creates an occasional channel up to 50-90 ms after the
+            # Originate (at 20 CPS; 3-17 ms on a fresh one): limit + 1 channels in one second
+            # of the pacing benchmark. The later benchmarks would measure that, not the engine.
             info = await fresh_asterisk(info)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)

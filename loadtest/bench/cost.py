@@ -57,18 +57,25 @@ async def run(
     quick: bool = False,
     profile: Path | None = None,
 ) -> Figures:
+    # with a rate given, as after the throughput benchmark, Asterisk is not restarted
+    stack = throughput.Stack(info, fresh=rate is None and params.search.fresh)
     if rate is None:
         print("cost: finding the highest clean rate with short raw steps ...", flush=True)
-        rate, _ = await throughput.find_capacity(info, params.search)
+        rate, _ = await throughput.find_capacity(stack, params.search)
     if rate <= 0:
         raise RuntimeError("no clean rate found: the stack failed even the lowest step")
     print(f"cost: one engine from {rate:g} CPS, {params.duration_s:g} s per run", flush=True)
     runs = await engine_clean_rate(
-        info, rate, params.duration_s, hold_s=params.hold_s, tries=params.tries, profile=profile
+        stack.ready,
+        rate,
+        params.duration_s,
+        hold_s=params.hold_s,
+        tries=params.tries,
+        profile=profile,
     )
     main = runs[-1]
     rate = main.target_cps
-    events, by_event = await events_per_call(info, params.events_calls, params.hold_s)
+    events, by_event = await events_per_call(stack.info, params.events_calls, params.hold_s)
     steady = {p: main.steady_us(p) for p in PROCESSES}
     whole = {p: main.per_call_us(p) for p in PROCESSES}
     ratio = steady["engine"] / steady["asterisk"] if steady["asterisk"] else None

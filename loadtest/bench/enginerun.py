@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,7 +154,7 @@ def _minus(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
 
 
 async def engine_clean_rate(
-    info: StackInfo,
+    stack: Callable[[], Awaitable[StackInfo]],
     start_cps: float,
     duration: float,
     *,
@@ -163,12 +164,13 @@ async def engine_clean_rate(
 ) -> list[EngineRun]:
     """Engine runs from ``start_cps`` down (x0.85, rounded to 10) until one is clean.
 
+    Each run is made on ``await stack()`` (the throughput benchmark restarts Asterisk there).
     Returns every run made (at most ``tries``); the last is clean unless all failed.
     """
     runs: list[EngineRun] = []
     target = start_cps
     for _ in range(tries):
-        run = await engine_run(info, target, duration, hold_s=hold_s, profile=profile)
+        run = await engine_run(await stack(), target, duration, hold_s=hold_s, profile=profile)
         runs.append(run)
         print(
             f"  engine at {target:g} CPS: {run.outcomes.clean}/{run.calls} clean, "

@@ -30,6 +30,16 @@ from ops.localstack.stack import StackInfo
 REPO = Path(__file__).resolve().parents[2]
 READY_WITHIN = 30.0
 STOP_WITHIN = 15.0
+# the engine's tuning that a benchmark passes on from its own environment
+TUNING = frozenset(
+    {
+        "DIALER_EVENT_LOOP",
+        "DIALER_PACE_MS",
+        "DIALER_CLAIM_BATCH",
+        "DIALER_WRITE_LINGER_MS",
+        "DIALER_RATE_MARGIN_MS",
+    }
+)
 
 
 class EngineFailed(RuntimeError):
@@ -59,13 +69,7 @@ def _spawn(info: StackInfo, ns: str, i: int, profile: Path | None) -> EngineProc
     engine_id = f"{ns}-{i}"
     # the stack decides where the engine connects; the engine's tuning may come from outside,
     # so that two settings can be compared side by side (DIALER_EVENT_LOOP, DIALER_PACE_MS)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DIALER_")
-        or k
-        in ("DIALER_EVENT_LOOP", "DIALER_PACE_MS", "DIALER_CLAIM_BATCH", "DIALER_WRITE_LINGER_MS")
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_") or k in TUNING}
     env.update(
         DIALER_REDIS_URL=info.redis_url,
         DIALER_NAMESPACE=ns,

@@ -10,13 +10,28 @@
 3. If that run is not clean (the engine's own CPU added to Asterisk's can overload a small
    machine), the engine steps down (x0.85, at most 3 runs) to its own highest clean rate,
    which the cost benchmark then uses.
+
+Every raw step and every engine run starts on a freshly started Asterisk (``fresh``): an
+overloaded step leaves Asterisk slower for minutes (its CPU per call up to 40 % higher, now and
+then a channel created 50-90 ms late), so whatever ran after the first unclean step (the step
+halfway, the engine runs) was measured against a worse PBX than the steps before it, and
+the raw loop and the engine were not compared on the same stack.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loadtest.bench.common import Figures, ami_settings, emit, ms, table, verdict, wait_quiet
+from loadtest.bench.common import (
+    Figures,
+    ami_settings,
+    emit,
+    fresh_asterisk,
+    ms,
+    table,
+    verdict,
+    wait_quiet,
+)
 from loadtest.bench.enginerun import STEP_DOWN, EngineRun, engine_clean_rate, engine_run
 from loadtest.bench.rawami import StepResult, raw_step
 from loadtest.bench.watch import wait_no_channels
@@ -28,26 +43,43 @@ SETTLE_S = 60.0  # after a step, Asterisk must be back to no channel within this
 
 @dataclass(frozen=True, slots=True)
 class Params:
-    # steps of 100 past 200: an overloaded step leaves SIPp and Asterisk with calls that never
-    # end, and a step far past the knee (800 after 600) left channels for the runs after it
-    rates: tuple[float, ...] = (50, 100, 200, 300, 400, 500, 600, 700, 800)
-    step_s: float = 10.0
+    # steps of 100 past 200: an overloaded step leaves SIPp with calls that never end, so a
+    # step far past the knee is not tried (Asterisk itself is restarted before each step)
+    rates: tuple[float, ...] = (50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200)
+    # as long as the engine's run: near the knee a longer run is likelier to tip over (900 CPS
+    # was clean for 10 s and failed in 3 of 3 15-s steps), and both should carry the same load
+    step_s: float = 15.0
     engine_s: float = 15.0
     hold_s: int = 1
     refine: bool = True  # one more step halfway between the last clean and the first unclean
     step_down: bool = True  # engine unclean at the raw capacity: find its own clean rate
+    fresh: bool = True  # restart Asterisk before every raw step and every engine run
 
     @classmethod
     def quick(cls) -> Params:
         return cls(rates=(100, 200, 300, 400, 500, 600), step_s=5.0, engine_s=6.0)
 
 
-async def find_capacity(info: StackInfo, params: Params) -> tuple[float, list[StepResult]]:
+class Stack:
+    """The stack's info, renewed by each restart of Asterisk (its pid changes)."""
+
+    def __init__(self, info: StackInfo, fresh: bool) -> None:
+        self.info = info
+        self.fresh = fresh
+
+    async def ready(self) -> StackInfo:
+        """The stack for the next measured run: Asterisk restarted if ``fresh``."""
+        if self.fresh:
+            self.info = await fresh_asterisk(self.info)
+        return self.info
+
+
+async def find_capacity(stack: Stack, params: Params) -> tuple[float, list[StepResult]]:
     """The highest clean rate of the raw loop (0 if none) and every step run."""
     steps: list[StepResult] = []
     best, failed_at = 0.0, None
     for target in params.rates:
-        step = await _step(info, target, params)
+        step = await _step(await stack.ready(), target, params)
         steps.append(step)
         if not step.ok:
             failed_at = target
@@ -56,7 +88,7 @@ async def find_capacity(info: StackInfo, params: Params) -> tuple[float, list[St
     if params.refine and failed_at is not None and best > 0:
         middle = round((best + failed_at) / 2 / 10) * 10
         if best < middle < failed_at:
-            step = await _step(info, middle, params)
+            step = await _step(await stack.ready(), middle, params)
             steps.append(step)
             if step.ok:
                 best = middle
@@ -97,16 +129,21 @@ def step_figures(step: StepResult) -> Figures:
 
 async def run(info: StackInfo, params: Params, *, quick: bool = False) -> Figures:
     print(f"throughput: raw AMI loop, {params.hold_s}-s HOLD calls, {params.step_s:g}-s steps")
-    capacity, steps = await find_capacity(info, params)
+    stack = Stack(info, params.fresh)
+    capacity, steps = await find_capacity(stack, params)
     engine: EngineRun | None = None
     lower: list[EngineRun] = []
     if capacity > 0:
         print(f"  engine at {capacity:g} CPS for {params.engine_s:g} s ...", flush=True)
-        engine = await engine_run(info, capacity, params.engine_s, hold_s=params.hold_s)
+        engine = await engine_run(
+            await stack.ready(), capacity, params.engine_s, hold_s=params.hold_s
+        )
         if not engine.ok and params.step_down:
             print("  engine unclean at the raw capacity; stepping down ...", flush=True)
             start = max(10.0, round(capacity * STEP_DOWN / 10) * 10)
-            lower = await engine_clean_rate(info, start, params.engine_s, hold_s=params.hold_s)
+            lower = await engine_clean_rate(
+                stack.ready, start, params.engine_s, hold_s=params.hold_s
+            )
     _print_steps(steps)
     best = next((s for s in steps if s.target_cps == capacity and s.ok), None)
     raw_cps = best.sent_cps if best else 0.0
@@ -141,6 +178,7 @@ async def run(info: StackInfo, params: Params, *, quick: bool = False) -> Figure
         quick,
         {
             "hold_s": params.hold_s,
+            "fresh_asterisk": params.fresh,
             "raw_steps": [step_figures(s) for s in steps],
             "raw_cps": round(raw_cps, 1),
             "capacity_cps": capacity,

@@ -19,6 +19,7 @@ from pathlib import Path
 from . import sipp, stack
 from .procs import LeftoverProcess
 from .root import RootError, build_root
+from .wait import NotReady
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             for key, value in info.env().items():
                 print(f"export {key}={shlex.quote(value)}")
-    except (stack.StackError, RootError, LeftoverProcess) as exc:
+    except (stack.StackError, RootError, LeftoverProcess, NotReady) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

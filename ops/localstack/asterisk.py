@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .procs import bound_ports, is_alive, spawn, terminate, wait_dead
 from .templates import render
-from .wait import wait_until
+from .wait import Exited, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def wait_ready(layout: AsteriskLayout, pid: int, *, timeout: float = 60.0) -> No
 
     def check_alive() -> None:
         if not is_alive(pid):
-            raise AsteriskError(f"Asterisk of stack {layout.name!r} exited during start-up")
+            raise Exited(f"Asterisk of stack {layout.name!r} exited during start-up")
 
     def owns_ports() -> bool:
         check_alive()

@@ -67,16 +67,33 @@ def reap(pid: int) -> None:
 
 
 def is_alive(pid: int | None) -> bool:
-    """True if ``pid`` runs (a zombie counts as dead; our own zombie child is reaped)."""
+    """True if any thread of ``pid`` runs (a zombie counts as dead; our own zombie child is
+    reaped).
+
+    A process's first thread turns zombie as soon as it exits, while its other threads may
+    still be running or on their way out, holding the process's files: a SIGKILLed Asterisk
+    with a few hundred threads keeps its control socket for a while after that, and an
+    Asterisk started meanwhile finds it "already running" and exits."""
     if not pid:
         return False
     reap(pid)
+    proc = PROC / str(pid)
+    if _running(proc / "stat"):
+        return True
     try:
-        stat = (PROC / str(pid) / "stat").read_text()
+        threads = list((proc / "task").iterdir())
     except OSError:
         return False
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X")
+    return any(_running(thread / "stat") for thread in threads)
+
+
+def _running(stat_file: Path) -> bool:
+    """The process or thread of this ``stat`` file exists and is not a zombie."""
+    try:
+        stat = stat_file.read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def cmdline(pid: int) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from .audio import HELLO, VOICEMAIL, prompt_pcap
 from .procs import bound_ports, is_alive, spawn, terminate
 from .templates import render
-from .wait import wait_until
+from .wait import Exited, wait_until
 
 SCENARIO_TEMPLATE = Path(__file__).resolve().parents[2] / "loadtest" / "sipp" / "carrier.xml.in"
 SIPP_SHARE = Path("/usr/share/sip-tester")
@@ -108,7 +108,7 @@ def wait_ready(layout: SippLayout, pid: int, *, timeout: float = 15.0) -> None:
     def ready() -> bool:
         if not is_alive(pid):
             log = (layout.workdir / "sipp.log").read_text(errors="replace")[-1500:]
-            raise SippError(f"SIPp exited during start-up: {log}")
+            raise Exited(f"SIPp exited during start-up: {log}")
         udp = bound_ports(pid)["udp"]
         if not {layout.sip_port, layout.media_port} <= udp:
             return False

@@ -37,7 +37,7 @@ from .procs import (
 )
 from .redis_server import RedisServer, ping
 from .root import build_root
-from .wait import wait_until
+from .wait import Exited, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -365,7 +365,7 @@ def _start(name: str, workdir: Path, rtp_ports: int) -> StackInfo:
 
 def _redis_up(pid: int, port: int) -> bool:
     if not is_alive(pid):
-        raise StackError(f"redis-server exited during start-up (port {port})")
+        raise Exited(f"redis-server exited during start-up (port {port})")
     return ping(port)
 
 

@@ -13,6 +13,8 @@ import pytest
 
 from loadtest.bench import cost, drain, pacing, refill, scale, throughput
 from loadtest.bench.common import RESULT_PREFIX, parse_result
+from ops.localstack import stack as localstack
+from ops.localstack.procs import is_alive
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +29,8 @@ def the_result(out: str, benchmark: str) -> dict[str, Any]:
 
 
 async def test_throughput(stack, capsys):
-    params = throughput.Params(rates=(20,), step_s=1.5, engine_s=2.0, refine=False)
+    # the session's stack keeps its Asterisk: the other tests hold its pid
+    params = throughput.Params(rates=(20,), step_s=1.5, engine_s=2.0, refine=False, fresh=False)
     await throughput.run(stack, params, quick=True)
     r = the_result(capsys.readouterr().out, "throughput")
     step = r["raw_steps"][0]
@@ -41,6 +44,24 @@ async def test_throughput(stack, capsys):
     assert r["engine_completed"] is True
     # the engine's rate window is 1040 ms for 20 calls: about 0.96 of the raw rate
     assert 0.8 <= r["ratio"] <= 1.05
+
+
+async def test_throughput_restarts_asterisk_before_each_run(faulty_stack, capsys):
+    before = localstack.load(faulty_stack.workdir)
+    assert before is not None
+    params = throughput.Params(rates=(20, 30), step_s=1.0, engine_s=1.5, refine=False)
+    await throughput.run(before, params, quick=True)
+    out = capsys.readouterr().out
+    r = the_result(out, "throughput")
+    assert r["fresh_asterisk"] is True
+    assert [s["clean"] for s in r["raw_steps"]] == [True, True]
+    assert r["engine_failures"] == 0
+    assert out.count("(Asterisk restarted in") == 3  # two raw steps and the engine run
+    after = localstack.load(faulty_stack.workdir)
+    assert after is not None
+    assert after.asterisk_pid != before.asterisk_pid
+    assert not is_alive(before.asterisk_pid)
+    assert localstack.is_ready(after)
 
 
 async def test_cost(stack, capsys):
