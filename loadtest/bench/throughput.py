@@ -85,6 +85,8 @@ async def find_capacity(stack: Stack, params: Params) -> tuple[float, list[StepR
             failed_at = target
             break
         best = target
+    if failed_at is None and best > 0:
+        print(f"  (clean up to the last step: the stack's limit is {best:g} CPS or more)")
     if params.refine and failed_at is not None and best > 0:
         middle = round((best + failed_at) / 2 / 10) * 10
         if best < middle < failed_at:
