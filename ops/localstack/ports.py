@@ -23,13 +23,18 @@ def port_is_free(port: int, kind: int = socket.SOCK_STREAM) -> bool:
 
 
 def free_port_block(size: int, start: int = 20000, end: int = 60000) -> int:
-    """The first port ``p`` such that ``p .. p+size-1`` are free for both TCP and UDP."""
+    """The first port ``p >= start`` such that ``p .. p+size-1`` are free for both TCP and UDP.
+
+    A busy port moves the search to the port after it (not a whole block on), so one busy port
+    (a service's, or a previous stack's in TIME_WAIT) costs one port, not ``size``."""
     p = start
     while p + size < end:
-        if all(
-            port_is_free(q, socket.SOCK_STREAM) and port_is_free(q, socket.SOCK_DGRAM)
-            for q in range(p, p + size)
-        ):
+        busy = next((q for q in range(p, p + size) if not _free_both(q)), None)
+        if busy is None:
             return p
-        p += size
+        p = busy + 1
     raise RuntimeError(f"no block of {size} free ports between {start} and {end}")
+
+
+def _free_both(port: int) -> bool:
+    return port_is_free(port, socket.SOCK_STREAM) and port_is_free(port, socket.SOCK_DGRAM)

@@ -228,9 +228,10 @@ def _allocate(size: int) -> int:
     start, end = PORT_RANGE
     while start + size < end:
         block = free_port_block(size, start=start, end=end)
-        if not any(block < hi and lo < block + size for lo, hi in taken):
+        overlapping = [hi for lo, hi in taken if block < hi and lo < block + size]
+        if not overlapping:
             return block
-        start = block + size
+        start = max(overlapping)  # past the live stack's block (its end is exclusive)
     raise StackError(f"no free block of {size} ports in {PORT_RANGE}")
 
 
