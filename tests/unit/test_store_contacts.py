@@ -156,8 +156,16 @@ async def test_stopped_list_is_never_dialed_even_mid_stop(
     # an in-flight call of the list, and a queued retry of it
     held = await claim(store, cid, "held")
     retried = await claim(store, cid, "retried")
+    # due 1 ms after the claim, so behind the second list's contacts even when they were added
+    # in the claim's millisecond: equal due times go in contact id order, and 2 < 151 (a fast
+    # run once had the retry settled before contact 151 was claimed)
     assert await finish(
-        store, cid, "retried", retried.contact_id, C.RETRY_SCHEDULED, retry_at_ms=retried.server_ms
+        store,
+        cid,
+        "retried",
+        retried.contact_id,
+        C.RETRY_SCHEDULED,
+        retry_at_ms=retried.server_ms + 1,
     )
     # simulate the first step of stop_list only: mark stopped, no batch run yet
     await redis_client.hset(store.keys.lists(cid), str(first), ListStatus.STOPPED.value)
