@@ -84,10 +84,7 @@ async def run_all(names: Sequence[str], info: StackInfo, args: argparse.Namespac
             traceback.print_exc()
         print(f"=== {name}: {time.monotonic() - started:.0f} s ===", flush=True)
         if name == "throughput" and name != names[-1]:
-            # its raw steps overload Asterisk on purpose, and for minutes afterwards, idle as
-            # it looks, Asterisk creates an occasional channel up to 50-90 ms after the
-            # Originate (at 20 CPS; 3-17 ms on a fresh one): limit + 1 channels in one second
-            # of the pacing benchmark. The later benchmarks would measure that, not the engine.
+            # its search overloads Asterisk on purpose (why that matters: fresh_asterisk)
             info = await fresh_asterisk(info)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)

@@ -154,7 +154,7 @@ def _minus(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
 
 
 async def engine_clean_rate(
-    stack: Callable[[], Awaitable[StackInfo]],
+    ready: Callable[[], Awaitable[StackInfo]],
     start_cps: float,
     duration: float,
     *,
@@ -164,13 +164,13 @@ async def engine_clean_rate(
 ) -> list[EngineRun]:
     """Engine runs from ``start_cps`` down (x0.85, rounded to 10) until one is clean.
 
-    Each run is made on ``await stack()`` (the throughput benchmark restarts Asterisk there).
+    Each run is made on ``await ready()`` (the throughput benchmark restarts Asterisk there).
     Returns every run made (at most ``tries``); the last is clean unless all failed.
     """
     runs: list[EngineRun] = []
     target = start_cps
     for _ in range(tries):
-        run = await engine_run(await stack(), target, duration, hold_s=hold_s, profile=profile)
+        run = await engine_run(await ready(), target, duration, hold_s=hold_s, profile=profile)
         runs.append(run)
         print(
             f"  engine at {target:g} CPS: {run.outcomes.clean}/{run.calls} clean, "
