@@ -107,7 +107,7 @@ async def test_transition_publishes_on_control_channel(
                     got.append(msg["data"])
         assert got == [f"{cid}:running".encode(), f"{cid}:wake".encode()]
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
 
 
 async def test_update_settings_only_in_allowed_status(store: RedisStore) -> None:
