@@ -47,11 +47,11 @@ ARGV[18..] call ids, one per claim wanted (N = #ARGV - 17); a replay of ids whos
          lost returns the same claims and takes nothing more
 
 No limit: a channel or rate limit of 0 (ARGV 5-7, 11) means no limit on that axis (the
-pacing interval, ARGV 9 or 13, is then 0 too; it is also 0 when DIALER_PACE_MS is 0). The caller (RedisStore.claim_command) sends 0 only for
-a limit that is None in Python: a trunk spelled out as "unlimited" in DIALER_TRUNKS, or not
-listed there (campaign limits are always numbers). It refuses 0, negative, NaN and infinite
-limits before they get here, so no typo reads as "no limit". (The script itself takes any
-value <= 0 as no limit.)
+pacing interval, ARGV 9 or 13, is then 0 too; it is also 0 when DIALER_PACE_MS is 0). The
+caller (RedisStore.claim_command) sends 0 only for a limit that is None in Python: a trunk
+spelled out as "unlimited" in DIALER_TRUNKS, or not listed there (campaign limits are always
+numbers). It refuses 0, negative, NaN and infinite limits before they get here, so no typo
+reads as "no limit". (The script itself takes any value <= 0 as no limit.)
 
 Rate: at most L grants in any W ms (a sliding log, one member per grant: the hard limit), and
 pacing: one grant per T ms on a schedule of slots that may fall behind by C ms at most (a burst
