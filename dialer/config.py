@@ -7,15 +7,8 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dialer.errors import ConfigError
-
-
-@dataclass(frozen=True, slots=True)
-class TrunkLimit:
-    """Limits shared by every campaign (and every engine process) on one trunk."""
-
-    max_channels: int = 1_000_000
-    cps: float = 1_000_000.0
+from dialer.domain.campaign import UNLIMITED, TrunkLimits
+from dialer.errors import ConfigError, ValidationError
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,21 +44,28 @@ class EngineSettings:
     write_linger_ms: int = 50
     pbx_auto_resume: bool = True  # resume campaigns paused by a PBX outage when it is back
     metrics_port: int | None = None  # serve /metrics here (the API serves it too)
-    trunks: Mapping[str, TrunkLimit] = field(default_factory=dict)
-    default_trunk_limit: TrunkLimit = field(default_factory=TrunkLimit)
+    # Each trunk's limits (DIALER_TRUNKS), shared by its campaigns and engines. A trunk not
+    # listed has none: only its campaigns' own limits apply (TrunkLimits.unlimited).
+    trunks: Mapping[str, TrunkLimits] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, limits in self.trunks.items():
+            if not isinstance(limits, TrunkLimits) or limits.name != name:
+                raise ConfigError(f"trunks[{name!r}] must be the TrunkLimits of {name!r}")
 
     @property
     def renew_every(self) -> float:
         return self.renew_interval if self.renew_interval else self.lease_ms / 3000
 
-    def trunk_limit(self, trunk: str) -> TrunkLimit:
-        return self.trunks.get(trunk, self.default_trunk_limit)
+    def trunk_limit(self, trunk: str) -> TrunkLimits:
+        """``trunk``'s limits; unlimited on both axes when DIALER_TRUNKS does not list it."""
+        return self.trunks.get(trunk) or TrunkLimits.unlimited(trunk)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineSettings:
         """DIALER_REDIS_URL, DIALER_NAMESPACE, DIALER_AMI_URL, DIALER_ENGINE_ID, DIALER_LEASE_MS,
         DIALER_PACE_MS, DIALER_RATE_MARGIN_MS, DIALER_CLAIM_BATCH, DIALER_WRITE_LINGER_MS,
-        DIALER_METRICS_PORT, DIALER_TRUNKS ("name=channels/cps,...")."""
+        DIALER_METRICS_PORT, DIALER_TRUNKS (:func:`parse_trunks`)."""
         env = os.environ if env is None else env
         kwargs: dict[str, object] = {}
         if "DIALER_REDIS_URL" in env:
@@ -105,16 +105,30 @@ def _int(env: Mapping[str, str], name: str, minimum: int) -> int:
     return value
 
 
-def parse_trunks(text: str) -> dict[str, TrunkLimit]:
-    """``"carrier=100/20,backup=10/2"`` -> per-trunk channel and CPS limits."""
-    out: dict[str, TrunkLimit] = {}
+def parse_trunks(text: str) -> dict[str, TrunkLimits]:
+    """DIALER_TRUNKS: ``"carrier=100/20, backup=10/2.5"`` -> each trunk's limits.
+
+    ``name=max_channels/cps``: a whole number of channels (1 to 100000) and calls per second
+    (above 0, up to 10000). No limit is spelled out: ``carrier=unlimited/20`` (no channel
+    limit), ``carrier=100/unlimited`` (no CPS limit), ``carrier=unlimited`` (neither). 0,
+    negative, NaN, infinite, empty and non-numeric limits are refused, as are an entry without
+    ``=`` or ``/`` and a trunk listed twice: ConfigError naming the trunk and the field.
+    """
+    out: dict[str, TrunkLimits] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
-        try:
-            name, limits = part.split("=", 1)
-            channels, cps = limits.split("/", 1)
-            out[name.strip()] = TrunkLimit(max_channels=int(channels), cps=float(cps))
-        except ValueError:
+        name, equals, limits = (s.strip() for s in part.partition("="))
+        channels, slash, cps = limits.partition("/")
+        if not slash and limits.lower() == UNLIMITED:
+            channels = cps = UNLIMITED
+        elif not (equals and slash):
             raise ConfigError(
-                f"bad trunk limit {part!r}: expected name=max_channels/cps, e.g. carrier=100/20"
-            ) from None
+                f"DIALER_TRUNKS: bad entry {part[:60]!r}: expected name=max_channels/cps "
+                f"(e.g. carrier=100/20) or name={UNLIMITED}"
+            )
+        if name in out:
+            raise ConfigError(f"DIALER_TRUNKS: trunk {name!r} is listed twice")
+        try:
+            out[name] = TrunkLimits.from_text(name, channels, cps)
+        except ValidationError as exc:
+            raise ConfigError(f"DIALER_TRUNKS: trunk {name[:60]!r}: {exc}") from None
     return out

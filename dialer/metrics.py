@@ -189,8 +189,12 @@ class DialerMetrics:
         # configuration
         self._channel_limit = gauge("dialer_channel_limit", "Configured channels.", cp)
         self._cps_limit = gauge("dialer_cps_limit", "Configured calls per second.", cp)
-        self._trunk_channel_limit = gauge("dialer_trunk_channel_limit", "Trunk channels.", tr)
-        self._trunk_cps_limit = gauge("dialer_trunk_cps_limit", "Trunk calls per second.", tr)
+        self._trunk_channel_limit = gauge(
+            "dialer_trunk_channel_limit", "Trunk channels (no series: unlimited).", tr
+        )
+        self._trunk_cps_limit = gauge(
+            "dialer_trunk_cps_limit", "Trunk calls per second (no series: unlimited).", tr
+        )
         # campaigns, store-wide
         self._pending = gauge("dialer_pending_contacts", "Contacts due now.", cp)
         self._retry_queue = gauge("dialer_retry_queue_contacts", "Contacts due later.", cp)
@@ -301,10 +305,13 @@ class DialerMetrics:
         if (campaign, trunk) not in self._lanes:
             self._lane(campaign, trunk)
 
-    def set_trunk_limits(self, trunk: str, *, max_channels: int, cps: float) -> None:
+    def set_trunk_limits(self, trunk: str, *, max_channels: int | None, cps: float | None) -> None:
+        """The trunk's limits; an unlimited one (None) has no series."""
         label = self._trunk(trunk)
-        self._trunk_channel_limit.labels(label).set(max_channels)
-        self._trunk_cps_limit.labels(label).set(cps)
+        if max_channels is not None:
+            self._trunk_channel_limit.labels(label).set(max_channels)
+        if cps is not None:
+            self._trunk_cps_limit.labels(label).set(cps)
 
     def set_queue(
         self, campaign: int, *, due_now: int, later: int, inflight: int, draining: int

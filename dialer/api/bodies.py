@@ -50,8 +50,33 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
+class _NotJson:
+    """Where the body had ``NaN``, ``Infinity`` or ``-Infinity`` (JSON has none of them)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _refuse_constants(data: object) -> None:
+    """400 ``bad_json`` naming the first field that holds NaN or an infinity (details: the
+    field, e.g. ``cps`` or ``retry.delays.busy``); walked without recursion."""
+    stack: list[tuple[str, object]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, _NotJson):
+            field = path or "the body"
+            raise ApiError(
+                400,
+                "bad_json",
+                f"the body is not valid JSON: {field} is {value.name}, which JSON does not have",
+                {"field": field},
+            )
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else k, v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
 
 
 async def read_json(request: Request, limit: int, *, empty: object = None) -> object:
@@ -62,9 +87,11 @@ async def read_json(request: Request, limit: int, *, empty: object = None) -> ob
             raise ApiError(400, "bad_json", "a JSON body is required")
         return empty
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        data = json.loads(body.decode("utf-8"), parse_constant=_NotJson)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+    _refuse_constants(data)
+    return data
 
 
 async def read_object(request: Request, limit: int, *, empty: object = None) -> dict[str, object]:

@@ -12,7 +12,8 @@ Codes (stable; clients switch on them, never on the message):
 code                        status when
 =========================== ====== ========================================================
 ``bad_request``             400    a malformed request (Content-Length, a body cut short)
-``bad_json``                400    the body is not JSON (or not UTF-8)
+``bad_json``                400    the body is not JSON (or not UTF-8); NaN and Infinity are
+                                   not JSON: ``details.field`` names where one was
 ``unauthenticated``         401    no ``Authorization: Bearer`` token, or an unknown one
 ``forbidden``               403    the token's role is too low (the message names the role)
 ``not_found``               404    no such campaign, list, contact or path

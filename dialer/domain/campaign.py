@@ -24,7 +24,14 @@ from dialer.domain.retry import (
 )
 from dialer.errors import ValidationError
 
-__all__ = ["WEEKDAYS", "CallingWindow", "CampaignSettings", "PlanLimits", "TrunkLimits"]
+__all__ = [
+    "UNLIMITED",
+    "WEEKDAYS",
+    "CallingWindow",
+    "CampaignSettings",
+    "PlanLimits",
+    "TrunkLimits",
+]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
 
@@ -161,20 +168,77 @@ class PlanLimits:
         return from_fields(cls, data, name)
 
 
+UNLIMITED = "unlimited"  # DIALER_TRUNKS' word for "no trunk limit on this axis"
+_MAX_CHANNELS, _MAX_CPS = 100_000, 10_000  # a campaign's ceilings, and a trunk's
+_CHANNELS = f"a whole number of channels from 1 to {_MAX_CHANNELS}, or {UNLIMITED!r}"
+_CPS = f"a number of calls per second above 0 and up to {_MAX_CPS}, or {UNLIMITED!r}"
+_DIGITS = re.compile(r"-?[0-9]+")
+
+
 @dataclass(frozen=True, slots=True)
 class TrunkLimits:
-    """What one trunk (PBX endpoint or gateway) accepts, shared by every campaign using it."""
+    """What one trunk (PBX endpoint or gateway) accepts, shared by every campaign and every
+    engine using it.
+
+    ``None`` is *unlimited* on that axis: only the campaigns' own limits apply. It comes only
+    from the word ``unlimited`` (:meth:`from_text`, DIALER_TRUNKS) or from a trunk that is not
+    listed at all (:meth:`unlimited`); no number means it: 0, negative, NaN and infinite
+    limits are refused, so a typo can never lift a trunk's limit.
+    """
 
     name: str
-    max_channels: int
-    cps: float
+    max_channels: int | None
+    cps: float | None
 
     def __post_init__(self) -> None:
         _pattern(self.name, "name", _TRUNK, "a trunk name of letters, digits, '_', '.', '-'")
-        check_int(self.max_channels, "max_channels", minimum=1, maximum=100_000)
-        object.__setattr__(
-            self, "cps", check_number(self.cps, "cps", minimum=0, exclusive=True, maximum=10_000)
-        )
+        if self.max_channels is not None:
+            try:
+                check_int(self.max_channels, "max_channels", minimum=1, maximum=_MAX_CHANNELS)
+            except ValidationError:
+                raise ValidationError(
+                    f"max_channels must be {_CHANNELS}, got {self.max_channels!r}"
+                ) from None
+        if self.cps is not None:
+            try:
+                cps = check_number(self.cps, "cps", minimum=0, exclusive=True, maximum=_MAX_CPS)
+            except ValidationError:
+                raise ValidationError(f"cps must be {_CPS}, got {self.cps!r}") from None
+            object.__setattr__(self, "cps", cps)
+
+    @classmethod
+    def unlimited(cls, name: str) -> TrunkLimits:
+        """A trunk without limits of its own (one that DIALER_TRUNKS does not list)."""
+        return cls(name, None, None)
+
+    @classmethod
+    def from_text(cls, name: str, max_channels: str, cps: str) -> TrunkLimits:
+        """From words: a number each, or ``unlimited`` (any case); ValidationError naming the
+        field otherwise (``'10'`` and ``'2.5'`` pass; ``''``, ``'abc'``, ``'0'``, ``'-5'``,
+        ``'nan'``, ``'inf'`` and ``'10.5'`` channels do not)."""
+        channels: object = _word(max_channels)
+        if isinstance(channels, str) and _DIGITS.fullmatch(channels):
+            channels = int(channels)
+        rate: object = _word(cps)
+        if isinstance(rate, str):
+            try:
+                rate = float(rate)
+            except ValueError:
+                pass  # refused, as text, by __post_init__
+        return cls(name, channels, rate)  # type: ignore[arg-type]  # checked in __post_init__
+
+    def to_text(self) -> str:
+        """``100/20``, ``100/unlimited``: the DIALER_TRUNKS form, without the name."""
+        channels = UNLIMITED if self.max_channels is None else str(self.max_channels)
+        if self.cps is None:
+            return f"{channels}/{UNLIMITED}"
+        return f"{channels}/{int(self.cps) if self.cps.is_integer() else self.cps!r}"
+
+
+def _word(text: str) -> str | None:
+    """None for ``unlimited``, else the trimmed text."""
+    word = text.strip()
+    return None if word.lower() == UNLIMITED else word
 
 
 _OPTIONAL = frozenset(
@@ -219,8 +283,8 @@ class CampaignSettings:
             _text(value, f"variables.{key}", max_len=256)
         object.__setattr__(self, "variables", dict(self.variables))
         _pattern(self.trunk, "trunk", _TRUNK, "a trunk name of letters, digits, '_', '.', '-'")
-        check_int(self.max_channels, "max_channels", minimum=1, maximum=100_000)
-        cps = check_number(self.cps, "cps", minimum=0, exclusive=True, maximum=10_000)
+        check_int(self.max_channels, "max_channels", minimum=1, maximum=_MAX_CHANNELS)
+        cps = check_number(self.cps, "cps", minimum=0, exclusive=True, maximum=_MAX_CPS)
         ring = check_number(
             self.ring_timeout, "ring_timeout", minimum=0, exclusive=True, maximum=600
         )

@@ -91,6 +91,17 @@ class CampaignRunner:
             except TransitionRefused:
                 pass
             return
+        cfg = self._engine.settings
+        if self.settings.trunk not in cfg.trunks:  # a typo in DIALER_TRUNKS' names shows here
+            log.log(
+                logging.WARNING if cfg.trunks else logging.INFO,
+                "campaign %s: trunk %r is not in DIALER_TRUNKS: no trunk limit, only the "
+                "campaign's own (%d channels, %g cps)",
+                self.campaign_id,
+                self.settings.trunk,
+                self.settings.max_channels,
+                self.settings.cps,
+            )
         async with asyncio.TaskGroup() as dials:
             status = await self._dial_loop(dials)
         # every originate of this loop has its answer (or its error) now
@@ -103,11 +114,10 @@ class CampaignRunner:
         cfg = self._engine.settings
         limit = cfg.trunk_limit(self.settings.trunk)
         want = cfg.claim_batch
-        rates = [cps for cps in (self.settings.cps, limit.cps) if cps > 0]
-        if rates and (most := Pacing.for_cps(min(rates), cfg.pace_ms).most):
+        cps = self.settings.cps if limit.cps is None else min(self.settings.cps, limit.cps)
+        if most := Pacing.for_cps(cps, cfg.pace_ms).most:
             want = min(want, most)
-        if self.settings.max_channels > 0:
-            want = min(want, self.settings.max_channels - len(self.calls))
+        want = min(want, self.settings.max_channels - len(self.calls))
         return max(1, want)
 
     async def _dial_loop(self, dials: asyncio.TaskGroup) -> CampaignStatus | None:

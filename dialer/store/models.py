@@ -175,28 +175,28 @@ class QueueStats:
 
 @dataclass(frozen=True, slots=True)
 class RateWindow:
-    """At most ``limit`` grants in any ``window_ms`` (limit 0: no limit)."""
+    """At most ``limit`` grants in any ``window_ms`` (limit 0: no limit, claim.lua's value)."""
 
     limit: int
     window_ms: int
 
     @classmethod
-    def for_cps(cls, cps: float, margin_ms: int = 0) -> RateWindow:
+    def for_cps(cls, cps: float | None, margin_ms: int = 0) -> RateWindow:
         """``limit = ceil(cps)`` per ``window = ceil(limit * 1000 / cps)`` ms.
 
         The window is never shorter than one second, so no 1-second window holds more than
         ``ceil(cps)`` originates, and the long-run rate is ``limit / window <= cps``:
-        0.5 -> 1 per 2000 ms, 2.5 -> 3 per 1200 ms, 5 -> 5 per 1000 ms. ``cps <= 0``: no limit.
+        0.5 -> 1 per 2000 ms, 2.5 -> 3 per 1200 ms, 5 -> 5 per 1000 ms. ``None``: no limit;
+        a cps of 0 or less, NaN or infinite is a ValueError (it never means "no limit").
 
         ``margin_ms`` lengthens the window: a grant reaches the PBX a few milliseconds later,
         and by a varying amount, so a window of exactly one second at grant time could hold
         ``limit + 1`` channels in one second as the PBX sees them. The margin absorbs that jitter
         at the cost of ``margin / window`` of the rate (40 ms: 4 % at 1 s windows).
         """
-        if not math.isfinite(cps):
-            raise ValueError(f"cps must be finite, got {cps!r}")
-        if cps <= 0:
+        if cps is None:
             return cls(0, 0)
+        _check_cps(cps)
         limit = math.ceil(cps)
         return cls(limit, math.ceil(limit * 1000 / cps) + max(0, margin_ms))
 
@@ -205,7 +205,8 @@ class RateWindow:
 class Pacing:
     """Grants spread evenly: one every ``interval_ms``, about ``burst`` at a time (``step_ms``
     worth), on a schedule that may fall behind by ``catch_up_ms``: a claim that comes late
-    still gets the slots it missed, so the long-run rate is the cps. Interval 0: no pacing.
+    still gets the slots it missed, so the long-run rate is the cps. Interval 0: no pacing
+    (no cps limit, or ``step_ms`` 0).
 
     ``Pacing.for_cps(340, 20)``: one grant per 2.94 ms, 7 at a time; a claim up to 20 ms late
     catches up (at most 13 at once, :attr:`most`). ``Pacing.for_cps(20, 20)``: one per 50 ms.
@@ -224,14 +225,20 @@ class Pacing:
         return math.floor(self.catch_up_ms / self.interval_ms) + 1
 
     @classmethod
-    def for_cps(cls, cps: float, step_ms: int) -> Pacing:
-        if not math.isfinite(cps):
-            raise ValueError(f"cps must be finite, got {cps!r}")
-        if cps <= 0 or step_ms <= 0:
+    def for_cps(cls, cps: float | None, step_ms: int) -> Pacing:
+        """``cps`` None: no limit, no pacing; 0 or less, NaN or infinite: ValueError."""
+        if cps is not None:
+            _check_cps(cps)
+        if cps is None or step_ms <= 0:
             return cls(0.0, 0.0, 0)
         interval = 1000 / cps
         burst = max(1, math.ceil(cps * step_ms / 1000))
         return cls(interval, (burst - 1) * interval + step_ms, burst)
+
+
+def _check_cps(cps: float) -> None:
+    if isinstance(cps, bool) or not math.isfinite(cps) or cps <= 0:
+        raise ValueError(f"cps must be a finite number above 0 (None: no limit), got {cps!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,9 @@ ACTIVE_STATUSES = frozenset(
     }
 )
 _STOPS: dict[str, ClaimStop] = {"max": "max", "full": "full", "rate": "rate"}
+# claim.lua's "no limit" for a channel or rate limit: sent only for a limit of None (a trunk
+# spelled out as unlimited, or not listed), never for a number (claim_command refuses 0)
+_NO_LIMIT = 0
 _SETTLE_PER_CLAIM = 100  # stopped-list contacts a claim may settle before answering "empty"
 _POLL_S = 0.01
 
@@ -642,19 +645,19 @@ class RedisStore:
         owner: str,
         *,
         lease_ms: int,
-        max_channels: int,
-        trunk_max_channels: int,
-        cps: float,
-        trunk_cps: float,
+        max_channels: int | None,
+        trunk_max_channels: int | None,
+        cps: float | None,
+        trunk_cps: float | None,
         rate_margin_ms: int = 0,
         pace_ms: int = 0,
     ) -> ClaimResult:
         """Take the first due contact for ``call_id`` if status, channels and rate allow.
 
-        Limits of 0 (channels or cps) mean no limit. A replay with the same ``call_id``
-        returns the same contact. NotFound if the campaign does not exist. A contact on a
-        do-not-call list is settled instead (see :meth:`claim_batch`): then ``empty`` with
-        ``next_due_ms`` = now (call again at once).
+        A limit of None (channels or cps) is no limit (see :meth:`claim_command`). A replay
+        with the same ``call_id`` returns the same contact. NotFound if the campaign does not
+        exist. A contact on a do-not-call list is settled instead (see :meth:`claim_batch`):
+        then ``empty`` with ``next_due_ms`` = now (call again at once).
         """
         batch = await self.claim_batch(
             cid,
@@ -699,17 +702,18 @@ class RedisStore:
         owner: str,
         *,
         lease_ms: int,
-        max_channels: int,
-        trunk_max_channels: int,
-        cps: float,
-        trunk_cps: float,
+        max_channels: int | None,
+        trunk_max_channels: int | None,
+        cps: float | None,
+        trunk_cps: float | None,
         rate_margin_ms: int = 0,
         pace_ms: int = 0,
     ) -> ClaimBatch:
         """Claim up to ``len(call_ids)`` due contacts in one atomic step (claim.lua).
 
         Within the channel limits, the rate windows (:meth:`RateWindow.for_cps`, held
-        ``rate_margin_ms`` longer) and pacing (:meth:`Pacing.for_cps`, ``pace_ms``: 0 none).
+        ``rate_margin_ms`` longer) and pacing (:meth:`Pacing.for_cps`, ``pace_ms``: 0 none);
+        a limit of None is no limit, and only None (:meth:`claim_command`).
         Contacts whose number is on the global or the campaign's do-not-call list become
         Do not call with a ``dnc:blocked`` record, using a call id but no attempt, lease or
         rate grant. NotFound if the campaign does not exist.
@@ -741,17 +745,30 @@ class RedisStore:
         owner: str,
         *,
         lease_ms: int,
-        max_channels: int,
-        trunk_max_channels: int,
-        cps: float,
-        trunk_cps: float,
+        max_channels: int | None,
+        trunk_max_channels: int | None,
+        cps: float | None,
+        trunk_cps: float | None,
         rate_margin_ms: int = 0,
         pace_ms: int = 0,
     ) -> ClaimCommand:
         """The claim.lua call of :meth:`claim_batch`, checked and built but not sent, to run in
-        :meth:`settle`'s round trip."""
+        :meth:`settle`'s round trip.
+
+        A limit of None is no limit: it alone becomes claim.lua's "no limit" value (0). A
+        number must be a positive int (channels) or a finite positive number (cps): 0,
+        negative, NaN or infinite is a ValueError, never "no limit".
+        """
         if lease_ms <= 0:
             raise ValueError("lease_ms must be positive")
+        for name, channels in (
+            ("max_channels", max_channels),
+            ("trunk_max_channels", trunk_max_channels),
+        ):
+            if channels is not None and (
+                isinstance(channels, bool) or not isinstance(channels, int) or channels <= 0
+            ):
+                raise ValueError(f"{name} must be an int above 0, or None: {channels!r}")
         if not call_ids:
             raise ValueError("claim_batch needs at least one call id")
         for call_id in call_ids:
@@ -785,8 +802,8 @@ class RedisStore:
             cid,
             trunk,
             lease_ms,
-            max_channels,
-            trunk_max_channels,
+            _NO_LIMIT if max_channels is None else max_channels,
+            _NO_LIMIT if trunk_max_channels is None else trunk_max_channels,
             c_rate.limit,
             c_rate.window_ms,
             repr(c_pace.interval_ms),

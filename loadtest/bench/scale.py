@@ -93,7 +93,7 @@ async def _rounds(store: RedisStore, cid: int, trunk: str, count: int) -> list[f
         started = time.perf_counter()
         res = await store.claim(
             cid, trunk, f"scale-{run}-{i}", "bench", lease_ms=60_000,
-            max_channels=0, trunk_max_channels=0, cps=0, trunk_cps=0,
+            max_channels=None, trunk_max_channels=None, cps=None, trunk_cps=None,
         )  # fmt: skip
         if res.kind != "ok":
             raise RuntimeError(f"claim answered {res.kind} on campaign {cid}")

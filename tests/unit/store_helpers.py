@@ -43,10 +43,10 @@ async def claim(
 ) -> ClaimResult:
     params: dict[str, Any] = {
         "lease_ms": 10_000,
-        "max_channels": 0,
-        "trunk_max_channels": 0,
-        "cps": 0,
-        "trunk_cps": 0,
+        "max_channels": None,
+        "trunk_max_channels": None,
+        "cps": None,
+        "trunk_cps": None,
     }
     params.update(limits)
     return await store.claim(cid, trunk, call_id, owner, **params)

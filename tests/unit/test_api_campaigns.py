@@ -111,6 +111,80 @@ async def test_bad_bodies(client: httpx.AsyncClient, body: bytes, status: int, c
     assert error_of(response)["code"] == code
 
 
+# every limit a campaign holds, with values that must never be taken (0 would read as "no
+# limit" further down; NaN and infinity are not numbers; booleans and texts are not numbers)
+_BAD_LIMITS = [
+    (field, value)
+    for field in ("max_channels", "cps", "ring_timeout")
+    for value in (0, -1, 0.0, -0.5, True, "5", "unlimited", None)
+] + [
+    ("retry", {"max_attempts": 0}),
+    ("retry", {"max_attempts": -1}),
+    ("retry", {"delays": {"busy": -5}}),
+    ("retry", {"technical_backoff": 0}),
+    ("limits", {"max_attempts_total": 0}),
+    ("limits", {"max_attempts_total": -1}),
+    ("limits", {"max_minutes": 0}),
+    ("limits", {"max_minutes": -1.5}),
+    ("limits", {"max_minutes": "10"}),
+]
+
+
+def _named(field: str, value: object) -> str:
+    """The field's path in the error message: ``cps``, ``retry.delays.busy``."""
+    while isinstance(value, dict):
+        key = next(iter(value))
+        field, value = f"{field}.{key}", value[key]
+    return field
+
+
+@pytest.mark.parametrize(("field", "value"), _BAD_LIMITS)
+async def test_create_and_edit_refuse_bad_limits_naming_the_field(
+    client: httpx.AsyncClient, store: RedisStore, field: str, value: object
+) -> None:
+    response = await client.post("/campaigns", json={**SETTINGS, field: value}, headers=OPERATOR)
+    assert response.status_code == 422, response.text
+    error = error_of(response)
+    assert error["code"] == "invalid_input"
+    assert error["message"].startswith(f"{_named(field, value)} must be "), error["message"]
+
+    cid = await new_campaign(client)
+    before = (await store.get_campaign(cid)).settings_json
+    response = await client.patch(f"/campaigns/{cid}", json={field: value}, headers=OPERATOR)
+    assert response.status_code == 422, response.text
+    assert error_of(response)["message"].startswith(f"{_named(field, value)} must be ")
+    assert (await store.get_campaign(cid)).settings_json == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "constant"),
+    [
+        (b'{"max_channels": 5, "cps": NaN}', "cps", "NaN"),
+        (b'{"name": "x", "trunk": "t", "max_channels": Infinity}', "max_channels", "Infinity"),
+        (b'{"cps": 1, "ring_timeout": -Infinity}', "ring_timeout", "-Infinity"),
+        (b'{"cps": 1, "limits": {"max_minutes": NaN}}', "limits.max_minutes", "NaN"),
+        (b'{"retry": {"delays": {"no_answer": [1, NaN]}}}', "retry.delays.no_answer[1]", "NaN"),
+        (b"NaN", "the body", "NaN"),
+    ],
+)
+async def test_nan_and_infinity_are_not_json_and_the_field_is_named(
+    client: httpx.AsyncClient, store: RedisStore, body: bytes, field: str, constant: str
+) -> None:
+    headers = {**OPERATOR, "Content-Type": "application/json"}
+    response = await client.post("/campaigns", content=body, headers=headers)
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "bad_json"
+    assert error["message"] == (
+        f"the body is not valid JSON: {field} is {constant}, which JSON does not have"
+    )
+    assert error["details"] == {"field": field}
+    cid = await new_campaign(client)
+    response = await client.patch(f"/campaigns/{cid}", content=b'{"cps": NaN}', headers=headers)
+    assert (response.status_code, error_of(response)["details"]) == (400, {"field": "cps"})
+    assert json.loads((await store.get_campaign(cid)).settings_json)["cps"] == 2.0
+
+
 async def test_json_body_limit(store: RedisStore) -> None:
     async with api_client(store, max_body_bytes=1024) as client:
         big = {**SETTINGS, "variables": {"NOTE": "x" * 200, "MORE": "y" * 900}}

@@ -270,12 +270,98 @@ def test_window_round_trip(start: time, end: time, days: frozenset[int], tz: str
 def test_trunk_limits() -> None:
     trunk = TrunkLimits("carrier-1", 100, 10)
     assert (trunk.name, trunk.max_channels, trunk.cps) == ("carrier-1", 100, 10.0)
+    assert trunk.to_text() == "100/10"
+    assert TrunkLimits.unlimited("t") == TrunkLimits("t", None, None)
+    assert TrunkLimits.unlimited("t").to_text() == "unlimited/unlimited"
     with pytest.raises(ValidationError, match="^name"):
         TrunkLimits("bad name", 1, 1)
-    with pytest.raises(ValidationError, match="^max_channels"):
-        TrunkLimits("t", 0, 1)
-    with pytest.raises(ValidationError, match="^cps"):
-        TrunkLimits("t", 1, 0)
+    for channels in (0, -1, 1.0, 1.5, True, "10", float("nan"), 100_001):
+        with pytest.raises(ValidationError, match="^max_channels must be .* or 'unlimited'"):
+            TrunkLimits("t", channels, 1)  # type: ignore[arg-type]
+    for cps in (0, -1, float("nan"), float("inf"), True, "5", 10_001):
+        with pytest.raises(ValidationError, match="^cps must be .* or 'unlimited'"):
+            TrunkLimits("t", 1, cps)  # type: ignore[arg-type]
+
+
+_TRUNK_NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,20}", fullmatch=True)
+
+
+@given(
+    name=_TRUNK_NAMES,
+    channels=st.none() | st.integers(min_value=1, max_value=100_000),
+    cps=st.none()
+    | st.floats(min_value=0, max_value=10_000, exclude_min=True, allow_subnormal=False),
+)
+def test_trunk_limits_text_round_trip(name: str, channels: int | None, cps: float | None) -> None:
+    limits = TrunkLimits(name, channels, cps)
+    channels_text, cps_text = limits.to_text().split("/")
+    assert TrunkLimits.from_text(name, channels_text, cps_text) == limits
+
+
+@given(number=st.floats() | st.integers(min_value=-(10**6), max_value=10**6))
+def test_no_number_lifts_a_trunk_limit(number: float) -> None:
+    """Every number either is the limit or is refused naming the field; none is 'no limit'."""
+    text = repr(number)
+    if 0 < number <= 10_000:
+        assert TrunkLimits.from_text("t", "1", text).cps == float(number)
+    else:
+        with pytest.raises(ValidationError, match="^cps must be "):
+            TrunkLimits.from_text("t", "1", text)
+    if isinstance(number, int) and 1 <= number <= 100_000:
+        assert TrunkLimits.from_text("t", text, "1").max_channels == number
+    else:
+        with pytest.raises(ValidationError, match="^max_channels must be "):
+            TrunkLimits.from_text("t", text, "1")
+
+
+# every numeric setting a campaign file or the API may hold: (path, 0 is refused too, int only)
+_NUMBERS = [
+    ("max_channels", True, True),
+    ("cps", True, False),
+    ("ring_timeout", True, False),
+    ("retry.max_attempts", True, True),
+    ("retry.delays.busy", False, False),  # 0: retry at once
+    ("retry.max_attempts_for.no_answer", True, True),
+    ("retry.technical_retry_limit", False, True),  # 0: no technical retry
+    ("retry.technical_backoff", True, False),
+    ("retry.default_delay", False, False),
+    ("limits.max_attempts_total", True, True),
+    ("limits.max_minutes", True, False),
+]
+_NEVER_A_NUMBER = st.sampled_from(
+    [float("nan"), float("inf"), float("-inf"), True, False, "5", "", "unlimited", [1], {}]
+)
+
+
+def _with(path: str, value: object) -> dict[str, object]:
+    data: dict[str, object] = full_settings().to_dict()
+    *parents, leaf = path.split(".")
+    node = data
+    for key in parents:
+        node[key] = dict(node.get(key) or {})  # type: ignore[call-overload]
+        node = node[key]  # type: ignore[assignment]
+    node[leaf] = value
+    return data
+
+
+@given(
+    setting=st.sampled_from(_NUMBERS),
+    value=_NEVER_A_NUMBER
+    | st.integers(max_value=-1)
+    | st.floats(max_value=0, exclude_max=True)
+    | st.sampled_from([0, 0.0, 1.5]),
+)
+def test_numeric_settings_refuse_what_is_not_a_valid_number(
+    setting: tuple[str, bool, bool], value: object
+) -> None:
+    path, zero_refused, int_only = setting
+    if value == 0 and not isinstance(value, bool) and not zero_refused:
+        assume(False)
+    if value == 1.5 and not int_only:
+        assume(False)
+    with pytest.raises(ValidationError) as info:
+        CampaignSettings.from_dict(_with(path, value))
+    assert str(info.value).startswith(f"{path} must be ")
 
 
 def test_plan_limits() -> None:

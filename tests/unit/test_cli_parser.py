@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -155,6 +156,41 @@ def test_engine_without_pbx_is_a_user_error(
     monkeypatch.delenv("DIALER_AMI_URL", raising=False)
     assert main(["engine"]) == 2
     assert "dialer: no PBX configured: set DIALER_AMI_URL" in capsys.readouterr().err
+
+
+_BAD_TRUNKS = "DIALER_TRUNKS: trunk 'carrier': max_channels must be a whole number of channels"
+
+
+@pytest.mark.parametrize("command", ["engine", "run"])
+@pytest.mark.parametrize("trunks", ["carrier=0/0", "carrier=-5/0", "carrier=nan/10"])
+def test_engine_refuses_to_start_with_a_bad_trunk_limit(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str, trunks: str
+) -> None:
+    monkeypatch.setenv("DIALER_AMI_URL", "ami://u:secret@127.0.0.1:1")
+    monkeypatch.setenv("DIALER_API_TOKENS", "admin:" + "a" * 20)
+    monkeypatch.setenv("DIALER_TRUNKS", f"backup=10/2,{trunks}")
+    assert main([command]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"dialer: {_BAD_TRUNKS}"), err
+    assert len(err.splitlines()) == 1
+
+
+def test_engine_process_with_a_bad_trunk_limit_exits_without_traceback() -> None:
+    env = {**os.environ, "DIALER_TRUNKS": "carrier=10/0", "DIALER_AMI_URL": "ami://u:p@h:1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dialer", "engine"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "dialer: DIALER_TRUNKS: trunk 'carrier': cps must be a number of calls per second "
+        "above 0 and up to 10000, or 'unlimited', got 0.0\n"
+    )
 
 
 def test_run_without_api_tokens_is_a_user_error(

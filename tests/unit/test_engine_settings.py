@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import cast
+
 import pytest
 
-from dialer.config import EngineSettings, TrunkLimit
+from dialer.config import EngineSettings, parse_trunks
+from dialer.domain.campaign import CampaignSettings, TrunkLimits
+from dialer.engine.engine import Engine
+from dialer.engine.runner import CampaignRunner
 from dialer.errors import ConfigError
 from dialer.store.models import Pacing
 
@@ -28,8 +34,8 @@ def test_tuning_knobs_from_the_environment() -> None:
     )
     assert (s.pace_ms, s.claim_batch, s.write_linger_ms) == (100, 16, 0)
     assert s.rate_margin_ms == 100
-    assert s.trunk_limit("carrier") == TrunkLimit(max_channels=100, cps=20.0)
-    assert s.trunk_limit("backup") == TrunkLimit(max_channels=10, cps=2.5)
+    assert s.trunk_limit("carrier") == TrunkLimits("carrier", max_channels=100, cps=20.0)
+    assert s.trunk_limit("backup") == TrunkLimits("backup", max_channels=10, cps=2.5)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +47,7 @@ def test_tuning_knobs_from_the_environment() -> None:
         ("DIALER_RATE_MARGIN_MS", "-5", "at least 0"),
         ("DIALER_LEASE_MS", "10", "at least 1000"),
         ("DIALER_TRUNKS", "carrier=100", "name=max_channels/cps"),
+        ("DIALER_TRUNKS", "carrier=0/0", "DIALER_TRUNKS: trunk 'carrier': max_channels"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(
@@ -48,3 +55,99 @@ def test_bad_values_are_refused_with_the_variable_named(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         EngineSettings.from_env({name: value})
+
+
+# -- DIALER_TRUNKS ----------------------------------------------------------------------------
+
+
+def test_unlimited_is_spelled_out_per_axis_or_whole() -> None:
+    assert parse_trunks("a=unlimited/20, b=100/unlimited, c=unlimited, d=Unlimited/UNLIMITED") == {
+        "a": TrunkLimits("a", None, 20.0),
+        "b": TrunkLimits("b", 100, None),
+        "c": TrunkLimits("c", None, None),
+        "d": TrunkLimits("d", None, None),
+    }
+    assert parse_trunks(" ,, ") == {}
+
+
+def test_a_trunk_not_listed_has_no_trunk_limit() -> None:
+    s = EngineSettings.from_env({"DIALER_TRUNKS": "carrier=100/20"})
+    assert s.trunk_limit("other") == TrunkLimits.unlimited("other")
+    assert EngineSettings().trunk_limit("carrier") == TrunkLimits("carrier", None, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "got"),
+    [
+        ("carrier=0/20", "max_channels", "got 0"),
+        ("carrier=-5/0", "max_channels", "got -5"),
+        ("carrier=10/0", "cps", "got 0.0"),
+        ("carrier=10/-1", "cps", "got -1.0"),
+        ("carrier=10/nan", "cps", "got nan"),
+        ("carrier=10/NaN", "cps", "got nan"),
+        ("carrier=10/inf", "cps", "got inf"),
+        ("carrier=10/-Infinity", "cps", "got -inf"),
+        ("carrier=10/", "cps", "got ''"),
+        ("carrier=/20", "max_channels", "got ''"),
+        ("carrier=abc/20", "max_channels", "got 'abc'"),
+        ("carrier=10/abc", "cps", "got 'abc'"),
+        ("carrier=10.5/20", "max_channels", "got '10.5'"),
+        ("carrier=nan/20", "max_channels", "got 'nan'"),
+        ("carrier=1e3/20", "max_channels", "got '1e3'"),
+        ("carrier=100001/20", "max_channels", "got 100001"),
+        ("carrier=10/10001", "cps", "got 10001.0"),
+        ("carrier=10/20/30", "cps", "got '20/30'"),
+        ("carrier=unlimted/20", "max_channels", "got 'unlimted'"),
+        ("carrier=10/unlimited!", "cps", "got 'unlimited!'"),
+    ],
+)
+def test_every_bad_limit_is_refused_naming_the_trunk_and_the_field(
+    text: str, field: str, got: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        EngineSettings.from_env({"DIALER_TRUNKS": f"ok=5/1, {text}"})
+    message = str(info.value)
+    assert message.startswith(f"DIALER_TRUNKS: trunk 'carrier': {field} must be ")
+    assert message.endswith(got)
+    assert "'unlimited'" in message  # the one way to lift a limit is named
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("carrier", "bad entry 'carrier': expected name=max_channels/cps"),
+        ("carrier=", "bad entry 'carrier=': expected"),
+        ("carrier=100", "bad entry 'carrier=100': expected"),
+        ("carrier:100/20", "bad entry 'carrier:100/20'"),
+        ("=100/20", "trunk '': name must be a trunk name"),
+        ("bad name=100/20", "trunk 'bad name': name must be a trunk name"),
+        ("carrier=1/1, carrier=2/2", "trunk 'carrier' is listed twice"),
+    ],
+)
+def test_bad_entries_are_refused(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"^DIALER_TRUNKS: {message}"):
+        parse_trunks(text)
+
+
+def test_settings_built_in_code_hold_trunk_limits_under_their_names() -> None:
+    with pytest.raises(ConfigError, match="TrunkLimits of 'carrier'"):
+        EngineSettings(trunks={"carrier": TrunkLimits("backup", 1, 1)})
+
+
+@pytest.mark.parametrize(
+    ("trunks", "cps", "max_channels", "batch"),
+    [
+        ("", 100, 30, 10),  # no trunk limit: the campaign's 100 cps paces (10 per claim)
+        ("carrier=unlimited", 100, 30, 10),
+        ("carrier=unlimited/20", 100, 30, 2),  # the trunk's 20 cps paces
+        ("carrier=3/unlimited", 1000, 30, 30),  # channels are left to the script's trunk check
+        ("carrier=unlimited", 1000, 3, 3),
+    ],
+)
+def test_claim_batch_follows_the_tighter_of_campaign_and_trunk(
+    trunks: str, cps: float, max_channels: int, batch: int
+) -> None:
+    settings = EngineSettings.from_env({"DIALER_TRUNKS": trunks, "DIALER_PACE_MS": "50"})
+    engine = cast(Engine, SimpleNamespace(settings=settings))
+    campaign = CampaignSettings(name="c", trunk="carrier", max_channels=max_channels, cps=cps)
+    assert CampaignRunner(engine, 1, campaign)._batch_size() == batch

@@ -131,6 +131,14 @@ def test_limits_create_the_campaign_series_at_zero(metrics: DialerMetrics) -> No
     assert value(s, "dialer_active_channels", campaign="4", trunk="carrier") == 0
 
 
+def test_an_unlimited_trunk_axis_has_no_limit_series(metrics: DialerMetrics) -> None:
+    metrics.set_trunk_limits("open", max_channels=None, cps=None)
+    metrics.set_trunk_limits("half", max_channels=None, cps=3)
+    s = scrape(metrics)
+    assert names_with(s, "dialer_trunk_channel_limit") == []
+    assert names_with(s, "dialer_trunk_cps_limit") == [{"trunk": "half"}]
+
+
 def test_active_queue_and_contacts(metrics: DialerMetrics) -> None:
     metrics.set_active(2, "carrier", 17)
     metrics.set_queue(2, due_now=120, later=30, inflight=18, draining=0)

@@ -31,28 +31,27 @@ async def store(redis_server: RedisServer, namespace: str) -> AsyncIterator[Redi
     await made.aclose()
 
 
-async def claim_batch(store: RedisStore, cid: int, ids: list[str], **limits: float) -> ClaimBatch:
-    params: dict[str, float] = {
-        "max_channels": 0,
-        "trunk_max_channels": 0,
-        "cps": 0,
-        "trunk_cps": 0,
-        "rate_margin_ms": 0,
-        "pace_ms": 0,
-    }
-    params.update(limits)
+async def claim_batch(
+    store: RedisStore,
+    cid: int,
+    ids: list[str],
+    *,
+    max_channels: int | None = None,
+    cps: float | None = None,
+    pace_ms: int = 0,
+) -> ClaimBatch:
+    """No limit (None) but the ones given; no trunk limit."""
     return await store.claim_batch(
         cid,
         "trunk1",
         ids,
         "e1",
         lease_ms=10_000,
-        max_channels=int(params["max_channels"]),
-        trunk_max_channels=int(params["trunk_max_channels"]),
-        cps=params["cps"],
-        trunk_cps=params["trunk_cps"],
-        rate_margin_ms=int(params["rate_margin_ms"]),
-        pace_ms=int(params["pace_ms"]),
+        max_channels=max_channels,
+        trunk_max_channels=None,
+        cps=cps,
+        trunk_cps=None,
+        pace_ms=pace_ms,
     )
 
 
@@ -79,9 +78,10 @@ def test_pacing() -> None:
     assert fast.burst == 7
     assert Pacing.for_cps(20, 20) == Pacing(50.0, 20.0, 1)  # one at a time, 20 ms late at most
     assert Pacing.for_cps(20, 0) == Pacing(0.0, 0.0, 0)
-    assert Pacing.for_cps(0, 20).burst == 0
-    with pytest.raises(ValueError, match="finite"):
-        Pacing.for_cps(float("nan"), 20)
+    assert Pacing.for_cps(None, 20).burst == 0  # no cps limit: no pacing
+    for bad in (0, -5, float("nan"), float("inf")):  # never read as "no limit"
+        with pytest.raises(ValueError, match="finite number above 0"):
+            Pacing.for_cps(bad, 20)
 
 
 async def test_a_batch_claims_in_queue_order_and_says_why_it_stopped(store: RedisStore) -> None:
@@ -130,7 +130,7 @@ async def test_a_paced_claim_takes_its_lateness_in_the_same_round_trip(store: Re
     pace = Pacing.for_cps(100, 20)
     assert (pace.burst, pace.most) == (2, 4)
     assert Pacing.for_cps(340, 20).most == 13
-    assert Pacing.for_cps(0, 20).most == 0
+    assert Pacing.for_cps(None, 20).most == 0
     cid, _ = await running_campaign(store, 50)
     first = await claim_batch(store, cid, [f"f{i}" for i in range(4)], cps=100, pace_ms=20)
     assert (len(first.claims), first.stop) == (1, "rate")  # a fresh schedule starts now
@@ -253,11 +253,31 @@ def claim_command(store: RedisStore, cid: int, ids: list[str]) -> ClaimCommand:
         ids,
         "e1",
         lease_ms=10_000,
-        max_channels=0,
-        trunk_max_channels=0,
-        cps=0,
-        trunk_cps=0,
+        max_channels=None,
+        trunk_max_channels=None,
+        cps=None,
+        trunk_cps=None,
     )
+
+
+def test_only_none_becomes_the_scripts_no_limit(store: RedisStore) -> None:
+    """claim.lua reads 0 as "no limit": claim_command sends it for None alone."""
+    limits = {"max_channels": 5, "trunk_max_channels": 7, "cps": 2.0, "trunk_cps": 4.0}
+    command = store.claim_command(1, "trunk1", ["n0"], "e1", lease_ms=10_000, **limits)  # type: ignore[arg-type]
+    assert [command.args[i] for i in (4, 5, 6, 10)] == [5, 7, 2, 4]  # ARGV 5-7, 11
+    unlimited = claim_command(store, 1, ["n0"])
+    assert [unlimited.args[i] for i in (4, 5, 6, 10)] == [0, 0, 0, 0]
+    for name in limits:
+        for bad in (0, -1, float("nan"), float("inf"), True):
+            with pytest.raises(ValueError, match="above 0"):
+                store.claim_command(
+                    1,
+                    "trunk1",
+                    ["n0"],
+                    "e1",
+                    lease_ms=10_000,
+                    **{**limits, name: bad},  # type: ignore[arg-type]
+                )
 
 
 async def test_claims_ride_in_the_round_trip_of_marks_and_results(store: RedisStore) -> None:

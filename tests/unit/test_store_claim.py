@@ -109,7 +109,9 @@ async def test_50_concurrent_claimers_10_channels(stores: list[RedisStore]) -> N
     cid, _ = await running_campaign(stores[0], 100)
     results = await asyncio.gather(
         *(
-            claim(stores[i % len(stores)], cid, f"call-{i}", max_channels=10, trunk_max_channels=0)
+            claim(
+                stores[i % len(stores)], cid, f"call-{i}", max_channels=10, trunk_max_channels=None
+            )
             for i in range(50)
         )
     )

@@ -31,13 +31,14 @@ def test_rate_window_rule(cps: float, limit: int, window: int) -> None:
 
 
 def test_rate_window_unlimited_and_invalid() -> None:
-    assert RateWindow.for_cps(0) == RateWindow(0, 0)
-    with pytest.raises(ValueError, match="finite"):
-        RateWindow.for_cps(float("inf"))
+    assert RateWindow.for_cps(None) == RateWindow(0, 0)  # claim.lua's "no limit"
+    for bad in (0, -1, float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(ValueError, match="finite number above 0"):
+            RateWindow.for_cps(bad)
 
 
 async def hammer(
-    store: RedisStore, cid: int, tag: str, *, trunk: str, cps: float, trunk_cps: float
+    store: RedisStore, cid: int, tag: str, *, trunk: str, cps: float, trunk_cps: float | None
 ) -> tuple[list[int], list[ClaimResult]]:
     """Claim in a tight loop for RUN_S seconds, finishing each grant at once."""
     grants: list[int] = []
@@ -75,9 +76,9 @@ async def test_rates_integer_fractional_and_trunk(store: RedisStore) -> None:
     shared_b, _ = await running_campaign(store, 200, trunk="tshared")
 
     (g5, r5), (gh, rh), (g25, r25), (ga, ra), (gb, rb) = await asyncio.gather(
-        hammer(store, five, "five", trunk="t5", cps=5, trunk_cps=0),
-        hammer(store, half, "half", trunk="thalf", cps=0.5, trunk_cps=0),
-        hammer(store, two_half, "twohalf", trunk="t25", cps=2.5, trunk_cps=0),
+        hammer(store, five, "five", trunk="t5", cps=5, trunk_cps=None),
+        hammer(store, half, "half", trunk="thalf", cps=0.5, trunk_cps=None),
+        hammer(store, two_half, "twohalf", trunk="t25", cps=2.5, trunk_cps=None),
         hammer(store, shared_a, "a", trunk="tshared", cps=100, trunk_cps=4),
         hammer(store, shared_b, "b", trunk="tshared", cps=100, trunk_cps=4),
     )

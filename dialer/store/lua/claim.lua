@@ -29,15 +29,15 @@ ARGV[1]  owner (engine id)
 ARGV[2]  campaign id
 ARGV[3]  trunk name
 ARGV[4]  lease_ms
-ARGV[5]  campaign max channels        (<= 0: no limit)
-ARGV[6]  trunk max channels           (<= 0: no limit)
-ARGV[7]  campaign rate limit L        (<= 0: no limit)
+ARGV[5]  campaign max channels        (0: no limit, see below)
+ARGV[6]  trunk max channels           (0: no limit)
+ARGV[7]  campaign rate limit L        (0: no limit)
 ARGV[8]  campaign rate window W ms
-ARGV[9]  campaign pacing interval T ms  (1000 / cps; <= 0: no pacing)
+ARGV[9]  campaign pacing interval T ms  (1000 / cps; 0: no pacing)
 ARGV[10] campaign pacing catch-up C ms  (a burst is at most C / T + 1 grants)
-ARGV[11] trunk rate limit L           (<= 0: no limit)
+ARGV[11] trunk rate limit L           (0: no limit)
 ARGV[12] trunk rate window W ms
-ARGV[13] trunk pacing interval T ms     (<= 0: no pacing)
+ARGV[13] trunk pacing interval T ms     (0: no pacing)
 ARGV[14] trunk pacing catch-up C ms
 ARGV[15] how many contacts of stopped lists or on a do-not-call list may be settled in this
          call without dialing before it gives up
@@ -45,6 +45,13 @@ ARGV[16] campaign pacing step B         (grants one claim takes in the steady st
 ARGV[17] trunk pacing step B
 ARGV[18..] call ids, one per claim wanted (N = #ARGV - 17); a replay of ids whose reply was
          lost returns the same claims and takes nothing more
+
+No limit: a channel or rate limit of 0 (ARGV 5-7, 11) means no limit on that axis (the
+pacing interval, ARGV 9 or 13, is then 0 too; it is also 0 when DIALER_PACE_MS is 0). The
+caller (RedisStore.claim_command) sends 0 only for a limit that is None in Python: a trunk
+spelled out as "unlimited" in DIALER_TRUNKS, or not listed there (campaign limits are always
+numbers). It refuses 0, negative, NaN and infinite limits before they get here, so no typo
+reads as "no limit". (The script itself takes any value <= 0 as no limit.)
 
 Rate: at most L grants in any W ms (a sliding log, one member per grant: the hard limit), and
 pacing: one grant per T ms on a schedule of slots that may fall behind by C ms at most (a burst
