@@ -4,9 +4,13 @@
 - :func:`run_engine`: one engine process (``dialer engine``) until SIGINT/SIGTERM.
 - :func:`run_service`: the engine, the HTTP API and ``/metrics`` in one process, one event loop
   and one task group (``dialer run``) until SIGINT/SIGTERM.
+- :func:`open_metrics_port`: ``/metrics`` on a port of its own, for both.
 
 A signal sets an event; the top task group then cancels the engine, which settles or hands over
 its calls (dialer.engine.engine), and the API stops accepting and lets requests in progress end.
+Both commands also serve ``/metrics`` on DIALER_METRICS_HOST:DIALER_METRICS_PORT (the host
+defaults to 127.0.0.1) when the port is set. Every HTTP server runs in the process's one event
+loop (:func:`dialer.api.server.serve_asgi`) and stops after the top task group has ended.
 """
 
 from __future__ import annotations
@@ -18,11 +22,18 @@ import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
-from dialer.api import ApiEndpoint, ApiSettings, create_app, serve_api
+from dialer.api import (
+    ApiEndpoint,
+    ApiSettings,
+    MetricsEndpoint,
+    create_app,
+    serve_api,
+    serve_metrics,
+)
 from dialer.config import EngineSettings
 from dialer.engine.engine import Engine
 from dialer.errors import ConfigError
-from dialer.metrics import serve_metrics
+from dialer.metrics import DialerMetrics
 from dialer.pbx.asterisk import AsteriskAdapter, AsteriskSettings
 from dialer.pbx.freeswitch import FreeSwitchAdapter, FreeSwitchSettings
 from dialer.store.redis_store import RedisStore
@@ -71,11 +82,21 @@ def stop_on_signals() -> Iterator[asyncio.Event]:
             loop.remove_signal_handler(sig)
 
 
-async def _metrics_port(stack: contextlib.AsyncExitStack, engine: Engine) -> None:
-    port = engine.settings.metrics_port
-    if port is not None:
-        endpoint = await stack.enter_async_context(serve_metrics(engine.metrics, "0.0.0.0", port))
-        log.info("metrics on %s", endpoint.url)
+async def open_metrics_port(
+    stack: contextlib.AsyncExitStack, settings: EngineSettings, metrics: DialerMetrics
+) -> MetricsEndpoint | None:
+    """Serve /metrics on DIALER_METRICS_HOST:DIALER_METRICS_PORT, when a port is set, until
+    ``stack`` closes (after the top task group has ended). ConfigError if it cannot listen."""
+    host, port = settings.metrics_host, settings.metrics_port
+    if port is None:
+        return None
+    try:
+        return await stack.enter_async_context(serve_metrics(metrics, host, port))
+    except OSError as exc:
+        raise ConfigError(
+            f"/metrics cannot listen on {host}:{port} (DIALER_METRICS_HOST/PORT): "
+            f"{exc.strerror or exc}"
+        ) from exc
 
 
 async def _run_until(engine: Engine, stop: asyncio.Event) -> None:
@@ -90,7 +111,7 @@ async def run_engine(settings: EngineSettings) -> None:
     """Run one engine process until SIGINT/SIGTERM."""
     with stop_on_signals() as stop:
         async with engine_parts(settings) as engine, contextlib.AsyncExitStack() as stack:
-            await _metrics_port(stack, engine)
+            await open_metrics_port(stack, settings, engine.metrics)
             loop = type(asyncio.get_running_loop())
             log.info(
                 "engine %s started (%s.%s)", settings.engine_id, loop.__module__, loop.__name__
@@ -108,8 +129,9 @@ async def run_service(
     """The engine, the HTTP API and /metrics in one process until SIGINT/SIGTERM.
 
     The API shares the engine's store and metrics (``GET /metrics`` on the API port; also on
-    DIALER_METRICS_PORT when set). ``started`` is called with the API's address once it
-    listens. ConfigError when the API cannot listen on ``api.host:api.port``.
+    DIALER_METRICS_HOST:DIALER_METRICS_PORT when a port is set). ``started`` is called with the
+    API's address once it listens. ConfigError when the API cannot listen on
+    ``api.host:api.port``.
     """
     with stop_on_signals() as stop:
         async with engine_parts(settings) as engine, contextlib.AsyncExitStack() as stack:
@@ -122,6 +144,7 @@ async def run_service(
                 max_body_bytes=api.max_body_bytes,
                 max_upload_bytes=api.max_upload_bytes,
             )
+            await open_metrics_port(stack, settings, engine.metrics)
             try:
                 endpoint = await stack.enter_async_context(serve_api(app, api.host, api.port))
             except OSError as exc:
@@ -129,7 +152,6 @@ async def run_service(
                     f"the API cannot listen on {api.host}:{api.port} (DIALER_API_HOST/PORT): "
                     f"{exc.strerror or exc}"
                 ) from exc
-            await _metrics_port(stack, engine)
             log.info("engine %s started; API on %s", settings.engine_id, endpoint.url)
             if started is not None:
                 started(endpoint)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,6 +46,9 @@ class EngineSettings:
     write_linger_ms: int = 50
     pbx_auto_resume: bool = True  # resume campaigns paused by a PBX outage when it is back
     metrics_port: int | None = None  # serve /metrics here (the API serves it too)
+    # The address the metrics port listens on: loopback unless a scraper on another host (or
+    # in another network namespace) must reach it, then 0.0.0.0 / :: or one interface's address.
+    metrics_host: str = "127.0.0.1"
     # Each trunk's limits (DIALER_TRUNKS), shared by its campaigns and engines. A trunk not
     # listed has none: only its campaigns' own limits apply (TrunkLimits.unlimited).
     trunks: Mapping[str, TrunkLimits] = field(default_factory=dict)
@@ -65,7 +70,8 @@ class EngineSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineSettings:
         """DIALER_REDIS_URL, DIALER_NAMESPACE, DIALER_AMI_URL, DIALER_ENGINE_ID, DIALER_LEASE_MS,
         DIALER_PACE_MS, DIALER_RATE_MARGIN_MS, DIALER_CLAIM_BATCH, DIALER_WRITE_LINGER_MS,
-        DIALER_METRICS_PORT, DIALER_TRUNKS (:func:`parse_trunks`)."""
+        DIALER_METRICS_PORT (serve /metrics there), DIALER_METRICS_HOST (its address, default
+        127.0.0.1), DIALER_TRUNKS (:func:`parse_trunks`)."""
         env = os.environ if env is None else env
         kwargs: dict[str, object] = {}
         if "DIALER_REDIS_URL" in env:
@@ -89,20 +95,42 @@ class EngineSettings:
         if "DIALER_WRITE_LINGER_MS" in env:
             kwargs["write_linger_ms"] = _int(env, "DIALER_WRITE_LINGER_MS", minimum=0)
         if env.get("DIALER_METRICS_PORT"):
-            kwargs["metrics_port"] = _int(env, "DIALER_METRICS_PORT", minimum=0)
+            kwargs["metrics_port"] = _int(env, "DIALER_METRICS_PORT", minimum=0, maximum=65535)
+        if env.get("DIALER_METRICS_HOST"):
+            kwargs["metrics_host"] = _host(env, "DIALER_METRICS_HOST")
         if env.get("DIALER_TRUNKS"):
             kwargs["trunks"] = parse_trunks(env["DIALER_TRUNKS"])
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
-def _int(env: Mapping[str, str], name: str, minimum: int) -> int:
+def _int(env: Mapping[str, str], name: str, minimum: int, maximum: int | None = None) -> int:
     try:
         value = int(env[name])
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, not {env[name][:40]!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}")
     return value
+
+
+_HOSTNAME_RE = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
+
+
+def _host(env: Mapping[str, str], name: str) -> str:
+    """An address to listen on: an IPv4 or IPv6 address (no brackets, no port) or a host name."""
+    text = env[name].strip()
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    if len(text) <= 253 and _HOSTNAME_RE.fullmatch(text) and not text.replace(".", "").isdigit():
+        return text
+    raise ConfigError(
+        f"{name} must be an IP address or a host name to listen on (127.0.0.1, 0.0.0.0, ::1, "
+        f"localhost), without a scheme, brackets or port; not {env[name][:40]!r}"
+    )
 
 
 def parse_trunks(text: str) -> dict[str, TrunkLimits]:

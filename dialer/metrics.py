@@ -24,19 +24,17 @@ counters behind it (``dialer_abandoned_calls_total``, ``dialer_call_results_tota
 
 The hot-path helpers (:meth:`originated`, :meth:`call_finished`, ...) look their labelled
 children up in a dict keyed by the raw arguments: one lookup and one increment per call. Call
-them, :meth:`render` and :func:`serve_metrics` from the engine's event loop thread.
+them and :meth:`render` from the engine's event loop thread. The engine's own ``/metrics`` port
+is served by :func:`dialer.api.metrics_server.serve_metrics`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from functools import partial
 from typing import Any, TypeVar
@@ -410,90 +408,3 @@ _V = TypeVar("_V")
 def _drop(cache: dict[_K, _V], campaign: int) -> None:
     for key in [k for k in cache if k[0] == campaign]:
         del cache[key]
-
-
-# -- a tiny /metrics server, for an engine running without the API ----------------------------
-
-_REQUEST_TIMEOUT = 10.0
-_MAX_HEADERS = 100
-
-
-@dataclass(frozen=True, slots=True)
-class MetricsEndpoint:
-    host: str
-    port: int
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/metrics"
-
-
-@asynccontextmanager
-async def serve_metrics(
-    metrics: DialerMetrics, host: str = "127.0.0.1", port: int = 9108
-) -> AsyncIterator[MetricsEndpoint]:
-    """Serve ``GET /metrics`` on ``host:port`` (0: a free port) while the block runs."""
-    server = await asyncio.start_server(partial(_handle, metrics), host, port, limit=16_384)
-    try:
-        bound = server.sockets[0].getsockname()[1]
-        log.info("metrics on http://%s:%s/metrics", host, bound)
-        yield MetricsEndpoint(host, bound)
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
-async def _handle(
-    metrics: DialerMetrics, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    try:
-        async with asyncio.timeout(_REQUEST_TIMEOUT):
-            request = await reader.readline()
-            headers: dict[str, str] = {}
-            while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-                if len(headers) >= _MAX_HEADERS:
-                    raise ValueError("too many headers")
-                name, _, value = line.decode("latin-1").partition(":")
-                headers[name.strip().lower()] = value.strip()
-            writer.write(_respond(metrics, request, headers))
-            await writer.drain()
-    except (TimeoutError, ValueError, ConnectionError) as exc:
-        log.debug("metrics request dropped: %s", exc)
-    finally:
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except ConnectionError:
-            pass
-
-
-def _respond(metrics: DialerMetrics, request: bytes, headers: Mapping[str, str]) -> bytes:
-    parts = request.decode("latin-1").split()
-    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-        return _response(400, b"bad request\n")
-    method, target = parts[0], parts[1]
-    if target.partition("?")[0] != "/metrics":
-        return _response(404, b"not found: try /metrics\n")
-    if method not in ("GET", "HEAD"):
-        return _response(405, b"method not allowed\n", extra="Allow: GET, HEAD\r\n")
-    body, content_type = metrics.render(headers.get("accept", ""))
-    return _response(200, body, content_type=content_type, head=method == "HEAD")
-
-
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
-
-
-def _response(
-    status: int,
-    body: bytes,
-    *,
-    content_type: str = "text/plain; charset=utf-8",
-    extra: str = "",
-    head: bool = False,
-) -> bytes:
-    header = (
-        f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n{extra}\r\n"
-    )
-    return header.encode("latin-1") + (b"" if head else body)

@@ -18,13 +18,13 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
+from dialer.api import serve_metrics
 from dialer.app import engine_parts
 from dialer.config import EngineSettings
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.engine.control import CampaignControl
-from dialer.metrics import serve_metrics
 from dialer.store.keys import Keys
 from dialer.store.models import ContactInput
 from dialer.store.redis_store import RedisStore

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from dialer.errors import StoreError
+from dialer.metrics import DialerMetrics
 
 from .context import ApiContext
 from .errors import ApiError
@@ -23,7 +24,12 @@ async def health(ctx: ApiContext, request: Request) -> Response:
 async def metrics(ctx: ApiContext, request: Request) -> Response:
     if ctx.metrics is None:
         raise ApiError(404, "not_found", "this API serves no metrics")
-    body, content_type = ctx.metrics.render(request.headers.get("accept", ""))
+    return exposition(ctx.metrics, request)
+
+
+def exposition(metrics: DialerMetrics, request: Request) -> Response:
+    """The Prometheus exposition, or OpenMetrics when the Accept header asks for it."""
+    body, content_type = metrics.render(request.headers.get("accept", ""))
     return Response(body, headers={"Content-Type": content_type})
 
 

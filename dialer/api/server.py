@@ -1,8 +1,12 @@
-"""Run the API with uvicorn inside the current event loop, next to the engine.
+"""Run an ASGI app with uvicorn inside the current event loop, next to the engine.
 
+:func:`serve_asgi` is the one way the dialer serves HTTP: the API (:func:`serve_api`) and the
+engine's own ``/metrics`` port (:func:`dialer.api.metrics_server.serve_metrics`) both use it.
 The socket is bound here (so port 0 works and a busy port raises OSError at once, instead of
-uvicorn's ``sys.exit``), and uvicorn's signal handlers are left out: the composition root owns
-SIGINT/SIGTERM and leaves the ``async with`` block to stop the server.
+uvicorn's ``sys.exit``), uvicorn logs only its warnings and errors (no log config of its own,
+no access log), and its signal handlers are left out: the composition root owns SIGINT/SIGTERM
+and leaves the ``async with`` block to stop the server. The server's task lives only inside
+that block.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ _STARTUP_TIMEOUT = 10.0
 
 @dataclass(frozen=True, slots=True)
 class ApiEndpoint:
+    """The address a server listens on, read from its socket (port 0 resolved)."""
+
     host: str
     port: int
 
@@ -39,7 +45,7 @@ class _Server(uvicorn.Server):
 
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
-        self.ready = asyncio.Event()
+        self.ready = asyncio.Event()  # set once started, or once serve() ended without starting
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -58,19 +64,23 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 @asynccontextmanager
-async def serve_api(
-    app: ASGIApp, host: str = "127.0.0.1", port: int = 8080, *, graceful_s: float = 5.0
+async def serve_asgi(
+    app: ASGIApp, host: str, port: int, *, name: str, graceful_s: float = 5.0
 ) -> AsyncIterator[ApiEndpoint]:
     """Serve ``app`` on ``host:port`` (0: a free port) while the block runs.
 
-    On exit the server stops accepting, lets requests in progress finish for up to
-    ``graceful_s`` seconds, then closes.
+    Yields the address bound. OSError when the socket cannot be bound. On exit the server
+    stops accepting, lets requests in progress finish for up to ``graceful_s`` seconds, then
+    closes; its task (named ``name``) is awaited before the block is left.
     """
     sock = _bind(host, port)
     config = uvicorn.Config(
         app,
         lifespan="off",
         log_config=None,
+        # its start/stop lines repeat ours ("API on ...", "metrics on ..."): warnings only,
+        # unless the process logs at debug level (``dialer -v``)
+        log_level=None if log.isEnabledFor(logging.DEBUG) else logging.WARNING,
         access_log=False,
         http="h11",
         ws="none",
@@ -79,21 +89,19 @@ async def serve_api(
         timeout_graceful_shutdown=int(graceful_s) or 1,
     )
     server = _Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="dialer-api")
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=name)
+    task.add_done_callback(lambda _: server.ready.set())
     try:
-        ready = asyncio.create_task(server.ready.wait())
         try:
-            await asyncio.wait(
-                (task, ready), timeout=_STARTUP_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            ready.cancel()
+            async with asyncio.timeout(_STARTUP_TIMEOUT):
+                await server.ready.wait()
+        except TimeoutError:
+            raise RuntimeError(f"{name} did not start within {_STARTUP_TIMEOUT:g} s") from None
         if task.done() or not server.started:
             task.result()  # raises what made it stop
-            raise RuntimeError("the API server did not start")
-        endpoint = ApiEndpoint(host, sock.getsockname()[1])
-        log.info("API on %s", endpoint.url)
-        yield endpoint
+            raise RuntimeError(f"{name} did not start")
+        bound_host, bound_port = sock.getsockname()[:2]
+        yield ApiEndpoint(bound_host, bound_port)
     finally:
         server.should_exit = True
         try:
@@ -103,3 +111,13 @@ async def serve_api(
             raise
         finally:
             sock.close()
+
+
+@asynccontextmanager
+async def serve_api(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 8080, *, graceful_s: float = 5.0
+) -> AsyncIterator[ApiEndpoint]:
+    """Serve the API ``app`` on ``host:port`` (0: a free port) while the block runs."""
+    async with serve_asgi(app, host, port, name="dialer-api", graceful_s=graceful_s) as endpoint:
+        log.info("API on %s", endpoint.url)
+        yield endpoint

@@ -15,7 +15,8 @@ from .common import settings_from
 ENGINE_ENV = (
     "Settings from the environment: DIALER_REDIS_URL, DIALER_NAMESPACE, DIALER_AMI_URL "
     "(ami://user:secret@host:port, required), DIALER_ENGINE_ID, DIALER_LEASE_MS, "
-    "DIALER_METRICS_PORT, DIALER_TRUNKS (name=channels/cps,... where 'unlimited' may stand "
+    "DIALER_METRICS_PORT (serve /metrics there), DIALER_METRICS_HOST (its address, default "
+    "127.0.0.1), DIALER_TRUNKS (name=channels/cps,... where 'unlimited' may stand "
     "for either number; a trunk not listed has no trunk limit), DIALER_PACE_MS, "
     "DIALER_RATE_MARGIN_MS, DIALER_CLAIM_BATCH, DIALER_WRITE_LINGER_MS, "
     "DIALER_EVENT_LOOP (uvloop, the default when installed, or asyncio). Stops cleanly on "

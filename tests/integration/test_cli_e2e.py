@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -109,7 +110,10 @@ contacts: first.csv
     )
     extra_hold = number(Behaviour.HOLD, 30, hold_s=1)
     (tmp_path / "second.csv").write_text(f"number\n{extra_hold}\n{hold[0]}\n")
-    env = environment(stack, namespace, DIALER_ENGINE_ID="cli-e2e")
+    metrics_port = free_port()
+    env = environment(
+        stack, namespace, DIALER_ENGINE_ID="cli-e2e", DIALER_METRICS_PORT=str(metrics_port)
+    )
 
     created = dialer(env, "campaign", "create", str(tmp_path / "campaign.yaml"))
     cid = created.stdout.strip()
@@ -127,6 +131,11 @@ contacts: first.csv
         bars = [line for line in watched.stdout.splitlines() if line.startswith("[")]
         assert bars[-1].startswith("[########################] 100% 9/9 done | Completed")
         assert f"campaign {cid} (cli e2e): Completed" in watched.stdout
+        # the engine's own /metrics port: no token, on 127.0.0.1 only (DIALER_METRICS_HOST unset)
+        status, text = get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert status == 200
+        assert f'dialer_originates_total{{campaign="{cid}",trunk="{stack.trunk}"}}' in text
+        assert not connects("127.0.0.2", metrics_port)
     finally:
         code = terminate(engine, log)
     assert code == 0, log.read_text()[-2000:]
@@ -162,6 +171,14 @@ contacts: first.csv
     assert again.read_text() == out.read_text()
 
 
+def connects(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), 2).close()
+    except OSError:
+        return False
+    return True
+
+
 def get(url: str, token: str | None = None) -> tuple[int, str]:
     request = urllib.request.Request(url)
     if token:
@@ -176,12 +193,14 @@ def get(url: str, token: str | None = None) -> tuple[int, str]:
 def test_run_serves_the_api_and_metrics_and_stops_on_sigterm(
     stack: Any, namespace: str, tmp_path: Path
 ) -> None:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     env = environment(
         stack,
         namespace,
         DIALER_API_PORT=str(port),
         DIALER_API_TOKENS=f"viewer:{VIEWER}",
+        DIALER_METRICS_PORT=str(metrics_port),
+        DIALER_METRICS_HOST="127.0.0.2",  # loopback too (all of 127/8 is), but not 127.0.0.1
     )
     created = dialer(env, "campaign", "create", str(ROOT / "examples" / "campaign.yaml"))
     cid = created.stdout.strip()
@@ -207,7 +226,13 @@ def test_run_serves_the_api_and_metrics_and_stops_on_sigterm(
         status, metrics = get(f"{base}/metrics", VIEWER)
         assert status == 200
         assert 'dialer_engine_info{engine_id="' in metrics
+        # also on DIALER_METRICS_HOST:DIALER_METRICS_PORT, with no token
+        status, metrics = get(f"http://127.0.0.2:{metrics_port}/metrics")
+        assert status == 200
+        assert 'dialer_engine_info{engine_id="' in metrics
+        assert not connects("127.0.0.1", metrics_port)
     finally:
         code = terminate(service, log)
     assert code == 0, log.read_text()[-2000:]
     assert "API on http://127.0.0.1:" in log.read_text()
+    assert f"metrics on http://127.0.0.2:{metrics_port}/metrics" in log.read_text()

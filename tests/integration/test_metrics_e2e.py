@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from dialer.api import serve_metrics
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
-from dialer.metrics import serve_metrics
 from dialer.store.redis_store import RedisStore
 from ops.localstack.numberplan import Behaviour, number
 from tests.integration.engine_helpers import (

@@ -89,6 +89,10 @@ def test_dialer_prometheus_and_grafana_use_the_repository_configs() -> None:
         "DIALER_METRICS_PORT: '9108'" in blocks["dialer"]
         or 'DIALER_METRICS_PORT: "9108"' in (blocks["dialer"])
     )
+    # /metrics has no token: loopback, which the host-network Prometheus reaches (dialer:127.0.0.1)
+    assert "DIALER_METRICS_HOST: 127.0.0.1\n" in blocks["dialer"]
+    assert "network_mode: host\n" in blocks["dialer"]
+    assert "network_mode: host\n" in blocks["prometheus"]
     assert f"- {ROOT}/ops/prometheus:/etc/prometheus:ro\n" in blocks["prometheus"]
     assert f"- {ROOT}/ops/grafana/provisioning:/etc/grafana/provisioning:ro\n" in blocks["grafana"]
     dashboards = f"- {ROOT}/ops/grafana/dashboards:/var/lib/grafana/dashboards/dialer:ro\n"

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from dialer.metrics import DialerMetrics, serve_metrics
+from dialer.api import serve_metrics
+from dialer.metrics import DialerMetrics
 from ops.localstack.ports import free_port
 from tests.unit.test_metrics import exercise
 

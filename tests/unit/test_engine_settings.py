@@ -48,6 +48,15 @@ def test_tuning_knobs_from_the_environment() -> None:
         ("DIALER_LEASE_MS", "10", "at least 1000"),
         ("DIALER_TRUNKS", "carrier=100", "name=max_channels/cps"),
         ("DIALER_TRUNKS", "carrier=0/0", "DIALER_TRUNKS: trunk 'carrier': max_channels"),
+        ("DIALER_METRICS_PORT", "65536", "at most 65535"),
+        ("DIALER_METRICS_PORT", "-1", "at least 0"),
+        ("DIALER_METRICS_PORT", "http", "whole number"),
+        ("DIALER_METRICS_HOST", "0.0.0.0:9108", "without a scheme, brackets or port"),
+        ("DIALER_METRICS_HOST", "http://0.0.0.0", "DIALER_METRICS_HOST must be an IP address"),
+        ("DIALER_METRICS_HOST", "[::1]", "DIALER_METRICS_HOST must be an IP address"),
+        ("DIALER_METRICS_HOST", "256.0.0.1", "DIALER_METRICS_HOST must be an IP address"),
+        ("DIALER_METRICS_HOST", "my host", "DIALER_METRICS_HOST must be an IP address"),
+        ("DIALER_METRICS_HOST", "-lo", "DIALER_METRICS_HOST must be an IP address"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(
@@ -55,6 +64,29 @@ def test_bad_values_are_refused_with_the_variable_named(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         EngineSettings.from_env({name: value})
+
+
+def test_metrics_port_is_off_and_loopback_unless_set() -> None:
+    s = EngineSettings.from_env({})
+    assert (s.metrics_host, s.metrics_port) == ("127.0.0.1", None)
+    s = EngineSettings.from_env({"DIALER_METRICS_PORT": "9108", "DIALER_METRICS_HOST": ""})
+    assert (s.metrics_host, s.metrics_port) == ("127.0.0.1", 9108)
+
+
+@pytest.mark.parametrize(
+    ("value", "host"),
+    [
+        ("0.0.0.0", "0.0.0.0"),
+        (" 10.1.2.3 ", "10.1.2.3"),
+        ("::", "::"),
+        ("0:0::1", "::1"),
+        ("localhost", "localhost"),
+        ("metrics.example.org", "metrics.example.org"),
+    ],
+)
+def test_metrics_host_from_the_environment(value: str, host: str) -> None:
+    s = EngineSettings.from_env({"DIALER_METRICS_HOST": value, "DIALER_METRICS_PORT": "9108"})
+    assert (s.metrics_host, s.metrics_port) == (host, 9108)
 
 
 # -- DIALER_TRUNKS ----------------------------------------------------------------------------

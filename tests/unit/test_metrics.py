@@ -1,9 +1,7 @@
-"""dialer.metrics: every helper moves the series it should, labels stay bounded, /metrics serves."""
+"""dialer.metrics: every helper moves the series it should, labels stay bounded, it renders."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import inspect
 import time
 
@@ -13,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dialer import __version__
 from dialer.domain.statuses import CallStatus, CampaignStatus
-from dialer.metrics import MAX_LABEL_VALUES, DialerMetrics, OriginateFailure, serve_metrics
+from dialer.metrics import MAX_LABEL_VALUES, DialerMetrics, OriginateFailure
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -335,63 +333,3 @@ def test_hot_path_helpers_are_cheap(metrics: DialerMetrics) -> None:
     per_call = (time.perf_counter() - start) / n
     assert value(scrape(metrics), "dialer_originates_total", campaign="1", trunk="carrier") == n
     assert per_call < 200e-6, f"{per_call * 1e6:.1f} us per originate+finish+redis"
-
-
-async def http(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(request)
-    await writer.drain()
-    raw = await asyncio.wait_for(reader.read(), 5)
-    writer.close()
-    await writer.wait_closed()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
-    return int(status_line.split()[1]), headers, body
-
-
-async def test_serve_metrics_answers_get_metrics_and_404_elsewhere(metrics: DialerMetrics) -> None:
-    metrics.originated(9, "carrier")
-    async with serve_metrics(metrics, "127.0.0.1", 0) as endpoint:
-        assert endpoint.port > 0
-        assert endpoint.url == f"http://127.0.0.1:{endpoint.port}/metrics"
-        status, headers, body = await http(
-            endpoint.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n"
-        )
-        assert status == 200
-        assert headers["content-type"].startswith("text/plain")
-        assert int(headers["content-length"]) == len(body)
-        families = {f.name: f for f in text_string_to_metric_families(body.decode())}
-        [sample] = [s for s in families["dialer_originates"].samples if s.name.endswith("_total")]
-        assert sample.labels == {"campaign": "9", "trunk": "carrier"}
-        assert sample.value == 1
-
-        status, _, body = await http(endpoint.port, b"GET / HTTP/1.1\r\n\r\n")
-        assert status == 404
-        status, _, _ = await http(endpoint.port, b"GET /metricsx HTTP/1.0\r\n\r\n")
-        assert status == 404
-        status, headers, _ = await http(endpoint.port, b"POST /metrics HTTP/1.1\r\n\r\n")
-        assert (status, headers["allow"]) == (405, "GET, HEAD")
-        status, _, _ = await http(endpoint.port, b"nonsense\r\n\r\n")
-        assert status == 400
-        status, headers, body = await http(endpoint.port, b"HEAD /metrics HTTP/1.1\r\n\r\n")
-        assert (status, body) == (200, b"")
-        assert int(headers["content-length"]) > 0
-        status, _, body = await http(endpoint.port, b"GET /metrics?x=1 HTTP/1.1\r\n\r\n")
-        assert status == 200
-        assert b"dialer_engine_info" in body
-
-        # a request line over the reader's limit is dropped; the server keeps serving
-        reader, writer = await asyncio.open_connection("127.0.0.1", endpoint.port)
-        got = b"?"
-        with contextlib.suppress(ConnectionResetError):  # closed with our bytes unread: RST
-            writer.write(b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\n\r\n")
-            await writer.drain()
-            got = await asyncio.wait_for(reader.read(), 5)
-            writer.close()
-            await writer.wait_closed()
-        assert got in (b"", b"?")  # no response, whichever way the close showed
-        status, _, _ = await http(endpoint.port, b"GET /metrics HTTP/1.1\r\n\r\n")
-        assert status == 200
-    with pytest.raises(ConnectionRefusedError):
-        await asyncio.open_connection("127.0.0.1", endpoint.port)
