@@ -16,9 +16,10 @@ class LiveCall:
     trunk: str
     contact_id: int
     phone: str
-    attempts: int  # attempts used before this one
+    attempts: int  # attempts used before this one (technical errors use none)
     tech_failures: int
     claimed_at: float
+    dial: int = 0  # the contact's dial number of this call (1 for its first, every call its own)
     answered_at: float | None = None
     engine_id: str = ""
     extra: dict[str, str] = field(default_factory=dict)
@@ -35,7 +36,12 @@ def _s(v: object | None) -> str:
 def call_record(
     call: LiveCall, ended: CallEnded, outcome: Classification, decision: Decision
 ) -> dict[str, str]:
-    """One record per attempt: flat strings (a Redis stream entry, a CSV row)."""
+    """One record per call: flat strings (a Redis stream entry, a CSV row).
+
+    ``attempt`` is the attempt this call counts as against the contact's ``max_attempts``
+    (attempts used before it + 1): a technical error uses none, so its redial repeats it.
+    ``dial`` tells the calls apart: the contact's n-th call has dial n.
+    """
     raw = ended.raw
     answered_at = ended.answered_at
     duration = ended.ended_at - answered_at if answered_at is not None else 0.0
@@ -46,6 +52,7 @@ def call_record(
         "phone": call.phone,
         "trunk": call.trunk,
         "attempt": str(call.attempts + 1),
+        "dial": str(call.dial),
         "status": outcome.status.value,
         "contact_status": decision.contact_status.value,
         "rule": outcome.reason,

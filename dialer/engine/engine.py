@@ -391,6 +391,7 @@ class Engine:
                     tech_failures=contact.tech_failures,
                     claimed_at=ref.claimed_ms / 1000,
                     engine_id=self.settings.engine_id,
+                    dial=ref.dial,
                 )
                 if call_id in live:
                     log.info("adopting live call %s of %s", call_id, ref.owner)
