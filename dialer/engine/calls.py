@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from dialer.domain.calls import RawOutcome
 from dialer.domain.outcome import OUTCOME_TABLE_VERSION, Classification
 from dialer.domain.retry import Decision
 from dialer.pbx.base import CallEnded
@@ -23,6 +24,14 @@ class LiveCall:
     answered_at: float | None = None
     engine_id: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+
+
+def lost_outcome(seen: RawOutcome | None, *, answered: bool) -> RawOutcome:
+    """The end of a call lost with the PBX (its end never reported): a failed originate, with
+    whatever the PBX did report of it first (``seen``: the OriginateResponse's reason, AMD, a
+    dialplan result), so that the record keeps it. A dialplan result seen before the loss
+    still decides the outcome (its outcome rows come before ``originate_failed``)."""
+    return replace(seen or RawOutcome(answered), answered=answered, originate_failed=True)
 
 
 def _ms(t: float | None) -> str:
