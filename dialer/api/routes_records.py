@@ -31,7 +31,7 @@ async def _require_known(store: RedisStore, cid: int) -> None:
 
 
 async def get_records(ctx: ApiContext, request: Request) -> Response:
-    """One record per attempt, oldest first; page with ``after`` = the last ``record_id``."""
+    """One record per call, oldest first; page with ``after`` = the last ``record_id``."""
     cid = path_int(request, "campaign_id")
     query = request.query_params
     after = stream_id_param(query, "after")

@@ -28,6 +28,7 @@ RECORD_COLUMNS = (
     "phone",
     "trunk",
     "attempt",
+    "dial",
     "status",
     "contact_status",
     "rule",

@@ -149,7 +149,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "records",
         parents=[common],
         help="export a campaign's call records as CSV (also after it was deleted)",
-        description="Export a campaign's call records (one row per attempt) as CSV, read "
+        description="Export a campaign's call records (one row per call) as CSV, read "
         "page by page; they are kept when the campaign is deleted.",
     )
     p.add_argument("id", type=campaign_id, metavar="ID", help="the campaign id")

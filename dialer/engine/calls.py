@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from dialer.domain.calls import RawOutcome
 from dialer.domain.outcome import OUTCOME_TABLE_VERSION, Classification
 from dialer.domain.retry import Decision
 from dialer.pbx.base import CallEnded
@@ -16,12 +17,21 @@ class LiveCall:
     trunk: str
     contact_id: int
     phone: str
-    attempts: int  # attempts used before this one
+    attempts: int  # attempts used before this one (technical errors use none)
     tech_failures: int
     claimed_at: float
+    dial: int = 0  # the contact's dial number of this call (1 for its first, every call its own)
     answered_at: float | None = None
     engine_id: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+
+
+def lost_outcome(seen: RawOutcome | None, *, answered: bool) -> RawOutcome:
+    """The end of a call lost with the PBX (its end never reported): a failed originate, with
+    whatever the PBX did report of it first (``seen``: the OriginateResponse's reason, AMD, a
+    dialplan result), so that the record keeps it. A dialplan result seen before the loss
+    still decides the outcome (its outcome rows come before ``originate_failed``)."""
+    return replace(seen or RawOutcome(answered), answered=answered, originate_failed=True)
 
 
 def _ms(t: float | None) -> str:
@@ -35,7 +45,12 @@ def _s(v: object | None) -> str:
 def call_record(
     call: LiveCall, ended: CallEnded, outcome: Classification, decision: Decision
 ) -> dict[str, str]:
-    """One record per attempt: flat strings (a Redis stream entry, a CSV row)."""
+    """One record per call: flat strings (a Redis stream entry, a CSV row).
+
+    ``attempt`` is the attempt this call counts as against the contact's ``max_attempts``
+    (attempts used before it + 1): a technical error uses none, so its redial repeats it.
+    ``dial`` tells the calls apart: the contact's n-th call has dial n.
+    """
     raw = ended.raw
     answered_at = ended.answered_at
     duration = ended.ended_at - answered_at if answered_at is not None else 0.0
@@ -46,6 +61,7 @@ def call_record(
         "phone": call.phone,
         "trunk": call.trunk,
         "attempt": str(call.attempts + 1),
+        "dial": str(call.dial),
         "status": outcome.status.value,
         "contact_status": decision.contact_status.value,
         "rule": outcome.reason,

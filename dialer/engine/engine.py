@@ -34,7 +34,7 @@ from dialer.domain.outcome import classify
 from dialer.domain.retry import decide
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.engine.batch import GroupCommit
-from dialer.engine.calls import LiveCall, call_record
+from dialer.engine.calls import LiveCall, call_record, lost_outcome
 from dialer.engine.cancel import checkpoint
 from dialer.engine.control import PBX_DOWN_REASON, PLAN_LIMIT_REASON, CampaignControl
 from dialer.engine.runner import CampaignRunner, plan_exhausted
@@ -327,8 +327,8 @@ class Engine:
         for call_id, (call, _) in list(self._calls.items()):
             if call_id not in live and call.claimed_at < lost_at:
                 log.warning("call %s ended while the PBX was unreachable", call_id)
-                self.pbx.forget(call_id)
-                raw = RawOutcome(answered=call.answered_at is not None, originate_failed=True)
+                seen = self.pbx.forget(call_id)
+                raw = lost_outcome(seen, answered=call.answered_at is not None)
                 ended = CallEnded(call_id, raw, self._clock(), call.answered_at, call.claimed_at)
                 await self.finish(call, ended)
         if not self.settings.pbx_auto_resume:
@@ -391,6 +391,7 @@ class Engine:
                     tech_failures=contact.tech_failures,
                     claimed_at=ref.claimed_ms / 1000,
                     engine_id=self.settings.engine_id,
+                    dial=ref.dial,
                 )
                 if call_id in live:
                     log.info("adopting live call %s of %s", call_id, ref.owner)

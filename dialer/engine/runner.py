@@ -187,6 +187,7 @@ class CampaignRunner:
             attempts=claim.attempts,
             tech_failures=claim.tech_failures,
             claimed_at=self._clock(),
+            dial=claim.dial,
             engine_id=self._engine.settings.engine_id,
         )
         self.calls[call.call_id] = call

@@ -132,8 +132,10 @@ class PbxAdapter(Protocol):
         """Follow a call originated by another (possibly crashed) engine process."""
         ...
 
-    def forget(self, call_id: str) -> None:
-        """Stop following a call (its result was settled without the PBX)."""
+    def forget(self, call_id: str) -> RawOutcome | None:
+        """Stop following a call (its result is settled without the PBX's end of it): what
+        the PBX reported of it so far (an answer, the originate's reason, AMD, a dialplan
+        result), or None if the call was not followed."""
         ...
 
     def events(self) -> AsyncIterator[PbxEvent]:

@@ -19,7 +19,9 @@ key                            type   content
 ``{ns}:c:{cid}:list:{lid}``    set    contact members of the list (to stop a list)
 ``{ns}:c:{cid}:seq:contact``   string INCR counter giving contact ids
 ``{ns}:c:{cid}:k:{kid}``       hash   phone, vars (JSON), list, status (CallStatus), attempts,
-                                      tech_failures, last_call, next_due_ms
+                                      tech_failures, last_call, next_due_ms, dials (calls
+                                      made: claim.lua adds one per claim, release.lua gives
+                                      it back)
 ``{ns}:c:{cid}:pending``       zset   contact member -> due_ms: the only dial queue (fresh
                                       contacts due at upload time, retries at their retry time)
 ``{ns}:c:{cid}:counts``        hash   CallStatus -> number of contacts in that status (exact)
@@ -39,8 +41,10 @@ key                            type   content
 ``{ns}:t:{trunk}:pace``        string pacing slot of the trunk
 ``{ns}:call:{call}``           hash   cid, contact, trunk, phone, state (claimed | originated |
                                       done), owner, claimed_ms, originated_ms, prev_status,
-                                      prev_due; expires one day after ``done``
-``{ns}:records:{cid}``         stream one entry per attempt; outlives the campaign
+                                      prev_due, dial (the contact's ``dials`` at the claim);
+                                      expires one day after ``done``
+``{ns}:records:{cid}``         stream one entry per call (README: Call records); outlives the
+                                      campaign
 ``{ns}:records:index``         zset   cid -> ms of its last record
 ``{ns}:control``               pubsub channel (not a key): ``"{cid}:{command}"`` messages
 ============================== ====== ==========================================================

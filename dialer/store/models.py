@@ -49,6 +49,7 @@ class ContactRecord:
     tech_failures: int
     last_call: str  # "" before the first attempt
     next_due_ms: int | None  # set while queued (fresh or retry), None otherwise
+    dials: int = 0  # calls made to the contact (each claim counts one; a release gives it back)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +74,17 @@ class ClaimResult:
     status: CampaignStatus | None = None
     next_due_ms: int | None = None
     server_ms: int = 0
+    dial: int = 0  # with ``ok``: the contact's dial number of this call (1 for its first)
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """One contact claimed for one call id (under a lease, not yet originated)."""
+    """One contact claimed for one call id (under a lease, not yet originated).
+
+    ``attempts``: the contact's attempts used before this call (counted against its
+    ``max_attempts``; technical errors use none). ``dial``: this call's number among the
+    contact's calls, 1 for its first: every call gets its own, technical-error redials too.
+    """
 
     call_id: str
     contact_id: int
@@ -85,6 +92,7 @@ class Claim:
     vars: dict[str, str]
     attempts: int
     tech_failures: int
+    dial: int = 0
 
 
 ClaimStop = Literal["max", "full", "rate", "empty", "status"]
@@ -162,6 +170,7 @@ class CallRef:
     phone: str
     claimed_ms: int
     originated_ms: int | None
+    dial: int = 0  # the contact's dial number of this call (0: claimed before dials were kept)
 
 
 @dataclass(frozen=True, slots=True)

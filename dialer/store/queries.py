@@ -51,6 +51,7 @@ def _contact(contact_id: int, raw: Mapping[bytes | str, bytes | str]) -> Contact
         tech_failures=int(h.get("tech_failures", 0) or 0),
         last_call=h.get("last_call", ""),
         next_due_ms=int(float(due)) if due else None,
+        dials=int(h.get("dials", 0) or 0),
     )
 
 

@@ -110,8 +110,9 @@ def _claim_batch_of(cid: int, res: Sequence[Any]) -> ClaimBatch:
             vars=json.loads(raw) if (raw := res[i + 3]) not in _NO_VARS else {},
             attempts=int(res[i + 4]),
             tech_failures=int(res[i + 5]),
+            dial=int(res[i + 6]),
         )
-        for i in range(4, len(res), 6)
+        for i in range(4, len(res), 7)
     ]
     if stop == "status":
         current = _s(value)
@@ -595,6 +596,7 @@ class RedisStore:
             tech_failures=int(h.get("tech_failures", 0)),
             last_call=h.get("last_call", ""),
             next_due_ms=_int_or_none(h.get("next_due_ms")),
+            dials=int(h.get("dials", 0)),
         )
 
     @_translated
@@ -683,6 +685,7 @@ class RedisStore:
                 attempts=c.attempts,
                 tech_failures=c.tech_failures,
                 server_ms=now,
+                dial=c.dial,
             )
         if batch.stop == "max":  # the id went to a do-not-call contact
             return ClaimResult("empty", wait_ms=0, next_due_ms=now, server_ms=now)
@@ -1049,6 +1052,7 @@ class RedisStore:
             phone=h.get("phone", ""),
             claimed_ms=int(h.get("claimed_ms", 0)),
             originated_ms=_int_or_none(h.get("originated_ms")),
+            dial=int(h.get("dial", 0)),
         )
 
     @_translated

@@ -33,7 +33,7 @@ from ops.localstack.stack import StackInfo
 TARGET_RATIO = 1.2
 # A finish writes a call record like the engine's (dialer.engine.calls.call_record).
 RECORD = {
-    "campaign": "1", "phone": "+15550000000", "trunk": "carrier", "attempt": "1",
+    "campaign": "1", "phone": "+15550000000", "trunk": "carrier", "attempt": "1", "dial": "1",
     "contact_status": "retry_scheduled", "rule": "q850:16", "q850_cause": "16", "sip_code": "",
     "amd_status": "", "amd_cause": "", "dialplan_result": "", "dial_status": "ANSWER",
     "originate_reason": "4", "originate_failed": "0", "claimed_ms": "1700000000000",

@@ -214,3 +214,30 @@ async def test_stop_with_hangup_ends_live_calls_now(stack, store, namespace):
         await wait_status(store, cid, {CampaignStatus.CANCELLED}, within=10)
         assert time.monotonic() - started < 5
     assert nonzero(await store.counts(cid)) == {S.ANSWERED: 6}
+
+
+async def test_no_channel_failures_carry_the_switch_reason_and_their_own_dial(
+    stack, store, namespace
+):
+    """An endpoint Asterisk does not have: Failure, Reason 0, no channel. Each redial of the
+    technical error gets its own dial; none uses an attempt."""
+    phones = [number(Behaviour.HOLD, i, hold_s=1) for i in range(2)]
+    retry = RetryPolicy(max_attempts=2, delays={S.TECHNICAL_ERROR: 0.1}, technical_retry_limit=1)
+    control, cid = await new_campaign(
+        store, settings(stack, trunk="no-such-trunk", retry=retry), phones
+    )
+    async with running_engine(engine_settings(stack, namespace)):
+        await control.start(cid)
+        await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=30)
+    by_contact = await records_by_contact(store, cid)
+    assert len(by_contact) == 2
+    for recs in by_contact.values():
+        seen = [
+            (r["dial"], r["attempt"], r["rule"], r["originate_failed"], r["originate_reason"])
+            for r in recs
+        ]
+        assert seen == [
+            ("1", "1", "originate_failed", "1", "0"),
+            ("2", "1", "originate_failed", "1", "0"),
+        ]
+    assert nonzero(await store.counts(cid)) == {S.TECHNICAL_ERROR: 2}

@@ -98,6 +98,15 @@ async def test_pbx_crash_pauses_campaigns_and_they_resume_when_it_is_back(stack,
     assert len(cut) <= 5  # at most the calls in flight at the crash were cut and redialed
     assert all(r["status"] == "technical_error" for r in cut)
     assert sum(per_contact.values()) == 30 + len(cut)
+    # a call cut while answered keeps the switch's reason (Success, 4) in its record, and the
+    # contact's redial is its dial 2 but still its attempt 1
+    assert {(r["originate_failed"], r["originate_reason"]) for r in cut} <= {("1", "4"), ("1", "")}
+    assert all(r["originate_reason"] == "4" for r in cut if r.get("answered_ms"))
+    redials = {r["contact"] for r in cut}
+    assert {(r["dial"], r["attempt"]) for r in records if r["contact"] in redials} == {
+        ("1", "1"),
+        ("2", "1"),
+    }
 
 
 async def test_redis_restart_loses_nothing_and_dials_nobody_twice(stack, store, namespace):

@@ -64,6 +64,7 @@ async def record_attempt(
         tech_failures=granted.tech_failures,
         claimed_at=ended_at - 60,
         engine_id="e1",
+        dial=granted.dial,
     )
     answered_at = ended_at - talk if talk is not None else None
     ended = CallEnded(call_id, raw, ended_at=ended_at, answered_at=answered_at)

@@ -11,7 +11,9 @@ import itertools
 
 import pytest
 
-from dialer.domain.calls import AmdStatus, DialplanResult
+from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
+from dialer.domain.outcome import classify
+from dialer.engine.calls import lost_outcome
 from dialer.pbx.ami.codec import Message
 from dialer.pbx.asterisk.correlate import CallCorrelator
 from dialer.pbx.base import CallAnswered, CallEnded
@@ -211,6 +213,23 @@ def test_forget_drops_a_call_awaiting_its_hangup():
     c.follow(CID, 0.0)
     c.feed(NEWCHANNEL, 0.0)
     c.feed(ev("OriginateResponse", Response="Failure", Reason="0"), 0.0)
-    c.forget(CID)
+    seen = c.forget(CID)
+    assert seen is not None
+    assert (seen.answered, seen.originate_reason) == (False, 0)
     assert c.expire(10.0) == []
     assert not c.is_followed(CID)
+    assert c.forget(CID) is None
+
+
+def test_a_call_lost_with_the_pbx_keeps_what_the_pbx_said_of_it():
+    """The PBX went away before the Hangup: the record still carries the switch's reason."""
+    c = CallCorrelator()
+    c.follow(CID, 0.0)
+    c.feed(ORIG_OK, 1.0)
+    c.feed(AMD_HUMAN, 2.0)
+    raw = lost_outcome(c.forget(CID), answered=True)
+    assert (raw.originate_failed, raw.originate_reason, raw.answered) == (True, 4, True)
+    assert raw.amd_status is AmdStatus.HUMAN
+    assert classify(raw).reason == "originate_failed"
+    # an adopted call this engine never saw originate: nothing to keep
+    assert lost_outcome(None, answered=False) == RawOutcome(False, originate_failed=True)

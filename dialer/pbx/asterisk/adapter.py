@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
+from dialer.domain.calls import RawOutcome
 from dialer.errors import DialerError, PbxUnavailable, ValidationError
 from dialer.pbx.ami.client import AmiClient, AmiSettings, Fields
 from dialer.pbx.asterisk.correlate import CallCorrelator
@@ -88,8 +89,8 @@ class AsteriskAdapter:
     def followed_calls(self) -> int:
         return len(self._correlator)
 
-    def forget(self, call_id: str) -> None:
-        self._correlator.forget(call_id)
+    def forget(self, call_id: str) -> RawOutcome | None:
+        return self._correlator.forget(call_id)
 
     def adopt(self, call_id: str, *, answered: bool) -> None:
         self._correlator.follow(call_id, self._clock(), answered=answered)

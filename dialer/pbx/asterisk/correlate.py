@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from dialer.domain.calls import AmdStatus, DialplanResult
+from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
 from dialer.pbx.ami.codec import Message
 from dialer.pbx.base import CallAnswered, CallEnded, CallFacts, PbxEvent
 
@@ -76,9 +76,11 @@ class CallCorrelator:
             track.answered_at = now
             track.channel_seen = True
 
-    def forget(self, call_id: str) -> None:
-        self._calls.pop(call_id, None)
+    def forget(self, call_id: str) -> RawOutcome | None:
+        """Stop following ``call_id``; what its events said so far (None: not followed)."""
+        track = self._calls.pop(call_id, None)
         self._failed.discard(call_id)
+        return track.outcome() if track is not None else None
 
     def is_followed(self, call_id: str) -> bool:
         return call_id in self._calls

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 
+from dialer.domain.calls import RawOutcome
 from dialer.errors import ActionFailed, DialerError, PbxUnavailable, ValidationError
 from dialer.pbx.base import OriginateRequest, PbxEvent
 from dialer.pbx.esl.client import EslClient, EslSettings
@@ -193,8 +194,8 @@ class FreeSwitchAdapter:
     def followed_calls(self) -> int:
         return len(self._correlator)
 
-    def forget(self, call_id: str) -> None:
-        self._correlator.forget(call_id)
+    def forget(self, call_id: str) -> RawOutcome | None:
+        return self._correlator.forget(call_id)
 
     def adopt(self, call_id: str, *, answered: bool) -> None:
         self._correlator.follow(call_id, self._clock(), answered=answered)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from dialer.domain.calls import AmdStatus, DialplanResult
+from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
 from dialer.pbx.base import CallAnswered, CallEnded, CallFacts, PbxEvent
 from dialer.pbx.esl.codec import EslEvent
 
@@ -167,10 +167,12 @@ class CallCorrelator:
         if job_uuid != call_id and call_id in self._calls:
             self._jobs[job_uuid] = call_id
 
-    def forget(self, call_id: str) -> None:
-        self._calls.pop(call_id, None)
+    def forget(self, call_id: str) -> RawOutcome | None:
+        """Stop following ``call_id``; what its events said so far (None: not followed)."""
+        track = self._calls.pop(call_id, None)
         for job in [job for job, cid in self._jobs.items() if cid == call_id]:
             del self._jobs[job]
+        return track.outcome() if track is not None else None
 
     def is_followed(self, call_id: str) -> bool:
         return call_id in self._calls

@@ -63,11 +63,16 @@ second round trip to catch up. The caller derives L = ceil(cps), W = ceil(L * 10
 (+ a margin) >= 1000, T = 1000 / cps, C and B.
 
 A contact whose phone is on a do-not-call list is not dialed: it becomes do_not_call, its
-call id gets a record with rule dnc:blocked and no attempt is used (no lease, no rate grant).
+call id gets a record with rule dnc:blocked and no attempt is used (no lease, no rate grant);
+the record's dial is 0.
+
+Each claim counts one more dial of its contact (the contact's `dials`, kept in the call hash
+as `dial`): the contact's n-th call gets dial n whatever its outcome, technical errors
+included, on whichever engine. A replay answers the dial the first reply carried.
 
 Returns {stop, now, value, blocked, [call id, contact id, phone, vars_json, attempts,
-tech_failures] per claim...}: now = server ms from TIME; stop tells why the script claimed no
-more than it did:
+tech_failures, dial] per claim...}: now = server ms from TIME; stop tells why the script
+claimed no more than it did:
   "max"     every call id was used (value 0)
   "status"  campaign not running (value = its status, "" if it does not exist); no claims
   "full"    a channel limit is reached; value = ms until the first lease expires
@@ -86,7 +91,7 @@ local prior = redis.call('HGET', CALL .. ARGV[first_id], 'state')
 if prior then
   local out = {'max', now, 0, 0}
   for i = first_id, #ARGV do
-    local call = redis.call('HMGET', CALL .. ARGV[i], 'state', 'contact')
+    local call = redis.call('HMGET', CALL .. ARGV[i], 'state', 'contact', 'dial')
     if call[1] and call[1] ~= 'claimed' then
       return redis.error_reply('call id already used: ' .. ARGV[i])
     end
@@ -95,6 +100,7 @@ if prior then
       local n = #out
       out[n + 1], out[n + 2], out[n + 3] = ARGV[i], tonumber(call[2]), c[1] or ''
       out[n + 4], out[n + 5], out[n + 6] = c[2] or '{}', tonumber(c[3]) or 0, tonumber(c[4]) or 0
+      out[n + 7] = tonumber(call[3]) or 0
     end
   end
   return out
@@ -244,7 +250,7 @@ while claimed < room and next_id <= #ARGV do
       redis.call('HSET', ckey, 'last_call', call_id)
       redis.call('XADD', KEYS[15], '*', 'call_id', call_id, 'campaign', ARGV[2],
                  'contact', kid, 'phone', phone, 'trunk', ARGV[3],
-                 'attempt', tonumber(c[5]) or 0, 'status', settled,
+                 'attempt', tonumber(c[5]) or 0, 'dial', 0, 'status', settled,
                  'contact_status', settled, 'rule', 'dnc:blocked', 'contact_id', kid)
       redis.call('ZADD', KEYS[16], now, ARGV[2])
     end
@@ -261,11 +267,12 @@ while claimed < room and next_id <= #ARGV do
       next_id = next_id + 1
       claimed = claimed + 1
       redis.call('HSET', ckey, 'status', 'in_progress', 'last_call', call_id)
+      local dial = redis.call('HINCRBY', ckey, 'dials', 1)
       redis.call('HINCRBY', KEYS[9], old, -1)
       redis.call('HINCRBY', KEYS[9], 'in_progress', 1)
       redis.call('HSET', CALL .. call_id, 'cid', ARGV[2], 'contact', kid, 'trunk', ARGV[3],
                  'phone', phone, 'state', 'claimed', 'owner', ARGV[1],
-                 'claimed_ms', now, 'prev_status', old, 'prev_due', due)
+                 'claimed_ms', now, 'prev_status', old, 'prev_due', due, 'dial', dial)
       redis.call('ZADD', KEYS[3], expiry, call_id)
       redis.call('ZADD', KEYS[4], expiry, call_id)
       redis.call('ZADD', KEYS[7], now, call_id)
@@ -278,6 +285,7 @@ while claimed < room and next_id <= #ARGV do
       local n = #out
       out[n + 1], out[n + 2], out[n + 3] = call_id, kid, phone
       out[n + 4], out[n + 5], out[n + 6] = c[4] or '{}', tonumber(c[5]) or 0, tonumber(c[6]) or 0
+      out[n + 7] = dial
     end
   end
 end

@@ -1,7 +1,8 @@
 --[[ release.lua -- a claim that was never dialed goes back: no attempt consumed.
 
 Leases released, call done (expires after ARGV[3] s), contact back to the status and due time
-it had before the claim (or the stop status of its list, if the list was stopped meanwhile).
+it had before the claim (or the stop status of its list, if the list was stopped meanwhile),
+and the claim's dial number given back (the contact's `dials` counts calls that were made).
 Idempotent. If the campaign is gone (deleted), only the leases and the call are handled.
 
 KEYS[1]  call hash               {ns}:call:{call_id}
@@ -25,7 +26,7 @@ Error when the call belongs to another contact.
 ]]
 
 local call_id = ARGV[1]
-local call = redis.call('HMGET', KEYS[1], 'state', 'contact', 'prev_status', 'prev_due')
+local call = redis.call('HMGET', KEYS[1], 'state', 'contact', 'prev_status', 'prev_due', 'dial')
 if not call[1] or call[1] == 'done' then
   return 0
 end
@@ -42,8 +43,11 @@ redis.call('ZREM', KEYS[7], call_id)
 redis.call('HSET', KEYS[1], 'state', 'done', 'done_ms', now, 'released', '1')
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 
-local c = redis.call('HMGET', KEYS[2], 'status', 'list')
+local c = redis.call('HMGET', KEYS[2], 'status', 'list', 'dials')
 if redis.call('EXISTS', KEYS[3]) == 1 and c[1] == 'in_progress' then
+  if call[5] and c[3] == call[5] then  -- still the contact's last dial: not made after all
+    redis.call('HINCRBY', KEYS[2], 'dials', -1)
+  end
   local stop = c[2] and redis.call('HGET', KEYS[10], c[2])
   local new
   if stop then
