@@ -18,7 +18,7 @@ from dialer.domain.campaign import CampaignSettings
 from dialer.domain.lifecycle import CampaignCommand, TransitionContext, next_status
 from dialer.domain.phones import check_region, to_e164
 from dialer.domain.statuses import CallStatus, CampaignStatus
-from dialer.errors import ValidationError
+from dialer.errors import TransitionRefused, ValidationError
 from dialer.store.models import ContactInput
 from dialer.store.redis_store import RedisStore
 
@@ -154,7 +154,10 @@ class CampaignControl:
             )
             await self._store.mark_undialed(cid, undialed)
         target = next_status(status, CampaignCommand.DRAINED)
-        return await self._store.transition(cid, (status,), target, campaign.status_reason)
+        try:
+            return await self._store.transition(cid, (status,), target, campaign.status_reason)
+        except TransitionRefused:  # another caller finished it (or resumed it) meanwhile
+            return CampaignStatus((await self._store.get_campaign(cid)).status)
 
     async def wait_status(
         self, cid: int, wanted: set[CampaignStatus], *, within: float
