@@ -18,7 +18,7 @@ from dialer.domain.campaign import CampaignSettings
 from dialer.domain.lifecycle import CampaignCommand, TransitionContext, next_status
 from dialer.domain.phones import check_region, to_e164
 from dialer.domain.statuses import CallStatus, CampaignStatus
-from dialer.errors import ValidationError
+from dialer.errors import TransitionRefused, ValidationError
 from dialer.store.models import ContactInput
 from dialer.store.redis_store import RedisStore
 
@@ -90,9 +90,14 @@ class CampaignControl:
         return CommandResult(cid, status, 0)
 
     async def pause(self, cid: int, reason: str = "") -> CommandResult:
-        """No new originate from now on in any engine; in-flight calls end normally."""
-        await self._apply(cid, CampaignCommand.PAUSE, reason)
-        return await self._settle(cid)
+        """No new originate from now on in any engine; in-flight calls end normally. Returns
+        once the calls claimed before the status changed are originated (or released)."""
+        await self.pause_nowait(cid, reason)
+        return await self.wait_settled(cid)
+
+    async def pause_nowait(self, cid: int, reason: str = "") -> CampaignStatus:
+        """The status change of :meth:`pause` alone (Pausing, or Paused); no settle."""
+        return await self._apply(cid, CampaignCommand.PAUSE, reason)
 
     async def resume(self, cid: int, *, only_reason: str | None = None) -> CommandResult:
         """Dial again. ``only_reason``: resume only if that is why the campaign paused."""
@@ -111,7 +116,7 @@ class CampaignControl:
         if campaign.status_reason == PLAN_LIMIT_REASON and not hangup:
             reason = PLAN_LIMIT_REASON
         await self._apply(cid, CampaignCommand.STOP, reason)
-        return await self._settle(cid)
+        return await self.wait_settled(cid)
 
     async def stop_all(self, *, hangup: bool = False) -> list[CommandResult]:
         results = []
@@ -154,7 +159,10 @@ class CampaignControl:
             )
             await self._store.mark_undialed(cid, undialed)
         target = next_status(status, CampaignCommand.DRAINED)
-        return await self._store.transition(cid, (status,), target, campaign.status_reason)
+        try:
+            return await self._store.transition(cid, (status,), target, campaign.status_reason)
+        except TransitionRefused:  # another caller finished it (or resumed it) meanwhile
+            return CampaignStatus((await self._store.get_campaign(cid)).status)
 
     async def wait_status(
         self, cid: int, wanted: set[CampaignStatus], *, within: float
@@ -166,9 +174,10 @@ class CampaignControl:
                     return status
                 await asyncio.sleep(0.05)
 
-    async def _settle(self, cid: int) -> CommandResult:
-        # Calls claimed before the status changed are originated or released within moments;
-        # once none is left, the command is acknowledged: nothing more will be originated.
+    async def wait_settled(self, cid: int) -> CommandResult:
+        """After a pause or a stop: wait (up to ``claim_settle``) until the calls claimed before
+        the status changed are originated or released, which takes moments; then nothing more
+        will be originated. Finishes the pause or stop if nothing is in flight."""
         await self._store.wait_claimed_empty(cid, timeout=self._claim_settle)
         status = await self.drained(cid)
         stats = await self._store.queue_stats(cid)

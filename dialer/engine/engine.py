@@ -1,6 +1,6 @@
 """The engine: one process's share of the dialing, for every campaign in the store.
 
-It owns one task group with four loops:
+It owns one task group with five loops:
 
 - supervise: finds Running campaigns and runs a :class:`CampaignRunner` for each; finishes pauses
   and stops that have drained; opens Scheduled campaigns when their calling window opens;
@@ -9,6 +9,9 @@ It owns one task group with four loops:
 - writes: one group-commit writer (:mod:`dialer.engine.batch`) for the results and the
   "originated" marks: what comes in within ``write_linger_ms`` (or while a write is in flight)
   shares one pipelined round trip; a campaign waiting at its channel cap makes it write at once;
+  it never waits for one campaign's work: what a written result calls for goes to follow-up;
+- follow-up (:mod:`dialer.engine.followup`): pauses a campaign whose plan is used up (its runner
+  stops claiming at once, before the pause lands) and lists numbers that opted out during a call;
 - leases: renews the channel leases of this process's live calls, and retries results that
   could not be written (Redis briefly away) once it is back.
 
@@ -36,7 +39,8 @@ from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.engine.batch import GroupCommit
 from dialer.engine.calls import LiveCall, call_record, lost_outcome
 from dialer.engine.cancel import checkpoint
-from dialer.engine.control import PBX_DOWN_REASON, PLAN_LIMIT_REASON, CampaignControl
+from dialer.engine.control import PBX_DOWN_REASON, CampaignControl
+from dialer.engine.followup import FollowUp
 from dialer.engine.runner import CampaignRunner, plan_exhausted
 from dialer.errors import DialerError, NotFound, ScriptError, StoreError, TransitionRefused
 from dialer.metrics import DialerMetrics
@@ -94,6 +98,7 @@ class Engine:
         self.pbx = pbx
         self.control = CampaignControl(store)
         self.dnc = DncStore(store)
+        self.followup = FollowUp(self.control, self.dnc, paused=self._wake_runner)
         self._clock = clock
         self._runners: dict[int, CampaignRunner] = {}
         self._running: dict[int, asyncio.Task[None]] = {}
@@ -120,6 +125,7 @@ class Engine:
             tg.create_task(self._supervise(), name="supervise")
             tg.create_task(self._pump_events(), name="pbx-events")
             tg.create_task(self.writes.run(), name="writes")
+            tg.create_task(self.followup.run(), name="follow-up")
             tg.create_task(self._renew_leases(), name="leases")
 
     # -- calls -----------------------------------------------------------------------------
@@ -138,6 +144,20 @@ class Engine:
         if item.result is None:  # the writer took it but failed before sending it
             raise StoreError("claim not sent: the write failed")
         return item.result
+
+    def plan_used_up(self, cid: int) -> None:
+        """The campaign's plan is used up: its runner claims no more from now on, and the
+        campaign is paused (plan limit) by the follow-up loop, not by the caller."""
+        runner = self._runners.get(cid)
+        if runner is not None:
+            runner.plan_used_up = True
+            runner.wake()
+        self.followup.pause_for_plan_nowait(cid)
+
+    def _wake_runner(self, cid: int) -> None:
+        runner = self._runners.get(cid)
+        if runner is not None:
+            runner.wake()
 
     def originated(self, calls: Sequence[LiveCall]) -> None:
         """The PBX took these originates: the calls leave the claimed set (batched, not
@@ -212,6 +232,7 @@ class Engine:
                     )
                 )
                 outcomes.append((outcome.status, settings))
+            claims = self._withhold_over_plan(claims, items)
             started = time.perf_counter()
             reply = await self.store.settle_and_claim(
                 originated, items, [c.command for c in claims]
@@ -240,10 +261,13 @@ class Engine:
                 continue
             if applied is False:
                 continue  # another engine wrote it (both saw the Hangup)
-            if isinstance(applied, Usage) and plan_exhausted(settings, applied):
-                exhausted.add(call.campaign_id)
+            if isinstance(applied, Usage):
+                if runner is not None:
+                    runner.used(applied)
+                if plan_exhausted(settings, applied):
+                    exhausted.add(call.campaign_id)
             if status is CallStatus.DO_NOT_CALL:  # the callee opted out during the call
-                await self.dnc.add_from_call(call.phone, call.campaign_id)
+                await self.followup.list_dnc(call.phone, call.campaign_id)
             answered = ended.answered_at
             self.metrics.call_finished(
                 call.campaign_id,
@@ -253,11 +277,25 @@ class Engine:
                 talk_seconds=ended.ended_at - answered if answered is not None else None,
             )
         for cid in exhausted:
-            try:
-                await self.control.pause(cid, reason=PLAN_LIMIT_REASON)
-                log.warning("campaign %s paused: %s reached", cid, PLAN_LIMIT_REASON)
-            except TransitionRefused:
-                pass
+            self.plan_used_up(cid)
+
+    def _withhold_over_plan(self, claims: list[_Claim], items: list[FinishItem]) -> list[_Claim]:
+        """The claims to send. A campaign's claim is not sent when its plan is used up, or would
+        be by the results sent before it in this round trip (the usage only grows, so the plan
+        is then used up for sure, unless a result turns out written already): the claim gets
+        nothing, and the runner, asking again at once, learns why after this write."""
+        adding: dict[int, tuple[int, float]] = {}
+        for item in items:
+            attempts, talk = adding.get(item.cid, (0, 0.0))
+            adding[item.cid] = (attempts + item.usage_attempts, talk + item.talk_seconds)
+        sent = []
+        for c in claims:
+            runner = self._runners.get(c.command.cid)
+            if runner is not None and runner.plan_reached(*adding.get(c.command.cid, (0, 0.0))):
+                c.result = ClaimBatch(claims=[], stop="max")
+            else:
+                sent.append(c)
+        return sent
 
     def _not_written(self, exc: Exception, results: list[_Ended], marks: int) -> None:
         if isinstance(exc, ScriptError):

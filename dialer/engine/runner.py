@@ -7,7 +7,9 @@ and originates each claim's calls together, in one task of the loop's own task g
 AMI write, so that a slow PBX answer never holds up the next claim. When Redis grants nothing
 the loop waits for the reason to pass: a channel to free (woken by a local hangup, or
 re-checked every ``full_poll`` for other processes' hangups), the rate window to slide, the
-next retry to fall due, or a status change. When the campaign stops running here, the loop
+next retry to fall due, or a status change. Once its plan is used up (known at its start, or
+from a result the engine wrote) the loop claims nothing more and waits for the plan-limit pause,
+which the engine's follow-up loop applies. When the campaign stops running here, the loop
 waits for its own originates to be answered by the PBX, then reports the drain.
 """
 
@@ -27,7 +29,7 @@ from dialer.domain.lifecycle import CampaignCommand, next_status
 from dialer.domain.statuses import CampaignStatus
 from dialer.engine.calls import LiveCall
 from dialer.engine.cancel import checkpoint
-from dialer.engine.control import HANGUP_REASON, PLAN_LIMIT_REASON
+from dialer.engine.control import HANGUP_REASON
 from dialer.errors import (
     ActionFailed,
     ActionTimeout,
@@ -76,6 +78,8 @@ class CampaignRunner:
         self._wake = asyncio.Event()
         self.calls: dict[str, LiveCall] = {}
         self.at_cap = False  # waiting for a channel: results that free one are written at once
+        self.plan_used_up = False  # claim nothing more: the plan-limit pause is on its way
+        self._usage = Usage(0, 0.0)  # the campaign's usage as last written by this engine
 
     def slot_freed(self) -> None:
         self._slot_freed.set()
@@ -83,14 +87,25 @@ class CampaignRunner:
     def wake(self) -> None:
         self._wake.set()
 
+    def used(self, usage: Usage) -> None:
+        """The campaign's usage after a result this engine wrote."""
+        if usage.attempts >= self._usage.attempts:
+            self._usage = usage
+
+    def plan_reached(self, attempts: int = 0, talk_seconds: float = 0.0) -> bool:
+        """Whether the plan is used up, or will be once ``attempts`` and ``talk_seconds`` more
+        are counted (by the usage this engine knows: other engines' attempts only add)."""
+        if self.plan_used_up:
+            return True
+        usage = self._usage
+        return plan_exhausted(
+            self.settings, Usage(usage.attempts + attempts, usage.talk_seconds + talk_seconds)
+        )
+
     async def run(self) -> None:
         """Dial until the campaign is no longer Running here; then drain-check and return."""
-        if plan_exhausted(self.settings, await self._engine.store.usage(self.campaign_id)):
-            try:  # resumed although its plan is used up
-                await self._engine.control.pause(self.campaign_id, reason=PLAN_LIMIT_REASON)
-            except TransitionRefused:
-                pass
-            return
+        self._usage = await self._engine.store.usage(self.campaign_id)
+        self.plan_used_up = plan_exhausted(self.settings, self._usage)  # resumed over its plan?
         cfg = self._engine.settings
         if self.settings.trunk not in cfg.trunks:  # a typo in DIALER_TRUNKS' names shows here
             log.log(
@@ -127,6 +142,8 @@ class CampaignRunner:
         limit = cfg.trunk_limit(self.settings.trunk)
         while True:
             checkpoint()
+            if self.plan_used_up:
+                return await self._wait_plan_pause()
             if not self._engine.pbx.connected:
                 await self._sleep(self._wake, _MAX_IDLE)
                 continue
@@ -273,6 +290,24 @@ class CampaignRunner:
         except TransitionRefused:
             pass  # another engine completed it, or a person paused/stopped it meanwhile
         return True
+
+    async def _wait_plan_pause(self) -> CampaignStatus | None:
+        """Claim nothing; return the status once the campaign is no longer Running (None:
+        deleted). The engine's follow-up loop pauses it and wakes this loop when it has."""
+        self._engine.followup.pause_for_plan_nowait(self.campaign_id)  # asked again: no-op
+        while True:
+            checkpoint()
+            try:
+                campaign = await self._engine.store.get_campaign(self.campaign_id)
+            except NotFound:
+                return None
+            except StoreError as exc:
+                log.warning("campaign %s: status not read: %s", self.campaign_id, exc)
+            else:
+                status = CampaignStatus(campaign.status)
+                if status is not CampaignStatus.RUNNING:
+                    return status
+            await self._sleep(self._wake, _MAX_IDLE)
 
     async def _not_running(self, status: CampaignStatus) -> None:
         if status is CampaignStatus.CANCELLING:
