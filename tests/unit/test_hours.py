@@ -26,8 +26,8 @@ PARIS = ZoneInfo("Europe/Paris")
 WORKDAYS = CallingWindow("Europe/Paris", time(9), time(20), frozenset(range(5)))
 
 
-def paris(*args: int) -> float:
-    return datetime(*args, tzinfo=PARIS).timestamp()  # type: ignore[misc]
+def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> float:
+    return datetime(year, month, day, hour, minute, tzinfo=PARIS).timestamp()
 
 
 def test_no_hours_and_no_dates_is_always_open() -> None:
@@ -150,10 +150,12 @@ def test_availability_agrees_with_is_open_and_the_next_opening_is_open(
     hours = availability(now, window)
     assert hours.open is window.is_open(now)
     if hours.open:
-        assert hours.until is not None and now < hours.until <= now + 86_400
+        assert hours.until is not None
+        assert now < hours.until <= now + 86_400
         assert window.is_open(hours.until - 0.001)
     else:
-        assert hours.opens_at is not None and now < hours.opens_at <= now + 8 * 86_400
+        assert hours.opens_at is not None
+        assert now < hours.opens_at <= now + 8 * 86_400
         assert window.is_open(hours.opens_at)
         for k in (0.25, 0.5, 0.75):  # closed all the way to the opening
             assert not window.is_open(now + k * (hours.opens_at - now))
