@@ -196,7 +196,8 @@ class Availability:
 
     Open: ``until`` is when the period ends (the close or the end date; None: never).
     Closed: ``opens_at`` is when it may dial next (None: never again, the end date passed),
-    ``reason`` says why it is closed.
+    ``reason`` says why it is closed. The last :data:`CLOSE_GUARD_S` of an open period count
+    as closed: no call may start there.
     """
 
     open: bool
@@ -234,7 +235,11 @@ def availability(
     period = window.period_at(at)
     if period is not None and at == now:
         closes = period[1] if end is None else min(period[1], end)
-        return Availability(True, until=closes)
+        if closes - CLOSE_GUARD_S > now:
+            return Availability(True, until=closes)
+        # within the guard: no new call may start, as if closed already
+        later = availability(closes, window, starts_at, ends_at)
+        return later if not later.open else Availability(False, opens_at=closes, reason=OUTSIDE_HOURS)
     opens = at if period is not None else window.next_opening(at)
     if end is not None and opens >= end:
         return Availability(False, reason=NO_HOURS_LEFT)

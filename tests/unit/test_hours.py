@@ -43,6 +43,14 @@ def test_open_window_closes_at_its_end_and_the_claim_deadline_comes_a_guard_befo
     assert hours.claim_deadline_ms() == int((paris(2025, 3, 3, 20, 0) - CLOSE_GUARD_S) * 1000)
 
 
+def test_the_last_guard_of_a_period_counts_as_closed() -> None:
+    close = paris(2025, 3, 3, 20, 0)
+    assert availability(close - CLOSE_GUARD_S - 0.01, WORKDAYS).open
+    hours = availability(close - CLOSE_GUARD_S / 2, WORKDAYS)
+    assert (hours.open, hours.reason) == (False, OUTSIDE_HOURS)
+    assert hours.opens_at == paris(2025, 3, 4, 9, 0)
+
+
 @pytest.mark.parametrize(
     ("moment", "opens"),
     [
@@ -148,7 +156,7 @@ def test_availability_agrees_with_is_open_and_the_next_opening_is_open(
     assume(start != end)
     window = CallingWindow(tz, start, end, days)
     hours = availability(now, window)
-    assert hours.open is window.is_open(now)
+    assert hours.open is (window.is_open(now) and window.is_open(now + CLOSE_GUARD_S))
     if hours.open:
         assert hours.until is not None
         assert now < hours.until <= now + 86_400
@@ -157,8 +165,9 @@ def test_availability_agrees_with_is_open_and_the_next_opening_is_open(
         assert hours.opens_at is not None
         assert now < hours.opens_at <= now + 8 * 86_400
         assert window.is_open(hours.opens_at)
-        for k in (0.25, 0.5, 0.75):  # closed all the way to the opening
-            assert not window.is_open(now + k * (hours.opens_at - now))
+        for k in (0.25, 0.5, 0.75):  # closed (or in a period's last guard) up to the opening
+            moment = now + k * (hours.opens_at - now)
+            assert not window.is_open(moment) or not window.is_open(moment + CLOSE_GUARD_S)
 
 
 def test_wall_clock_matches_for_a_utc_window() -> None:
