@@ -239,7 +239,9 @@ def availability(
             return Availability(True, until=closes)
         # within the guard: no new call may start, as if closed already
         later = availability(closes, window, starts_at, ends_at)
-        return later if not later.open else Availability(False, opens_at=closes, reason=OUTSIDE_HOURS)
+        return (
+            later if not later.open else Availability(False, opens_at=closes, reason=OUTSIDE_HOURS)
+        )
     opens = at if period is not None else window.next_opening(at)
     if end is not None and opens >= end:
         return Availability(False, reason=NO_HOURS_LEFT)
