@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,7 +23,6 @@ class ApiContext:
     max_body_bytes: int = JSON_BODY_LIMIT
     max_upload_bytes: int = UPLOAD_LIMIT
     delete_drain_timeout: float = 60.0
-    clock: Callable[[], float] = field(default=time.time)  # epoch seconds (calling windows)
 
 
 Handler = Callable[[ApiContext, Request], Awaitable[Response]]

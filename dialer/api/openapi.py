@@ -308,6 +308,15 @@ _COMPONENTS: Doc = {
                 "amd": {"type": "boolean"},
                 "retry": {"type": "object"},
                 "window": {"type": ["object", "null"]},
+                "starts_at": {
+                    "type": ["string", "null"],
+                    "description": "ISO 8601 with offset: Scheduled until then",
+                },
+                "ends_at": {
+                    "type": ["string", "null"],
+                    "description": "ISO 8601 with offset: no call from then on; the campaign "
+                    "then ends Cancelled (reason: end date passed), undialed contacts Not dialed",
+                },
                 "limits": {"type": ["object", "null"]},
                 "variables": {"type": "object"},
             },
@@ -322,6 +331,15 @@ _COMPONENTS: Doc = {
                 "status": {"type": "string"},
                 "status_label": {"type": "string"},
                 "status_reason": {"type": "string"},
+                "opens_at_ms": {
+                    "type": ["integer", "null"],
+                    "description": "Scheduled: when its calling hours next open (epoch ms)",
+                },
+                "open_until_ms": {
+                    "type": ["integer", "null"],
+                    "description": "Running: from when no call starts (the hours' close "
+                    "less a 1-s guard, or the end date; epoch ms, the Redis server's clock)",
+                },
                 "created_ms": {"type": "integer"},
                 "updated_ms": {"type": "integer"},
                 "settings": _ref("CampaignSettings"),

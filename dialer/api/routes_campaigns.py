@@ -111,10 +111,8 @@ async def delete_campaign(ctx: ApiContext, request: Request) -> Response:
 
 async def start_campaign(ctx: ApiContext, request: Request) -> Response:
     cid = path_int(request, "campaign_id")
-    campaign = await ctx.store.get_campaign(cid)
-    settings = CampaignSettings.from_dict(_settings_of(campaign))
     with commanding(cid, CampaignCommand.START):
-        result = await ctx.control.start(cid, window_open=settings.window_open(ctx.clock()))
+        result = await ctx.control.start(cid)
     return JSONResponse(_result(result))
 
 

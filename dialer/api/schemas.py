@@ -64,6 +64,8 @@ def campaign_view(
         "status": record.status.value,
         "status_label": record.status.label,
         "status_reason": record.status_reason,
+        "opens_at_ms": record.opens_at_ms,
+        "open_until_ms": record.open_until_ms,
         "created_ms": record.created_ms,
         "updated_ms": record.updated_ms,
         "settings": settings,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from typing import Any
 
 import yaml
@@ -20,7 +19,7 @@ from dialer.store.queries import set_identity
 
 from .common import Session, campaign_id, note, out, positive_float, positive_int, with_store
 from .files import load_campaign_file
-from .output import counts_lines, import_lines, plural, table, when
+from .output import counts_lines, import_lines, plural, status_text, table, when
 from .output import sentence as _sentence
 
 EDITABLE = tuple(s for s in CampaignStatus if CampaignCommand.EDIT in allowed_commands(s))
@@ -47,8 +46,7 @@ def _name(record: CampaignRecord) -> str:
 
 
 def _status(record: CampaignRecord) -> str:
-    label = CampaignStatus(record.status).label
-    return f"{label} ({record.status_reason})" if record.status_reason else label
+    return status_text(CampaignStatus(record.status), record.status_reason, record.opens_at_ms)
 
 
 def _result(result: CommandResult, *, hangup: bool = False) -> str:
@@ -143,12 +141,10 @@ async def _edit(args: argparse.Namespace, s: Session) -> int:
 
 
 async def _start(args: argparse.Namespace, s: Session) -> int:
-    record = await s.store.get_campaign(args.id)
-    window_open = settings_of(record).window_open(time.time())
-    result = await s.control.start(args.id, window_open=window_open)
+    result = await s.control.start(args.id)
     line = _result(result)
     if result.status is CampaignStatus.SCHEDULED:
-        line += " (outside its calling window: dialing starts when it opens)"
+        line = f"campaign {args.id}: {_status(await s.store.get_campaign(args.id))}"
     out(line)
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from dialer.domain.statuses import CallStatus
+from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.importer import ImportReport, LineError
 
 __all__ = [
@@ -48,6 +48,14 @@ def when(ms: int | None) -> str:
     if not ms:
         return "-"
     return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def status_text(status: CampaignStatus, reason: str, opens_at_ms: int | None) -> str:
+    """``Scheduled (outside calling hours; opens 2026-12-07 09:00:00)``, ``Running``."""
+    details = [reason] if reason else []
+    if status is CampaignStatus.SCHEDULED and opens_at_ms:
+        details.append(f"opens {when(opens_at_ms)}")
+    return status.label + (f" ({'; '.join(details)})" if details else "")
 
 
 def sentence(text: str) -> str:

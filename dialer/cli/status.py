@@ -15,7 +15,7 @@ from dialer.store.models import CampaignRecord, QueueStats
 from dialer.store.redis_store import RedisStore
 
 from .common import Session, campaign_id, out, positive_float, with_store
-from .output import counts_lines, when
+from .output import counts_lines, status_text, when
 
 #: Contact statuses that may still change (every other one is final).
 OPEN = frozenset(
@@ -74,7 +74,7 @@ def _queue(snap: Snapshot) -> str:
 
 def summary_lines(snap: Snapshot) -> list[str]:
     c = snap.campaign
-    status = snap.status.label + (f" ({c.status_reason})" if c.status_reason else "")
+    status = status_text(snap.status, c.status_reason, c.opens_at_ms)
     return [
         f"campaign {c.id} ({c.name}): {status}",
         f"progress: {snap.done}/{snap.total} contacts done ({snap.fraction:.0%})",

@@ -12,9 +12,15 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime
 
+from dialer.domain.hours import (
+    WEEKDAYS,
+    Availability,
+    CallingWindow,
+    availability,
+    parse_instant,
+)
 from dialer.domain.retry import (
     RetryPolicy,
     check_fields,
@@ -33,15 +39,12 @@ __all__ = [
     "TrunkLimits",
 ]
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
-
 _TRUNK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _CONTEXT = re.compile(r"[A-Za-z0-9_\-]{1,79}")
 _EXTENSION = re.compile(r"[A-Za-z0-9*#+][A-Za-z0-9*#+_\-]{0,78}")
 _NUMBER = r"\+?[0-9]{1,20}"
 _CALLER_ID = re.compile(rf'(?:"[^"\\<>]{{0,64}}" ?)?<{_NUMBER}>|{_NUMBER}')
 _VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
-_HHMM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
 
 def _text(value: object, name: str, *, max_len: int = 200) -> str:
@@ -63,87 +66,6 @@ def _bool(value: object, name: str) -> bool:
     if not isinstance(value, bool):
         raise ValidationError(f"{name} must be true or false, got {value!r}")
     return value
-
-
-def _time(value: object, name: str) -> time:
-    match = _HHMM.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        raise ValidationError(f"{name} must be a time HH:MM (00:00 to 23:59), got {value!r}")
-    return time(int(match[1]), int(match[2]))
-
-
-@dataclass(frozen=True, slots=True)
-class CallingWindow:
-    """Daily calling hours in a time zone; ``end`` before ``start`` spans midnight.
-
-    ``days`` (0 = Monday) are the days on which the window *opens*.
-    """
-
-    timezone: str
-    start: time
-    end: time
-    days: frozenset[int] = frozenset(range(7))
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.timezone, str):
-            raise ValidationError(f"timezone must be an IANA name, got {self.timezone!r}")
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValidationError(f"timezone {self.timezone!r} is not a known IANA zone") from None
-        for name in ("start", "end"):
-            value = getattr(self, name)
-            if not isinstance(value, time) or value.tzinfo is not None:
-                raise ValidationError(f"{name} must be a local time without zone, got {value!r}")
-            if value.second or value.microsecond:
-                raise ValidationError(f"{name} must be a whole minute, got {value.isoformat()}")
-        if self.start == self.end:
-            raise ValidationError(f"start and end are both {self.start:%H:%M}: empty window")
-        if not self.days or not all(
-            isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 6 for d in self.days
-        ):
-            raise ValidationError(
-                f"days must be a non-empty set of 0 (Monday) to 6, got {self.days!r}"
-            )
-        object.__setattr__(self, "days", frozenset(self.days))
-
-    def is_open(self, now_epoch: float) -> bool:
-        local = datetime.fromtimestamp(now_epoch, ZoneInfo(self.timezone))
-        moment, day = local.time().replace(tzinfo=None), local.weekday()
-        if self.start < self.end:
-            return day in self.days and self.start <= moment < self.end
-        if moment >= self.start:
-            return day in self.days
-        return moment < self.end and (day - 1) % 7 in self.days
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "timezone": self.timezone,
-            "start": f"{self.start:%H:%M}",
-            "end": f"{self.end:%H:%M}",
-            "days": [WEEKDAYS[d] for d in sorted(self.days)],
-        }
-
-    @classmethod
-    def from_dict(cls, data: object, name: str = "window") -> CallingWindow:
-        fields = check_fields(
-            data,
-            name,
-            required=frozenset({"timezone", "start", "end"}),
-            optional=frozenset({"days"}),
-        )
-        raw_days = fields.get("days", list(WEEKDAYS))
-        if not isinstance(raw_days, list) or not all(d in WEEKDAYS for d in raw_days):
-            raise ValidationError(f"{name}.days must be a list of {', '.join(WEEKDAYS)}")
-        try:
-            return cls(
-                timezone=fields["timezone"],  # type: ignore[arg-type]  # checked in __post_init__
-                start=_time(fields["start"], "start"),
-                end=_time(fields["end"], "end"),
-                days=frozenset(WEEKDAYS.index(d) for d in raw_days),
-            )
-        except ValidationError as exc:
-            raise ValidationError(f"{name}.{exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +172,8 @@ _OPTIONAL = frozenset(
         "amd",
         "retry",
         "window",
+        "starts_at",
+        "ends_at",
         "limits",
         "variables",
     }
@@ -269,6 +193,8 @@ class CampaignSettings:
     amd: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     window: CallingWindow | None = None  # None: calls at any hour
+    starts_at: datetime | None = None  # no call before (Scheduled until then)
+    ends_at: datetime | None = None  # no call from then on; the campaign then ends
     limits: PlanLimits | None = None
     # Channel variables set on every call of the campaign (the dialplan's knobs, e.g.
     # DIALER_MAX_TALK); names upper-case [A-Z0-9_], values plain text.
@@ -305,9 +231,31 @@ class CampaignSettings:
             value = getattr(self, name)
             if not isinstance(value, kind) and not (optional and value is None):
                 raise ValidationError(f"{name} must be a {kind.__name__}, got {value!r}")
+        for name in ("starts_at", "ends_at"):
+            if getattr(self, name) is not None:
+                parse_instant(getattr(self, name), name)
+        if self.starts_at is not None and self.ends_at is not None:
+            if self.ends_at <= self.starts_at:
+                raise ValidationError(
+                    f"ends_at ({self.ends_at.isoformat()}) must come after starts_at "
+                    f"({self.starts_at.isoformat()})"
+                )
+
+    def availability(self, now: float) -> Availability:
+        """May the campaign start calls at ``now`` (epoch seconds), until or from when."""
+        return availability(now, self.window, self.starts_at, self.ends_at)
 
     def window_open(self, now_epoch: float) -> bool:
-        return self.window is None or self.window.is_open(now_epoch)
+        return self.availability(now_epoch).open
+
+    def dial_time(self, due: float) -> float:
+        """When a call due at ``due`` (a retry, a callback) may be dialed: ``due`` itself, or
+        the next opening when the hours are closed then (``due`` when no opening is left:
+        the end date settles the contact)."""
+        if self.window is None and self.starts_at is None and self.ends_at is None:
+            return due
+        hours = self.availability(due)
+        return due if hours.open or hours.opens_at is None else hours.opens_at
 
     def to_dict(self) -> dict[str, object]:
         """JSON-safe: str, int, float, bool, None, lists and dicts only."""
@@ -323,6 +271,8 @@ class CampaignSettings:
             "amd": self.amd,
             "retry": self.retry.to_dict(),
             "window": None if self.window is None else self.window.to_dict(),
+            "starts_at": None if self.starts_at is None else self.starts_at.isoformat(),
+            "ends_at": None if self.ends_at is None else self.ends_at.isoformat(),
             "limits": None if self.limits is None else self.limits.to_dict(),
             "variables": dict(self.variables),
         }
@@ -342,4 +292,7 @@ class CampaignSettings:
         for name, kind in (("window", CallingWindow), ("limits", PlanLimits)):
             if fields.get(name) is not None:
                 fields[name] = kind.from_dict(fields[name], name)
+        for name in ("starts_at", "ends_at"):
+            if fields.get(name) is not None:
+                fields[name] = parse_instant(fields[name], name)
         return cls(**fields)  # type: ignore[arg-type]  # __post_init__ checks every type

@@ -12,6 +12,7 @@ raises :class:`~dialer.errors.TransitionRefused` with a sentence naming the curr
     Pausing/Paused ──RESUME──> Running  (Scheduled if the window is closed)
     Scheduled/Running/Pausing/Paused ──STOP──> Cancelling ──DRAINED──> Cancelled
     Scheduled/Running ──COMPLETE──> Completed
+    Scheduled/Running ──END──> Cancelling ──DRAINED──> Cancelled   (end date passed)
     Draft/Paused ──EDIT──> (same status)
 
 Choices (the product spec left them open):
@@ -23,6 +24,12 @@ Choices (the product spec left them open):
   sends DRAINED at once when nothing is in flight), STOP and COMPLETE (the last in-flight calls
   may finish every contact after the window closed).
 - RESUME while the window is closed goes to Scheduled, not Running.
+- START and RESUME are refused once the campaign can never dial again (its end date passed, or
+  no calling hours are left before it): edit ``ends_at`` while Draft or Paused.
+- END (engine: the end date passed, or no calling hours are left before it) finishes the
+  campaign as a stop without hang-up does: calls in flight finish, the contacts never
+  dialed become Not dialed, and it ends Cancelled with the reason "end date passed" (it did
+  not complete its contacts; like a stop, it is final).
 - A Draft campaign cannot be stopped: it never called anyone; delete or edit it instead.
 - DELETE never changes the status. From Draft, Completed and Cancelled (nothing can be in flight)
   the result has ``deletes=True``; from every other status it has ``requires_cancel_first=True``:
@@ -66,6 +73,7 @@ class CampaignCommand(StrEnum):
     DRAINED = "drained"  # engine: no call in flight any more
     STOP = "stop"  # cancel by a person: permanent
     COMPLETE = "complete"  # engine: every contact is final
+    END = "end"  # engine: the end date passed (no calling hours left)
     DELETE = "delete"
     EDIT = "edit"  # settings or contacts edit
 
@@ -76,6 +84,7 @@ class TransitionContext:
 
     window_open: bool = True
     dialable_contacts: int = 0
+    ended: bool = False  # the end date passed: the campaign can never dial again
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +94,7 @@ class Transition:
     target: CampaignStatus
     target_window_closed: CampaignStatus | None = None  # target when the window is closed
     requires_dialable: bool = False  # refused unless ctx.dialable_contacts >= 1
+    refused_when_ended: bool = False  # refused when ctx.ended
     deletes: bool = False  # DELETE may proceed now
     requires_cancel_first: bool = False  # DELETE: STOP, wait for Cancelled, then delete
 
@@ -113,21 +123,30 @@ def _campaign_table() -> Mapping[tuple[CampaignStatus, CampaignCommand], Transit
     }
     rows = {
         (s.DRAFT, c.START): Transition(
-            s.RUNNING, target_window_closed=s.SCHEDULED, requires_dialable=True
+            s.RUNNING,
+            target_window_closed=s.SCHEDULED,
+            requires_dialable=True,
+            refused_when_ended=True,
         ),
         (s.DRAFT, c.EDIT): Transition(s.DRAFT),
         (s.SCHEDULED, c.WINDOW_OPENED): Transition(s.RUNNING),
         (s.SCHEDULED, c.PAUSE): Transition(s.PAUSING),
         (s.SCHEDULED, c.STOP): Transition(s.CANCELLING),
         (s.SCHEDULED, c.COMPLETE): Transition(s.COMPLETED),
+        (s.SCHEDULED, c.END): Transition(s.CANCELLING),
         (s.RUNNING, c.WINDOW_CLOSED): Transition(s.SCHEDULED),
         (s.RUNNING, c.PAUSE): Transition(s.PAUSING),
         (s.RUNNING, c.STOP): Transition(s.CANCELLING),
         (s.RUNNING, c.COMPLETE): Transition(s.COMPLETED),
+        (s.RUNNING, c.END): Transition(s.CANCELLING),
         (s.PAUSING, c.DRAINED): Transition(s.PAUSED),
-        (s.PAUSING, c.RESUME): Transition(s.RUNNING, target_window_closed=s.SCHEDULED),
+        (s.PAUSING, c.RESUME): Transition(
+            s.RUNNING, target_window_closed=s.SCHEDULED, refused_when_ended=True
+        ),
         (s.PAUSING, c.STOP): Transition(s.CANCELLING),
-        (s.PAUSED, c.RESUME): Transition(s.RUNNING, target_window_closed=s.SCHEDULED),
+        (s.PAUSED, c.RESUME): Transition(
+            s.RUNNING, target_window_closed=s.SCHEDULED, refused_when_ended=True
+        ),
         (s.PAUSED, c.STOP): Transition(s.CANCELLING),
         (s.PAUSED, c.EDIT): Transition(s.PAUSED),
         (s.CANCELLING, c.DRAINED): Transition(s.CANCELLED),
@@ -150,6 +169,7 @@ _VERBS = {
     CampaignCommand.DRAINED: "finish draining",
     CampaignCommand.STOP: "stop",
     CampaignCommand.COMPLETE: "complete",
+    CampaignCommand.END: "end at the end date",
     CampaignCommand.DELETE: "delete",
     CampaignCommand.EDIT: "edit",
 }
@@ -191,6 +211,13 @@ def apply(
         raise TransitionRefused(
             f"cannot start: campaign is {current.label} but has no dialable contact; "
             "add contacts first",
+            status=current,
+            command=command,
+        )
+    if row.refused_when_ended and ctx.ended:
+        raise TransitionRefused(
+            f"cannot {_VERBS[command]}: campaign {current.label} can never dial again (its "
+            "end date passed, or no calling hours are left before it); edit ends_at first",
             status=current,
             command=command,
         )

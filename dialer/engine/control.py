@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from dialer.domain.campaign import CampaignSettings
+from dialer.domain.hours import CLOSE_GUARD_S, Availability
 from dialer.domain.lifecycle import CampaignCommand, TransitionContext, next_status
 from dialer.domain.phones import check_region, to_e164
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.errors import TransitionRefused, ValidationError
-from dialer.store.models import ContactInput
+from dialer.store.models import CampaignRecord, ContactInput
 from dialer.store.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
@@ -44,9 +46,16 @@ class CommandResult:
 
 
 class CampaignControl:
-    def __init__(self, store: RedisStore, *, claim_settle: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: RedisStore,
+        *,
+        claim_settle: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._store = store
         self._claim_settle = claim_settle
+        self._clock = clock  # epoch seconds: calling hours and dates
 
     async def create(self, settings: CampaignSettings) -> int:
         """A new Draft campaign."""
@@ -75,19 +84,78 @@ class CampaignControl:
         cid: int,
         command: CampaignCommand,
         reason: str = "",
-        ctx: TransitionContext | None = None,
+        *,
+        dialable: int = 0,
+        campaign: CampaignRecord | None = None,
+        hours: Availability | None = None,
     ) -> CampaignStatus:
-        campaign = await self._store.get_campaign(cid)
+        """Apply ``command`` by compare-and-set. A move to Running carries the claim deadline
+        (the calling hours' close less the guard, or the end date) that claim.lua enforces; a
+        move to Scheduled carries why and the next opening."""
+        if campaign is None:
+            campaign = await self._store.get_campaign(cid)
         current = CampaignStatus(campaign.status)
-        target = next_status(current, command, ctx) if ctx else next_status(current, command)
-        return await self._store.transition(cid, (current,), target, reason)
+        if hours is None and command in _READS_HOURS:
+            hours = _settings(campaign).availability(self._clock())
+        ctx = TransitionContext(
+            window_open=hours is None or hours.open,
+            ended=hours is not None and hours.ended,
+            dialable_contacts=dialable,
+        )
+        target = next_status(current, command, ctx)
+        open_until = opens_at = None
+        if hours is not None and target is CampaignStatus.RUNNING:
+            open_until = hours.claim_deadline_ms()
+        elif hours is not None and target is CampaignStatus.SCHEDULED:
+            reason = hours.reason
+            opens_at = None if hours.opens_at is None else int(hours.opens_at * 1000)
+        return await self._store.transition(
+            cid, (current,), target, reason, open_until_ms=open_until, opens_at_ms=opens_at
+        )
 
-    async def start(self, cid: int, *, window_open: bool = True) -> CommandResult:
+    async def start(self, cid: int) -> CommandResult:
+        """Running, or Scheduled when its calling hours are closed (or before its start date)."""
         counts = await self._store.counts(cid)
         dialable = counts.get(CallStatus.PENDING, 0) + counts.get(CallStatus.RETRY_SCHEDULED, 0)
-        ctx = TransitionContext(dialable_contacts=dialable, window_open=window_open)
-        status = await self._apply(cid, CampaignCommand.START, ctx=ctx)
+        status = await self._apply(cid, CampaignCommand.START, dialable=dialable)
         return CommandResult(cid, status, 0)
+
+    async def open_window(self, campaign: CampaignRecord) -> CampaignStatus:
+        """Engine, for a Scheduled campaign: Running once its hours open, with a new claim
+        deadline; Cancelling (reason: end date passed) when it can never dial again."""
+        hours = _settings(campaign).availability(self._clock())
+        if hours.ended:
+            return await self._end(campaign, hours)
+        if not hours.open:
+            return campaign.status
+        return await self._apply(
+            campaign.id, CampaignCommand.WINDOW_OPENED, campaign=campaign, hours=hours
+        )
+
+    async def close_window(self, cid: int) -> CampaignStatus:
+        """Engine, when the claim script refused a Running campaign for its claim deadline:
+        Scheduled until the next opening, or Cancelling when none is left before the end date.
+        Returns the campaign's status (a person may have paused or stopped it meanwhile)."""
+        campaign = await self._store.get_campaign(cid)
+        if campaign.status is not CampaignStatus.RUNNING:
+            return campaign.status
+        # judged at the close itself, not now: the deadline comes CLOSE_GUARD_S before it,
+        # and this process's clock may differ a little from the Redis server's
+        close = max(self._clock(), (campaign.open_until_ms or 0) / 1000) + CLOSE_GUARD_S
+        hours = _settings(campaign).availability(close)
+        if hours.ended:
+            return await self._end(campaign, hours)
+        if hours.open:  # (its settings cannot change while Running: a clock far off Redis's)
+            log.warning("campaign %s: claims refused, but its hours are open here", cid)
+            return campaign.status
+        return await self._apply(cid, CampaignCommand.WINDOW_CLOSED, campaign=campaign, hours=hours)
+
+    async def _end(self, campaign: CampaignRecord, hours: Availability) -> CampaignStatus:
+        status = await self._apply(
+            campaign.id, CampaignCommand.END, hours.reason, campaign=campaign
+        )
+        log.info("campaign %s ended: %s", campaign.id, hours.reason)
+        return status
 
     async def pause(self, cid: int, reason: str = "") -> CommandResult:
         """No new originate from now on in any engine; in-flight calls end normally. Returns
@@ -182,6 +250,13 @@ class CampaignControl:
         status = await self.drained(cid)
         stats = await self._store.queue_stats(cid)
         return CommandResult(cid, status, stats.inflight)
+
+
+_READS_HOURS = frozenset({CampaignCommand.START, CampaignCommand.RESUME})
+
+
+def _settings(campaign: CampaignRecord) -> CampaignSettings:
+    return CampaignSettings.from_dict(json.loads(campaign.settings_json))
 
 
 def _text(value: str, what: str) -> None:

@@ -3,7 +3,8 @@
 It owns one task group with five loops:
 
 - supervise: finds Running campaigns and runs a :class:`CampaignRunner` for each; finishes pauses
-  and stops that have drained; opens Scheduled campaigns when their calling window opens;
+  and stops that have drained; opens Scheduled campaigns when their calling hours open (and
+  ends those whose end date passed);
 - events: reads the PBX adapter's call events and hands each ended attempt to the results
   writer without waiting for Redis;
 - writes: one group-commit writer (:mod:`dialer.engine.batch`) for the results and the
@@ -32,7 +33,6 @@ from typing import NamedTuple
 from dialer.config import EngineSettings
 from dialer.domain.calls import RawOutcome
 from dialer.domain.campaign import CampaignSettings
-from dialer.domain.lifecycle import CampaignCommand, next_status
 from dialer.domain.outcome import classify
 from dialer.domain.retry import decide
 from dialer.domain.statuses import CallStatus, CampaignStatus
@@ -96,7 +96,7 @@ class Engine:
         self.metrics = metrics or DialerMetrics(settings.engine_id)
         self.store = store
         self.pbx = pbx
-        self.control = CampaignControl(store)
+        self.control = CampaignControl(store, clock=clock)
         self.dnc = DncStore(store)
         self.followup = FollowUp(self.control, self.dnc, paused=self._wake_runner)
         self._clock = clock
@@ -216,6 +216,8 @@ class Engine:
                 answered = ended.answered_at
                 talk = ended.ended_at - answered if answered is not None else 0.0
                 retry_at = decision.retry_at
+                if retry_at is not None:  # a retry or callback waits for the calling hours
+                    retry_at = settings.dial_time(retry_at)
                 items.append(
                     FinishItem(
                         cid=call.campaign_id,
@@ -526,13 +528,10 @@ class Engine:
                 if campaign.id not in self._running:
                     await self.control.drained(campaign.id)
         for campaign in by_status[CampaignStatus.SCHEDULED]:
-            settings = CampaignSettings.from_dict(json.loads(campaign.settings_json))
-            if settings.window_open(self._clock()):
-                try:
-                    target = next_status(CampaignStatus.SCHEDULED, CampaignCommand.WINDOW_OPENED)
-                    await self.store.transition(campaign.id, (CampaignStatus.SCHEDULED,), target)
-                except TransitionRefused:
-                    pass
+            try:  # Running when its hours open; Cancelling when none are left
+                await self.control.open_window(campaign)
+            except TransitionRefused:
+                pass  # another engine (or a person) moved it first
 
     async def _run_runner(self, runner: CampaignRunner) -> None:
         try:

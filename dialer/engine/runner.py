@@ -191,6 +191,11 @@ class CampaignRunner:
             elif stop == "empty":
                 if await self._maybe_complete(batch):
                     return CampaignStatus.COMPLETED
+            elif stop == "closed":  # the calling hours closed (by Redis's clock)
+                try:
+                    return await self._engine.control.close_window(self.campaign_id)
+                except TransitionRefused:
+                    continue  # moved on meanwhile: the next claim reads the new status
             else:  # "status": not Running any more
                 return batch.status or CampaignStatus.DRAFT
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from dialer.domain.statuses import CallStatus, CampaignStatus
 
-ClaimKind = Literal["ok", "full", "rate", "empty", "status"]
+ClaimKind = Literal["ok", "full", "rate", "empty", "status", "closed"]
 
 #: Statuses a contact may have when it is added (the others are reached by dialing).
 INITIAL_STATUSES = frozenset(
@@ -27,6 +27,8 @@ class CampaignRecord:
     settings_json: str
     created_ms: int
     updated_ms: int
+    open_until_ms: int | None = None  # Running: the claim deadline (calling hours close)
+    opens_at_ms: int | None = None  # Scheduled: when it may dial next
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,8 @@ class ClaimResult:
     usually frees a place sooner). ``rate``: ``wait_ms`` until the rate window frees a place.
     ``empty``: nothing due; ``next_due_ms`` is the next due time (None: queue empty) and
     ``wait_ms`` the time until it (-1: queue empty). ``status``: the campaign is not running;
-    ``status`` holds its status. ``server_ms`` is Redis' clock at the decision.
+    ``status`` holds its status. ``closed``: it is Running but its calling hours closed
+    (the claim deadline passed). ``server_ms`` is Redis' clock at the decision.
     """
 
     kind: ClaimKind
@@ -95,7 +98,7 @@ class Claim:
     dial: int = 0
 
 
-ClaimStop = Literal["max", "full", "rate", "empty", "status"]
+ClaimStop = Literal["max", "full", "rate", "empty", "status", "closed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,8 @@ class ClaimBatch:
     reached (wait for a hang-up; ``wait_ms`` until the first lease expires when nothing was
     claimed, else 0); ``rate`` a rate or pacing window is used up: ``wait_ms`` until the next
     grant; ``empty`` nothing (more) is due: ``next_due_ms`` and ``wait_ms`` as in
-    :class:`ClaimResult`; ``status`` the campaign is not running (``status``; no claims).
+    :class:`ClaimResult`; ``status`` the campaign is not running (``status``; no claims);
+    ``closed`` its calling hours closed (``wait_ms`` 0; no claims).
     ``blocked``: contacts settled as do not call instead of being claimed.
     """
 

@@ -119,6 +119,8 @@ def _claim_batch_of(cid: int, res: Sequence[Any]) -> ClaimBatch:
         if not current:
             raise NotFound(f"campaign {cid} does not exist")
         return ClaimBatch([], "status", status=CampaignStatus(current), server_ms=now)
+    if stop == "closed":
+        return ClaimBatch([], "closed", server_ms=now)
     if stop == "empty":
         due = int(value)
         if due < 0:
@@ -287,6 +289,8 @@ class RedisStore:
             settings_json=h.get("settings", "{}"),
             created_ms=int(h.get("created_ms", 0)),
             updated_ms=int(h.get("updated_ms", 0)),
+            open_until_ms=int(v) if (v := h.get("open_until_ms")) else None,
+            opens_at_ms=int(v) if (v := h.get("opens_at_ms")) else None,
         )
 
     @_translated
@@ -409,8 +413,15 @@ class RedisStore:
         expected: Collection[CampaignStatus],
         new: CampaignStatus,
         reason: str = "",
+        *,
+        open_until_ms: int | None = None,
+        opens_at_ms: int | None = None,
     ) -> CampaignStatus:
-        """Set the status to ``new`` if it is one of ``expected``; publish ``"{cid}:{new}"``."""
+        """Set the status to ``new`` if it is one of ``expected``; publish ``"{cid}:{new}"``.
+
+        ``open_until_ms``: the claim deadline of a Running period (claim.lua refuses from
+        then on, by the server's clock); ``opens_at_ms``: when a Scheduled campaign may dial
+        next. Both are replaced on every transition (None clears them)."""
         if not expected:
             raise ValueError("expected must name at least one status")
         res = await self._lua.transition(
@@ -422,6 +433,8 @@ class RedisStore:
                 f"{cid}:{new.value}",
                 cid,
                 "1" if new in ACTIVE_STATUSES else "0",
+                "" if open_until_ms is None else open_until_ms,
+                "" if opens_at_ms is None else opens_at_ms,
                 *(s.value for s in expected),
             ],
         )

@@ -239,7 +239,7 @@ def test_settings_window_open_delegates() -> None:
     [
         ({"timezone": "Nowhere/City"}, "timezone"),
         ({"timezone": 1}, "timezone"),
-        ({"start": time(9, 0, 30)}, "start must be a whole minute"),
+        ({"start": time(9, 0, 30, 5)}, "start must be a whole second"),
         ({"end": "20:00"}, "end must be a local time"),
         ({"start": time(9, tzinfo=PARIS)}, "start must be a local time"),
         ({"days": frozenset({7})}, "days"),

@@ -128,7 +128,7 @@ def test_start_outside_the_calling_window_is_scheduled(cli: Cli, tmp_path: Path)
     contacts_csv(tmp_path, numbers(1))
     cid = create(cli, campaign_file(tmp_path, extra + "contacts: people.csv\n"))
     out = cli.ok("campaign", "start", str(cid)).out
-    assert out.startswith(f"campaign {cid}: Scheduled (outside its calling window")
+    assert out.startswith(f"campaign {cid}: Scheduled (outside calling hours; opens ")
 
 
 def test_start_without_contacts_is_refused(cli: Cli, tmp_path: Path) -> None:

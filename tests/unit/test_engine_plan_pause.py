@@ -62,7 +62,9 @@ async def test_writer_returns_while_the_plan_pause_is_slow(
     assert first.result is not None
     assert not isinstance(first.result, Exception)
     (claim,) = first.result.claims
-    call = LiveCall("c1", cid, TRUNK, claim.contact_id, claim.phone, 0, 0, time.time(), None, "e1")
+    call = LiveCall(
+        "c1", cid, TRUNK, claim.contact_id, claim.phone, 0, 0, time.time(), engine_id="e1"
+    )
     ended = CallEnded("c1", RawOutcome(answered=False, sip_code=486), ended_at=time.time())
 
     gate = asyncio.Event()  # the pause's status change waits for it: as slow as the test likes

@@ -75,6 +75,10 @@ tech_failures, dial] per claim...}: now = server ms from TIME; stop tells why th
 claimed no more than it did:
   "max"     every call id was used (value 0)
   "status"  campaign not running (value = its status, "" if it does not exist); no claims
+  "closed"  the campaign is Running but its claim deadline (field open_until_ms, written by
+            transition.lua: the calling hours' close less a guard, or the end date) has
+            passed by this server's clock (value = the deadline); no claims. A slow or stale
+            engine cannot dial late: the deadline is checked here, atomically with the grant.
   "full"    a channel limit is reached; value = ms until the first lease expires
   "rate"    a rate or pacing window is full; value = ms until a grant leaves it
   "empty"   nothing due; value = the next due time (ms), -1 when pending is empty, = now when
@@ -106,10 +110,14 @@ if prior then
   return out
 end
 
--- (a) campaign status
-local status = redis.call('HGET', KEYS[1], 'status')
+-- (a) campaign status, and its calling hours
+local campaign = redis.call('HMGET', KEYS[1], 'status', 'open_until_ms')
+local status, deadline = campaign[1], tonumber(campaign[2])
 if status ~= 'running' then
   return {'status', now, status or '', 0}
+end
+if deadline and now >= deadline then
+  return {'closed', now, deadline, 0}
 end
 
 -- (b) expired leases: campaign ones become orphans (their calls were never finished)
