@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dialer.domain.campaign import UNLIMITED, TrunkLimits
+from dialer.domain.dialplan import CONTEXT_NAME, DEFAULT_CONTEXTS
 from dialer.errors import ConfigError, ValidationError
 
 
@@ -52,11 +53,16 @@ class EngineSettings:
     # Each trunk's limits (DIALER_TRUNKS), shared by its campaigns and engines. A trunk not
     # listed has none: only its campaigns' own limits apply (TrunkLimits.unlimited).
     trunks: Mapping[str, TrunkLimits] = field(default_factory=dict)
+    # The dialplan contexts a campaign may send its answered calls to (DIALER_CONTEXTS):
+    # checked when a campaign is created or edited, and again before the engine dials it.
+    contexts: frozenset[str] = DEFAULT_CONTEXTS
 
     def __post_init__(self) -> None:
         for name, limits in self.trunks.items():
             if not isinstance(limits, TrunkLimits) or limits.name != name:
                 raise ConfigError(f"trunks[{name!r}] must be the TrunkLimits of {name!r}")
+        if not self.contexts or not all(CONTEXT_NAME.fullmatch(c) for c in self.contexts):
+            raise ConfigError(f"contexts must be dialplan context names, got {self.contexts!r}")
 
     @property
     def renew_every(self) -> float:
@@ -71,7 +77,8 @@ class EngineSettings:
         """DIALER_REDIS_URL, DIALER_NAMESPACE, DIALER_AMI_URL, DIALER_ENGINE_ID, DIALER_LEASE_MS,
         DIALER_PACE_MS, DIALER_RATE_MARGIN_MS, DIALER_CLAIM_BATCH, DIALER_WRITE_LINGER_MS,
         DIALER_METRICS_PORT (serve /metrics there), DIALER_METRICS_HOST (its address, default
-        127.0.0.1), DIALER_TRUNKS (:func:`parse_trunks`)."""
+        127.0.0.1), DIALER_TRUNKS (:func:`parse_trunks`), DIALER_CONTEXTS
+        (:func:`parse_contexts`)."""
         env = os.environ if env is None else env
         kwargs: dict[str, object] = {}
         if "DIALER_REDIS_URL" in env:
@@ -100,6 +107,8 @@ class EngineSettings:
             kwargs["metrics_host"] = _host(env, "DIALER_METRICS_HOST")
         if env.get("DIALER_TRUNKS"):
             kwargs["trunks"] = parse_trunks(env["DIALER_TRUNKS"])
+        if env.get("DIALER_CONTEXTS", "").strip():
+            kwargs["contexts"] = parse_contexts(env["DIALER_CONTEXTS"])
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
@@ -160,3 +169,18 @@ def parse_trunks(text: str) -> dict[str, TrunkLimits]:
         except ValidationError as exc:
             raise ConfigError(f"DIALER_TRUNKS: trunk {name[:60]!r}: {exc}") from None
     return out
+
+
+def parse_contexts(text: str) -> frozenset[str]:
+    """DIALER_CONTEXTS: ``"dialer-outbound, dialer-survey"`` -> the dialplan contexts campaigns
+    may use (default ``dialer-outbound`` alone). ConfigError naming a name that is not one."""
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    for name in names:
+        if not CONTEXT_NAME.fullmatch(name):
+            raise ConfigError(
+                f"DIALER_CONTEXTS: {name[:60]!r} is not a dialplan context name "
+                "(letters, digits, '_', '-')"
+            )
+    if not names:
+        raise ConfigError("DIALER_CONTEXTS: no context named")
+    return frozenset(names)

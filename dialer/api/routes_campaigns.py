@@ -81,7 +81,7 @@ async def edit_campaign(ctx: ApiContext, request: Request) -> Response:
     campaign = await ctx.store.get_campaign(cid)
     if campaign.status not in EDITABLE:
         raise not_editable(cid, campaign.status)
-    settings = CampaignSettings.from_dict({**_settings_of(campaign), **changes})
+    settings = ctx.control.check(CampaignSettings.from_dict({**_settings_of(campaign), **changes}))
     try:
         await ctx.store.update_settings(cid, json.dumps(settings.to_dict()), allowed=EDITABLE)
     except TransitionRefused:

@@ -134,6 +134,7 @@ async def _show(args: argparse.Namespace, s: Session) -> int:
 
 async def _edit(args: argparse.Namespace, s: Session) -> int:
     spec = load_campaign_file(args.file, settings_only=True)
+    s.control.check(spec.settings)
     await s.store.update_settings(args.id, json.dumps(spec.settings.to_dict()), allowed=EDITABLE)
     await set_identity(s.store, args.id, name=spec.settings.name, trunk=spec.settings.trunk)
     out(f"campaign {args.id}: settings replaced from {args.file}")

@@ -102,7 +102,7 @@ class Session:
 
     @property
     def control(self) -> CampaignControl:
-        return CampaignControl(self.store)
+        return CampaignControl(self.store, contexts=self.settings.contexts)
 
 
 @asynccontextmanager

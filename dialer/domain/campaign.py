@@ -2,8 +2,9 @@
 
 Every string that reaches the PBX (trunk, caller id, context, extension) must match a strict
 pattern, so no CR, LF or NUL can ever break AMI/ESL framing; the free-text name refuses every
-control character. ``from_dict`` errors name the field (``max_channels``, ``retry.delays.busy``,
-``window.start``).
+control character. Channel variables are only the dialplan's knobs, each value in its own
+grammar (:mod:`dialer.domain.dialplan`), so none is ever parsed as dialplan. ``from_dict``
+errors name the field (``max_channels``, ``retry.delays.busy``, ``window.start``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from dialer.domain.dialplan import CONTEXT_NAME, check_variables
 from dialer.domain.hours import (
     WEEKDAYS,
     Availability,
@@ -40,11 +42,9 @@ __all__ = [
 ]
 
 _TRUNK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
-_CONTEXT = re.compile(r"[A-Za-z0-9_\-]{1,79}")
 _EXTENSION = re.compile(r"[A-Za-z0-9*#+][A-Za-z0-9*#+_\-]{0,78}")
 _NUMBER = r"\+?[0-9]{1,20}"
 _CALLER_ID = re.compile(rf'(?:"[^"\\<>]{{0,64}}" ?)?<{_NUMBER}>|{_NUMBER}')
-_VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
 
 
 def _text(value: object, name: str, *, max_len: int = 200) -> str:
@@ -196,18 +196,13 @@ class CampaignSettings:
     starts_at: datetime | None = None  # no call before (Scheduled until then)
     ends_at: datetime | None = None  # no call from then on; the campaign then ends
     limits: PlanLimits | None = None
-    # Channel variables set on every call of the campaign (the dialplan's knobs, e.g.
-    # DIALER_MAX_TALK); names upper-case [A-Z0-9_], values plain text.
+    # Channel variables set on every call of the campaign: only the dialplan's knobs
+    # (dialer.domain.dialplan.KNOBS, e.g. DIALER_MAX_TALK), each value in its own grammar.
     variables: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _text(self.name, "name")
-        if not isinstance(self.variables, Mapping):
-            raise ValidationError("variables must be a mapping of NAME to text")
-        for key, value in self.variables.items():
-            _pattern(key, "variables", _VARIABLE, "upper-case names of A-Z, 0-9 and '_'")
-            _text(value, f"variables.{key}", max_len=256)
-        object.__setattr__(self, "variables", dict(self.variables))
+        object.__setattr__(self, "variables", check_variables(self.variables))
         _pattern(self.trunk, "trunk", _TRUNK, "a trunk name of letters, digits, '_', '.', '-'")
         check_int(self.max_channels, "max_channels", minimum=1, maximum=_MAX_CHANNELS)
         cps = check_number(self.cps, "cps", minimum=0, exclusive=True, maximum=_MAX_CPS)
@@ -219,7 +214,7 @@ class CampaignSettings:
         if self.caller_id is not None:
             _pattern(self.caller_id, "caller_id", _CALLER_ID, 'a number or "Name" <number>')
         _pattern(
-            self.context, "context", _CONTEXT, "a dialplan context of letters, digits, '_', '-'"
+            self.context, "context", CONTEXT_NAME, "a dialplan context of letters, digits, '_', '-'"
         )
         _pattern(self.extension, "extension", _EXTENSION, "a dialplan extension such as 's'")
         _bool(self.amd, "amd")

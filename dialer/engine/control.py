@@ -12,10 +12,11 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 
 from dialer.domain.campaign import CampaignSettings
+from dialer.domain.dialplan import DEFAULT_CONTEXTS, check_context
 from dialer.domain.hours import CLOSE_GUARD_S, Availability
 from dialer.domain.lifecycle import CampaignCommand, TransitionContext, next_status
 from dialer.domain.phones import check_region, to_e164
@@ -52,13 +53,22 @@ class CampaignControl:
         *,
         claim_settle: float = 1.0,
         clock: Callable[[], float] = time.time,
+        contexts: Collection[str] = DEFAULT_CONTEXTS,
     ) -> None:
         self._store = store
         self._claim_settle = claim_settle
         self._clock = clock  # epoch seconds: calling hours and dates
+        self._contexts = frozenset(contexts)  # DIALER_CONTEXTS
+
+    def check(self, settings: CampaignSettings) -> CampaignSettings:
+        """``settings`` if this installation can dial them (the context is configured);
+        ValidationError otherwise. Create and edit (API, CLI) call it; so does the engine."""
+        check_context(settings.context, self._contexts)
+        return settings
 
     async def create(self, settings: CampaignSettings) -> int:
         """A new Draft campaign."""
+        self.check(settings)
         return await self._store.create_campaign(
             settings.name, settings.trunk, json.dumps(settings.to_dict())
         )

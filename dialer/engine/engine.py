@@ -96,7 +96,7 @@ class Engine:
         self.metrics = metrics or DialerMetrics(settings.engine_id)
         self.store = store
         self.pbx = pbx
-        self.control = CampaignControl(store, clock=clock)
+        self.control = CampaignControl(store, clock=clock, contexts=settings.contexts)
         self.dnc = DncStore(store)
         self.followup = FollowUp(self.control, self.dnc, paused=self._wake_runner)
         self._clock = clock

@@ -103,7 +103,15 @@ class CampaignRunner:
         )
 
     async def run(self) -> None:
-        """Dial until the campaign is no longer Running here; then drain-check and return."""
+        """Dial until the campaign is no longer Running here; then drain-check and return.
+
+        ValidationError before any originate when this installation cannot dial the campaign
+        (its context is not in DIALER_CONTEXTS: an old store, a hand-written setting)."""
+        try:
+            self._engine.control.check(self.settings)
+        except ValidationError as exc:
+            log.error("campaign %s is not dialed: %s", self.campaign_id, exc)
+            raise
         self._usage = await self._engine.store.usage(self.campaign_id)
         self.plan_used_up = plan_exhausted(self.settings, self._usage)  # resumed over its plan?
         cfg = self._engine.settings

@@ -13,6 +13,8 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
+from dialer.domain.dialplan import CONTACT_PREFIX
+
 MAX_VALUE_BYTES = 512
 MAX_NAME_LENGTH = 64
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_]")
@@ -41,9 +43,13 @@ def safe_name(name: str) -> str | None:
 
 
 def channel_variables(
-    contact_vars: Mapping[str, str], prefix: str = "DIALER_VAR_"
+    contact_vars: Mapping[str, str], prefix: str = CONTACT_PREFIX
 ) -> dict[str, str]:
-    """Contact variables as channel variables ``<prefix><NAME>``; unusable names are dropped."""
+    """Contact variables as channel variables ``<prefix><NAME>``; unusable names are dropped.
+
+    Only under the prefix: no contact field can set a dialplan knob (``DIALER_MAX_TALK``,
+    ``DIALER_VM_MESSAGE``, ...) or a variable the dialer sets. The shipped dialplans never read
+    ``DIALER_VAR_*``; a dialplan of one's own must treat them as data (pbx-config READMEs)."""
     out: dict[str, str] = {}
     for key, value in contact_vars.items():
         name = safe_name(key)

@@ -112,7 +112,7 @@ class AsteriskAdapter:
         }
         if request.caller_id:
             fields["CallerID"] = request.caller_id
-        variables = {self._settings.call_id_variable: request.call_id, **request.variables}
+        variables = {**request.variables, self._settings.call_id_variable: request.call_id}
         return "Originate", fields, variables
 
     async def originate(self, request: OriginateRequest) -> None:
