@@ -28,7 +28,7 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
 
 from dialer.domain.statuses import CallStatus, CampaignStatus, ListStatus
 from dialer.errors import NotFound, ScriptError, StoreError, TransitionRefused
@@ -142,6 +142,12 @@ def _claim_batch_of(cid: int, res: Sequence[Any]) -> ClaimBatch:
 def _store_error(what: str, exc: Exception) -> Exception:
     """redis-py's error as ours: a script's (an error raised by Redis itself) is a ScriptError,
     any other Redis or socket error a StoreError; anything else is returned as it is."""
+    if isinstance(exc, NoPermissionError):
+        return StoreError(
+            f"{what}: Redis refused it (ACL): {exc}; the dialer's Redis user needs the commands "
+            "and the keys of ops/redis/users.acl (keys: DIALER_NAMESPACE must be dialer or "
+            "start with dialer:)"
+        )
     if isinstance(exc, ResponseError):
         return ScriptError(f"{what}: {type(exc).__name__}: {exc}")
     if isinstance(exc, (RedisError, OSError)):
@@ -230,6 +236,8 @@ class RedisStore:
             socket_connect_timeout=5,
             socket_timeout=10,
             retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=5),
+            # no CLIENT SETINFO on connect: not in the dialer's ACL (ops/redis/users.acl)
+            driver_info=None,
         )
         return cls(client, namespace)
 
