@@ -9,8 +9,9 @@ from typing import TypeVar
 
 from starlette.datastructures import QueryParams
 
+from dialer.domain.campaign import CampaignSettings
 from dialer.domain.statuses import CallStatus, ListStatus
-from dialer.errors import ValidationError
+from dialer.errors import InvalidSettings, ValidationError
 from dialer.importer import ImportReport, LineError
 from dialer.store.models import CampaignRecord, ContactRecord
 
@@ -53,10 +54,18 @@ RECORD_COLUMNS = (
 def campaign_view(
     record: CampaignRecord, counts: Mapping[CallStatus, int] | None = None
 ) -> dict[str, object]:
+    """``settings`` as stored (null when not JSON); ``settings_error`` names what makes them
+    invalid (the engine pauses such a campaign with it as the reason), null when they are not."""
     try:
         settings: object = json.loads(record.settings_json)
-    except ValueError:
+    except (ValueError, RecursionError):
         settings = None
+    try:
+        CampaignSettings.from_json(record.settings_json)
+    except InvalidSettings as exc:
+        settings_error: str | None = str(exc)
+    else:
+        settings_error = None
     view: dict[str, object] = {
         "id": record.id,
         "name": record.name,
@@ -69,6 +78,7 @@ def campaign_view(
         "created_ms": record.created_ms,
         "updated_ms": record.updated_ms,
         "settings": settings,
+        "settings_error": settings_error,
     }
     if counts is not None:
         view["contacts"] = {s.value: n for s, n in counts.items()}
