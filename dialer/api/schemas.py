@@ -1,4 +1,4 @@
-"""JSON views of the store's values, the records CSV columns, and query-parameter parsing."""
+"""JSON views of the store's values, and query-parameter parsing."""
 
 from __future__ import annotations
 
@@ -16,39 +16,6 @@ from dialer.importer import ImportReport, LineError
 from dialer.store.models import CampaignRecord, ContactRecord
 
 E = TypeVar("E", bound=StrEnum)
-
-#: Columns of GET /campaigns/{id}/records.csv: the stream entry id, then the fields of
-#: ``dialer.engine.calls.call_record`` (plus ``contact_id``, added by ``RedisStore.finish``).
-#: Fields a record lacks are empty; fields not listed are left out of the CSV.
-RECORD_COLUMNS = (
-    "record_id",
-    "call_id",
-    "campaign",
-    "contact",
-    "contact_id",
-    "phone",
-    "trunk",
-    "attempt",
-    "dial",
-    "status",
-    "contact_status",
-    "rule",
-    "q850_cause",
-    "sip_code",
-    "amd_status",
-    "amd_cause",
-    "dialplan_result",
-    "dial_status",
-    "originate_reason",
-    "originate_failed",
-    "claimed_ms",
-    "answered_ms",
-    "ended_ms",
-    "duration_s",
-    "retry_at_ms",
-    "engine",
-    "outcome_table",
-)
 
 
 def campaign_view(
