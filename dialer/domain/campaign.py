@@ -30,7 +30,11 @@ from dialer.domain.retry import (
     check_number,
     from_fields,
 )
-from dialer.domain.variables import MAX_CAMPAIGN_VARIABLES
+from dialer.domain.variables import (
+    MAX_CAMPAIGN_VARIABLE_BYTES,
+    MAX_CAMPAIGN_VARIABLES,
+    variables_size,
+)
 from dialer.errors import InvalidSettings, ValidationError
 
 __all__ = [
@@ -217,6 +221,11 @@ class CampaignSettings:
             _pattern(key, "variables", _VARIABLE, "upper-case names of A-Z, 0-9 and '_'")
             _text(value, f"variables.{key}", max_len=256)
         object.__setattr__(self, "variables", dict(self.variables))
+        if variables_size(self.variables) > MAX_CAMPAIGN_VARIABLE_BYTES:
+            raise ValidationError(
+                f"variables take {variables_size(self.variables)} bytes; a campaign sets at "
+                f"most {MAX_CAMPAIGN_VARIABLE_BYTES} (names and values, UTF-8)"
+            )
         _pattern(self.trunk, "trunk", _TRUNK, "a trunk name of letters, digits, '_', '.', '-'")
         check_int(self.max_channels, "max_channels", minimum=1, maximum=_MAX_CHANNELS)
         cps = check_number(self.cps, "cps", minimum=0, exclusive=True, maximum=_MAX_CPS)

@@ -10,8 +10,9 @@ Every call is one originate, and its variables travel in it:
   bring it to 109 at most, one ``Variable:`` line each.
 - FreeSWITCH (ESL ``bgapi originate {a=b,...}``) takes the variables in one command line, at
   most 64 KiB here (:data:`dialer.pbx.esl.codec.MAX_COMMAND_BYTES`); values are
-  percent-encoded, up to 3 bytes per byte. :data:`MAX_CONTACT_VARIABLE_BYTES` (8 KiB of names
-  and values) is at most 25 KiB there, with the 13 bytes per variable the names add.
+  percent-encoded, up to 3 bytes per byte. :data:`MAX_CONTACT_VARIABLE_BYTES` and
+  :data:`MAX_CAMPAIGN_VARIABLE_BYTES` (8 KiB of names and values each) are at most 25 KiB each
+  there, with the 13 bytes per variable the names add: 52 KiB in all at worst.
 
 A contact over either limit is refused at import (a line-level error), never dialed and
 labelled Invalid number. Each value is also cut to
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 MAX_CAMPAIGN_VARIABLES = 32
+MAX_CAMPAIGN_VARIABLE_BYTES = 8192
 MAX_CONTACT_VARIABLES = 64
 MAX_CONTACT_VARIABLE_BYTES = 8192
 

@@ -25,6 +25,7 @@ from dialer.domain.hours import CLOSE_GUARD_S, Availability
 from dialer.domain.lifecycle import CampaignCommand, TransitionContext, next_status
 from dialer.domain.phones import check_region, to_e164
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.domain.variables import contact_variables_problem
 from dialer.errors import InvalidSettings, TransitionRefused, ValidationError
 from dialer.store.models import CampaignRecord, ContactInput
 from dialer.store.redis_store import RedisStore
@@ -292,11 +293,15 @@ def _text(value: str, what: str) -> None:
 
 
 def _checked(index: int, contact: ContactInput, region: str) -> ContactInput:
-    """Contacts must be storable text; anything else is refused before the list is created."""
+    """Contacts must be storable text, with no more variables than a call carries; anything
+    else is refused before the list is created."""
     _text(contact.phone, f"contact {index}: phone")
     for key, value in contact.vars.items():
         _text(key, f"contact {index}: a variable name")
         _text(value, f"contact {index}: variable {key.encode('utf-8', 'replace')[:40]!r}")
+    problem = contact_variables_problem(contact.vars)  # more than one call carries
+    if problem is not None:
+        raise ValidationError(f"contact {index}: {problem}")
     e164 = to_e164(contact.phone, region)
     if e164 is not None and e164 != contact.phone:
         return replace(contact, phone=e164)
