@@ -7,6 +7,7 @@
     ├── DomainError                 a rule of the domain was broken
     │   ├── TransitionRefused       a lifecycle command not allowed in the current status
     │   └── ValidationError         bad input (a field, a number, a variable name)
+    │       └── InvalidSettings     a campaign's stored settings fail validation when read
     ├── StoreError                  Redis unavailable or a Lua script failed
     │   ├── NotFound                a campaign, list, contact or call that does not exist
     │   └── ScriptError             a Lua script failed inside Redis
@@ -58,6 +59,12 @@ def _rebuild_refused(message: str, status: str | None, command: str | None) -> T
 
 class ValidationError(DomainError):
     """Bad input: a field, a phone number, a variable name."""
+
+
+class InvalidSettings(ValidationError):
+    """A campaign's stored settings fail validation when read (not JSON, a bad field): written
+    to Redis by hand, or by an older version. The message starts with "invalid settings: " and
+    names the problem; the engine pauses such a campaign with it as the reason."""
 
 
 class StoreError(DialerError):

@@ -3,11 +3,13 @@
 Every string that reaches the PBX (trunk, caller id, context, extension) must match a strict
 pattern, so no CR, LF or NUL can ever break AMI/ESL framing; the free-text name refuses every
 control character. ``from_dict`` errors name the field (``max_channels``, ``retry.delays.busy``,
-``window.start``).
+``window.start``). Settings read back from the store go through :meth:`CampaignSettings.from_json`,
+whose only error is :class:`~dialer.errors.InvalidSettings` ("invalid settings: ...").
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -28,7 +30,12 @@ from dialer.domain.retry import (
     check_number,
     from_fields,
 )
-from dialer.errors import ValidationError
+from dialer.domain.variables import (
+    MAX_CAMPAIGN_VARIABLE_BYTES,
+    MAX_CAMPAIGN_VARIABLES,
+    variables_size,
+)
+from dialer.errors import InvalidSettings, ValidationError
 
 __all__ = [
     "UNLIMITED",
@@ -45,6 +52,7 @@ _EXTENSION = re.compile(r"[A-Za-z0-9*#+][A-Za-z0-9*#+_\-]{0,78}")
 _NUMBER = r"\+?[0-9]{1,20}"
 _CALLER_ID = re.compile(rf'(?:"[^"\\<>]{{0,64}}" ?)?<{_NUMBER}>|{_NUMBER}')
 _VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+_REASON_CHARS = 300  # an invalid-settings reason is cut to this (it quotes the bad value)
 
 
 def _text(value: object, name: str, *, max_len: int = 200) -> str:
@@ -204,10 +212,20 @@ class CampaignSettings:
         _text(self.name, "name")
         if not isinstance(self.variables, Mapping):
             raise ValidationError("variables must be a mapping of NAME to text")
+        if len(self.variables) > MAX_CAMPAIGN_VARIABLES:
+            raise ValidationError(
+                f"variables: {len(self.variables)} given; a campaign sets at most "
+                f"{MAX_CAMPAIGN_VARIABLES} (one call carries them with the contact's)"
+            )
         for key, value in self.variables.items():
             _pattern(key, "variables", _VARIABLE, "upper-case names of A-Z, 0-9 and '_'")
             _text(value, f"variables.{key}", max_len=256)
         object.__setattr__(self, "variables", dict(self.variables))
+        if variables_size(self.variables) > MAX_CAMPAIGN_VARIABLE_BYTES:
+            raise ValidationError(
+                f"variables take {variables_size(self.variables)} bytes; a campaign sets at "
+                f"most {MAX_CAMPAIGN_VARIABLE_BYTES} (names and values, UTF-8)"
+            )
         _pattern(self.trunk, "trunk", _TRUNK, "a trunk name of letters, digits, '_', '.', '-'")
         check_int(self.max_channels, "max_channels", minimum=1, maximum=_MAX_CHANNELS)
         cps = check_number(self.cps, "cps", minimum=0, exclusive=True, maximum=_MAX_CPS)
@@ -296,3 +314,25 @@ class CampaignSettings:
             if fields.get(name) is not None:
                 fields[name] = parse_instant(fields[name], name)
         return cls(**fields)  # type: ignore[arg-type]  # __post_init__ checks every type
+
+    @classmethod
+    def from_json(cls, text: str) -> CampaignSettings:
+        """Settings as stored (JSON text). Whatever the text, the only error is InvalidSettings,
+        its message ``invalid settings: <the problem>`` (at most 300 characters)."""
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+            raise _invalid(f"not JSON ({exc})") from None
+        try:
+            return cls.from_dict(data)
+        except ValidationError as exc:
+            raise _invalid(str(exc)) from None
+        except (TypeError, ValueError, RecursionError) as exc:  # a check the types slipped
+            raise _invalid(f"{type(exc).__name__}: {exc}") from None
+
+
+def _invalid(problem: str) -> InvalidSettings:
+    reason = f"invalid settings: {problem}"
+    if len(reason) > _REASON_CHARS:
+        reason = reason[: _REASON_CHARS - 3] + "..."
+    return InvalidSettings(reason)

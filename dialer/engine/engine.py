@@ -18,12 +18,16 @@ It owns one task group with five loops:
 
 Any number of engine processes can run against one Redis: every limit and every claim is
 enforced there, atomically.
+
+One bad campaign never stops the engine: a campaign whose stored settings fail validation when
+read is paused with the problem as its reason (``CampaignControl.pause_invalid``) and the others
+go on; the results of its calls in flight are still written (classified by the default retry
+policy when its runner's settings are not at hand).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -42,11 +46,19 @@ from dialer.engine.cancel import checkpoint
 from dialer.engine.control import PBX_DOWN_REASON, CampaignControl
 from dialer.engine.followup import FollowUp
 from dialer.engine.runner import CampaignRunner, plan_exhausted
-from dialer.errors import DialerError, NotFound, ScriptError, StoreError, TransitionRefused
+from dialer.errors import (
+    DialerError,
+    InvalidSettings,
+    NotFound,
+    ScriptError,
+    StoreError,
+    TransitionRefused,
+    ValidationError,
+)
 from dialer.metrics import DialerMetrics
 from dialer.pbx.base import CallEnded, PbxAdapter, PbxState
 from dialer.store.dnc import DncStore
-from dialer.store.models import ClaimBatch, ClaimCommand, FinishItem, Usage
+from dialer.store.models import CampaignRecord, ClaimBatch, ClaimCommand, FinishItem, Usage
 from dialer.store.redis_store import ACTIVE_STATUSES, RedisStore
 
 log = logging.getLogger(__name__)
@@ -314,11 +326,23 @@ class Engine:
                 r.runner.slot_freed()
 
     async def _settings_of(self, call: LiveCall) -> CampaignSettings:
+        """The settings to classify a result by when no runner has them: the stored ones; the
+        default retry policy when the campaign was deleted or its settings are invalid (the
+        result is written all the same: never lost)."""
         try:
             campaign = await self.store.get_campaign(call.campaign_id)
         except NotFound:  # deleted: only the call and its record are written (finish.lua)
-            return CampaignSettings(name="deleted", trunk=call.trunk, max_channels=1, cps=1.0)
-        return CampaignSettings.from_dict(json.loads(campaign.settings_json))
+            return _fallback("deleted", call.trunk)
+        try:
+            return CampaignSettings.from_json(campaign.settings_json)
+        except InvalidSettings as exc:
+            log.warning(
+                "campaign %s: result of %s classified by the default retry policy: %s",
+                call.campaign_id,
+                call.call_id,
+                exc,
+            )
+            return _fallback("invalid", call.trunk)
 
     async def _pump_events(self) -> None:
         async for events in self.pbx.event_batches():
@@ -473,6 +497,8 @@ class Engine:
                     await self._update_gauges()
             except StoreError as exc:
                 log.warning("supervisor: store unavailable: %s", exc)
+            except DialerError as exc:  # one campaign's trouble: the next round goes on
+                log.error("supervisor: %s", exc)
             await asyncio.sleep(self.settings.supervise_interval)
 
     async def _update_gauges(self) -> None:
@@ -511,7 +537,12 @@ class Engine:
             if campaign.id in self._running:
                 continue
             runner = self._runners.get(campaign.id)
-            settings = CampaignSettings.from_dict(json.loads(campaign.settings_json))
+            try:
+                settings = CampaignSettings.from_json(campaign.settings_json)
+            except InvalidSettings as exc:  # written to Redis by hand: this campaign stops
+                await self.control.pause_invalid(campaign.id, exc)
+                self._settle_orphans_of(campaign)
+                continue
             if runner is None:
                 runner = CampaignRunner(self, campaign.id, settings, clock=self._clock)
                 self._runners[campaign.id] = runner
@@ -528,10 +559,20 @@ class Engine:
                 if campaign.id not in self._running:
                     await self.control.drained(campaign.id)
         for campaign in by_status[CampaignStatus.SCHEDULED]:
-            try:  # Running when its hours open; Cancelling when none are left
-                await self.control.open_window(campaign)
+            try:  # Running when its hours open; Cancelling when none are left (Pausing when
+                await self.control.open_window(campaign)  # its settings are invalid)
             except TransitionRefused:
                 pass  # another engine (or a person) moved it first
+
+    def _settle_orphans_of(self, campaign: CampaignRecord) -> None:
+        """Keep a runner (never run) for a campaign paused for its invalid settings, so that
+        the reconciliation still settles the calls a dead engine left in flight: their results
+        are written (by the default retry policy) and the pause can finish."""
+        if campaign.id not in self._runners:
+            settings = _fallback("invalid", campaign.trunk)
+            self._runners[campaign.id] = CampaignRunner(
+                self, campaign.id, settings, clock=self._clock
+            )
 
     async def _run_runner(self, runner: CampaignRunner) -> None:
         try:
@@ -541,3 +582,11 @@ class Engine:
             await asyncio.sleep(1.0)  # the supervisor starts it again
         finally:
             self._running.pop(runner.campaign_id, None)
+
+
+def _fallback(name: str, trunk: str) -> CampaignSettings:
+    """Settings with the default retry policy, to write a result by (see ``_settings_of``)."""
+    try:
+        return CampaignSettings(name=name, trunk=trunk, max_channels=1, cps=1.0)
+    except ValidationError:  # a trunk name written by hand as well
+        return CampaignSettings(name=name, trunk="unknown", max_channels=1, cps=1.0)
