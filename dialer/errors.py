@@ -11,6 +11,7 @@
     ├── StoreError                  Redis unavailable or a Lua script failed
     │   ├── NotFound                a campaign, list, contact or call that does not exist
     │   └── ScriptError             a Lua script failed inside Redis
+    ├── LeaseLost                   another engine owns the call now (it adopted it)
     └── PbxError                    anything between us and the PBX
         ├── PbxProtocolError        the PBX sent bytes that break the protocol (codec error)
         ├── PbxUnavailable          not connected / connection lost (in-flight actions fail)
@@ -77,6 +78,12 @@ class NotFound(StoreError):
 
 class ScriptError(StoreError):
     """Redis answered with an error: a Lua script failed, or a key has the wrong type."""
+
+
+class LeaseLost(DialerError):
+    """The call's lease is held by another owner: an engine adopted the call after this
+    caller's lease expired (redis-py's ``LockNotOwnedError``). The caller stops acting on the
+    call: no hang-up, no result (the adopter writes it)."""
 
 
 class PbxError(DialerError):
