@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -300,3 +302,8 @@ def test_markdown_table() -> None:
         rows[-1]
         == f"| {len(OUTCOME_RULES)} | anything else | No answer | yes | yes | no | `default` |"
     )
+
+
+def test_the_readme_table_is_the_rendered_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert render_markdown().split("\n", 2)[2] in readme, "README: paste render_markdown()"
