@@ -21,7 +21,7 @@ class EngineSettings:
     ami_url: str | None = None  # ami://user:secret@host:port (Asterisk)
     esl_url: str | None = None  # esl://:password@host:8021 (FreeSWITCH)
     engine_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
-    lease_ms: int = 15_000  # a crashed engine's channel slots free themselves after this
+    lease_ms: int = 15_000  # a crashed engine's calls are adopted or settled after this
     renew_interval: float | None = None  # default: a third of the lease
     supervise_interval: float = 0.25  # how often campaigns are looked for
     full_poll: float = 0.05  # at the concurrency cap: re-check at least this often

@@ -7,9 +7,11 @@
     ├── DomainError                 a rule of the domain was broken
     │   ├── TransitionRefused       a lifecycle command not allowed in the current status
     │   └── ValidationError         bad input (a field, a number, a variable name)
+    │       └── InvalidSettings     a campaign's stored settings fail validation when read
     ├── StoreError                  Redis unavailable or a Lua script failed
     │   ├── NotFound                a campaign, list, contact or call that does not exist
     │   └── ScriptError             a Lua script failed inside Redis
+    ├── LeaseLost                   another engine owns the call now (it adopted it)
     └── PbxError                    anything between us and the PBX
         ├── PbxProtocolError        the PBX sent bytes that break the protocol (codec error)
         ├── PbxUnavailable          not connected / connection lost (in-flight actions fail)
@@ -60,6 +62,12 @@ class ValidationError(DomainError):
     """Bad input: a field, a phone number, a variable name."""
 
 
+class InvalidSettings(ValidationError):
+    """A campaign's stored settings fail validation when read (not JSON, a bad field): written
+    to Redis by hand, or by an older version. The message starts with "invalid settings: " and
+    names the problem; the engine pauses such a campaign with it as the reason."""
+
+
 class StoreError(DialerError):
     """Redis is unavailable or a script failed."""
 
@@ -70,6 +78,12 @@ class NotFound(StoreError):
 
 class ScriptError(StoreError):
     """Redis answered with an error: a Lua script failed, or a key has the wrong type."""
+
+
+class LeaseLost(DialerError):
+    """The call's lease is held by another owner: an engine adopted the call after this
+    caller's lease expired (redis-py's ``LockNotOwnedError``). The caller stops acting on the
+    call: no hang-up, no result (the adopter writes it)."""
 
 
 class PbxError(DialerError):

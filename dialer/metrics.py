@@ -212,6 +212,14 @@ class DialerMetrics:
             buckets=REDIS_BUCKETS,
         )  # fmt: skip
         self._lua_errors = counter("dialer_lua_errors_total", "Lua script errors.", ("script",))
+        self._lease_lost = counter(
+            "dialer_lease_lost_total",
+            "Calls this engine stopped following: another engine adopted them.",
+            cp,
+        )
+        self._adopted = counter(
+            "dialer_calls_adopted_total", "Calls of expired leases this engine took over.", cp
+        )
         self._unwritten = gauge("dialer_unwritten_results", "Results waiting for the store.")
         self._lanes: dict[tuple[int, str], _Lane] = {}
         self._failure_children: dict[tuple[int, str, OriginateFailure], Counter] = {}
@@ -229,6 +237,7 @@ class DialerMetrics:
             self._originates, self._failures, self._results, self._active, self._channel_limit,
             self._cps_limit, self._pending, self._retry_queue, self._inflight, self._draining,
             self._contacts, self._campaign_status, self._abandoned, self._abandon_rate,
+            self._lease_lost, self._adopted,
         )  # fmt: skip
 
     # -- calls (hot path) ----------------------------------------------------------------------
@@ -367,6 +376,14 @@ class DialerMetrics:
 
     def lua_error(self, script: str) -> None:
         self._lua_errors.labels(self._script(script)).inc()
+
+    def lease_lost(self, campaign: int, count: int = 1) -> None:
+        """``count`` calls of the campaign are owned by another engine now (it adopted them)."""
+        self._lease_lost.labels(str(campaign)).inc(count)
+
+    def adopted(self, campaign: int, count: int = 1) -> None:
+        """This engine took over ``count`` calls whose leases had expired."""
+        self._adopted.labels(str(campaign)).inc(count)
 
     def set_unwritten(self, results: int) -> None:
         self._unwritten.set(results)

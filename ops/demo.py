@@ -73,7 +73,7 @@ def progress_line(counts: dict[CallStatus, int], total: int, inflight: int, elap
 
 async def run_demo(total: int, keep: bool) -> int:
     info = localstack.up(name="demo")
-    ns = f"demo{int(time.time())}"
+    ns = f"dialer:demo{int(time.time())}"  # below dialer: (the stack's Redis ACL)
     ami_url = f"ami://{info.ami_username}:{info.ami_secret}@{info.ami_host}:{info.ami_port}"
     settings = EngineSettings(redis_url=info.redis_url, namespace=ns, ami_url=ami_url)
     campaign = CampaignSettings(

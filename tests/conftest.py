@@ -1,4 +1,9 @@
-"""Shared fixtures: a private redis-server for the session, a clean namespace per test."""
+"""Shared fixtures: a private redis-server for the session, a clean namespace per test.
+
+The private redis-server runs without an ACL (its default user open): the unit tests' helpers
+use commands the dialer user is refused (SCAN, TYPE, SCRIPT FLUSH, INFO, CONFIG). The ACL is
+tested on a server of its own (tests/unit/test_redis_acl.py) and end to end on the local stack.
+"""
 
 from __future__ import annotations
 
@@ -32,8 +37,11 @@ def fresh_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def namespace() -> str:
-    """A key prefix of the test's own: tests share the server, never keys."""
-    return f"t{uuid.uuid4().hex[:10]}"
+    """A key prefix of the test's own: tests share the server, never keys.
+
+    Below ``dialer:``: the local stack's Redis lets the dialer user at ``~dialer:*`` only
+    (ops/redis/users.acl), so the tests run with the ACL the dialer has in production."""
+    return f"dialer:t{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture

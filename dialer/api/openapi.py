@@ -343,6 +343,12 @@ _COMPONENTS: Doc = {
                 "created_ms": {"type": "integer"},
                 "updated_ms": {"type": "integer"},
                 "settings": _ref("CampaignSettings"),
+                "settings_error": {
+                    "type": ["string", "null"],
+                    "description": "what makes the stored settings invalid (the engine pauses "
+                    "the campaign with it as the status_reason; edit the settings to fix), "
+                    "null when they are valid",
+                },
                 "contacts": {"type": "object", "description": "GET one campaign only"},
             },
         },

@@ -33,13 +33,13 @@ def _result(result: CommandResult) -> dict[str, object]:
 
 
 def _settings_of(campaign: CampaignRecord) -> dict[str, object]:
+    """The stored settings to merge an edit into; none when they are not a JSON object (then
+    only a complete body, validated whole as ever, replaces them)."""
     try:
         data = json.loads(campaign.settings_json)
-    except ValueError:
+    except (ValueError, RecursionError):
         data = None
-    if not isinstance(data, dict):
-        raise ValidationError(f"campaign {campaign.id} has unreadable settings")
-    return data
+    return data if isinstance(data, dict) else {}
 
 
 async def list_campaigns(ctx: ApiContext, request: Request) -> Response:

@@ -6,7 +6,6 @@ for a campaign that never existed or left no record).
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import AsyncIterator
 
@@ -15,11 +14,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from dialer.analytics import campaign_analytics
 from dialer.errors import NotFound
+from dialer.records_csv import RecordsCsv
 from dialer.store.queries import campaign_known
 from dialer.store.redis_store import RedisStore
 
 from .context import ApiContext, path_int
-from .schemas import RECORD_COLUMNS, int_param, record_view, stream_id_param
+from .schemas import int_param, record_view, stream_id_param
 
 MAX_PAGE = 1000
 CSV_PAGE = 1000
@@ -48,14 +48,13 @@ async def get_records(ctx: ApiContext, request: Request) -> Response:
 
 async def _csv_rows(store: RedisStore, cid: int) -> AsyncIterator[bytes]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(RECORD_COLUMNS)
+    writer = RecordsCsv(buffer)
+    writer.header()
     after = "-"
     while True:
         records = await store.records(cid, after=after, count=CSV_PAGE)
         for rid, fields in records:
-            row = record_view(rid, fields)
-            writer.writerow([row.get(column, "") for column in RECORD_COLUMNS])
+            writer.row(rid, fields)
         yield buffer.getvalue().encode("utf-8")
         buffer.seek(0)
         buffer.truncate()
@@ -65,7 +64,8 @@ async def _csv_rows(store: RedisStore, cid: int) -> AsyncIterator[bytes]:
 
 
 async def get_records_csv(ctx: ApiContext, request: Request) -> Response:
-    """Every record as CSV (RFC 4180, UTF-8), streamed page by page; columns RECORD_COLUMNS."""
+    """Every record as CSV (RFC 4180, UTF-8), streamed page by page; columns RECORD_COLUMNS;
+    formula-like cells neutralised (dialer.records_csv)."""
     cid = path_int(request, "campaign_id")
     await _require_known(ctx.store, cid)
     return StreamingResponse(

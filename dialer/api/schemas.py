@@ -1,4 +1,4 @@
-"""JSON views of the store's values, the records CSV columns, and query-parameter parsing."""
+"""JSON views of the store's values, and query-parameter parsing."""
 
 from __future__ import annotations
 
@@ -9,54 +9,30 @@ from typing import TypeVar
 
 from starlette.datastructures import QueryParams
 
+from dialer.domain.campaign import CampaignSettings
 from dialer.domain.statuses import CallStatus, ListStatus
-from dialer.errors import ValidationError
+from dialer.errors import InvalidSettings, ValidationError
 from dialer.importer import ImportReport, LineError
 from dialer.store.models import CampaignRecord, ContactRecord
 
 E = TypeVar("E", bound=StrEnum)
 
-#: Columns of GET /campaigns/{id}/records.csv: the stream entry id, then the fields of
-#: ``dialer.engine.calls.call_record`` (plus ``contact_id``, added by ``RedisStore.finish``).
-#: Fields a record lacks are empty; fields not listed are left out of the CSV.
-RECORD_COLUMNS = (
-    "record_id",
-    "call_id",
-    "campaign",
-    "contact",
-    "contact_id",
-    "phone",
-    "trunk",
-    "attempt",
-    "dial",
-    "status",
-    "contact_status",
-    "rule",
-    "q850_cause",
-    "sip_code",
-    "amd_status",
-    "amd_cause",
-    "dialplan_result",
-    "dial_status",
-    "originate_reason",
-    "originate_failed",
-    "claimed_ms",
-    "answered_ms",
-    "ended_ms",
-    "duration_s",
-    "retry_at_ms",
-    "engine",
-    "outcome_table",
-)
-
 
 def campaign_view(
     record: CampaignRecord, counts: Mapping[CallStatus, int] | None = None
 ) -> dict[str, object]:
+    """``settings`` as stored (null when not JSON); ``settings_error`` names what makes them
+    invalid (the engine pauses such a campaign with it as the reason), null when they are not."""
     try:
         settings: object = json.loads(record.settings_json)
-    except ValueError:
+    except (ValueError, RecursionError):
         settings = None
+    try:
+        CampaignSettings.from_json(record.settings_json)
+    except InvalidSettings as exc:
+        settings_error: str | None = str(exc)
+    else:
+        settings_error = None
     view: dict[str, object] = {
         "id": record.id,
         "name": record.name,
@@ -69,6 +45,7 @@ def campaign_view(
         "created_ms": record.created_ms,
         "updated_ms": record.updated_ms,
         "settings": settings,
+        "settings_error": settings_error,
     }
     if counts is not None:
         view["contacts"] = {s.value: n for s, n in counts.items()}

@@ -12,7 +12,7 @@ from dialer.domain.campaign import CampaignSettings
 from dialer.domain.lifecycle import CampaignCommand, allowed_commands
 from dialer.domain.statuses import CampaignStatus
 from dialer.engine.control import CommandResult
-from dialer.errors import DialerError
+from dialer.errors import DialerError, InvalidSettings
 from dialer.importer import import_csv
 from dialer.store.models import CampaignRecord
 from dialer.store.queries import set_identity
@@ -35,7 +35,25 @@ def status_choice(text: str) -> CampaignStatus:
 
 
 def settings_of(record: CampaignRecord) -> CampaignSettings:
-    return CampaignSettings.from_dict(json.loads(record.settings_json))
+    """The campaign's settings; InvalidSettings names the problem."""
+    return CampaignSettings.from_json(record.settings_json)
+
+
+def settings_error(record: CampaignRecord) -> str | None:
+    """What makes the stored settings invalid, or None."""
+    try:
+        settings_of(record)
+    except InvalidSettings as exc:
+        return str(exc)
+    return None
+
+
+def _stored_settings(record: CampaignRecord) -> object:
+    """The settings as stored, whatever they hold (None when not JSON)."""
+    try:
+        return json.loads(record.settings_json)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _name(record: CampaignRecord) -> str:
@@ -106,10 +124,12 @@ async def _show(args: argparse.Namespace, s: Session) -> int:
     record = await s.store.get_campaign(args.id)
     lists = await s.store.list_status(args.id)
     counts = await s.store.counts(args.id)
-    settings = json.loads(record.settings_json)
+    settings = _stored_settings(record)
+    problem = settings_error(record)
     if args.json:
         doc = _summary(record) | {
             "settings": settings,
+            "settings_error": problem,
             "lists": {str(k): v.value for k, v in lists.items()},
             "contacts": {k.value: v for k, v in counts.items()},
         }
@@ -125,7 +145,10 @@ async def _show(args: argparse.Namespace, s: Session) -> int:
     out(f"contacts: {sum(counts.values())}")
     for line in counts_lines(counts):
         out(line)
-    out("settings:")
+    out("settings:" if problem is None else f"settings: {problem}")
+    if settings is None:
+        out(f"  (not JSON: {record.settings_json[:80]!r})")
+        return 0
     dumped = yaml.safe_dump(settings, sort_keys=False, default_flow_style=False)
     for line in dumped.splitlines():
         out(f"  {line}")

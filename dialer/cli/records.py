@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -12,9 +11,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dialer.analytics import CampaignAnalytics, campaign_analytics
-from dialer.api.schemas import RECORD_COLUMNS
 from dialer.domain.statuses import CallStatus
 from dialer.errors import ConfigError, NotFound
+from dialer.records_csv import RECORD_COLUMNS, RecordsCsv
 from dialer.store.queries import campaign_known
 from dialer.store.redis_store import RedisStore
 
@@ -52,7 +51,8 @@ async def export_records(store: RedisStore, cid: int, sink: TextIO) -> int:
     """Write the campaign's records as CSV; returns how many.
 
     Two passes over the stream: the first finds the columns and the last entry (records added
-    meanwhile are left for the next export), the second writes the rows.
+    meanwhile are left for the next export), the second writes the rows (formula-like cells
+    neutralised: dialer.records_csv).
     """
     seen: set[str] = set()
     last: str | None = None
@@ -64,15 +64,14 @@ async def export_records(store: RedisStore, cid: int, sink: TextIO) -> int:
         raise NotFound(f"campaign {cid} does not exist and left no call records")
     columns = [c for c in COLUMNS if c in seen or c == "record_id" or last is None]
     columns += sorted(seen - set(COLUMNS))
-    writer = csv.writer(sink)
-    writer.writerow(columns)
+    writer = RecordsCsv(sink, columns)
+    writer.header()
     written = 0
     if last is None:
         return 0
     async for page in pages(store, cid, until=last):
         for entry, record in page:
-            row = {"record_id": entry, **record}
-            writer.writerow([row.get(c, "") for c in columns])
+            writer.row(entry, record)
         written += len(page)
     return written
 

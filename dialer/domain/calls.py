@@ -30,7 +30,10 @@ class RawOutcome:
     ``variable_hangup_cause_q850``); ``sip_code`` the final SIP response to our INVITE when there
     was one (Asterisk ``TechCause`` / HANGUPCAUSE, FreeSWITCH ``sip_term_status``).
     ``originate_failed`` means the PBX refused or failed the originate before any channel
-    existed (unknown endpoint, PBX overloaded, action error).
+    existed (unknown endpoint, PBX overloaded, action error). ``lost``: the call had a channel
+    but the switch never reported its end (the PBX crashed or restarted under it); ``answered``
+    then says whether it had reported an answer. ``outcome_unknown``: nobody knows how the call
+    went (it ended while no engine followed it, and the switch kept no record of it).
     """
 
     answered: bool
@@ -44,3 +47,5 @@ class RawOutcome:
     originate_reason: int | None = None  # Asterisk OriginateResponse Reason (0, 3, 4, 5, 8)
     dial_status: str | None = None  # Asterisk DialEnd DialStatus, when seen
     invalid_number: bool = False  # refused before dialing: not a dialable number
+    lost: bool = False  # cut by a PBX failure: its end never reported
+    outcome_unknown: bool = False  # no engine saw its end, no switch record of it

@@ -4,11 +4,14 @@ Every string that reaches the PBX (trunk, caller id, context, extension) must ma
 pattern, so no CR, LF or NUL can ever break AMI/ESL framing; the free-text name refuses every
 control character. Channel variables are only the dialplan's knobs, each value in its own
 grammar (:mod:`dialer.domain.dialplan`), so none is ever parsed as dialplan. ``from_dict``
-errors name the field (``max_channels``, ``retry.delays.busy``, ``window.start``).
+errors name the field (``max_channels``, ``retry.delays.busy``, ``window.start``). Settings
+read back from the store go through :meth:`CampaignSettings.from_json`, whose only error is
+:class:`~dialer.errors.InvalidSettings` ("invalid settings: ...").
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -30,7 +33,7 @@ from dialer.domain.retry import (
     check_number,
     from_fields,
 )
-from dialer.errors import ValidationError
+from dialer.errors import InvalidSettings, ValidationError
 
 __all__ = [
     "UNLIMITED",
@@ -45,6 +48,7 @@ _TRUNK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _EXTENSION = re.compile(r"[A-Za-z0-9*#+][A-Za-z0-9*#+_\-]{0,78}")
 _NUMBER = r"\+?[0-9]{1,20}"
 _CALLER_ID = re.compile(rf'(?:"[^"\\<>]{{0,64}}" ?)?<{_NUMBER}>|{_NUMBER}')
+_REASON_CHARS = 300  # an invalid-settings reason is cut to this (it quotes the bad value)
 
 
 def _text(value: object, name: str, *, max_len: int = 200) -> str:
@@ -291,3 +295,25 @@ class CampaignSettings:
             if fields.get(name) is not None:
                 fields[name] = parse_instant(fields[name], name)
         return cls(**fields)  # type: ignore[arg-type]  # __post_init__ checks every type
+
+    @classmethod
+    def from_json(cls, text: str) -> CampaignSettings:
+        """Settings as stored (JSON text). Whatever the text, the only error is InvalidSettings,
+        its message ``invalid settings: <the problem>`` (at most 300 characters)."""
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+            raise _invalid(f"not JSON ({exc})") from None
+        try:
+            return cls.from_dict(data)
+        except ValidationError as exc:
+            raise _invalid(str(exc)) from None
+        except (TypeError, ValueError, RecursionError) as exc:  # a check the types slipped
+            raise _invalid(f"{type(exc).__name__}: {exc}") from None
+
+
+def _invalid(problem: str) -> InvalidSettings:
+    reason = f"invalid settings: {problem}"
+    if len(reason) > _REASON_CHARS:
+        reason = reason[: _REASON_CHARS - 3] + "..."
+    return InvalidSettings(reason)

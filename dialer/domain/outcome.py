@@ -24,6 +24,15 @@ Choices (bump :data:`OUTCOME_TABLE_VERSION` when a row changes meaning):
   every minute; a consumed attempt with the no-answer delay is the safe side.
 - A dead trunk is indistinguishable from nobody answering on Asterisk (Reason 3, 19/480 after
   the full timeout): it is classified No answer; detecting a dead trunk is the engine's job.
+- A call whose end the switch never reported (``lost``: the PBX crashed or restarted under it)
+  is judged by what the switch had said before: answered -> Answered, cut by a PBX failure,
+  final (a person spoke with us; ``retry.redial_answered_cut`` may redial it, counted as an
+  attempt); not answered -> Technical error, retryable, not consuming (the ring was cut by our
+  side's failure, not the callee's choice). A dialplan result reported before (opt-out,
+  callback) still decides.
+- A call nobody saw end and the switch kept no record of (``outcome_unknown``) -> Outcome
+  unknown, final: it may have been answered, so it is never redialed on its own; a person
+  decides (the records show it).
 """
 
 from __future__ import annotations
@@ -43,7 +52,7 @@ __all__ = [
     "render_markdown",
 ]
 
-OUTCOME_TABLE_VERSION = 1
+OUTCOME_TABLE_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +79,8 @@ class Rule:
     answered: bool | None = None
     invalid_number: bool | None = None
     originate_failed: bool | None = None
+    lost: bool | None = None
+    outcome_unknown: bool | None = None
     dialplan_result: DialplanResult | None = None
     amd_statuses: frozenset[AmdStatus | None] | None = None
     sip_codes: frozenset[int] = frozenset()
@@ -86,6 +97,10 @@ class Rule:
         if self.invalid_number is not None and raw.invalid_number != self.invalid_number:
             return False
         if self.originate_failed is not None and raw.originate_failed != self.originate_failed:
+            return False
+        if self.lost is not None and raw.lost != self.lost:
+            return False
+        if self.outcome_unknown is not None and raw.outcome_unknown != self.outcome_unknown:
             return False
         if self.dialplan_result is not None and raw.dialplan_result != self.dialplan_result:
             return False
@@ -114,6 +129,10 @@ class Rule:
             parts.append("refused before dialing (not a dialable number)")
         if self.dialplan_result is not None:
             parts.append(f"dialplan result {self.dialplan_result.value}")
+        if self.outcome_unknown:
+            parts.append("end seen by no engine, no switch record")
+        if self.lost:
+            parts.append("cut by a PBX failure (end never reported)")
         if self.originate_failed:
             parts.append("originate failed (no channel)")
         if self.answered is not None:
@@ -157,6 +176,9 @@ OUTCOME_RULES: tuple[Rule, ...] = (
     ),
     _final(_S.DO_NOT_CALL, "dialplan:dnc", dialplan_result=DialplanResult.DO_NOT_CALL),
     _free_retry(_S.RESCHEDULED, "dialplan:callback", dialplan_result=DialplanResult.CALLBACK),
+    _final(_S.OUTCOME_UNKNOWN, "outcome_unknown", outcome_unknown=True),
+    _final(_S.ANSWERED_CUT, "lost:answered", lost=True, answered=True),
+    _free_retry(_S.TECHNICAL_ERROR, "lost", lost=True, answered=False),
     _free_retry(_S.TECHNICAL_ERROR, "originate_failed", originate_failed=True),
     _retry(_S.VOICEMAIL, "amd:{amd}", answered=True, amd_statuses=frozenset({_AMD.MACHINE})),
     _final(

@@ -12,6 +12,9 @@ the contact's next status and, when another attempt is due, its time.
   delay grows by ``technical_backoff`` each time so that a dead trunk does not burn the list.
 - A callback (Rescheduled) retries at ``callback_at`` (never before ``now``), or after the
   Rescheduled delay when the dialplan gave no time; it consumes nothing.
+- An answered call cut by a PBX failure (Answered, cut) is final unless
+  ``redial_answered_cut``: then it retries after the technical-error delay, within the shared
+  attempt budget (the cut call used one).
 
 Precondition: the contact was dialed with ``attempts_used < max_attempts``. If a policy edit
 lowered the budget below that, nothing retries and the counts stay truthful.
@@ -123,6 +126,7 @@ class RetryPolicy:
     technical_retry_limit: int = 5
     technical_backoff: float = 2.0
     default_delay: float = 1800.0  # for a retryable status absent from ``delays``
+    redial_answered_cut: bool = False  # redial a person whose answered call a PBX failure cut
 
     def __post_init__(self) -> None:
         check_int(self.max_attempts, "max_attempts", minimum=1, maximum=1000)
@@ -144,6 +148,10 @@ class RetryPolicy:
         check_int(self.technical_retry_limit, "technical_retry_limit", minimum=0, maximum=100)
         check_number(self.technical_backoff, "technical_backoff", minimum=1, maximum=10)
         check_number(self.default_delay, "default_delay", minimum=0, maximum=MAX_DELAY)
+        if not isinstance(self.redial_answered_cut, bool):
+            raise ValidationError(
+                f"redial_answered_cut must be true or false, got {self.redial_answered_cut!r}"
+            )
         object.__setattr__(self, "delays", MappingProxyType(delays))
         object.__setattr__(self, "max_attempts_for", MappingProxyType(caps))
 
@@ -162,6 +170,7 @@ class RetryPolicy:
             "technical_retry_limit": self.technical_retry_limit,
             "technical_backoff": self.technical_backoff,
             "default_delay": self.default_delay,
+            "redial_answered_cut": self.redial_answered_cut,
         }
 
     @classmethod
@@ -200,6 +209,11 @@ def decide(
     used = attempts_used + (1 if c.consumes_attempt else 0)
     technical = c.status is CallStatus.TECHNICAL_ERROR and not c.consumes_attempt
     failures = technical_failures + 1 if technical else 0
+    if c.status is CallStatus.ANSWERED_CUT and policy.redial_answered_cut:
+        if used >= policy.max_attempts:
+            return Decision(c.status, None, used, failures)
+        delay = policy.delay_for(CallStatus.TECHNICAL_ERROR)
+        return Decision(CallStatus.RETRY_SCHEDULED, now + delay, used, failures)
     if c.final or not c.retryable:
         return Decision(c.status, None, used, failures)
     if c.status is CallStatus.RESCHEDULED:

@@ -50,6 +50,7 @@ class CallStatus(StrEnum):
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
     ANSWERED = "answered"  # a human answered
+    ANSWERED_CUT = "answered_cut"  # answered, then cut by a PBX failure (its end never reported)
     VOICEMAIL = "voicemail"  # answering machine detected
     BUSY = "busy"
     NO_ANSWER = "no_answer"
@@ -62,6 +63,8 @@ class CallStatus(StrEnum):
     DO_NOT_CALL = "do_not_call"
     NOT_DIALED = "not_dialed"  # campaign or list stopped first
     PLAN_LIMIT_EXCEEDED = "plan_limit_exceeded"
+    # no engine saw the call end and the switch kept no record of it: never redialed on its own
+    OUTCOME_UNKNOWN = "outcome_unknown"
 
     @property
     def label(self) -> str:
@@ -72,6 +75,7 @@ _CALL_LABELS = {
     CallStatus.PENDING: "Pending",
     CallStatus.IN_PROGRESS: "In progress",
     CallStatus.ANSWERED: "Answered",
+    CallStatus.ANSWERED_CUT: "Answered, cut by a PBX failure",
     CallStatus.VOICEMAIL: "Voicemail",
     CallStatus.BUSY: "Busy",
     CallStatus.NO_ANSWER: "No answer",
@@ -84,4 +88,5 @@ _CALL_LABELS = {
     CallStatus.DO_NOT_CALL: "Do not call",
     CallStatus.NOT_DIALED: "Not dialed",
     CallStatus.PLAN_LIMIT_EXCEEDED: "Plan limit exceeded",
+    CallStatus.OUTCOME_UNKNOWN: "Outcome unknown",
 }

@@ -4,6 +4,11 @@ Every command is checked against the lifecycle table (dialer.domain.lifecycle) a
 compare-and-set in Redis, so two operators or two engine processes can never race a campaign into
 a status the table does not allow. Pausing and stopping are effective for every engine process at
 the moment the status changes: the claim script dials only Running campaigns.
+
+A campaign whose stored settings fail validation when read (:class:`InvalidSettings`: written to
+Redis by hand, say) is paused by the engine with the problem as its reason
+(:meth:`CampaignControl.pause_invalid`); every other campaign goes on. Starting or resuming it
+is refused with the same reason until its settings are edited.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from dialer.domain.hours import CLOSE_GUARD_S, Availability
 from dialer.domain.lifecycle import CampaignCommand, TransitionContext, next_status
 from dialer.domain.phones import check_region, to_e164
 from dialer.domain.statuses import CallStatus, CampaignStatus
-from dialer.errors import TransitionRefused, ValidationError
+from dialer.domain.variables import contact_variables_problem
+from dialer.errors import InvalidSettings, TransitionRefused, ValidationError
 from dialer.store.models import CampaignRecord, ContactInput
 from dialer.store.redis_store import RedisStore
 
@@ -132,8 +138,12 @@ class CampaignControl:
 
     async def open_window(self, campaign: CampaignRecord) -> CampaignStatus:
         """Engine, for a Scheduled campaign: Running once its hours open, with a new claim
-        deadline; Cancelling (reason: end date passed) when it can never dial again."""
-        hours = _settings(campaign).availability(self._clock())
+        deadline; Cancelling (reason: end date passed) when it can never dial again; Pausing
+        (reason: the problem) when its stored settings are invalid."""
+        try:
+            hours = _settings(campaign).availability(self._clock())
+        except InvalidSettings as exc:
+            return await self.pause_invalid(campaign.id, exc)
         if hours.ended:
             return await self._end(campaign, hours)
         if not hours.open:
@@ -152,7 +162,10 @@ class CampaignControl:
         # judged at the close itself, not now: the deadline comes CLOSE_GUARD_S before it,
         # and this process's clock may differ a little from the Redis server's
         close = max(self._clock(), (campaign.open_until_ms or 0) / 1000) + CLOSE_GUARD_S
-        hours = _settings(campaign).availability(close)
+        try:
+            hours = _settings(campaign).availability(close)
+        except InvalidSettings as exc:
+            return await self.pause_invalid(cid, exc)
         if hours.ended:
             return await self._end(campaign, hours)
         if hours.open:  # (its settings cannot change while Running: a clock far off Redis's)
@@ -176,6 +189,18 @@ class CampaignControl:
     async def pause_nowait(self, cid: int, reason: str = "") -> CampaignStatus:
         """The status change of :meth:`pause` alone (Pausing, or Paused); no settle."""
         return await self._apply(cid, CampaignCommand.PAUSE, reason)
+
+    async def pause_invalid(self, cid: int, error: InvalidSettings) -> CampaignStatus:
+        """Engine: pause a campaign whose stored settings fail validation, the reason naming the
+        problem (``invalid settings: variables.EVIL has a control character ...``); its calls in
+        flight end normally. Returns the campaign's status (Pausing, or what another engine or
+        a person made it meanwhile)."""
+        try:
+            status = await self.pause_nowait(cid, str(error))
+        except TransitionRefused:
+            return (await self._store.get_campaign(cid)).status
+        log.error("campaign %s paused: %s", cid, error)
+        return status
 
     async def resume(self, cid: int, *, only_reason: str | None = None) -> CommandResult:
         """Dial again. ``only_reason``: resume only if that is why the campaign paused."""
@@ -266,7 +291,8 @@ _READS_HOURS = frozenset({CampaignCommand.START, CampaignCommand.RESUME})
 
 
 def _settings(campaign: CampaignRecord) -> CampaignSettings:
-    return CampaignSettings.from_dict(json.loads(campaign.settings_json))
+    """The campaign's settings; InvalidSettings names the problem."""
+    return CampaignSettings.from_json(campaign.settings_json)
 
 
 def _text(value: str, what: str) -> None:
@@ -277,11 +303,15 @@ def _text(value: str, what: str) -> None:
 
 
 def _checked(index: int, contact: ContactInput, region: str) -> ContactInput:
-    """Contacts must be storable text; anything else is refused before the list is created."""
+    """Contacts must be storable text, with no more variables than a call carries; anything
+    else is refused before the list is created."""
     _text(contact.phone, f"contact {index}: phone")
     for key, value in contact.vars.items():
         _text(key, f"contact {index}: a variable name")
         _text(value, f"contact {index}: variable {key.encode('utf-8', 'replace')[:40]!r}")
+    problem = contact_variables_problem(contact.vars)  # more than one call carries
+    if problem is not None:
+        raise ValidationError(f"contact {index}: {problem}")
     e164 = to_e164(contact.phone, region)
     if e164 is not None and e164 != contact.phone:
         return replace(contact, phone=e164)

@@ -80,6 +80,9 @@ class CampaignRunner:
         self.at_cap = False  # waiting for a channel: results that free one are written at once
         self.plan_used_up = False  # claim nothing more: the plan-limit pause is on its way
         self._usage = Usage(0, 0.0)  # the campaign's usage as last written by this engine
+        # the engine's PBX connection (Engine.pbx_epoch) on which the campaign's orphans were
+        # last reconciled: no claim before they have been on the current one
+        self.reconciled_epoch = -1
 
     def slot_freed(self) -> None:
         self._slot_freed.set()
@@ -155,13 +158,20 @@ class CampaignRunner:
             if not self._engine.pbx.connected:
                 await self._sleep(self._wake, _MAX_IDLE)
                 continue
+            if self.reconciled_epoch != self._engine.pbx_epoch:
+                try:  # the orphans' slots are settled against the PBX before claiming
+                    await self._engine.reconcile(self)
+                except DialerError as exc:
+                    log.warning("campaign %s: not reconciled yet: %s", self.campaign_id, exc)
+                    await self._sleep(self._wake, _MAX_IDLE)
+                continue
             call_ids = [new_call_id() for _ in range(self._batch_size())]
             self._slot_freed.clear()  # a hang-up during the claim must not be missed
             command = store.claim_command(
                 self.campaign_id,
                 self.settings.trunk,
                 call_ids,
-                cfg.engine_id,
+                self._engine.owner,
                 lease_ms=cfg.lease_ms,
                 max_channels=self.settings.max_channels,
                 trunk_max_channels=limit.max_channels,

@@ -29,6 +29,7 @@ keeps serving the engine; the next batch is prepared while Redis stores the curr
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +55,8 @@ Progress = Callable[[int], object]
 
 _SCAN_CHUNK = 20_000  # records validated per trip to the worker thread
 _SHOWN_CHARS = 40
+_MEMO_CELLS = 4096  # phone cells whose E.164 form is remembered (least recently used go)
+_KNOWN_NUMBERS = 100_000  # numbers this import added, known duplicates without Redis (~10 MB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +185,22 @@ def _shown(raw: str) -> str:
     return repr(raw if len(raw) <= _SHOWN_CHARS else raw[:_SHOWN_CHARS] + "...")
 
 
+class _Phones:
+    """A cell to E.164 (or None), remembered for the :data:`_MEMO_CELLS` latest cells."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.e164 = functools.lru_cache(maxsize=_MEMO_CELLS)(
+            functools.partial(to_e164, region=region)
+        )
+
+
 def _prepare(
-    items: Iterator[Item], columns: Columns, region: str, limit: int, warnings: Tally
+    items: Iterator[Item], columns: Columns, phones: _Phones, limit: int, warnings: Tally
 ) -> tuple[list[_Row], LineError | None, bool]:
     """Pass 2: up to ``limit`` rows, parsed and normalised; (rows, error, more may follow)."""
     rows: list[_Row] = []
+    region = phones.region
     for item in islice(items, limit):
         if isinstance(item, LineError):
             return rows, item, False
@@ -195,7 +209,7 @@ def _prepare(
         if problem is not None:
             return rows, LineError(line, problem), False
         raw = columns.phone_of(fields)
-        e164 = to_e164(raw, region)
+        e164 = phones.e164(raw)
         if e164 is None:
             warnings.add(line, f"invalid number {_shown(raw)}: {invalid_reason(raw, region)}")
         rows.append(_Row(line, e164 or raw, e164 is not None, columns.vars_of(fields)))
@@ -225,6 +239,7 @@ class _Loader:
         self._progress = progress
         self._warnings = Tally()
         self._unstored: list[str] = []  # screened into the ledger, not yet stored
+        self._added: set[str] = set()  # numbers this import added to the ledger (bounded)
         self.rows = self.imported = self.invalid = self.dnc = self.duplicates = 0
 
     async def run(self, worker: _Worker, source: CsvSource, expected_rows: int) -> ImportReport:
@@ -268,7 +283,8 @@ class _Loader:
 
     async def _load(self, worker: _Worker, items: Iterator[Item], list_id: int) -> None:
         # The next batch is parsed in the worker thread while Redis stores this one.
-        args = (_prepare, items, self._columns, self._region, self._batch, self._warnings)
+        phones = _Phones(self._region)
+        args = (_prepare, items, self._columns, phones, self._batch, self._warnings)
         upcoming: asyncio.Future[tuple[list[_Row], LineError | None, bool]] | None
         upcoming = worker.submit(*args)
         try:
@@ -286,17 +302,17 @@ class _Loader:
     async def _store_batch(self, list_id: int, rows: list[_Row]) -> None:
         if not rows:
             return
-        valid = [r.phone for r in rows if r.valid]
-        screened = await self._ledger.screen(self._cid, valid)
-        self._unstored = [phone for phone, v in zip(valid, screened, strict=True) if v]
-        verdicts = iter(screened)
+        # each number once, and none this import added already: those are duplicates
+        asked = list(dict.fromkeys(r.phone for r in rows if r.valid and r.phone not in self._added))
+        verdicts = dict(zip(asked, await self._ledger.screen(self._cid, asked), strict=True))
+        self._unstored = [phone for phone, v in verdicts.items() if v]
         contacts: list[ContactInput] = []
         for row in rows:
             if not row.valid:
                 self.invalid += 1
                 contacts.append(ContactInput(row.phone, row.vars, CallStatus.INVALID_NUMBER))
                 continue
-            verdict = next(verdicts)
+            verdict = verdicts.pop(row.phone, 0)  # a later row of the batch: a duplicate
             if verdict == 0:
                 self.duplicates += 1
             elif verdict == 2:
@@ -308,6 +324,9 @@ class _Loader:
             self.imported += await self._store.add_contacts(
                 self._cid, list_id, contacts, batch=len(contacts)
             )
+        if len(self._added) + len(self._unstored) > _KNOWN_NUMBERS:
+            self._added.clear()  # Redis finds the older ones' duplicates again
+        self._added.update(self._unstored)
         self._unstored = []
         self.rows += len(rows)
         if self._progress is not None:

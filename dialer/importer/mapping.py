@@ -6,6 +6,10 @@ Headers are trimmed and must be non-empty and distinct (case-insensitively). Wit
 (``"Mobile phone"``); the name column is ``name`` / ``full name``; the time zone ``timezone`` /
 ``time zone`` / ``tz``. The name and time zone are stored as the variables :data:`NAME_VAR` and
 :data:`TIMEZONE_VAR`; every other column under its header, values verbatim.
+
+Every variable goes on each call of the contact (dialer.domain.variables): a file with more
+variable columns than a call carries is refused at its header, a record whose variables take
+more bytes than that at its line.
 """
 
 from __future__ import annotations
@@ -13,6 +17,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from dialer.domain.variables import (
+    MAX_CONTACT_VARIABLE_BYTES,
+    contact_variables_problem,
+    too_many_variables,
+)
 
 NAME_VAR = "name"
 TIMEZONE_VAR = "timezone"
@@ -54,13 +64,17 @@ class ColumnMapping:
                 continue
             key = NAME_VAR if i == name else TIMEZONE_VAR if i == tz else header
             variables.append((i, key))
+        too_many = too_many_variables(len(variables))
+        if too_many is not None:
+            raise MappingProblem(f"{len(variables)} variable columns besides the phone: {too_many}")
         keys = [key for _, key in variables]
         for key in (NAME_VAR, TIMEZONE_VAR):
             if keys.count(key) > 1:
                 raise MappingProblem(
                     f"variable {key!r} would come from two columns: rename the column {key!r}"
                 )
-        return Columns(names, phone, tuple(variables))
+        names_bytes = sum(len(key.encode("utf-8", "surrogatepass")) for _, key in variables)
+        return Columns(names, phone, tuple(variables), names_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +84,7 @@ class Columns:
     headers: tuple[str, ...]
     phone: int
     variables: tuple[tuple[int, str], ...]  # (column index, variable name)
+    names_bytes: int = 0  # UTF-8 bytes of the variable names
 
     def problem(self, fields: Sequence[str]) -> str | None:
         """Why a data record cannot be imported (a structural error), or None."""
@@ -78,6 +93,9 @@ class Columns:
             return f"{n} field{'' if n == 1 else 's'}, expected {len(self.headers)}"
         if not fields[self.phone].strip():
             return f"empty phone ({self.headers[self.phone]!r} column)"
+        chars = sum(len(fields[i]) for i, _ in self.variables)
+        if self.names_bytes + 4 * chars > MAX_CONTACT_VARIABLE_BYTES:  # maybe too large
+            return contact_variables_problem(self.vars_of(fields))
         return None
 
     def phone_of(self, fields: Sequence[str]) -> str:

@@ -15,7 +15,12 @@ from collections.abc import Mapping
 
 from dialer.domain.dialplan import CONTACT_PREFIX
 
-MAX_VALUE_BYTES = 512
+#: A value's longest UTF-8 form: an AMI line (``Variable: <name of 64 at most>=<value>``, 75
+#: bytes before the value) holds 1022 bytes, and the AMI codec backslash-escapes a backslash,
+#: quote, comma, parenthesis or bracket, so 448 such characters take 896: 971 bytes in all.
+#: (It was 512: a value of 512 commas made an originate Asterisk would not take, and the
+#: contact Invalid number.)
+MAX_VALUE_BYTES = 448
 MAX_NAME_LENGTH = 64
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_]")
 
@@ -45,7 +50,9 @@ def safe_name(name: str) -> str | None:
 def channel_variables(
     contact_vars: Mapping[str, str], prefix: str = CONTACT_PREFIX
 ) -> dict[str, str]:
-    """Contact variables as channel variables ``<prefix><NAME>``; unusable names are dropped.
+    """Contact variables as channel variables ``<prefix><NAME>``, cut to
+    :data:`MAX_NAME_LENGTH` in all (FreeSWITCH takes no longer name: a contact with one was
+    never dialed, and labelled Invalid number); unusable names are dropped.
 
     Only under the prefix: no contact field can set a dialplan knob (``DIALER_MAX_TALK``,
     ``DIALER_VM_MESSAGE``, ...) or a variable the dialer sets. The shipped dialplans never read
@@ -54,5 +61,5 @@ def channel_variables(
     for key, value in contact_vars.items():
         name = safe_name(key)
         if name is not None:
-            out[f"{prefix}{name}"] = safe_value(value)
+            out[f"{prefix}{name}"[:MAX_NAME_LENGTH]] = safe_value(value)
     return out

@@ -25,10 +25,13 @@ key                            type   content
 ``{ns}:c:{cid}:pending``       zset   contact member -> due_ms: the only dial queue (fresh
                                       contacts due at upload time, retries at their retry time)
 ``{ns}:c:{cid}:counts``        hash   CallStatus -> number of contacts in that status (exact)
-``{ns}:c:{cid}:inflight``      zset   call -> lease expiry ms (campaign channel leases)
+``{ns}:c:{cid}:inflight``      zset   call -> lease expiry ms (campaign channel leases); an
+                                      expired lease stays (its slot held) until its call is
+                                      settled: finished, released, adopted or renewed
 ``{ns}:c:{cid}:claimed``       zset   call -> claimed_ms, claimed but not yet originated
 ``{ns}:c:{cid}:orphans``       zset   call -> expiry ms of a lease that expired before its call
-                                      was finished or released (the owner died or stalled)
+                                      was finished or released (the owner died or stalled),
+                                      marked by reap.lua; the lease is still in ``inflight``
 ``{ns}:c:{cid}:rate``          zset   sliding log of originate grants (member call, score ms)
 ``{ns}:c:{cid}:pace``          string pacing: ms of the next grant's slot (expires when idle)
 ``{ns}:c:{cid}:usage``         hash   attempts, talk_seconds: what the campaign used of its plan
@@ -36,18 +39,39 @@ key                            type   content
                                       importer (its dedupe set, across every imported list)
 ``{ns}:c:{cid}:dnc``           set    the campaign's do-not-call list (E.164 numbers)
 ``{ns}:dnc``                   set    the global do-not-call list (E.164 numbers)
-``{ns}:t:{trunk}:inflight``    zset   call -> lease expiry ms (trunk channel leases)
+``{ns}:t:{trunk}:inflight``    zset   call -> lease expiry ms (trunk channel leases; held like
+                                      the campaign's until the call is settled)
 ``{ns}:t:{trunk}:rate``        zset   sliding log of originate grants on the trunk
 ``{ns}:t:{trunk}:pace``        string pacing slot of the trunk
 ``{ns}:call:{call}``           hash   cid, contact, trunk, phone, state (claimed | originated |
-                                      done), owner, claimed_ms, originated_ms, prev_status,
-                                      prev_due, dial (the contact's ``dials`` at the claim);
-                                      expires one day after ``done``
+                                      done), owner (the lease owner token of the engine
+                                      process holding it: renew, originated, release and finish
+                                      refuse any other), adopted_ms, claimed_ms,
+                                      originated_ms, prev_status, prev_due, dial (the
+                                      contact's ``dials`` at the claim); expires one day after
+                                      ``done``
 ``{ns}:records:{cid}``         stream one entry per call (README: Call records); outlives the
                                       campaign
 ``{ns}:records:index``         zset   cid -> ms of its last record
 ``{ns}:control``               pubsub channel (not a key): ``"{cid}:{command}"`` messages
 ============================== ====== ==========================================================
+
+Lease states of a call (who moves them):
+
+============ ================================================ ===================================
+state        in Redis                                         moved by
+============ ================================================ ===================================
+held         in both ``inflight`` zsets, expiry > now,         claim.lua (owner = the claimer);
+             ``owner`` = the claiming engine process          renew.lua extends it
+orphaned     still in both ``inflight`` zsets (slot held),    time, then reap.lua (an engine's
+             expiry <= now, listed in ``orphans``             reconciliation) lists it
+adopted      held again, ``owner`` = the adopter              adopt.lua, by an engine that has
+                                                              just read the PBX's channel list
+retaken      held again by the same owner                     renew.lua (the owner was slow,
+                                                              nobody had adopted it)
+settled      out of ``inflight``/``claimed``/``orphans``;     finish.lua / release.lua, by the
+             call ``done``                                    owner only
+============ ================================================ ===================================
 
 Contact members (in ``pending`` and ``list:{lid}``) are the contact id zero-padded to
 :data:`MEMBER_DIGITS` digits, so that contacts due at the same millisecond are dialed in upload

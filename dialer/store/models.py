@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal, TypeAlias
 
 from dialer.domain.statuses import CallStatus, CampaignStatus
 
@@ -134,16 +134,43 @@ class ClaimCommand:
 
 
 @dataclass(frozen=True, slots=True)
+class Renewal:
+    """What :meth:`RedisStore.renew` did: ``retaken``, calls whose lease had expired and came
+    back to the caller (nobody had adopted them); ``lost``, calls another engine owns now."""
+
+    retaken: list[str]
+    lost: list[str]
+
+
+AdoptVerdict = Literal["adopted", "mine", "held", "gone"]
+
+
+@dataclass(frozen=True, slots=True)
+class Adoption:
+    """adopt.lua's answer: ``verdict``, the call's ``state`` and its ``previous`` owner."""
+
+    verdict: AdoptVerdict
+    state: str
+    previous: str
+
+    @property
+    def owned(self) -> bool:
+        return self.verdict in ("adopted", "mine")
+
+
+@dataclass(frozen=True, slots=True)
 class SettleReply:
     """What :meth:`RedisStore.settle_and_claim` did: calls moved from claimed to originated,
     per finished item what ``finish_batch`` returns, per claim command its batch or the error
     it alone met (NotFound, ScriptError). ``error``: the marks and results were not written
-    (the claims may still have run)."""
+    (the claims may still have run). ``lost``: calls whose "originated" mark was refused, as
+    another engine owns them now."""
 
     moved: int
-    written: list[Usage | bool | None]
+    written: list[Written]
     claims: list[ClaimBatch | Exception]
     error: Exception | None = None
+    lost: list[str] = field(default_factory=list)  # marks refused: another owner holds them
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +188,7 @@ class FinishItem:
     record: Mapping[str, str]
     usage_attempts: int = 0  # added to the campaign's usage when applied
     talk_seconds: float = 0.0
+    owner: str = ""  # the writer's lease owner token: refused if another owns the call
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,3 +288,10 @@ class Usage:
 
     attempts: int
     talk_seconds: float
+
+
+#: ``finish_batch``'s answer per item: the campaign's usage after it (applied), False (already
+#: finished or unknown), None (the call belongs to another contact) or LOST (another engine
+#: owns the call now: the result is the adopter's to write).
+LOST: Final = "lost"
+Written: TypeAlias = Usage | bool | None | Literal["lost"]

@@ -28,15 +28,18 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
 
 from dialer.domain.statuses import CallStatus, CampaignStatus, ListStatus
-from dialer.errors import NotFound, ScriptError, StoreError, TransitionRefused
+from dialer.errors import LeaseLost, NotFound, ScriptError, StoreError, TransitionRefused
 
 from .connection import connection_class_for
 from .keys import CALL_TTL_S, Keys, contact_id_of, contact_member
 from .models import (
     INITIAL_STATUSES,
+    LOST,
+    Adoption,
+    AdoptVerdict,
     CallRef,
     CampaignRecord,
     Claim,
@@ -50,8 +53,10 @@ from .models import (
     Pacing,
     QueueStats,
     RateWindow,
+    Renewal,
     SettleReply,
     Usage,
+    Written,
 )
 from .scripts import Scripts
 
@@ -142,6 +147,12 @@ def _claim_batch_of(cid: int, res: Sequence[Any]) -> ClaimBatch:
 def _store_error(what: str, exc: Exception) -> Exception:
     """redis-py's error as ours: a script's (an error raised by Redis itself) is a ScriptError,
     any other Redis or socket error a StoreError; anything else is returned as it is."""
+    if isinstance(exc, NoPermissionError):
+        return StoreError(
+            f"{what}: Redis refused it (ACL): {exc}; the dialer's Redis user needs the commands "
+            "and the keys of ops/redis/users.acl (keys: DIALER_NAMESPACE must be dialer or "
+            "start with dialer:)"
+        )
     if isinstance(exc, ResponseError):
         return ScriptError(f"{what}: {type(exc).__name__}: {exc}")
     if isinstance(exc, (RedisError, OSError)):
@@ -187,13 +198,16 @@ def _strs(values: Iterable[Any] | None) -> list[str]:
     return [_s(v) for v in values or ()]
 
 
-def _finish_replies(res: Sequence[Any]) -> list[Usage | bool | None]:
-    """finish.lua's reply: per call applied (1, 0, -1), usage attempts, usage talk seconds."""
-    out: list[Usage | bool | None] = []
+def _finish_replies(res: Sequence[Any]) -> list[Written]:
+    """finish.lua's reply: per call applied (1, 0, -1, -2), usage attempts, usage talk
+    seconds."""
+    out: list[Written] = []
     for i in range(0, len(res), 3):
         applied = int(res[i])
         if applied == 1:
             out.append(Usage(int(res[i + 1]), float(_s(res[i + 2]))))
+        elif applied == -2:
+            out.append(LOST)
         else:
             out.append(False if applied == 0 else None)
     return out
@@ -230,6 +244,8 @@ class RedisStore:
             socket_connect_timeout=5,
             socket_timeout=10,
             retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=5),
+            # no CLIENT SETINFO on connect: not in the dialer's ACL (ops/redis/users.acl)
+            driver_info=None,
         )
         return cls(client, namespace)
 
@@ -836,19 +852,25 @@ class RedisStore:
         return ClaimCommand(cid, keys, args)
 
     @_translated
-    async def mark_originated(self, call_id: str, cid: int) -> bool:
-        """The PBX accepted the originate. False if the call was not in state claimed."""
-        moved, _ = await self.settle({cid: [call_id]}, ())
-        return moved == 1
+    async def mark_originated(self, call_id: str, cid: int, *, owner: str = "") -> bool:
+        """The PBX accepted the originate. False if the call was not in state claimed.
+        LeaseLost when ``owner`` is given and another owner holds the call."""
+        reply = await self.settle_and_claim({cid: [call_id]}, (), owner=owner)
+        if reply.error is not None:
+            raise reply.error
+        if reply.lost:
+            raise LeaseLost(f"call {call_id} is owned by another engine")
+        return reply.moved == 1
 
-    def _originated_args(self, cid: int, call_ids: Sequence[str]) -> list[str | int]:
+    def _originated_args(self, cid: int, call_ids: Sequence[str], owner: str) -> list[str | int]:
         k = self.keys
-        return [1 + len(call_ids), k.claimed(cid), *(k.call(c) for c in call_ids), *call_ids]
+        keys = [k.claimed(cid), *(k.call(c) for c in call_ids)]
+        return [len(keys), *keys, owner, *call_ids]
 
     @_translated
     async def settle(
         self, originated: Mapping[int, Sequence[str]], finished: Sequence[FinishItem]
-    ) -> tuple[int, list[Usage | bool | None]]:
+    ) -> tuple[int, list[Written]]:
         """Mark calls originated (per campaign) and end attempts, in one pipelined round trip.
 
         Returns how many calls went from claimed to originated, and per finished item what
@@ -866,6 +888,8 @@ class RedisStore:
         originated: Mapping[int, Sequence[str]],
         finished: Sequence[FinishItem],
         claims: Sequence[ClaimCommand] = (),
+        *,
+        owner: str = "",
     ) -> SettleReply:
         """:meth:`settle` and the ``claims`` (:meth:`claim_command`) in one pipelined round
         trip: an engine's writes ride on its claims (one socket write, one wake-up for both).
@@ -875,9 +899,10 @@ class RedisStore:
         results sets ``error``). A lost connection raises StoreError for everything. All three
         scripts are idempotent (a claim sent again with its call ids returns the same claims):
         after a NOSCRIPT (Redis restarted) the scripts are loaded and everything is sent again.
+        The "originated" marks are fenced by ``owner`` (the results by each item's own).
         """
         commands: list[tuple[str, list[str | int]]] = [
-            (self._lua.originated.sha, self._originated_args(cid, ids))
+            (self._lua.originated.sha, self._originated_args(cid, ids, owner))
             for cid, ids in originated.items()
             if ids
         ]
@@ -895,13 +920,16 @@ class RedisStore:
             replies = await self._evalsha_pipeline(commands)
         error: Exception | None = None
         moved = 0
-        written: list[Usage | bool | None] = []
+        lost: list[str] = []
+        written: list[Written] = []
         for reply in replies[:writes]:
             if isinstance(reply, Exception):
                 error = _store_error("settle", reply)
                 break
         else:
-            moved = sum(int(r) for r in replies[:marks])
+            for marked in replies[:marks]:
+                moved += int(marked[0])
+                lost += _strs(marked[1:])
             written = _finish_replies(replies[marks]) if finished else []
         batches: list[ClaimBatch | Exception] = []
         for command, reply in zip(claims, replies[writes:], strict=True):
@@ -912,7 +940,7 @@ class RedisStore:
                 batches.append(_claim_batch_of(command.cid, reply))
             except (NotFound, StoreError) as exc:
                 batches.append(exc)
-        return SettleReply(moved, written, batches, error)
+        return SettleReply(moved, written, batches, error, lost)
 
     async def _evalsha_pipeline(self, commands: Sequence[tuple[str, list[str | int]]]) -> list[Any]:
         """Every reply in order; a command's error is its reply (the others still ran)."""
@@ -923,20 +951,45 @@ class RedisStore:
 
     @_translated
     async def renew(
-        self, cid: int, trunk: str, call_ids: Sequence[str], lease_ms: int
-    ) -> list[str]:
-        """Extend the leases of live calls to now + lease_ms (never shortens).
+        self, cid: int, trunk: str, call_ids: Sequence[str], lease_ms: int, *, owner: str
+    ) -> Renewal:
+        """Extend ``owner``'s leases of live calls to now + lease_ms (never shortens).
 
-        Finished calls are skipped. Returns the calls whose lease had expired before this
-        renewal (they got it back: the channel is real).
+        Finished calls are skipped. ``retaken``: the calls whose lease had expired before this
+        renewal and that nobody adopted (they got it back: the channel is real). ``lost``: the
+        calls another engine owns now (it adopted them): not renewed; stop acting on them.
         """
         if not call_ids:
-            return []
+            return Renewal([], [])
         k = self.keys
         keys = [k.inflight(cid), k.trunk_inflight(trunk), k.orphans(cid), k.claimed(cid)]
         keys += [k.call(c) for c in call_ids]
-        lost = await self._lua.renew(keys=keys, args=[lease_ms, *call_ids])
-        return [_s(c) for c in lost]
+        retaken, lost = await self._lua.renew(keys=keys, args=[lease_ms, owner, *call_ids])
+        return Renewal(_strs(retaken), _strs(lost))
+
+    @_translated
+    async def adopt(
+        self, cid: int, trunk: str, call_id: str, lease_ms: int, *, owner: str
+    ) -> Adoption:
+        """Take over an orphan (a call whose lease expired): ``owner`` holds its lease now,
+        unless another owner's lease is still running ("held") or the call ended ("gone").
+        Only for an engine that has just checked the PBX's channel list (see adopt.lua)."""
+        k = self.keys
+        keys = [k.inflight(cid), k.trunk_inflight(trunk), k.orphans(cid), k.call(call_id)]
+        verdict, state, previous = await self._lua.adopt(keys=keys, args=[owner, lease_ms, call_id])
+        v: AdoptVerdict
+        match _s(verdict):
+            case "adopted":
+                v = "adopted"
+            case "mine":
+                v = "mine"
+            case "held":
+                v = "held"
+            case "gone":
+                v = "gone"
+            case other:
+                raise StoreError(f"adopt.lua answered {other!r}")
+        return Adoption(v, _s(state), _s(previous))
 
     def _end_keys(self, cid: int, trunk: str, call_id: str, contact_id: int) -> list[str]:
         k = self.keys
@@ -969,6 +1022,7 @@ class RedisStore:
         tech_failures: int,
         retry_at_ms: int | None,
         record: Mapping[str, str],
+        owner: str = "",
     ) -> bool:
         """End an attempt once: True when applied, False when already finished or unknown.
 
@@ -976,7 +1030,8 @@ class RedisStore:
         contact's new value. With ``retry_at_ms`` the contact is queued again at that time
         (``contact_status`` should then be RETRY_SCHEDULED or RESCHEDULED). ``record`` is
         appended to the campaign's records stream, with ``call_id``, ``contact_id`` and
-        ``status`` added when absent. ScriptError if the call belongs to another contact.
+        ``status`` added when absent. ScriptError if the call belongs to another contact;
+        with ``owner``, LeaseLost if another owner holds the call (nothing is written).
         """
         item = FinishItem(
             cid,
@@ -988,20 +1043,23 @@ class RedisStore:
             tech_failures,
             retry_at_ms,
             record,
+            owner=owner,
         )
         (applied,) = await self.finish_batch([item])
         if applied is None:
             raise ScriptError(f"finish: call {call_id} belongs to another contact")
+        if applied == LOST:
+            raise LeaseLost(f"finish: call {call_id} is owned by another engine")
         return applied is not False
 
     @_translated
-    async def finish_batch(self, items: Sequence[FinishItem]) -> list[Usage | bool | None]:
+    async def finish_batch(self, items: Sequence[FinishItem]) -> list[Written]:
         """End many attempts in one atomic step (finish.lua), each applied once.
 
         Per item: the campaign's :class:`Usage` after it when applied (its ``usage_attempts``
         and ``talk_seconds`` counted; zero when the campaign is gone), False when the call was
-        already finished or is unknown, None when the call belongs to another contact (nothing
-        is changed for it).
+        already finished or is unknown, None when the call belongs to another contact, LOST
+        when the item's ``owner`` no longer holds the call (nothing is changed for it then).
         """
         if not items:
             return []
@@ -1038,16 +1096,25 @@ class RedisStore:
                 repr(float(it.talk_seconds)),
                 # the record as one JSON array of names and values: one argument to pack
                 _encode_json([x for item in fields.items() for x in item]),
+                it.owner,
             ]
         return [len(keys), *keys, *args]
 
     @_translated
-    async def release(self, cid: int, trunk: str, call_id: str, contact_id: int) -> bool:
-        """Undo a claim that was never dialed (no attempt consumed). False if already ended."""
+    async def release(
+        self, cid: int, trunk: str, call_id: str, contact_id: int, *, owner: str = ""
+    ) -> bool:
+        """Undo a claim that was never dialed (no attempt consumed). False if already ended.
+
+        With ``owner`` (an engine's lease owner token), LeaseLost when another owner holds
+        the call (it adopted it): nothing is changed.
+        """
         res = await self._lua.release(
             keys=self._end_keys(cid, trunk, call_id, contact_id),
-            args=[call_id, contact_id, CALL_TTL_S, contact_member(contact_id)],
+            args=[call_id, contact_id, CALL_TTL_S, contact_member(contact_id), owner],
         )
+        if int(res) == -1:
+            raise LeaseLost(f"call {call_id} is owned by another engine")
         return int(res) == 1
 
     @_translated
@@ -1070,14 +1137,14 @@ class RedisStore:
 
     @_translated
     async def inflight_calls(self, cid: int) -> list[str]:
-        """Calls holding a campaign lease (expired ones included until purged)."""
+        """Calls holding a campaign lease (expired ones included until settled)."""
         return _strs(await self._r.zrange(self.keys.inflight(cid), 0, -1))
 
     @_translated
     async def orphaned_calls(self, cid: int) -> list[str]:
-        """Calls whose lease expired before they were finished or released (owner died).
-
-        Each stays listed until finished or released (get_call tells its state and owner).
+        """Calls whose lease expired before they were finished or released (owner died or
+        stalled). Each keeps its channel slot and stays listed until finished, released,
+        adopted or renewed by its owner (get_call tells its state and owner).
         """
         k = self.keys
         res = await self._lua.reap(keys=[k.inflight(cid), k.claimed(cid), k.orphans(cid)])

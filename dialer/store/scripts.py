@@ -16,6 +16,7 @@ from redis.commands.core import AsyncScript
 
 SCRIPT_NAMES = (
     "active",
+    "adopt",
     "add_contacts",
     "claim",
     "finish",
@@ -42,6 +43,7 @@ class Scripts:
     """One ``AsyncScript`` per operation, bound to a client."""
 
     active: AsyncScript
+    adopt: AsyncScript
     add_contacts: AsyncScript
     claim: AsyncScript
     finish: AsyncScript

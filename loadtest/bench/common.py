@@ -237,8 +237,8 @@ def log_dir(info: StackInfo) -> Path:
 
 
 def namespace(benchmark: str) -> str:
-    """A fresh Redis key prefix for one benchmark run."""
-    return f"bench-{benchmark}-{uuid.uuid4().hex[:8]}"
+    """A fresh Redis key prefix for one benchmark run (below ``dialer:``, the dialer ACL's keys)."""
+    return f"dialer:bench-{benchmark}-{uuid.uuid4().hex[:8]}"
 
 
 def hold_numbers(count: int, hold_s: int, *, first: int = 0) -> list[str]:

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis.asyncio as aioredis
+
 from dialer.domain.statuses import CampaignStatus
 from dialer.store.redis_store import RedisStore
 from loadtest.bench.common import (
@@ -107,10 +109,10 @@ async def engine_run(
             warm = min(hold_s + 1.0, duration / 2)
             await asyncio.sleep(warm)
             steady_from, steady_at = CpuMeter.read(pids), time.time()
-            commands = await command_calls(store)
+            commands = await command_calls(info)
             await asyncio.sleep(max(0.5, duration - warm - 0.5))
             steady_to, steady_end = CpuMeter.read(pids), time.time()
-            commands = _minus(await command_calls(store), commands)
+            commands = _minus(await command_calls(info), commands)
             status = await wait_status(
                 store, cid, {CampaignStatus.COMPLETED}, within=1.5 * duration + hold_s + 15
             )
@@ -138,9 +140,15 @@ async def engine_run(
     )
 
 
-async def command_calls(store: RedisStore) -> dict[str, int]:
-    """Calls per Redis command so far (``INFO commandstats``), e.g. ``{"evalsha": 123}``."""
-    info = await store.client.info("commandstats")
+async def command_calls(stack: StackInfo) -> dict[str, int]:
+    """Calls per Redis command so far (``INFO commandstats``), e.g. ``{"evalsha": 123}``.
+
+    INFO is the admin user's (the dialer's ACL has no server commands)."""
+    admin = aioredis.Redis.from_url(stack.redis_admin_url)
+    try:
+        info = await admin.info("commandstats")
+    finally:
+        await admin.aclose()
     return {
         str(key).removeprefix("cmdstat_"): int(value["calls"])
         for key, value in info.items()

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from dialer.domain.statuses import CallStatus
@@ -60,25 +61,30 @@ def contacts(count: int) -> Iterator[ContactInput]:
         yield ContactInput(phone=f"+1555{i % 10_000_000:07d}", vars={"serial": str(i)})
 
 
-async def _memory(store: RedisStore) -> int:
-    return int((await store.client.info("memory"))["used_memory"])
+# INFO, FLUSHDB and BGREWRITEAOF are the admin user's (``admin``: the stack's redis_admin_url)
 
 
-async def _script_usec(store: RedisStore) -> tuple[int, int]:
-    stats = (await store.client.info("commandstats")).get("cmdstat_evalsha", {})
+async def _memory(admin: aioredis.Redis) -> int:
+    return int((await admin.info("memory"))["used_memory"])
+
+
+async def _script_usec(admin: aioredis.Redis) -> tuple[int, int]:
+    stats = (await admin.info("commandstats")).get("cmdstat_evalsha", {})
     return int(stats.get("calls", 0)), int(stats.get("usec", 0))
 
 
-async def _campaign(store: RedisStore, info: StackInfo, size: int) -> tuple[int, float, int]:
+async def _campaign(
+    store: RedisStore, admin: aioredis.Redis, info: StackInfo, size: int
+) -> tuple[int, float, int]:
     """A Running campaign of ``size`` pending contacts: (cid, import seconds, memory bytes)."""
     control = CampaignControl(store)
     cid = await control.create(campaign_settings(info, max_channels=1, cps=1.0, name="scale"))
     list_id = await store.add_list(cid)
-    before = await _memory(store)
+    before = await _memory(admin)
     started = time.perf_counter()
     added = await store.add_contacts(cid, list_id, contacts(size))
     took = time.perf_counter() - started
-    grown = await _memory(store) - before
+    grown = await _memory(admin) - before
     if added != size:
         raise RuntimeError(f"imported {added} of {size} contacts")
     await control.start(cid)
@@ -106,8 +112,8 @@ async def _rounds(store: RedisStore, cid: int, trunk: str, count: int) -> list[f
     return times
 
 
-async def _aof_idle(store: RedisStore) -> bool:
-    info = await store.client.info("persistence")
+async def _aof_idle(admin: aioredis.Redis) -> bool:
+    info = await admin.info("persistence")
     return not int(info.get("aof_rewrite_in_progress", 0)) and not int(
         info.get("rdb_bgsave_in_progress", 0)
     )
@@ -120,10 +126,11 @@ async def run(info: StackInfo, params: Params, *, quick: bool = False) -> Figure
         flush=True,
     )
     store = RedisStore.from_url(info.redis_url, namespace=namespace("scale"))
+    admin = aioredis.Redis.from_url(info.redis_admin_url)
     try:
-        big, took, grown = await _campaign(store, info, params.contacts)
-        small, _, _ = await _campaign(store, info, params.small)
-        await poll(lambda: _aof_idle(store), within=120.0, every=0.5)  # AOF rewrite after import
+        big, took, grown = await _campaign(store, admin, info, params.contacts)
+        small, _, _ = await _campaign(store, admin, info, params.small)
+        await poll(lambda: _aof_idle(admin), within=120.0, every=0.5)  # AOF rewrite after import
         sizes = {"small": (small, params.small), "big": (big, params.contacts)}
         client: dict[str, list[float]] = {"small": [], "big": []}
         server: dict[str, list[int]] = {"small": [0, 0], "big": [0, 0]}
@@ -132,31 +139,32 @@ async def run(info: StackInfo, params: Params, *, quick: bool = False) -> Figure
         while done < params.rounds:
             n = min(params.block, params.rounds - done)
             for name, (cid, _) in sizes.items():
-                calls0, usec0 = await _script_usec(store)
+                calls0, usec0 = await _script_usec(admin)
                 client[name] += await _rounds(store, cid, info.trunk, n)
-                calls1, usec1 = await _script_usec(store)
+                calls1, usec1 = await _script_usec(admin)
                 server[name][0] += calls1 - calls0
                 server[name][1] += usec1 - usec0
             done += n
         if params.flush_after:
-            await store.client.flushdb()
-            await _rewrite_aof(store)
+            await admin.flushdb()
+            await _rewrite_aof(admin)
         else:
             for cid in (small, big):
                 await store.delete_campaign(cid)
     finally:
         await store.aclose()
+        await admin.aclose()
     return _report(params, took, grown, client, server, quick)
 
 
-async def _rewrite_aof(store: RedisStore, within: float = 60.0) -> None:
+async def _rewrite_aof(admin: aioredis.Redis, within: float = 60.0) -> None:
     """Compact the append-only file after the flush (the next benchmarks start from a small
     one). Redis may already be rewriting it on its own (``auto-aof-rewrite``): then wait for
     that rewrite to end and ask again, as the flush came after it started."""
     deadline = time.monotonic() + within
     while True:
         try:
-            await store.client.bgrewriteaof()
+            await admin.bgrewriteaof()
             return
         except ResponseError as exc:
             if "already in progress" not in str(exc) or time.monotonic() > deadline:

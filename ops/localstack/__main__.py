@@ -2,6 +2,7 @@
 
 python -m ops.localstack build-root          # the cached Asterisk 22 root (about 50 s once)
 python -m ops.localstack up [--name N] [--workdir DIR] [--rtp-ports 400]
+# ``up`` on a stack that is partly dead restarts the dead parts on the same ports and secrets
 eval "$(python -m ops.localstack env)"       # DIALER_REDIS_URL, DIALER_AMI_URL, ...
 python -m ops.localstack status              # JSON; exit 1 if not up and ready
 python -m ops.localstack down
@@ -34,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render-scenario", help="write the SIPp scenario and its audio")
     render.add_argument("--out", type=Path, required=True, help="directory to write into")
     for name, text in (
-        ("up", "start the stack (idempotent)"),
+        ("up", "start the stack (idempotent; restarts its dead parts in place)"),
         ("down", "stop the stack; fails if a process is left"),
         ("status", "print the stack as JSON; exit 1 unless it is up and ready"),
         ("env", "print shell exports for the dialer"),

@@ -4,6 +4,15 @@
 a name, a work dir (``stack.json``, logs, Redis data, the rendered SIPp scenario and its audio)
 and a block of ports of its own, so two stacks run side by side. ``down()`` stops everything
 and raises :class:`~.procs.LeftoverProcess` if any process of the stack is still there.
+
+``up()`` on a stack whose Asterisk, SIPp or Redis died restarts only what is missing, in place:
+the ports, secrets and Redis data (AOF) recorded in ``stack.json``, so clients connected before
+(an engine) reconnect to the same addresses. A new block of ports is taken only when there is
+no stack in the work dir, or when its block has been taken by another stack meanwhile.
+
+Redis runs with the ACL of ``ops/redis/users.acl``: the default user off, an ``admin`` (every
+command, ``redis_admin_url``) and the ``dialer`` (least privilege, ``redis_url``), each with a
+password generated per stack and kept in ``stack.json`` (mode 0600) like the AMI secret.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from . import asterisk, sipp
@@ -35,9 +44,9 @@ from .procs import (
     terminate,
     wait_dead,
 )
-from .redis_server import RedisServer, ping
+from .redis_server import DIALER_USER, RedisServer, RedisUsers, ping, url
 from .root import build_root
-from .wait import Exited, wait_until
+from .wait import Exited, NotReady, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +99,9 @@ class StackInfo:
     redis_pid: int
     asterisk_pid: int
     sipp_pid: int
+    # The Redis users' passwords ("": a stack.json written before Redis had an ACL).
+    redis_secret: str = ""
+    redis_admin_secret: str = ""
     trunk: str = TRUNK
     dead_trunk: str = DEAD_TRUNK
     originate_context: str = ORIGINATE_CONTEXT
@@ -104,6 +116,20 @@ class StackInfo:
         """The watching AMI user of manager.conf: the dialer's privileges, and it also receives
         Newchannel and Newstate (Up), which the dialer's own user is spared."""
         return f"{self.ami_username}-watch"
+
+    @property
+    def redis_users(self) -> RedisUsers | None:
+        if not self.redis_secret:
+            return None
+        return RedisUsers(dialer_secret=self.redis_secret, admin_secret=self.redis_admin_secret)
+
+    @property
+    def redis_admin_url(self) -> str:
+        """Every command (FLUSHDB, BGREWRITEAOF, INFO, CONFIG): for people and the benchmarks."""
+        users = self.redis_users
+        if users is None:
+            return self.redis_url
+        return url(self.redis_port, "admin", users.admin_secret)
 
     @property
     def metrics_url(self) -> str:
@@ -153,7 +179,8 @@ class StackInfo:
         data = json.loads(text)
         data["workdir"] = Path(data["workdir"])
         data["root"] = Path(data["root"])
-        return cls(**data)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     def _layout(self) -> asterisk.AsteriskLayout:
         return asterisk.AsteriskLayout(
@@ -216,11 +243,26 @@ def _claimed_ranges() -> list[tuple[int, int]]:
     for claim in claims.glob("*.json"):
         data = json.loads(claim.read_text())
         info = load(Path(data["workdir"]))
-        if info is not None and is_alive(info.asterisk_pid):
+        # a stack with one process left keeps its block: `up` restarts the others in place
+        if info is not None and any(is_alive(pid) for pid in info.pids.values()):
             ranges.append((data["start"], data["end"]))
         else:
             claim.unlink(missing_ok=True)
     return ranges
+
+
+def _block(info: StackInfo) -> tuple[int, int]:
+    """The stack's block of ports: its RTP range and the 16 ports after it (end exclusive)."""
+    return info.rtp_start, info.rtp_end + 17
+
+
+def _claim(info: StackInfo) -> None:
+    claims = _claims_dir()
+    claims.mkdir(parents=True, exist_ok=True)
+    start, end = _block(info)
+    (claims / f"{info.name}-{start}.json").write_text(
+        json.dumps({"workdir": str(info.workdir), "start": start, "end": end})
+    )
 
 
 def _allocate(size: int) -> int:
@@ -238,27 +280,41 @@ def _allocate(size: int) -> int:
 # -- readiness --------------------------------------------------------------------------------
 
 
-def is_ready(info: StackInfo) -> bool:
-    """Every process alive (and still ours) and every service answering."""
-    conf = f"{info.conf_dir}/asterisk.conf"
-    owned = (
-        is_alive(info.asterisk_pid)
-        and conf in cmdline(info.asterisk_pid)
-        and is_alive(info.sipp_pid)
-        and is_alive(info.redis_pid)
-    )
-    if not owned:
+COMPONENTS = ("redis", "sipp", "asterisk")  # the order they are (re)started in
+
+
+def _owned(info: StackInfo, component: str) -> bool:
+    """The component's recorded process is alive and still the stack's (not a reused pid)."""
+    pid = info.pids[component]
+    if not is_alive(pid):
         return False
+    args = " ".join(cmdline(pid))
+    if component == "asterisk":
+        return f"{info.conf_dir}/asterisk.conf" in args
+    if component == "redis":  # redis-server sets its title to "redis-server 127.0.0.1:<port>"
+        return "redis-server" in args and f":{info.redis_port}" in args
+    return "sipp" in args and f"-p {info.sipp_port}" in args
+
+
+def _answers(info: StackInfo, component: str) -> bool:
     try:
-        return (
-            ping(info.redis_port)
-            and sipp.options_ok(info.sipp_port)
-            and asterisk.ami_login_ok(
-                info.ami_host, info.ami_port, info.ami_username, info.ami_secret
-            )
+        if component == "redis":
+            users = info.redis_users
+            if users is None:
+                return ping(info.redis_port)
+            return ping(info.redis_port, username=DIALER_USER, password=users.dialer_secret)
+        if component == "sipp":
+            return sipp.options_ok(info.sipp_port)
+        return asterisk.ami_login_ok(
+            info.ami_host, info.ami_port, info.ami_username, info.ami_secret
         )
     except OSError:
         return False
+
+
+def is_ready(info: StackInfo) -> bool:
+    """Every process alive (and still ours) and every service answering."""
+    return all(_owned(info, c) for c in COMPONENTS) and all(_answers(info, c) for c in COMPONENTS)
 
 
 # -- up / down --------------------------------------------------------------------------------
@@ -279,9 +335,131 @@ def up(
             if is_ready(existing):
                 log.info("stack %s already up", name)
                 return existing
-            log.warning("stack %s is half up; stopping what is left", name)
+            why = _in_place_refused(existing)
+            if why is None:
+                return _restart_in_place(existing)
+            log.warning("stack %s cannot restart in place (%s): starting it anew", name, why)
             _teardown(existing)
         return _start(name, workdir, rtp_ports)
+
+
+def _in_place_refused(info: StackInfo) -> str | None:
+    """Why the stack cannot be restarted on its recorded ports (None: it can)."""
+    if info.redis_users is None:
+        return "its stack.json predates the Redis ACL"
+    start, end = _block(info)
+    claims = _claims_dir()
+    mine = claims / f"{info.name}-{start}.json"
+    for claim in claims.glob("*.json") if claims.is_dir() else ():
+        if claim == mine:
+            continue
+        data = json.loads(claim.read_text())
+        if data["start"] < end and start < data["end"]:
+            info_other = load(Path(data["workdir"]))
+            if info_other is not None and any(is_alive(p) for p in info_other.pids.values()):
+                return f"its ports are claimed by the stack of {data['workdir']}"
+    return None
+
+
+def _restart_in_place(info: StackInfo) -> StackInfo:
+    """Start again, on the recorded ports and secrets, every component that is gone or does
+    not answer; the others are left alone. Returns (and saves) the stack with the new pids."""
+    started = time.monotonic()
+    _claim(info)  # a stack whose processes all died may have lost its claim to a pruning
+    restarted: list[str] = []
+    for component in COMPONENTS:
+        if _owned(info, component):
+            if _answers(info, component) or _wait_answering(info, component):
+                continue
+            log.warning("stack %s: %s is alive but does not answer; restarting it",
+                        info.name, component)  # fmt: skip
+            _stop_component(info, component)
+        info = _START[component](info)
+        _save(info)
+        restarted.append(component)
+    log.info(
+        "stack %s restarted in place in %.1f s: %s",
+        info.name, time.monotonic() - started, ", ".join(restarted) or "nothing",
+    )  # fmt: skip
+    return info
+
+
+def _wait_answering(info: StackInfo, component: str, within: float = 5.0) -> bool:
+    """A live process that has not answered yet (one still starting) gets ``within`` s."""
+    try:
+        wait_until(lambda: _answers(info, component), timeout=within, what=component)
+    except NotReady:
+        return False
+    return True
+
+
+def _stop_component(info: StackInfo, component: str) -> None:
+    pid = info.pids[component]
+    if component == "asterisk":
+        asterisk.stop(info._layout(), pid)
+    elif component == "sipp":
+        sipp.stop(pid)
+    else:
+        terminate(pid, timeout=10.0)
+
+
+def _sipp_layout(info: StackInfo) -> sipp.SippLayout:
+    return sipp.SippLayout(
+        workdir=info.workdir / "sipp",
+        sip_port=info.sipp_port,
+        media_port=info.sipp_media_port,
+        control_port=info.sipp_control_port,
+    )
+
+
+def _wait_ports_free(info: StackInfo, ports: list[tuple[str, int]]) -> None:
+    """The ports of a component that just died, released (the kernel closes a large process's
+    sockets a moment after its exit is reported); StackError if another process holds one."""
+
+    def free() -> bool:
+        bound = bound_ports()
+        return not any(port in bound[kind] for kind, port in ports)
+
+    try:
+        wait_until(free, timeout=_PORT_RELEASE_S, what="ports")
+    except NotReady:
+        raise StackError(
+            f"stack {info.name}: ports {ports} are held by another process; "
+            "bring the stack down and up again"
+        ) from None
+
+
+def _restart_redis(info: StackInfo) -> StackInfo:
+    _wait_ports_free(info, [("tcp", info.redis_port)])
+    redis = RedisServer(
+        workdir=info.workdir / "redis", port=info.redis_port, users=info.redis_users
+    )
+    pid = spawn(redis.argv(), log_file=info.workdir / "redis" / "stdout.log")
+    wait_until(lambda: _redis_up(pid, redis), timeout=20, what="redis-server")
+    return replace(info, redis_pid=pid)
+
+
+def _restart_sipp(info: StackInfo) -> StackInfo:
+    layout = _sipp_layout(info)
+    _wait_ports_free(info, [("udp", layout.sip_port), ("udp", layout.media_port)])
+    if not layout.scenario.is_file():
+        sipp.render_scenario(layout)
+    pid = sipp.start(layout)
+    sipp.wait_ready(layout, pid)
+    return replace(info, sipp_pid=pid)
+
+
+def _restart_asterisk(info: StackInfo) -> StackInfo:
+    _wait_ports_free(
+        info, [("tcp", info.ami_port), ("tcp", info.http_port), ("udp", info.sip_port)]
+    )
+    layout = info._layout()
+    pid = asterisk.start(layout, log_file=info.workdir / "asterisk" / "console.log")
+    asterisk.wait_ready(layout, pid)
+    return replace(info, asterisk_pid=pid)
+
+
+_START = {"redis": _restart_redis, "sipp": _restart_sipp, "asterisk": _restart_asterisk}
 
 
 def _start(name: str, workdir: Path, rtp_ports: int) -> StackInfo:
@@ -315,7 +493,7 @@ def _start(name: str, workdir: Path, rtp_ports: int) -> StackInfo:
     sipp_layout = sipp.SippLayout(
         workdir=workdir / "sipp", sip_port=p + 1, media_port=p + 2, control_port=p + 8
     )
-    redis = RedisServer(workdir=workdir / "redis", port=p + 13)
+    redis = RedisServer(workdir=workdir / "redis", port=p + 13, users=RedisUsers.generate())
     pids: dict[str, int] = {}
     try:
         pids["redis"] = spawn(redis.argv(), log_file=workdir / "redis" / "stdout.log")
@@ -323,7 +501,7 @@ def _start(name: str, workdir: Path, rtp_ports: int) -> StackInfo:
         pids["sipp"] = sipp.start(sipp_layout)
         asterisk.render_config(layout)
         pids["asterisk"] = asterisk.start(layout, log_file=workdir / "asterisk" / "console.log")
-        wait_until(lambda: _redis_up(pids["redis"], redis.port), timeout=10, what="redis-server")
+        wait_until(lambda: _redis_up(pids["redis"], redis), timeout=10, what="redis-server")
         sipp.wait_ready(sipp_layout, pids["sipp"])
         asterisk.wait_ready(layout, pids["asterisk"])
     except BaseException:
@@ -353,21 +531,19 @@ def _start(name: str, workdir: Path, rtp_ports: int) -> StackInfo:
         redis_pid=pids["redis"],
         asterisk_pid=pids["asterisk"],
         sipp_pid=pids["sipp"],
+        redis_secret=redis.users.dialer_secret if redis.users else "",
+        redis_admin_secret=redis.users.admin_secret if redis.users else "",
     )
     _save(info)
-    claims = _claims_dir()
-    claims.mkdir(parents=True, exist_ok=True)
-    (claims / f"{name}-{base}.json").write_text(
-        json.dumps({"workdir": str(workdir), "start": base, "end": base + rtp_ports + 16})
-    )
+    _claim(info)
     log.info("stack %s up in %.1f s", name, time.monotonic() - started)
     return info
 
 
-def _redis_up(pid: int, port: int) -> bool:
+def _redis_up(pid: int, redis: RedisServer) -> bool:
     if not is_alive(pid):
-        raise Exited(f"redis-server exited during start-up (port {port})")
-    return ping(port)
+        raise Exited(f"redis-server exited during start-up (port {redis.port})")
+    return redis.ping()
 
 
 def _stop_processes(layout: asterisk.AsteriskLayout, pids: dict[str, int]) -> None:
@@ -474,11 +650,8 @@ def kill_asterisk(info: StackInfo, *, hard: bool = True) -> StackInfo:
 
 def start_asterisk(info: StackInfo) -> StackInfo:
     """Start Asterisk again with the stack's configuration; returns (and saves) the new info."""
-    layout = info._layout()
     with _global_lock():
-        pid = asterisk.start(layout, log_file=info.workdir / "asterisk" / "console.log")
-        asterisk.wait_ready(layout, pid)
-        new = replace(info, asterisk_pid=pid)
+        new = _restart_asterisk(info)
         _save(new)
     return new
 
@@ -493,12 +666,9 @@ def kill_redis(info: StackInfo, *, hard: bool = False) -> StackInfo:
 
 
 def start_redis(info: StackInfo) -> StackInfo:
-    """Start Redis again on the same port and data directory (the AOF is replayed)."""
-    redis = RedisServer(workdir=info.workdir / "redis", port=info.redis_port)
+    """Start Redis again on the same port, users and data directory (the AOF is replayed)."""
     with _global_lock():
-        pid = spawn(redis.argv(), log_file=info.workdir / "redis" / "stdout.log")
-        wait_until(lambda: _redis_up(pid, info.redis_port), timeout=20, what="redis-server")
-        new = replace(info, redis_pid=pid)
+        new = _restart_redis(info)
         _save(new)
     return new
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from dialer.app import engine_parts
@@ -49,11 +50,13 @@ async def running_engine(settings: EngineSettings) -> AsyncIterator[Engine]:
 
 @contextmanager
 def engine_processes(
-    settings: EngineSettings, count: int
+    settings: EngineSettings, count: int, *, first: int = 0, logs: Path | None = None
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """``count`` separate engine processes (``python -m dialer engine``)."""
+    """``count`` separate engine processes (``python -m dialer engine``), with engine ids
+    ``proc-<first>``, ``proc-<first + 1>``...; with ``logs``, each one's output goes to
+    ``logs / "proc-<n>.log"`` (appended: a restarted id keeps one file)."""
     procs = []
-    for i in range(count):
+    for i in range(first, first + count):
         env = dict(os.environ)
         env.update(
             DIALER_REDIS_URL=settings.redis_url,
@@ -62,16 +65,28 @@ def engine_processes(
             DIALER_ENGINE_ID=f"proc-{i}",
             DIALER_LEASE_MS=str(settings.lease_ms),
         )
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "dialer", "engine"], env=env, start_new_session=True
+        if settings.metrics_port is not None:  # one port per process, from this one up
+            env["DIALER_METRICS_PORT"] = str(settings.metrics_port + i - first)
+        out = None if logs is None else (logs / f"proc-{i}.log").open("ab")
+        try:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "dialer", "engine"],
+                    env=env,
+                    start_new_session=True,
+                    stdout=out,
+                    stderr=out,
+                )
             )
-        )
+        finally:
+            if out is not None:
+                out.close()  # the child has its own copy
     try:
         yield procs
     finally:
         for p in procs:
             if p.poll() is None:
+                os.kill(p.pid, signal.SIGCONT)  # a frozen one (SIGSTOP) cannot end
                 os.kill(p.pid, signal.SIGTERM)
         for p in procs:
             try:

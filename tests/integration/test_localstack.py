@@ -1,4 +1,5 @@
-"""The local stack itself: idempotent up, CLI, side-by-side stacks, clean and checked down."""
+"""The local stack itself: idempotent up, CLI, side-by-side stacks, clean and checked down,
+Redis with credentials, dead parts restarted in place."""
 
 from __future__ import annotations
 
@@ -11,17 +12,30 @@ import sys
 import time
 import urllib.request
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
 
+from dialer.domain.campaign import CampaignSettings
+from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.pbx.ami.client import AmiClient
+from dialer.store.redis_store import RedisStore
 from ops.localstack import stack as localstack
 from ops.localstack.numberplan import Behaviour, number
 from ops.localstack.procs import LeftoverProcess, bound_ports, is_alive, spawn, terminate
+from ops.localstack.redis_server import ping
 from ops.localstack.stack import StackInfo
 from tests.integration.conftest import ami_settings
+from tests.integration.engine_helpers import (
+    engine_settings,
+    new_campaign,
+    nonzero,
+    running_engine,
+    wait_status,
+)
 from tests.integration.test_carrier_sim import watching
 
 pytestmark = pytest.mark.integration
@@ -80,7 +94,7 @@ def test_each_service_listens_on_its_own_ports(stack: StackInfo) -> None:
 
 
 async def test_redis_runs_with_aof(stack: StackInfo) -> None:
-    client = aioredis.Redis.from_url(stack.redis_url, decode_responses=True)
+    client = aioredis.Redis.from_url(stack.redis_admin_url, decode_responses=True)
     try:
         assert await client.config_get("appendonly") == {"appendonly": "yes"}
         assert Path(str((await client.config_get("dir"))["dir"])).is_relative_to(stack.workdir)
@@ -168,3 +182,88 @@ def test_down_refuses_to_report_success_while_a_process_is_left(tmp_path: Path) 
         terminate(stray)
     assert localstack.down(name, workdir) is False  # nothing left now
     assert not os.path.exists(workdir / "stack.json")
+
+
+# -- Redis with credentials -------------------------------------------------------------------
+
+
+async def test_redis_wants_the_dialer_credentials(stack: StackInfo) -> None:
+    assert stack.redis_url == (
+        f"redis://dialer:{stack.redis_secret}@127.0.0.1:{stack.redis_port}/0"
+    )
+    assert stack.redis_secret
+    assert stack.redis_admin_secret != stack.redis_secret
+    assert (stack.workdir / "redis" / "users.acl").stat().st_mode & 0o077 == 0
+    assert stack.redis_secret not in (stack.workdir / "redis" / "users.acl").read_text()
+    assert not ping(stack.redis_port)  # NOAUTH: the default user is off
+    anonymous = aioredis.Redis.from_url(f"redis://127.0.0.1:{stack.redis_port}/0")
+    dialer = aioredis.Redis.from_url(stack.redis_url, driver_info=None)
+    try:
+        with pytest.raises(redis_errors.AuthenticationError):
+            await anonymous.ping()
+        assert await dialer.ping()
+        for command in (("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"), ("SHUTDOWN",)):
+            with pytest.raises(redis_errors.NoPermissionError):
+                await dialer.execute_command(*command)  # type: ignore[no-untyped-call]
+    finally:
+        await anonymous.aclose()
+        await dialer.aclose()
+
+
+# -- restart in place -------------------------------------------------------------------------
+
+
+async def test_up_restarts_what_died_in_place_and_a_connected_engine_carries_on(
+    stack: StackInfo, tmp_path: Path, namespace: str
+) -> None:
+    """SIGKILL Asterisk, `up`: same ports and secrets, Redis untouched; SIGKILL Redis, `up`:
+    same port, data kept (AOF), credentials still good. The engine connected before both
+    kills reconnects by itself and completes a campaign started after them."""
+    name = f"inplace-{uuid.uuid4().hex[:6]}"
+    workdir = tmp_path / "inplace"
+    first = await asyncio.to_thread(localstack.up, name, workdir)
+    store = RedisStore.from_url(first.redis_url, namespace=namespace)
+    try:
+        before = await store.create_campaign("kept", first.trunk, "{}")
+        async with running_engine(engine_settings(first, namespace)) as engine:
+            await asyncio.to_thread(localstack.kill_asterisk, first, hard=True)  # SIGKILL
+            second = await asyncio.to_thread(localstack.up, name, workdir)
+            assert second.asterisk_pid != first.asterisk_pid
+            assert second == replace(first, asterisk_pid=second.asterisk_pid)
+            assert localstack.load(workdir) == second
+            assert localstack.is_ready(second)
+
+            await asyncio.to_thread(localstack.kill_redis, second, hard=True)  # SIGKILL
+            third = await asyncio.to_thread(localstack.up, name, workdir)
+            assert third.redis_pid != second.redis_pid
+            assert third == replace(second, redis_pid=third.redis_pid)
+            assert (await store.get_campaign(before)).name == "kept"  # the AOF, replayed
+
+            async with asyncio.timeout(30):
+                while not engine.pbx.connected:
+                    await asyncio.sleep(0.1)
+            phones = [number(Behaviour.HOLD, i, hold_s=1) for i in range(3)]
+            control, cid = await new_campaign(
+                store,
+                CampaignSettings(name="after", trunk=third.trunk, max_channels=3, cps=10.0),
+                phones,
+            )
+            await control.start(cid)
+            await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=60)
+        assert nonzero(await store.counts(cid)) == {CallStatus.ANSWERED: 3}
+    finally:
+        await store.aclose()
+        await asyncio.to_thread(localstack.down, name, workdir)
+
+
+def test_up_leaves_a_ready_stack_alone_and_restarts_a_dead_sipp(tmp_path: Path) -> None:
+    name = f"sipp-{uuid.uuid4().hex[:6]}"
+    workdir = tmp_path / "sipp"
+    first = localstack.up(name, workdir)
+    try:
+        localstack.terminate_now(first.sipp_pid)
+        again = localstack.up(name, workdir)
+        assert again == replace(first, sipp_pid=again.sipp_pid)
+        assert localstack.is_ready(again)
+    finally:
+        localstack.down(name, workdir)

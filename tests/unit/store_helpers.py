@@ -61,6 +61,7 @@ async def finish(
     *,
     trunk: str = "trunk1",
     retry_at_ms: int | None = None,
+    owner: str = "",
 ) -> bool:
     return await store.finish(
         cid,
@@ -72,6 +73,7 @@ async def finish(
         tech_failures=0,
         retry_at_ms=retry_at_ms,
         record={"outcome": status.value},
+        owner=owner,
     )
 
 

@@ -12,6 +12,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = shutil.which("docker-compose")
+SECRETS = (
+    "DIALER_AMI_SECRET",
+    "DIALER_API_TOKENS",
+    "DIALER_REDIS_PASSWORD",
+    "DIALER_REDIS_ADMIN_PASSWORD",
+)
 
 pytestmark = pytest.mark.skipif(
     COMPOSE is None, reason="docker-compose not installed (apt-get install docker-compose)"
@@ -19,10 +25,10 @@ pytestmark = pytest.mark.skipif(
 
 
 def compose(*args: str, secret: str | None = "test-secret") -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("DIALER_AMI_SECRET", "DIALER_API_TOKENS")
-    }
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS}
     env["DIALER_API_TOKENS"] = "admin:" + "a" * 32
+    env["DIALER_REDIS_PASSWORD"] = "d" * 32
+    env["DIALER_REDIS_ADMIN_PASSWORD"] = "e" * 32
     if secret is not None:
         env["DIALER_AMI_SECRET"] = secret
     return subprocess.run(
@@ -68,6 +74,8 @@ def test_services_profiles_and_mounts() -> None:
     blocks = service_blocks(config.stdout)
     assert set(blocks) == {"redis", "asterisk", "sipp", "dialer", "prometheus", "grafana"}
     assert '- --appendonly\n    - "yes"\n' in blocks["redis"], blocks["redis"]
+    assert f"- {ROOT}/ops/redis:/ops-redis:ro\n" in blocks["redis"], blocks["redis"]
+    assert "/ops-redis/entrypoint.sh" in blocks["redis"]
     mount = f"- {ROOT}/pbx-config/asterisk:"
     assert f"{mount}/pbx-config:ro\n" in blocks["asterisk"], blocks["asterisk"]
     assert f"{mount}/src/pbx-config/asterisk:ro\n" in blocks["sipp"], blocks["sipp"]
@@ -85,6 +93,7 @@ def test_dialer_prometheus_and_grafana_use_the_repository_configs() -> None:
     assert "dockerfile: ops/dialer/Dockerfile\n" in blocks["dialer"]
     assert (ROOT / "ops" / "dialer" / "Dockerfile").is_file()
     assert "DIALER_AMI_URL: ami://dialer:test-secret@127.0.0.1:5038" in blocks["dialer"]
+    assert f"DIALER_REDIS_URL: redis://dialer:{'d' * 32}@127.0.0.1:6379/0" in blocks["dialer"]
     assert (
         "DIALER_METRICS_PORT: '9108'" in blocks["dialer"]
         or 'DIALER_METRICS_PORT: "9108"' in (blocks["dialer"])
@@ -105,11 +114,29 @@ def test_dialer_prometheus_and_grafana_use_the_repository_configs() -> None:
 
 
 def test_compose_refuses_to_run_the_api_without_tokens() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "DIALER_API_TOKENS"}
-    env["DIALER_AMI_SECRET"] = "x"
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    env.update(DIALER_AMI_SECRET="x", DIALER_REDIS_PASSWORD="d", DIALER_REDIS_ADMIN_PASSWORD="e")
     done = subprocess.run(
         [str(COMPOSE), "-f", "docker-compose.yml", "config", "-q"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode != 0
     assert "DIALER_API_TOKENS" in done.stderr
+
+
+@pytest.mark.parametrize("missing", ["DIALER_REDIS_PASSWORD", "DIALER_REDIS_ADMIN_PASSWORD"])
+def test_compose_refuses_to_run_redis_without_its_passwords(missing: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    env.update(
+        DIALER_AMI_SECRET="x",
+        DIALER_API_TOKENS="admin:" + "a" * 32,
+        DIALER_REDIS_PASSWORD="d" * 32,
+        DIALER_REDIS_ADMIN_PASSWORD="e" * 32,
+    )
+    del env[missing]
+    done = subprocess.run(
+        [str(COMPOSE), "-f", "docker-compose.yml", "config", "-q"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert missing in done.stderr

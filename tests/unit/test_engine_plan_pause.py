@@ -49,12 +49,12 @@ async def test_writer_returns_while_the_plan_pause_is_slow(
             cid,
             TRUNK,
             [call_id],
-            "e1",
+            engine.owner,  # the engine's lease token: its results are fenced by it
             lease_ms=10_000,
             max_channels=5,
-            trunk_max_channels=0,
-            cps=0,
-            trunk_cps=0,
+            trunk_max_channels=None,
+            cps=None,
+            trunk_cps=None,
         )
 
     first = _Claim(claim_command("c1"))

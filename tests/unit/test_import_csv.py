@@ -11,7 +11,7 @@ from dialer.domain.statuses import CallStatus, CampaignStatus, ListStatus
 from dialer.errors import NotFound, TransitionRefused, ValidationError
 from dialer.importer import MAX_DETAILS, ColumnMapping, ImportRefused, import_csv
 from dialer.store import RedisStore
-from dialer.store.dnc import DncStore
+from dialer.store.dnc import DncStore, ImportLedger
 from tests.unit.import_helpers import (
     ChangingFile,
     csv_bytes,
@@ -255,3 +255,26 @@ async def test_rollback_keeps_claimed_contacts_and_stops_the_list(store: RedisSt
     assert await store.list_status(cid) == {1: ListStatus.STOPPED}
     assert nonzero(await store.counts(cid)) == {C.IN_PROGRESS: 1}
     assert await phones_of(store, cid) == claimed
+
+
+async def test_duplicates_cost_no_redis_work_of_their_own(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch asks Redis about its distinct numbers once, and never about one this import
+    added already; the counts are those of asking about every row."""
+    asked: list[int] = []
+    screen = ImportLedger.screen
+
+    async def counting(self: ImportLedger, cid: int, phones: list[str]) -> list[int]:
+        asked.append(len(phones))
+        return await screen(self, cid, phones)
+
+    monkeypatch.setattr(ImportLedger, "screen", counting)
+    cid = await store.create_campaign("imp", "trunk1", "{}")
+    await import_csv(store, cid, stream(csv_bytes("phone", numbers(2, start=90))))
+    rows = ["+12125559999"] * 4500 + numbers(3) * 500 + numbers(2, start=90) * 100
+    asked.clear()
+    report = await import_csv(store, cid, stream(csv_bytes("phone", rows)), batch=1000)
+    assert (report.rows, report.imported, report.duplicates) == (6200, 4, 6196)
+    assert sum(asked) == 4 + 2  # the 4 new numbers once; the 2 of the first list once each
+    assert await phones_of(store, cid, list_id=2) == ["+12125559999", *numbers(3)]

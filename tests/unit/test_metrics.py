@@ -199,6 +199,14 @@ def test_redis_latency_lua_errors_and_unwritten(metrics: DialerMetrics) -> None:
     assert value(s, "dialer_unwritten_results") == 4
 
 
+def test_lease_lost_and_adopted(metrics: DialerMetrics) -> None:
+    metrics.lease_lost(3, 2)
+    metrics.adopted(3)
+    s = scrape(metrics)
+    assert value(s, "dialer_lease_lost_total", campaign="3") == 2
+    assert value(s, "dialer_calls_adopted_total", campaign="3") == 1
+
+
 def test_forget_campaign_drops_its_series_and_keeps_counting_after(metrics: DialerMetrics) -> None:
     for cid in (1, 2):
         metrics.set_limits(cid, "carrier", max_channels=10, cps=1)
@@ -239,6 +247,8 @@ def exercise(metrics: DialerMetrics) -> None:
     metrics.observe_redis("claim", 0.001)
     metrics.lua_error("claim")
     metrics.set_unwritten(0)
+    metrics.lease_lost(1)
+    metrics.adopted(1)
 
 
 def test_label_names_are_low_cardinality_only(metrics: DialerMetrics) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -232,13 +234,20 @@ def test_dialplan_callback_is_rescheduled_without_using_an_attempt() -> None:
 
 
 def test_table_invariants() -> None:
-    assert OUTCOME_TABLE_VERSION == 1
+    assert OUTCOME_TABLE_VERSION == 2
     for rule in OUTCOME_RULES:
         assert rule.final is not rule.retryable
         if rule.status is S.TECHNICAL_ERROR:
             assert rule.retryable
             assert not rule.consumes_attempt
-        if rule.status in (S.ANSWERED, S.INVALID_NUMBER, S.DO_NOT_CALL, S.REJECTED):
+        if rule.status in (
+            S.ANSWERED,
+            S.ANSWERED_CUT,
+            S.OUTCOME_UNKNOWN,
+            S.INVALID_NUMBER,
+            S.DO_NOT_CALL,
+            S.REJECTED,
+        ):
             assert rule.final
     assert OUTCOME_RULES[-1].describe() == "anything else"
 
@@ -252,6 +261,8 @@ raw_outcomes = st.builds(
     dialplan_result=st.none() | st.sampled_from(DialplanResult),
     originate_failed=st.booleans(),
     invalid_number=st.booleans(),
+    lost=st.booleans(),
+    outcome_unknown=st.booleans(),
 )
 
 
@@ -264,10 +275,17 @@ def test_any_raw_outcome_gets_a_consistent_classification(raw: RawOutcome) -> No
     assert "None" not in c.reason
     if raw.invalid_number:
         assert (c.status, c.final, c.consumes_attempt) == (S.INVALID_NUMBER, True, False)
-    elif raw.answered and raw.dialplan_result is None and not raw.originate_failed:
+    elif raw.dialplan_result is not None:
+        assert c.status in (S.DO_NOT_CALL, S.RESCHEDULED)
+    elif raw.outcome_unknown:  # never redialed on its own
+        assert (c.status, c.final) == (S.OUTCOME_UNKNOWN, True)
+    elif raw.lost:  # an answered call cut by a PBX failure is never a technical error
+        expected = S.ANSWERED_CUT if raw.answered else S.TECHNICAL_ERROR
+        assert (c.status, c.consumes_attempt) == (expected, raw.answered)
+    elif raw.answered and not raw.originate_failed:
         assert c.status in (S.ANSWERED, S.VOICEMAIL)
     if not raw.answered:
-        assert c.status not in (S.ANSWERED, S.VOICEMAIL)
+        assert c.status not in (S.ANSWERED, S.VOICEMAIL, S.ANSWERED_CUT)
 
 
 def test_markdown_table() -> None:
@@ -284,3 +302,8 @@ def test_markdown_table() -> None:
         rows[-1]
         == f"| {len(OUTCOME_RULES)} | anything else | No answer | yes | yes | no | `default` |"
     )
+
+
+def test_the_readme_table_is_the_rendered_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert render_markdown().split("\n", 2)[2] in readme, "README: paste render_markdown()"

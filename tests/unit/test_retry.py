@@ -251,3 +251,43 @@ def test_a_contact_always_ends(policy: RetryPolicy, outcomes: list[Classificatio
     else:
         pytest.fail("the contact never reached a final status")
     assert dials <= bound
+
+
+# -- calls a PBX failure cut ------------------------------------------------------------------
+
+
+def test_an_answered_call_cut_by_a_pbx_failure_is_not_redialed_by_default() -> None:
+    cut = classify(RawOutcome(answered=True, lost=True))
+    assert (cut.status, cut.final, cut.consumes_attempt) == (
+        CallStatus.ANSWERED_CUT,
+        True,
+        True,
+    )
+    d = decide(cut, attempts_used=0, technical_failures=0, policy=RetryPolicy(), now=100.0)
+    assert (d.contact_status, d.retry_at, d.attempts_used) == (CallStatus.ANSWERED_CUT, None, 1)
+
+
+def test_redial_answered_cut_retries_within_the_attempt_budget() -> None:
+    policy = RetryPolicy(
+        max_attempts=2, delays={CallStatus.TECHNICAL_ERROR: 30.0}, redial_answered_cut=True
+    )
+    cut = classify(RawOutcome(answered=True, lost=True))
+    d = decide(cut, attempts_used=0, technical_failures=0, policy=policy, now=100.0)
+    assert (d.contact_status, d.retry_at, d.attempts_used) == (CallStatus.RETRY_SCHEDULED, 130.0, 1)
+    d = decide(cut, attempts_used=1, technical_failures=0, policy=policy, now=100.0)
+    assert (d.contact_status, d.retry_at) == (CallStatus.ANSWERED_CUT, None)
+    assert RetryPolicy.from_dict(policy.to_dict()) == policy
+    with pytest.raises(ValidationError, match="redial_answered_cut must be true or false"):
+        RetryPolicy(redial_answered_cut="yes")  # type: ignore[arg-type]
+
+
+def test_an_unanswered_call_cut_is_a_free_technical_retry_and_unknown_is_final() -> None:
+    rang = classify(RawOutcome(answered=False, lost=True))
+    assert (rang.status, rang.retryable, rang.consumes_attempt) == (
+        CallStatus.TECHNICAL_ERROR,
+        True,
+        False,
+    )
+    unknown = classify(RawOutcome(answered=False, outcome_unknown=True))
+    d = decide(unknown, attempts_used=0, technical_failures=0, policy=RetryPolicy(), now=1.0)
+    assert (d.contact_status, d.retry_at) == (CallStatus.OUTCOME_UNKNOWN, None)

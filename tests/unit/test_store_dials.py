@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -55,10 +56,14 @@ async def test_a_replayed_claim_does_not_count_a_dial_twice(store: RedisStore) -
     first = await claim(store, cid, "call-1")
     again = await claim(store, cid, "call-1")
     assert (first.kind, first.dial, again.kind, again.dial) == ("ok", 1, "ok", 1)
-    limits = {"lease_ms": 10_000, "max_channels": 0, "trunk_max_channels": 0, "cps": 0}
-    batch = await store.claim_batch(cid, "trunk1", ["call-2"], "e1", trunk_cps=0, **limits)
+    limits: dict[str, Any] = {"max_channels": None, "trunk_max_channels": None, "cps": None}
+    batch = await store.claim_batch(
+        cid, "trunk1", ["call-2"], "e1", lease_ms=10_000, trunk_cps=None, **limits
+    )
     both = ["call-1", "call-2"]
-    replay = await store.claim_batch(cid, "trunk1", both, "e1", trunk_cps=0, **limits)
+    replay = await store.claim_batch(
+        cid, "trunk1", both, "e1", lease_ms=10_000, trunk_cps=None, **limits
+    )
     assert [(c.call_id, c.contact_id, c.dial) for c in batch.claims] == [("call-2", 2, 1)]
     assert [(c.call_id, c.dial) for c in replay.claims] == [("call-1", 1), ("call-2", 1)]
     assert [(await store.get_contact(cid, k)).dials for k in (1, 2)] == [1, 1]

@@ -1,6 +1,7 @@
 --[[ claim.lua -- take up to N due contacts for new calls, within the channel and rate limits.
 
-Atomic: campaign status check, lease purge, channel limits, sliding-window rate and pacing,
+Atomic: campaign status check, channel limits (every lease counts, an expired one too, until
+its call is settled: see reap.lua), sliding-window rate and pacing,
 do-not-call screening, then the first due contacts of the pending queue become in_progress,
 each under a lease held by its call id. One round trip claims a whole burst.
 
@@ -11,7 +12,7 @@ KEYS[4]  trunk inflight zset      {ns}:t:{trunk}:inflight
 KEYS[5]  campaign rate zset       {ns}:c:{cid}:rate
 KEYS[6]  trunk rate zset          {ns}:t:{trunk}:rate
 KEYS[7]  claimed zset             {ns}:c:{cid}:claimed
-KEYS[8]  orphans zset             {ns}:c:{cid}:orphans
+KEYS[8]  orphans zset             {ns}:c:{cid}:orphans  (not used here any more: reap.lua)
 KEYS[9]  counts hash              {ns}:c:{cid}:counts
 KEYS[10] liststop hash            {ns}:c:{cid}:liststop
 KEYS[11] call key PREFIX          {ns}:call:        (+ call id: the call hashes)
@@ -79,7 +80,8 @@ claimed no more than it did:
             transition.lua: the calling hours' close less a guard, or the end date) has
             passed by this server's clock (value = the deadline); no claims. A slow or stale
             engine cannot dial late: the deadline is checked here, atomically with the grant.
-  "full"    a channel limit is reached; value = ms until the first lease expires
+  "full"    a channel limit is reached; value = ms until the first lease expires (1 when it
+            has expired: a slot of an expired lease frees once an engine settles its call)
   "rate"    a rate or pacing window is full; value = ms until a grant leaves it
   "empty"   nothing due; value = the next due time (ms), -1 when pending is empty, = now when
             the settle budget ran out (call again at once)
@@ -120,16 +122,9 @@ if deadline and now >= deadline then
   return {'closed', now, deadline, 0}
 end
 
--- (b) expired leases: campaign ones become orphans (their calls were never finished)
-local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'WITHSCORES')
-for i = 1, #expired, 2 do
-  redis.call('ZADD', KEYS[8], expired[i + 1], expired[i])
-  redis.call('ZREM', KEYS[7], expired[i])
-end
-if #expired > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+-- (b) expired leases are not purged here: a lease keeps its slot until its call is settled
+-- (finished, released, or adopted by an engine that saw it on the PBX: reap.lua, adopt.lua),
+-- so the caps hold while a dead engine's calls are still up. Nothing to scan per claim.
 
 -- (c) channel limits: how many channels are free
 local huge = 2 ^ 53

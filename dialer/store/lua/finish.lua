@@ -23,7 +23,7 @@ then 12 keys per call, in the order of the calls in ARGV:
   +12 usage hash              {ns}:c:{cid}:usage
 
 ARGV[1]  call hash TTL in seconds
-then per call, 11 values:
+then per call, 12 values:
   +1  call id
   +2  contact id
   +3  campaign id
@@ -36,9 +36,11 @@ then per call, 11 values:
   +10 talk seconds to add to the campaign's usage
   +11 the record: a JSON array of names and values, [name1, value1, name2, ...] (one argument
       instead of dozens: the client packs it once; [] writes no record)
+  +12 owner: the caller's lease owner token ("" = not fenced: tools and tests)
 
 Returns, per call, three values: applied (1; 0 when the call was already done or is unknown;
--1 when it belongs to another contact: nothing is changed for it), then the campaign's usage
+-1 when it belongs to another contact; -2 when another owner holds it, having adopted it: its
+result is the adopter's to write; nothing is changed for it with -1 or -2), then the campaign's usage
 totals after it (attempts, talk seconds as a string), or 0, "0" when not applied.
 ]]
 
@@ -50,9 +52,12 @@ local k, a = 2, 2
 while a <= #ARGV do
   local call_id, contact, cid = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local K = function(i) return KEYS[k + i - 1] end
-  local call = redis.call('HMGET', K(1), 'state', 'contact')
+  local call = redis.call('HMGET', K(1), 'state', 'contact', 'owner')
+  local owner = ARGV[a + 11]
   local n = #out
-  if not call[1] or call[1] == 'done' then
+  if owner ~= '' and call[1] and call[3] and call[3] ~= owner then
+    out[n + 1], out[n + 2], out[n + 3] = -2, 0, '0'
+  elseif not call[1] or call[1] == 'done' then
     out[n + 1], out[n + 2], out[n + 3] = 0, 0, '0'
   elseif call[2] ~= contact then
     out[n + 1], out[n + 2], out[n + 3] = -1, 0, '0'
@@ -94,6 +99,6 @@ while a <= #ARGV do
     out[n + 1], out[n + 2], out[n + 3] = 1, used, talk
   end
   k = k + 12
-  a = a + 11
+  a = a + 12
 end
 return out

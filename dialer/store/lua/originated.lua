@@ -1,23 +1,31 @@
 --[[ originated.lua -- the PBX accepted these originates: the calls leave the claimed set.
 
+Fenced by the owner: a call another engine owns now (it adopted it) is not moved and is
+reported lost.
+
 KEYS[1]     claimed zset   {ns}:c:{cid}:claimed
 KEYS[2..]   call hashes    {ns}:call:{call_id}, one per call id, in the order of ARGV
 
-ARGV[1..]   call ids (all of campaign cid)
+ARGV[1]     owner (the caller's lease owner token; "" = not fenced: tools and tests)
+ARGV[2..]   call ids (all of campaign cid)
 
-Returns how many calls went from claimed to originated (unknown, already originated or done
-ones are left alone).
+Returns {moved, lost call ids...}: moved = how many calls went from claimed to originated
+(unknown, already originated or done ones are left alone).
 ]]
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local moved = 0
-for i = 1, #ARGV do
-  local key = KEYS[i + 1]
-  if redis.call('HGET', key, 'state') == 'claimed' then
+local owner = ARGV[1]
+local out = {0}
+for i = 2, #ARGV do
+  local key = KEYS[i]
+  local c = redis.call('HMGET', key, 'state', 'owner')
+  if owner ~= '' and c[1] and c[2] and c[2] ~= owner then
+    out[#out + 1] = ARGV[i]
+  elseif c[1] == 'claimed' then
     redis.call('HSET', key, 'state', 'originated', 'originated_ms', now)
     redis.call('ZREM', KEYS[1], ARGV[i])
-    moved = moved + 1
+    out[1] = out[1] + 1
   end
 end
-return moved
+return out

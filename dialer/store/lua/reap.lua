@@ -1,7 +1,11 @@
---[[ reap.lua -- expired campaign leases become orphans; list the orphans.
+--[[ reap.lua -- mark the campaign's expired leases as orphans; list the orphans.
 
 An orphan is a call whose lease expired before it was finished or released: its owner died
-or stalled. The engine decides its fate (release if never originated, else finish).
+or stalled. Its lease stays in the inflight zsets (campaign and trunk) and keeps its slot:
+only an engine that has checked the PBX's channel list settles it (adopt.lua, then follow it,
+release it or finish it), or its owner takes it back by renewing (renew.lua). Called by the
+engines' reconciliation (every lease renewal round, and before a campaign's first claim),
+never on the claim path; its cost follows the expired leases, not the live ones.
 
 KEYS[1] campaign inflight zset   {ns}:c:{cid}:inflight
 KEYS[2] claimed zset             {ns}:c:{cid}:claimed
@@ -14,10 +18,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES')
 for i = 1, #expired, 2 do
-  redis.call('ZADD', KEYS[3], expired[i + 1], expired[i])
+  redis.call('ZADD', KEYS[3], 'NX', expired[i + 1], expired[i])
   redis.call('ZREM', KEYS[2], expired[i])
-end
-if #expired > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 end
 return redis.call('ZRANGE', KEYS[3], 0, -1)

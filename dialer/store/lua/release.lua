@@ -20,13 +20,20 @@ ARGV[1]  call id
 ARGV[2]  contact id
 ARGV[3]  call hash TTL in seconds
 ARGV[4]  contact member (zero-padded id) for the pending zset
+ARGV[5]  owner (the caller's lease owner token; "" = not fenced: tools and tests)
 
-Returns 1 when released, 0 when the call was already done or is unknown.
-Error when the call belongs to another contact.
+Returns 1 when released, 0 when the call was already done or is unknown, -1 when another
+owner holds the call (it adopted it: nothing is changed; fenced like redis-py's
+Lock.release). Error when the call belongs to another contact.
 ]]
 
 local call_id = ARGV[1]
-local call = redis.call('HMGET', KEYS[1], 'state', 'contact', 'prev_status', 'prev_due', 'dial')
+local call = redis.call('HMGET', KEYS[1], 'state', 'contact', 'prev_status', 'prev_due', 'dial',
+                       'owner')
+local owner = ARGV[5] or ''
+if owner ~= '' and call[1] and call[6] and call[6] ~= owner then
+  return -1
+end
 if not call[1] or call[1] == 'done' then
   return 0
 end

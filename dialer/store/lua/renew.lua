@@ -1,8 +1,12 @@
---[[ renew.lua -- extend the leases of live calls (never shortens one: ZADD GT).
+--[[ renew.lua -- extend the leases of the caller's live calls (never shortens one: ZADD GT).
 
-A call whose hash is gone or done is skipped. A live call whose campaign lease had already
-expired (its owner stalled longer than the lease) gets its leases back -- the channel is real --
-leaves the orphans set, and is reported.
+Fenced by the owner, as redis-py's Lock.extend is by its token: a call whose owner is another
+engine now (it adopted the call after this caller's lease expired) is not touched and is
+reported lost; the caller must stop acting on it (no hang-up, no result: the adopter's).
+A call whose hash is gone, or done under the caller's own ownership, is skipped. A live call
+of the caller whose lease had expired (its owner stalled longer than the lease) but that no
+engine adopted gets its leases back -- the channel is real -- leaves the orphans set, and is
+reported retaken.
 
 KEYS[1]    campaign inflight zset   {ns}:c:{cid}:inflight
 KEYS[2]    trunk inflight zset      {ns}:t:{trunk}:inflight
@@ -11,22 +15,27 @@ KEYS[4]    claimed zset             {ns}:c:{cid}:claimed
 KEYS[5..]  call hashes, in the order of the call ids
 
 ARGV[1]    lease_ms
-ARGV[2..]  call ids
+ARGV[2]    owner (the caller's lease owner token)
+ARGV[3..]  call ids
 
-Returns the call ids whose campaign lease had expired (empty when all were still held).
+Returns {retaken, lost}: the call ids whose lease had expired and were taken back, and those
+another owner holds now.
 ]]
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expiry = now + tonumber(ARGV[1])
-local lost = {}
-for i = 2, #ARGV do
+local owner = ARGV[2]
+local retaken, lost = {}, {}
+for i = 3, #ARGV do
   local call_id = ARGV[i]
-  local c = redis.call('HMGET', KEYS[i + 3], 'state', 'claimed_ms')
-  if c[1] and c[1] ~= 'done' then
+  local c = redis.call('HMGET', KEYS[i + 2], 'state', 'claimed_ms', 'owner')
+  if c[1] and c[3] and c[3] ~= owner then
+    lost[#lost + 1] = call_id
+  elseif c[1] and c[1] ~= 'done' then
     local held = tonumber(redis.call('ZSCORE', KEYS[1], call_id))
     if not held or held <= now then
-      lost[#lost + 1] = call_id
+      retaken[#retaken + 1] = call_id
       redis.call('ZREM', KEYS[3], call_id)
       if c[1] == 'claimed' then
         redis.call('ZADD', KEYS[4], c[2], call_id)
@@ -36,4 +45,4 @@ for i = 2, #ARGV do
     redis.call('ZADD', KEYS[2], 'GT', expiry, call_id)
   end
 end
-return lost
+return {retaken, lost}
