@@ -31,7 +31,12 @@ from dialer.store.models import ContactInput
 from dialer.store.redis_store import RedisStore
 from ops.localstack.numberplan import Behaviour, number
 from ops.localstack.stack import StackInfo
-from tests.integration.engine_helpers import engine_settings, running_engine, wait_records
+from tests.integration.engine_helpers import (
+    engine_settings,
+    running_engine,
+    wait_records,
+    wait_status,
+)
 from tests.unit.api_helpers import OPERATOR, api_client, error_of
 
 pytestmark = pytest.mark.integration
@@ -222,7 +227,7 @@ async def test_the_engine_dials_hostile_contact_variables_as_data(
         "note": f"x,DIALER_VM_MESSAGE={hostile[2]},DIALER_AMD=0",
         "x,DIALER_AMD=0": hostile[3],
     }
-    namespace = f"inj-{secrets.token_hex(4)}"
+    namespace = f"dialer:inj-{secrets.token_hex(4)}"
     settings = engine_settings(stack, namespace)
     store = RedisStore.from_url(stack.redis_url, namespace=namespace)
     try:
@@ -253,35 +258,36 @@ async def test_hostile_settings_in_redis_never_reach_asterisk(
     """Settings written behind the API's back: the engine reads them with
     CampaignSettings.from_dict, which raises ValidationError before any originate.
 
-    Until issue 15 item 5 (the campaign pauses itself), that error may stop the engine's
-    supervisor: this test asserts only what Asterisk saw (no channel) and that the engine
-    raised the ValidationError rather than dialing."""
+    The engine pauses such a campaign with the reason (issue 15 item 5) and goes on: one
+    campaign per payload, each started with valid settings and then tampered with."""
     marker = f"dialer-inject-{secrets.token_hex(6)}"
     victim = number(B.WAIT_FOR_BYE, secrets.randbelow(10_000))
-    namespace = f"inj-{secrets.token_hex(4)}"
+    namespace = f"dialer:inj-{secrets.token_hex(4)}"
     settings = engine_settings(stack, namespace)
     store = RedisStore.from_url(stack.redis_url, namespace=namespace)
     try:
-        cid = await _campaign(store, "tampered", [number(B.VOICEMAIL, 1)])
-        await CampaignControl(store).start(cid)
         for hostile in payloads(marker, victim)[:4]:
+            cid = await _campaign(store, "tampered", [number(B.VOICEMAIL, 1)])
+            await CampaignControl(store).start(cid)
             await _tamper(store, cid, variables={"DIALER_VM_MESSAGE": hostile})
             with no_file_appears(stack, marker):
-                async with seeing(ami) as seen:
-                    with suppress(Exception):  # the supervisor's ValidationError, for now
-                        async with running_engine(settings):
-                            await asyncio.sleep(2.0)
-                    await asyncio.sleep(0.5)
-                assert not seen.all("Newchannel"), seen.all("Newchannel")
-        with pytest.raises(ValidationError, match="variables.DIALER_VM_MESSAGE"):
-            CampaignSettings.from_dict(json.loads((await store.get_campaign(cid)).settings_json))
+                async with seeing(ami) as seen, running_engine(settings):
+                    await wait_status(store, cid, {CampaignStatus.PAUSED}, within=10)
+                await asyncio.sleep(0.5)
+            assert not seen.all("Newchannel"), seen.all("Newchannel")
+            reason = (await store.get_campaign(cid)).status_reason
+            assert reason.startswith("invalid settings: variables.DIALER_VM_MESSAGE"), reason
+            with pytest.raises(ValidationError, match="variables.DIALER_VM_MESSAGE"):
+                CampaignSettings.from_dict(
+                    json.loads((await store.get_campaign(cid)).settings_json)
+                )
         await alive(ami)
     finally:
         await store.aclose()
 
 
 async def test_the_api_refuses_hostile_values_on_create_and_edit(stack: StackInfo) -> None:
-    namespace = f"inj-{secrets.token_hex(4)}"
+    namespace = f"dialer:inj-{secrets.token_hex(4)}"
     store = RedisStore.from_url(stack.redis_url, namespace=namespace)
     body = {"name": "api", "trunk": "carrier", "max_channels": 1, "cps": 1}
     try:
