@@ -222,7 +222,7 @@ async def test_the_engine_dials_hostile_contact_variables_as_data(
         "note": f"x,DIALER_VM_MESSAGE={hostile[2]},DIALER_AMD=0",
         "x,DIALER_AMD=0": hostile[3],
     }
-    namespace = f"inj-{secrets.token_hex(4)}"
+    namespace = f"dialer:inj-{secrets.token_hex(4)}"
     settings = engine_settings(stack, namespace)
     store = RedisStore.from_url(stack.redis_url, namespace=namespace)
     try:
@@ -258,7 +258,7 @@ async def test_hostile_settings_in_redis_never_reach_asterisk(
     raised the ValidationError rather than dialing."""
     marker = f"dialer-inject-{secrets.token_hex(6)}"
     victim = number(B.WAIT_FOR_BYE, secrets.randbelow(10_000))
-    namespace = f"inj-{secrets.token_hex(4)}"
+    namespace = f"dialer:inj-{secrets.token_hex(4)}"
     settings = engine_settings(stack, namespace)
     store = RedisStore.from_url(stack.redis_url, namespace=namespace)
     try:
@@ -281,7 +281,7 @@ async def test_hostile_settings_in_redis_never_reach_asterisk(
 
 
 async def test_the_api_refuses_hostile_values_on_create_and_edit(stack: StackInfo) -> None:
-    namespace = f"inj-{secrets.token_hex(4)}"
+    namespace = f"dialer:inj-{secrets.token_hex(4)}"
     store = RedisStore.from_url(stack.redis_url, namespace=namespace)
     body = {"name": "api", "trunk": "carrier", "max_channels": 1, "cps": 1}
     try:
