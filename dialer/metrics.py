@@ -220,6 +220,12 @@ class DialerMetrics:
         self._adopted = counter(
             "dialer_calls_adopted_total", "Calls of expired leases this engine took over.", cp
         )
+        self._unowned_ends = counter(
+            "dialer_unfollowed_ends_total",
+            "Calls this engine settled without having followed them to their end, by where "
+            "their end came from (reason: seen, switch, lost, unknown).",
+            ("reason",),
+        )
         self._unwritten = gauge("dialer_unwritten_results", "Results waiting for the store.")
         self._lanes: dict[tuple[int, str], _Lane] = {}
         self._failure_children: dict[tuple[int, str, OriginateFailure], Counter] = {}
@@ -384,6 +390,11 @@ class DialerMetrics:
     def adopted(self, campaign: int, count: int = 1) -> None:
         """This engine took over ``count`` calls whose leases had expired."""
         self._adopted.labels(str(campaign)).inc(count)
+
+    def unfollowed_end(self, source: str) -> None:
+        """This engine settled a call whose end it had not followed; ``source`` is an
+        ``EndSource`` value (four of them)."""
+        self._unowned_ends.labels(source).inc()
 
     def set_unwritten(self, results: int) -> None:
         self._unwritten.set(results)

@@ -50,6 +50,7 @@ RECORD_COLUMNS = (
     "dial_status",
     "originate_reason",
     "originate_failed",
+    "end_source",
     "claimed_ms",
     "answered_ms",
     "ended_ms",

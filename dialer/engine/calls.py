@@ -27,11 +27,20 @@ class LiveCall:
 
 
 def lost_outcome(seen: RawOutcome | None, *, answered: bool) -> RawOutcome:
-    """The end of a call lost with the PBX (its end never reported): a failed originate, with
-    whatever the PBX did report of it first (``seen``: the OriginateResponse's reason, AMD, a
-    dialplan result), so that the record keeps it. A dialplan result seen before the loss
-    still decides the outcome (its outcome rows come before ``originate_failed``)."""
-    return replace(seen or RawOutcome(answered), answered=answered, originate_failed=True)
+    """The end of a call cut by a PBX failure (its end never reported, no switch record):
+    ``lost``, answered or not as this engine knew it, with whatever the PBX did report of it
+    first (``seen``: the OriginateResponse's reason, AMD, a dialplan result), so that the record
+    keeps it. Answered -> Answered, cut; not answered -> a technical error that uses no
+    attempt; a dialplan result seen before the loss still decides (its rows come first)."""
+    return replace(
+        seen or RawOutcome(answered), answered=answered, lost=True, originate_failed=False
+    )
+
+
+def unknown_outcome() -> RawOutcome:
+    """The end of a call nobody saw end and the switch kept no record of: Outcome unknown
+    (final; never redialed on its own)."""
+    return RawOutcome(answered=False, outcome_unknown=True)
 
 
 def _ms(t: float | None) -> str:
@@ -49,7 +58,9 @@ def call_record(
 
     ``attempt`` is the attempt this call counts as against the contact's ``max_attempts``
     (attempts used before it + 1): a technical error uses none, so its redial repeats it.
-    ``dial`` tells the calls apart: the contact's n-th call has dial n.
+    ``dial`` tells the calls apart: the contact's n-th call has dial n. ``end_source`` says
+    where the end came from (:class:`~dialer.pbx.base.EndSource`: the owner's events, another
+    engine's memory of them, the switch's own record, a PBX failure, or nowhere).
     """
     raw = ended.raw
     answered_at = ended.answered_at
@@ -73,6 +84,7 @@ def call_record(
         "dial_status": _s(raw.dial_status),
         "originate_reason": _s(raw.originate_reason),
         "originate_failed": "1" if raw.originate_failed else "0",
+        "end_source": ended.source.value,
         "claimed_ms": _ms(call.claimed_at),
         "answered_ms": _ms(answered_at),
         "ended_ms": _ms(ended.ended_at),

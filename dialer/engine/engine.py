@@ -37,17 +37,16 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from dialer.config import EngineSettings
-from dialer.domain.calls import RawOutcome
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.outcome import classify
 from dialer.domain.retry import decide
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.engine.batch import GroupCommit
-from dialer.engine.calls import LiveCall, call_record, lost_outcome
+from dialer.engine.calls import LiveCall, call_record, lost_outcome, unknown_outcome
 from dialer.engine.cancel import checkpoint
 from dialer.engine.control import PBX_DOWN_REASON, CampaignControl
 from dialer.engine.followup import FollowUp
@@ -63,7 +62,7 @@ from dialer.errors import (
     ValidationError,
 )
 from dialer.metrics import DialerMetrics
-from dialer.pbx.base import CallEnded, PbxAdapter, PbxState
+from dialer.pbx.base import CallEnded, EndSource, PbxAdapter, PbxState
 from dialer.store.dnc import DncStore
 from dialer.store.models import (
     LOST,
@@ -470,8 +469,14 @@ class Engine:
             if call_id not in live and call.claimed_at < lost_at:
                 log.warning("call %s ended while the PBX was unreachable", call_id)
                 seen = self.pbx.forget(call_id)
-                raw = lost_outcome(seen, answered=call.answered_at is not None)
-                ended = CallEnded(call_id, raw, self._clock(), call.answered_at, call.claimed_at)
+                ended = await self._switch_end(call)  # it ended while AMI was away
+                if ended is None:  # cut by the PBX's failure: what this engine knew decides
+                    raw = lost_outcome(seen, answered=call.answered_at is not None)
+                    ended = CallEnded(
+                        call_id, raw, self._clock(), call.answered_at, call.claimed_at,
+                        EndSource.LOST,
+                    )  # fmt: skip
+                self.metrics.unfollowed_end(ended.source)
                 await self.finish(call, ended)
         if not self.settings.pbx_auto_resume:
             return
@@ -538,9 +543,10 @@ class Engine:
         """An orphan keeps its channel slot (the claim counts its lease) until this settles
         it, after a look at the PBX's channel list: still live there, this engine adopts the
         call (its lease now under this engine's owner: the former owner is fenced off) and
-        follows it to its end; never originated and not on the PBX, the contact goes back to
-        the queue; originated and gone, the attempt ends as a technical error. An orphan whose
-        lease another engine took meanwhile is left to it."""
+        follows it to its end; gone, it is settled with how it ended (:meth:`_unfollowed_end`),
+        or, when nothing shows that it was ever dialed (never marked originated, no end seen,
+        no switch record), its contact goes back to the queue. An orphan whose lease another
+        engine took meanwhile is left to it."""
         for call_id in await self.store.orphaned_calls(cid):
             if call_id in self._calls:
                 continue  # ours: the next renewal gives the lease back
@@ -571,30 +577,67 @@ class Engine:
                 self.metrics.adopted(cid)
                 self.register(call, runner)
                 runner.calls[call_id] = call
-                self.pbx.adopt(call_id, answered=live[call_id])
-                self._adopted[call_id] = 0
                 if ref.state == "claimed":  # its owner died before its mark was written
                     self.originated([call])
-            elif ref.state == "claimed":
+                seen = self.pbx.seen_end(call_id)
+                if seen is not None and seen.source is EndSource.SEEN:
+                    # it ended after the listing, before this adoption: its end was seen here
+                    self.metrics.unfollowed_end(seen.source)
+                    await self.finish(call, replace(seen, started_at=call.claimed_at))
+                    continue
+                self.pbx.adopt(call_id, answered=live[call_id])
+                self._adopted[call_id] = 0
+                continue
+            ended = await self._unfollowed_end(call, dialed=ref.state != "claimed")
+            if ended is None:
                 try:
                     await self.store.release(cid, ref.trunk, call_id, ref.contact, owner=self.owner)
                 except LeaseLost:
                     continue
                 log.info("released never-originated call %s of %s", call_id, ref.owner)
-            else:
-                log.info("call %s of %s vanished from the PBX", call_id, ref.owner)
-                ended = CallEnded(
-                    call_id=call_id,
-                    raw=RawOutcome(answered=False, originate_failed=True),
-                    ended_at=self._clock(),
-                    started_at=call.claimed_at,
-                )
-                await self.finish(call, ended)
+                continue
+            log.info(
+                "call %s of %s ended unfollowed: %s (%s)",
+                call_id, ref.owner, classify(ended.raw).status.value, ended.source.value,
+            )  # fmt: skip
+            await self.finish(call, ended)
+
+    async def _unfollowed_end(self, call: LiveCall, *, dialed: bool) -> CallEnded | None:
+        """How a call that no engine followed to its end ended, gone from the PBX: (a) the end
+        this engine saw (every engine records the end of every dialer call it sees), else (b)
+        the switch's own record, else (c) an end this engine remembers as cut when its PBX
+        connection dropped, else (d) "outcome unknown" (final: never redialed on its own) -
+        or None for a call never marked originated that nothing shows was dialed: its contact
+        goes back to the queue. Raises PbxUnavailable when the switch cannot be asked."""
+        seen = self.pbx.seen_end(call.call_id)
+        ended = seen if seen is not None and seen.source is EndSource.SEEN else None
+        if ended is not None:
+            ended = replace(ended, started_at=call.claimed_at)
+        else:
+            ended = await self._switch_end(call)
+        if ended is None and seen is not None:
+            ended = replace(seen, started_at=call.claimed_at)
+        if ended is None and dialed:
+            ended = CallEnded(
+                call.call_id, unknown_outcome(), self._clock(), None, call.claimed_at,
+                EndSource.UNKNOWN,
+            )  # fmt: skip
+        if ended is not None:
+            self.metrics.unfollowed_end(ended.source)
+        return ended
+
+    async def _switch_end(self, call: LiveCall) -> CallEnded | None:
+        """The switch's own record of the call's end, as an end (None: it kept none)."""
+        raw = await self.pbx.call_record(call.call_id, started_at=call.claimed_at)
+        if raw is None:
+            return None
+        return CallEnded(call.call_id, raw, self._clock(), None, call.claimed_at, EndSource.SWITCH)
 
     async def _check_adopted(self, listing: _Listing) -> None:
         """An adopted call may have ended between the channel list that showed it and its
-        adoption (its Hangup then went by unfollowed): one missing from the list twice in a
-        row is settled as lost with the PBX, so that its slot cannot stay held for ever."""
+        adoption (its Hangup then went by unfollowed, into the adapter's memory): one missing
+        from the list twice in a row is settled with how it ended (:meth:`_unfollowed_end`),
+        so that its slot cannot stay held for ever."""
         if not self._adopted:
             return
         live = await listing.get()
@@ -609,9 +652,9 @@ class Engine:
             else:
                 call = entry[0]
                 log.warning("adopted call %s ended unseen", call_id)
-                seen = self.pbx.forget(call_id)
-                raw = lost_outcome(seen, answered=call.answered_at is not None)
-                ended = CallEnded(call_id, raw, self._clock(), call.answered_at, call.claimed_at)
+                self.pbx.forget(call_id)
+                ended = await self._unfollowed_end(call, dialed=True)
+                assert ended is not None  # dialed: at worst "outcome unknown"
                 await self.finish(call, ended)
 
     async def _retry_unwritten(self) -> None:

@@ -42,7 +42,7 @@ from dialer.errors import (
     ValidationError,
 )
 from dialer.metrics import OriginateFailure
-from dialer.pbx.base import CallEnded, OriginateRequest
+from dialer.pbx.base import CALL_ID_PREFIX, CallEnded, OriginateRequest
 from dialer.pbx.sanitize import channel_variables
 from dialer.store.models import Claim, ClaimBatch, Pacing, Usage
 
@@ -52,7 +52,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _MAX_IDLE = 0.5  # never sleep longer than this without looking at the campaign again
-_ID_PREFIX = f"dlr-{secrets.token_hex(8)}-"  # unique per process: ids never repeat across them
+_ID_PREFIX = (
+    f"{CALL_ID_PREFIX}{secrets.token_hex(8)}-"  # unique per process: ids never repeat across them
+)
 _ID_SEQ = itertools.count(1)
 
 

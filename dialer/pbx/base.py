@@ -8,17 +8,25 @@ order per call whatever order the PBX sent them in:
 - :class:`PbxState` whenever the connection to the PBX goes up or down.
 
 An adapter follows only the calls it originated itself (or adopted with :meth:`PbxAdapter.adopt`
-during reconciliation); other engine processes' calls on the same PBX are ignored.
+during reconciliation). It also remembers, for a while, how the dialer calls it saw end but did
+not follow ended (other engine processes' calls on the same PBX: :meth:`PbxAdapter.seen_end`),
+so that whichever engine settles a call that ended while no engine owned it (its owner died,
+its lease lapsed, Redis was away) settles it with what the switch reported, not a guess.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
 from dialer.errors import DialerError
+
+#: Every call id the dialer originates starts with this (``dialer.engine.runner.new_call_id``):
+#: how an adapter tells the dialer's calls on a shared PBX from the others.
+CALL_ID_PREFIX = "dlr-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +79,17 @@ class CallAnswered:
     at: float  # epoch seconds
 
 
+class EndSource(StrEnum):
+    """Where a call's end came from (the record's ``end_source``), in the order the engine
+    tries them for a call no engine followed to its end."""
+
+    EVENTS = "events"  # the PBX's events, followed by the engine that owned the call
+    SEEN = "seen"  # the PBX's events, seen by an engine that did not own the call then
+    SWITCH = "switch"  # the switch's own record (Asterisk: the hangup handler's AstDB entry)
+    LOST = "lost"  # the switch never reported it: cut by a PBX failure
+    UNKNOWN = "unknown"  # nobody saw it end and the switch kept no record
+
+
 @dataclass(frozen=True, slots=True)
 class CallEnded:
     call_id: str
@@ -78,6 +97,7 @@ class CallEnded:
     ended_at: float  # epoch seconds
     answered_at: float | None = None
     started_at: float | None = None
+    source: EndSource = EndSource.EVENTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +156,19 @@ class PbxAdapter(Protocol):
         """Stop following a call (its result is settled without the PBX's end of it): what
         the PBX reported of it so far (an answer, the originate's reason, AMD, a dialplan
         result), or None if the call was not followed."""
+        ...
+
+    def seen_end(self, call_id: str) -> CallEnded | None:
+        """How a dialer call this adapter did not follow ended, if it saw that end lately
+        (a bounded memory: :class:`dialer.pbx.ends.EndMemory`); ``source`` is
+        :attr:`EndSource.SEEN`, or :attr:`EndSource.LOST` for a call that was live when the
+        connection to the PBX dropped (trust it only for a call the PBX no longer lists)."""
+        ...
+
+    async def call_record(self, call_id: str, *, started_at: float) -> RawOutcome | None:
+        """The switch's own record of how the call ended (``started_at``: about when it was
+        placed, epoch seconds), or None when it kept none. Raises PbxUnavailable when the PBX
+        cannot be asked (the caller tries again later rather than guess)."""
         ...
 
     def events(self) -> AsyncIterator[PbxEvent]:

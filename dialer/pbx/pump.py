@@ -17,6 +17,9 @@ class Correlator(Protocol[ItemT_contra]):
 
     def expire(self, now: float) -> list[PbxEvent]: ...
 
+    def disconnected(self, now: float) -> None:
+        """The connection to the PBX dropped (before its PbxState goes out)."""
+
 
 async def correlated_batches(
     batches: Callable[[float], AsyncGenerator[list[ItemT | ConnectionState | Tick], None]],
@@ -36,6 +39,8 @@ async def correlated_batches(
                 if item is TICK:
                     out += correlator.expire(now)
                 elif isinstance(item, ConnectionState):
+                    if not item.connected:
+                        correlator.disconnected(now)
                     out.append(PbxState(connected=item.connected, reason=item.reason, at=now))
                 else:
                     out += correlator.feed(item, now)
@@ -68,6 +73,8 @@ async def correlated_events(
                 for event in correlator.expire(now):
                     yield event
             elif isinstance(item, ConnectionState):
+                if not item.connected:
+                    correlator.disconnected(now)
                 yield PbxState(connected=item.connected, reason=item.reason, at=now)
             else:
                 for event in correlator.feed(item, now):

@@ -33,6 +33,17 @@ class Observed:
     created_at: dict[str, float] = field(default_factory=dict)
     # call id -> Asterisk's own hang-up time (Hangup Timestamp)
     ended_at: dict[str, float] = field(default_factory=dict)
+    # call ids whose channel answered (Newstate Up, or a Hangup in state Up)
+    answered: set[str] = field(default_factory=set)
+
+    def answered_per(self, phone_of: dict[str, str]) -> dict[str, int]:
+        """Answered channels per number (``phone_of``: call id -> number, from the records);
+        an answered call without a record counts under ``?``."""
+        per: dict[str, int] = {}
+        for uid in self.answered:
+            phone = phone_of.get(uid, "?")
+            per[phone] = per.get(phone, 0) + 1
+        return per
 
     @property
     def max_channels(self) -> int:
@@ -77,11 +88,15 @@ async def watch_asterisk(
 
         async def events() -> None:
             async for item in client.events():
-                if isinstance(item, Message) and item.event in ("Newchannel", "Hangup"):
+                if isinstance(item, Message) and item.event in ("Newchannel", "Newstate", "Hangup"):
                     uid = item.get("Uniqueid") or ""
                     if not uid.startswith("dlr-"):
                         continue
                     stamp = item.get("Timestamp")
+                    if item.get("ChannelState") == "6":
+                        observed.answered.add(uid)
+                    if item.event == "Newstate":
+                        continue
                     if item.event == "Hangup":
                         observed.ended_at.setdefault(uid, float(stamp) if stamp else time.time())
                         continue

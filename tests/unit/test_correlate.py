@@ -13,10 +13,11 @@ import pytest
 
 from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
 from dialer.domain.outcome import classify
+from dialer.domain.statuses import CallStatus
 from dialer.engine.calls import lost_outcome
 from dialer.pbx.ami.codec import Message
 from dialer.pbx.asterisk.correlate import CallCorrelator
-from dialer.pbx.base import CallAnswered, CallEnded
+from dialer.pbx.base import CallAnswered, CallEnded, EndSource
 
 CID = "dlr-abc"
 
@@ -228,8 +229,84 @@ def test_a_call_lost_with_the_pbx_keeps_what_the_pbx_said_of_it():
     c.feed(ORIG_OK, 1.0)
     c.feed(AMD_HUMAN, 2.0)
     raw = lost_outcome(c.forget(CID), answered=True)
-    assert (raw.originate_failed, raw.originate_reason, raw.answered) == (True, 4, True)
+    assert (raw.lost, raw.originate_reason, raw.answered) == (True, 4, True)
+    assert not raw.originate_failed
     assert raw.amd_status is AmdStatus.HUMAN
-    assert classify(raw).reason == "originate_failed"
+    assert classify(raw).status is CallStatus.ANSWERED_CUT  # answered: not redialed
     # an adopted call this engine never saw originate: nothing to keep
-    assert lost_outcome(None, answered=False) == RawOutcome(False, originate_failed=True)
+    assert lost_outcome(None, answered=False) == RawOutcome(False, lost=True)
+    assert classify(RawOutcome(False, lost=True)).status is CallStatus.TECHNICAL_ERROR
+
+
+OTHER = "dlr-other-1"
+
+
+def oev(name: str, **headers: str) -> Message:
+    return Message(tuple({"Event": name, "Uniqueid": OTHER, **headers}.items()))
+
+
+def test_the_end_of_a_call_not_followed_is_remembered_with_its_facts():
+    """Another engine's call: nothing comes out, but its end (answer, AMD, dialplan result,
+    cause) is in the memory, marked ``seen``; a non-dialer id is not kept at all."""
+    c = CallCorrelator()
+    assert c.feed(oev("OriginateResponse", Response="Success", Reason="4"), 1.0) == []
+    assert (
+        c.feed(oev("UserEvent", UserEvent="DialerAMD", Status="HUMAN", Cause="HUMAN-1"), 2.0) == []
+    )
+    assert c.feed(oev("UserEvent", UserEvent="DialerResult", Result="dnc"), 3.0) == []
+    assert c.seen_end(OTHER, 3.0) is None  # still live
+    assert c.feed(oev("Hangup", Cause="16", ChannelState="6"), 4.0) == []
+    end = c.seen_end(OTHER, 5.0)
+    assert end is not None
+    assert end.source is EndSource.SEEN
+    assert (end.answered_at, end.ended_at) == (1.0, 4.0)
+    assert (end.raw.answered, end.raw.q850_cause) == (True, 16)
+    assert (end.raw.amd_status, end.raw.dialplan_result) == (
+        AmdStatus.HUMAN,
+        DialplanResult.DO_NOT_CALL,
+    )
+    assert classify(end.raw).status is CallStatus.DO_NOT_CALL
+    c.feed(Message((("Event", "Hangup"), ("Uniqueid", "1700000000.1"), ("Cause", "16"))), 6.0)
+    assert len(c.memory) == 1
+
+
+def test_a_call_not_followed_that_made_no_channel_ends_after_the_grace():
+    c = CallCorrelator(failure_grace=5.0)
+    c.feed(oev("OriginateResponse", Response="Failure", Reason="0"), 1.0)
+    c.expire(3.0)
+    assert c.seen_end(OTHER, 3.0) is None
+    c.expire(6.5)
+    end = c.seen_end(OTHER, 6.5)
+    assert end is not None
+    assert end.raw.originate_failed
+
+
+def test_an_adopted_call_keeps_what_was_seen_before_and_its_end_comes_out():
+    c = CallCorrelator()
+    c.feed(oev("OriginateResponse", Response="Success", Reason="4"), 1.0)
+    c.feed(oev("UserEvent", UserEvent="DialerResult", Result="callback", At="99"), 2.0)
+    c.follow(OTHER, 3.0, answered=True)
+    (ended,) = c.feed(oev("Hangup", Cause="16", ChannelState="6"), 4.0)
+    assert isinstance(ended, CallEnded)
+    assert ended.source is EndSource.EVENTS
+    assert (ended.answered_at, ended.raw.dialplan_result) == (1.0, DialplanResult.CALLBACK)
+    assert c.seen_end(OTHER, 4.0) is None
+
+
+def test_calls_not_followed_that_were_live_at_a_disconnect_are_remembered_as_lost():
+    """Answered -> Answered, cut; ringing -> a technical error; a Hangup seen after the
+    reconnect (the PBX did not restart) replaces it."""
+    c = CallCorrelator()
+    c.feed(oev("OriginateResponse", Response="Success", Reason="4"), 1.0)
+    ringing = Message((("Event", "UserEvent"), ("Uniqueid", "dlr-other-2"), ("UserEvent", "x")))
+    c.feed(ringing, 1.0)
+    c.disconnected(2.0)
+    cut, rang = c.seen_end(OTHER, 2.0), c.seen_end("dlr-other-2", 2.0)
+    assert cut is not None
+    assert rang is not None
+    assert (cut.source, classify(cut.raw).status) == (EndSource.LOST, CallStatus.ANSWERED_CUT)
+    assert classify(rang.raw).status is CallStatus.TECHNICAL_ERROR
+    c.feed(oev("Hangup", Cause="16", ChannelState="6"), 3.0)
+    after = c.seen_end(OTHER, 3.0)
+    assert after is not None
+    assert after.source is EndSource.SEEN

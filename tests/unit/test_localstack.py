@@ -160,7 +160,8 @@ def test_modules_keep_what_the_stack_needs() -> None:
     refused = set(re.findall(r"(?m)^noload => (\S+)\.so$", modules))
     needed = {"chan_pjsip", "res_pjsip", "res_pjsip_session", "res_pjsip_pubsub", "app_amd",
               "app_dial", "app_echo", "app_read", "app_userevent", "pbx_config",
-              "res_rtp_asterisk", "codec_ulaw", "res_prometheus", "func_timeout"}  # fmt: skip
+              "res_rtp_asterisk", "codec_ulaw", "res_prometheus", "func_timeout",
+              "app_db", "func_db", "func_strings"}  # fmt: skip
     assert not needed & refused
     assert {"res_resolver_unbound", "chan_iax2", "app_voicemail"} <= refused
 

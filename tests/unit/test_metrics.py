@@ -249,6 +249,7 @@ def exercise(metrics: DialerMetrics) -> None:
     metrics.set_unwritten(0)
     metrics.lease_lost(1)
     metrics.adopted(1)
+    metrics.unfollowed_end("switch")
 
 
 def test_label_names_are_low_cardinality_only(metrics: DialerMetrics) -> None:

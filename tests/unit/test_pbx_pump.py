@@ -51,10 +51,14 @@ class Recorder:
     def __init__(self) -> None:
         self.fed: list[tuple[str, float]] = []
         self.expired: list[float] = []
+        self.disconnects: list[float] = []
 
     def feed(self, item: str, now: float) -> list[PbxEvent]:
         self.fed.append((item, now))
         return [CallAnswered(call_id=item, at=now)]
+
+    def disconnected(self, now: float) -> None:
+        self.disconnects.append(now)
 
     def expire(self, now: float) -> list[PbxEvent]:
         self.expired.append(now)

@@ -11,10 +11,12 @@ from types import TracebackType
 from typing import Any
 
 from dialer.domain.calls import RawOutcome
-from dialer.errors import DialerError, PbxUnavailable, ValidationError
+from dialer.errors import ActionFailed, DialerError, PbxUnavailable, ValidationError
 from dialer.pbx.ami.client import AmiClient, AmiSettings, Fields
 from dialer.pbx.asterisk.correlate import CallCorrelator
-from dialer.pbx.base import OriginateRequest, PbxEvent
+from dialer.pbx.asterisk.record import HANDLER, parse_record, record_families, valid_call_id
+from dialer.pbx.base import CallEnded, OriginateRequest, PbxEvent
+from dialer.pbx.ends import DEFAULT_CAPACITY, EndMemory
 from dialer.pbx.pump import correlated_batches, correlated_events
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,10 @@ class AsteriskSettings:
     failure_grace: float = 5.0  # wait this long for the Hangup that follows a failed originate
     call_id_variable: str = "DIALER_CALL_ID"
     extra_filters: tuple[str, ...] = field(default_factory=tuple)
+    # the hangup handler pushed on every call: it records the call's end in AstDB (the switch's
+    # own record, read back by call_record); "" pushes none (a dialplan without it)
+    record_handler: str = HANDLER
+    remembered_ends: int = DEFAULT_CAPACITY  # ends of calls not followed kept in memory
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> AsteriskSettings:
@@ -62,7 +68,10 @@ class AsteriskAdapter:
         self._settings = settings
         self._clock = clock
         self._ami = AmiClient(settings.ami)
-        self._correlator = CallCorrelator(failure_grace=settings.failure_grace)
+        self._correlator = CallCorrelator(
+            failure_grace=settings.failure_grace,
+            memory=EndMemory(capacity=settings.remembered_ends),
+        )
         self._listing: tuple[float, dict[str, str]] | None = None  # (monotonic time, channels)
 
     async def __aenter__(self) -> AsteriskAdapter:
@@ -95,6 +104,33 @@ class AsteriskAdapter:
     def adopt(self, call_id: str, *, answered: bool) -> None:
         self._correlator.follow(call_id, self._clock(), answered=answered)
 
+    def seen_end(self, call_id: str) -> CallEnded | None:
+        return self._correlator.seen_end(call_id, self._clock())
+
+    @property
+    def remembered_ends(self) -> EndMemory:
+        return self._correlator.memory
+
+    async def call_record(self, call_id: str, *, started_at: float) -> RawOutcome | None:
+        """The hangup handler's AstDB entry of the call (``DBGet``, one per day it may be
+        filed under: record.record_families), parsed; None when there is none."""
+        if not self._settings.record_handler or not valid_call_id(call_id):
+            return None
+        for family in record_families(started_at, self._clock()):
+            try:
+                items = await self._ami.send_action_list(
+                    "DBGet", {"Family": family, "Key": call_id}
+                )
+            except ActionFailed as exc:  # "Database entry not found"
+                if "not found" not in str(exc):
+                    log.warning("DBGet %s/%s refused: %s", family, call_id, exc)
+                continue
+            for item in items:
+                value = item.get("Val")
+                if value is not None and (record := parse_record(value)) is not None:
+                    return record.outcome()
+        return None
+
     def _originate_action(
         self, request: OriginateRequest
     ) -> tuple[str, dict[str, str], dict[str, str]]:
@@ -113,6 +149,8 @@ class AsteriskAdapter:
         if request.caller_id:
             fields["CallerID"] = request.caller_id
         variables = {**request.variables, self._settings.call_id_variable: request.call_id}
+        if self._settings.record_handler:  # runs at the hang-up, answered or not
+            variables["CHANNEL(hangup_handler_push)"] = self._settings.record_handler
         return "Originate", fields, variables
 
     async def originate(self, request: OriginateRequest) -> None:

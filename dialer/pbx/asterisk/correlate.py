@@ -24,20 +24,37 @@ observed on Asterisk 22 / PJSIP, pbx-config/asterisk/README.md):
 - ``UserEvent`` ``DialerAMD`` (Status, Cause) and ``DialerResult`` (Result, At) come from the
   dialplan (pbx-config/asterisk/extensions.conf).
 
+Calls not followed: the AMI user receives every dialer call's events (ids starting with
+:data:`~dialer.pbx.base.CALL_ID_PREFIX`), other engines' calls included. Their facts are kept
+the same way (a bounded dict of live ones), and their ends go to an :class:`EndMemory`
+(:meth:`CallCorrelator.seen_end`, source ``seen``): should their owner die, the engine that
+settles them reads how they ended there instead of guessing. When the AMI connection drops
+(:meth:`CallCorrelator.disconnected`), the live ones are remembered as ``lost`` (answered or
+not, as far as their events said): if the PBX restarted they were cut, and the engine uses
+such an end only for a call the PBX no longer lists.
+
 Cost: :meth:`CallCorrelator.feed` runs for every event the AMI user receives, other engines'
-calls included. Its first step is one header look-up and one dict look-up; an event of a call
-not followed stops there. The facts of a followed call are kept on a mutable track and become
-one frozen :class:`RawOutcome` when the call ends.
+calls included: one header look-up and one or two dict look-ups (events of calls that are not
+the dialer's stop there). The facts of a call are kept on a mutable track and become one frozen
+:class:`RawOutcome` when the call ends.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
 from dialer.pbx.ami.codec import Message
-from dialer.pbx.base import CallAnswered, CallEnded, CallFacts, PbxEvent
+from dialer.pbx.base import (
+    CALL_ID_PREFIX,
+    CallAnswered,
+    CallEnded,
+    CallFacts,
+    EndSource,
+    PbxEvent,
+)
+from dialer.pbx.ends import EndMemory
 
 # The events the correlator needs; manager.conf's eventfilter lines let only these through.
 FOLLOWED_EVENTS = ("OriginateResponse", "Hangup", "UserEvent")
@@ -64,17 +81,45 @@ class _Track(CallFacts):
 class CallCorrelator:
     """Feed AMI events; get PBX-neutral call events. ``now`` is passed in (epoch seconds)."""
 
-    def __init__(self, failure_grace: float = 5.0) -> None:
+    def __init__(self, failure_grace: float = 5.0, memory: EndMemory | None = None) -> None:
         self._calls: dict[str, _Track] = {}
         self._failed: set[str] = set()  # Failure OriginateResponse seen, Hangup awaited
         self._failure_grace = failure_grace
+        # dialer calls not followed: live ones (bounded like the memory), and their ends
+        self.memory = memory if memory is not None else EndMemory()
+        self._others: dict[str, _Track] = {}
+        self._others_failed: set[str] = set()
+        self._others_cap = max(self.memory.capacity, 1)
 
     def follow(self, call_id: str, now: float, *, answered: bool = False) -> None:
-        """Follow ``call_id``; ``answered`` for a call adopted while already Up."""
-        track = self._calls.setdefault(call_id, _Track(started_at=now))
+        """Follow ``call_id``; ``answered`` for a call adopted while already Up. What its
+        events said while it was not followed (an answer, AMD, a dialplan result) is kept."""
+        track = self._calls.get(call_id)
+        if track is None:
+            track = self._others.pop(call_id, None) or _Track(started_at=now)
+            self._calls[call_id] = track
+            if call_id in self._others_failed:
+                self._others_failed.discard(call_id)
+                self._failed.add(call_id)
         if answered and track.answered_at is None:
             track.answered_at = now
             track.channel_seen = True
+
+    def seen_end(self, call_id: str, now: float) -> CallEnded | None:
+        """How a dialer call this correlator did not follow ended, if it saw that lately."""
+        return self.memory.get(call_id, now)
+
+    def disconnected(self, now: float) -> None:
+        """The AMI connection dropped: the calls not followed that were live are remembered as
+        cut (``lost``); a Hangup seen after the reconnect replaces that (the PBX did not
+        restart). Followed calls are the engine's to settle (``Engine._pbx_back``)."""
+        for call_id, track in self._others.items():
+            raw = replace(track.outcome(), lost=True, originate_failed=False)
+            self.memory.remember(
+                CallEnded(call_id, raw, now, track.answered_at, track.started_at, EndSource.LOST)
+            )
+        self._others.clear()
+        self._others_failed.clear()
 
     def forget(self, call_id: str) -> RawOutcome | None:
         """Stop following ``call_id``; what its events said so far (None: not followed)."""
@@ -94,10 +139,52 @@ class CallCorrelator:
 
     def feed(self, msg: Message, now: float) -> list[PbxEvent]:
         call_id = msg.get("Uniqueid")
-        if call_id is None or (track := self._calls.get(call_id)) is None:
+        if call_id is None:
+            return []
+        track = self._calls.get(call_id)
+        if track is None:
+            if call_id.startswith(CALL_ID_PREFIX):  # another engine's (or a forgotten) call
+                self._see(call_id, msg, now)
             return []  # not an event of a call we follow (most events of a shared PBX)
-        name = msg.event
         out: list[PbxEvent] = []
+        if self._apply(call_id, track, msg, now, out, self._failed):
+            out.append(self._end(call_id, track, now))
+        return out
+
+    def _see(self, call_id: str, msg: Message, now: float) -> None:
+        others = self._others
+        track = others.get(call_id)
+        if track is None:
+            if msg.event not in FOLLOWED_EVENTS:
+                return
+            track = others[call_id] = _Track(started_at=now)
+            if len(others) > self._others_cap:  # Hangups missed: drop the oldest
+                oldest = next(iter(others))
+                del others[oldest]
+                self._others_failed.discard(oldest)
+        if self._apply(call_id, track, msg, now, [], self._others_failed):
+            self._remember(call_id, track, now)
+
+    def _remember(self, call_id: str, track: _Track, now: float) -> None:
+        del self._others[call_id]
+        self._others_failed.discard(call_id)
+        self.memory.remember(
+            CallEnded(
+                call_id, track.outcome(), now, track.answered_at, track.started_at, EndSource.SEEN
+            )
+        )
+
+    def _apply(
+        self,
+        call_id: str,
+        track: _Track,
+        msg: Message,
+        now: float,
+        out: list[PbxEvent],
+        failed: set[str],
+    ) -> bool:
+        """Update ``track`` with one event; True when the event ends the call."""
+        name = msg.event
         if name == "Hangup":
             track.channel = msg.get("Channel") or track.channel
             if msg.get("ChannelState") == _UP_STATE:  # it overtook the Success response
@@ -105,8 +192,8 @@ class CallCorrelator:
             track.channel_seen = True
             track.q850_cause = _int(msg.get("Cause"))
             track.sip_code = _int(msg.get("TechCause")) or track.sip_code
-            out.append(self._end(call_id, track, now))
-        elif name == "OriginateResponse":
+            return True
+        if name == "OriginateResponse":
             track.originate_reason = _int(msg.get("Reason"))
             if msg.get("Response") == "Success":
                 track.channel = msg.get("Channel") or track.channel
@@ -114,7 +201,7 @@ class CallCorrelator:
                 self._answer(call_id, track, now, out)
             else:  # the Hangup with the cause follows if a channel was made
                 track.originate_failed_at = now
-                self._failed.add(call_id)
+                failed.add(call_id)
         elif name == "UserEvent":
             self._user_event(msg, track)
         elif name == "Newchannel":
@@ -125,22 +212,32 @@ class CallCorrelator:
             track.channel = msg.get("Channel") or track.channel
             if msg.get("ChannelState") == _UP_STATE:
                 self._answer(call_id, track, now, out)
-        return out
+        return False
 
     def expire(self, now: float) -> list[PbxEvent]:
         """End calls whose Failure OriginateResponse came without a Hangup within the grace:
-        without a channel seen, the PBX made none (``originate_failed``)."""
+        without a channel seen, the PBX made none (``originate_failed``). Calls not followed
+        end the same way, in the memory."""
+        if self._others_failed:
+            for cid, track in self._due(self._others_failed, self._others, now):
+                track.originate_failed = not track.channel_seen
+                self._remember(cid, track, now)
         if not self._failed:
             return []
-        due = [
-            (cid, t)
-            for cid in self._failed
-            if (t := self._calls[cid]).originate_failed_at is not None
-            and now - t.originate_failed_at >= self._failure_grace
-        ]
+        due = self._due(self._failed, self._calls, now)
         for _, track in due:
             track.originate_failed = not track.channel_seen
         return [self._end(cid, t, now) for cid, t in due]
+
+    def _due(
+        self, failed: set[str], tracks: dict[str, _Track], now: float
+    ) -> list[tuple[str, _Track]]:
+        return [
+            (cid, t)
+            for cid in failed
+            if (t := tracks[cid]).originate_failed_at is not None
+            and now - t.originate_failed_at >= self._failure_grace
+        ]
 
     def _answer(self, call_id: str, track: _Track, now: float, out: list[PbxEvent]) -> None:
         if track.answered_at is None:

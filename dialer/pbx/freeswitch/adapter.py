@@ -24,7 +24,7 @@ from typing import Any
 
 from dialer.domain.calls import RawOutcome
 from dialer.errors import ActionFailed, DialerError, PbxUnavailable, ValidationError
-from dialer.pbx.base import OriginateRequest, PbxEvent
+from dialer.pbx.base import CallEnded, OriginateRequest, PbxEvent
 from dialer.pbx.esl.client import EslClient, EslSettings
 from dialer.pbx.freeswitch.correlate import (
     FOLLOWED_EVENTS,
@@ -199,6 +199,14 @@ class FreeSwitchAdapter:
 
     def adopt(self, call_id: str, *, answered: bool) -> None:
         self._correlator.follow(call_id, self._clock(), answered=answered)
+
+    def seen_end(self, call_id: str) -> CallEnded | None:
+        return self._correlator.seen_end(call_id, self._clock())
+
+    async def call_record(self, call_id: str, *, started_at: float) -> RawOutcome | None:
+        """None: FreeSWITCH's own record of a call (its CDR) is read once issue 16 lands; until
+        then a call no engine saw end is settled as "outcome unknown"."""
+        return None
 
     async def originate(self, request: OriginateRequest) -> None:
         args = originate_args(request, self._settings)

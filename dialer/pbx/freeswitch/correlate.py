@@ -21,15 +21,27 @@ Rules (the contract is pbx-config/freeswitch/README.md):
   else ``amd_result`` / ``amd_cause`` (the third-party mod_amd); a ``CUSTOM avmd::beep``
   (mod_avmd) or ``CUSTOM amd`` (``AMD-Result``) event on the call. Dialplan results:
   ``dialer_result`` (``dnc`` / ``callback``) and ``dialer_callback_at`` (epoch seconds).
+- Calls not followed: the ``CHANNEL_HANGUP_COMPLETE`` of any other dialer call (id starting with
+  ``dlr-``) carries all of the above by itself; its end goes to an :class:`EndMemory`
+  (:meth:`CallCorrelator.seen_end`), read by the engine that settles the call should its owner
+  die. (FreeSWITCH's own CDR, for ends no engine saw, lands with issue 16.)
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
-from dialer.pbx.base import CallAnswered, CallEnded, CallFacts, PbxEvent
+from dialer.pbx.base import (
+    CALL_ID_PREFIX,
+    CallAnswered,
+    CallEnded,
+    CallFacts,
+    EndSource,
+    PbxEvent,
+)
+from dialer.pbx.ends import EndMemory
 from dialer.pbx.esl.codec import EslEvent
 
 # What the adapter subscribes to ("CUSTOM" must come last: the names after it are subclasses).
@@ -150,10 +162,18 @@ class _Track(CallFacts):
 class CallCorrelator:
     """Feed ESL events; get PBX-neutral call events. ``now`` is passed in (epoch seconds)."""
 
-    def __init__(self, failure_grace: float = 5.0) -> None:
+    def __init__(self, failure_grace: float = 5.0, memory: EndMemory | None = None) -> None:
         self._calls: dict[str, _Track] = {}
         self._jobs: dict[str, str] = {}  # Job-UUID -> call id, when they differ
         self._failure_grace = failure_grace
+        self.memory = memory if memory is not None else EndMemory()
+
+    def seen_end(self, call_id: str, now: float) -> CallEnded | None:
+        """How a dialer call this correlator did not follow ended, if it saw that lately."""
+        return self.memory.get(call_id, now)
+
+    def disconnected(self, now: float) -> None:
+        """Nothing to do: only ends are remembered here (no live calls not followed)."""
 
     def follow(self, call_id: str, now: float, *, answered: bool = False) -> None:
         """Follow ``call_id``; ``answered`` for a call adopted while already up."""
@@ -189,6 +209,8 @@ class CallCorrelator:
             call_id = event.unique_id or ""
         track = self._calls.get(call_id)
         if track is None or name is None:
+            if name == "CHANNEL_HANGUP_COMPLETE" and call_id.startswith(CALL_ID_PREFIX):
+                self._see_end(call_id, event, now)
             return []  # not an event of a call we follow (most events of a shared PBX)
         out: list[PbxEvent] = []
         if name == "CHANNEL_CREATE":
@@ -237,6 +259,15 @@ class CallCorrelator:
         track.sip_code = sip_code_of(event)
         self._variables(event, track)
         out.append(self._end(call_id, track, now))
+
+    def _see_end(self, call_id: str, event: EslEvent, now: float) -> None:
+        track = _Track(started_at=now, channel_seen=True)
+        out: list[PbxEvent] = []
+        self._calls[call_id] = track  # _hangup ends it through _end (which forgets it)
+        self._hangup(call_id, track, event, now, out)
+        for ended in out:
+            if isinstance(ended, CallEnded):
+                self.memory.remember(replace(ended, source=EndSource.SEEN))
 
     def _variables(self, event: EslEvent, track: _Track) -> None:
         status = event.get("variable_dialer_amd_status") or event.get("variable_amd_result")
