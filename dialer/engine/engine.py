@@ -183,6 +183,13 @@ class Engine:
     def register(self, call: LiveCall, runner: CampaignRunner) -> None:
         self._calls[call.call_id] = (call, runner)
 
+    def unregister(self, call_id: str) -> None:
+        """Stop following a call this engine will not dial after all (its slot is free)."""
+        entry = self._calls.pop(call_id, None)
+        if entry is not None:
+            entry[1].calls.pop(call_id, None)
+            entry[1].slot_freed()
+
     async def claim(self, command: ClaimCommand) -> ClaimBatch:
         """Run a claim (``store.claim_command``) in the writer's next round trip, at once: the
         marks and results waiting to be written go with it, so that a campaign's claims and its

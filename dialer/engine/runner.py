@@ -34,6 +34,7 @@ from dialer.errors import (
     ActionFailed,
     ActionTimeout,
     DialerError,
+    LeaseLost,
     NotFound,
     PbxUnavailable,
     ScriptError,
@@ -255,6 +256,9 @@ class CampaignRunner:
     async def _dial(self, calls: list[tuple[LiveCall, Claim]]) -> None:
         """Originate a claim's calls together (one task and one PBX write for the batch)."""
         engine = self._engine
+        calls = await self._still_ours(calls)
+        if not calls:
+            return
         requests = [self._request(call, claim) for call, claim in calls]
         errors = await engine.pbx.originate_many(requests)
         accepted = [call for (call, _), error in zip(calls, errors, strict=True) if error is None]
@@ -263,6 +267,37 @@ class CampaignRunner:
         for (call, _), error in zip(calls, errors, strict=True):
             if error is not None:
                 await self._not_originated(call, error)
+
+    async def _still_ours(
+        self, calls: list[tuple[LiveCall, Claim]]
+    ) -> list[tuple[LiveCall, Claim]]:
+        """The claims young enough to dial. A claim older than half the lease (this engine was
+        frozen or starved between the claim and its originate, so no renewal ran) may have
+        been released by another engine's reconciliation, which saw no channel for it, and its
+        contact claimed again: dialing it now could call one person twice. It is given back
+        instead (the release is fenced by the owner token: refused when already released)."""
+        engine = self._engine
+        oldest = self._clock() - engine.settings.lease_ms / 2000
+        young = [(call, claim) for call, claim in calls if call.claimed_at > oldest]
+        for call, _ in calls:
+            if call.claimed_at > oldest:
+                continue
+            log.warning(
+                "campaign %s: claim %s is %.1f s old (this engine stalled): not dialed",
+                self.campaign_id,
+                call.call_id,
+                self._clock() - call.claimed_at,
+            )
+            engine.unregister(call.call_id)
+            try:
+                await engine.store.release(
+                    self.campaign_id, call.trunk, call.call_id, call.contact_id, owner=engine.owner
+                )
+            except LeaseLost:
+                pass  # another engine released (or adopted) it already
+            except StoreError as exc:  # its lease expires; the reconciliation releases it
+                log.warning("release of stale claim %s failed: %s", call.call_id, exc)
+        return young
 
     async def _not_originated(self, call: LiveCall, error: DialerError) -> None:
         engine = self._engine
