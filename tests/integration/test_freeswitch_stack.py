@@ -12,16 +12,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from pathlib import Path
 
 import pytest
 
+from dialer.config import EngineSettings
+from dialer.domain.calls import DialplanResult
+from dialer.domain.campaign import CampaignSettings
+from dialer.domain.retry import RetryPolicy
+from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.pbx.base import CallEnded, OriginateRequest
 from dialer.pbx.esl.client import EslClient, EslSettings
 from dialer.pbx.esl.codec import EslEvent
 from dialer.pbx.freeswitch.adapter import FreeSwitchAdapter, FreeSwitchSettings
+from dialer.store.redis_store import RedisStore
 from ops.localstack import freeswitch, fsbuild
 from ops.localstack import stack as localstack
 from ops.localstack.numberplan import Behaviour, number
@@ -29,8 +37,9 @@ from ops.localstack.procs import find_processes, is_alive
 from ops.localstack.stack import StackInfo
 
 from .conftest import _missing_prerequisite
+from .engine_helpers import new_campaign, nonzero, running_engine, wait_status
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.redis]
 log = logging.getLogger(__name__)
 
 RAW = (
@@ -41,6 +50,7 @@ RAW = (
     "variable_proto_specific_hangup_cause",
     "variable_sip_hangup_disposition",
 )
+DIALPLAN = ("variable_dialer_result", "variable_dialer_callback_at", "variable_dialer_amd_status")
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +120,11 @@ def test_stack_runs_freeswitch_with_its_own_esl_secret(fs_stack: StackInfo) -> N
 
 
 async def _call(
-    adapter: FreeSwitchAdapter, raw: RawHangups, trunk: str, dialed: str
+    adapter: FreeSwitchAdapter,
+    raw: RawHangups,
+    trunk: str,
+    dialed: str,
+    variables: dict[str, str] | None = None,
 ) -> tuple[CallEnded, EslEvent]:
     call_id = f"dlr-{secrets.token_hex(16)}"
 
@@ -130,6 +144,7 @@ async def _call(
             number=dialed,
             context="dialer-outbound",
             ring_timeout=5,
+            variables=variables or {},
         )
     )
     ended = await asyncio.wait_for(waiter, timeout=30)
@@ -139,7 +154,7 @@ async def _call(
             await raw.arrived.wait()
     hangup = raw.by_id[call_id]
     log.info("%s: %s", dialed, ended.raw)
-    log.info("%s raw: %s", dialed, ", ".join(f"{k}={hangup.get(k)}" for k in RAW))
+    log.info("%s raw: %s", dialed, ", ".join(f"{k}={hangup.get(k)}" for k in RAW + DIALPLAN))
     return ended, hangup
 
 
@@ -166,3 +181,66 @@ async def test_answered_and_busy_calls_through_the_adapter(
         assert busy.raw.sip_code == 486
         assert hangup["Hangup-Cause"] == "USER_BUSY"
         assert hangup.get("variable_sip_term_status") == "486"
+
+
+async def test_the_dialplan_reads_a_digit_and_sets_the_callback_time(
+    fs_stack: StackInfo, raw_hangups: RawHangups
+) -> None:
+    """dialer.xml on the real switch: DTMF 2 in the IVR gives ``callback`` and a callback time
+    one hour ahead (``${expr()}``, mod_expr)."""
+    settings = FreeSwitchSettings.from_url(fs_stack.esl_url)
+    async with FreeSwitchAdapter(settings) as adapter:
+        await adapter.esl.wait_connected()
+        before = time.time()
+        ended, hangup = await _call(
+            adapter,
+            raw_hangups,
+            fs_stack.trunk,
+            number(Behaviour.HUMAN_CALLBACK, 3),
+            {"DIALER_AMD": "0"},
+        )
+    assert ended.raw.answered
+    assert ended.raw.dialplan_result is DialplanResult.CALLBACK
+    assert ended.raw.callback_at is not None
+    assert before + 3590 < ended.raw.callback_at < time.time() + 3610
+    assert hangup["Hangup-Cause"] == "NORMAL_CLEARING"
+
+
+async def test_a_small_campaign_runs_on_freeswitch(fs_stack: StackInfo, namespace: str) -> None:
+    """The engine with ``esl_url`` (no AMI): answered, busy (retried once) and 404 contacts."""
+    S = CallStatus
+    plan = [(Behaviour.HOLD, 3, S.ANSWERED), (Behaviour.BUSY, 2, S.COMPLETED_NO_ANSWER)]
+    plan.append((Behaviour.NOT_FOUND_404, 2, S.INVALID_NUMBER))
+    phones: list[str] = []
+    expected = Counter[CallStatus]()
+    for behaviour, n, status in plan:
+        for _ in range(n):
+            phones.append(number(behaviour, len(phones), hold_s=1))
+            expected[status] += 1
+    campaign = CampaignSettings(
+        name="fs",
+        trunk=fs_stack.trunk,
+        max_channels=5,
+        cps=10.0,
+        ring_timeout=3.0,
+        amd=False,
+        retry=RetryPolicy(max_attempts=2, delays={S.BUSY: 0.3}, technical_retry_limit=1),
+    )
+    store = RedisStore.from_url(fs_stack.redis_url, namespace=namespace)
+    try:
+        control, cid = await new_campaign(store, campaign, phones)
+        engine = EngineSettings(
+            redis_url=fs_stack.redis_url, namespace=namespace, esl_url=fs_stack.esl_url
+        )
+        async with running_engine(engine):
+            await control.start(cid)
+            await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=90)
+        counts = nonzero(await store.counts(cid))
+        records = [rec for _, rec in await store.records(cid, count=1000)]
+    finally:
+        await store.aclose()
+    log.info("campaign on FreeSWITCH: %s", counts)
+    for rec in records:
+        log.info("record: %s", rec)
+    assert counts == dict(expected)
+    assert len(records) == 3 + 2 * 2 + 2
