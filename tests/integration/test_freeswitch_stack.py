@@ -244,3 +244,30 @@ async def test_a_small_campaign_runs_on_freeswitch(fs_stack: StackInfo, namespac
         log.info("record: %s", rec)
     assert counts == dict(expected)
     assert len(records) == 3 + 2 * 2 + 2
+
+
+def test_a_second_freeswitch_stack_runs_beside_and_a_dead_freeswitch_restarts_in_place(
+    fs_stack: StackInfo, tmp_path: Path
+) -> None:
+    name = f"fs2-{secrets.token_hex(4)}"
+    other = localstack.up(name, tmp_path, with_freeswitch=True)
+    try:
+        assert other.esl_password != fs_stack.esl_password
+        ports = {fs_stack.esl_port, fs_stack.freeswitch_sip_port}
+        assert not ports & {other.esl_port, other.freeswitch_sip_port}
+        assert (
+            other.freeswitch_rtp_start > fs_stack.freeswitch_rtp_end
+            or other.freeswitch_rtp_end < fs_stack.freeswitch_rtp_start
+        )
+        assert localstack.is_ready(fs_stack)
+        # FreeSWITCH dies: ``up`` starts it again on the same ports and secret, alone.
+        localstack.terminate_now(other.freeswitch_pid)
+        assert not localstack.is_ready(other)
+        again = localstack.up(name, tmp_path, with_freeswitch=True)
+        assert again.freeswitch_pid != other.freeswitch_pid
+        assert again.asterisk_pid == other.asterisk_pid
+        assert (again.esl_port, again.esl_password) == (other.esl_port, other.esl_password)
+        assert localstack.is_ready(again)
+    finally:
+        localstack.down(name, tmp_path)
+    assert localstack.is_ready(fs_stack)
