@@ -5,6 +5,7 @@ python -m ops.localstack build-freeswitch    # the cached FreeSWITCH 1.10.12 (ab
 python -m ops.localstack up [--name N] [--workdir DIR] [--rtp-ports 400] [--with-freeswitch]
 # ``up`` on a stack that is partly dead restarts the dead parts on the same ports and secrets
 eval "$(python -m ops.localstack env)"       # DIALER_REDIS_URL, DIALER_AMI_URL, ...
+eval "$(python -m ops.localstack env --pbx freeswitch)"  # DIALER_ESL_URL instead of the AMI URL
 python -m ops.localstack status              # JSON; exit 1 if not up and ready
 python -m ops.localstack down
 """
@@ -53,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
             default=None,
             help="work dir (default: $DIALER_STACK_DIR/<name>)",
         )
+        if name == "env":
+            cmd.add_argument(
+                "--pbx",
+                choices=("asterisk", "freeswitch"),
+                default="asterisk",
+                help="which switch the dialer is pointed at (DIALER_AMI_URL or DIALER_ESL_URL)",
+            )
         if name == "up":
             cmd.add_argument(
                 "--rtp-ports",
@@ -108,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             if info is None or not ready:
                 print(f"stack {args.name} is not up: python -m ops.localstack up", file=sys.stderr)
                 return 1
-            for key, value in info.env().items():
+            for key, value in info.env(args.pbx).items():
                 print(f"export {key}={shlex.quote(value)}")
     except (
         stack.StackError,

@@ -177,11 +177,20 @@ class StackInfo:
         conf = f"{self.conf_dir}/asterisk.conf"
         return shlex.join(["chroot", str(self.root), "asterisk", "-C", conf, "-rx", cmd])
 
-    def env(self) -> dict[str, str]:
-        """Environment variables for the dialer and the tools (``python -m ops.localstack env``)."""
+    def env(self, pbx: str = "asterisk") -> dict[str, str]:
+        """Environment variables for the dialer and the tools (``python -m ops.localstack env``).
+
+        ``pbx="freeswitch"``: DIALER_ESL_URL instead of DIALER_AMI_URL (an engine takes one)."""
+        if pbx == "freeswitch" and not self.with_freeswitch:
+            raise StackError(f"stack {self.name} runs no FreeSWITCH: up --with-freeswitch")
+        switch = (
+            {"DIALER_ESL_URL": self.esl_url}
+            if pbx == "freeswitch"
+            else {"DIALER_AMI_URL": self.ami_url}
+        )
         return {
             "DIALER_REDIS_URL": self.redis_url,
-            "DIALER_AMI_URL": self.ami_url,
+            **switch,
             "DIALER_TRUNK": self.trunk,
             "DIALER_DEAD_TRUNK": self.dead_trunk,
             "DIALER_STACK_NAME": self.name,
@@ -191,7 +200,7 @@ class StackInfo:
             "DIALER_SIP_PORT": str(self.sip_port),
             "DIALER_SIPP_PORT": str(self.sipp_port),
             "DIALER_ASTERISK_METRICS_URL": self.metrics_url,
-        } | ({"DIALER_ESL_URL": self.esl_url} if self.with_freeswitch else {})
+        }
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -115,7 +115,9 @@ def test_stack_runs_freeswitch_with_its_own_esl_secret(fs_stack: StackInfo) -> N
     log.info("sofia status:\n%s", sofia)
     assert sofia is not None
     assert freeswitch.profile_running(sofia)
-    assert fs_stack.env()["DIALER_ESL_URL"] == fs_stack.esl_url
+    env = fs_stack.env("freeswitch")
+    assert env["DIALER_ESL_URL"] == fs_stack.esl_url
+    assert "DIALER_AMI_URL" not in env  # an engine takes one switch
     assert layout.path("conf").stat().st_mode & 0o077 == 0  # it holds the ESL password
 
 
