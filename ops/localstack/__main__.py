@@ -1,9 +1,11 @@
 """``python -m ops.localstack build-root|up|down|status|env``.
 
 python -m ops.localstack build-root          # the cached Asterisk 22 root (about 50 s once)
-python -m ops.localstack up [--name N] [--workdir DIR] [--rtp-ports 400]
+python -m ops.localstack build-freeswitch    # the cached FreeSWITCH 1.10.12 (about 6-10 min once)
+python -m ops.localstack up [--name N] [--workdir DIR] [--rtp-ports 400] [--with-freeswitch]
 # ``up`` on a stack that is partly dead restarts the dead parts on the same ports and secrets
 eval "$(python -m ops.localstack env)"       # DIALER_REDIS_URL, DIALER_AMI_URL, ...
+eval "$(python -m ops.localstack env --pbx freeswitch)"  # DIALER_ESL_URL instead of the AMI URL
 python -m ops.localstack status              # JSON; exit 1 if not up and ready
 python -m ops.localstack down
 """
@@ -17,7 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import sipp, stack
+from . import fsbuild, sipp, stack
 from .procs import LeftoverProcess
 from .root import RootError, build_root
 from .wait import NotReady
@@ -32,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build-root", help="build (or find) the cached Asterisk 22 root")
+    sub.add_parser(
+        "build-freeswitch",
+        help="build (or find) the cached FreeSWITCH 1.10.12 from $DIALER_FREESWITCH_SOURCES",
+    )
     render = sub.add_parser("render-scenario", help="write the SIPp scenario and its audio")
     render.add_argument("--out", type=Path, required=True, help="directory to write into")
     for name, text in (
@@ -48,12 +54,25 @@ def _parser() -> argparse.ArgumentParser:
             default=None,
             help="work dir (default: $DIALER_STACK_DIR/<name>)",
         )
+        if name == "env":
+            cmd.add_argument(
+                "--pbx",
+                choices=("asterisk", "freeswitch"),
+                default="asterisk",
+                help="which switch the dialer is pointed at (DIALER_AMI_URL or DIALER_ESL_URL)",
+            )
         if name == "up":
             cmd.add_argument(
                 "--rtp-ports",
                 type=int,
                 default=stack.DEFAULT_RTP_PORTS,
                 help="size of Asterisk's RTP port range (2 per concurrent call)",
+            )
+            cmd.add_argument(
+                "--with-freeswitch",
+                action="store_true",
+                help="also run FreeSWITCH from the cached build (build-freeswitch); "
+                "Asterisk runs either way",
             )
     return parser
 
@@ -68,11 +87,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build-root":
             root = build_root()
             print(f"{root.path}: {root.asterisk_version}")
+        elif args.command == "build-freeswitch":
+            fs = fsbuild.build()
+            print(f"{fs.prefix}: {fs.version}")
         elif args.command == "render-scenario":
             layout = sipp.SippLayout(args.out, sip_port=0, media_port=0, control_port=0)
             print(sipp.render_scenario(layout))
         elif args.command == "up":
-            print(stack.up(args.name, args.workdir, rtp_ports=args.rtp_ports).to_json())
+            print(
+                stack.up(
+                    args.name,
+                    args.workdir,
+                    rtp_ports=args.rtp_ports,
+                    with_freeswitch=args.with_freeswitch,
+                ).to_json()
+            )
         elif args.command == "down":
             stopped = stack.down(args.name, args.workdir)
             print(f"stack {args.name}: {'stopped' if stopped else 'was not running'}")
@@ -87,9 +116,15 @@ def main(argv: list[str] | None = None) -> int:
             if info is None or not ready:
                 print(f"stack {args.name} is not up: python -m ops.localstack up", file=sys.stderr)
                 return 1
-            for key, value in info.env().items():
+            for key, value in info.env(args.pbx).items():
                 print(f"export {key}={shlex.quote(value)}")
-    except (stack.StackError, RootError, LeftoverProcess, NotReady) as exc:
+    except (
+        stack.StackError,
+        RootError,
+        fsbuild.FreeSwitchBuildError,
+        LeftoverProcess,
+        NotReady,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from . import asterisk, sipp
+from . import asterisk, freeswitch, fsbuild, sipp
 from .ports import free_port_block
 from .procs import (
     LeftoverProcess,
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range (32768-60999)
 DEFAULT_RTP_PORTS = 400  # 200 concurrent calls (an RTP port pair per channel)
+FREESWITCH_RTP_PORTS = 400  # FreeSWITCH's own range, after the 16 service ports (opt-in)
 TRUNK = "carrier"
 DEAD_TRUNK = "carrier-dead"
 ORIGINATE_CONTEXT = "dialer-outbound"
@@ -106,6 +107,27 @@ class StackInfo:
     dead_trunk: str = DEAD_TRUNK
     originate_context: str = ORIGINATE_CONTEXT
     originate_exten: str = ORIGINATE_EXTEN
+    # FreeSWITCH (``up --with-freeswitch``; 0 / "": the stack runs none).
+    freeswitch_pid: int = 0
+    freeswitch_prefix: str = ""
+    freeswitch_sip_port: int = 0
+    esl_port: int = 0
+    esl_password: str = ""
+    freeswitch_rtp_start: int = 0
+    freeswitch_rtp_end: int = 0
+
+    @property
+    def with_freeswitch(self) -> bool:
+        return self.esl_port != 0
+
+    @property
+    def esl_url(self) -> str:
+        return f"esl://:{self.esl_password}@127.0.0.1:{self.esl_port}"
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """What runs, in start order (FreeSWITCH last: its gateways point at SIPp)."""
+        return COMPONENTS + (("freeswitch",) if self.with_freeswitch else ())
 
     @property
     def ami_url(self) -> str:
@@ -141,7 +163,10 @@ class StackInfo:
 
     @property
     def pids(self) -> dict[str, int]:
-        return {"redis": self.redis_pid, "asterisk": self.asterisk_pid, "sipp": self.sipp_pid}
+        pids = {"redis": self.redis_pid, "asterisk": self.asterisk_pid, "sipp": self.sipp_pid}
+        if self.with_freeswitch:
+            pids["freeswitch"] = self.freeswitch_pid
+        return pids
 
     def asterisk_cli(self, cmd: str, *, timeout: float = 10.0) -> str:
         """``chroot ROOT asterisk -C CONF -rx CMD``: the output of one CLI command."""
@@ -152,11 +177,20 @@ class StackInfo:
         conf = f"{self.conf_dir}/asterisk.conf"
         return shlex.join(["chroot", str(self.root), "asterisk", "-C", conf, "-rx", cmd])
 
-    def env(self) -> dict[str, str]:
-        """Environment variables for the dialer and the tools (``python -m ops.localstack env``)."""
+    def env(self, pbx: str = "asterisk") -> dict[str, str]:
+        """Environment variables for the dialer and the tools (``python -m ops.localstack env``).
+
+        ``pbx="freeswitch"``: DIALER_ESL_URL instead of DIALER_AMI_URL (an engine takes one)."""
+        if pbx == "freeswitch" and not self.with_freeswitch:
+            raise StackError(f"stack {self.name} runs no FreeSWITCH: up --with-freeswitch")
+        switch = (
+            {"DIALER_ESL_URL": self.esl_url}
+            if pbx == "freeswitch"
+            else {"DIALER_AMI_URL": self.ami_url}
+        )
         return {
             "DIALER_REDIS_URL": self.redis_url,
-            "DIALER_AMI_URL": self.ami_url,
+            **switch,
             "DIALER_TRUNK": self.trunk,
             "DIALER_DEAD_TRUNK": self.dead_trunk,
             "DIALER_STACK_NAME": self.name,
@@ -181,6 +215,19 @@ class StackInfo:
         data["root"] = Path(data["root"])
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    def freeswitch_layout(self) -> freeswitch.FreeSwitchLayout:
+        prefix = Path(self.freeswitch_prefix)
+        return freeswitch.FreeSwitchLayout(
+            build=fsbuild.FreeSwitchBuild(prefix=prefix, version=""),
+            dir=self.workdir / "freeswitch",
+            sip_port=self.freeswitch_sip_port,
+            esl_port=self.esl_port,
+            esl_password=self.esl_password,
+            rtp_start=self.freeswitch_rtp_start,
+            rtp_end=self.freeswitch_rtp_end,
+            gateways=((self.trunk, self.sipp_port), (self.dead_trunk, self.dead_port)),
+        )
 
     def _layout(self) -> asterisk.AsteriskLayout:
         return asterisk.AsteriskLayout(
@@ -252,8 +299,9 @@ def _claimed_ranges() -> list[tuple[int, int]]:
 
 
 def _block(info: StackInfo) -> tuple[int, int]:
-    """The stack's block of ports: its RTP range and the 16 ports after it (end exclusive)."""
-    return info.rtp_start, info.rtp_end + 17
+    """The stack's block of ports: its RTP range, the 16 ports after it and FreeSWITCH's RTP
+    range after those when it runs one (end exclusive)."""
+    return info.rtp_start, max(info.rtp_end + 17, info.freeswitch_rtp_end + 1)
 
 
 def _claim(info: StackInfo) -> None:
@@ -291,6 +339,8 @@ def _owned(info: StackInfo, component: str) -> bool:
     args = " ".join(cmdline(pid))
     if component == "asterisk":
         return f"{info.conf_dir}/asterisk.conf" in args
+    if component == "freeswitch":
+        return freeswitch.owns(info.freeswitch_layout(), args)
     if component == "redis":  # redis-server sets its title to "redis-server 127.0.0.1:<port>"
         return "redis-server" in args and f":{info.redis_port}" in args
     return "sipp" in args and f"-p {info.sipp_port}" in args
@@ -305,6 +355,8 @@ def _answers(info: StackInfo, component: str) -> bool:
             return ping(info.redis_port, username=DIALER_USER, password=users.dialer_secret)
         if component == "sipp":
             return sipp.options_ok(info.sipp_port)
+        if component == "freeswitch":
+            return freeswitch.ready_now(info.freeswitch_layout())
         return asterisk.ami_login_ok(
             info.ami_host, info.ami_port, info.ami_username, info.ami_secret
         )
@@ -314,16 +366,25 @@ def _answers(info: StackInfo, component: str) -> bool:
 
 def is_ready(info: StackInfo) -> bool:
     """Every process alive (and still ours) and every service answering."""
-    return all(_owned(info, c) for c in COMPONENTS) and all(_answers(info, c) for c in COMPONENTS)
+    parts = info.components
+    return all(_owned(info, c) for c in parts) and all(_answers(info, c) for c in parts)
 
 
 # -- up / down --------------------------------------------------------------------------------
 
 
 def up(
-    name: str = "default", workdir: Path | None = None, *, rtp_ports: int = DEFAULT_RTP_PORTS
+    name: str = "default",
+    workdir: Path | None = None,
+    *,
+    rtp_ports: int = DEFAULT_RTP_PORTS,
+    with_freeswitch: bool = False,
 ) -> StackInfo:
-    """Bring the stack up (or return it if it already runs and answers)."""
+    """Bring the stack up (or return it if it already runs and answers).
+
+    ``with_freeswitch``: also run FreeSWITCH (from the cached build, :mod:`.fsbuild`) with
+    gateways toward the same carrier simulator; Asterisk runs either way. A running stack
+    without FreeSWITCH is started anew when it is asked for."""
     if not _NAME.match(name):
         raise StackError(f"bad stack name {name!r}: lowercase letters, digits, - and _")
     if os.geteuid() != 0:
@@ -331,6 +392,10 @@ def up(
     workdir = (workdir or default_workdir(name)).resolve()
     with _global_lock():
         existing = load(workdir)
+        if existing is not None and with_freeswitch and not existing.with_freeswitch:
+            log.info("stack %s runs no FreeSWITCH: starting it anew with one", name)
+            _teardown(existing)
+            existing = None
         if existing is not None:
             if is_ready(existing):
                 log.info("stack %s already up", name)
@@ -340,7 +405,7 @@ def up(
                 return _restart_in_place(existing)
             log.warning("stack %s cannot restart in place (%s): starting it anew", name, why)
             _teardown(existing)
-        return _start(name, workdir, rtp_ports)
+        return _start(name, workdir, rtp_ports, with_freeswitch)
 
 
 def _in_place_refused(info: StackInfo) -> str | None:
@@ -367,7 +432,7 @@ def _restart_in_place(info: StackInfo) -> StackInfo:
     started = time.monotonic()
     _claim(info)  # a stack whose processes all died may have lost its claim to a pruning
     restarted: list[str] = []
-    for component in COMPONENTS:
+    for component in info.components:
         if _owned(info, component):
             if _answers(info, component) or _wait_answering(info, component):
                 continue
@@ -399,6 +464,8 @@ def _stop_component(info: StackInfo, component: str) -> None:
         asterisk.stop(info._layout(), pid)
     elif component == "sipp":
         sipp.stop(pid)
+    elif component == "freeswitch":
+        freeswitch.stop(pid)
     else:
         terminate(pid, timeout=10.0)
 
@@ -459,12 +526,32 @@ def _restart_asterisk(info: StackInfo) -> StackInfo:
     return replace(info, asterisk_pid=pid)
 
 
-_START = {"redis": _restart_redis, "sipp": _restart_sipp, "asterisk": _restart_asterisk}
+def _restart_freeswitch(info: StackInfo) -> StackInfo:
+    _wait_ports_free(info, [("tcp", info.esl_port), ("udp", info.freeswitch_sip_port)])
+    layout = info.freeswitch_layout()
+    freeswitch.render_config(layout)
+    pid = freeswitch.start(layout)
+    freeswitch.wait_ready(layout, pid)
+    return replace(info, freeswitch_pid=pid)
 
 
-def _start(name: str, workdir: Path, rtp_ports: int) -> StackInfo:
+_START = {
+    "redis": _restart_redis,
+    "sipp": _restart_sipp,
+    "asterisk": _restart_asterisk,
+    "freeswitch": _restart_freeswitch,
+}
+
+
+def _start(name: str, workdir: Path, rtp_ports: int, with_freeswitch: bool) -> StackInfo:
     started = time.monotonic()
     root = build_root()
+    fs_build = fsbuild.ready_build() if with_freeswitch else None
+    if with_freeswitch and fs_build is None:
+        raise StackError(
+            f"no FreeSWITCH build at {fsbuild.prefix_path()}: "
+            "python -m ops.localstack build-freeswitch (scripts/bootstrap runs it)"
+        )
     users = find_processes([f"/etc/dialer-{name}/"])
     if users:
         raise StackError(
@@ -473,7 +560,8 @@ def _start(name: str, workdir: Path, rtp_ports: int) -> StackInfo:
         )
     workdir.mkdir(parents=True, exist_ok=True)
     workdir.chmod(0o700)
-    base = _allocate(rtp_ports + 16)
+    fs_rtp_ports = FREESWITCH_RTP_PORTS if fs_build is not None else 0
+    base = _allocate(rtp_ports + 16 + fs_rtp_ports)
     rtp_start, rtp_end = base, base + rtp_ports - 1
     p = rtp_end + 1  # the 16 ports after the RTP range; sipp media uses p+2 .. p+5
     layout = asterisk.AsteriskLayout(
@@ -494,6 +582,18 @@ def _start(name: str, workdir: Path, rtp_ports: int) -> StackInfo:
         workdir=workdir / "sipp", sip_port=p + 1, media_port=p + 2, control_port=p + 8
     )
     redis = RedisServer(workdir=workdir / "redis", port=p + 13, users=RedisUsers.generate())
+    fs_layout = None
+    if fs_build is not None:
+        fs_layout = freeswitch.FreeSwitchLayout(
+            build=fs_build,
+            dir=workdir / "freeswitch",
+            sip_port=p + 14,
+            esl_port=p + 15,
+            esl_password=secrets.token_hex(16),
+            rtp_start=p + 16,
+            rtp_end=p + 16 + fs_rtp_ports - 1,
+            gateways=((TRUNK, sipp_layout.sip_port), (DEAD_TRUNK, layout.dead_port)),
+        )
     pids: dict[str, int] = {}
     try:
         pids["redis"] = spawn(redis.argv(), log_file=workdir / "redis" / "stdout.log")
@@ -501,9 +601,14 @@ def _start(name: str, workdir: Path, rtp_ports: int) -> StackInfo:
         pids["sipp"] = sipp.start(sipp_layout)
         asterisk.render_config(layout)
         pids["asterisk"] = asterisk.start(layout, log_file=workdir / "asterisk" / "console.log")
+        if fs_layout is not None:
+            freeswitch.render_config(fs_layout)
+            pids["freeswitch"] = freeswitch.start(fs_layout)
         wait_until(lambda: _redis_up(pids["redis"], redis), timeout=10, what="redis-server")
         sipp.wait_ready(sipp_layout, pids["sipp"])
         asterisk.wait_ready(layout, pids["asterisk"])
+        if fs_layout is not None:
+            freeswitch.wait_ready(fs_layout, pids["freeswitch"])
     except BaseException:
         _stop_processes(layout, pids)
         asterisk.remove_instance_dirs(layout, keep_log=workdir / "asterisk" / "messages.log")
@@ -534,6 +639,17 @@ def _start(name: str, workdir: Path, rtp_ports: int) -> StackInfo:
         redis_secret=redis.users.dialer_secret if redis.users else "",
         redis_admin_secret=redis.users.admin_secret if redis.users else "",
     )
+    if fs_layout is not None:
+        info = replace(
+            info,
+            freeswitch_pid=pids["freeswitch"],
+            freeswitch_prefix=str(fs_layout.build.prefix),
+            freeswitch_sip_port=fs_layout.sip_port,
+            esl_port=fs_layout.esl_port,
+            esl_password=fs_layout.esl_password,
+            freeswitch_rtp_start=fs_layout.rtp_start,
+            freeswitch_rtp_end=fs_layout.rtp_end,
+        )
     _save(info)
     _claim(info)
     log.info("stack %s up in %.1f s", name, time.monotonic() - started)
@@ -547,6 +663,7 @@ def _redis_up(pid: int, redis: RedisServer) -> bool:
 
 
 def _stop_processes(layout: asterisk.AsteriskLayout, pids: dict[str, int]) -> None:
+    freeswitch.stop(pids.get("freeswitch"))
     sipp.stop(pids.get("sipp"))
     asterisk.stop(layout, pids.get("asterisk"))
     terminate(pids.get("redis"), timeout=10.0)  # SIGTERM: Redis writes its AOF
@@ -582,7 +699,9 @@ def _ports_of(info: StackInfo) -> list[tuple[str, int]]:
         ("udp", info.sip_port),
         ("udp", info.sipp_port),
         ("udp", info.sipp_media_port),
-    ]
+    ] + (
+        [("tcp", info.esl_port), ("udp", info.freeswitch_sip_port)] if info.with_freeswitch else []
+    )
 
 
 _PORT_RELEASE_S = 5.0
