@@ -13,9 +13,10 @@ consumer can run periodic work (ending calls whose last event never came) withou
 timeout per item: queued items are taken with ``get_nowait``; only an empty queue is awaited,
 under a timeout that ends at the next tick (cancelling ``Queue.get`` loses nothing).
 
-The protocol-specific parts stay in each client: how to open and log in (``_open``), what to
-do once a session is up (``_session_up``), how to fail what is pending (``_mark_down``), the
-reader (``_read_loop``) and the keepalive (``_keepalive``).
+How to open and log in (``_open``), what to do once a session is up (``_session_up``), how
+to fail what is pending (``_mark_down``), the reader (``_read_loop``) and the keepalive
+(``_keepalive``) are :class:`dialer.pbx.connection.PbxClient`'s, written once for both
+clients on top of their protocol hooks.
 """
 
 from __future__ import annotations

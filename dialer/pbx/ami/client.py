@@ -35,13 +35,10 @@ import logging
 import math
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import cast
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 
 from dialer.errors import (
     ActionFailed,
@@ -54,7 +51,14 @@ from dialer.errors import (
 )
 from dialer.pbx.ami.codec import AmiCodec, Banner, Message, encode_action
 from dialer.pbx.base import ConnectionState
-from dialer.pbx.supervision import TICK, SessionLost, Supervised, Tick, describe
+from dialer.pbx.connection import (
+    READ_SIZE,
+    PbxClient,
+    StreamConnection,
+    check_settings,
+    url_settings,
+)
+from dialer.pbx.supervision import TICK, SessionLost, Tick
 
 __all__ = [
     "TICK",
@@ -68,12 +72,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_READ_SIZE = 65536
 _RATE_PERIOD = 0.1  # s: the event rate that switches read coalescing on is measured over this
 _EXPIRY_SLACK = 0.01  # actions' deadlines within this of each other share one timer firing
 _WRITE_HIGH_WATER = 256 * 1024
 _LOGOFF_TIMEOUT = 1.0
-_CLOSE_TIMEOUT = 1.0
 
 Fields = Mapping[str, str] | Sequence[tuple[str, str]]
 
@@ -116,21 +118,11 @@ class AmiSettings:
     coalesce_above: float = 250.0
 
     def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"AMI port out of range: {self.port}")
-        for name in ("connect_timeout", "action_timeout", "reconnect_min"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"AMI {name} must be > 0")
-        if self.reconnect_max < self.reconnect_min:
-            raise ConfigError("AMI reconnect_max must be >= reconnect_min")
-        if self.keepalive_interval < 0:
-            raise ConfigError("AMI keepalive_interval must be >= 0 (0 disables)")
+        check_settings("AMI", self, "action_timeout")
         if not 0 <= self.read_coalesce <= 0.1:
             raise ConfigError("AMI read_coalesce must be between 0 and 0.1 s")
         if not self.coalesce_above >= 0:
             raise ConfigError("AMI coalesce_above must be >= 0 (events per second)")
-        if self.event_queue_size < 1 or self.max_message_size < 1024:
-            raise ConfigError("AMI event_queue_size must be >= 1, max_message_size >= 1024")
         if isinstance(self.filters, str):
             raise ConfigError("AMI filters must be a tuple of strings, not a string")
         checks = [("Username", self.username), ("EventMask", self.events)]
@@ -152,32 +144,19 @@ class AmiSettings:
         Query parameters: ``events``, ``filter`` (repeatable) and any numeric setting
         (``action_timeout=3``...). User and secret are percent-decoded.
         """
-        parts = urlsplit(url)
-        if parts.scheme != "ami":
-            raise ConfigError(f"AMI URL must start with ami://, got scheme {parts.scheme!r}")
-        try:
-            port = parts.port or 5038
-        except ValueError as exc:
-            raise ConfigError(f"AMI URL has a bad port: {exc}") from None
-        values: dict[str, object] = {
-            "host": parts.hostname or "127.0.0.1",
-            "port": port,
-            "username": unquote(parts.username or ""),
-            "secret": unquote(parts.password or ""),
-        }
-        for key, found in parse_qs(parts.query, keep_blank_values=True).items():
-            if key == "filter":
-                values["filters"] = tuple(found)
-            elif key == "events":
-                values["events"] = found[-1]
-            elif key in _FLOAT_PARAMS or key in _INT_PARAMS:
-                kind = float if key in _FLOAT_PARAMS else int
-                try:
-                    values[key] = kind(found[-1])
-                except ValueError:
-                    raise ConfigError(f"AMI URL parameter {key} is not a number") from None
-            else:
-                raise ConfigError(f"unknown AMI URL parameter {key!r}")
+        parts, values = url_settings(
+            url,
+            "AMI",
+            5038,
+            floats=_FLOAT_PARAMS,
+            ints=_INT_PARAMS,
+            special={
+                "filter": lambda found: ("filters", tuple(found)),
+                "events": lambda found: ("events", found[-1]),
+            },
+        )
+        values["username"] = unquote(parts.username or "")
+        values["secret"] = unquote(parts.password or "")
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -230,24 +209,8 @@ class _Pending:
 
 
 @dataclass(slots=True, eq=False)
-class _Connection:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    codec: AmiCodec
-    last_rx: float
-    backlog: deque[Banner | Message] = field(default_factory=deque)
-    stalled: bool = False  # the reader waits for room in the event queue
-    stalls: int = 0
+class _Connection(StreamConnection[Banner | Message]):
     outgoing: list[bytes] = field(default_factory=list)  # actions written this loop turn
-
-    async def next_item(self) -> Banner | Message:
-        while not self.backlog:
-            data = await self.reader.read(_READ_SIZE)
-            if not data:
-                raise SessionLost("connection closed by the PBX")
-            self.last_rx = asyncio.get_running_loop().time()
-            self.backlog.extend(self.codec.receive_data(data))
-        return self.backlog.popleft()
 
     async def write(self, data: bytes) -> None:
         """Queue ``data``; what is written in one turn of the event loop goes in one send.
@@ -274,113 +237,26 @@ class _Connection:
         if not self.writer.transport.is_closing():
             self.writer.write(data)  # a failure shows in the reader: the session ends
 
-    async def close(self, *, abort: bool = False) -> None:
-        if abort:
-            self.writer.transport.abort()
-        else:
-            self.writer.close()
-        with suppress(OSError, TimeoutError):
-            async with asyncio.timeout(_CLOSE_TIMEOUT):
-                await self.writer.wait_closed()
 
-
-class AmiClient(Supervised["_Connection", Message]):
+class AmiClient(PbxClient[_Connection, Message]):
     """Connects, logs in, reconnects; sends actions and streams events. See the module doc."""
 
     _protocol = "AMI"
     _unanswered = "the response; the action"
+    _ping_what = "answer to Ping"
     _logger = logger
     _settings: AmiSettings
 
     def __init__(self, settings: AmiSettings, *, clock: Callable[[], float] = time.monotonic):
-        self._settings = settings
-        self._clock = clock
-        self._where = f"{settings.host}:{settings.port}"
-        self._queue: asyncio.Queue[Message | ConnectionState | Tick | None] = asyncio.Queue(
-            settings.event_queue_size
-        )
+        super().__init__(settings, clock=clock)
         self._pending: dict[str, _Pending] = {}
         self._expiry: asyncio.TimerHandle | None = None
         self._list_actions = 0  # pending send_action_list calls
-        self._conn: _Connection | None = None
-        self._up = asyncio.Event()
-        self._down = asyncio.Event()
-        self._down.set()
-        self._supervisor: asyncio.Task[None] | None = None
-        self._entered = False
-        self._closing = False
-        self._closed = False
-        self._consuming = False
         self._id_prefix = f"dialer-{secrets.token_hex(4)}-"
         self._ids = itertools.count(1)
-        self._connects = 0
         self._actions_sent = 0
-        self._events_received = 0
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    async def __aenter__(self) -> AmiClient:
-        if self._entered:
-            raise RuntimeError("an AmiClient can be entered only once")
-        self._entered = True
-        try:
-            conn, early = await self._open()
-        except PbxUnavailable:
-            self._closed = True
-            raise
-        except (OSError, TimeoutError, PbxProtocolError, SessionLost) as exc:
-            self._closed = True
-            raise PbxUnavailable(
-                f"cannot connect to AMI at {self._where}: {describe(exc)}"
-            ) from exc
-        await self._session_up(conn, early)
-        self._supervisor = asyncio.create_task(self._supervise(conn), name=f"ami {self._where}")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._closing = True
-        conn = self._conn
-        if conn is not None and self.connected:
-            with suppress(PbxUnavailable, ActionFailed, ActionTimeout):
-                await self._request(
-                    "Logoff", (), None, limit=_LOGOFF_TIMEOUT, conn=conn, counted=False
-                )
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._supervisor
-        if self._conn is not None:
-            await self._conn.close()
-        was_connected = self.connected
-        self._mark_down(PbxUnavailable(f"AMI client for {self._where} closed"))
-        if self._expiry is not None:
-            self._expiry.cancel()
-        self._closed = True
-        with suppress(asyncio.QueueFull):
-            if was_connected:
-                self._queue.put_nowait(ConnectionState(False, "closed", self._clock()))
-            self._queue.put_nowait(None)  # wakes a consumer waiting on an empty queue
 
     # -- public API --------------------------------------------------------------------------
-
-    @property
-    def connected(self) -> bool:
-        return self._up.is_set()
-
-    async def wait_connected(self) -> None:
-        """Return once logged in (at once if already); bound it with ``asyncio.timeout``."""
-        if self._closed or self._closing:
-            raise PbxUnavailable(f"AMI client for {self._where} is closed")
-        await self._up.wait()
-
-    async def wait_disconnected(self) -> None:
-        """Return once the connection is lost or closed (at once if not connected)."""
-        await self._down.wait()
 
     async def send_action(
         self,
@@ -543,34 +419,32 @@ class AmiClient(Supervised["_Connection", Message]):
         if earliest < math.inf:
             self._arm_expiry(earliest)
 
-    # -- connection --------------------------------------------------------------------------
+    # -- the shared layer's hooks -------------------------------------------------------------
 
-    async def _open(self) -> tuple[_Connection, list[Message]]:
-        """Connect and run the handshake; return the connection and early events."""
+    @property
+    def _reply_limit(self) -> float:
+        return self._settings.action_timeout
+
+    def _connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, now: float
+    ) -> _Connection:
+        return _Connection(reader, writer, AmiCodec(self._settings.max_message_size), now)
+
+    async def _handshake(self, conn: _Connection, early: list[Message]) -> str:
         settings = self._settings
         async with asyncio.timeout(settings.connect_timeout):
-            reader, writer = await asyncio.open_connection(settings.host, settings.port)
-        loop = asyncio.get_running_loop()
-        conn = _Connection(reader, writer, AmiCodec(settings.max_message_size), loop.time())
-        early: list[Message] = []
-        try:
-            async with asyncio.timeout(settings.connect_timeout):
-                banner = await conn.next_item()
-            if not isinstance(banner, Banner):
-                raise PbxProtocolError("AMI server sent no banner")
-            login = [("Username", settings.username), ("Secret", settings.secret)]
-            await self._exchange(conn, "Login", [*login, ("Events", "off")], early, "login")
-            for expression in settings.filters:
-                fields = [("Operation", "Add"), ("Filter", expression)]
-                await self._exchange(conn, "Filter", fields, early, f"filter {expression!r}")
-            if settings.events.lower() != "off":
-                fields = [("EventMask", settings.events)]
-                await self._exchange(conn, "Events", fields, early, "event mask")
-        except BaseException:
-            await conn.close(abort=True)
-            raise
-        logger.info("AMI connected to %s (%s)", self._where, banner.text)
-        return conn, early
+            banner = await conn.next_item()
+        if not isinstance(banner, Banner):
+            raise PbxProtocolError("AMI server sent no banner")
+        login = [("Username", settings.username), ("Secret", settings.secret)]
+        await self._exchange(conn, "Login", [*login, ("Events", "off")], early, "login")
+        for expression in settings.filters:
+            fields = [("Operation", "Add"), ("Filter", expression)]
+            await self._exchange(conn, "Filter", fields, early, f"filter {expression!r}")
+        if settings.events.lower() != "off":
+            fields = [("EventMask", settings.events)]
+            await self._exchange(conn, "Events", fields, early, "event mask")
+        return f" ({banner.text})"
 
     async def _exchange(
         self, conn: _Connection, name: str, fields: Fields, early: list[Message], what: str
@@ -586,32 +460,26 @@ class AmiClient(Supervised["_Connection", Message]):
                 if item.is_response and item.action_id == action_id:
                     break
                 if item.is_event:
-                    if len(early) >= self._settings.event_queue_size - 1:
-                        raise PbxProtocolError("too many AMI events before the login completed")
-                    early.append(item)
+                    self._keep_early(early, item)
         if (item.response or "").lower() != "success":
             text = item.get("Message") or item.response or "no message"
             raise PbxUnavailable(f"AMI at {self._where} refused the {what}: {text}")
         return item
 
-    async def _session_up(self, conn: _Connection, early: list[Message]) -> None:
-        self._conn = conn
-        self._connects += 1
-        self._down.clear()
-        self._up.set()
-        await self._queue.put(ConnectionState(True, "connected", self._clock()))
-        for message in early:
-            self._events_received += 1
-            await self._queue.put(message)
-
-    def _mark_down(self, error: PbxUnavailable) -> None:
-        self._conn = None
-        self._up.clear()
-        self._down.set()
+    def _fail_pending(self, conn: _Connection | None, error: PbxUnavailable) -> None:
         for pending in list(self._pending.values()):
             pending.fail(error)
+        if self._expiry is not None:  # nothing left to expire
+            self._expiry.cancel()
+            self._expiry = None
 
-    async def _read_loop(self, conn: _Connection) -> None:
+    async def _ping(self, conn: _Connection) -> None:
+        await self._request("Ping", (), None, limit=None, conn=conn, counted=False)
+
+    async def _goodbye(self, conn: _Connection) -> None:
+        await self._request("Logoff", (), None, limit=_LOGOFF_TIMEOUT, conn=conn, counted=False)
+
+    async def _read(self, conn: _Connection) -> None:
         loop = asyncio.get_running_loop()
         queue = self._queue
         coalesce = self._settings.read_coalesce
@@ -625,41 +493,36 @@ class AmiClient(Supervised["_Connection", Message]):
         period_items = 0
         items: Sequence[Banner | Message] = list(conn.backlog)
         conn.backlog.clear()
-        try:
-            while True:
-                for item in items:
-                    if isinstance(item, Message) and not self._route(item):
-                        self._events_received += 1
-                        try:
-                            queue.put_nowait(item)  # no coroutine per event while there is room
-                        except asyncio.QueueFull:
-                            await self._wait_for_room(conn, item)
-                if coalesce:
-                    now = loop.time()
-                    period_items += len(items)
-                    elapsed = now - period_start
-                    if elapsed >= _RATE_PERIOD:
-                        busy = period_items > busy_rate * elapsed
-                        period_start, period_items = now, 0
-                    rest = conn.last_rx + coalesce - now
-                    if busy and rest > 0:
-                        # let the next events gather in the socket for the rest of the interval
-                        # instead of waking for each one
-                        transport.pause_reading()
-                        try:
-                            await asyncio.sleep(rest)
-                        finally:
-                            if not transport.is_closing():
-                                transport.resume_reading()
-                data = await conn.reader.read(_READ_SIZE)
-                if not data:
-                    raise SessionLost("connection closed by the PBX")
-                conn.last_rx = loop.time()
-                items = conn.codec.receive_data(data)
-        except PbxProtocolError as exc:
-            raise SessionLost(f"protocol error: {exc}") from exc
-        except OSError as exc:
-            raise SessionLost(f"connection error: {exc!r}") from exc
+        while True:
+            for item in items:
+                if isinstance(item, Message) and not self._route(item):
+                    self._events_received += 1
+                    try:
+                        queue.put_nowait(item)  # no coroutine per event while there is room
+                    except asyncio.QueueFull:
+                        await self._wait_for_room(conn, item)
+            if coalesce:
+                now = loop.time()
+                period_items += len(items)
+                elapsed = now - period_start
+                if elapsed >= _RATE_PERIOD:
+                    busy = period_items > busy_rate * elapsed
+                    period_start, period_items = now, 0
+                rest = conn.last_rx + coalesce - now
+                if busy and rest > 0:
+                    # let the next events gather in the socket for the rest of the interval
+                    # instead of waking for each one
+                    transport.pause_reading()
+                    try:
+                        await asyncio.sleep(rest)
+                    finally:
+                        if not transport.is_closing():
+                            transport.resume_reading()
+            data = await conn.reader.read(READ_SIZE)
+            if not data:
+                raise SessionLost("connection closed by the PBX")
+            conn.last_rx = loop.time()
+            items = conn.codec.receive_data(data)
 
     def _route(self, message: Message) -> bool:
         """Give a response (or a list item) to its action; False: an event for the queue."""
@@ -677,34 +540,3 @@ class AmiClient(Supervised["_Connection", Message]):
         else:
             logger.debug("AMI message dropped (no pending action): %s", action_id)
         return True
-
-    async def _wait_for_room(self, conn: _Connection, message: Message) -> None:
-        """Back-pressure: the event queue is full; hold the reader until ``message`` fits."""
-        conn.stalled = True
-        conn.stalls += 1
-        try:
-            await self._queue.put(message)
-        finally:
-            conn.stalled = False
-
-    async def _keepalive(self, conn: _Connection) -> None:
-        loop = asyncio.get_running_loop()
-        interval = self._settings.keepalive_interval
-        while True:
-            delay = conn.last_rx + interval - loop.time()
-            if delay > 0 or conn.stalled:
-                await asyncio.sleep(max(delay, interval / 10))
-                continue
-            stalls = conn.stalls
-            try:
-                await self._request("Ping", (), None, limit=None, conn=conn, counted=False)
-            except ActionTimeout:
-                if conn.stalled or conn.stalls != stalls:
-                    continue  # our own reader was held, not the peer
-                raise SessionLost(
-                    f"no answer to Ping within {self._settings.action_timeout} s"
-                ) from None
-            except ActionFailed:
-                pass  # any answer proves the peer alive
-            except PbxUnavailable as exc:
-                raise SessionLost(str(exc)) from exc

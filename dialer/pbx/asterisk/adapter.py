@@ -5,19 +5,19 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from types import TracebackType
 from typing import Any
 
 from dialer.domain.calls import RawOutcome
 from dialer.errors import ActionFailed, DialerError, PbxUnavailable, ValidationError
+from dialer.pbx.adapter import SwitchAdapter
 from dialer.pbx.ami.client import AmiClient, AmiSettings, Fields
+from dialer.pbx.ami.codec import Message
 from dialer.pbx.asterisk.correlate import CallCorrelator
 from dialer.pbx.asterisk.record import HANDLER, parse_record, record_families, valid_call_id
-from dialer.pbx.base import CallEnded, OriginateRequest, PbxEvent
+from dialer.pbx.base import OriginateRequest
 from dialer.pbx.ends import DEFAULT_CAPACITY, EndMemory
-from dialer.pbx.pump import correlated_batches, correlated_events
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def check_number(number: str) -> str:
     return number
 
 
-class AsteriskAdapter:
+class AsteriskAdapter(SwitchAdapter[Message]):
     """:class:`dialer.pbx.base.PbxAdapter` for Asterisk over AMI."""
 
     name = "asterisk"
@@ -66,50 +66,19 @@ class AsteriskAdapter:
         self, settings: AsteriskSettings, *, clock: Callable[[], float] = time.time
     ) -> None:
         self._settings = settings
-        self._clock = clock
         self._ami = AmiClient(settings.ami)
-        self._correlator = CallCorrelator(
+        self._correlator: CallCorrelator = CallCorrelator(
             failure_grace=settings.failure_grace,
             memory=EndMemory(capacity=settings.remembered_ends),
         )
+        super().__init__(
+            self._ami, self._correlator, failure_grace=settings.failure_grace, clock=clock
+        )
         self._listing: tuple[float, dict[str, str]] | None = None  # (monotonic time, channels)
-
-    async def __aenter__(self) -> AsteriskAdapter:
-        await self._ami.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._ami.__aexit__(exc_type, exc, tb)
-
-    @property
-    def connected(self) -> bool:
-        return self._ami.connected
 
     @property
     def ami(self) -> AmiClient:
         return self._ami
-
-    @property
-    def followed_calls(self) -> int:
-        return len(self._correlator)
-
-    def forget(self, call_id: str) -> RawOutcome | None:
-        return self._correlator.forget(call_id)
-
-    def adopt(self, call_id: str, *, answered: bool) -> None:
-        self._correlator.follow(call_id, self._clock(), answered=answered)
-
-    def seen_end(self, call_id: str) -> CallEnded | None:
-        return self._correlator.seen_end(call_id, self._clock())
-
-    @property
-    def remembered_ends(self) -> EndMemory:
-        return self._correlator.memory
 
     async def call_record(self, call_id: str, *, started_at: float) -> RawOutcome | None:
         """The hangup handler's AstDB entry of the call (``DBGet``, one per day it may be
@@ -219,21 +188,3 @@ class AsteriskAdapter:
         return {
             uid: item.get("ChannelState") == "6" for item in items if (uid := item.get("Uniqueid"))
         }
-
-    def events(self) -> AsyncGenerator[PbxEvent, None]:
-        """Correlated call events; also ends calls whose closing hang-up never came."""
-        return correlated_events(
-            self._ami.events,
-            self._correlator,
-            tick=self._settings.failure_grace / 2,
-            clock=self._clock,
-        )
-
-    def event_batches(self) -> AsyncGenerator[list[PbxEvent], None]:
-        """:meth:`events` a list at a time (what came in one read of the connection)."""
-        return correlated_batches(
-            self._ami.event_batches,
-            self._correlator,
-            tick=self._settings.failure_grace / 2,
-            clock=self._clock,
-        )

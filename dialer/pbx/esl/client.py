@@ -37,20 +37,25 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
-from types import TracebackType
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import ClassVar
+from urllib.parse import unquote
 
 from dialer.errors import (
     ActionFailed,
     ActionTimeout,
     ConfigError,
-    PbxProtocolError,
     PbxUnavailable,
     UnsafeValue,
 )
 from dialer.pbx.base import ConnectionState
+from dialer.pbx.connection import (
+    CLOSE_TIMEOUT,
+    PbxClient,
+    StreamConnection,
+    check_settings,
+    url_settings,
+)
 from dialer.pbx.esl.codec import (
     AUTH_REQUEST,
     DISCONNECT_NOTICE,
@@ -60,14 +65,12 @@ from dialer.pbx.esl.codec import (
     EslMessage,
     encode_command,
 )
-from dialer.pbx.supervision import TICK, SessionLost, Supervised, Tick, describe
+from dialer.pbx.supervision import TICK, SessionLost, Tick
 
 __all__ = ["TICK", "ConnectionState", "EslClient", "EslSettings", "EslStatistics", "Tick"]
 
 logger = logging.getLogger(__name__)
 
-_READ_SIZE = 65536
-_CLOSE_TIMEOUT = 1.0
 _NO_REPLY = "-ERR no reply"  # what mod_event_socket answers when an API printed nothing
 _FLOAT_PARAMS = (
     "connect_timeout",
@@ -100,17 +103,7 @@ class EslSettings:
     max_message_size: int = 16 << 20
 
     def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"ESL port out of range: {self.port}")
-        for name in ("connect_timeout", "command_timeout", "reconnect_min"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"ESL {name} must be > 0")
-        if self.reconnect_max < self.reconnect_min:
-            raise ConfigError("ESL reconnect_max must be >= reconnect_min")
-        if self.keepalive_interval < 0:
-            raise ConfigError("ESL keepalive_interval must be >= 0 (0 disables)")
-        if self.event_queue_size < 1 or self.max_message_size < 1024:
-            raise ConfigError("ESL event_queue_size must be >= 1, max_message_size >= 1024")
+        check_settings("ESL", self, "command_timeout")
         if self.event_format not in ("plain", "json"):
             raise ConfigError(f"ESL event_format must be plain or json, not {self.event_format!r}")
         if isinstance(self.events, str) or isinstance(self.filters, str):
@@ -134,31 +127,18 @@ class EslSettings:
 
         ``event`` repeats (one name per parameter, in order); the password is percent-decoded.
         """
-        parts = urlsplit(url)
-        if parts.scheme != "esl":
-            raise ConfigError(f"ESL URL must start with esl://, got scheme {parts.scheme!r}")
-        try:
-            port = parts.port or 8021
-        except ValueError as exc:
-            raise ConfigError(f"ESL URL has a bad port: {exc}") from None
-        values: dict[str, object] = {
-            "host": parts.hostname or "127.0.0.1",
-            "port": port,
-            "password": unquote(parts.password or parts.username or ""),
-        }
-        for key, found in parse_qs(parts.query, keep_blank_values=True).items():
-            if key == "event":
-                values["events"] = tuple(found)
-            elif key == "format":
-                values["event_format"] = found[-1]
-            elif key in _FLOAT_PARAMS or key in _INT_PARAMS:
-                kind = float if key in _FLOAT_PARAMS else int
-                try:
-                    values[key] = kind(found[-1])
-                except ValueError:
-                    raise ConfigError(f"ESL URL parameter {key} is not a number") from None
-            else:
-                raise ConfigError(f"unknown ESL URL parameter {key!r}")
+        parts, values = url_settings(
+            url,
+            "ESL",
+            8021,
+            floats=_FLOAT_PARAMS,
+            ints=_INT_PARAMS,
+            special={
+                "event": lambda found: ("events", tuple(found)),
+                "format": lambda found: ("event_format", found[-1]),
+            },
+        )
+        values["password"] = unquote(parts.password or parts.username or "")
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -174,24 +154,10 @@ class EslStatistics:
 
 
 @dataclass(slots=True, eq=False)
-class _Connection:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    codec: EslCodec
-    last_rx: float
-    backlog: deque[EslMessage | EslEvent] = field(default_factory=deque)
-    waiting: deque[asyncio.Future[EslMessage]] = field(default_factory=deque)  # FIFO replies
-    stalled: bool = False  # the reader waits for room in the event queue
-    stalls: int = 0
+class _Connection(StreamConnection[EslMessage | EslEvent]):
+    peer: ClassVar[str] = "FreeSWITCH"
 
-    async def next_item(self) -> EslMessage | EslEvent:
-        while not self.backlog:
-            data = await self.reader.read(_READ_SIZE)
-            if not data:
-                raise SessionLost("connection closed by FreeSWITCH")
-            self.last_rx = asyncio.get_running_loop().time()
-            self.backlog.extend(self.codec.receive_data(data))
-        return self.backlog.popleft()
+    waiting: deque[asyncio.Future[EslMessage]] = field(default_factory=deque)  # FIFO replies
 
     def send(self, data: bytes) -> asyncio.Future[EslMessage]:
         """Write one command and take its place in the reply queue (no await in between)."""
@@ -214,99 +180,21 @@ class _Connection:
             if not future.done():
                 future.set_exception(error)
 
-    async def close(self, *, abort: bool = False) -> None:
-        if abort:
-            self.writer.transport.abort()
-        else:
-            self.writer.close()
-        with suppress(OSError, TimeoutError):
-            async with asyncio.timeout(_CLOSE_TIMEOUT):
-                await self.writer.wait_closed()
 
-
-class EslClient(Supervised["_Connection", EslEvent]):
+class EslClient(PbxClient[_Connection, EslEvent]):
     """Connects, authenticates, reconnects; sends commands and streams events (module doc)."""
 
     _protocol = "ESL"
     _unanswered = "the reply; the command"
+    _ping_what = "reply to keepalive"
     _logger = logger
     _settings: EslSettings
 
     def __init__(self, settings: EslSettings, *, clock: Callable[[], float] = time.monotonic):
-        self._settings = settings
-        self._clock = clock
-        self._where = f"{settings.host}:{settings.port}"
-        self._queue: asyncio.Queue[EslEvent | ConnectionState | Tick | None] = asyncio.Queue(
-            settings.event_queue_size
-        )
-        self._conn: _Connection | None = None
-        self._up = asyncio.Event()
-        self._down = asyncio.Event()
-        self._down.set()
-        self._supervisor: asyncio.Task[None] | None = None
-        self._entered = self._closing = self._closed = self._consuming = False
-        self._connects = self._commands_sent = self._events_received = 0
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    async def __aenter__(self) -> EslClient:
-        if self._entered:
-            raise RuntimeError("an EslClient can be entered only once")
-        self._entered = True
-        try:
-            conn, early = await self._open()
-        except PbxUnavailable:
-            self._closed = True
-            raise
-        except (OSError, TimeoutError, PbxProtocolError, SessionLost) as exc:
-            self._closed = True
-            raise PbxUnavailable(
-                f"cannot connect to ESL at {self._where}: {describe(exc)}"
-            ) from exc
-        await self._session_up(conn, early)
-        self._supervisor = asyncio.create_task(self._supervise(conn), name=f"esl {self._where}")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._closing = True
-        conn = self._conn
-        if conn is not None and self.connected:
-            with suppress(PbxUnavailable, ActionFailed, ActionTimeout, OSError):
-                await self._request(conn, encode_command("exit"), "exit", _CLOSE_TIMEOUT)
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._supervisor
-        if self._conn is not None:
-            await self._conn.close()
-        was_connected = self.connected
-        self._mark_down(PbxUnavailable(f"ESL client for {self._where} closed"))
-        self._closed = True
-        with suppress(asyncio.QueueFull):
-            if was_connected:
-                self._queue.put_nowait(ConnectionState(False, "closed", self._clock()))
-            self._queue.put_nowait(None)  # wakes a consumer waiting on an empty queue
+        super().__init__(settings, clock=clock)
+        self._commands_sent = 0
 
     # -- public API --------------------------------------------------------------------------
-
-    @property
-    def connected(self) -> bool:
-        return self._up.is_set()
-
-    async def wait_connected(self) -> None:
-        """Return once authenticated (at once if already); bound it with ``asyncio.timeout``."""
-        if self._closed or self._closing:
-            raise PbxUnavailable(f"ESL client for {self._where} is closed")
-        await self._up.wait()
-
-    async def wait_disconnected(self) -> None:
-        """Return once the connection is lost or closed (at once if not connected)."""
-        await self._down.wait()
 
     async def command(
         self,
@@ -385,7 +273,7 @@ class EslClient(Supervised["_Connection", EslEvent]):
         self, conn: _Connection, data: bytes, what: str, limit: float | None
     ) -> EslMessage:
         if limit is None:
-            limit = self._settings.command_timeout
+            limit = self._reply_limit
         future = conn.send(data)
         try:
             async with asyncio.timeout(limit):
@@ -400,34 +288,33 @@ class EslClient(Supervised["_Connection", EslEvent]):
         except OSError as exc:
             raise PbxUnavailable(f"ESL connection to {self._where} failed during {what}") from exc
 
-    # -- connection --------------------------------------------------------------------------
+    # -- the shared layer's hooks -------------------------------------------------------------
 
-    async def _open(self) -> tuple[_Connection, list[EslEvent]]:
+    @property
+    def _reply_limit(self) -> float:
+        return self._settings.command_timeout
+
+    def _connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, now: float
+    ) -> _Connection:
+        return _Connection(reader, writer, EslCodec(self._settings.max_message_size), now)
+
+    async def _handshake(self, conn: _Connection, early: list[EslEvent]) -> str:
         settings = self._settings
         async with asyncio.timeout(settings.connect_timeout):
-            reader, writer = await asyncio.open_connection(settings.host, settings.port)
-        loop = asyncio.get_running_loop()
-        conn = _Connection(reader, writer, EslCodec(settings.max_message_size), loop.time())
-        early: list[EslEvent] = []
-        try:
-            async with asyncio.timeout(settings.connect_timeout):
-                greeting = await conn.next_item()
-            if not isinstance(greeting, EslMessage) or greeting.content_type != AUTH_REQUEST:
-                raise PbxUnavailable(
-                    f"ESL at {self._where} did not ask to authenticate: {_explain(greeting)}"
-                )
-            await self._exchange(conn, encode_command("auth", settings.password), early, "auth")
-            for header, value in settings.filters:
-                command = encode_command("filter", header, value)
-                await self._exchange(conn, command, early, f"filter {header}")
-            if settings.events:
-                command = encode_command("event", settings.event_format, *settings.events)
-                await self._exchange(conn, command, early, "event subscription")
-        except BaseException:
-            await conn.close(abort=True)
-            raise
-        logger.info("ESL connected to %s", self._where)
-        return conn, early
+            greeting = await conn.next_item()
+        if not isinstance(greeting, EslMessage) or greeting.content_type != AUTH_REQUEST:
+            raise PbxUnavailable(
+                f"ESL at {self._where} did not ask to authenticate: {_explain(greeting)}"
+            )
+        await self._exchange(conn, encode_command("auth", settings.password), early, "auth")
+        for header, value in settings.filters:
+            command = encode_command("filter", header, value)
+            await self._exchange(conn, command, early, f"filter {header}")
+        if settings.events:
+            command = encode_command("event", settings.event_format, *settings.events)
+            await self._exchange(conn, command, early, "event subscription")
+        return ""
 
     async def _exchange(
         self, conn: _Connection, data: bytes, early: list[EslEvent], what: str
@@ -439,9 +326,7 @@ class EslClient(Supervised["_Connection", EslEvent]):
             while not future.done():
                 item = await conn.next_item()
                 if isinstance(item, EslEvent):
-                    if len(early) >= self._settings.event_queue_size - 1:
-                        raise PbxProtocolError("too many ESL events before the handshake ended")
-                    early.append(item)
+                    self._keep_early(early, item)
                 elif item.is_reply:
                     conn.on_reply(item)
                 elif item.content_type in (DISCONNECT_NOTICE, RUDE_REJECTION):
@@ -454,71 +339,32 @@ class EslClient(Supervised["_Connection", EslEvent]):
             raise PbxUnavailable(f"ESL at {self._where} refused the {what}: {text or 'no text'}")
         return reply
 
-    async def _session_up(self, conn: _Connection, early: list[EslEvent]) -> None:
-        self._conn = conn
-        self._connects += 1
-        self._down.clear()
-        self._up.set()
-        await self._queue.put(ConnectionState(True, "connected", self._clock()))
-        for event in early:
-            self._events_received += 1
-            await self._queue.put(event)
-
-    def _mark_down(self, error: PbxUnavailable) -> None:
-        conn, self._conn = self._conn, None
-        self._up.clear()
-        self._down.set()
+    def _fail_pending(self, conn: _Connection | None, error: PbxUnavailable) -> None:
         if conn is not None:
             conn.fail_all(error)
 
-    async def _read_loop(self, conn: _Connection) -> None:
-        try:
-            while True:
-                item = await conn.next_item()
-                if isinstance(item, EslEvent):
-                    await self._deliver(conn, item)
-                elif item.is_reply:
-                    conn.on_reply(item)
-                elif item.content_type in (DISCONNECT_NOTICE, RUDE_REJECTION):
-                    raise SessionLost(f"FreeSWITCH disconnected: {_explain(item)}")
-                else:
-                    logger.debug("ESL message ignored: %s", item.content_type)
-        except PbxProtocolError as exc:
-            raise SessionLost(f"protocol error: {exc}") from exc
-        except OSError as exc:
-            raise SessionLost(f"connection error: {exc!r}") from exc
-
-    async def _deliver(self, conn: _Connection, event: EslEvent) -> None:
-        self._events_received += 1
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            conn.stalled = True
-            conn.stalls += 1
-            try:
-                await self._queue.put(event)
-            finally:
-                conn.stalled = False
-
-    async def _keepalive(self, conn: _Connection) -> None:
-        loop = asyncio.get_running_loop()
-        interval = self._settings.keepalive_interval
+    async def _read(self, conn: _Connection) -> None:
+        queue = self._queue
         while True:
-            delay = conn.last_rx + interval - loop.time()
-            if delay > 0 or conn.stalled:
-                await asyncio.sleep(max(delay, interval / 10))
-                continue
-            stalls = conn.stalls
-            try:
-                await self._request(conn, encode_command("api", "uptime"), "keepalive", None)
-            except ActionTimeout:
-                if conn.stalled or conn.stalls != stalls:
-                    continue  # our own reader was held, not the peer
-                raise SessionLost(
-                    f"no reply to keepalive within {self._settings.command_timeout} s"
-                ) from None
-            except PbxUnavailable as exc:
-                raise SessionLost(str(exc)) from exc
+            item = await conn.next_item()
+            if isinstance(item, EslEvent):
+                self._events_received += 1
+                try:
+                    queue.put_nowait(item)  # no coroutine per event while there is room
+                except asyncio.QueueFull:
+                    await self._wait_for_room(conn, item)
+            elif item.is_reply:
+                conn.on_reply(item)
+            elif item.content_type in (DISCONNECT_NOTICE, RUDE_REJECTION):
+                raise SessionLost(f"FreeSWITCH disconnected: {_explain(item)}")
+            else:
+                logger.debug("ESL message ignored: %s", item.content_type)
+
+    async def _ping(self, conn: _Connection) -> None:
+        await self._request(conn, encode_command("api", "uptime"), "keepalive", None)
+
+    async def _goodbye(self, conn: _Connection) -> None:
+        await self._request(conn, encode_command("exit"), "exit", CLOSE_TIMEOUT)
 
 
 def _explain(item: EslMessage | EslEvent) -> str:

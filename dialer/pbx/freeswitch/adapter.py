@@ -17,21 +17,21 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from types import TracebackType
 from typing import Any
 
 from dialer.domain.calls import RawOutcome
 from dialer.errors import ActionFailed, DialerError, PbxUnavailable, ValidationError
-from dialer.pbx.base import CallEnded, OriginateRequest, PbxEvent
+from dialer.pbx.adapter import SwitchAdapter
+from dialer.pbx.base import OriginateRequest
 from dialer.pbx.esl.client import EslClient, EslSettings
+from dialer.pbx.esl.codec import EslEvent
 from dialer.pbx.freeswitch.correlate import (
     FOLLOWED_EVENTS,
     CallCorrelator,
     answered_in_show_channels,
 )
-from dialer.pbx.pump import correlated_batches, correlated_events
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def parse_show_channels(body: str) -> dict[str, bool]:
     }
 
 
-class FreeSwitchAdapter:
+class FreeSwitchAdapter(SwitchAdapter[EslEvent]):
     """:class:`dialer.pbx.base.PbxAdapter` for FreeSWITCH over ESL."""
 
     name = "freeswitch"
@@ -166,42 +166,15 @@ class FreeSwitchAdapter:
         self, settings: FreeSwitchSettings, *, clock: Callable[[], float] = time.time
     ) -> None:
         self._settings = settings
-        self._clock = clock
         self._esl = EslClient(settings.esl)
-        self._correlator = CallCorrelator(failure_grace=settings.failure_grace)
-
-    async def __aenter__(self) -> FreeSwitchAdapter:
-        await self._esl.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._esl.__aexit__(exc_type, exc, tb)
-
-    @property
-    def connected(self) -> bool:
-        return self._esl.connected
+        self._correlator: CallCorrelator = CallCorrelator(failure_grace=settings.failure_grace)
+        super().__init__(
+            self._esl, self._correlator, failure_grace=settings.failure_grace, clock=clock
+        )
 
     @property
     def esl(self) -> EslClient:
         return self._esl
-
-    @property
-    def followed_calls(self) -> int:
-        return len(self._correlator)
-
-    def forget(self, call_id: str) -> RawOutcome | None:
-        return self._correlator.forget(call_id)
-
-    def adopt(self, call_id: str, *, answered: bool) -> None:
-        self._correlator.follow(call_id, self._clock(), answered=answered)
-
-    def seen_end(self, call_id: str) -> CallEnded | None:
-        return self._correlator.seen_end(call_id, self._clock())
 
     async def call_record(self, call_id: str, *, started_at: float) -> RawOutcome | None:
         """None: FreeSWITCH's own record of a call (its CDR) is read once issue 16 lands; until
@@ -246,21 +219,3 @@ class FreeSwitchAdapter:
 
     async def live_calls(self) -> dict[str, bool]:
         return parse_show_channels(await self._esl.api("show", "channels", "as", "json"))
-
-    def events(self) -> AsyncGenerator[PbxEvent, None]:
-        """Correlated call events; also ends calls whose closing hang-up never came."""
-        return correlated_events(
-            self._esl.events,
-            self._correlator,
-            tick=self._settings.failure_grace / 2,
-            clock=self._clock,
-        )
-
-    def event_batches(self) -> AsyncGenerator[list[PbxEvent], None]:
-        """:meth:`events` a list at a time (what came in one read of the connection)."""
-        return correlated_batches(
-            self._esl.event_batches,
-            self._correlator,
-            tick=self._settings.failure_grace / 2,
-            clock=self._clock,
-        )

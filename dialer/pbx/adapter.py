@@ -1,0 +1,123 @@
+"""What the Asterisk and FreeSWITCH adapters share, written once: the protocol client's
+lifecycle, the registry of followed calls (follow, forget, adopt, the ends remembered of calls
+not followed) and the correlated event stream, one event or one batch at a time.
+
+Each adapter adds what is its switch's own: how to originate, hang up, list live channels and
+read the switch's record of a call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from types import TracebackType
+from typing import Generic, Protocol, Self, TypeVar
+
+from dialer.domain.calls import RawOutcome
+from dialer.pbx.base import CallEnded, ConnectionState, PbxEvent
+from dialer.pbx.ends import EndMemory
+from dialer.pbx.pump import Correlator, correlated_batches, correlated_events
+from dialer.pbx.supervision import Tick
+
+ItemT = TypeVar("ItemT")
+ItemT_contra = TypeVar("ItemT_contra", contravariant=True)
+
+
+class EventClient(Protocol[ItemT]):
+    """A protocol client (:class:`~dialer.pbx.connection.PbxClient`) as an adapter uses it."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    def events(self, tick: float) -> AsyncGenerator[ItemT | ConnectionState | Tick, None]: ...
+
+    def event_batches(
+        self, tick: float
+    ) -> AsyncGenerator[list[ItemT | ConnectionState | Tick], None]: ...
+
+
+class CallRegistry(Correlator[ItemT_contra], Protocol[ItemT_contra]):
+    """A correlator and the calls it follows."""
+
+    memory: EndMemory
+
+    def follow(self, call_id: str, now: float, *, answered: bool = False) -> None: ...
+
+    def forget(self, call_id: str) -> RawOutcome | None: ...
+
+    def seen_end(self, call_id: str, now: float) -> CallEnded | None: ...
+
+    def __len__(self) -> int: ...
+
+
+class SwitchAdapter(Generic[ItemT]):
+    """The part of :class:`dialer.pbx.base.PbxAdapter` both switches do the same way."""
+
+    name: str
+
+    def __init__(
+        self,
+        client: EventClient[ItemT],
+        correlator: CallRegistry[ItemT],
+        *,
+        failure_grace: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._client = client
+        self._correlator = correlator
+        self._clock = clock
+        # calls whose closing event never came are ended at least this often
+        self._tick = failure_grace / 2
+
+    async def __aenter__(self) -> Self:
+        await self._client.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._client.__aexit__(exc_type, exc, tb)
+
+    @property
+    def connected(self) -> bool:
+        return self._client.connected
+
+    @property
+    def followed_calls(self) -> int:
+        return len(self._correlator)
+
+    def forget(self, call_id: str) -> RawOutcome | None:
+        return self._correlator.forget(call_id)
+
+    def adopt(self, call_id: str, *, answered: bool) -> None:
+        self._correlator.follow(call_id, self._clock(), answered=answered)
+
+    def seen_end(self, call_id: str) -> CallEnded | None:
+        return self._correlator.seen_end(call_id, self._clock())
+
+    @property
+    def remembered_ends(self) -> EndMemory:
+        return self._correlator.memory
+
+    def events(self) -> AsyncGenerator[PbxEvent, None]:
+        """Correlated call events; also ends calls whose closing hang-up never came."""
+        return correlated_events(
+            self._client.events, self._correlator, tick=self._tick, clock=self._clock
+        )
+
+    def event_batches(self) -> AsyncGenerator[list[PbxEvent], None]:
+        """:meth:`events` a list at a time (what came in one read of the connection)."""
+        return correlated_batches(
+            self._client.event_batches, self._correlator, tick=self._tick, clock=self._clock
+        )
