@@ -244,9 +244,6 @@ class CampaignSettings:
         """May the campaign start calls at ``now`` (epoch seconds), until or from when."""
         return availability(now, self.window, self.starts_at, self.ends_at)
 
-    def window_open(self, now_epoch: float) -> bool:
-        return self.availability(now_epoch).open
-
     def dial_time(self, due: float) -> float:
         """When a call due at ``due`` (a retry, a callback) may be dialed: ``due`` itself, or
         the next opening when the hours are closed then (``due`` when no opening is left:

@@ -181,3 +181,13 @@ class PbxAdapter(Protocol):
 
     @property
     def connected(self) -> bool: ...
+
+
+def int_or_none(value: str | None) -> int | None:
+    """A header's integer (``" 486"`` -> 486); None when absent or not a number."""
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None

@@ -12,7 +12,6 @@ builds from running at once; a second call finds the marker and returns at once.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -22,11 +21,12 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from ops.localstack.root import locked
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def build(prefix: Path | None = None, sources: Path | None = None) -> FreeSwitch
         return found
     archives = verify_sources(sources or sources_dir())
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(prefix.parent / f".{prefix.name}.lock"):
+    with locked(prefix.parent / f".{prefix.name}.lock"):
         found = ready_build(prefix)  # another process may have built it meanwhile
         if found is not None:
             return found
@@ -261,13 +261,3 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-@contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    with open(lock_path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)

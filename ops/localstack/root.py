@@ -105,7 +105,7 @@ def build_root(path: Path | None = None, *, mirror: str | None = None) -> Asteri
     if shutil.which("debootstrap") is None:
         raise RootError("debootstrap not found: apt-get install debootstrap")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path.parent / f".{path.name}.lock"):
+    with locked(path.parent / f".{path.name}.lock"):
         found = ready_root(path)  # another process may have built it meanwhile
         if found is not None:
             return found
@@ -157,7 +157,7 @@ def asterisk_version(path: Path) -> str:
 
 
 @contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
+def locked(lock_path: Path) -> Iterator[None]:
     with open(lock_path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:

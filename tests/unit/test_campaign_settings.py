@@ -52,7 +52,7 @@ def test_defaults() -> None:
     assert s.retry == RetryPolicy()
     assert s.window is None
     assert s.limits is None
-    assert s.window_open(0.0)
+    assert s.availability(0.0).open
     assert isinstance(s.cps, float)
 
 
@@ -228,10 +228,10 @@ def test_window_across_midnight_belongs_to_the_day_it_opens() -> None:
     assert not night.is_open(paris(2025, 3, 7, 3, 0))  # Thursday night is not in days
 
 
-def test_settings_window_open_delegates() -> None:
+def test_settings_availability_delegates() -> None:
     s = full_settings()
-    assert s.window_open(paris(2025, 3, 3, 10, 0))
-    assert not s.window_open(paris(2025, 3, 3, 21, 0))
+    assert s.availability(paris(2025, 3, 3, 10, 0)).open
+    assert not s.availability(paris(2025, 3, 3, 21, 0)).open
 
 
 @pytest.mark.parametrize(

@@ -53,21 +53,13 @@ from dialer.pbx.base import (
     CallFacts,
     EndSource,
     PbxEvent,
+    int_or_none,
 )
 from dialer.pbx.ends import EndMemory
 
 # The events the correlator needs; manager.conf's eventfilter lines let only these through.
 FOLLOWED_EVENTS = ("OriginateResponse", "Hangup", "UserEvent")
 _UP_STATE = "6"
-
-
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value.strip())
-    except ValueError:
-        return None
 
 
 @dataclass(slots=True)
@@ -190,11 +182,11 @@ class CallCorrelator:
             if msg.get("ChannelState") == _UP_STATE:  # it overtook the Success response
                 self._answer(call_id, track, now, out)
             track.channel_seen = True
-            track.q850_cause = _int(msg.get("Cause"))
-            track.sip_code = _int(msg.get("TechCause")) or track.sip_code
+            track.q850_cause = int_or_none(msg.get("Cause"))
+            track.sip_code = int_or_none(msg.get("TechCause")) or track.sip_code
             return True
         if name == "OriginateResponse":
-            track.originate_reason = _int(msg.get("Reason"))
+            track.originate_reason = int_or_none(msg.get("Reason"))
             if msg.get("Response") == "Success":
                 track.channel = msg.get("Channel") or track.channel
                 track.channel_seen = True
@@ -255,7 +247,7 @@ class CallCorrelator:
             result = (msg.get("Result", "") or "").lower()
             with contextlib.suppress(ValueError):
                 track.dialplan_result = DialplanResult(result)
-                at = _int(msg.get("At"))
+                at = int_or_none(msg.get("At"))
                 track.callback_at = float(at) if at is not None else None
 
     def _end(self, call_id: str, track: _Track, now: float) -> CallEnded:

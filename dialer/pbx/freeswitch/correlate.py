@@ -40,6 +40,7 @@ from dialer.pbx.base import (
     CallFacts,
     EndSource,
     PbxEvent,
+    int_or_none,
 )
 from dialer.pbx.ends import EndMemory
 from dialer.pbx.esl.codec import EslEvent
@@ -113,15 +114,6 @@ Q850_BY_NAME = {
 _ANSWERED_CALLSTATES = frozenset({"ACTIVE", "HELD", "UNHELD"})
 
 
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value.strip())
-    except ValueError:
-        return None
-
-
 def _q850(code: int | None) -> int | None:
     return code if code is not None and 0 < code < 128 else None
 
@@ -137,12 +129,12 @@ def cause_from_job(body: str) -> tuple[bool, str | None]:
 
 def sip_code_of(event: EslEvent) -> int | None:
     for name in ("variable_sip_term_status", "variable_sip_invite_failure_status"):
-        code = _int(event.get(name))
+        code = int_or_none(event.get(name))
         if code is not None and 100 <= code <= 699:
             return code
     proto = event.get("variable_proto_specific_hangup_cause") or ""
     if proto.startswith("sip:"):
-        return _int(proto[4:])
+        return int_or_none(proto[4:])
     return None
 
 
@@ -248,11 +240,11 @@ class CallCorrelator:
     def _hangup(
         self, call_id: str, track: _Track, event: EslEvent, now: float, out: list[PbxEvent]
     ) -> None:
-        code = _q850(_int(event.get("variable_hangup_cause_q850")))
+        code = _q850(int_or_none(event.get("variable_hangup_cause_q850")))
         if code is None:
             code = Q850_BY_NAME.get(event.get("Hangup-Cause") or "")
-        answer_usec = _int(event.get("variable_answer_uepoch")) or 0
-        answer_sec = _int(event.get("variable_answer_epoch")) or 0
+        answer_usec = int_or_none(event.get("variable_answer_uepoch")) or 0
+        answer_sec = int_or_none(event.get("variable_answer_epoch")) or 0
         if track.answered_at is None and (answer_sec or answer_usec):
             track.answered_at = answer_usec / 1e6 if answer_usec else float(answer_sec)
         track.q850_cause = code
@@ -280,7 +272,7 @@ class CallCorrelator:
         with contextlib.suppress(ValueError):
             if result:
                 track.dialplan_result = DialplanResult(result)
-                at = _int(event.get("variable_dialer_callback_at"))
+                at = int_or_none(event.get("variable_dialer_callback_at"))
                 track.callback_at = float(at) if at is not None else None
 
     def _custom(self, event: EslEvent, track: _Track) -> None:
