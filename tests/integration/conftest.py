@@ -1,7 +1,11 @@
-"""The real local stack for integration tests: Redis, Asterisk 22 (chroot), SIPp carrier simulator.
+"""The real local stack for integration tests: Redis, Asterisk 22 (chroot), SIPp carrier
+simulator, and FreeSWITCH 1.10.12 when its build is cached (``scripts/bootstrap`` builds it).
 
 ``stack`` is brought up once per session under a unique name and brought down at the end;
 ``down`` raises if any process of the stack is left, which fails the session's teardown.
+
+``pbx`` parametrizes a test over both switches (``"asterisk"``, ``"freeswitch"``); the
+FreeSWITCH case is skipped, with the reason, when the stack runs none.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from dialer.pbx.ami.client import AmiClient, AmiSettings
+from ops.localstack import fsbuild
 from ops.localstack import stack as localstack
 from ops.localstack.stack import StackInfo
 
@@ -32,13 +37,27 @@ def _missing_prerequisite() -> str | None:
     return None
 
 
+SWITCHES = ("asterisk", "freeswitch")
+
+
+def freeswitch_missing() -> str | None:
+    """Why the stacks run no FreeSWITCH (no cached build), or None."""
+    if fsbuild.ready_build() is None:
+        return (
+            f"no FreeSWITCH build at {fsbuild.prefix_path()}: run scripts/bootstrap with the "
+            "source archives in ../shared/freeswitch or $DIALER_FREESWITCH_SOURCES "
+            "(python -m ops.localstack build-freeswitch)"
+        )
+    return None
+
+
 def _own_stack(tmp_path_factory: pytest.TempPathFactory, prefix: str) -> Iterator[StackInfo]:
     reason = _missing_prerequisite()
     if reason:
         pytest.skip(reason)
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     workdir = Path(tmp_path_factory.mktemp(prefix))
-    info = localstack.up(name, workdir)
+    info = localstack.up(name, workdir, with_freeswitch=freeswitch_missing() is None)
     yield info
     localstack.down(name, workdir)  # raises LeftoverProcess if anything survived
     assert localstack.load(workdir) is None
@@ -54,6 +73,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
 def faulty_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     """A stack of the module's own, for tests that kill and restart its parts."""
     yield from _own_stack(tmp_path_factory, "fault")
+
+
+@pytest.fixture(params=SWITCHES)
+def pbx(request: pytest.FixtureRequest) -> str:
+    """The switch a test runs on: each test that takes it runs on Asterisk and on FreeSWITCH."""
+    name: str = request.param
+    if name == "freeswitch":
+        reason = freeswitch_missing()
+        if reason:
+            pytest.skip(reason)
+    return name
 
 
 def ami_settings(info: StackInfo, *, events: str = "on", watch: bool = True) -> AmiSettings:

@@ -28,10 +28,16 @@ def ami_url(stack: Any) -> str:
     return f"ami://{stack.ami_username}:{stack.ami_secret}@{stack.ami_host}:{stack.ami_port}"
 
 
-def engine_settings(stack: Any, namespace: str, **kw: Any) -> EngineSettings:
-    return EngineSettings(
-        redis_url=stack.redis_url, namespace=namespace, ami_url=ami_url(stack), **kw
-    )
+def engine_settings(
+    stack: Any, namespace: str, *, pbx: str = "asterisk", **kw: Any
+) -> EngineSettings:
+    """An engine on the stack's Redis and on one switch (``pbx``: the ``pbx`` fixture's
+    ``"asterisk"`` or ``"freeswitch"``)."""
+    if pbx == "freeswitch":
+        kw["esl_url"] = stack.esl_url
+    else:
+        kw["ami_url"] = ami_url(stack)
+    return EngineSettings(redis_url=stack.redis_url, namespace=namespace, **kw)
 
 
 @asynccontextmanager
@@ -62,6 +68,7 @@ def engine_processes(
             DIALER_REDIS_URL=settings.redis_url,
             DIALER_NAMESPACE=settings.namespace,
             DIALER_AMI_URL=settings.ami_url or "",
+            DIALER_ESL_URL=settings.esl_url or "",
             DIALER_ENGINE_ID=f"proc-{i}",
             DIALER_LEASE_MS=str(settings.lease_ms),
         )

@@ -1,7 +1,10 @@
-"""Watches Asterisk from the outside while the engine runs: channel count and originate times.
+"""Watches the switch from the outside while the engine runs: channel count and originate times.
 
-It uses its own AMI connection, independent of the engine's, so the limits are checked on what
-Asterisk itself saw. Two measures of concurrency:
+It uses its own AMI or ESL connection, independent of the engine's, so the limits are checked on
+what the switch itself saw (``watch_switch(stack, pbx)``). On FreeSWITCH the events are
+CHANNEL_CREATE / CHANNEL_ANSWER / CHANNEL_HANGUP_COMPLETE, timed by their
+``Event-Date-Timestamp`` (FreeSWITCH's clock, microseconds), and the samples are
+``show channels as json``. On Asterisk, two measures of concurrency:
 
 - ``max_live``: the most calls between their Newchannel and their Hangup at any moment, by the
   events' ``Timestamp`` (Asterisk's own clock). The engine frees a channel only after it has
@@ -15,13 +18,17 @@ Asterisk itself saw. Two measures of concurrency:
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from dialer.pbx.ami.client import AmiClient, AmiSettings
 from dialer.pbx.ami.codec import Message
+from dialer.pbx.esl.client import EslClient, EslSettings
+from dialer.pbx.esl.codec import EslEvent
 
 
 @dataclass
@@ -118,3 +125,74 @@ async def watch_asterisk(
             finally:
                 for t in tasks:
                     t.cancel()
+
+
+FREESWITCH_EVENTS = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE")
+
+
+def _fs_time(event: EslEvent) -> float:
+    stamp = event.get("Event-Date-Timestamp")  # microseconds since the epoch
+    return int(stamp) / 1e6 if stamp and stamp.isdigit() else time.time()
+
+
+@asynccontextmanager
+async def watch_freeswitch(esl_url: str, *, sample_every: float = 0.04) -> AsyncIterator[Observed]:
+    """:func:`watch_asterisk` for FreeSWITCH: the dialer's channels (``dlr-`` Unique-IDs) by
+    FreeSWITCH's own events and ``show channels`` samples, on an ESL connection of its own."""
+    observed = Observed()
+    base = EslSettings.from_url(esl_url)
+    settings = EslSettings(
+        host=base.host, port=base.port, password=base.password, events=FREESWITCH_EVENTS
+    )
+    async with EslClient(settings) as client:
+
+        async def events() -> None:
+            async with aclosing(client.events()) as stream:
+                async for item in stream:
+                    if not isinstance(item, EslEvent):
+                        continue
+                    uid = item.unique_id or ""
+                    if not uid.startswith("dlr-"):
+                        continue
+                    if item.name == "CHANNEL_CREATE":
+                        observed.new_channels.setdefault(uid, time.monotonic())
+                        observed.created_at.setdefault(uid, _fs_time(item))
+                    elif item.name == "CHANNEL_ANSWER":
+                        observed.answered.add(uid)
+                    elif item.name == "CHANNEL_HANGUP_COMPLETE":
+                        observed.ended_at.setdefault(uid, _fs_time(item))
+                        answered = item.get("variable_answer_epoch") or "0"
+                        if answered not in ("", "0"):
+                            observed.answered.add(uid)
+
+        async def sample() -> None:
+            while True:
+                listing: dict[str, Any] = json.loads(
+                    await client.api("show", "channels", "as", "json") or "{}"
+                )
+                rows = listing.get("rows") or []
+                n = sum(1 for row in rows if str(row.get("uuid", "")).startswith("dlr-"))
+                observed.channel_samples.append((time.monotonic(), n))
+                await asyncio.sleep(sample_every)
+
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(events()), tg.create_task(sample())]
+            try:
+                yield observed
+            finally:
+                for t in tasks:
+                    t.cancel()
+
+
+def watch_switch(stack: Any, pbx: str, *, sample_every: float = 0.04) -> Any:
+    """The watcher of the switch a test runs on (``pbx``: ``"asterisk"`` or ``"freeswitch"``);
+    an async context manager yielding :class:`Observed`."""
+    if pbx == "freeswitch":
+        return watch_freeswitch(stack.esl_url, sample_every=sample_every)
+    ami = AmiSettings(
+        host=stack.ami_host,
+        port=stack.ami_port,
+        username=stack.ami_watch_username,
+        secret=stack.ami_secret,
+    )
+    return watch_asterisk(ami, sample_every=sample_every)
