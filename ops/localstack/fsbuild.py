@@ -56,11 +56,13 @@ ARCHIVES: dict[str, tuple[str, str]] = {
 MODULES: dict[str, str] = {
     "applications/mod_commands": "ESL API commands: status, originate, uuid_kill, show channels, "
     "sofia status's host; strepoch for the callback time",
-    "applications/mod_dptools": "dialplan applications: park, set, transfer, sched_hangup, sleep, "
-    "playback, play_and_get_digits, echo, hangup",
-    "applications/mod_avmd": "voicemail beep detection (avmd_start/avmd_stop in dialer.xml)",
-    "applications/mod_expr": "${expr(...)}: dialer_callback_at = now + 3600 in dialer.xml "
-    "(plain C, no library; a few seconds of compile)",
+    "applications/mod_dptools": "dialplan applications: park, set, transfer, sched_hangup, "
+    "detect_audio, detect_silence (AMD by the greeting's length), playback, "
+    "play_and_get_digits, echo, hangup",
+    "applications/mod_avmd": "voicemail beep detection; built but not loaded "
+    "(freeswitch.NOT_LOADED): dialer.xml needs no beep",
+    "applications/mod_expr": "${expr(...)}: dialer_callback_at = now + 3600 and the talk limit's "
+    "extra second in dialer.xml (plain C, no library; a few seconds of compile)",
     "dialplans/mod_dialplan_xml": "the XML dialplan (context dialer-outbound)",
     "endpoints/mod_sofia": "SIP toward the carrier (gateways named after trunks)",
     "event_handlers/mod_event_socket": "ESL, the dialer's control connection",

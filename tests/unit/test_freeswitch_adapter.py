@@ -240,15 +240,46 @@ async def test_failed_job_whose_hangup_never_comes_ends_after_the_grace(
     assert ended.ended_at - ended.started_at >= 0.3
 
 
-async def test_avmd_beep_makes_a_machine(running: Running, fake: FakeFreeSwitch) -> None:
-    fake.scenarios[NUMBER] = Scenario("answer", sip=200, beep=True, hold=0.1)
+async def test_amd_comes_from_the_hangup_and_no_custom_event_is_subscribed(
+    running: Running, fake: FakeFreeSwitch
+) -> None:
+    """dialer.xml times the greeting itself and reports through the hang-up's variables: the
+    adapter subscribes to no CUSTOM event, so a mod_avmd beep never reaches it."""
+    variables = {"dialer_amd_status": "MACHINE", "dialer_amd_cause": "LONGGREETING-1500"}
+    fake.scenarios[NUMBER] = Scenario("answer", sip=200, beep=True, hold=0.1, variables=variables)
     await running.adapter.originate(request("dlr-amd"))
 
     ended = await running.wait_ended("dlr-amd")
     assert ended.raw.answered
-    assert ended.raw.amd_status is AmdStatus.MACHINE
-    assert ended.raw.amd_cause == "avmd-beep"
+    assert (ended.raw.amd_status, ended.raw.amd_cause) == (AmdStatus.MACHINE, "LONGGREETING-1500")
     assert classify(ended.raw).status is CallStatus.VOICEMAIL
+    assert not [c.line for c in fake.commands if "CUSTOM" in c.line]
+
+
+def test_a_custom_event_changes_nothing() -> None:
+    """Even delivered (another subscription on a shared connection), a beep is not a result."""
+    correlator = CallCorrelator()
+    correlator.follow("u1", 1.0)
+    beep = EslEvent(
+        headers=(
+            ("Event-Name", "CUSTOM"),
+            ("Event-Subclass", "avmd::beep"),
+            ("Unique-ID", "u1"),
+            ("Beep-Status", "DETECTED"),
+        )
+    )
+    assert correlator.feed(beep, 2.0) == []
+    hangup = EslEvent(
+        headers=(
+            ("Event-Name", "CHANNEL_HANGUP_COMPLETE"),
+            ("Unique-ID", "u1"),
+            ("Hangup-Cause", "NORMAL_CLEARING"),
+            ("variable_answer_epoch", "2"),
+        )
+    )
+    (ended,) = correlator.feed(hangup, 3.0)
+    assert isinstance(ended, CallEnded)
+    assert ended.raw == RawOutcome(answered=True, q850_cause=16)
 
 
 async def test_dialplan_variables_carry_amd_and_callback(
@@ -416,8 +447,7 @@ async def test_filters_and_subscription_are_sent_on_connect(fake: FakeFreeSwitch
     assert lines == [
         f"auth {PASSWORD}",
         "filter Event-Name BACKGROUND_JOB",
-        "event plain CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB "
-        "CUSTOM avmd::beep amd",
+        "event plain CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB",
         "exit",
     ]
 

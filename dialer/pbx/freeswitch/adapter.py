@@ -1,8 +1,9 @@
 """The FreeSWITCH adapter: originate through ESL, follow calls, report PBX-neutral events.
 
-Written from FreeSWITCH's source and documentation and tested against recorded ESL transcripts
-and an in-test fake server; **no real FreeSWITCH was used** (none can be installed where this
-was written). pbx-config/freeswitch/README.md holds the contract and what is unverified.
+Written from FreeSWITCH's source, tested against recorded ESL transcripts and an in-test fake
+server, and checked against a real FreeSWITCH 1.10.12 with the carrier simulator
+(tests/integration/test_carrier_sim.py, test_freeswitch_stack.py). pbx-config/freeswitch/README.md
+holds the contract; pbx-config/README.md the raw values seen on both switches.
 
 A call is ``bgapi originate {origination_uuid=<call id>,...}<endpoint> <exten> XML <context>``
 (or ``&park()``) with ``Job-UUID: <call id>``: every event of the channel and the job's

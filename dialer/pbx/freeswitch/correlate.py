@@ -1,9 +1,10 @@
 """Sans-IO correlation of FreeSWITCH ESL events into one outcome per call.
 
-Written from FreeSWITCH's source and recorded events (tests/data/esl); **no real FreeSWITCH
-was used**. Feed :class:`~dialer.pbx.esl.codec.EslEvent` objects in whatever order they come;
-per followed call id this yields at most one :class:`CallAnswered` and exactly one
-:class:`CallEnded`.
+Written from FreeSWITCH's source and recorded events (tests/data/esl), and checked against a
+real FreeSWITCH 1.10.12 with the carrier simulator (tests/integration/test_carrier_sim.py feeds
+it every behaviour's events; pbx-config/README.md has the raw values). Feed
+:class:`~dialer.pbx.esl.codec.EslEvent` objects in whatever order they come; per followed call
+id this yields at most one :class:`CallAnswered` and exactly one :class:`CallEnded`.
 
 Rules (the contract is pbx-config/freeswitch/README.md):
 
@@ -17,10 +18,11 @@ Rules (the contract is pbx-config/freeswitch/README.md):
   itself (unknown gateway, refused: ``originate_failed``). With a channel, the
   ``CHANNEL_HANGUP_COMPLETE`` carries the facts, so we wait for it (``failure_grace``).
 - Answered = ``CHANNEL_ANSWER`` (or the answer epoch of the hang-up).
-- AMD: channel variables ``dialer_amd_status`` / ``dialer_amd_cause`` (set by the dialplan),
-  else ``amd_result`` / ``amd_cause`` (the third-party mod_amd); a ``CUSTOM avmd::beep``
-  (mod_avmd) or ``CUSTOM amd`` (``AMD-Result``) event on the call. Dialplan results:
-  ``dialer_result`` (``dnc`` / ``callback``) and ``dialer_callback_at`` (epoch seconds).
+- AMD: channel variables ``dialer_amd_status`` / ``dialer_amd_cause`` (set by dialer.xml's
+  greeting-length step), else ``amd_result`` / ``amd_cause`` (the third-party mod_amd), read
+  from the hang-up. Dialplan results: ``dialer_result`` (``dnc`` / ``callback``) and
+  ``dialer_callback_at`` (epoch seconds). No CUSTOM event is needed (nor subscribed): the
+  dialplan decides and its variables travel in the hang-up.
 - Calls not followed: the ``CHANNEL_HANGUP_COMPLETE`` of any other dialer call (id starting with
   ``dlr-``) carries all of the above by itself; its end goes to an :class:`EndMemory`
   (:meth:`CallCorrelator.seen_end`), read by the engine that settles the call should its owner
@@ -45,15 +47,14 @@ from dialer.pbx.base import (
 from dialer.pbx.ends import EndMemory
 from dialer.pbx.esl.codec import EslEvent
 
-# What the adapter subscribes to ("CUSTOM" must come last: the names after it are subclasses).
+# What the adapter subscribes to: the four events :meth:`CallCorrelator.feed` reads, no more.
+# (dialer.xml reports AMD and the IVR's result as channel variables of the hang-up, so no CUSTOM
+# event such as mod_avmd's ``avmd::beep`` is needed.)
 FOLLOWED_EVENTS = (
     "CHANNEL_CREATE",
     "CHANNEL_ANSWER",
     "CHANNEL_HANGUP_COMPLETE",
     "BACKGROUND_JOB",
-    "CUSTOM",
-    "avmd::beep",
-    "amd",
 )
 
 # FreeSWITCH cause names (switch_channel.c CAUSE_CHART) whose code is a Q.850 cause, for when
@@ -218,8 +219,6 @@ class CallCorrelator:
                 out.append(self._end(call_id, track, now))
             elif not ok:
                 track.job_failed_at, track.job_cause = now, cause
-        elif name == "CUSTOM":
-            self._custom(event, track)
         elif name == "CHANNEL_HANGUP_COMPLETE":
             self._hangup(call_id, track, event, now, out)
         return out
@@ -274,16 +273,6 @@ class CallCorrelator:
                 track.dialplan_result = DialplanResult(result)
                 at = int_or_none(event.get("variable_dialer_callback_at"))
                 track.callback_at = float(at) if at is not None else None
-
-    def _custom(self, event: EslEvent, track: _Track) -> None:
-        subclass = event.subclass
-        if subclass == "avmd::beep":
-            track.amd_status, track.amd_cause = AmdStatus.MACHINE, "avmd-beep"
-        elif subclass == "amd":
-            status = (event.get("AMD-Result") or "").strip().upper()
-            with contextlib.suppress(ValueError):
-                track.amd_status = AmdStatus(status)
-                track.amd_cause = event.get("AMD-Cause")
 
     def _answer(self, call_id: str, track: _Track, now: float, out: list[PbxEvent]) -> None:
         if track.answered_at is None:
