@@ -24,6 +24,12 @@ Choices (bump :data:`OUTCOME_TABLE_VERSION` when a row changes meaning):
   every minute; a consumed attempt with the no-answer delay is the safe side.
 - A dead trunk is indistinguishable from nobody answering on Asterisk (Reason 3, 19/480 after
   the full timeout): it is classified No answer; detecting a dead trunk is the engine's job.
+  FreeSWITCH reports the same trunk as a local 503 at once: Technical error (pbx-config/README.md).
+- Both switches give one status per callee behaviour because the SIP code is read before the
+  Q.850 cause: FreeSWITCH says 18 for a 480 (Asterisk 19) and 41 for a 503/500 (Asterisk
+  34/38); its ring timeout has no final SIP response, only the 487 of our CANCEL (Asterisk: 480);
+  its own causes (ORIGINATOR_CANCEL 487...) are no Q.850 causes and fall to the SIP code or the
+  default row (tests/unit/test_outcome_switches.py).
 - A call whose end the switch never reported (``lost``: the PBX crashed or restarted under it)
   is judged by what the switch had said before: answered -> Answered, cut by a PBX failure,
   final (a person spoke with us; ``retry.redial_answered_cut`` may redial it, counted as an
