@@ -2,33 +2,26 @@
 
 The stack runs FreeSWITCH (``up(with_freeswitch=True)``) from the cached build
 (``python -m ops.localstack build-freeswitch``); without that build the module is skipped.
-Calls go through the project's own adapter (:class:`FreeSwitchAdapter`) to the SIPp carrier
-simulator by the gateway named after the trunk; a second, plain ESL connection records the raw
-``CHANNEL_HANGUP_COMPLETE`` of each call, printed beside the adapter's outcome.
+A campaign goes through the engine and the project's own adapter to the SIPp carrier simulator
+by the gateway named after the trunk. Each behaviour of the simulator, with its raw values, is
+tested on both switches by test_carrier_sim.py (the answered, busy and callback calls that
+were checked here moved there).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import aclosing
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dialer.config import EngineSettings
-from dialer.domain.calls import DialplanResult
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
-from dialer.pbx.base import CallEnded, OriginateRequest
-from dialer.pbx.esl.client import EslClient, EslSettings
-from dialer.pbx.esl.codec import EslEvent
-from dialer.pbx.freeswitch.adapter import FreeSwitchAdapter, FreeSwitchSettings
 from dialer.store.redis_store import RedisStore
 from ops.localstack import freeswitch, fsbuild
 from ops.localstack import stack as localstack
@@ -41,16 +34,6 @@ from .engine_helpers import new_campaign, nonzero, running_engine, wait_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 log = logging.getLogger(__name__)
-
-RAW = (
-    "Hangup-Cause",
-    "variable_hangup_cause_q850",
-    "variable_sip_term_status",
-    "variable_sip_term_cause",
-    "variable_proto_specific_hangup_cause",
-    "variable_sip_hangup_disposition",
-)
-DIALPLAN = ("variable_dialer_result", "variable_dialer_callback_at", "variable_dialer_amd_status")
 
 
 @pytest.fixture(scope="module")
@@ -73,37 +56,6 @@ def fs_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     assert not find_processes([f"{workdir}/"])
 
 
-class RawHangups:
-    """CHANNEL_HANGUP_COMPLETE events by Unique-ID, from a connection of their own."""
-
-    def __init__(self) -> None:
-        self.by_id: dict[str, EslEvent] = {}
-        self.arrived = asyncio.Event()
-
-    async def run(self, client: EslClient) -> None:
-        async with aclosing(client.events()) as events:
-            async for item in events:
-                if isinstance(item, EslEvent) and item.name == "CHANNEL_HANGUP_COMPLETE":
-                    self.by_id[item.unique_id or ""] = item
-                    self.arrived.set()
-
-
-@pytest.fixture
-async def raw_hangups(fs_stack: StackInfo) -> AsyncIterator[RawHangups]:
-    settings = EslSettings.from_url(fs_stack.esl_url)
-    settings = EslSettings(
-        host=settings.host,
-        port=settings.port,
-        password=settings.password,
-        events=("CHANNEL_HANGUP_COMPLETE",),
-    )
-    raw = RawHangups()
-    async with EslClient(settings) as client:
-        task = asyncio.create_task(raw.run(client))
-        yield raw
-        task.cancel()
-
-
 def test_stack_runs_freeswitch_with_its_own_esl_secret(fs_stack: StackInfo) -> None:
     layout = fs_stack.freeswitch_layout()
     assert len(fs_stack.esl_password) == 32  # generated per stack, not a placeholder
@@ -119,93 +71,6 @@ def test_stack_runs_freeswitch_with_its_own_esl_secret(fs_stack: StackInfo) -> N
     assert env["DIALER_ESL_URL"] == fs_stack.esl_url
     assert "DIALER_AMI_URL" not in env  # an engine takes one switch
     assert layout.path("conf").stat().st_mode & 0o077 == 0  # it holds the ESL password
-
-
-async def _call(
-    adapter: FreeSwitchAdapter,
-    raw: RawHangups,
-    trunk: str,
-    dialed: str,
-    variables: dict[str, str] | None = None,
-) -> tuple[CallEnded, EslEvent]:
-    call_id = f"dlr-{secrets.token_hex(16)}"
-
-    async def follow() -> CallEnded:
-        async with aclosing(adapter.events()) as events:
-            async for event in events:
-                if isinstance(event, CallEnded) and event.call_id == call_id:
-                    return event
-        raise AssertionError("adapter events ended")
-
-    waiter = asyncio.create_task(follow())
-    await asyncio.sleep(0)
-    await adapter.originate(
-        OriginateRequest(
-            call_id=call_id,
-            trunk=trunk,
-            number=dialed,
-            context="dialer-outbound",
-            ring_timeout=5,
-            variables=variables or {},
-        )
-    )
-    ended = await asyncio.wait_for(waiter, timeout=30)
-    async with asyncio.timeout(10):
-        while call_id not in raw.by_id:
-            raw.arrived.clear()
-            await raw.arrived.wait()
-    hangup = raw.by_id[call_id]
-    log.info("%s: %s", dialed, ended.raw)
-    log.info("%s raw: %s", dialed, ", ".join(f"{k}={hangup.get(k)}" for k in RAW + DIALPLAN))
-    return ended, hangup
-
-
-async def test_answered_and_busy_calls_through_the_adapter(
-    fs_stack: StackInfo, raw_hangups: RawHangups
-) -> None:
-    settings = FreeSwitchSettings.from_url(fs_stack.esl_url, park=True)
-    async with FreeSwitchAdapter(settings) as adapter:
-        await adapter.esl.wait_connected()
-        # The callee answers and hangs up (BYE) after 2 s.
-        answered, hangup = await _call(
-            adapter, raw_hangups, fs_stack.trunk, number(Behaviour.HOLD, 1, hold_s=2)
-        )
-        assert answered.raw.answered
-        assert answered.answered_at is not None
-        assert answered.raw.q850_cause == 16
-        assert answered.raw.sip_code == 200
-        assert hangup["Hangup-Cause"] == "NORMAL_CLEARING"
-        assert hangup.get("variable_sip_term_status") == "200"
-
-        busy, hangup = await _call(adapter, raw_hangups, fs_stack.trunk, number(Behaviour.BUSY, 2))
-        assert not busy.raw.answered
-        assert busy.raw.q850_cause == 17
-        assert busy.raw.sip_code == 486
-        assert hangup["Hangup-Cause"] == "USER_BUSY"
-        assert hangup.get("variable_sip_term_status") == "486"
-
-
-async def test_the_dialplan_reads_a_digit_and_sets_the_callback_time(
-    fs_stack: StackInfo, raw_hangups: RawHangups
-) -> None:
-    """dialer.xml on the real switch: DTMF 2 in the IVR gives ``callback`` and a callback time
-    one hour ahead (``${expr()}``, mod_expr)."""
-    settings = FreeSwitchSettings.from_url(fs_stack.esl_url)
-    async with FreeSwitchAdapter(settings) as adapter:
-        await adapter.esl.wait_connected()
-        before = time.time()
-        ended, hangup = await _call(
-            adapter,
-            raw_hangups,
-            fs_stack.trunk,
-            number(Behaviour.HUMAN_CALLBACK, 3),
-            {"DIALER_AMD": "0"},
-        )
-    assert ended.raw.answered
-    assert ended.raw.dialplan_result is DialplanResult.CALLBACK
-    assert ended.raw.callback_at is not None
-    assert before + 3590 < ended.raw.callback_at < time.time() + 3610
-    assert hangup["Hangup-Cause"] == "NORMAL_CLEARING"
 
 
 async def test_a_small_campaign_runs_on_freeswitch(fs_stack: StackInfo, namespace: str) -> None:
