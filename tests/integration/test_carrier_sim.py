@@ -662,6 +662,8 @@ async def test_unknown_endpoint_fails_without_a_channel(calls: CallWatcher) -> N
 class Case:
     dialed: str
     status: CallStatus  # the outcome table's status, the same on both switches
+    asterisk: tuple[str, str, str | None]  # OriginateResponse Reason, Hangup Cause, TechCause
+    freeswitch: tuple[str, str | None]  # Hangup-Cause, sip_term_status
     amd: str | None = None  # AMD status (Asterisk DialerAMD, FreeSWITCH dialer_amd_status)
     result: str | None = None  # dialplan result (DialerResult, dialer_result)
     trunk: str | None = None
@@ -669,19 +671,59 @@ class Case:
     variables: Mapping[str, str] = field(default_factory=lambda: {"DIALER_AMD": "1"})
 
 
+def amd_status(trace: CallTrace) -> str | None:
+    if trace.has("OriginateResponse"):
+        found = trace.all("UserEvent", UserEvent="DialerAMD")
+        return found[0].get("Status") if found else None
+    return trace.raw("dialer_amd_status")[0]
+
+
 async def test_all_behaviours_at_once(calls: CallWatcher) -> None:
-    """Every callee behaviour at once, on one connection: the same statuses on both switches
-    (the raw values per switch are checked one by one above)."""
+    """Every callee behaviour at once, on one connection: each switch's raw values, and the
+    same statuses on both (but for the dead trunk, see test_unreachable_trunk)."""
+    answered = ("4", "16", None)
+    fs_ours = ("NORMAL_CLEARING", None)  # we hung up: no sip_term_status
     cases = [
-        Case(number(B.HOLD, serial(), hold_s=2), S.ANSWERED, variables={"DIALER_AMD": "0"}),
-        Case(number(B.VOICEMAIL, serial()), S.VOICEMAIL, amd="MACHINE"),
-        Case(number(B.HUMAN_OPT_OUT, serial()), S.DO_NOT_CALL, amd="HUMAN", result="dnc"),
-        Case(number(B.HUMAN_CALLBACK, serial()), S.RESCHEDULED, amd="HUMAN", result="callback"),
-        Case(number(B.RING_NO_ANSWER, serial()), S.NO_ANSWER, timeout_ms=RING_TIMEOUT_MS),
-        *(Case(number(r[0], serial()), r[-1]) for r in REJECTIONS),
+        Case(
+            number(B.HOLD, serial(), hold_s=2),
+            S.ANSWERED,
+            ("4", "0", None),
+            ("NORMAL_CLEARING", "200"),
+            variables={"DIALER_AMD": "0"},
+        ),
+        Case(number(B.VOICEMAIL, serial()), S.VOICEMAIL, answered, fs_ours, amd="MACHINE"),
+        Case(
+            number(B.HUMAN_OPT_OUT, serial()),
+            S.DO_NOT_CALL,
+            answered,
+            fs_ours,
+            amd="HUMAN",
+            result="dnc",
+        ),
+        Case(
+            number(B.HUMAN_CALLBACK, serial()),
+            S.RESCHEDULED,
+            answered,
+            fs_ours,
+            amd="HUMAN",
+            result="callback",
+        ),
+        Case(
+            number(B.RING_NO_ANSWER, serial()),
+            S.NO_ANSWER,
+            ("3", "19", "480"),
+            ("NO_ANSWER", None),
+            timeout_ms=RING_TIMEOUT_MS,
+        ),
+        *(
+            Case(number(b, serial()), status, ("0", cause, sip), (fs_cause, sip))
+            for b, cause, sip, fs_cause, _, status in REJECTIONS
+        ),
         Case(
             number(B.WAIT_FOR_BYE, serial()),
-            S.NO_ANSWER if calls.pbx == "asterisk" else S.TECHNICAL_ERROR,  # see above
+            S.NO_ANSWER if calls.pbx == "asterisk" else S.TECHNICAL_ERROR,
+            ("3", "19", "480"),
+            ("NORMAL_TEMPORARY_FAILURE", "503"),
             trunk=calls.stack.dead_trunk,
             timeout_ms=RING_TIMEOUT_MS,
         ),
@@ -693,11 +735,24 @@ async def test_all_behaviours_at_once(calls: CallWatcher) -> None:
         )
     )
     for case, trace in zip(cases, traces, strict=True):
-        amd = trace.end.raw.amd_status if trace.end else None
+        if calls.pbx == "asterisk":
+            hangup = trace.one("Hangup")
+            ast = (
+                trace.one("OriginateResponse").get("Reason") or "",
+                hangup.get("Cause") or "",
+                hangup.get("TechCause"),
+            )
+            fs = case.freeswitch
+        else:
+            ast = case.asterisk
+            cause, sip = trace.raw("Hangup-Cause", "sip_term_status")
+            fs = (cause or "", sip)
         seen = Case(
             case.dialed,
             trace.status,
-            amd.value if amd is not None else None,
+            ast,
+            fs,
+            amd_status(trace),
             result_of(trace)[0],
             case.trunk,
             case.timeout_ms,
