@@ -447,11 +447,11 @@ async def test_human_is_detected_and_the_call_can_be_hung_up(calls: CallWatcher)
         # An AMI Hangup without a Cause field leaves the cause unset, like the far end's BYE.
         assert (hangup.get("Cause"), hangup.get("TechCause")) == ("0", None)
     else:
-        # The result travels in the hang-up: decided within 3 s (HUMAN-800 = "Hello?" then
-        # 800 ms of silence), the IVR's 5 s pass, then echo; uuid_kill at 3.5 s.
+        # The result travels in the hang-up: decided ~1.3 s after the answer (HUMAN-800 =
+        # "Hello?" then 800 ms of silence), then the IVR waits 5 s; uuid_kill at 4.5 s.
         trace = await calls.originate(number(B.HUMAN, serial()), variables={"DIALER_AMD": "1"})
         await calls.wait(trace, lambda t: t.has("CHANNEL_ANSWER"))
-        await asyncio.sleep(3.5)
+        await asyncio.sleep(4.5)
         await calls.hangup(trace)
         await calls.wait(trace, lambda t: t.ended)
         assert_answered(trace)
@@ -480,7 +480,7 @@ async def test_silence_without_rtp_is_notsure(calls: CallWatcher) -> None:
         )
         assert amd_of(trace) == ("NOTSURE", "UNDECIDED")
         assert trace.raw(*FS_RAW) == ("NORMAL_CLEARING", "16", None, "send_bye")
-        assert 2.8 <= end_time(trace) - answer_time(trace) <= 4.5
+        assert 2.8 <= end_time(trace) - answer_time(trace) <= 5.0  # (3, 4] s, plus load
     assert_answered(trace)
     assert trace.status is S.ANSWERED
 
@@ -498,7 +498,7 @@ async def test_voicemail_is_detected_as_machine_and_hung_up(calls: CallWatcher) 
     else:  # the greeting has no 800 ms pause within 2.3 s of its start
         assert amd_of(trace) == ("MACHINE", "LONGGREETING-1500")
         assert trace.raw(*FS_RAW) == ("NORMAL_CLEARING", "16", None, "send_bye")
-        assert 2.0 <= end_time(trace) - answer_time(trace) <= 4.0
+        assert 2.0 <= end_time(trace) - answer_time(trace) <= 5.0  # ~2.4 s, plus load
     assert trace.status is S.VOICEMAIL
 
 
