@@ -2,8 +2,11 @@
 
 python -m ops.localstack build-root          # the cached Asterisk 22 root (about 50 s once)
 python -m ops.localstack build-freeswitch    # the cached FreeSWITCH 1.10.12 (about 6-10 min once)
-python -m ops.localstack up [--name N] [--workdir DIR] [--rtp-ports 400] [--with-freeswitch]
-# ``up`` on a stack that is partly dead restarts the dead parts on the same ports and secrets
+python -m ops.localstack up [--name N] [--workdir DIR] [--rtp-ports 400] [--pbx PBX]
+# --pbx asterisk|freeswitch|both: the switches it runs (a new stack: asterisk; --with-freeswitch
+# is --pbx both).
+# ``up`` on a stack that is partly dead restarts the dead parts on the same ports and secrets;
+# ``up --pbx X`` on a stack that runs other switches starts it anew with X.
 eval "$(python -m ops.localstack env)"       # DIALER_REDIS_URL, DIALER_AMI_URL, ...
 eval "$(python -m ops.localstack env --pbx freeswitch)"  # DIALER_ESL_URL instead of the AMI URL
 python -m ops.localstack status              # JSON; exit 1 if not up and ready
@@ -58,8 +61,9 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument(
                 "--pbx",
                 choices=("asterisk", "freeswitch"),
-                default="asterisk",
-                help="which switch the dialer is pointed at (DIALER_AMI_URL or DIALER_ESL_URL)",
+                default=None,
+                help="which switch the dialer is pointed at (DIALER_AMI_URL or DIALER_ESL_URL; "
+                "default: Asterisk if the stack runs one, else FreeSWITCH)",
             )
         if name == "up":
             cmd.add_argument(
@@ -69,10 +73,18 @@ def _parser() -> argparse.ArgumentParser:
                 help="size of Asterisk's RTP port range (2 per concurrent call)",
             )
             cmd.add_argument(
+                "--pbx",
+                choices=stack.PBXES,
+                default=None,
+                help="the switch(es) to run: FreeSWITCH from the cached build (build-freeswitch). "
+                f"Default: what the stack runs, {stack.DEFAULT_PBX} for a new one",
+            )
+            cmd.add_argument(
                 "--with-freeswitch",
-                action="store_true",
-                help="also run FreeSWITCH from the cached build (build-freeswitch); "
-                "Asterisk runs either way",
+                dest="pbx",
+                action="store_const",
+                const="both",
+                help="the same as --pbx both",
             )
     return parser
 
@@ -99,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.name,
                     args.workdir,
                     rtp_ports=args.rtp_ports,
-                    with_freeswitch=args.with_freeswitch,
+                    pbx=args.pbx,
                 ).to_json()
             )
         elif args.command == "down":
@@ -108,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             found, ready = stack.status(args.name, args.workdir)
             data = json.loads(found.to_json()) if found else {"name": args.name}
+            if found:
+                data["pbx"] = found.pbx
             data["ready"] = ready
             print(json.dumps(data, indent=2))
             return 0 if ready else 1

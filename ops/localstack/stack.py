@@ -1,4 +1,9 @@
-"""The local stack: Redis + Asterisk 22 + the SIPp carrier simulator, up and down in one call.
+"""The local stack: Redis, the SIPp carrier simulator and a PBX, up and down in one call.
+
+The PBX is Asterisk 22 (the default), FreeSWITCH 1.10.12 (from the cached build,
+:mod:`.fsbuild`) or both (``up(pbx="asterisk"|"freeswitch"|"both")``); both switches reach the
+same carrier simulator by trunks of the same names. With FreeSWITCH alone no Asterisk runs (its
+root is not even built) and the Asterisk fields of :class:`StackInfo` are 0 / "".
 
 ``up()`` is idempotent: a stack that is alive and ready is returned as it is. Every stack has
 a name, a work dir (``stack.json``, logs, Redis data, the rendered SIPp scenario and its audio)
@@ -53,7 +58,12 @@ log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range (32768-60999)
 DEFAULT_RTP_PORTS = 400  # 200 concurrent calls (an RTP port pair per channel)
-FREESWITCH_RTP_PORTS = 400  # FreeSWITCH's own range, after the 16 service ports (opt-in)
+FREESWITCH_RTP_PORTS = 400  # FreeSWITCH's own range, after the 16 service ports
+PBXES = ("asterisk", "freeswitch", "both")
+# A new stack runs Asterisk unless told otherwise: it needs no build of its own (FreeSWITCH's
+# takes about 6 minutes once), the demo and the benchmarks were measured on it, and the AMI
+# watching user is what most tools here read.
+DEFAULT_PBX = "asterisk"
 TRUNK = "carrier"
 DEAD_TRUNK = "carrier-dead"
 ORIGINATE_CONTEXT = "dialer-outbound"
@@ -80,7 +90,7 @@ class StackInfo:
 
     name: str
     workdir: Path
-    root: Path  # the Asterisk root (chroot)
+    root: Path  # the Asterisk root (chroot); Path("") when the stack runs no Asterisk
     conf_dir: str  # Asterisk's config dir inside the root, e.g. /etc/dialer-default
     asterisk_version: str
     redis_url: str
@@ -107,7 +117,7 @@ class StackInfo:
     dead_trunk: str = DEAD_TRUNK
     originate_context: str = ORIGINATE_CONTEXT
     originate_exten: str = ORIGINATE_EXTEN
-    # FreeSWITCH (``up --with-freeswitch``; 0 / "": the stack runs none).
+    # FreeSWITCH (``up --pbx freeswitch|both``; 0 / "": the stack runs none).
     freeswitch_pid: int = 0
     freeswitch_prefix: str = ""
     freeswitch_sip_port: int = 0
@@ -121,16 +131,33 @@ class StackInfo:
         return self.esl_port != 0
 
     @property
+    def with_asterisk(self) -> bool:
+        return self.ami_port != 0
+
+    @property
+    def pbx(self) -> str:
+        """What the stack runs: ``asterisk``, ``freeswitch`` or ``both``."""
+        if self.with_asterisk and self.with_freeswitch:
+            return "both"
+        return "asterisk" if self.with_asterisk else "freeswitch"
+
+    @property
     def esl_url(self) -> str:
         return f"esl://:{self.esl_password}@127.0.0.1:{self.esl_port}"
 
     @property
     def components(self) -> tuple[str, ...]:
-        """What runs, in start order (FreeSWITCH last: its gateways point at SIPp)."""
-        return COMPONENTS + (("freeswitch",) if self.with_freeswitch else ())
+        """What runs, in start order (the switches last: their trunks point at SIPp)."""
+        return (
+            COMPONENTS
+            + (("asterisk",) if self.with_asterisk else ())
+            + (("freeswitch",) if self.with_freeswitch else ())
+        )
 
     @property
     def ami_url(self) -> str:
+        if not self.with_asterisk:
+            raise StackError(f"stack {self.name} runs no Asterisk (--pbx {self.pbx})")
         return f"ami://{self.ami_username}:{self.ami_secret}@{self.ami_host}:{self.ami_port}"
 
     @property
@@ -163,49 +190,76 @@ class StackInfo:
 
     @property
     def pids(self) -> dict[str, int]:
-        pids = {"redis": self.redis_pid, "asterisk": self.asterisk_pid, "sipp": self.sipp_pid}
+        pids = {"redis": self.redis_pid, "sipp": self.sipp_pid}
+        if self.with_asterisk:
+            pids["asterisk"] = self.asterisk_pid
         if self.with_freeswitch:
             pids["freeswitch"] = self.freeswitch_pid
         return pids
 
     def asterisk_cli(self, cmd: str, *, timeout: float = 10.0) -> str:
         """``chroot ROOT asterisk -C CONF -rx CMD``: the output of one CLI command."""
+        if not self.with_asterisk:
+            raise StackError(f"stack {self.name} runs no Asterisk (--pbx {self.pbx})")
         return asterisk.cli(self._layout(), cmd, timeout=timeout)
 
     def cli_command(self, cmd: str) -> str:
         """The shell command that runs ``cmd`` in this stack's Asterisk CLI (for people)."""
+        if not self.with_asterisk:
+            raise StackError(f"stack {self.name} runs no Asterisk (--pbx {self.pbx})")
         conf = f"{self.conf_dir}/asterisk.conf"
         return shlex.join(["chroot", str(self.root), "asterisk", "-C", conf, "-rx", cmd])
 
-    def env(self, pbx: str = "asterisk") -> dict[str, str]:
+    def fs_cli_command(self, cmd: str) -> str:
+        """The shell command that runs ``cmd`` in this stack's FreeSWITCH (fs_cli, for people)."""
+        if not self.with_freeswitch:
+            raise StackError(f"stack {self.name} runs no FreeSWITCH (--pbx {self.pbx})")
+        fs_cli = str(Path(self.freeswitch_prefix) / "bin" / "fs_cli")
+        where = ["-H", "127.0.0.1", "-P", str(self.esl_port), "-p", self.esl_password]
+        return shlex.join([fs_cli, *where, "-x", cmd])
+
+    def env(self, pbx: str | None = None) -> dict[str, str]:
         """Environment variables for the dialer and the tools (``python -m ops.localstack env``).
 
-        ``pbx="freeswitch"``: DIALER_ESL_URL instead of DIALER_AMI_URL (an engine takes one)."""
+        ``pbx`` (default: Asterisk if the stack runs one, else FreeSWITCH) picks the switch the
+        dialer is pointed at: DIALER_AMI_URL or DIALER_ESL_URL (an engine takes one)."""
+        pbx = pbx or ("asterisk" if self.with_asterisk else "freeswitch")
         if pbx == "freeswitch" and not self.with_freeswitch:
-            raise StackError(f"stack {self.name} runs no FreeSWITCH: up --with-freeswitch")
+            raise StackError(f"stack {self.name} runs no FreeSWITCH: up --pbx freeswitch|both")
+        if pbx == "asterisk" and not self.with_asterisk:
+            raise StackError(f"stack {self.name} runs no Asterisk: up --pbx asterisk|both")
+        if pbx not in ("asterisk", "freeswitch"):
+            raise StackError(f"pbx must be asterisk or freeswitch, not {pbx!r}")
         switch = (
             {"DIALER_ESL_URL": self.esl_url}
             if pbx == "freeswitch"
             else {"DIALER_AMI_URL": self.ami_url}
         )
-        return {
+        env = {
             "DIALER_REDIS_URL": self.redis_url,
             **switch,
             "DIALER_TRUNK": self.trunk,
             "DIALER_DEAD_TRUNK": self.dead_trunk,
             "DIALER_STACK_NAME": self.name,
             "DIALER_STACK_WORKDIR": str(self.workdir),
-            "DIALER_ASTERISK_ROOT": str(self.root),
-            "DIALER_ASTERISK_CONF": f"{self.conf_dir}/asterisk.conf",
-            "DIALER_SIP_PORT": str(self.sip_port),
+            "DIALER_STACK_PBX": self.pbx,
             "DIALER_SIPP_PORT": str(self.sipp_port),
-            "DIALER_ASTERISK_METRICS_URL": self.metrics_url,
         }
+        if self.with_asterisk:
+            env |= {
+                "DIALER_ASTERISK_ROOT": str(self.root),
+                "DIALER_ASTERISK_CONF": f"{self.conf_dir}/asterisk.conf",
+                "DIALER_SIP_PORT": str(self.sip_port),
+                "DIALER_ASTERISK_METRICS_URL": self.metrics_url,
+            }
+        if self.with_freeswitch:
+            env["DIALER_FREESWITCH_SIP_PORT"] = str(self.freeswitch_sip_port)
+        return env
 
     def to_json(self) -> str:
         data = asdict(self)
         data["workdir"] = str(self.workdir)
-        data["root"] = str(self.root)
+        data["root"] = str(self.root) if self.with_asterisk else ""
         return json.dumps(data, indent=2)
 
     @classmethod
@@ -299,8 +353,11 @@ def _claimed_ranges() -> list[tuple[int, int]]:
 
 
 def _block(info: StackInfo) -> tuple[int, int]:
-    """The stack's block of ports: its RTP range, the 16 ports after it and FreeSWITCH's RTP
-    range after those when it runs one (end exclusive)."""
+    """The stack's block of ports (end exclusive): Asterisk's RTP range when it runs one, the
+    16 service ports after it (the first is Asterisk's SIP port, SIPp's the second) and
+    FreeSWITCH's RTP range after those when it runs one."""
+    if not info.with_asterisk:
+        return info.sipp_port - 1, info.freeswitch_rtp_end + 1
     return info.rtp_start, max(info.rtp_end + 17, info.freeswitch_rtp_end + 1)
 
 
@@ -328,7 +385,7 @@ def _allocate(size: int) -> int:
 # -- readiness --------------------------------------------------------------------------------
 
 
-COMPONENTS = ("redis", "sipp", "asterisk")  # the order they are (re)started in
+COMPONENTS = ("redis", "sipp")  # started first, then the switches (StackInfo.components)
 
 
 def _owned(info: StackInfo, component: str) -> bool:
@@ -379,21 +436,25 @@ def up(
     *,
     rtp_ports: int = DEFAULT_RTP_PORTS,
     with_freeswitch: bool = False,
+    pbx: str | None = None,
 ) -> StackInfo:
     """Bring the stack up (or return it if it already runs and answers).
 
-    ``with_freeswitch``: also run FreeSWITCH (from the cached build, :mod:`.fsbuild`) with
-    gateways toward the same carrier simulator; Asterisk runs either way. A running stack
-    without FreeSWITCH is started anew when it is asked for."""
+    ``pbx``: ``asterisk``, ``freeswitch`` (from the cached build, :mod:`.fsbuild`, with gateways
+    toward the same carrier simulator) or ``both``; ``with_freeswitch=True`` is ``both``. A
+    running stack that runs other switches than the ones asked for is started anew; when
+    neither is given a running stack is taken as it is, and a new one runs ``DEFAULT_PBX``."""
     if not _NAME.match(name):
         raise StackError(f"bad stack name {name!r}: lowercase letters, digits, - and _")
+    wanted = _wanted_pbx(pbx, with_freeswitch)
     if os.geteuid() != 0:
-        raise StackError("the local stack needs root (chroot into the Asterisk root)")
+        raise StackError("the local stack needs root (chroot, ports, process checks)")
     workdir = (workdir or default_workdir(name)).resolve()
     with _global_lock():
         existing = load(workdir)
-        if existing is not None and with_freeswitch and not existing.with_freeswitch:
-            log.info("stack %s runs no FreeSWITCH: starting it anew with one", name)
+        if existing is not None and wanted is not None and existing.pbx != wanted:
+            log.info("stack %s runs %s, %s is asked for: starting it anew",
+                     name, existing.pbx, wanted)  # fmt: skip
             _teardown(existing)
             existing = None
         if existing is not None:
@@ -405,7 +466,18 @@ def up(
                 return _restart_in_place(existing)
             log.warning("stack %s cannot restart in place (%s): starting it anew", name, why)
             _teardown(existing)
-        return _start(name, workdir, rtp_ports, with_freeswitch)
+        return _start(name, workdir, rtp_ports, wanted or DEFAULT_PBX)
+
+
+def _wanted_pbx(pbx: str | None, with_freeswitch: bool) -> str | None:
+    """The switches asked for (None: whatever the stack runs, ``DEFAULT_PBX`` for a new one)."""
+    if pbx is not None and pbx not in PBXES:
+        raise StackError(f"pbx must be one of {', '.join(PBXES)}, not {pbx!r}")
+    if with_freeswitch:
+        if pbx not in (None, "both"):
+            raise StackError(f"with_freeswitch means pbx='both', not {pbx!r}")
+        return "both"
+    return pbx
 
 
 def _in_place_refused(info: StackInfo) -> str | None:
@@ -543,41 +615,45 @@ _START = {
 }
 
 
-def _start(name: str, workdir: Path, rtp_ports: int, with_freeswitch: bool) -> StackInfo:
+def _start(name: str, workdir: Path, rtp_ports: int, pbx: str) -> StackInfo:
     started = time.monotonic()
-    root = build_root()
+    with_asterisk = pbx in ("asterisk", "both")
+    with_freeswitch = pbx in ("freeswitch", "both")
     fs_build = fsbuild.ready_build() if with_freeswitch else None
     if with_freeswitch and fs_build is None:
         raise StackError(
             f"no FreeSWITCH build at {fsbuild.prefix_path()}: "
             "python -m ops.localstack build-freeswitch (scripts/bootstrap runs it)"
         )
-    users = find_processes([f"/etc/dialer-{name}/"])
-    if users:
-        raise StackError(
-            f"stack name {name!r} is in use by another work dir (pid {users[0].pid}): "
-            "choose another --name or bring that stack down"
-        )
+    root = build_root() if with_asterisk else None
+    _check_name_free(name, workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     workdir.chmod(0o700)
-    fs_rtp_ports = FREESWITCH_RTP_PORTS if fs_build is not None else 0
-    base = _allocate(rtp_ports + 16 + fs_rtp_ports)
-    rtp_start, rtp_end = base, base + rtp_ports - 1
-    p = rtp_end + 1  # the 16 ports after the RTP range; sipp media uses p+2 .. p+5
-    layout = asterisk.AsteriskLayout(
-        root=root.path,
-        name=name,
-        module_dir=root.module_dir,
-        ami_port=p + 10,
-        ami_username=AMI_USERNAME,
-        ami_secret=secrets.token_hex(16),
-        sip_port=p,
-        sipp_port=p + 1,
-        dead_port=p + 11,
-        http_port=p + 12,
-        rtp_start=rtp_start,
-        rtp_end=rtp_end,
-    )
+    ast_rtp_ports = rtp_ports if with_asterisk else 0
+    fs_rtp_ports = FREESWITCH_RTP_PORTS if with_freeswitch else 0
+    base = _allocate(ast_rtp_ports + 16 + fs_rtp_ports)
+    # Asterisk's RTP range, then 16 service ports from p: Asterisk SIP p, SIPp p+1 (its media
+    # p+2 .. p+5, control p+8), AMI p+10, the dead trunk p+11, Asterisk HTTP p+12, Redis p+13,
+    # FreeSWITCH SIP p+14 and ESL p+15, then FreeSWITCH's RTP range.
+    p = base + ast_rtp_ports
+    dead_port = p + 11
+    gateways = ((TRUNK, p + 1), (DEAD_TRUNK, dead_port))
+    layout = None
+    if root is not None:
+        layout = asterisk.AsteriskLayout(
+            root=root.path,
+            name=name,
+            module_dir=root.module_dir,
+            ami_port=p + 10,
+            ami_username=AMI_USERNAME,
+            ami_secret=secrets.token_hex(16),
+            sip_port=p,
+            sipp_port=p + 1,
+            dead_port=dead_port,
+            http_port=p + 12,
+            rtp_start=base,
+            rtp_end=base + rtp_ports - 1,
+        )
     sipp_layout = sipp.SippLayout(
         workdir=workdir / "sipp", sip_port=p + 1, media_port=p + 2, control_port=p + 8
     )
@@ -592,53 +668,71 @@ def _start(name: str, workdir: Path, rtp_ports: int, with_freeswitch: bool) -> S
             esl_password=secrets.token_hex(16),
             rtp_start=p + 16,
             rtp_end=p + 16 + fs_rtp_ports - 1,
-            gateways=((TRUNK, sipp_layout.sip_port), (DEAD_TRUNK, layout.dead_port)),
+            gateways=gateways,
         )
     pids: dict[str, int] = {}
     try:
         pids["redis"] = spawn(redis.argv(), log_file=workdir / "redis" / "stdout.log")
         sipp.render_scenario(sipp_layout)
         pids["sipp"] = sipp.start(sipp_layout)
-        asterisk.render_config(layout)
-        pids["asterisk"] = asterisk.start(layout, log_file=workdir / "asterisk" / "console.log")
+        if layout is not None:
+            asterisk.render_config(layout)
+            pids["asterisk"] = asterisk.start(layout, log_file=workdir / "asterisk" / "console.log")
         if fs_layout is not None:
             freeswitch.render_config(fs_layout)
             pids["freeswitch"] = freeswitch.start(fs_layout)
         wait_until(lambda: _redis_up(pids["redis"], redis), timeout=10, what="redis-server")
         sipp.wait_ready(sipp_layout, pids["sipp"])
-        asterisk.wait_ready(layout, pids["asterisk"])
+        if layout is not None:
+            asterisk.wait_ready(layout, pids["asterisk"])
         if fs_layout is not None:
             freeswitch.wait_ready(fs_layout, pids["freeswitch"])
     except BaseException:
         _stop_processes(layout, pids)
-        asterisk.remove_instance_dirs(layout, keep_log=workdir / "asterisk" / "messages.log")
+        if layout is not None:
+            asterisk.remove_instance_dirs(layout, keep_log=workdir / "asterisk" / "messages.log")
         raise
     info = StackInfo(
         name=name,
         workdir=workdir,
-        root=root.path,
-        conf_dir=layout.conf_dir,
-        asterisk_version=root.asterisk_version,
+        root=root.path if root is not None else Path(),
+        conf_dir="",
+        asterisk_version="",
         redis_url=redis.url,
         redis_port=redis.port,
-        ami_host="127.0.0.1",
-        ami_port=layout.ami_port,
-        ami_username=layout.ami_username,
-        ami_secret=layout.ami_secret,
-        sip_port=layout.sip_port,
+        ami_host="",
+        ami_port=0,
+        ami_username="",
+        ami_secret="",
+        sip_port=0,
         sipp_port=sipp_layout.sip_port,
         sipp_media_port=sipp_layout.media_port,
         sipp_control_port=sipp_layout.control_port,
-        dead_port=layout.dead_port,
-        http_port=layout.http_port,
-        rtp_start=rtp_start,
-        rtp_end=rtp_end,
+        dead_port=dead_port,
+        http_port=0,
+        rtp_start=0,
+        rtp_end=0,
         redis_pid=pids["redis"],
-        asterisk_pid=pids["asterisk"],
+        asterisk_pid=0,
         sipp_pid=pids["sipp"],
         redis_secret=redis.users.dialer_secret if redis.users else "",
         redis_admin_secret=redis.users.admin_secret if redis.users else "",
     )
+    if layout is not None and root is not None:
+        info = replace(
+            info,
+            conf_dir=layout.conf_dir,
+            asterisk_version=root.asterisk_version,
+            ami_host="127.0.0.1",
+            ami_port=layout.ami_port,
+            ami_username=layout.ami_username,
+            ami_secret=layout.ami_secret,
+            sip_port=layout.sip_port,
+            http_port=layout.http_port,
+            rtp_start=layout.rtp_start,
+            rtp_end=layout.rtp_end,
+            asterisk_pid=pids["asterisk"],
+        )
     if fs_layout is not None:
         info = replace(
             info,
@@ -652,8 +746,33 @@ def _start(name: str, workdir: Path, rtp_ports: int, with_freeswitch: bool) -> S
         )
     _save(info)
     _claim(info)
-    log.info("stack %s up in %.1f s", name, time.monotonic() - started)
+    log.info("stack %s (%s) up in %.1f s", name, pbx, time.monotonic() - started)
     return info
+
+
+def _check_name_free(name: str, workdir: Path) -> None:
+    """StackError if another work dir's live stack has this name (Asterisk's config dir and
+    the port claims are named after it)."""
+    users = find_processes([f"/etc/dialer-{name}/"])
+    if users:
+        raise StackError(
+            f"stack name {name!r} is in use by another work dir (pid {users[0].pid}): "
+            "choose another --name or bring that stack down"
+        )
+    claims = _claims_dir()
+    for claim in claims.glob(f"{name}-*.json") if claims.is_dir() else ():
+        other = Path(json.loads(claim.read_text())["workdir"])
+        info = load(other)
+        if (
+            other != workdir
+            and info is not None
+            and info.name == name
+            and any(is_alive(pid) for pid in info.pids.values())
+        ):
+            raise StackError(
+                f"stack name {name!r} is in use by the stack of {other}: "
+                "choose another --name or bring that stack down"
+            )
 
 
 def _redis_up(pid: int, redis: RedisServer) -> bool:
@@ -662,10 +781,11 @@ def _redis_up(pid: int, redis: RedisServer) -> bool:
     return redis.ping()
 
 
-def _stop_processes(layout: asterisk.AsteriskLayout, pids: dict[str, int]) -> None:
+def _stop_processes(layout: asterisk.AsteriskLayout | None, pids: dict[str, int]) -> None:
     freeswitch.stop(pids.get("freeswitch"))
     sipp.stop(pids.get("sipp"))
-    asterisk.stop(layout, pids.get("asterisk"))
+    if layout is not None:
+        asterisk.stop(layout, pids.get("asterisk"))
     terminate(pids.get("redis"), timeout=10.0)  # SIGTERM: Redis writes its AOF
 
 
@@ -682,9 +802,10 @@ def down(name: str = "default", workdir: Path | None = None) -> bool:
 
 
 def _teardown(info: StackInfo) -> None:
-    layout = info._layout()
+    layout = info._layout() if info.with_asterisk else None
     _stop_processes(layout, info.pids)
-    asterisk.remove_instance_dirs(layout, keep_log=info.workdir / "asterisk" / "messages.log")
+    if layout is not None:
+        asterisk.remove_instance_dirs(layout, keep_log=info.workdir / "asterisk" / "messages.log")
     (info.workdir / "stack.json").unlink(missing_ok=True)
     for claim in _claims_dir().glob(f"{info.name}-*.json"):
         claim.unlink(missing_ok=True)
@@ -692,16 +813,12 @@ def _teardown(info: StackInfo) -> None:
 
 
 def _ports_of(info: StackInfo) -> list[tuple[str, int]]:
-    return [
-        ("tcp", info.ami_port),
-        ("tcp", info.http_port),
-        ("tcp", info.redis_port),
-        ("udp", info.sip_port),
-        ("udp", info.sipp_port),
-        ("udp", info.sipp_media_port),
-    ] + (
-        [("tcp", info.esl_port), ("udp", info.freeswitch_sip_port)] if info.with_freeswitch else []
-    )
+    ports = [("tcp", info.redis_port), ("udp", info.sipp_port), ("udp", info.sipp_media_port)]
+    if info.with_asterisk:
+        ports += [("tcp", info.ami_port), ("tcp", info.http_port), ("udp", info.sip_port)]
+    if info.with_freeswitch:
+        ports += [("tcp", info.esl_port), ("udp", info.freeswitch_sip_port)]
+    return ports
 
 
 _PORT_RELEASE_S = 5.0
@@ -743,6 +860,8 @@ def status(name: str = "default", workdir: Path | None = None) -> tuple[StackInf
 
 
 __all__ = [
+    "DEFAULT_PBX",
+    "PBXES",
     "LeftoverProcess",
     "StackError",
     "StackInfo",
