@@ -450,6 +450,10 @@ def up(
     if os.geteuid() != 0:
         raise StackError("the local stack needs root (chroot, ports, process checks)")
     workdir = (workdir or default_workdir(name)).resolve()
+    ready = _ready_as_asked(workdir, wanted)
+    if ready is not None:  # without the machine-wide lock: other stacks' ups and downs hold it
+        log.info("stack %s already up", name)
+        return ready
     with _global_lock():
         existing = load(workdir)
         if existing is not None and wanted is not None and existing.pbx != wanted:
@@ -467,6 +471,17 @@ def up(
             log.warning("stack %s cannot restart in place (%s): starting it anew", name, why)
             _teardown(existing)
         return _start(name, workdir, rtp_ports, wanted or DEFAULT_PBX)
+
+
+def _ready_as_asked(workdir: Path, wanted: str | None) -> StackInfo | None:
+    """The stack of ``workdir`` if it runs what is asked for and is ready (read-only)."""
+    try:
+        existing = load(workdir)
+    except (OSError, ValueError, TypeError):  # being rewritten: the locked path decides
+        return None
+    if existing is None or (wanted is not None and existing.pbx != wanted):
+        return None
+    return existing if is_ready(existing) else None
 
 
 def _wanted_pbx(pbx: str | None, with_freeswitch: bool) -> str | None:
