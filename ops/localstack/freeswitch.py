@@ -21,7 +21,7 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from .fsbuild import FreeSwitchBuild
-from .procs import bound_ports, is_alive, spawn, terminate
+from .procs import bound_ports, is_alive, spawn, terminate, wait_dead
 from .wait import Exited, wait_until
 
 log = logging.getLogger(__name__)
@@ -295,6 +295,20 @@ def wait_ready(layout: FreeSwitchLayout, pid: int, *, timeout: float = 60.0) -> 
     wait_until(esl_auth, timeout=timeout, what="FreeSWITCH ESL auth", interval=0.1)
     what = f"sofia profile {PROFILE} RUNNING with its gateways"
     wait_until(sofia_running, timeout=timeout, what=what, interval=0.1)
+
+
+def shutdown_now(layout: FreeSwitchLayout, pid: int | None) -> None:
+    """Stop FreeSWITCH at once, for a stack's teardown: ``fsctl shutdown now`` exits without
+    unloading the modules (about 15 ms here, where SIGTERM takes 4-6 s); live calls are cut
+    without a BYE. Falls back to :func:`stop` if ESL does not take the command."""
+    if pid is None or not is_alive(pid):
+        return
+    try:
+        esl_api(layout.esl_port, layout.esl_password, "fsctl shutdown now", timeout=2.0)
+    except (OSError, FreeSwitchError):
+        pass  # the connection closes as FreeSWITCH exits, before any reply
+    if not wait_dead(pid, 2.0):
+        stop(pid)
 
 
 def stop(pid: int | None, *, timeout: float = 15.0) -> None:

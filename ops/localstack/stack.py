@@ -471,7 +471,7 @@ def _start(name: str, workdir: Path, rtp_ports: int, pbx: str) -> StackInfo:
         if fs_layout is not None:
             freeswitch.wait_ready(fs_layout, pids["freeswitch"])
     except BaseException:
-        _stop_processes(layout, pids)
+        _stop_processes(layout, pids, fs_layout)
         if layout is not None:
             asterisk.remove_instance_dirs(layout, keep_log=workdir / "asterisk" / "messages.log")
         raise
@@ -564,8 +564,15 @@ def _redis_up(pid: int, redis: RedisServer) -> bool:
     return redis.ping()
 
 
-def _stop_processes(layout: asterisk.AsteriskLayout | None, pids: dict[str, int]) -> None:
-    freeswitch.stop(pids.get("freeswitch"))
+def _stop_processes(
+    layout: asterisk.AsteriskLayout | None,
+    pids: dict[str, int],
+    fs_layout: freeswitch.FreeSwitchLayout | None = None,
+) -> None:
+    if fs_layout is not None:
+        freeswitch.shutdown_now(fs_layout, pids.get("freeswitch"))
+    else:
+        freeswitch.stop(pids.get("freeswitch"))
     sipp.stop(pids.get("sipp"))
     if layout is not None:
         asterisk.stop(layout, pids.get("asterisk"))
@@ -586,7 +593,8 @@ def down(name: str = "default", workdir: Path | None = None) -> bool:
 
 def _teardown(info: StackInfo) -> None:
     layout = info._layout() if info.with_asterisk else None
-    _stop_processes(layout, info.pids)
+    fs_layout = info.freeswitch_layout() if info.with_freeswitch else None
+    _stop_processes(layout, info.pids, fs_layout)
     if layout is not None:
         asterisk.remove_instance_dirs(layout, keep_log=info.workdir / "asterisk" / "messages.log")
     (info.workdir / "stack.json").unlink(missing_ok=True)

@@ -422,5 +422,6 @@ def test_run_freeswitch_renders_the_stack_config_and_becomes_freeswitch(
         assert freeswitch.esl_api(layout.esl_port, "wrong" + password, "status") is None
         assert (layout.dir / "conf").stat().st_mode & 0o077 == 0
     finally:
-        freeswitch.stop(pid)
+        freeswitch.shutdown_now(layout, pid)
+    assert not is_alive(pid)
     assert not find_processes([f"{layout.dir}/"])
