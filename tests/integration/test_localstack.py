@@ -347,6 +347,14 @@ def test_a_freeswitch_only_stack_runs_no_asterisk_dials_the_simulator_and_stops_
         assert "DIALER_AMI_URL" not in env.stdout
         assert "runs no Asterisk" in cli("env", "--pbx", "asterisk", *where).stderr
 
+        # FreeSWITCH dies: ``up`` (no switch named) restarts it alone, same ports and secret
+        localstack.terminate_now(info.freeswitch_pid)
+        again = localstack.up(name, info.workdir)
+        assert again == replace(info, freeswitch_pid=again.freeswitch_pid)
+        assert again.freeswitch_pid != info.freeswitch_pid
+        assert localstack.is_ready(again)
+        info = again
+
         argv = [sys.executable, "-c", "import time; time.sleep(60)", f"{info.workdir}/stray"]
         stray = spawn(argv, log_file=tmp_path / "stray.log")
         down = cli("down", *where)
