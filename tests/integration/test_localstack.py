@@ -347,6 +347,9 @@ def test_a_freeswitch_only_stack_runs_no_asterisk_dials_the_simulator_and_stops_
         assert "DIALER_AMI_URL" not in env.stdout
         assert "runs no Asterisk" in cli("env", "--pbx", "asterisk", *where).stderr
 
+        with pytest.raises(localstack.StackError, match="in use"):  # no Asterisk marks the name
+            localstack.up(name, tmp_path / "same-name", pbx="freeswitch")
+
         # FreeSWITCH dies: ``up`` (no switch named) restarts it alone, same ports and secret
         localstack.terminate_now(info.freeswitch_pid)
         again = localstack.up(name, info.workdir)
