@@ -1,8 +1,9 @@
 """The demo: a campaign across every carrier-simulator behaviour, on the local real stack.
 
-    scripts/demo [--contacts N] [--keep]
+    scripts/demo [--contacts N] [--keep] [--pbx asterisk|freeswitch]
 
-Brings the stack up (Redis, Asterisk 22, SIPp), creates a campaign whose numbers choose the
+Brings the stack up (Redis, SIPp and the switch: Asterisk 22 by default, FreeSWITCH 1.10.12 with
+``--pbx freeswitch`` or ``DIALER_DEMO_PBX=freeswitch``), creates a campaign whose numbers choose the
 callee's behaviour (ops/localstack/numberplan.py), runs one engine in this process with a live
 progress line, then prints the per-status table and where the call records are.
 """
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import itertools
 import logging
+import os
 import sys
 import time
 from collections import Counter
@@ -71,11 +73,16 @@ def progress_line(counts: dict[CallStatus, int], total: int, inflight: int, elap
     return f"[{elapsed:5.1f}s] {done}/{total} final, {inflight} in flight | {shown}"
 
 
-async def run_demo(total: int, keep: bool) -> int:
-    info = localstack.up(name="demo")
+async def run_demo(total: int, keep: bool, pbx: str = "asterisk") -> int:
+    info = localstack.up(name="demo", pbx=pbx)
     ns = f"dialer:demo{int(time.time())}"  # below dialer: (the stack's Redis ACL)
-    ami_url = f"ami://{info.ami_username}:{info.ami_secret}@{info.ami_host}:{info.ami_port}"
-    settings = EngineSettings(redis_url=info.redis_url, namespace=ns, ami_url=ami_url)
+    on_fs = pbx == "freeswitch"
+    settings = EngineSettings(
+        redis_url=info.redis_url,
+        namespace=ns,
+        ami_url=None if on_fs else info.ami_url,
+        esl_url=info.esl_url if on_fs else None,
+    )
     campaign = CampaignSettings(
         name="demo",
         trunk=info.trunk,
@@ -95,7 +102,7 @@ async def run_demo(total: int, keep: bool) -> int:
     control = CampaignControl(store)
     cid = await control.create(campaign)
     await control.add_list(cid, contacts)
-    print(f"campaign {cid}: {len(contacts)} contacts, 40 channels, 25 calls/s, AMD on")
+    print(f"campaign {cid} on {pbx}: {len(contacts)} contacts, 40 channels, 25 calls/s, AMD on")
     started = time.monotonic()
     tty = sys.stdout.isatty()
     async with engine_parts(settings) as engine, serve_metrics(engine.metrics, port=0) as metrics:
@@ -139,11 +146,15 @@ async def run_demo(total: int, keep: bool) -> int:
         right = "{:<18}{:>9}".format(*attempt_rows[i]) if i < len(attempt_rows) else ""
         print(f"{left}    {right}".rstrip())
     keys = Keys(ns)
+    switch_cli = (
+        f"FreeSWITCH (fs_cli):\n  {info.fs_cli_command('show channels')}"
+        if on_fs
+        else f"Asterisk CLI:\n  {info.cli_command('core show channels')}"
+    )
     print(
         "\ncall records (one per attempt) are in Redis:\n"
         f"  redis-cli -u {info.redis_url} XRANGE {keys.records(cid)} - + COUNT 3\n"
-        "Asterisk CLI:\n"
-        f"  {info.cli_command('core show channels')}"
+        f"{switch_cli}"
     )
     await store.aclose()
     if not keep:
@@ -156,9 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--contacts", type=int, default=200, help="about how many contacts")
     parser.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
+    parser.add_argument(
+        "--pbx",
+        choices=("asterisk", "freeswitch"),
+        default=os.environ.get("DIALER_DEMO_PBX") or "asterisk",
+        help="the switch the campaign runs on (default: $DIALER_DEMO_PBX or asterisk)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return asyncio.run(run_demo(args.contacts, args.keep))
+    return asyncio.run(run_demo(args.contacts, args.keep, args.pbx))
 
 
 if __name__ == "__main__":

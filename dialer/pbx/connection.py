@@ -308,6 +308,17 @@ class PbxClient(Supervised[ConnT, EventT]):
         except OSError as exc:
             raise SessionLost(f"connection error: {exc!r}") from exc
 
+    def _offer(self, event: EventT) -> bool:
+        """Count ``event`` and put it in the queue if there is room; False: the queue is full
+        and the reader must ``await self._wait_for_room(conn, event)`` (no coroutine per event
+        while there is room)."""
+        self._events_received += 1
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            return False
+        return True
+
     async def _wait_for_room(self, conn: ConnT, event: EventT) -> None:
         """Back-pressure: the event queue is full; hold the reader until ``event`` fits."""
         conn.stalled = True

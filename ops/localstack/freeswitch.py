@@ -15,12 +15,13 @@ import logging
 import re
 import shutil
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from .fsbuild import FreeSwitchBuild
-from .procs import bound_ports, is_alive, spawn, terminate
+from .procs import bound_ports, is_alive, spawn, terminate, wait_dead
 from .wait import Exited, wait_until
 
 log = logging.getLogger(__name__)
@@ -248,13 +249,25 @@ def profile_running(body: str, profile: str = PROFILE) -> bool:
     )
 
 
+def gateways_listed(body: str, names: Iterable[str], profile: str = PROFILE) -> bool:
+    """``sofia status`` lists every gateway of ``names`` on the profile (``dialer::carrier``):
+    the trunks the dialer's ``sofia/gateway/<trunk>/...`` dial strings name exist."""
+    listed = {
+        words[0]
+        for words in (line.split() for line in body.splitlines())
+        if words[1:2] == ["gateway"]
+    }
+    return all(f"{profile}::{name}" in listed for name in names)
+
+
 def ready_now(layout: FreeSwitchLayout) -> bool:
-    """ESL accepts the password and the sofia profile is RUNNING."""
+    """ESL accepts the password, the sofia profile is RUNNING and its gateways are there."""
     try:
         body = esl_api(layout.esl_port, layout.esl_password, "sofia status")
     except OSError:
         return False
-    return body is not None and profile_running(body)
+    gateways = [name for name, _ in layout.gateways]
+    return body is not None and profile_running(body) and gateways_listed(body, gateways)
 
 
 def wait_ready(layout: FreeSwitchLayout, pid: int, *, timeout: float = 60.0) -> None:
@@ -283,7 +296,22 @@ def wait_ready(layout: FreeSwitchLayout, pid: int, *, timeout: float = 60.0) -> 
 
     wait_until(esl_bound, timeout=timeout, what="FreeSWITCH ESL port", interval=0.1)
     wait_until(esl_auth, timeout=timeout, what="FreeSWITCH ESL auth", interval=0.1)
-    wait_until(sofia_running, timeout=timeout, what=f"sofia profile {PROFILE}", interval=0.1)
+    what = f"sofia profile {PROFILE} RUNNING with its gateways"
+    wait_until(sofia_running, timeout=timeout, what=what, interval=0.1)
+
+
+def shutdown_now(layout: FreeSwitchLayout, pid: int | None) -> None:
+    """Stop FreeSWITCH at once, for a stack's teardown: ``fsctl shutdown now`` exits without
+    unloading the modules (about 15 ms here, where SIGTERM takes 4-6 s); live calls are cut
+    without a BYE. Falls back to :func:`stop` if ESL does not take the command."""
+    if pid is None or not is_alive(pid):
+        return
+    try:
+        esl_api(layout.esl_port, layout.esl_password, "fsctl shutdown now", timeout=2.0)
+    except (OSError, FreeSwitchError):
+        pass  # the connection closes as FreeSWITCH exits, before any reply
+    if not wait_dead(pid, 2.0):
+        stop(pid)
 
 
 def stop(pid: int | None, *, timeout: float = 15.0) -> None:

@@ -1,4 +1,9 @@
-"""The local stack: Redis + Asterisk 22 + the SIPp carrier simulator, up and down in one call.
+"""The local stack: Redis, the SIPp carrier simulator and a PBX, up and down in one call.
+
+The PBX is Asterisk 22 (the default), FreeSWITCH 1.10.12 (from the cached build,
+:mod:`.fsbuild`) or both (``up(pbx="asterisk"|"freeswitch"|"both")``); both switches reach the
+same carrier simulator by trunks of the same names. With FreeSWITCH alone no Asterisk runs (its
+root is not even built) and the Asterisk fields of :class:`StackInfo` are 0 / "".
 
 ``up()`` is idempotent: a stack that is alive and ready is returned as it is. Every stack has
 a name, a work dir (``stack.json``, logs, Redis data, the rendered SIPp scenario and its audio)
@@ -23,16 +28,27 @@ import logging
 import os
 import re
 import secrets
-import shlex
 import signal
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 from . import asterisk, freeswitch, fsbuild, sipp
+from .info import (
+    AMI_USERNAME,
+    COMPONENTS,
+    DEAD_TRUNK,
+    ORIGINATE_CONTEXT,
+    ORIGINATE_EXTEN,
+    TRUNK,
+    StackError,
+    StackInfo,
+    load,
+    save,
+)
 from .ports import free_port_block
 from .procs import (
     LeftoverProcess,
@@ -44,7 +60,7 @@ from .procs import (
     terminate,
     wait_dead,
 )
-from .redis_server import DIALER_USER, RedisServer, RedisUsers, ping, url
+from .redis_server import DIALER_USER, RedisServer, RedisUsers, ping
 from .root import build_root
 from .wait import Exited, NotReady, wait_until
 
@@ -53,16 +69,12 @@ log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range (32768-60999)
 DEFAULT_RTP_PORTS = 400  # 200 concurrent calls (an RTP port pair per channel)
-FREESWITCH_RTP_PORTS = 400  # FreeSWITCH's own range, after the 16 service ports (opt-in)
-TRUNK = "carrier"
-DEAD_TRUNK = "carrier-dead"
-ORIGINATE_CONTEXT = "dialer-outbound"
-ORIGINATE_EXTEN = "s"
-AMI_USERNAME = "dialer"
-
-
-class StackError(RuntimeError):
-    """The stack could not be brought up."""
+FREESWITCH_RTP_PORTS = 400  # FreeSWITCH's own range, after the 16 service ports
+PBXES = ("asterisk", "freeswitch", "both")
+# A new stack runs Asterisk unless told otherwise: it needs no build of its own (FreeSWITCH's
+# takes about 6 minutes once), the demo and the benchmarks were measured on it, and the AMI
+# watching user is what most tools here read.
+DEFAULT_PBX = "asterisk"
 
 
 def base_dir() -> Path:
@@ -74,194 +86,7 @@ def default_workdir(name: str) -> Path:
     return base_dir() / name
 
 
-@dataclass(frozen=True, slots=True)
-class StackInfo:
-    """A running stack: where everything is and how to reach it (``<workdir>/stack.json``)."""
-
-    name: str
-    workdir: Path
-    root: Path  # the Asterisk root (chroot)
-    conf_dir: str  # Asterisk's config dir inside the root, e.g. /etc/dialer-default
-    asterisk_version: str
-    redis_url: str
-    redis_port: int
-    ami_host: str
-    ami_port: int
-    ami_username: str
-    ami_secret: str
-    sip_port: int  # Asterisk's PJSIP UDP transport
-    sipp_port: int  # the carrier simulator (SIPp UAS)
-    sipp_media_port: int
-    sipp_control_port: int
-    dead_port: int  # where the dead trunk points: nothing listens there
-    http_port: int  # Asterisk HTTP: /metrics (res_prometheus)
-    rtp_start: int
-    rtp_end: int
-    redis_pid: int
-    asterisk_pid: int
-    sipp_pid: int
-    # The Redis users' passwords ("": a stack.json written before Redis had an ACL).
-    redis_secret: str = ""
-    redis_admin_secret: str = ""
-    trunk: str = TRUNK
-    dead_trunk: str = DEAD_TRUNK
-    originate_context: str = ORIGINATE_CONTEXT
-    originate_exten: str = ORIGINATE_EXTEN
-    # FreeSWITCH (``up --with-freeswitch``; 0 / "": the stack runs none).
-    freeswitch_pid: int = 0
-    freeswitch_prefix: str = ""
-    freeswitch_sip_port: int = 0
-    esl_port: int = 0
-    esl_password: str = ""
-    freeswitch_rtp_start: int = 0
-    freeswitch_rtp_end: int = 0
-
-    @property
-    def with_freeswitch(self) -> bool:
-        return self.esl_port != 0
-
-    @property
-    def esl_url(self) -> str:
-        return f"esl://:{self.esl_password}@127.0.0.1:{self.esl_port}"
-
-    @property
-    def components(self) -> tuple[str, ...]:
-        """What runs, in start order (FreeSWITCH last: its gateways point at SIPp)."""
-        return COMPONENTS + (("freeswitch",) if self.with_freeswitch else ())
-
-    @property
-    def ami_url(self) -> str:
-        return f"ami://{self.ami_username}:{self.ami_secret}@{self.ami_host}:{self.ami_port}"
-
-    @property
-    def ami_watch_username(self) -> str:
-        """The watching AMI user of manager.conf: the dialer's privileges, and it also receives
-        Newchannel and Newstate (Up), which the dialer's own user is spared."""
-        return f"{self.ami_username}-watch"
-
-    @property
-    def redis_users(self) -> RedisUsers | None:
-        if not self.redis_secret:
-            return None
-        return RedisUsers(dialer_secret=self.redis_secret, admin_secret=self.redis_admin_secret)
-
-    @property
-    def redis_admin_url(self) -> str:
-        """Every command (FLUSHDB, BGREWRITEAOF, INFO, CONFIG): for people and the benchmarks."""
-        users = self.redis_users
-        if users is None:
-            return self.redis_url
-        return url(self.redis_port, "admin", users.admin_secret)
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}/metrics"
-
-    @property
-    def host_conf_dir(self) -> Path:
-        return self.root / self.conf_dir.lstrip("/")
-
-    @property
-    def pids(self) -> dict[str, int]:
-        pids = {"redis": self.redis_pid, "asterisk": self.asterisk_pid, "sipp": self.sipp_pid}
-        if self.with_freeswitch:
-            pids["freeswitch"] = self.freeswitch_pid
-        return pids
-
-    def asterisk_cli(self, cmd: str, *, timeout: float = 10.0) -> str:
-        """``chroot ROOT asterisk -C CONF -rx CMD``: the output of one CLI command."""
-        return asterisk.cli(self._layout(), cmd, timeout=timeout)
-
-    def cli_command(self, cmd: str) -> str:
-        """The shell command that runs ``cmd`` in this stack's Asterisk CLI (for people)."""
-        conf = f"{self.conf_dir}/asterisk.conf"
-        return shlex.join(["chroot", str(self.root), "asterisk", "-C", conf, "-rx", cmd])
-
-    def env(self, pbx: str = "asterisk") -> dict[str, str]:
-        """Environment variables for the dialer and the tools (``python -m ops.localstack env``).
-
-        ``pbx="freeswitch"``: DIALER_ESL_URL instead of DIALER_AMI_URL (an engine takes one)."""
-        if pbx == "freeswitch" and not self.with_freeswitch:
-            raise StackError(f"stack {self.name} runs no FreeSWITCH: up --with-freeswitch")
-        switch = (
-            {"DIALER_ESL_URL": self.esl_url}
-            if pbx == "freeswitch"
-            else {"DIALER_AMI_URL": self.ami_url}
-        )
-        return {
-            "DIALER_REDIS_URL": self.redis_url,
-            **switch,
-            "DIALER_TRUNK": self.trunk,
-            "DIALER_DEAD_TRUNK": self.dead_trunk,
-            "DIALER_STACK_NAME": self.name,
-            "DIALER_STACK_WORKDIR": str(self.workdir),
-            "DIALER_ASTERISK_ROOT": str(self.root),
-            "DIALER_ASTERISK_CONF": f"{self.conf_dir}/asterisk.conf",
-            "DIALER_SIP_PORT": str(self.sip_port),
-            "DIALER_SIPP_PORT": str(self.sipp_port),
-            "DIALER_ASTERISK_METRICS_URL": self.metrics_url,
-        }
-
-    def to_json(self) -> str:
-        data = asdict(self)
-        data["workdir"] = str(self.workdir)
-        data["root"] = str(self.root)
-        return json.dumps(data, indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> StackInfo:
-        data = json.loads(text)
-        data["workdir"] = Path(data["workdir"])
-        data["root"] = Path(data["root"])
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def freeswitch_layout(self) -> freeswitch.FreeSwitchLayout:
-        prefix = Path(self.freeswitch_prefix)
-        return freeswitch.FreeSwitchLayout(
-            build=fsbuild.FreeSwitchBuild(prefix=prefix, version=""),
-            dir=self.workdir / "freeswitch",
-            sip_port=self.freeswitch_sip_port,
-            esl_port=self.esl_port,
-            esl_password=self.esl_password,
-            rtp_start=self.freeswitch_rtp_start,
-            rtp_end=self.freeswitch_rtp_end,
-            gateways=((self.trunk, self.sipp_port), (self.dead_trunk, self.dead_port)),
-        )
-
-    def _layout(self) -> asterisk.AsteriskLayout:
-        return asterisk.AsteriskLayout(
-            root=self.root,
-            name=self.name,
-            module_dir="",
-            ami_port=self.ami_port,
-            ami_username=self.ami_username,
-            ami_secret=self.ami_secret,
-            sip_port=self.sip_port,
-            sipp_port=self.sipp_port,
-            dead_port=self.dead_port,
-            http_port=self.http_port,
-            rtp_start=self.rtp_start,
-            rtp_end=self.rtp_end,
-        )
-
-
 # -- state on disk ----------------------------------------------------------------------------
-
-
-def load(workdir: Path) -> StackInfo | None:
-    path = workdir / "stack.json"
-    if not path.is_file():
-        return None
-    return StackInfo.from_json(path.read_text())
-
-
-def _save(info: StackInfo) -> None:
-    path = info.workdir / "stack.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(info.to_json())
-    tmp.chmod(0o600)
-    tmp.rename(path)
 
 
 @contextmanager
@@ -299,8 +124,11 @@ def _claimed_ranges() -> list[tuple[int, int]]:
 
 
 def _block(info: StackInfo) -> tuple[int, int]:
-    """The stack's block of ports: its RTP range, the 16 ports after it and FreeSWITCH's RTP
-    range after those when it runs one (end exclusive)."""
+    """The stack's block of ports (end exclusive): Asterisk's RTP range when it runs one, the
+    16 service ports after it (the first is Asterisk's SIP port, SIPp's the second) and
+    FreeSWITCH's RTP range after those when it runs one."""
+    if not info.with_asterisk:
+        return info.sipp_port - 1, info.freeswitch_rtp_end + 1
     return info.rtp_start, max(info.rtp_end + 17, info.freeswitch_rtp_end + 1)
 
 
@@ -326,9 +154,6 @@ def _allocate(size: int) -> int:
 
 
 # -- readiness --------------------------------------------------------------------------------
-
-
-COMPONENTS = ("redis", "sipp", "asterisk")  # the order they are (re)started in
 
 
 def _owned(info: StackInfo, component: str) -> bool:
@@ -379,21 +204,29 @@ def up(
     *,
     rtp_ports: int = DEFAULT_RTP_PORTS,
     with_freeswitch: bool = False,
+    pbx: str | None = None,
 ) -> StackInfo:
     """Bring the stack up (or return it if it already runs and answers).
 
-    ``with_freeswitch``: also run FreeSWITCH (from the cached build, :mod:`.fsbuild`) with
-    gateways toward the same carrier simulator; Asterisk runs either way. A running stack
-    without FreeSWITCH is started anew when it is asked for."""
+    ``pbx``: ``asterisk``, ``freeswitch`` (from the cached build, :mod:`.fsbuild`, with gateways
+    toward the same carrier simulator) or ``both``; ``with_freeswitch=True`` is ``both``. A
+    running stack that runs other switches than the ones asked for is started anew; when
+    neither is given a running stack is taken as it is, and a new one runs ``DEFAULT_PBX``."""
     if not _NAME.match(name):
         raise StackError(f"bad stack name {name!r}: lowercase letters, digits, - and _")
+    wanted = _wanted_pbx(pbx, with_freeswitch)
     if os.geteuid() != 0:
-        raise StackError("the local stack needs root (chroot into the Asterisk root)")
+        raise StackError("the local stack needs root (chroot, ports, process checks)")
     workdir = (workdir or default_workdir(name)).resolve()
+    ready = _ready_as_asked(workdir, wanted)
+    if ready is not None:  # without the machine-wide lock: other stacks' ups and downs hold it
+        log.info("stack %s already up", name)
+        return ready
     with _global_lock():
         existing = load(workdir)
-        if existing is not None and with_freeswitch and not existing.with_freeswitch:
-            log.info("stack %s runs no FreeSWITCH: starting it anew with one", name)
+        if existing is not None and wanted is not None and existing.pbx != wanted:
+            log.info("stack %s runs %s, %s is asked for: starting it anew",
+                     name, existing.pbx, wanted)  # fmt: skip
             _teardown(existing)
             existing = None
         if existing is not None:
@@ -405,7 +238,29 @@ def up(
                 return _restart_in_place(existing)
             log.warning("stack %s cannot restart in place (%s): starting it anew", name, why)
             _teardown(existing)
-        return _start(name, workdir, rtp_ports, with_freeswitch)
+        return _start(name, workdir, rtp_ports, wanted or DEFAULT_PBX)
+
+
+def _ready_as_asked(workdir: Path, wanted: str | None) -> StackInfo | None:
+    """The stack of ``workdir`` if it runs what is asked for and is ready (read-only)."""
+    try:
+        existing = load(workdir)
+    except (OSError, ValueError, TypeError):  # being rewritten: the locked path decides
+        return None
+    if existing is None or (wanted is not None and existing.pbx != wanted):
+        return None
+    return existing if is_ready(existing) else None
+
+
+def _wanted_pbx(pbx: str | None, with_freeswitch: bool) -> str | None:
+    """The switches asked for (None: whatever the stack runs, ``DEFAULT_PBX`` for a new one)."""
+    if pbx is not None and pbx not in PBXES:
+        raise StackError(f"pbx must be one of {', '.join(PBXES)}, not {pbx!r}")
+    if with_freeswitch:
+        if pbx not in (None, "both"):
+            raise StackError(f"with_freeswitch means pbx='both', not {pbx!r}")
+        return "both"
+    return pbx
 
 
 def _in_place_refused(info: StackInfo) -> str | None:
@@ -440,7 +295,7 @@ def _restart_in_place(info: StackInfo) -> StackInfo:
                         info.name, component)  # fmt: skip
             _stop_component(info, component)
         info = _START[component](info)
-        _save(info)
+        save(info)
         restarted.append(component)
     log.info(
         "stack %s restarted in place in %.1f s: %s",
@@ -543,41 +398,45 @@ _START = {
 }
 
 
-def _start(name: str, workdir: Path, rtp_ports: int, with_freeswitch: bool) -> StackInfo:
+def _start(name: str, workdir: Path, rtp_ports: int, pbx: str) -> StackInfo:
     started = time.monotonic()
-    root = build_root()
+    with_asterisk = pbx in ("asterisk", "both")
+    with_freeswitch = pbx in ("freeswitch", "both")
     fs_build = fsbuild.ready_build() if with_freeswitch else None
     if with_freeswitch and fs_build is None:
         raise StackError(
             f"no FreeSWITCH build at {fsbuild.prefix_path()}: "
             "python -m ops.localstack build-freeswitch (scripts/bootstrap runs it)"
         )
-    users = find_processes([f"/etc/dialer-{name}/"])
-    if users:
-        raise StackError(
-            f"stack name {name!r} is in use by another work dir (pid {users[0].pid}): "
-            "choose another --name or bring that stack down"
-        )
+    root = build_root() if with_asterisk else None
+    _check_name_free(name, workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     workdir.chmod(0o700)
-    fs_rtp_ports = FREESWITCH_RTP_PORTS if fs_build is not None else 0
-    base = _allocate(rtp_ports + 16 + fs_rtp_ports)
-    rtp_start, rtp_end = base, base + rtp_ports - 1
-    p = rtp_end + 1  # the 16 ports after the RTP range; sipp media uses p+2 .. p+5
-    layout = asterisk.AsteriskLayout(
-        root=root.path,
-        name=name,
-        module_dir=root.module_dir,
-        ami_port=p + 10,
-        ami_username=AMI_USERNAME,
-        ami_secret=secrets.token_hex(16),
-        sip_port=p,
-        sipp_port=p + 1,
-        dead_port=p + 11,
-        http_port=p + 12,
-        rtp_start=rtp_start,
-        rtp_end=rtp_end,
-    )
+    ast_rtp_ports = rtp_ports if with_asterisk else 0
+    fs_rtp_ports = FREESWITCH_RTP_PORTS if with_freeswitch else 0
+    base = _allocate(ast_rtp_ports + 16 + fs_rtp_ports)
+    # Asterisk's RTP range, then 16 service ports from p: Asterisk SIP p, SIPp p+1 (its media
+    # p+2 .. p+5, control p+8), AMI p+10, the dead trunk p+11, Asterisk HTTP p+12, Redis p+13,
+    # FreeSWITCH SIP p+14 and ESL p+15, then FreeSWITCH's RTP range.
+    p = base + ast_rtp_ports
+    dead_port = p + 11
+    gateways = ((TRUNK, p + 1), (DEAD_TRUNK, dead_port))
+    layout = None
+    if root is not None:
+        layout = asterisk.AsteriskLayout(
+            root=root.path,
+            name=name,
+            module_dir=root.module_dir,
+            ami_port=p + 10,
+            ami_username=AMI_USERNAME,
+            ami_secret=secrets.token_hex(16),
+            sip_port=p,
+            sipp_port=p + 1,
+            dead_port=dead_port,
+            http_port=p + 12,
+            rtp_start=base,
+            rtp_end=base + rtp_ports - 1,
+        )
     sipp_layout = sipp.SippLayout(
         workdir=workdir / "sipp", sip_port=p + 1, media_port=p + 2, control_port=p + 8
     )
@@ -592,53 +451,71 @@ def _start(name: str, workdir: Path, rtp_ports: int, with_freeswitch: bool) -> S
             esl_password=secrets.token_hex(16),
             rtp_start=p + 16,
             rtp_end=p + 16 + fs_rtp_ports - 1,
-            gateways=((TRUNK, sipp_layout.sip_port), (DEAD_TRUNK, layout.dead_port)),
+            gateways=gateways,
         )
     pids: dict[str, int] = {}
     try:
         pids["redis"] = spawn(redis.argv(), log_file=workdir / "redis" / "stdout.log")
         sipp.render_scenario(sipp_layout)
         pids["sipp"] = sipp.start(sipp_layout)
-        asterisk.render_config(layout)
-        pids["asterisk"] = asterisk.start(layout, log_file=workdir / "asterisk" / "console.log")
+        if layout is not None:
+            asterisk.render_config(layout)
+            pids["asterisk"] = asterisk.start(layout, log_file=workdir / "asterisk" / "console.log")
         if fs_layout is not None:
             freeswitch.render_config(fs_layout)
             pids["freeswitch"] = freeswitch.start(fs_layout)
         wait_until(lambda: _redis_up(pids["redis"], redis), timeout=10, what="redis-server")
         sipp.wait_ready(sipp_layout, pids["sipp"])
-        asterisk.wait_ready(layout, pids["asterisk"])
+        if layout is not None:
+            asterisk.wait_ready(layout, pids["asterisk"])
         if fs_layout is not None:
             freeswitch.wait_ready(fs_layout, pids["freeswitch"])
     except BaseException:
-        _stop_processes(layout, pids)
-        asterisk.remove_instance_dirs(layout, keep_log=workdir / "asterisk" / "messages.log")
+        _stop_processes(layout, pids, fs_layout)
+        if layout is not None:
+            asterisk.remove_instance_dirs(layout, keep_log=workdir / "asterisk" / "messages.log")
         raise
     info = StackInfo(
         name=name,
         workdir=workdir,
-        root=root.path,
-        conf_dir=layout.conf_dir,
-        asterisk_version=root.asterisk_version,
+        root=root.path if root is not None else Path(),
+        conf_dir="",
+        asterisk_version="",
         redis_url=redis.url,
         redis_port=redis.port,
-        ami_host="127.0.0.1",
-        ami_port=layout.ami_port,
-        ami_username=layout.ami_username,
-        ami_secret=layout.ami_secret,
-        sip_port=layout.sip_port,
+        ami_host="",
+        ami_port=0,
+        ami_username="",
+        ami_secret="",
+        sip_port=0,
         sipp_port=sipp_layout.sip_port,
         sipp_media_port=sipp_layout.media_port,
         sipp_control_port=sipp_layout.control_port,
-        dead_port=layout.dead_port,
-        http_port=layout.http_port,
-        rtp_start=rtp_start,
-        rtp_end=rtp_end,
+        dead_port=dead_port,
+        http_port=0,
+        rtp_start=0,
+        rtp_end=0,
         redis_pid=pids["redis"],
-        asterisk_pid=pids["asterisk"],
+        asterisk_pid=0,
         sipp_pid=pids["sipp"],
         redis_secret=redis.users.dialer_secret if redis.users else "",
         redis_admin_secret=redis.users.admin_secret if redis.users else "",
     )
+    if layout is not None and root is not None:
+        info = replace(
+            info,
+            conf_dir=layout.conf_dir,
+            asterisk_version=root.asterisk_version,
+            ami_host="127.0.0.1",
+            ami_port=layout.ami_port,
+            ami_username=layout.ami_username,
+            ami_secret=layout.ami_secret,
+            sip_port=layout.sip_port,
+            http_port=layout.http_port,
+            rtp_start=layout.rtp_start,
+            rtp_end=layout.rtp_end,
+            asterisk_pid=pids["asterisk"],
+        )
     if fs_layout is not None:
         info = replace(
             info,
@@ -650,10 +527,35 @@ def _start(name: str, workdir: Path, rtp_ports: int, with_freeswitch: bool) -> S
             freeswitch_rtp_start=fs_layout.rtp_start,
             freeswitch_rtp_end=fs_layout.rtp_end,
         )
-    _save(info)
+    save(info)
     _claim(info)
-    log.info("stack %s up in %.1f s", name, time.monotonic() - started)
+    log.info("stack %s (%s) up in %.1f s", name, pbx, time.monotonic() - started)
     return info
+
+
+def _check_name_free(name: str, workdir: Path) -> None:
+    """StackError if another work dir's live stack has this name (Asterisk's config dir and
+    the port claims are named after it)."""
+    users = find_processes([f"/etc/dialer-{name}/"])
+    if users:
+        raise StackError(
+            f"stack name {name!r} is in use by another work dir (pid {users[0].pid}): "
+            "choose another --name or bring that stack down"
+        )
+    claims = _claims_dir()
+    for claim in claims.glob(f"{name}-*.json") if claims.is_dir() else ():
+        other = Path(json.loads(claim.read_text())["workdir"])
+        info = load(other)
+        if (
+            other != workdir
+            and info is not None
+            and info.name == name
+            and any(is_alive(pid) for pid in info.pids.values())
+        ):
+            raise StackError(
+                f"stack name {name!r} is in use by the stack of {other}: "
+                "choose another --name or bring that stack down"
+            )
 
 
 def _redis_up(pid: int, redis: RedisServer) -> bool:
@@ -662,10 +564,18 @@ def _redis_up(pid: int, redis: RedisServer) -> bool:
     return redis.ping()
 
 
-def _stop_processes(layout: asterisk.AsteriskLayout, pids: dict[str, int]) -> None:
-    freeswitch.stop(pids.get("freeswitch"))
+def _stop_processes(
+    layout: asterisk.AsteriskLayout | None,
+    pids: dict[str, int],
+    fs_layout: freeswitch.FreeSwitchLayout | None = None,
+) -> None:
+    if fs_layout is not None:
+        freeswitch.shutdown_now(fs_layout, pids.get("freeswitch"))
+    else:
+        freeswitch.stop(pids.get("freeswitch"))
     sipp.stop(pids.get("sipp"))
-    asterisk.stop(layout, pids.get("asterisk"))
+    if layout is not None:
+        asterisk.stop(layout, pids.get("asterisk"))
     terminate(pids.get("redis"), timeout=10.0)  # SIGTERM: Redis writes its AOF
 
 
@@ -682,9 +592,11 @@ def down(name: str = "default", workdir: Path | None = None) -> bool:
 
 
 def _teardown(info: StackInfo) -> None:
-    layout = info._layout()
-    _stop_processes(layout, info.pids)
-    asterisk.remove_instance_dirs(layout, keep_log=info.workdir / "asterisk" / "messages.log")
+    layout = info._layout() if info.with_asterisk else None
+    fs_layout = info.freeswitch_layout() if info.with_freeswitch else None
+    _stop_processes(layout, info.pids, fs_layout)
+    if layout is not None:
+        asterisk.remove_instance_dirs(layout, keep_log=info.workdir / "asterisk" / "messages.log")
     (info.workdir / "stack.json").unlink(missing_ok=True)
     for claim in _claims_dir().glob(f"{info.name}-*.json"):
         claim.unlink(missing_ok=True)
@@ -692,16 +604,12 @@ def _teardown(info: StackInfo) -> None:
 
 
 def _ports_of(info: StackInfo) -> list[tuple[str, int]]:
-    return [
-        ("tcp", info.ami_port),
-        ("tcp", info.http_port),
-        ("tcp", info.redis_port),
-        ("udp", info.sip_port),
-        ("udp", info.sipp_port),
-        ("udp", info.sipp_media_port),
-    ] + (
-        [("tcp", info.esl_port), ("udp", info.freeswitch_sip_port)] if info.with_freeswitch else []
-    )
+    ports = [("tcp", info.redis_port), ("udp", info.sipp_port), ("udp", info.sipp_media_port)]
+    if info.with_asterisk:
+        ports += [("tcp", info.ami_port), ("tcp", info.http_port), ("udp", info.sip_port)]
+    if info.with_freeswitch:
+        ports += [("tcp", info.esl_port), ("udp", info.freeswitch_sip_port)]
+    return ports
 
 
 _PORT_RELEASE_S = 5.0
@@ -743,6 +651,14 @@ def status(name: str = "default", workdir: Path | None = None) -> tuple[StackInf
 
 
 __all__ = [
+    "AMI_USERNAME",
+    "COMPONENTS",
+    "DEAD_TRUNK",
+    "DEFAULT_PBX",
+    "ORIGINATE_CONTEXT",
+    "ORIGINATE_EXTEN",
+    "PBXES",
+    "TRUNK",
     "LeftoverProcess",
     "StackError",
     "StackInfo",
@@ -771,7 +687,7 @@ def start_asterisk(info: StackInfo) -> StackInfo:
     """Start Asterisk again with the stack's configuration; returns (and saves) the new info."""
     with _global_lock():
         new = _restart_asterisk(info)
-        _save(new)
+        save(new)
     return new
 
 
@@ -788,7 +704,7 @@ def start_redis(info: StackInfo) -> StackInfo:
     """Start Redis again on the same port, users and data directory (the AOF is replayed)."""
     with _global_lock():
         new = _restart_redis(info)
-        _save(new)
+        save(new)
     return new
 
 

@@ -23,12 +23,21 @@ from dialer.domain.campaign import CampaignSettings
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.pbx.ami.client import AmiClient
 from dialer.store.redis_store import RedisStore
+from ops.localstack import freeswitch, fsbuild
 from ops.localstack import stack as localstack
 from ops.localstack.numberplan import Behaviour, number
-from ops.localstack.procs import LeftoverProcess, bound_ports, is_alive, spawn, terminate
+from ops.localstack.procs import (
+    LeftoverProcess,
+    bound_ports,
+    cmdline,
+    find_processes,
+    is_alive,
+    spawn,
+    terminate,
+)
 from ops.localstack.redis_server import ping
 from ops.localstack.stack import StackInfo
-from tests.integration.conftest import ami_settings
+from tests.integration.conftest import ami_settings, freeswitch_missing
 from tests.integration.engine_helpers import (
     engine_settings,
     new_campaign,
@@ -267,3 +276,163 @@ def test_up_leaves_a_ready_stack_alone_and_restarts_a_dead_sipp(tmp_path: Path) 
         assert localstack.is_ready(again)
     finally:
         localstack.down(name, workdir)
+
+
+# -- the switches: Asterisk, FreeSWITCH or both -----------------------------------------------
+
+
+def _needs_freeswitch() -> None:
+    reason = freeswitch_missing()
+    if reason:
+        pytest.skip(reason)
+
+
+def _gone(info: StackInfo) -> None:
+    """Nothing of the stack is left: no pid, no process of its work dir, no port bound."""
+    assert not [pid for pid in info.pids.values() if is_alive(pid)]
+    assert not find_processes([f"{info.workdir}/"])
+    bound = bound_ports()
+    assert not [(kind, port) for kind, port in localstack._ports_of(info) if port in bound[kind]]
+    assert localstack.load(info.workdir) is None
+
+
+def test_a_freeswitch_only_stack_runs_no_asterisk_dials_the_simulator_and_stops_cleanly(
+    stack: StackInfo, tmp_path: Path
+) -> None:
+    """``up --pbx freeswitch``: Redis, SIPp and FreeSWITCH only, beside the session's stack;
+    FreeSWITCH's own ``originate`` through the trunk's gateway is answered by the simulator;
+    ``status``/``env`` speak of FreeSWITCH; ``down`` refuses to report success while a process
+    of the stack is left, and leaves nothing once it is gone."""
+    _needs_freeswitch()
+    name = f"fsonly-{uuid.uuid4().hex[:6]}"
+    where = ["--name", name, "--workdir", str(tmp_path / "fs")]
+    up = cli("up", "--pbx", "freeswitch", *where)
+    assert up.returncode == 0, up.stderr
+    info = StackInfo.from_json(up.stdout)
+    stray = 0
+    try:
+        assert info.pbx == "freeswitch"
+        assert (info.asterisk_pid, info.ami_port, info.sip_port, info.conf_dir) == (0, 0, 0, "")
+        assert set(info.pids) == {"redis", "sipp", "freeswitch"}
+        assert not find_processes([f"/etc/dialer-{name}/"])  # no Asterisk of this stack
+        for proc in find_processes([f"{info.workdir}/"]):
+            assert "asterisk" not in proc.cmdline[0]
+        mine = set(range(*localstack._block(stack)))
+        assert not mine & set(range(*localstack._block(info)))
+        assert {info.esl_port} <= bound_ports(info.freeswitch_pid)["tcp"]
+        assert info.freeswitch_sip_port in bound_ports(info.freeswitch_pid)["udp"]
+
+        listing = freeswitch.esl_api(info.esl_port, info.esl_password, "sofia status")
+        assert listing is not None
+        assert freeswitch.profile_running(listing)
+        assert freeswitch.gateways_listed(listing, [info.trunk, info.dead_trunk])
+        call = uuid.uuid4().hex
+        dialed = number(Behaviour.HOLD, 1, hold_s=1)
+        answer = freeswitch.esl_api(
+            info.esl_port,
+            info.esl_password,
+            f"originate {{origination_uuid={call},originate_timeout=5}}"
+            f"sofia/gateway/{info.trunk}/{dialed} &park()",
+            timeout=10,
+        )
+        assert answer is not None
+        assert answer.strip() == f"+OK {call}"  # the simulator answered FreeSWITCH's INVITE
+
+        status = cli("status", *where)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["pbx"] == "freeswitch"
+        env = cli("env", *where)
+        assert env.returncode == 0, env.stderr
+        assert f"export DIALER_ESL_URL={info.esl_url}\n" in env.stdout
+        assert "DIALER_AMI_URL" not in env.stdout
+        assert "runs no Asterisk" in cli("env", "--pbx", "asterisk", *where).stderr
+
+        with pytest.raises(localstack.StackError, match="in use"):  # no Asterisk marks the name
+            localstack.up(name, tmp_path / "same-name", pbx="freeswitch")
+
+        # FreeSWITCH dies: ``up`` (no switch named) restarts it alone, same ports and secret
+        localstack.terminate_now(info.freeswitch_pid)
+        again = localstack.up(name, info.workdir)
+        assert again == replace(info, freeswitch_pid=again.freeswitch_pid)
+        assert again.freeswitch_pid != info.freeswitch_pid
+        assert localstack.is_ready(again)
+        info = again
+
+        argv = [sys.executable, "-c", "import time; time.sleep(60)", f"{info.workdir}/stray"]
+        stray = spawn(argv, log_file=tmp_path / "stray.log")
+        down = cli("down", *where)
+        assert down.returncode == 2
+        assert f"pid {stray}" in down.stderr
+    finally:
+        terminate(stray)
+        localstack.down(name, info.workdir)
+    _gone(info)
+
+
+def test_up_switches_a_stack_between_both_switches_and_freeswitch_alone(tmp_path: Path) -> None:
+    """``pbx="both"``, then ``up`` without a choice keeps it as it is, then
+    ``pbx="freeswitch"`` starts it anew without Asterisk; every teardown leaves nothing."""
+    _needs_freeswitch()
+    name = f"both-{uuid.uuid4().hex[:6]}"
+    workdir = tmp_path / "both"
+    both = localstack.up(name, workdir, pbx="both")
+    fs_only = None
+    try:
+        assert both.pbx == "both"
+        assert set(both.pids) == {"redis", "sipp", "asterisk", "freeswitch"}
+        assert localstack.up(name, workdir) == both
+        assert localstack.up(name, workdir, with_freeswitch=True) == both
+        assert both.asterisk_cli("core show version").startswith("Asterisk 22")
+
+        fs_only = localstack.up(name, workdir, pbx="freeswitch")
+        assert fs_only.pbx == "freeswitch"
+        assert not [pid for pid in both.pids.values() if is_alive(pid)]
+        assert not find_processes([f"/etc/dialer-{name}/"])  # no Asterisk of this stack
+        assert not both.host_conf_dir.exists()
+        assert localstack.is_ready(fs_only)
+    finally:
+        localstack.down(name, workdir)
+    assert fs_only is not None
+    _gone(fs_only)
+
+
+def test_run_freeswitch_renders_the_stack_config_and_becomes_freeswitch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docker-compose's entry point: the config rendered as the stack's (gateways named after
+    the trunks, ESL with the password from the environment), then FreeSWITCH in its place."""
+    _needs_freeswitch()
+    build = fsbuild.ready_build()
+    assert build is not None
+    base = localstack._allocate(16 + 40)
+    password = uuid.uuid4().hex
+    layout = freeswitch.FreeSwitchLayout(
+        build=build,
+        dir=tmp_path / "fs",
+        sip_port=base,
+        esl_port=base + 1,
+        esl_password=password,
+        rtp_start=base + 16,
+        rtp_end=base + 16 + 39,
+        gateways=(("carrier", base + 2), ("backup", base + 3)),
+    )
+    argv = [sys.executable, "-m", "ops.localstack", "run-freeswitch", "--dir", str(layout.dir)]
+    argv += ["--sip-port", str(layout.sip_port), "--esl-port", str(layout.esl_port)]
+    argv += ["--rtp-start", str(layout.rtp_start), "--rtp-end", str(layout.rtp_end)]
+    argv += ["--gateway", f"carrier={base + 2}", "--gateway", f"backup={base + 3}"]
+    monkeypatch.delenv("DIALER_ESL_PASSWORD", raising=False)
+    refused = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert refused.returncode == 2
+    assert "DIALER_ESL_PASSWORD" in refused.stderr
+    monkeypatch.setenv("DIALER_ESL_PASSWORD", password)
+    monkeypatch.chdir(ROOT)
+    pid = spawn(argv, log_file=tmp_path / "run-freeswitch.log")
+    try:
+        freeswitch.wait_ready(layout, pid)  # ESL auth, profile RUNNING, both gateways listed
+        assert freeswitch.owns(layout, " ".join(cmdline(pid)))  # exec'd: the same pid
+        assert freeswitch.esl_api(layout.esl_port, "wrong" + password, "status") is None
+        assert (layout.dir / "conf").stat().st_mode & 0o077 == 0
+    finally:
+        freeswitch.shutdown_now(layout, pid)
+    assert not is_alive(pid)
+    assert not find_processes([f"{layout.dir}/"])

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = shutil.which("docker-compose")
@@ -18,14 +19,18 @@ SECRETS = (
     "DIALER_REDIS_PASSWORD",
     "DIALER_REDIS_ADMIN_PASSWORD",
 )
+FREESWITCH_VARS = ("DIALER_PBX", "DIALER_ESL_PASSWORD", "DIALER_FREESWITCH_IMAGE")
 
 pytestmark = pytest.mark.skipif(
     COMPOSE is None, reason="docker-compose not installed (apt-get install docker-compose)"
 )
 
 
-def compose(*args: str, secret: str | None = "test-secret") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+def compose(
+    *args: str, secret: str | None = "test-secret", extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS + FREESWITCH_VARS}
+    env.update(extra or {})
     env["DIALER_API_TOKENS"] = "admin:" + "a" * 32
     env["DIALER_REDIS_PASSWORD"] = "d" * 32
     env["DIALER_REDIS_ADMIN_PASSWORD"] = "e" * 32
@@ -65,14 +70,16 @@ def test_services_profiles_and_mounts() -> None:
     services = compose("config", "--services")
     assert services.returncode == 0, services.stderr
     assert set(services.stdout.split()) == {
-        "redis", "asterisk", "sipp", "dialer", "prometheus", "grafana"
+        "redis", "asterisk", "sipp", "dialer", "prometheus", "grafana", "freeswitch"
     }  # fmt: skip
-    assert compose("config", "--profiles").stdout.split() == ["loadtest"]
+    assert sorted(compose("config", "--profiles").stdout.split()) == ["freeswitch", "loadtest"]
 
     config = compose("config")
     assert config.returncode == 0, config.stderr
     blocks = service_blocks(config.stdout)
-    assert set(blocks) == {"redis", "asterisk", "sipp", "dialer", "prometheus", "grafana"}
+    assert set(blocks) == {
+        "redis", "asterisk", "sipp", "dialer", "prometheus", "grafana", "freeswitch"
+    }  # fmt: skip
     assert '- --appendonly\n    - "yes"\n' in blocks["redis"], blocks["redis"]
     assert f"- {ROOT}/ops/redis:/ops-redis:ro\n" in blocks["redis"], blocks["redis"]
     assert "/ops-redis/entrypoint.sh" in blocks["redis"]
@@ -140,3 +147,51 @@ def test_compose_refuses_to_run_redis_without_its_passwords(missing: str) -> Non
     )  # fmt: skip
     assert done.returncode != 0
     assert missing in done.stderr
+
+
+def test_freeswitch_runs_under_its_profile_with_pbx_config_mounted() -> None:
+    config = compose("--profile", "freeswitch", "config")
+    assert config.returncode == 0, config.stderr
+    block = service_blocks(config.stdout)["freeswitch"]
+    assert "profiles:\n    - freeswitch\n" in block
+    assert "network_mode: host\n" in block
+    assert "dockerfile: ops/freeswitch/Dockerfile\n" in block
+    assert (ROOT / "ops" / "freeswitch" / "Dockerfile").is_file()
+    assert f"- {ROOT}/pbx-config/freeswitch:/src/pbx-config/freeswitch:ro\n" in block
+    # the gateways are named after the trunks the dialer dials (sofia/gateway/<trunk>/...)
+    assert "- --gateway=carrier=5070\n" in block
+    assert "- --esl-port=8021\n" in block
+    assert "image: dialer/freeswitch:local\n" in block
+
+
+def test_the_engine_is_switched_to_esl_by_dialer_pbx(tmp_path: Path) -> None:
+    """The dialer service's entrypoint keeps the URL of the switch DIALER_PBX names (an engine
+    takes one): run as docker would, with a stand-in ``dialer`` that prints its environment."""
+    env = {"DIALER_PBX": "freeswitch", "DIALER_ESL_PASSWORD": "f" * 32}
+    config = compose("--profile", "freeswitch", "config", extra=env)
+    assert config.returncode == 0, config.stderr
+    service = yaml.safe_load(config.stdout)["services"]["dialer"]
+    urls = service["environment"]
+    assert urls["DIALER_ESL_URL"] == f"esl://:{'f' * 32}@127.0.0.1:8021"
+    assert urls["DIALER_PBX"] == "freeswitch"
+    default = yaml.safe_load(compose("config").stdout)["services"]["dialer"]["environment"]
+    assert default["DIALER_PBX"] == "asterisk"
+
+    stand_in = tmp_path / "dialer"
+    stand_in.write_text(
+        '#!/bin/sh\necho "args: $*"; env | grep -E "^DIALER_(AMI|ESL)_URL=" | sort\n'
+    )
+    stand_in.chmod(0o755)
+    argv = [a.replace("$$", "$") for a in service["entrypoint"]] + service["command"]
+    for pbx, kept in (("asterisk", "DIALER_AMI_URL"), ("freeswitch", "DIALER_ESL_URL")):
+        run_env = {**urls, "DIALER_PBX": pbx, "PATH": f"{tmp_path}:/usr/bin:/bin"}
+        done = subprocess.run(argv, env=run_env, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0] == "args: run"
+        assert [line.split("=", 1)[0] for line in lines[1:]] == [kept]
+    bad = subprocess.run(
+        argv, env={**urls, "DIALER_PBX": "yate"}, capture_output=True, text=True, check=False
+    )
+    assert bad.returncode == 2
+    assert "DIALER_PBX must be asterisk or freeswitch" in bad.stderr

@@ -90,3 +90,14 @@ def test_sofia_status_running_is_read_from_the_listing() -> None:
     )
     assert freeswitch.profile_running(listing)
     assert not freeswitch.profile_running(listing.replace("RUNNING", "DOWN"))
+
+
+def test_the_gateways_of_the_trunks_are_read_from_the_listing() -> None:
+    listing = (
+        "              dialer\tprofile\t           sip:mod_sofia@127.0.0.1:20414\tRUNNING (0)\n"
+        "dialer::carrier-dead\tgateway\t                   sip:dialer@127.0.0.1:20411\tNOREG\n"
+        "     dialer::carrier\tgateway\t                   sip:dialer@127.0.0.1:20401\tNOREG\n"
+    )
+    assert freeswitch.gateways_listed(listing, ["carrier", "carrier-dead"])
+    assert not freeswitch.gateways_listed(listing, ["carrier", "backup"])
+    assert not freeswitch.gateways_listed(listing.replace("dialer::", "other::"), ["carrier"])

@@ -481,7 +481,6 @@ class AmiClient(PbxClient[_Connection, Message]):
 
     async def _read(self, conn: _Connection) -> None:
         loop = asyncio.get_running_loop()
-        queue = self._queue
         coalesce = self._settings.read_coalesce
         # a socket transport reads too (asyncio's and uvloop's; the latter is no asyncio.Transport)
         transport = cast(asyncio.ReadTransport, conn.writer.transport)
@@ -496,10 +495,7 @@ class AmiClient(PbxClient[_Connection, Message]):
         while True:
             for item in items:
                 if isinstance(item, Message) and not self._route(item):
-                    self._events_received += 1
-                    try:
-                        queue.put_nowait(item)  # no coroutine per event while there is room
-                    except asyncio.QueueFull:
+                    if not self._offer(item):
                         await self._wait_for_room(conn, item)
             if coalesce:
                 now = loop.time()

@@ -344,14 +344,10 @@ class EslClient(PbxClient[_Connection, EslEvent]):
             conn.fail_all(error)
 
     async def _read(self, conn: _Connection) -> None:
-        queue = self._queue
         while True:
             item = await conn.next_item()
             if isinstance(item, EslEvent):
-                self._events_received += 1
-                try:
-                    queue.put_nowait(item)  # no coroutine per event while there is room
-                except asyncio.QueueFull:
+                if not self._offer(item):
                     await self._wait_for_room(conn, item)
             elif item.is_reply:
                 conn.on_reply(item)
