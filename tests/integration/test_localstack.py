@@ -45,7 +45,7 @@ from tests.integration.engine_helpers import (
     running_engine,
     wait_status,
 )
-from tests.integration.test_carrier_sim import watching
+from tests.integration.test_carrier_sim import AmiWatcher, watching
 
 pytestmark = pytest.mark.integration
 
@@ -150,8 +150,8 @@ async def test_a_second_stack_runs_beside_the_first_and_stops_cleanly(
         async with (
             AmiClient(ami_settings(stack)) as ami_a,
             AmiClient(ami_settings(other)) as ami_b,
-            watching(ami_a, stack) as calls_a,
-            watching(ami_b, other) as calls_b,
+            watching(AmiWatcher(ami_a, stack)) as calls_a,
+            watching(AmiWatcher(ami_b, other)) as calls_b,
         ):
             a, b = await asyncio.gather(
                 calls_a.call(dialed, variables={"DIALER_AMD": "0"}),
