@@ -79,7 +79,13 @@ class Observed:
         return best
 
     def originated_after(self, t: float) -> list[str]:
+        """Calls whose channel this watcher first saw after ``t`` (monotonic)."""
         return [cid for cid, seen in self.new_channels.items() if seen > t]
+
+    def created_after(self, epoch: float) -> list[str]:
+        """Calls whose channel the switch created after ``epoch`` by its own clock (the
+        events' timestamps; the switch runs on this machine, so its clock is ``time.time``)."""
+        return [cid for cid, at in self.created_at.items() if at > epoch]
 
     def max_sample_gap(self) -> float:
         ts = [t for t, _ in self.channel_samples]
