@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from contextlib import aclosing
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,8 +19,12 @@ import pytest
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.pbx.esl.client import EslClient, EslSettings
+from dialer.pbx.esl.codec import EslEvent
+from dialer.pbx.freeswitch import FreeSwitchAdapter, FreeSwitchSettings
 from dialer.store.redis_store import RedisStore
 from ops.localstack.numberplan import Behaviour, number
+from tests.integration.conftest import freeswitch_missing
 from tests.integration.engine_helpers import (
     engine_processes,
     engine_settings,
@@ -297,3 +303,58 @@ async def test_no_channel_failures_carry_the_switch_reason_and_their_own_dial(
         ]
     assert nonzero(await store.counts(cid)) == {S.TECHNICAL_ERROR: 2}
     assert seen.created_at == {}  # the switch made no channel for any of the 4 dials
+
+
+async def count_events(settings: EslSettings, into: Counter[str]) -> None:
+    """Count the events FreeSWITCH sends a connection made with ``settings``, by name."""
+    async with EslClient(settings) as client, aclosing(client.events()) as stream:
+        async for item in stream:
+            if isinstance(item, EslEvent) and item.name:
+                into[item.name] += 1
+
+
+async def test_engine_esl_connection_receives_only_the_events_it_uses(stack, store, namespace):
+    """FreeSWITCH sends the engine's ESL connection 4 events per answered call (CHANNEL_CREATE,
+    CHANNEL_ANSWER, BACKGROUND_JOB, CHANNEL_HANGUP_COMPLETE) and 3 per rejected one, nothing
+    else; a connection subscribed to everything gets several times more for the same calls."""
+    if not stack.with_freeswitch:
+        pytest.skip(freeswitch_missing() or "the stack runs no FreeSWITCH")
+    phones = [number(Behaviour.HOLD, i, hold_s=1) for i in range(6)]
+    phones += [number(Behaviour.BUSY, 6 + i) for i in range(4)]
+    control, cid = await new_campaign(
+        store, settings(stack, retry=RetryPolicy(max_attempts=1)), phones
+    )
+    engine_like = FreeSwitchSettings.from_url(stack.esl_url).esl  # the engine's subscription
+    everything = replace(engine_like, events=("ALL",))
+    as_engine, as_all = Counter[str](), Counter[str]()
+    expected = {
+        "CHANNEL_CREATE": 10,
+        "CHANNEL_ANSWER": 6,
+        "CHANNEL_HANGUP_COMPLETE": 10,
+        "BACKGROUND_JOB": 10,
+    }
+    async with (
+        running_engine(engine_settings(stack, namespace, pbx="freeswitch")) as engine,
+        asyncio.TaskGroup() as tg,
+    ):
+        watchers = [
+            tg.create_task(count_events(engine_like, as_engine)),
+            tg.create_task(count_events(everything, as_all)),
+        ]
+        await asyncio.sleep(0.5)  # both watchers subscribed
+        assert isinstance(engine.pbx, FreeSwitchAdapter)
+        esl = engine.pbx.esl
+        before = esl.statistics().events_received
+        await control.start(cid)
+        await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=30)
+        deadline = time.monotonic() + 5  # a rejection's BACKGROUND_JOB follows its hang-up
+        while as_engine != expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # nothing more comes
+        received = esl.statistics().events_received - before
+        for task in watchers:
+            task.cancel()
+    assert nonzero(await store.counts(cid)) == {S.ANSWERED: 6, S.COMPLETED_NO_ANSWER: 4}
+    assert dict(as_engine) == expected
+    assert received == sum(expected.values()) == 36  # the engine's own connection: 3.6 a call
+    assert sum(as_all.values()) >= 3 * received, dict(as_all)
