@@ -1,18 +1,30 @@
 """Watches the switch from the outside while the engine runs: channel count and originate times.
 
 It uses its own AMI or ESL connection, independent of the engine's, so the limits are checked on
-what the switch itself saw (``watch_switch(stack, pbx)``). On FreeSWITCH the events are
-CHANNEL_CREATE / CHANNEL_ANSWER / CHANNEL_HANGUP_COMPLETE, timed by their
-``Event-Date-Timestamp`` (FreeSWITCH's clock, microseconds), and the samples are
-``show channels as json``. On Asterisk, two measures of concurrency:
+what the switch itself saw (``watch_switch(stack, pbx)``): the dialer's channels (call ids
+starting ``dlr-``), created, answered and ended, each timed by the switch's own clock, and
+samples of the switch's channel list.
 
-- ``max_live``: the most calls between their Newchannel and their Hangup at any moment, by the
-  events' ``Timestamp`` (Asterisk's own clock). The engine frees a channel only after it has
-  read the Hangup, so this can never exceed the limit: the limit the tests hold strictly.
-- ``max_channels``: the most ``CoreShowChannels`` listed. A listing is not a snapshot: Asterisk
-  walks its channel container while writing each entry to the socket, and a channel stays in
-  it for a moment after its Hangup event (it is destroyed when its last reference goes), so
-  under load a listing can hold a call that ended during it and the one that replaced it.
+- Asterisk: Newchannel / Newstate / Hangup, timed by their ``Timestamp`` header
+  (``timestampevents``), and ``CoreShowChannels`` samples.
+- FreeSWITCH: CHANNEL_CREATE / CHANNEL_ANSWER / CHANNEL_HANGUP_COMPLETE, timed by their
+  ``Event-Date-Timestamp`` (microseconds since the epoch), and ``show channels as json``
+  samples (the ``rows`` key is left out when there are none).
+
+Both switches run on this machine, so their clock is ``time.time()``'s: a test can compare an
+acknowledgement's time with the switch's event times (:meth:`Observed.created_after`).
+
+Two measures of concurrency:
+
+- ``max_live``: the most calls between their creation and their hang-up at any moment, by the
+  events' timestamps. The engine frees a channel only after it has read the hang-up event, so
+  this can never exceed the limit: the limit the tests hold strictly.
+- ``max_channels``: the most channels a listing held. A listing is not a snapshot of that
+  instant. Asterisk walks its channel container while writing each entry to the socket, and a
+  channel stays in it for a moment after its Hangup event (it is destroyed when its last
+  reference goes); FreeSWITCH lists from its core database, where a channel stays 120-150 ms
+  after its CHANNEL_HANGUP_COMPLETE. So under load a listing can hold a call that has ended and
+  the one that replaced it.
 """
 
 from __future__ import annotations
@@ -20,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,11 +48,13 @@ class Observed:
     channel_samples: list[tuple[float, int]] = field(default_factory=list)
     # call id -> first seen here (monotonic)
     new_channels: dict[str, float] = field(default_factory=dict)
-    # call id -> Asterisk's own creation time (the event's Timestamp header, epoch seconds)
+    # call id -> the switch's own creation time (Newchannel Timestamp, CHANNEL_CREATE
+    # Event-Date-Timestamp; epoch seconds)
     created_at: dict[str, float] = field(default_factory=dict)
-    # call id -> Asterisk's own hang-up time (Hangup Timestamp)
+    # call id -> the switch's own hang-up time (Hangup, CHANNEL_HANGUP_COMPLETE)
     ended_at: dict[str, float] = field(default_factory=dict)
-    # call ids whose channel answered (Newstate Up, or a Hangup in state Up)
+    # call ids whose channel answered (Asterisk: state Up; FreeSWITCH: CHANNEL_ANSWER, or an
+    # answer epoch in the hang-up)
     answered: set[str] = field(default_factory=set)
 
     def answered_per(self, phone_of: dict[str, str]) -> dict[str, int]:
@@ -58,10 +72,10 @@ class Observed:
 
     @property
     def max_live(self) -> int:
-        """The most calls alive at once by their Newchannel and Hangup Timestamps."""
+        """The most calls alive at once by the switch's creation and hang-up times."""
         moves = sorted(
             [(t, 1) for t in self.created_at.values()] + [(t, -1) for t in self.ended_at.values()]
-        )  # a Hangup sorts before a Newchannel of the same instant
+        )  # a hang-up sorts before a creation of the same instant
         live = best = 0
         for _, step in moves:
             live += step
@@ -69,7 +83,7 @@ class Observed:
         return best
 
     def max_in_window(self, window: float = 1.0) -> int:
-        """Most channels Asterisk created in any ``window`` seconds, on Asterisk's clock."""
+        """Most channels the switch created in any ``window`` seconds, on the switch's clock."""
         times = sorted(self.created_at.values() or self.new_channels.values())
         best, lo = 0, 0
         for hi, t in enumerate(times):
@@ -86,6 +100,19 @@ class Observed:
         """Calls whose channel the switch created after ``epoch`` by its own clock (the
         events' timestamps; the switch runs on this machine, so its clock is ``time.time``)."""
         return [cid for cid, at in self.created_at.items() if at > epoch]
+
+    async def wait_until(self, done: Callable[[Observed], bool], within: float = 5.0) -> None:
+        """Poll until ``done(self)``: this watcher's events can trail the engine's own (the
+        switch writes each event to every connection in turn). AssertionError after
+        ``within`` seconds."""
+        deadline = time.monotonic() + within
+        while not done(self):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the switch's events not seen within {within} s: {len(self.created_at)} "
+                    f"created, {len(self.answered)} answered, {len(self.ended_at)} ended"
+                )
+            await asyncio.sleep(0.02)
 
     def max_sample_gap(self) -> float:
         ts = [t for t, _ in self.channel_samples]

@@ -130,6 +130,7 @@ async def test_300_contacts_known_mix_end_with_expected_statuses_and_attempts(
     ):
         await control.start(cid)
         await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=180)
+        await seen.wait_until(lambda o: len(o.ended_at) >= dials)
 
     assert nonzero(await store.counts(cid)) == dict(expected_status)
     by_contact = await records_by_contact(store, cid)
@@ -170,6 +171,7 @@ async def test_engine_processes_share_limits_and_never_dial_a_contact_twice(
             await asyncio.sleep(1.0)  # both processes connected
             await control.start(cid)
             await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=120)
+            await seen.wait_until(lambda o: len(o.ended_at) >= 45)
     assert len(seen.new_channels) == 45
     assert len(seen.created_at) == 45  # the switch stamped every event
     assert len(seen.ended_at) == 45
@@ -208,8 +210,9 @@ async def test_pause_drains_in_flight_and_resume_completes(stack, store, namespa
         assert seen.originated_after(acked_at) == []
         paused_calls = len(seen.new_channels)
         assert 15 <= paused_calls < 60
-        assert len(seen.ended_at) == paused_calls  # drained: every channel ended
         assert await wait_records(store, cid, paused_calls, within=5) == paused_calls
+        await seen.wait_until(lambda o: len(o.ended_at) >= paused_calls)
+        assert len(seen.ended_at) == paused_calls  # drained: every channel ended
         resumed_epoch = time.time()
         await control.resume(cid)
         await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=60)
@@ -234,6 +237,7 @@ async def test_stop_drains_and_marks_the_rest_not_dialed(stack, store, namespace
         ack = await control.stop(cid)
         acked_at, acked_epoch = time.monotonic(), time.time()
         await wait_status(store, cid, {CampaignStatus.CANCELLED}, within=10)
+        await seen.wait_until(lambda o: len(o.ended_at) >= len(o.created_at))
         assert seen.created_after(acked_epoch) == []  # by the switch's clock
         assert seen.originated_after(acked_at) == []
     dialed = len(seen.new_channels)
@@ -260,6 +264,7 @@ async def test_stop_with_hangup_ends_live_calls_now(stack, store, namespace, pbx
         await control.stop(cid, hangup=True)
         await wait_status(store, cid, {CampaignStatus.CANCELLED}, within=10)
         assert time.monotonic() - started < 5
+        await seen.wait_until(lambda o: len(o.ended_at) >= 6)
     assert nonzero(await store.counts(cid)) == {S.ANSWERED: 6}
     # the switch ended all six at our request, within seconds (the callee never hangs up)
     assert len(seen.ended_at) == 6
