@@ -34,7 +34,7 @@ from tests.integration.engine_helpers import (
     wait_records,
     wait_status,
 )
-from tests.integration.monitor import watch_switch
+from tests.integration.monitor import most_in_window, watch_switch
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
@@ -83,6 +83,16 @@ MIX = [
     (Behaviour.RING_NO_ANSWER, 40, S.COMPLETED_NO_ANSWER, 2),
     (Behaviour.UNAVAILABLE_503, 40, S.TECHNICAL_ERROR, 3),
 ]
+# Each attempt's status per behaviour: the same on both switches.
+ATTEMPT_STATUS = {
+    Behaviour.HOLD: S.ANSWERED,
+    Behaviour.BUSY: S.BUSY,
+    Behaviour.UNAVAILABLE_480: S.NO_ANSWER,
+    Behaviour.NOT_FOUND_404: S.INVALID_NUMBER,
+    Behaviour.DECLINE_603: S.REJECTED,
+    Behaviour.RING_NO_ANSWER: S.NO_ANSWER,
+    Behaviour.UNAVAILABLE_503: S.TECHNICAL_ERROR,
+}
 # The raw values each switch reports per behaviour, as the records keep them (q850_cause,
 # sip_code): they differ (FreeSWITCH's own cause mapping for 480 and 503; the 487 of our CANCEL
 # where Asterisk says 480), the statuses they map to do not.
@@ -139,12 +149,15 @@ async def test_300_contacts_known_mix_end_with_expected_statuses_and_attempts(
     for contact_id in by_contact:
         contacts[contact_id] = await store.get_contact(cid, int(contact_id))
     raw: dict[Behaviour, set[tuple[str, str]]] = {}
+    statuses: dict[Behaviour, set[str]] = {}
     for contact_id, recs in by_contact.items():
         behaviour, attempts = expected_attempts[contacts[contact_id].vars["serial"]]
         assert len(recs) == attempts, (behaviour, recs)
         assert len({r["call_id"] for r in recs}) == attempts
         for r in recs:
             raw.setdefault(behaviour, set()).add((r["q850_cause"], r["sip_code"]))
+            statuses.setdefault(behaviour, set()).add(r["status"])
+    assert statuses == {b: {status.value} for b, status in ATTEMPT_STATUS.items()}
     # The raw values travel into the records, the same for every call of a behaviour.
     assert raw == {b: {v} for b, v in RAW[pbx].items()}
     # The switch made one channel per dial, each ended, none more than the limit at once.
@@ -177,12 +190,25 @@ async def test_engine_processes_share_limits_and_never_dial_a_contact_twice(
     assert len(seen.ended_at) == 45
     assert seen.max_live <= 10, seen.max_live  # by the switch's own event times
     assert seen.max_live >= 8  # the limit was actually reached (45 calls of 2 s at 5 CPS)
-    # the channel list agrees but for a listing that spans a hang-up and its refill (monitor.py)
-    assert 8 <= seen.max_channels <= 11, seen.max_channels
-    assert seen.max_in_window(1.0) <= 5, seen.max_in_window(1.0)
+    # the channel list agrees with the events, but for a listing that spans hang-ups and their
+    # refills (monitor.py: 14 listed once under load, on Asterisk)
+    assert seen.max_channels >= 8, seen.max_channels
+    assert seen.listings_off() == [], seen.listings_off()
     assert seen.max_sample_gap() < 0.25
     records = [r for _, r in await store.records(cid, count=1000)]
     assert len(records) == 45
+    # The rate: the engines claimed at most 5 calls in any second (by their claim times; the
+    # limiter's window is 1 s + a 40-ms margin: 6 claims were seen 1.035-1.045 s apart), and
+    # each call reached the switch some milliseconds after its claim, by a varying amount (the
+    # loaded machine's scheduling; a spread of 7-40 ms seen). So on the switch's clock at most 5
+    # channels are created in any second shortened by that spread (6 within 1.006 s seen; within
+    # one second in about one run of ten). The spread is measured, and bounded so that the
+    # window stays close to one second.
+    claimed = {r["call_id"]: int(r["claimed_ms"]) / 1000 for r in records}
+    assert most_in_window(claimed.values(), 1.0) <= 5
+    spread = seen.delivery_spread(claimed)
+    assert spread < 0.15, spread
+    assert seen.max_in_window(1.0 - spread) <= 5, (spread, seen.max_in_window(1.0 - spread))
     assert len({r["contact"] for r in records}) == 45  # nobody dialed twice
     assert {r["call_id"] for r in records} == set(seen.created_at)
     dialers = {r["engine"] for r in records}
@@ -213,15 +239,15 @@ async def test_pause_drains_in_flight_and_resume_completes(stack, store, namespa
         assert await wait_records(store, cid, paused_calls, within=5) == paused_calls
         await seen.wait_until(lambda o: len(o.ended_at) >= paused_calls)
         assert len(seen.ended_at) == paused_calls  # drained: every channel ended
-        resumed_epoch = time.time()
+        before_resume = set(seen.created_at)
         await control.resume(cid)
         await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=60)
     records = [r for _, r in await store.records(cid, count=1000)]
     assert len(records) == 60
     assert len({r["contact"] for r in records}) == 60  # none twice, none lost
     assert nonzero(await store.counts(cid)) == {S.ANSWERED: 60}
-    assert len(seen.created_at) == 60
-    assert len(seen.created_after(resumed_epoch)) == 60 - paused_calls
+    assert set(seen.created_at) == {r["call_id"] for r in records}  # the switch made 60
+    assert len(before_resume) == paused_calls
 
 
 async def test_stop_drains_and_marks_the_rest_not_dialed(stack, store, namespace, pbx):
@@ -266,9 +292,10 @@ async def test_stop_with_hangup_ends_live_calls_now(stack, store, namespace, pbx
         assert time.monotonic() - started < 5
         await seen.wait_until(lambda o: len(o.ended_at) >= 6)
     assert nonzero(await store.counts(cid)) == {S.ANSWERED: 6}
-    # the switch ended all six at our request, within seconds (the callee never hangs up)
+    # the switch ended all six at our request, within seconds (the callee never hangs up); its
+    # clock may run a few tens of milliseconds behind ours (monitor.py)
     assert len(seen.ended_at) == 6
-    assert all(started_epoch < t < started_epoch + 5 for t in seen.ended_at.values())
+    assert all(started_epoch - 0.1 < t < started_epoch + 5 for t in seen.ended_at.values())
 
 
 # The switch's reason for an originate that made no channel, as the record keeps it: Asterisk's
