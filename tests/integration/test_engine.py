@@ -337,9 +337,11 @@ async def test_no_channel_failures_carry_the_switch_reason_and_their_own_dial(
     assert seen.created_at == {}  # the switch made no channel for any of the 4 dials
 
 
-async def count_events(settings: EslSettings, into: Counter[str]) -> None:
-    """Count the events FreeSWITCH sends a connection made with ``settings``, by name."""
+async def count_events(settings: EslSettings, into: Counter[str], ready: asyncio.Event) -> None:
+    """Count the events FreeSWITCH sends a connection made with ``settings``, by name (``ready``
+    is set once it is subscribed)."""
     async with EslClient(settings) as client, aclosing(client.events()) as stream:
+        ready.set()
         async for item in stream:
             if isinstance(item, EslEvent) and item.name:
                 into[item.name] += 1
@@ -369,11 +371,14 @@ async def test_engine_esl_connection_receives_only_the_events_it_uses(stack, sto
         running_engine(engine_settings(stack, namespace, pbx="freeswitch")) as engine,
         asyncio.TaskGroup() as tg,
     ):
+        ready = [asyncio.Event(), asyncio.Event()]
         watchers = [
-            tg.create_task(count_events(engine_like, as_engine)),
-            tg.create_task(count_events(everything, as_all)),
+            tg.create_task(count_events(engine_like, as_engine, ready[0])),
+            tg.create_task(count_events(everything, as_all, ready[1])),
         ]
-        await asyncio.sleep(0.5)  # both watchers subscribed
+        async with asyncio.timeout(10):
+            for event in ready:
+                await event.wait()
         assert isinstance(engine.pbx, FreeSwitchAdapter)
         esl = engine.pbx.esl
         before = esl.statistics().events_received
