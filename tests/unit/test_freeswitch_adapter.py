@@ -224,7 +224,7 @@ async def test_originate_that_makes_no_channel_fails_at_once(
     await running.adapter.originate(request("dlr-nogw"))
 
     ended = await running.wait_ended("dlr-nogw")
-    assert ended.raw == RawOutcome(answered=False, originate_failed=True)
+    assert ended.raw == RawOutcome(answered=False, originate_failed=True, originate_reason=808)
     assert classify(ended.raw).status is CallStatus.TECHNICAL_ERROR
 
 
@@ -562,5 +562,7 @@ def test_recorded_failed_background_job_through_the_correlator() -> None:
     (ended,) = correlator.feed(job, 2.0)
     assert isinstance(ended, CallEnded)
     assert ended.call_id == "call-1"
-    assert ended.raw == RawOutcome(answered=False, q850_cause=102, originate_failed=True)
+    assert ended.raw == RawOutcome(
+        answered=False, q850_cause=102, originate_failed=True, originate_reason=102
+    )
     assert correlator.feed(job, 3.0) == []  # the same job again ends nothing
