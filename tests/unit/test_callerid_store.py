@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from dialer.domain.callerid import CallerIdPool, CallerIdSource, PoolMode
 from dialer.engine.callerid import CallerIdChooser
@@ -139,7 +141,9 @@ async def test_chooser_applies_each_lists_settings(store: RedisStore) -> None:
 async def test_chooser_falls_back_to_the_campaign_when_redis_fails(
     redis_server: RedisServer, namespace: str
 ) -> None:
-    dead = RedisStore(aioredis.Redis(host="127.0.0.1", port=1), namespace)
+    dead = RedisStore(
+        aioredis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0)), namespace
+    )
     campaign = CallerIdSource(None, CallerIdPool((NJ, CHICAGO)))
     chooser = CallerIdChooser(dead, 1)
     chosen = await chooser.choose(campaign, [(1, "+12015600001"), (2, "+12015600002")])
