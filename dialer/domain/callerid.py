@@ -162,6 +162,26 @@ class CallerIdSource:
         }
 
     @classmethod
+    def from_options(
+        cls,
+        caller_id: str | None = None,
+        pool: str | None = None,
+        mode: str | None = None,
+        fallback: str | None = None,
+    ) -> CallerIdSource:
+        """From flat text options (CLI flags, query parameters): ``pool`` is comma-separated
+        numbers; ``mode`` and ``fallback`` need a pool."""
+        if pool is None:
+            if mode is not None or fallback is not None:
+                raise ValidationError("caller_id_mode and caller_id_fallback need a caller_id_pool")
+            return cls(caller_id)
+        numbers = [n.strip() for n in pool.split(",")]
+        data: dict[str, object] = {"numbers": numbers, "mode": mode or PoolMode.ROTATE.value}
+        if fallback is not None:
+            data["fallback"] = fallback
+        return cls(caller_id, CallerIdPool.from_dict(data))
+
+    @classmethod
     def from_dict(cls, data: object, name: str = "caller id settings") -> CallerIdSource:
         if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
             raise ValidationError(f"{name} must be an object with string keys, got {data!r}")
