@@ -87,7 +87,7 @@ class CampaignRunner:
         # the engine's PBX connection (Engine.pbx_epoch) on which the campaign's orphans were
         # last reconciled: no claim before they have been on the current one
         self.reconciled_epoch = -1
-        self._caller_ids = CallerIdChooser(engine.store, campaign_id)
+        self._caller_ids: CallerIdChooser | None = None  # made at the first dial
 
     def slot_freed(self) -> None:
         self._slot_freed.set()
@@ -261,6 +261,8 @@ class CampaignRunner:
         calls = await self._still_ours(calls)
         if not calls:
             return
+        if self._caller_ids is None:
+            self._caller_ids = CallerIdChooser(engine.store, self.campaign_id)
         chosen = await self._caller_ids.choose(
             self.settings.caller_id_source, [(call.contact_id, call.phone) for call, _ in calls]
         )
