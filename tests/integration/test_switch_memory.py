@@ -32,7 +32,6 @@ from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.store.redis_store import RedisStore
 from ops.localstack import stack as localstack
 from ops.localstack.numberplan import Behaviour, number
-from ops.localstack.procs import is_alive
 from tests.integration.conftest import ami_settings
 from tests.integration.engine_helpers import (
     engine_processes,
@@ -42,6 +41,7 @@ from tests.integration.engine_helpers import (
     running_engine,
     wait_status,
 )
+from tests.integration.faults_helpers import ensure_switch, kill_switch, start_switch
 from tests.integration.monitor import Observed, watch_asterisk
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
@@ -183,13 +183,15 @@ async def test_calls_that_end_while_every_engine_is_down_are_recovered_from_astd
 
 @pytest.fixture
 def crash_stack(faulty_stack: Any) -> Any:
-    """This test kills Asterisk: never the session's shared stack."""
+    """This test kills the switch: never the session's shared stack."""
     return faulty_stack
 
 
 async def test_a_pbx_crash_cuts_answered_calls_to_answered_cut_and_redials_the_ringing(
-    crash_stack: Any, namespace: str
+    crash_stack: Any, namespace: str, pbx: str
 ) -> None:
+    """The switch SIGKILLed with 3 answered and 3 ringing calls (the engine's own channel list
+    shows them), then restarted in place: on both switches."""
     stack = crash_stack
     store = RedisStore.from_url(stack.redis_url, namespace=namespace)
     held = [number(Behaviour.HOLD, i, hold_s=30) for i in range(3)]
@@ -205,28 +207,28 @@ async def test_a_pbx_crash_cuts_answered_calls_to_answered_cut_and_redials_the_r
     control, cid = await new_campaign(store, settings, held + ringing)
     info = localstack.load(stack.workdir) or stack
     try:
-        async with running_engine(engine_settings(stack, namespace, lease_ms=LEASE_MS)) as engine:
+        fast = engine_settings(stack, namespace, pbx=pbx, lease_ms=LEASE_MS)
+        async with running_engine(fast) as engine:
             await control.start(cid)
 
-            async def six_live() -> bool:  # the engine's own CoreShowChannels
+            async def six_live() -> bool:  # the engine's own CoreShowChannels / show channels
                 live = await engine.pbx.live_calls()
                 mine = [up for uid, up in live.items() if uid.startswith("dlr-")]
                 return len(mine) >= 6 and sum(mine) >= 3
 
             await _wait(six_live, 20, "3 answered and 3 ringing calls")
-            localstack.kill_asterisk(info, hard=True)
+            kill_switch(info, pbx)
             crashed = time.monotonic()
 
             async def pbx_down() -> bool:
                 return not engine.pbx.connected
 
             await _wait(pbx_down, 10, "the PBX seen down")
-            info = localstack.start_asterisk(info)
+            info = start_switch(info, pbx)
             await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=60)
             settled = time.monotonic() - crashed
     finally:
-        if not is_alive(info.asterisk_pid):
-            localstack.start_asterisk(info)
+        info = ensure_switch(info, pbx)
     records = await _records(store, cid)
     counts = nonzero(await store.counts(cid))
     await store.aclose()
@@ -236,9 +238,9 @@ async def test_a_pbx_crash_cuts_answered_calls_to_answered_cut_and_redials_the_r
     cut = [r for r in records if r["status"] == "answered_cut"]
     redialed = [p for p in ringing if len(by_phone[p]) > 1]
     log.warning(
-        "PBX SIGKILL: answered cut %d (redialed %d), ringing redialed %d of 3, unknown %d, "
+        "%s SIGKILL: answered cut %d (redialed %d), ringing redialed %d of 3, unknown %d, "
         "all settled %.1f s after the crash",
-        len(cut), sum(len(by_phone[p]) - 1 for p in held), len(redialed),
+        pbx, len(cut), sum(len(by_phone[p]) - 1 for p in held), len(redialed),
         sum(1 for r in records if r["end_source"] == "unknown"), settled,
     )  # fmt: skip
     for p in held:  # answered, cut: one call, its own status, not redialed
