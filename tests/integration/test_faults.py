@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import secrets
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +22,16 @@ from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.engine.control import PBX_DOWN_REASON, PLAN_LIMIT_REASON
 from dialer.errors import ValidationError
 from dialer.pbx.ami.client import AmiClient
+from dialer.pbx.esl.client import EslClient, EslSettings
+from dialer.pbx.esl.codec import EslEvent
+from dialer.pbx.sanitize import channel_variables, safe_value
 from dialer.store.models import ContactInput
 from dialer.store.redis_store import RedisStore
 from ops.localstack import stack as localstack
+from ops.localstack.freeswitch import esl_api
 from ops.localstack.numberplan import Behaviour, number
 from ops.localstack.procs import is_alive
-from tests.integration.conftest import ami_settings
+from tests.integration.conftest import ami_settings, freeswitch_missing
 from tests.integration.engine_helpers import (
     engine_processes,
     engine_settings,
@@ -306,3 +315,181 @@ async def test_plan_limit_pauses_and_stop_marks_the_rest_plan_limit_exceeded(
     dialed = counts[S.ANSWERED]
     assert 6 <= dialed <= 6 + 2  # the limit, plus at most the calls already in flight
     assert counts == {S.ANSWERED: dialed, S.PLAN_LIMIT_EXCEEDED: 20 - dialed}
+
+
+# FreeSWITCH's own syntax in the places contact data goes: {} and [] blocks, the , between
+# variables, ' quoting, =, ${...} expansion (${system(...)} would run a shell command), the
+# ^^: array delimiter, the :_: and | dial-string separators, and ESL framing (CR/LF/NUL).
+VICTIM = number(Behaviour.HOLD, 99, hold_s=1)  # a number no payload may get dialed
+
+
+def esl_payloads(marker: str) -> list[str]:
+    return [
+        f"{marker}\n\nbgapi originate sofia/gateway/carrier/+12015000000 &park()\n\n",
+        f"{marker}\r\nContent-Length: 0\r\n\r\nx\x00y",
+        f"{marker},DIALER_AMD=1,DIALER_MAX_TALK=1",
+        f"{marker}}}sofia/gateway/carrier/+12015000000 &park() {{x=y",
+        f"{marker}'x=y',z='",
+        f"{marker}=a=b==c",
+        f"{marker}${{system(touch /tmp/{marker})}}",
+        f"{marker}${{bgapi(originate sofia/gateway/carrier/+12015000000 &park())}}",
+        f"^^:{marker}:DIALER_AMD=1:x=y",
+        f"{marker}[DIALER_MAX_TALK=1]sofia/x:_:sofia/y|z",
+        f"{marker}:_:sofia/gateway/carrier/{VICTIM}",  # :_: separates originate legs
+        f"{marker},sofia/gateway/carrier/{VICTIM}|sofia/gateway/carrier/{VICTIM}",
+        f"{marker}\\,\\'\\}}%7D%2C%00",
+    ]
+
+
+@pytest.fixture
+def freeswitch_only(stack: Any) -> None:
+    reason = freeswitch_missing()
+    if reason:
+        pytest.skip(reason)
+
+
+@dataclass
+class FsSeen:
+    """The dialer's channels as FreeSWITCH reported them on a watching ESL connection."""
+
+    created: dict[str, str] = field(default_factory=dict)  # call id -> number dialed
+    executed: dict[str, list[str]] = field(default_factory=dict)  # call id -> applications
+    ended: dict[str, EslEvent] = field(default_factory=dict)  # CHANNEL_HANGUP_COMPLETE
+
+
+@asynccontextmanager
+async def watching_freeswitch(stack: Any) -> AsyncIterator[FsSeen]:
+    base = EslSettings.from_url(stack.esl_url)
+    settings = EslSettings(
+        host=base.host,
+        port=base.port,
+        password=base.password,
+        events=("CHANNEL_CREATE", "CHANNEL_EXECUTE", "CHANNEL_HANGUP_COMPLETE"),
+    )
+    seen = FsSeen()
+    async with EslClient(settings) as client:
+
+        async def collect() -> None:
+            async with aclosing(client.events()) as stream:
+                async for item in stream:
+                    if not isinstance(item, EslEvent):
+                        continue
+                    uid = item.unique_id or ""
+                    if item.name == "CHANNEL_CREATE":
+                        seen.created[uid] = item.get("Caller-Destination-Number") or ""
+                    elif item.name == "CHANNEL_EXECUTE":
+                        seen.executed.setdefault(uid, []).append(item.get("Application") or "")
+                    elif item.name == "CHANNEL_HANGUP_COMPLETE":
+                        seen.ended[uid] = item
+
+        task = asyncio.create_task(collect())
+        try:
+            yield seen
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+
+def carrying(event: EslEvent, marker: str) -> dict[str, str]:
+    """The channel variables (and other headers) of ``event`` whose value holds ``marker``."""
+    return {k: v for k, v in event.headers if marker in v}
+
+
+async def test_hostile_contact_data_never_reaches_the_esl_wire(
+    stack: Any, store: RedisStore, namespace: str, freeswitch_only: None
+) -> None:
+    """FreeSWITCH's own syntax and ESL framing in contact fields (names and values), in the
+    campaign's caller id name and in numbers, dialed by the engine on FreeSWITCH. Proved from
+    FreeSWITCH's side: each value is in its own channel variable (CHANNEL_HANGUP_COMPLETE) as
+    the exact bytes given (the engine turns control characters into spaces first), no other
+    variable holds any of it, each call ran the same applications as a harmless one, no other
+    channel was made, nothing was expanded (no file, no extra originate) and FreeSWITCH
+    still answers."""
+    marker = f"dialer-esl-{secrets.token_hex(5)}"
+    hostile = esl_payloads(marker)
+    caller_name = f"{marker},x='y'}}{{${{uuid}}^^:[a=b]"  # the domain allows 64 characters
+    contacts = [ContactInput(number(Behaviour.HOLD, 0, hold_s=1), {"serial": "control"})]
+    for i, value in enumerate(hostile, start=1):
+        contacts.append(ContactInput(number(Behaviour.HOLD, i, hold_s=1), {"note": value}))
+    names = {f"{marker},DIALER_AMD=1": "a", f"x}}{{y=z\r\n{marker}": "b", f"^^:{marker}": "c"}
+    contacts.append(ContactInput(number(Behaviour.HOLD, 20, hold_s=1), names))
+    # phone -> channel variable -> the exact value: the engine's reduced name, the value with
+    # control characters as spaces (dialer/pbx/sanitize.py)
+    expected = {c.phone: channel_variables(c.vars) for c in contacts}
+    assert len(expected[contacts[-1].phone]) == 3
+    for c in contacts:
+        for name, value in expected[c.phone].items():
+            assert re.fullmatch(r"DIALER_VAR_[A-Za-z0-9_]+", name)
+            assert value in {safe_value(v) for v in c.vars.values()}
+    bad_numbers = [
+        "+1201\r\n\r\nbgapi originate",
+        "+12015010001}{x=y",
+        "+1201,5010001",
+        "[x=y]+12015010001",
+        "+12015010001^^:x",
+        "+12015010001 &park()",
+        "+1201501${system(touch /tmp/x)}",
+    ]
+    plan = settings(stack, amd=False, caller_id=f'"{caller_name}" <+12015550100>')
+    control, cid = await new_campaign(store, plan, [])
+    await control.add_list(cid, contacts)
+    _, bad_cid = await new_campaign(store, settings(stack, name="bad-numbers"), [])
+    refused = 0
+    for phone in bad_numbers:  # each alone: the list refuses a bad one or marks it invalid
+        try:
+            await control.add_list(bad_cid, [ContactInput(phone, {"serial": "bad number"})])
+        except ValidationError:
+            refused += 1
+    async with watching_freeswitch(stack) as seen:
+        async with running_engine(engine_settings(stack, namespace, pbx="freeswitch")):
+            await control.start(cid)
+            await control.start(bad_cid)
+            await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=60)
+            await wait_status(store, bad_cid, {CampaignStatus.COMPLETED}, within=30)
+        await asyncio.sleep(1.0)  # time for anything an expansion would have started
+    records = [r for _, r in await store.records(cid, count=1000)]
+    counts = nonzero(await store.counts(cid))
+    bad_records = [r for _, r in await store.records(bad_cid, count=1000)]
+    # a bad number is Invalid number, or what the list made of it: a plain E.164 number
+    bad_dialed = {r["call_id"]: r for r in bad_records if r["status"] != "invalid_number"}
+    assert all(re.fullmatch(r"\+[0-9]{8,15}", r["phone"]) for r in bad_dialed.values())
+    assert not await asyncio.to_thread(Path("/tmp", marker).exists)  # ${system(...)} never ran
+    body = esl_api(stack.esl_port, stack.esl_password, "status")
+    assert body is not None
+    assert "is ready" in body  # FreeSWITCH still answers
+    calls = {r["call_id"]: r for r in records if r["phone"] in expected}
+    log.warning(
+        "hostile data on FreeSWITCH: %d of %d contacts answered, counts %s; bad numbers: %d "
+        "of %d refused by the list, %s, dialed as %s; %d channels",
+        len(calls), len(contacts), dict(counts), refused, len(bad_numbers),
+        dict(Counter(r["status"] for r in bad_records)),
+        sorted(r["phone"] for r in bad_dialed.values()), len(seen.created),
+    )  # fmt: skip
+    assert {r["status"] for r in calls.values()} == {"answered"}
+    assert len(calls) == len(contacts)
+    # no channel but the calls themselves, each to the number of its record
+    assert seen.created == {c: r["phone"] for c, r in [*calls.items(), *bad_dialed.items()]}
+    assert set(seen.ended) >= set(calls)
+    control_id = next(c for c, r in calls.items() if r["phone"] == contacts[0].phone)
+    control_apps = seen.executed[control_id]
+    assert control_apps[:2] == ["sched_hangup", "transfer"], control_apps
+    for call_id, record in calls.items():
+        event = seen.ended[call_id]
+        for name, value in expected[record["phone"]].items():  # the exact bytes, alone
+            assert event.get(f"variable_{name}") == value, (name, event.get(f"variable_{name}"))
+        assert event.get("variable_DIALER_AMD") == "0"  # the campaign's, not a contact's
+        assert event.get("variable_origination_caller_id_name") == caller_name
+        assert event.get("variable_origination_caller_id_number") == "+12015550100"
+        own = expected[record["phone"]]
+        leaked = {  # any other header with a piece of a payload: a split or an expansion
+            k
+            for k, v in carrying(event, marker).items()
+            if own.get(k.removeprefix("variable_")) != v and v != caller_name
+        }
+        assert not leaked, {k: event.get(k) for k in leaked}
+        # the same dialplan path as the harmless call: nothing else was run
+        assert (
+            seen.executed[call_id][: len(control_apps)]
+            == control_apps[: len(seen.executed[call_id])]
+        ), seen.executed[call_id]

@@ -43,9 +43,11 @@ _CALL_ID = re.compile(r"[A-Za-z0-9\-]{1,36}")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _CALLER = re.compile(r'\s*"?([^"<>]*?)"?\s*<(\+?[0-9*#]{1,32})>\s*')
 # Characters kept as they are in a {var=value} block; everything else is percent-encoded (UTF-8)
-# so that no value can end the block (}), split it (, = ' space), escape (\) or expand (${).
+# so that no value can end the block (}), split it (, = ' space), escape (\) or expand (${),
+# nor split the dial string into more legs: ``:_:`` (so ``:`` is encoded), ``|`` and ``,``.
+# FreeSWITCH decodes the block's values: the channel variable holds the exact value.
 _SAFE_VALUE_CHARS = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-+@:/"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-+@/"
 )
 _RESERVED = frozenset(
     {
