@@ -20,10 +20,12 @@ from dialer.domain.campaign import CampaignSettings, PlanLimits
 from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.engine.control import PBX_DOWN_REASON, PLAN_LIMIT_REASON
-from dialer.errors import ValidationError
+from dialer.errors import UnsafeValue, ValidationError
 from dialer.pbx.ami.client import AmiClient
+from dialer.pbx.base import OriginateRequest
 from dialer.pbx.esl.client import EslClient, EslSettings
 from dialer.pbx.esl.codec import EslEvent
+from dialer.pbx.freeswitch.adapter import FreeSwitchAdapter, FreeSwitchSettings
 from dialer.pbx.sanitize import channel_variables, safe_value
 from dialer.store.models import ContactInput
 from dialer.store.redis_store import RedisStore
@@ -493,3 +495,66 @@ async def test_hostile_contact_data_never_reaches_the_esl_wire(
             seen.executed[call_id][: len(control_apps)]
             == control_apps[: len(seen.executed[call_id])]
         ), seen.executed[call_id]
+
+
+async def test_newlines_and_originate_syntax_sent_straight_through_the_adapter(
+    stack: Any, freeswitch_only: None
+) -> None:
+    """The adapter's own checks, without the engine's sanitising in front: ESL framing in api
+    arguments is refused before anything is written (the connection carries on), call ids,
+    numbers, trunks and variable names outside their grammar are refused, and values with raw
+    control characters reach the channel as the exact bytes given."""
+    marker = f"dialer-raw-{secrets.token_hex(5)}"
+    frame = "\n\nbgapi originate sofia/gateway/carrier/+12015000000 &park()\n\n"
+    value = f"{marker}\r\n\x00\x1b}}{{,:_:'=${{uuid}}^^:[x=y]|\\\tend"
+    caller = f"{marker}\r\n\x00 Mallory,x=y"
+    adapter = FreeSwitchAdapter(FreeSwitchSettings.from_url(stack.esl_url))
+    call_id = f"dlr-raw-{secrets.token_hex(4)}"
+
+    def request(**kw: Any) -> OriginateRequest:
+        base: dict[str, Any] = dict(
+            call_id=call_id,
+            trunk=stack.trunk,
+            number=number(Behaviour.HOLD, 0, hold_s=1),
+            context="dialer-outbound",
+            ring_timeout=5.0,
+            variables={"DIALER_AMD": "0"},
+        )
+        base.update(kw)
+        return OriginateRequest(**base)
+
+    async with watching_freeswitch(stack) as seen, adapter:
+        await adapter.hangup(f"dlr-x{frame}")  # not a call id: nothing sent
+        for args in ((f"x{frame}",), ("x\r", "y"), ("x\x00y",)):
+            with pytest.raises(UnsafeValue):
+                await adapter.esl.api("uuid_kill", *args)
+        refused = [
+            request(call_id=f"dlr-{frame}"),
+            request(number=f"+12015010000{frame}"),
+            request(number="+12015010000,sofia/gateway/carrier/+12015000000"),
+            request(number="+12015010000:_:sofia/gateway/carrier/+12015000000"),
+            request(trunk=f"carrier/+12015000000|sofia/gateway/{stack.trunk}"),
+            request(variables={f"x{frame}": "1"}),
+            request(variables={"a,b=c": "1"}),
+        ]
+        for bad in refused:
+            with pytest.raises(ValidationError):
+                await adapter.originate(bad)
+        assert "is ready" in await adapter.esl.api("status")  # the connection carries on
+        variables = {"DIALER_AMD": "0", "DIALER_VAR_raw": value}
+        await adapter.originate(request(caller_id=caller, variables=variables))
+        async with asyncio.timeout(20):
+            while call_id not in seen.ended:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+    event = seen.ended[call_id]
+    log.warning(
+        "adapter straight: %d refused, channels %s, raw value back %r",
+        len(refused), sorted(seen.created), event.get("variable_DIALER_VAR_raw"),
+    )  # fmt: skip
+    assert list(seen.created) == [call_id]  # the one valid call, nothing else
+    assert event.get("variable_DIALER_VAR_raw") == value  # the exact bytes
+    assert event.get("variable_origination_caller_id_name") == caller
+    assert event.get("variable_DIALER_AMD") == "0"
+    whole = (value, caller, f'"{caller}" <0000000000>')  # FreeSWITCH's own caller_id
+    assert not {k: v for k, v in carrying(event, marker).items() if v not in whole}
