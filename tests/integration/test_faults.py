@@ -8,9 +8,6 @@ import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import aclosing, asynccontextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,6 @@ from dialer.engine.control import PBX_DOWN_REASON, PLAN_LIMIT_REASON
 from dialer.errors import UnsafeValue, ValidationError
 from dialer.pbx.ami.client import AmiClient
 from dialer.pbx.base import OriginateRequest
-from dialer.pbx.esl.client import EslClient, EslSettings
 from dialer.pbx.esl.codec import EslEvent
 from dialer.pbx.freeswitch.adapter import FreeSwitchAdapter, FreeSwitchSettings
 from dialer.pbx.sanitize import channel_variables, safe_value
@@ -42,7 +38,12 @@ from tests.integration.engine_helpers import (
     running_engine,
     wait_status,
 )
-from tests.integration.faults_helpers import ensure_switch, kill_switch, start_switch
+from tests.integration.faults_helpers import (
+    ensure_switch,
+    kill_switch,
+    start_switch,
+    watching_freeswitch,
+)
 from tests.integration.monitor import Observed, watch_asterisk, watch_switch
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
@@ -348,49 +349,6 @@ def freeswitch_only(stack: Any) -> None:
     reason = freeswitch_missing()
     if reason:
         pytest.skip(reason)
-
-
-@dataclass
-class FsSeen:
-    """The dialer's channels as FreeSWITCH reported them on a watching ESL connection."""
-
-    created: dict[str, str] = field(default_factory=dict)  # call id -> number dialed
-    executed: dict[str, list[str]] = field(default_factory=dict)  # call id -> applications
-    ended: dict[str, EslEvent] = field(default_factory=dict)  # CHANNEL_HANGUP_COMPLETE
-
-
-@asynccontextmanager
-async def watching_freeswitch(stack: Any) -> AsyncIterator[FsSeen]:
-    base = EslSettings.from_url(stack.esl_url)
-    settings = EslSettings(
-        host=base.host,
-        port=base.port,
-        password=base.password,
-        events=("CHANNEL_CREATE", "CHANNEL_EXECUTE", "CHANNEL_HANGUP_COMPLETE"),
-    )
-    seen = FsSeen()
-    async with EslClient(settings) as client:
-
-        async def collect() -> None:
-            async with aclosing(client.events()) as stream:
-                async for item in stream:
-                    if not isinstance(item, EslEvent):
-                        continue
-                    uid = item.unique_id or ""
-                    if item.name == "CHANNEL_CREATE":
-                        seen.created[uid] = item.get("Caller-Destination-Number") or ""
-                    elif item.name == "CHANNEL_EXECUTE":
-                        seen.executed.setdefault(uid, []).append(item.get("Application") or "")
-                    elif item.name == "CHANNEL_HANGUP_COMPLETE":
-                        seen.ended[uid] = item
-
-        task = asyncio.create_task(collect())
-        try:
-            yield seen
-        finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
 
 
 def carrying(event: EslEvent, marker: str) -> dict[str, str]:
