@@ -88,7 +88,7 @@ async def test_calls_that_end_between_an_engine_death_and_their_adoption_keep_th
     store = RedisStore.from_url(stack.redis_url, namespace=namespace)
     # enough calls that proc-0 holds 3 answered ones at once long before the list is done,
     # whatever share of the claims it wins (the check below reads Redis for each)
-    n = 60
+    n = 90
     phones = [number(Behaviour.HOLD, i, hold_s=1) for i in range(n)]
     settings = CampaignSettings(
         name="seen", trunk=stack.trunk, max_channels=10, cps=30.0, ring_timeout=5.0
@@ -110,7 +110,7 @@ async def test_calls_that_end_between_an_engine_death_and_their_adoption_keep_th
                     ]
                     return len(owned) >= 3
 
-                await _wait(victim_has_answered_calls, 20, "proc-0 with 3 answered calls live")
+                await _wait(victim_has_answered_calls, 30, "proc-0 with 3 answered calls live")
                 os.kill(victim.pid, signal.SIGKILL)
                 killed = time.monotonic()
                 victim.wait(5)

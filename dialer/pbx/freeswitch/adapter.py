@@ -235,6 +235,14 @@ class FreeSwitchAdapter(SwitchAdapter[EslEvent]):
         self._swept_at = self._clock()
         return len(expired)
 
+    async def events(self) -> AsyncGenerator[PbxEvent, None]:
+        """The shared event stream; the switch's record of a call that ended is deleted once
+        its end was taken (it came from the events)."""
+        async with aclosing(super().events()) as events:
+            async for event in events:
+                yield event
+                await self.drop_records(_ended_by_events([event]))
+
     async def event_batches(self) -> AsyncGenerator[list[PbxEvent], None]:
         """The shared event stream; the switch's records of the calls that ended in a batch
         are deleted once the batch was taken (their ends came from the events)."""
