@@ -380,9 +380,9 @@ async def test_hostile_knobs_sent_straight_to_freeswitch_are_data(stack: StackIn
                     OriginateRequest(
                         call_id=call_id,
                         trunk=stack.trunk,
-                        # 12 s: the AMD step (5 s) then the IVR, ended by the hang-up
+                        # 3 s: the talk limit and the start of the AMD step
                         number=number(
-                            B.HOLD, secrets.randbelow(10_000), hold_s=1 if control else 12
+                            B.HOLD, secrets.randbelow(10_000), hold_s=1 if control else 3
                         ),
                         context=stack.originate_context,
                         ring_timeout=10.0,
