@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import time
 from collections import Counter
@@ -26,14 +27,17 @@ from typing import Any
 
 import pytest
 
+from dialer.domain.calls import RawOutcome
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.pbx.freeswitch.adapter import FreeSwitchAdapter, FreeSwitchSettings
 from dialer.pbx.freeswitch.record import PREFIX
 from dialer.store.redis_store import RedisStore
 from ops.localstack import stack as localstack
 from ops.localstack.freeswitch import esl_api
 from ops.localstack.numberplan import Behaviour, number
+from tests.integration.conftest import freeswitch_missing
 from tests.integration.engine_helpers import (
     engine_processes,
     engine_settings,
@@ -277,3 +281,36 @@ async def test_a_pbx_crash_cuts_answered_calls_to_answered_cut_and_redials_the_r
         assert statuses == ["technical_error", "no_answer"], statuses
         assert [r["attempt"] for r in by_phone[p]] == ["1", "1"]  # the cut used no attempt
     assert counts == {S.ANSWERED_CUT: 3, S.COMPLETED_NO_ANSWER: 3}
+
+
+async def test_freeswitch_end_records_are_swept_after_their_ttl(stack: Any) -> None:
+    """The adapter's sweep deletes the end records older than the TTL (and values that are no
+    record of ours under the prefix), keeps the fresh ones and touches no other variable."""
+    reason = freeswitch_missing()
+    if reason:
+        pytest.skip(reason)
+    tag = secrets.token_hex(4)
+    now = int(time.time())
+    values = {
+        f"dlr-old-{tag}": f"v1;ans:0;cause:17;sip:486;end:{now - 7200}",
+        f"dlr-fresh-{tag}": f"v1;ans:{now - 5};cause:16;sip:200;end:{now - 1}",
+        f"dlr-junk-{tag}": "not a record",
+    }
+    for call_id, value in values.items():
+        esl_api(stack.esl_port, stack.esl_password, f"global_setvar {PREFIX}{call_id}={value}")
+    esl_api(stack.esl_port, stack.esl_password, f"global_setvar dialer_test_{tag}=kept")
+    settings = FreeSwitchSettings.from_url(stack.esl_url, end_record_ttl=3600.0)
+    async with FreeSwitchAdapter(settings) as adapter:
+        fresh = await adapter.call_record(f"dlr-fresh-{tag}", started_at=now - 10)
+        swept = await adapter.sweep_records()
+    kept = freeswitch_records(stack)
+    log.warning("FreeSWITCH end records: swept %d, fresh read back %s", swept, fresh)
+    assert fresh == RawOutcome(answered=True, q850_cause=16, sip_code=200)
+    assert f"dlr-fresh-{tag}" in kept
+    assert f"dlr-old-{tag}" not in kept
+    assert f"dlr-junk-{tag}" not in kept
+    assert esl_api(stack.esl_port, stack.esl_password, f"global_getvar dialer_test_{tag}") == (
+        "kept"
+    )
+    esl_api(stack.esl_port, stack.esl_password, f"global_setvar {PREFIX}dlr-fresh-{tag}=")
+    esl_api(stack.esl_port, stack.esl_password, f"global_setvar dialer_test_{tag}=")

@@ -42,6 +42,7 @@ _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _EXTEN = re.compile(r"[A-Za-z0-9_.+*#\-]{1,64}")
 # FreeSWITCH copies origination_uuid into a 36-character buffer (SWITCH_UUID_FORMATTED_LENGTH).
 _CALL_ID = re.compile(r"[A-Za-z0-9\-]{1,36}")
+_SWEEP_MAX = 2000  # records deleted per sweep at most
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _CALLER = re.compile(r'\s*"?([^"<>]*?)"?\s*<(\+?[0-9*#]{1,32})>\s*')
 # Characters kept as they are in a {var=value} block; everything else is percent-encoded (UTF-8)
@@ -231,6 +232,8 @@ class FreeSwitchAdapter(SwitchAdapter[EslEvent]):
             end = record.ended_at(value)
             if end is None or end < horizon:
                 expired.append(name.removeprefix(record.PREFIX))
+            if len(expired) >= _SWEEP_MAX:
+                break  # the rest at the next sweep: one burst of commands stays small
         await self.drop_records(expired)
         self._swept_at = self._clock()
         return len(expired)
