@@ -31,6 +31,7 @@ from dialer.pbx.freeswitch.adapter import (
     parse_show_channels,
 )
 from dialer.pbx.freeswitch.correlate import FOLLOWED_EVENTS, CallCorrelator
+from dialer.pbx.freeswitch.record import hangup_hook
 from tests.unit.esl_fake import PASSWORD, WAIT, FakeFreeSwitch, Scenario
 from tests.unit.esl_transcripts import transcript
 
@@ -164,7 +165,8 @@ async def test_answered_call(running: Running, fake: FakeFreeSwitch) -> None:
     assert command.line == (
         "bgapi originate {origination_uuid=dlr-0001,dialer_call_id=dlr-0001,originate_timeout=30,"
         "ignore_early_media=true,origination_caller_id_number=+33100000000,"
-        "origination_caller_id_name=Sales}sofia/gateway/carrier/+12015550100 s XML dialer-outbound"
+        "origination_caller_id_name=Sales,origination_nested_vars=true,"
+        f"api_hangup_hook={hangup_hook()}}}sofia/gateway/carrier/+12015550100 s XML dialer-outbound"
     )
     assert running.adapter.followed_calls == 0
 
@@ -488,7 +490,8 @@ def test_settings_from_url_and_checks() -> None:
 
 
 def test_originate_args_escape_contact_values_and_keep_reserved_variables() -> None:
-    settings = FreeSwitchSettings(esl=EslSettings())
+    # without the end record's hang-up hook (the adapter's own ${...}: test_freeswitch_record)
+    settings = FreeSwitchSettings(esl=EslSettings(), end_records=False)
     hostile = "x},origination_uuid=evil ${system(rm)} 'q' \\ M\u00fcller=1"
     args = originate_args(
         request("dlr-esc", variables={"DIALER_VAR_NAME": hostile, "ORIGINATION_UUID": "evil"}),
