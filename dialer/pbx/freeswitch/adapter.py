@@ -89,7 +89,8 @@ class FreeSwitchSettings:
 
 
 def encode_value(value: str) -> str:
-    """``value`` percent-encoded for a ``{var=value}`` block (decode with ``${url_decode()}``)."""
+    """``value`` percent-encoded for a ``{var=value}`` block (FreeSWITCH decodes it there: the
+    channel variable holds ``value`` itself, as tests/integration/test_faults.py checks)."""
     return "".join(
         ch if ch in _SAFE_VALUE_CHARS else "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
         for ch in value.encode("utf-8", "replace").decode("utf-8")

@@ -27,7 +27,7 @@ Rules (the contract is pbx-config/freeswitch/README.md):
 - Calls not followed: the ``CHANNEL_HANGUP_COMPLETE`` of any other dialer call (id starting with
   ``dlr-``) carries all of the above by itself; its end goes to an :class:`EndMemory`
   (:meth:`CallCorrelator.seen_end`), read by the engine that settles the call should its owner
-  die. (FreeSWITCH's own CDR, for ends no engine saw, lands with issue 16.)
+  die. Ends no engine saw come from the switch's own record (:mod:`.record`, ``api_hangup_hook``).
 """
 
 from __future__ import annotations
