@@ -433,7 +433,7 @@ async def test_hostile_contact_data_never_reaches_the_esl_wire(
     assert set(seen.ended) >= set(calls)
     control_id = next(c for c, r in calls.items() if r["phone"] == contacts[0].phone)
     control_apps = seen.executed[control_id]
-    assert control_apps[:2] == ["sched_hangup", "transfer"], control_apps
+    assert control_apps[:3] == ["sched_hangup", "set", "transfer"], control_apps
     for call_id, record in calls.items():
         event = seen.ended[call_id]
         for name, value in expected[record["phone"]].items():  # the exact bytes, alone
