@@ -18,6 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from dialer.domain.dialorder import (
+    NEW_EVERY_DEFAULT,
+    DialOrder,
+    check_dial_order,
+    check_new_every,
+)
 from dialer.domain.dialplan import CONTEXT_NAME, check_variables
 from dialer.domain.hours import (
     WEEKDAYS,
@@ -40,6 +46,7 @@ __all__ = [
     "WEEKDAYS",
     "CallingWindow",
     "CampaignSettings",
+    "DialOrder",
     "PlanLimits",
     "TrunkLimits",
 ]
@@ -180,6 +187,8 @@ _OPTIONAL = frozenset(
         "ends_at",
         "limits",
         "variables",
+        "dial_order",
+        "new_every",
     }
 )
 
@@ -203,9 +212,14 @@ class CampaignSettings:
     # Channel variables set on every call of the campaign: only the dialplan's knobs
     # (dialer.domain.dialplan.KNOBS, e.g. DIALER_MAX_TALK), each value in its own grammar.
     variables: Mapping[str, str] = field(default_factory=dict)
+    # which due contact goes first, a retry or a fresh one (dialer.domain.dialorder)
+    dial_order: DialOrder = DialOrder.RETRIES_FIRST
+    new_every: int = NEW_EVERY_DEFAULT  # interleave: one claim in new_every is a fresh contact
 
     def __post_init__(self) -> None:
         _text(self.name, "name")
+        object.__setattr__(self, "dial_order", check_dial_order(self.dial_order))
+        check_new_every(self.new_every)
         object.__setattr__(self, "variables", check_variables(self.variables))
         _pattern(self.trunk, "trunk", _TRUNK, "a trunk name of letters, digits, '_', '.', '-'")
         check_int(self.max_channels, "max_channels", minimum=1, maximum=_MAX_CHANNELS)
@@ -271,6 +285,8 @@ class CampaignSettings:
             "ends_at": None if self.ends_at is None else self.ends_at.isoformat(),
             "limits": None if self.limits is None else self.limits.to_dict(),
             "variables": dict(self.variables),
+            "dial_order": self.dial_order.value,
+            "new_every": self.new_every,
         }
 
     @classmethod

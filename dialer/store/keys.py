@@ -11,7 +11,8 @@ key                            type   content
 ``{ns}:campaigns:active``      zset   cid -> cid: campaigns engines act on (Running, Pausing,
                                       Cancelling, Scheduled), kept by transition.lua
 ``{ns}:c:{cid}``               hash   name, status, status_reason, settings (JSON), trunk,
-                                      created_ms, updated_ms
+                                      created_ms, updated_ms, order_turn (claim.lua's count of
+                                      the claims made while a retry was due: interleave)
 ``{ns}:c:{cid}:seq:list``      string INCR counter giving list ids
 ``{ns}:c:{cid}:lists``         hash   lid -> ListStatus value
 ``{ns}:c:{cid}:liststop``      hash   lid -> CallStatus given to the undialed contacts of a
@@ -24,6 +25,13 @@ key                            type   content
                                       it back)
 ``{ns}:c:{cid}:pending``       zset   contact member -> due_ms: the only dial queue (fresh
                                       contacts due at upload time, retries at their retry time)
+``{ns}:c:{cid}:retries``       zset   contact member -> due_ms: the retries and callbacks among
+                                      ``pending`` (same member, same score), so that claim.lua
+                                      finds a due retry without passing every due fresh
+                                      contact (the campaign's ``dial_order``). Written by
+                                      finish.lua and release.lua with ``pending``; an entry
+                                      whose contact left ``pending`` another way is dropped by
+                                      claim.lua when it meets it.
 ``{ns}:c:{cid}:counts``        hash   CallStatus -> number of contacts in that status (exact)
 ``{ns}:c:{cid}:inflight``      zset   call -> lease expiry ms (campaign channel leases); an
                                       expired lease stays (its slot held) until its call is
@@ -174,6 +182,9 @@ class Keys:
     def pending(self, cid: int) -> str:
         return f"{self.ns}:c:{cid}:pending"
 
+    def retries(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:retries"
+
     def counts(self, cid: int) -> str:
         return f"{self.ns}:c:{cid}:counts"
 
@@ -235,6 +246,7 @@ class Keys:
             self.lists(cid),
             self.list_stop(cid),
             self.pending(cid),
+            self.retries(cid),
             self.counts(cid),
             self.inflight(cid),
             self.claimed(cid),

@@ -828,6 +828,7 @@ class RedisStore:
             k.records_index,
             k.pace(cid),
             k.trunk_pace(trunk),
+            k.retries(cid),
         ]
         args: list[str | int] = [
             owner,
@@ -1075,7 +1076,12 @@ class RedisStore:
         for it in items:
             lane = shared.get((it.cid, it.trunk))
             if lane is None:
-                lane = [*self._lane_keys(it.cid, it.trunk), k.records(it.cid), k.usage(it.cid)]
+                lane = [
+                    *self._lane_keys(it.cid, it.trunk),
+                    k.records(it.cid),
+                    k.usage(it.cid),
+                    k.retries(it.cid),
+                ]
                 shared[it.cid, it.trunk] = lane
             keys += (k.call(it.call_id), k.contact(it.cid, it.contact_id))
             keys += lane
@@ -1110,7 +1116,7 @@ class RedisStore:
         the call (it adopted it): nothing is changed.
         """
         res = await self._lua.release(
-            keys=self._end_keys(cid, trunk, call_id, contact_id),
+            keys=[*self._end_keys(cid, trunk, call_id, contact_id), self.keys.retries(cid)],
             args=[call_id, contact_id, CALL_TTL_S, contact_member(contact_id), owner],
         )
         if int(res) == -1:
