@@ -25,6 +25,8 @@ from dialer.domain.dialorder import DialOrder
 from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.store.redis_store import RedisStore
+from loadtest.bench import retrylate
+from loadtest.bench.common import RESULT_PREFIX, parse_result
 from ops.localstack.numberplan import Behaviour, number
 from tests.integration.engine_helpers import (
     engine_settings,
@@ -121,3 +123,22 @@ async def test_due_retries_are_dialed_at_their_time(stack: Any, store: RedisStor
         sorted(round(x, 3) for x in late),
         sorted(round(x, 3) for x in late_due),
     )
+
+
+async def test_retrylate_bench_runs_end_to_end(stack: Any, capsys: pytest.CaptureFixture[str]):
+    """``python -m loadtest.bench retrylate`` with tiny counts on the session's stack."""
+    params = retrylate.Params(contacts=30, busy_every=5, cps=10.0, max_channels=30, delay_s=1.0)
+    await retrylate.run(stack, params, quick=True)
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith(RESULT_PREFIX)]
+    assert len(lines) == 1
+    r = parse_result(lines[0])
+    assert r["benchmark"] == "retrylate"
+    runs = r["runs"]
+    assert isinstance(runs, list)
+    assert [run["dial_order"] for run in runs] == ["retries_first", "interleave", "due_time"]
+    for run in runs:
+        assert (run["calls"], run["retries"], run["missing"]) == (36, 6, 0), run
+        assert run["completed"] is True
+        assert -10 <= run["lateness_ms"]["min"] <= run["lateness_ms"]["max"]
+    assert runs[0]["lateness_ms"]["max"] <= 1000
+    assert r["retries_first_met"] is True
