@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from dialer.cli.files import load_campaign_file
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.dialorder import DialOrder
 from dialer.domain.statuses import CallStatus, CampaignStatus
-from dialer.errors import ValidationError
+from dialer.errors import ConfigError, ValidationError
 from dialer.store import RedisStore
 from dialer.store.keys import contact_member
+from tests.unit.api_helpers import OPERATOR, SETTINGS, api_client, error_of
+from tests.unit.api_helpers import new_campaign as api_campaign
 from tests.unit.store_helpers import claim, contacts, finish
 
 pytestmark = pytest.mark.redis
@@ -191,3 +195,32 @@ def test_lua_knows_every_dial_order() -> None:
     lua = resources.files("dialer.store").joinpath("lua/claim.lua").read_text()
     for order in DialOrder:
         assert f"'{order.value}'" in lua or f'"{order.value}"' in lua, order
+
+
+async def test_api_takes_and_refuses_dial_order(store: RedisStore) -> None:
+    async with api_client(store) as client:
+        cid = await api_campaign(client, dial_order="interleave", new_every=2)
+        shown = await client.get(f"/campaigns/{cid}", headers=OPERATOR)
+        assert shown.status_code == 200, shown.text
+        assert (shown.json()["settings"]["dial_order"], shown.json()["settings"]["new_every"]) == (
+            "interleave",
+            2,
+        )
+        bad = await client.post(
+            "/campaigns", json={**SETTINGS, "dial_order": "newest"}, headers=OPERATOR
+        )
+        assert bad.status_code == 422, bad.text
+        assert "dial_order must be one of" in error_of(bad)["message"]
+        bad = await client.patch(f"/campaigns/{cid}", json={"new_every": 1}, headers=OPERATOR)
+        assert bad.status_code == 422, bad.text
+        assert "new_every must be a whole number" in error_of(bad)["message"]
+
+
+def test_campaign_file_refuses_a_bad_dial_order(tmp_path: Path) -> None:
+    good = tmp_path / "c.yaml"
+    good.write_text("name: n\ntrunk: t\nmax_channels: 2\ncps: 1\ndial_order: due_time\n")
+    assert load_campaign_file(good).settings.dial_order is DialOrder.DUE_TIME
+    bad = tmp_path / "b.toml"
+    bad.write_text('name = "n"\ntrunk = "t"\nmax_channels = 2\ncps = 1\ndial_order = "lifo"\n')
+    with pytest.raises(ConfigError, match=r"b\.toml: dial_order must be one of"):
+        load_campaign_file(bad)
