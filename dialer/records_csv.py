@@ -37,6 +37,7 @@ RECORD_COLUMNS = (
     "contact_id",
     "phone",
     "trunk",
+    "caller_id",
     "attempt",
     "dial",
     "status",

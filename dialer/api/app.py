@@ -22,6 +22,7 @@ from dialer.errors import DialerError
 from dialer.metrics import DialerMetrics
 from dialer.store.redis_store import RedisStore
 
+from . import routes_callerid as callerid
 from . import routes_campaigns as campaigns
 from . import routes_lists as lists
 from . import routes_meta as meta
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 VIEW, OPER, ADMIN = Role.VIEWER, Role.OPERATOR, Role.ADMINISTRATOR
 CAMPAIGN = "/campaigns/{campaign_id:int}"
+LIST = f"{CAMPAIGN}/lists/{{list_id:int}}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,12 @@ def endpoints(*, metrics: bool, metrics_public: bool = False) -> tuple[Endpoint,
         Endpoint("POST", f"{CAMPAIGN}/lists", OPER, lists.upload_list, "upload a list"),
         Endpoint(
             "POST", f"{CAMPAIGN}/lists/{{list_id:int}}/stop", ADMIN, lists.stop_list, "stop a list"
+        ),
+        Endpoint(
+            "GET", f"{LIST}/caller-id", VIEW, callerid.get_list_caller_id, "read a list's caller id"
+        ),
+        Endpoint(
+            "PUT", f"{LIST}/caller-id", OPER, callerid.put_list_caller_id, "set a list's caller id"
         ),
         Endpoint("GET", f"{CAMPAIGN}/contacts", VIEW, lists.get_contacts, "read contacts"),
         Endpoint("GET", f"{CAMPAIGN}/records", VIEW, records.get_records, "read call records"),

@@ -50,6 +50,7 @@ _CID = {"name": "campaign_id", "in": "path", "required": True, "schema": {"type"
 _LID = {"name": "list_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _INT = {"type": "integer", "minimum": 0}
 _PAGE = {"type": "integer", "minimum": 1, "maximum": 1000}
+_POOL_NUMBER = {"type": "string", "pattern": "^\\+?[0-9]{3,15}$"}
 _HANGUP = {
     "required": False,
     "content": {
@@ -200,6 +201,14 @@ def _paths() -> Doc:
                     _query("phone_column", "header of the phone column (default: guessed)"),
                     _query("name_column", "header of the name column"),
                     _query("timezone_column", "header of the time zone column"),
+                    _query("caller_id", "the list's fixed caller id (overrides the campaign's)"),
+                    _query("caller_id_pool", "the list's caller-ID pool: comma-separated numbers"),
+                    _query(
+                        "caller_id_mode",
+                        "the pool's mode (default rotate)",
+                        {"enum": ["rotate", "local"]},
+                    ),
+                    _query("caller_id_fallback", "local mode: the number when none is local"),
                 ],
                 body={"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
                 errors=(*write_errors, "415"),
@@ -213,6 +222,25 @@ def _paths() -> Doc:
                 params=[_CID, _LID],
                 errors=("401", "403", "404", "409", "503"),
             )
+        },
+        "/campaigns/{campaign_id}/lists/{list_id}/caller-id": {
+            "get": _op(
+                "viewer",
+                "The list's own caller id settings (both null: the campaign's apply)",
+                _json(_ref("ListCallerId"), "the list's settings"),
+                params=[_CID, _LID],
+            ),
+            "put": _op(
+                "operator",
+                "Set the list's caller id or caller-ID pool (it overrides the campaign's)",
+                _json(_ref("ListCallerId"), "the list's settings"),
+                params=[_CID, _LID],
+                body={
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("CallerIdSettings")}},
+                },
+                errors=("400", "401", "403", "404", "413", "422", "503"),
+            ),
         },
         "/campaigns/{campaign_id}/contacts": {
             "get": _op(
@@ -304,6 +332,7 @@ _COMPONENTS: Doc = {
                 "cps": {"type": "number", "exclusiveMinimum": 0},
                 "ring_timeout": {"type": "number"},
                 "caller_id": {"type": ["string", "null"]},
+                "caller_id_pool": {"oneOf": [_ref("CallerIdPool"), {"type": "null"}]},
                 "context": {"type": "string"},
                 "extension": {"type": "string"},
                 "amd": {"type": "boolean"},
@@ -334,6 +363,38 @@ _COMPONENTS: Doc = {
                 },
             },
             "additionalProperties": False,
+        },
+        "CallerIdPool": {
+            "type": "object",
+            "required": ["numbers"],
+            "properties": {
+                "numbers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 1000,
+                    "uniqueItems": True,
+                    "items": _POOL_NUMBER,
+                },
+                "mode": {"enum": ["rotate", "local"], "default": "rotate"},
+                "fallback": {"oneOf": [_POOL_NUMBER, {"type": "null"}]},
+            },
+            "additionalProperties": False,
+        },
+        "CallerIdSettings": {
+            "type": "object",
+            "properties": {
+                "caller_id": {"type": ["string", "null"]},
+                "caller_id_pool": {"oneOf": [_ref("CallerIdPool"), {"type": "null"}]},
+            },
+            "additionalProperties": False,
+        },
+        "ListCallerId": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "caller_id": {"type": ["string", "null"]},
+                "caller_id_pool": {"oneOf": [_ref("CallerIdPool"), {"type": "null"}]},
+            },
         },
         "Campaign": {
             "type": "object",

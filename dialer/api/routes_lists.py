@@ -7,10 +7,12 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from dialer.domain.callerid import CallerIdSource
 from dialer.domain.lifecycle import ListCommand, next_list_status
 from dialer.domain.statuses import CallStatus
 from dialer.errors import NotFound, TransitionRefused
 from dialer.importer import ColumnMapping, import_csv
+from dialer.store.callerid import set_list_caller_id
 from dialer.store.queries import contacts_page
 
 from .bodies import spool_upload
@@ -31,7 +33,9 @@ async def upload_list(ctx: ApiContext, request: Request) -> Response:
     """The body is the CSV file itself (not multipart); it becomes one new list, or nothing.
 
     Query: ``default_region`` (ISO country for numbers without +, default US),
-    ``phone_column``, ``name_column``, ``timezone_column`` (header names; default: guessed).
+    ``phone_column``, ``name_column``, ``timezone_column`` (header names; default: guessed);
+    the list's caller id: ``caller_id``, or ``caller_id_pool`` (comma-separated numbers) with
+    ``caller_id_mode`` (rotate, local) and ``caller_id_fallback``.
     """
     cid = path_int(request, "campaign_id")
     media = _media_type(request)
@@ -48,6 +52,12 @@ async def upload_list(ctx: ApiContext, request: Request) -> Response:
         name=text_param(query, "name_column"),
         timezone=text_param(query, "timezone_column"),
     )
+    caller_ids = CallerIdSource.from_options(
+        text_param(query, "caller_id", max_len=100),
+        text_param(query, "caller_id_pool", max_len=20_000),
+        text_param(query, "caller_id_mode", max_len=10),
+        text_param(query, "caller_id_fallback", max_len=20),
+    )
     campaign = await ctx.store.get_campaign(cid)  # before reading a large body for nothing
     if campaign.status not in EDITABLE:
         raise not_editable(cid, campaign.status, _ADDING)
@@ -59,6 +69,8 @@ async def upload_list(ctx: ApiContext, request: Request) -> Response:
         raise not_editable(cid, current.status, _ADDING) from None
     finally:
         await asyncio.to_thread(spool.close)
+    if not caller_ids.empty and report.list_id is not None:
+        await set_list_caller_id(ctx.store, cid, report.list_id, caller_ids)
     return JSONResponse(import_report(report), status_code=201)
 
 

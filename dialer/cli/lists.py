@@ -1,4 +1,4 @@
-"""``dialer list ...``: upload a CSV as a new recipient list; stop a list."""
+"""``dialer list ...``: upload a CSV as a new recipient list; stop a list; a list's caller id."""
 
 from __future__ import annotations
 
@@ -7,15 +7,22 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from dialer.domain.callerid import CallerIdSource
 from dialer.domain.lifecycle import ListCommand, next_list_status
 from dialer.errors import ConfigError, NotFound
 from dialer.importer import ColumnMapping, import_csv
+from dialer.store.callerid import list_caller_ids, set_list_caller_id
 
 from .common import Session, campaign_id, out, with_store
 from .output import import_lines, plural
 
 
+def _caller_ids(args: argparse.Namespace) -> CallerIdSource:
+    return CallerIdSource.from_options(args.caller_id, args.pool, args.mode, args.fallback)
+
+
 async def _upload(args: argparse.Namespace, s: Session) -> int:
+    caller_ids = _caller_ids(args)  # refused before the import
     path = Path(args.file)
     if not await asyncio.to_thread(path.is_file):
         raise ConfigError(f"{path}: no such file")
@@ -25,7 +32,45 @@ async def _upload(args: argparse.Namespace, s: Session) -> int:
     report = await import_csv(s.store, args.id, path, mapping=mapping, default_region=args.region)
     for line in import_lines(args.id, report):
         out(line)
+    if not caller_ids.empty and report.list_id is not None:
+        await set_list_caller_id(s.store, args.id, report.list_id, caller_ids)
+        out(f"list {report.list_id}: {_describe(caller_ids)}")
     return 0
+
+
+def _describe(source: CallerIdSource) -> str:
+    if source.pool is not None:
+        pool = source.pool
+        extra = f", fallback {pool.fallback}" if pool.fallback else ""
+        return f"caller-ID pool ({pool.mode.value}{extra}): {', '.join(pool.numbers)}"
+    if source.caller_id is not None:
+        return f"caller id {source.caller_id}"
+    return "the campaign's caller id"
+
+
+async def _caller_id(args: argparse.Namespace, s: Session) -> int:
+    if args.clear or any(
+        v is not None for v in (args.caller_id, args.pool, args.mode, args.fallback)
+    ):
+        source = CallerIdSource() if args.clear else _caller_ids(args)
+        await set_list_caller_id(s.store, args.id, args.list_id, source)
+    else:
+        if args.list_id not in await s.store.list_status(args.id):
+            raise NotFound(f"list {args.list_id} of campaign {args.id} does not exist")
+        source = (await list_caller_ids(s.store, args.id)).get(args.list_id, CallerIdSource())
+    out(f"list {args.list_id} of campaign {args.id}: {_describe(source)}")
+    return 0
+
+
+def _caller_id_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--caller-id", metavar="CID", help='a fixed caller id: +1... or "Name" <+1...>')
+    p.add_argument("--pool", metavar="N1,N2,...", help="a caller-ID pool: comma-separated numbers")
+    p.add_argument(
+        "--mode",
+        choices=("rotate", "local"),
+        help="the pool's mode: rotate (round robin, default) or local (the callee's area code)",
+    )
+    p.add_argument("--fallback", metavar="N", help="local mode: the number when none is local")
 
 
 async def _stop(args: argparse.Namespace, s: Session) -> int:
@@ -77,7 +122,22 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="C",
         help="header of the contact time zone column (variable 'timezone')",
     )
+    _caller_id_flags(p)
     p.set_defaults(func=with_store(_upload))
+
+    p = cmds.add_parser(
+        "caller-id",
+        parents=[common],
+        help="show or set a list's caller id or caller-ID pool",
+        description="Show a list's own caller id settings, or set them (any campaign status; "
+        "engines apply a change within 5 s). A list's settings override the campaign's; "
+        "--clear returns the list to the campaign's.",
+    )
+    p.add_argument("id", type=campaign_id, metavar="ID", help="the campaign id")
+    p.add_argument("list_id", type=campaign_id, metavar="LIST_ID", help="the list id")
+    _caller_id_flags(p)
+    p.add_argument("--clear", action="store_true", help="remove the list's own settings")
+    p.set_defaults(func=with_store(_caller_id))
 
     p = cmds.add_parser(
         "stop",

@@ -44,7 +44,7 @@ class RawOutcome:
     dialplan_result: DialplanResult | None = None
     callback_at: float | None = None  # epoch seconds, with DialplanResult.CALLBACK
     originate_failed: bool = False
-    originate_reason: int | None = None  # Asterisk OriginateResponse Reason (0, 3, 4, 5, 8)
+    originate_reason: int | None = None  # Asterisk Reason; FreeSWITCH -ERR cause code
     dial_status: str | None = None  # Asterisk DialEnd DialStatus, when seen
     invalid_number: bool = False  # refused before dialing: not a dialable number
     lost: bool = False  # cut by a PBX failure: its end never reported

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from dialer.domain.callerid import CALLER_ID, CallerIdPool, CallerIdSource
 from dialer.domain.dialorder import (
     NEW_EVERY_DEFAULT,
     DialOrder,
@@ -53,8 +54,6 @@ __all__ = [
 
 _TRUNK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _EXTENSION = re.compile(r"[A-Za-z0-9*#+][A-Za-z0-9*#+_\-]{0,78}")
-_NUMBER = r"\+?[0-9]{1,20}"
-_CALLER_ID = re.compile(rf'(?:"[^"\\<>]{{0,64}}" ?)?<{_NUMBER}>|{_NUMBER}')
 _REASON_CHARS = 300  # an invalid-settings reason is cut to this (it quotes the bad value)
 
 
@@ -178,6 +177,7 @@ _OPTIONAL = frozenset(
     {
         "ring_timeout",
         "caller_id",
+        "caller_id_pool",
         "context",
         "extension",
         "amd",
@@ -201,6 +201,7 @@ class CampaignSettings:
     cps: float  # new calls per second
     ring_timeout: float = 30.0  # seconds
     caller_id: str | None = None  # "+33123456789" or '"Name" <+33123456789>'
+    caller_id_pool: CallerIdPool | None = None  # wins over caller_id (dialer.domain.callerid)
     context: str = "dialer-outbound"  # dialplan entry of an answered call
     extension: str = "s"
     amd: bool = False
@@ -230,7 +231,7 @@ class CampaignSettings:
         object.__setattr__(self, "cps", cps)
         object.__setattr__(self, "ring_timeout", ring)
         if self.caller_id is not None:
-            _pattern(self.caller_id, "caller_id", _CALLER_ID, 'a number or "Name" <number>')
+            _pattern(self.caller_id, "caller_id", CALLER_ID, 'a number or "Name" <number>')
         _pattern(
             self.context, "context", CONTEXT_NAME, "a dialplan context of letters, digits, '_', '-'"
         )
@@ -240,6 +241,7 @@ class CampaignSettings:
             ("retry", RetryPolicy, False),
             ("window", CallingWindow, True),
             ("limits", PlanLimits, True),
+            ("caller_id_pool", CallerIdPool, True),
         ):
             value = getattr(self, name)
             if not isinstance(value, kind) and not (optional and value is None):
@@ -253,6 +255,10 @@ class CampaignSettings:
                     f"ends_at ({self.ends_at.isoformat()}) must come after starts_at "
                     f"({self.starts_at.isoformat()})"
                 )
+
+    @property
+    def caller_id_source(self) -> CallerIdSource:
+        return CallerIdSource(self.caller_id, self.caller_id_pool)
 
     def availability(self, now: float) -> Availability:
         """May the campaign start calls at ``now`` (epoch seconds), until or from when."""
@@ -276,6 +282,9 @@ class CampaignSettings:
             "cps": self.cps,
             "ring_timeout": self.ring_timeout,
             "caller_id": self.caller_id,
+            "caller_id_pool": None
+            if self.caller_id_pool is None
+            else self.caller_id_pool.to_dict(),
             "context": self.context,
             "extension": self.extension,
             "amd": self.amd,
@@ -304,6 +313,8 @@ class CampaignSettings:
         for name, kind in (("window", CallingWindow), ("limits", PlanLimits)):
             if fields.get(name) is not None:
                 fields[name] = kind.from_dict(fields[name], name)
+        if fields.get("caller_id_pool") is not None:
+            fields["caller_id_pool"] = CallerIdPool.from_dict(fields["caller_id_pool"])
         for name in ("starts_at", "ends_at"):
             if fields.get(name) is not None:
                 fields[name] = parse_instant(fields[name], name)

@@ -23,6 +23,7 @@ class LiveCall:
     dial: int = 0  # the contact's dial number of this call (1 for its first, every call its own)
     answered_at: float | None = None
     engine_id: str = ""
+    caller_id: str = ""  # presented to the callee ("": the trunk's own)
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -71,6 +72,7 @@ def call_record(
         "contact": str(call.contact_id),
         "phone": call.phone,
         "trunk": call.trunk,
+        "caller_id": call.caller_id,
         "attempt": str(call.attempts + 1),
         "dial": str(call.dial),
         "status": outcome.status.value,

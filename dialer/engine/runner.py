@@ -27,6 +27,7 @@ from dialer.domain.calls import RawOutcome
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.lifecycle import CampaignCommand, next_status
 from dialer.domain.statuses import CampaignStatus
+from dialer.engine.callerid import CallerIdChooser
 from dialer.engine.calls import LiveCall
 from dialer.engine.cancel import checkpoint
 from dialer.engine.control import HANGUP_REASON
@@ -86,6 +87,7 @@ class CampaignRunner:
         # the engine's PBX connection (Engine.pbx_epoch) on which the campaign's orphans were
         # last reconciled: no claim before they have been on the current one
         self.reconciled_epoch = -1
+        self._caller_ids: CallerIdChooser | None = None  # made at the first dial
 
     def slot_freed(self) -> None:
         self._slot_freed.set()
@@ -249,7 +251,7 @@ class CampaignRunner:
             context=self.settings.context,
             exten=self.settings.extension,
             ring_timeout=self.settings.ring_timeout,
-            caller_id=self.settings.caller_id,
+            caller_id=call.caller_id or None,
             variables=variables,
         )
 
@@ -259,6 +261,13 @@ class CampaignRunner:
         calls = await self._still_ours(calls)
         if not calls:
             return
+        if self._caller_ids is None:
+            self._caller_ids = CallerIdChooser(engine.store, self.campaign_id)
+        chosen = await self._caller_ids.choose(
+            self.settings.caller_id_source, [(call.contact_id, call.phone) for call, _ in calls]
+        )
+        for (call, _), caller_id in zip(calls, chosen, strict=True):
+            call.caller_id = caller_id or ""
         requests = [self._request(call, claim) for call, claim in calls]
         errors = await engine.pbx.originate_many(requests)
         accepted = [call for (call, _), error in zip(calls, errors, strict=True) if error is None]

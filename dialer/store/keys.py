@@ -18,6 +18,10 @@ key                            type   content
 ``{ns}:c:{cid}:liststop``      hash   lid -> CallStatus given to the undialed contacts of a
                                       stopped list (claim/finish/release apply it on sight)
 ``{ns}:c:{cid}:list:{lid}``    set    contact members of the list (to stop a list)
+``{ns}:c:{cid}:listcid``       hash   lid -> the list's caller id settings (JSON,
+                                      dialer.domain.callerid.CallerIdSource)
+``{ns}:c:{cid}:cidturns``      hash   ``campaign`` / ``list:{lid}`` -> turns taken of that
+                                      caller-ID pool (rotation, HINCRBY by every engine)
 ``{ns}:c:{cid}:seq:contact``   string INCR counter giving contact ids
 ``{ns}:c:{cid}:k:{kid}``       hash   phone, vars (JSON), list, status (CallStatus), attempts,
                                       tech_failures, last_call, next_due_ms, dials (calls
@@ -170,6 +174,12 @@ class Keys:
     def list_members(self, cid: int, list_id: int) -> str:
         return f"{self.ns}:c:{cid}:list:{list_id}"
 
+    def list_caller_ids(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:listcid"
+
+    def caller_id_turns(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:cidturns"
+
     def contact_seq(self, cid: int) -> str:
         return f"{self.ns}:c:{cid}:seq:contact"
 
@@ -255,4 +265,6 @@ class Keys:
             self.pace(cid),
             self.contact_seq(cid),
             self.usage(cid),
+            self.list_caller_ids(cid),
+            self.caller_id_turns(cid),
         )

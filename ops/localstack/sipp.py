@@ -38,6 +38,11 @@ class SippLayout:
     def scenario(self) -> Path:
         return self.workdir / "carrier.xml"
 
+    @property
+    def from_log(self) -> Path:
+        """One line per INVITE: ``INVITE to=<dialed user> from=<From user> ...``."""
+        return self.workdir / "from.log"
+
 
 def render_scenario(layout: SippLayout, template: Path = SCENARIO_TEMPLATE) -> Path:
     dtmf = {d: SIPP_SHARE / f"dtmf_2833_{d}.pcap" for d in ("9", "2")}
@@ -73,6 +78,8 @@ def start(layout: SippLayout) -> int:
         "-trace_err",
         "-error_file", str(layout.workdir / "errors.log"),
         "-max_log_size", "10000000",
+        "-trace_logs",  # the scenario's <log> actions: the From user of each INVITE
+        "-log_file", str(layout.from_log),
     ]  # fmt: skip
     return spawn(argv, log_file=layout.workdir / "sipp.log", cwd=layout.workdir)
 

@@ -1,26 +1,44 @@
 """Watches the switch from the outside while the engine runs: channel count and originate times.
 
 It uses its own AMI or ESL connection, independent of the engine's, so the limits are checked on
-what the switch itself saw (``watch_switch(stack, pbx)``). On FreeSWITCH the events are
-CHANNEL_CREATE / CHANNEL_ANSWER / CHANNEL_HANGUP_COMPLETE, timed by their
-``Event-Date-Timestamp`` (FreeSWITCH's clock, microseconds), and the samples are
-``show channels as json``. On Asterisk, two measures of concurrency:
+what the switch itself saw (``watch_switch(stack, pbx)``): the dialer's channels (call ids
+starting ``dlr-``), created, answered and ended, each timed by the switch's own clock, and
+samples of the switch's channel list.
 
-- ``max_live``: the most calls between their Newchannel and their Hangup at any moment, by the
-  events' ``Timestamp`` (Asterisk's own clock). The engine frees a channel only after it has
-  read the Hangup, so this can never exceed the limit: the limit the tests hold strictly.
-- ``max_channels``: the most ``CoreShowChannels`` listed. A listing is not a snapshot: Asterisk
-  walks its channel container while writing each entry to the socket, and a channel stays in
-  it for a moment after its Hangup event (it is destroyed when its last reference goes), so
-  under load a listing can hold a call that ended during it and the one that replaced it.
+- Asterisk: Newchannel / Newstate / Hangup, timed by their ``Timestamp`` header
+  (``timestampevents``), and ``CoreShowChannels`` samples.
+- FreeSWITCH: CHANNEL_CREATE / CHANNEL_ANSWER / CHANNEL_HANGUP_COMPLETE, timed by their
+  ``Event-Date-Timestamp`` (microseconds since the epoch), and ``show channels as json``
+  samples (the ``rows`` key is left out when there are none).
+
+Both switches run on this machine, so their clock is ``time.time()``'s: a test can compare an
+acknowledgement's time with the switch's event times (:meth:`Observed.created_after`). Give or
+take: FreeSWITCH stamps events with a cached time that its timer thread updates
+(``switch_micro_time_now``: the wall clock at start-up plus the monotonic clock), which ran
+0-40 ms behind ``time.time()`` here under load (channels stamped before the claim that made
+them); the order of its own events is kept.
+
+Two measures of concurrency:
+
+- ``max_live``: the most calls between their creation and their hang-up at any moment, by the
+  events' timestamps. The engine frees a channel only after it has read the hang-up event, so
+  this can never exceed the limit: the limit the tests hold strictly.
+- ``max_channels``: the most channels a listing held. A listing is not a snapshot of that
+  instant. Asterisk walks its channel container while writing each entry to the socket, and a
+  channel stays in it for a moment after its Hangup event (it is destroyed when its last
+  reference goes); FreeSWITCH lists from its core database, where a channel stays 120-150 ms
+  after its CHANNEL_HANGUP_COMPLETE. So under load a listing can hold calls that have ended and
+  the ones that replaced them (14 listed at a limit of 10 was seen, on Asterisk):
+  :meth:`Observed.listings_off` checks each listing against the events instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,16 +49,33 @@ from dialer.pbx.esl.client import EslClient, EslSettings
 from dialer.pbx.esl.codec import EslEvent
 
 
+def most_in_window(times: Iterable[float], window: float) -> int:
+    """The most of ``times`` (seconds) in any ``window`` seconds."""
+    ordered = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(ordered):
+        while t - ordered[lo] >= window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
 @dataclass
 class Observed:
     channel_samples: list[tuple[float, int]] = field(default_factory=list)
+    # each listing: (asked, answered) here (monotonic), and how many dialer channels it held
+    listings: list[tuple[float, float, int]] = field(default_factory=list)
+    # call id -> its hang-up first seen here (monotonic)
+    ended_seen: dict[str, float] = field(default_factory=dict)
     # call id -> first seen here (monotonic)
     new_channels: dict[str, float] = field(default_factory=dict)
-    # call id -> Asterisk's own creation time (the event's Timestamp header, epoch seconds)
+    # call id -> the switch's own creation time (Newchannel Timestamp, CHANNEL_CREATE
+    # Event-Date-Timestamp; epoch seconds)
     created_at: dict[str, float] = field(default_factory=dict)
-    # call id -> Asterisk's own hang-up time (Hangup Timestamp)
+    # call id -> the switch's own hang-up time (Hangup, CHANNEL_HANGUP_COMPLETE)
     ended_at: dict[str, float] = field(default_factory=dict)
-    # call ids whose channel answered (Newstate Up, or a Hangup in state Up)
+    # call ids whose channel answered (Asterisk: state Up; FreeSWITCH: CHANNEL_ANSWER, or an
+    # answer epoch in the hang-up)
     answered: set[str] = field(default_factory=set)
 
     def answered_per(self, phone_of: dict[str, str]) -> dict[str, int]:
@@ -58,10 +93,10 @@ class Observed:
 
     @property
     def max_live(self) -> int:
-        """The most calls alive at once by their Newchannel and Hangup Timestamps."""
+        """The most calls alive at once by the switch's creation and hang-up times."""
         moves = sorted(
             [(t, 1) for t in self.created_at.values()] + [(t, -1) for t in self.ended_at.values()]
-        )  # a Hangup sorts before a Newchannel of the same instant
+        )  # a hang-up sorts before a creation of the same instant
         live = best = 0
         for _, step in moves:
             live += step
@@ -69,17 +104,54 @@ class Observed:
         return best
 
     def max_in_window(self, window: float = 1.0) -> int:
-        """Most channels Asterisk created in any ``window`` seconds, on Asterisk's clock."""
-        times = sorted(self.created_at.values() or self.new_channels.values())
-        best, lo = 0, 0
-        for hi, t in enumerate(times):
-            while t - times[lo] >= window:
-                lo += 1
-            best = max(best, hi - lo + 1)
-        return best
+        """Most channels the switch created in any ``window`` seconds, on the switch's clock."""
+        return most_in_window(self.created_at.values() or self.new_channels.values(), window)
+
+    def listings_off(self, slack: float = 0.3) -> list[tuple[float, float, int, int]]:
+        """Listings holding more dialer channels than the events say were alive while the
+        listing ran, give or take ``slack`` seconds (a listing is no snapshot, and a channel is
+        listed a moment after its hang-up event): ``(asked, answered, listed, alive)`` each."""
+        off = []
+        for asked, answered, n in self.listings:
+            alive = sum(
+                1
+                for cid, created in self.new_channels.items()
+                if created <= answered + slack
+                and self.ended_seen.get(cid, math.inf) >= asked - slack
+            )
+            if n > alive:
+                off.append((asked, answered, n, alive))
+        return off
+
+    def delivery_spread(self, sent_at: dict[str, float]) -> float:
+        """How unevenly calls reached the switch: the spread (max - min) of each call's creation
+        time on the switch minus its ``sent_at`` (epoch seconds: e.g. the records'
+        ``claimed_ms``), over the calls in both. A rate limit kept at grant time holds on the
+        switch's clock in any window shorter by this much than the one kept."""
+        lags = [self.created_at[cid] - t for cid, t in sent_at.items() if cid in self.created_at]
+        return max(lags) - min(lags) if lags else 0.0
 
     def originated_after(self, t: float) -> list[str]:
+        """Calls whose channel this watcher first saw after ``t`` (monotonic)."""
         return [cid for cid, seen in self.new_channels.items() if seen > t]
+
+    def created_after(self, epoch: float) -> list[str]:
+        """Calls whose channel the switch created after ``epoch`` by its own clock (the
+        events' timestamps; the switch runs on this machine, so its clock is ``time.time``)."""
+        return [cid for cid, at in self.created_at.items() if at > epoch]
+
+    async def wait_until(self, done: Callable[[Observed], bool], within: float = 5.0) -> None:
+        """Poll until ``done(self)``: this watcher's events can trail the engine's own (the
+        switch writes each event to every connection in turn). AssertionError after
+        ``within`` seconds."""
+        deadline = time.monotonic() + within
+        while not done(self):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the switch's events not seen within {within} s: {len(self.created_at)} "
+                    f"created, {len(self.answered)} answered, {len(self.ended_at)} ended"
+                )
+            await asyncio.sleep(0.02)
 
     def max_sample_gap(self) -> float:
         ts = [t for t, _ in self.channel_samples]
@@ -106,6 +178,7 @@ async def watch_asterisk(
                         continue
                     if item.event == "Hangup":
                         observed.ended_at.setdefault(uid, float(stamp) if stamp else time.time())
+                        observed.ended_seen.setdefault(uid, time.monotonic())
                         continue
                     observed.new_channels.setdefault(uid, time.monotonic())
                     if stamp:
@@ -113,9 +186,12 @@ async def watch_asterisk(
 
         async def sample() -> None:
             while True:
+                asked = time.monotonic()
                 items = await client.send_action_list("CoreShowChannels")
                 n = sum(1 for i in items if (i.get("Uniqueid") or "").startswith("dlr-"))
-                observed.channel_samples.append((time.monotonic(), n))
+                answered = time.monotonic()
+                observed.channel_samples.append((answered, n))
+                observed.listings.append((asked, answered, n))
                 await asyncio.sleep(sample_every)
 
         async with asyncio.TaskGroup() as tg:
@@ -161,18 +237,22 @@ async def watch_freeswitch(esl_url: str, *, sample_every: float = 0.04) -> Async
                         observed.answered.add(uid)
                     elif item.name == "CHANNEL_HANGUP_COMPLETE":
                         observed.ended_at.setdefault(uid, _fs_time(item))
+                        observed.ended_seen.setdefault(uid, time.monotonic())
                         answered = item.get("variable_answer_epoch") or "0"
                         if answered not in ("", "0"):
                             observed.answered.add(uid)
 
         async def sample() -> None:
             while True:
+                asked = time.monotonic()
                 listing: dict[str, Any] = json.loads(
                     await client.api("show", "channels", "as", "json") or "{}"
                 )
                 rows = listing.get("rows") or []
                 n = sum(1 for row in rows if str(row.get("uuid", "")).startswith("dlr-"))
-                observed.channel_samples.append((time.monotonic(), n))
+                answered = time.monotonic()
+                observed.channel_samples.append((answered, n))
+                observed.listings.append((asked, answered, n))
                 await asyncio.sleep(sample_every)
 
         async with asyncio.TaskGroup() as tg:

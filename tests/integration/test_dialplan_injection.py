@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -27,19 +29,25 @@ from dialer.engine.control import CampaignControl
 from dialer.errors import ValidationError
 from dialer.pbx.ami.client import AmiClient
 from dialer.pbx.ami.codec import Message
+from dialer.pbx.base import OriginateRequest
+from dialer.pbx.freeswitch.adapter import FreeSwitchAdapter, FreeSwitchSettings
 from dialer.store.models import ContactInput
 from dialer.store.redis_store import RedisStore
+from ops.localstack.freeswitch import esl_api
 from ops.localstack.numberplan import Behaviour, number
 from ops.localstack.stack import StackInfo
+from tests.integration.conftest import freeswitch_missing
 from tests.integration.engine_helpers import (
     engine_settings,
     running_engine,
     wait_records,
     wait_status,
 )
+from tests.integration.faults_helpers import watching_freeswitch
 from tests.unit.api_helpers import OPERATOR, api_client, error_of
 
 pytestmark = pytest.mark.integration
+log = logging.getLogger(__name__)
 
 B = Behaviour
 
@@ -317,3 +325,89 @@ async def test_the_api_refuses_hostile_values_on_create_and_edit(stack: StackInf
             assert len(await store.list_campaigns(offset=0, limit=100)) == 1
     finally:
         await store.aclose()
+
+
+# the applications dialer.xml runs (its actions and anti-actions)
+DIALPLAN_APPS = frozenset(
+    {"sched_hangup", "transfer", "avmd_start", "sleep", "avmd_stop", "set", "playback",
+     "hangup", "unset", "play_and_get_digits", "echo"}
+)  # fmt: skip
+
+
+def freeswitch_payloads(marker: str, victim: str) -> list[str]:
+    """Hostile values for the FreeSWITCH dialplan's knobs: its own expansion and syntax."""
+    return [
+        f"${{system(touch /tmp/{marker})}}",
+        f"1${{bgapi(originate sofia/gateway/carrier/{victim} &park())}}",
+        f"x,DIALER_AMD=0,api_hangup_hook=system::touch /tmp/{marker}",
+        f"1 ALLOTTED_TIMEOUT}}{{x=y}}:_:sofia/gateway/carrier/{victim}",
+        f"beep' & system touch /tmp/{marker} & '",
+        f"../../../../tmp/{marker}",
+        "7 NORMAL_CLEARING\n\nbgapi status",
+        f"^^:{marker}:x=y",
+        f"file_string://{marker}!tone_stream://%(100,0,440)",
+        *payloads(marker, victim)[:4],
+    ]
+
+
+async def test_hostile_knobs_sent_straight_to_freeswitch_are_data(stack: StackInfo) -> None:
+    """FreeSWITCH's dialplan (pbx-config/freeswitch/dialplan/dialer.xml) with every knob set
+    to each payload, through the adapter (which sends them percent-encoded; FreeSWITCH decodes
+    them into the channel variables as they were): no payload reaches an application's data,
+    no file, no channel but the calls, the talk limit falls back to its default, and a valid
+    knob still works."""
+    reason = freeswitch_missing()
+    if reason:
+        pytest.skip(reason)
+    marker = f"dialer-inject-{secrets.token_hex(6)}"
+    victim = number(B.WAIT_FOR_BYE, secrets.randbelow(10_000))
+    values = freeswitch_payloads(marker, victim)
+    adapter = FreeSwitchAdapter(FreeSwitchSettings.from_url(stack.esl_url))
+    ids: dict[str, str] = {}
+    with no_file_appears(stack, marker):
+        async with watching_freeswitch(stack) as seen, adapter:
+            for value in [*values, "7"]:
+                call_id = f"dlr-inj-{secrets.token_hex(6)}"
+                ids[call_id] = value
+                control = value == "7"  # a valid talk limit, no AMD: the knob still works
+                knobs = {
+                    "DIALER_AMD": "0" if control else "1",
+                    "DIALER_MAX_TALK": value,
+                    "DIALER_IVR_TIMEOUT": value,
+                    "DIALER_VM_MESSAGE": value,
+                }
+                await adapter.originate(
+                    OriginateRequest(
+                        call_id=call_id,
+                        trunk=stack.trunk,
+                        # 3 s: the talk limit and the start of the AMD step
+                        number=number(
+                            B.HOLD, secrets.randbelow(10_000), hold_s=1 if control else 3
+                        ),
+                        context=stack.originate_context,
+                        ring_timeout=10.0,
+                        variables=knobs,
+                    )
+                )
+            async with asyncio.timeout(40):
+                while not set(ids) <= set(seen.ended):
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)  # time for anything the dialplan would have started
+        body = esl_api(stack.esl_port, stack.esl_password, "status")
+        assert body is not None
+        assert "is ready" in body
+    extra = set(seen.created) - set(ids)
+    assert not extra, f"channels beyond the calls: {extra}"
+    amd = Counter(seen.ended[c].get("variable_dialer_amd_status") for c in ids)
+    apps = Counter(app for c in ids for app, _ in seen.executed_data[c])
+    log.warning("FreeSWITCH knobs: %d calls, AMD %s, applications run %s", len(ids), amd, apps)
+    for call_id, value in ids.items():
+        event = seen.ended[call_id]
+        assert event.get("variable_DIALER_MAX_TALK") == value  # the exact bytes, as data
+        steps = seen.executed_data[call_id]
+        for app, data in steps:
+            assert marker not in data, (app, data)
+            assert victim not in data, (app, data)
+        limit = "+7 ALLOTTED_TIMEOUT" if value == "7" else "+120 ALLOTTED_TIMEOUT"
+        assert steps[0] == ("sched_hangup", limit), steps
+        assert {app for app, _ in steps} <= DIALPLAN_APPS, steps

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import secrets
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,14 +17,19 @@ from dialer.domain.campaign import CampaignSettings, PlanLimits
 from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.engine.control import PBX_DOWN_REASON, PLAN_LIMIT_REASON
-from dialer.errors import ValidationError
+from dialer.errors import UnsafeValue, ValidationError
 from dialer.pbx.ami.client import AmiClient
+from dialer.pbx.base import OriginateRequest
+from dialer.pbx.esl.codec import EslEvent
+from dialer.pbx.freeswitch.adapter import FreeSwitchAdapter, FreeSwitchSettings
+from dialer.pbx.sanitize import channel_variables, safe_value
 from dialer.store.models import ContactInput
 from dialer.store.redis_store import RedisStore
 from ops.localstack import stack as localstack
+from ops.localstack.freeswitch import esl_api
 from ops.localstack.numberplan import Behaviour, number
 from ops.localstack.procs import is_alive
-from tests.integration.conftest import ami_settings
+from tests.integration.conftest import ami_settings, freeswitch_missing
 from tests.integration.engine_helpers import (
     engine_processes,
     engine_settings,
@@ -31,7 +38,13 @@ from tests.integration.engine_helpers import (
     running_engine,
     wait_status,
 )
-from tests.integration.monitor import watch_asterisk
+from tests.integration.faults_helpers import (
+    ensure_switch,
+    kill_switch,
+    start_switch,
+    watching_freeswitch,
+)
+from tests.integration.monitor import Observed, watch_asterisk, watch_switch
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 log = logging.getLogger(__name__)
@@ -64,33 +77,48 @@ async def store(stack: Any, namespace: str):
     await s.aclose()
 
 
-async def test_pbx_crash_pauses_campaigns_and_they_resume_when_it_is_back(stack, store, namespace):
+async def test_pbx_crash_pauses_campaigns_and_they_resume_when_it_is_back(
+    stack: Any, store: RedisStore, namespace: str, pbx: str
+) -> None:
+    """The switch SIGKILLed with answered calls live: the engine pauses the campaign with the
+    reason at once, resumes it when the switch is back (restarted in place), and settles the
+    calls the crash cut: answered -> Answered, cut (never redialed), ringing -> redialed.
+    Counted on the switch's side too (its own events: one answered channel per number)."""
     phones = [number(Behaviour.HOLD, i, hold_s=2) for i in range(30)]
     control, cid = await new_campaign(store, settings(stack), phones)
     info = localstack.load(stack.workdir) or stack
+    seen: list[Observed] = []
     try:
-        async with running_engine(engine_settings(stack, namespace)) as engine:
-            await control.start(cid)
-            async with asyncio.timeout(20):
-                while (await store.counts(cid))[S.ANSWERED] < 5:
-                    await asyncio.sleep(0.05)
+        async with running_engine(engine_settings(stack, namespace, pbx=pbx)) as engine:
+            async with watch_switch(info, pbx) as before:  # closed before the switch dies
+                seen.append(before)
+                await control.start(cid)
+                async with asyncio.timeout(20):
+                    while (await store.counts(cid))[S.ANSWERED] < 5:
+                        await asyncio.sleep(0.05)
             killed_at = time.monotonic()
-            localstack.kill_asterisk(info, hard=True)  # SIGKILL: calls in flight are cut
+            kill_switch(info, pbx)  # SIGKILL: calls in flight are cut
             await wait_status(store, cid, {CampaignStatus.PAUSING, CampaignStatus.PAUSED}, within=5)
             paused_after = time.monotonic() - killed_at
             campaign = await store.get_campaign(cid)
             assert campaign.status_reason == PBX_DOWN_REASON
             assert not engine.pbx.connected
             await asyncio.sleep(1.0)
-            info = localstack.start_asterisk(info)
+            restarting = time.monotonic()
+            info = start_switch(info, pbx)
             back = time.monotonic()
-            await wait_status(store, cid, {CampaignStatus.RUNNING}, within=30)
-            recovered = time.monotonic() - back
-            await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=90)
+            async with watch_switch(info, pbx) as after:
+                seen.append(after)
+                await wait_status(store, cid, {CampaignStatus.RUNNING}, within=30)
+                recovered = time.monotonic() - back
+                await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=90)
     finally:
-        if not is_alive(info.asterisk_pid):
-            localstack.start_asterisk(info)
-    log.info("PBX crash: paused %.2f s after; resumed %.1f s after", paused_after, recovered)
+        info = ensure_switch(info, pbx)
+    log.warning(
+        "%s SIGKILL: campaign paused %.2f s after the kill; switch restarted in %.2f s; "
+        "campaign running again %.2f s after the switch answered",
+        pbx, paused_after, back - restarting, recovered,
+    )  # fmt: skip
     assert paused_after < 5
     records = [r for _, r in await store.records(cid, count=1000)]
     counts = nonzero(await store.counts(cid))
@@ -104,10 +132,12 @@ async def test_pbx_crash_pauses_campaigns_and_they_resume_when_it_is_back(stack,
     assert len(cut) <= 5  # at most the calls in flight at the crash were cut
     assert {r["status"] for r in cut} <= {"answered_cut", "technical_error"}
     assert all(r["end_source"] == "lost" and r["originate_failed"] == "0" for r in cut)
-    # a call cut while answered keeps the switch's reason (Success, 4) in its record and is
-    # not redialed; one cut while ringing is redialed as its dial 2 but still its attempt 1
+    # a call cut while answered keeps what the switch reported (Asterisk: the
+    # OriginateResponse's Success, 4; FreeSWITCH reports no such reason) and is not redialed;
+    # one cut while ringing is redialed as its dial 2 but still its attempt 1
     answered_cut = [r for r in cut if r["status"] == "answered_cut"]
-    assert all(r["originate_reason"] == "4" and r["answered_ms"] for r in answered_cut)
+    reason = "4" if pbx == "asterisk" else ""
+    assert all(r["originate_reason"] == reason and r["answered_ms"] for r in answered_cut)
     assert all(per_contact[r["contact"]] == 1 for r in answered_cut)
     redials = {r["contact"] for r in cut if r["status"] == "technical_error"}
     assert sum(per_contact.values()) == 30 + len(redials)
@@ -116,7 +146,18 @@ async def test_pbx_crash_pauses_campaigns_and_they_resume_when_it_is_back(stack,
             ("1", "1"),
             ("2", "1"),
         }
-    log.info("PBX crash: %d answered cut, %d ringing redialed", len(answered_cut), len(redials))
+    # the switch's side: every answered channel has its record, no number answered twice
+    # (the channels cut by the crash were seen answered by the first watcher)
+    phone_of = {r["call_id"]: r["phone"] for r in records}
+    per_phone: Counter[str] = Counter()
+    for observed in seen:
+        per_phone.update(observed.answered_per(phone_of))
+    assert "?" not in per_phone, "an answered channel without a record"
+    assert set(per_phone.values()) == {1}
+    assert len(per_phone) >= 30 - len(cut)  # every call answered after the restart seen too
+    log.warning(
+        "%s crash: %d answered cut, %d ringing redialed", pbx, len(answered_cut), len(redials)
+    )
 
 
 async def test_redis_restart_loses_nothing_and_dials_nobody_twice(stack, store, namespace):
@@ -277,3 +318,201 @@ async def test_plan_limit_pauses_and_stop_marks_the_rest_plan_limit_exceeded(
     dialed = counts[S.ANSWERED]
     assert 6 <= dialed <= 6 + 2  # the limit, plus at most the calls already in flight
     assert counts == {S.ANSWERED: dialed, S.PLAN_LIMIT_EXCEEDED: 20 - dialed}
+
+
+# FreeSWITCH's own syntax in the places contact data goes: {} and [] blocks, the , between
+# variables, ' quoting, =, ${...} expansion (${system(...)} would run a shell command), the
+# ^^: array delimiter, the :_: and | dial-string separators, and ESL framing (CR/LF/NUL).
+VICTIM = number(Behaviour.HOLD, 99, hold_s=1)  # a number no payload may get dialed
+
+
+def esl_payloads(marker: str) -> list[str]:
+    return [
+        f"{marker}\n\nbgapi originate sofia/gateway/carrier/+12015000000 &park()\n\n",
+        f"{marker}\r\nContent-Length: 0\r\n\r\nx\x00y",
+        f"{marker},DIALER_AMD=1,DIALER_MAX_TALK=1",
+        f"{marker}}}sofia/gateway/carrier/+12015000000 &park() {{x=y",
+        f"{marker}'x=y',z='",
+        f"{marker}=a=b==c",
+        f"{marker}${{system(touch /tmp/{marker})}}",
+        f"{marker}${{bgapi(originate sofia/gateway/carrier/+12015000000 &park())}}",
+        f"^^:{marker}:DIALER_AMD=1:x=y",
+        f"{marker}[DIALER_MAX_TALK=1]sofia/x:_:sofia/y|z",
+        f"{marker}:_:sofia/gateway/carrier/{VICTIM}",  # :_: separates originate legs
+        f"{marker},sofia/gateway/carrier/{VICTIM}|sofia/gateway/carrier/{VICTIM}",
+        f"{marker}\\,\\'\\}}%7D%2C%00",
+    ]
+
+
+@pytest.fixture
+def freeswitch_only(stack: Any) -> None:
+    reason = freeswitch_missing()
+    if reason:
+        pytest.skip(reason)
+
+
+def carrying(event: EslEvent, marker: str) -> dict[str, str]:
+    """The channel variables (and other headers) of ``event`` whose value holds ``marker``."""
+    return {k: v for k, v in event.headers if marker in v}
+
+
+async def test_hostile_contact_data_never_reaches_the_esl_wire(
+    stack: Any, store: RedisStore, namespace: str, freeswitch_only: None
+) -> None:
+    """FreeSWITCH's own syntax and ESL framing in contact fields (names and values), in the
+    campaign's caller id name and in numbers, dialed by the engine on FreeSWITCH. Proved from
+    FreeSWITCH's side: each value is in its own channel variable (CHANNEL_HANGUP_COMPLETE) as
+    the exact bytes given (the engine turns control characters into spaces first), no other
+    variable holds any of it, each call ran the same applications as a harmless one, no other
+    channel was made, nothing was expanded (no file, no extra originate) and FreeSWITCH
+    still answers."""
+    marker = f"dialer-esl-{secrets.token_hex(5)}"
+    hostile = esl_payloads(marker)
+    caller_name = f"{marker},x='y'}}{{${{uuid}}^^:[a=b]"  # the domain allows 64 characters
+    contacts = [ContactInput(number(Behaviour.HOLD, 0, hold_s=1), {"serial": "control"})]
+    for i, value in enumerate(hostile, start=1):
+        contacts.append(ContactInput(number(Behaviour.HOLD, i, hold_s=1), {"note": value}))
+    names = {f"{marker},DIALER_AMD=1": "a", f"x}}{{y=z\r\n{marker}": "b", f"^^:{marker}": "c"}
+    contacts.append(ContactInput(number(Behaviour.HOLD, 20, hold_s=1), names))
+    # phone -> channel variable -> the exact value: the engine's reduced name, the value with
+    # control characters as spaces (dialer/pbx/sanitize.py)
+    expected = {c.phone: channel_variables(c.vars) for c in contacts}
+    assert len(expected[contacts[-1].phone]) == 3
+    for c in contacts:
+        for name, value in expected[c.phone].items():
+            assert re.fullmatch(r"DIALER_VAR_[A-Za-z0-9_]+", name)
+            assert value in {safe_value(v) for v in c.vars.values()}
+    bad_numbers = [
+        "+1201\r\n\r\nbgapi originate",
+        "+12015010001}{x=y",
+        "+1201,5010001",
+        "[x=y]+12015010001",
+        "+12015010001^^:x",
+        "+12015010001 &park()",
+        "+1201501${system(touch /tmp/x)}",
+    ]
+    plan = settings(stack, amd=False, caller_id=f'"{caller_name}" <+12015550100>')
+    control, cid = await new_campaign(store, plan, [])
+    await control.add_list(cid, contacts)
+    _, bad_cid = await new_campaign(store, settings(stack, name="bad-numbers"), [])
+    refused = 0
+    for phone in bad_numbers:  # each alone: the list refuses a bad one or marks it invalid
+        try:
+            await control.add_list(bad_cid, [ContactInput(phone, {"serial": "bad number"})])
+        except ValidationError:
+            refused += 1
+    async with watching_freeswitch(stack) as seen:
+        async with running_engine(engine_settings(stack, namespace, pbx="freeswitch")):
+            await control.start(cid)
+            await control.start(bad_cid)
+            await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=60)
+            await wait_status(store, bad_cid, {CampaignStatus.COMPLETED}, within=30)
+        await asyncio.sleep(1.0)  # time for anything an expansion would have started
+    records = [r for _, r in await store.records(cid, count=1000)]
+    counts = nonzero(await store.counts(cid))
+    bad_records = [r for _, r in await store.records(bad_cid, count=1000)]
+    # a bad number is Invalid number, or what the list made of it: a plain E.164 number
+    bad_dialed = {r["call_id"]: r for r in bad_records if r["status"] != "invalid_number"}
+    assert all(re.fullmatch(r"\+[0-9]{8,15}", r["phone"]) for r in bad_dialed.values())
+    assert not await asyncio.to_thread(Path("/tmp", marker).exists)  # ${system(...)} never ran
+    body = esl_api(stack.esl_port, stack.esl_password, "status")
+    assert body is not None
+    assert "is ready" in body  # FreeSWITCH still answers
+    calls = {r["call_id"]: r for r in records if r["phone"] in expected}
+    log.warning(
+        "hostile data on FreeSWITCH: %d of %d contacts answered, counts %s; bad numbers: %d "
+        "of %d refused by the list, %s, dialed as %s; %d channels",
+        len(calls), len(contacts), dict(counts), refused, len(bad_numbers),
+        dict(Counter(r["status"] for r in bad_records)),
+        sorted(r["phone"] for r in bad_dialed.values()), len(seen.created),
+    )  # fmt: skip
+    assert {r["status"] for r in calls.values()} == {"answered"}
+    assert len(calls) == len(contacts)
+    # no channel but the calls themselves, each to the number of its record
+    assert seen.created == {c: r["phone"] for c, r in [*calls.items(), *bad_dialed.items()]}
+    assert set(seen.ended) >= set(calls)
+    control_id = next(c for c, r in calls.items() if r["phone"] == contacts[0].phone)
+    control_apps = seen.executed[control_id]
+    assert control_apps[:2] == ["sched_hangup", "transfer"], control_apps
+    for call_id, record in calls.items():
+        event = seen.ended[call_id]
+        for name, value in expected[record["phone"]].items():  # the exact bytes, alone
+            assert event.get(f"variable_{name}") == value, (name, event.get(f"variable_{name}"))
+        assert event.get("variable_DIALER_AMD") == "0"  # the campaign's, not a contact's
+        assert event.get("variable_origination_caller_id_name") == caller_name
+        assert event.get("variable_origination_caller_id_number") == "+12015550100"
+        own = expected[record["phone"]]
+        leaked = {  # any other header with a piece of a payload: a split or an expansion
+            k
+            for k, v in carrying(event, marker).items()
+            if own.get(k.removeprefix("variable_")) != v and v != caller_name
+        }
+        assert not leaked, {k: event.get(k) for k in leaked}
+        # the same dialplan path as the harmless call: nothing else was run
+        assert (
+            seen.executed[call_id][: len(control_apps)]
+            == control_apps[: len(seen.executed[call_id])]
+        ), seen.executed[call_id]
+
+
+async def test_newlines_and_originate_syntax_sent_straight_through_the_adapter(
+    stack: Any, freeswitch_only: None
+) -> None:
+    """The adapter's own checks, without the engine's sanitising in front: ESL framing in api
+    arguments is refused before anything is written (the connection carries on), call ids,
+    numbers, trunks and variable names outside their grammar are refused, and values with raw
+    control characters reach the channel as the exact bytes given."""
+    marker = f"dialer-raw-{secrets.token_hex(5)}"
+    frame = "\n\nbgapi originate sofia/gateway/carrier/+12015000000 &park()\n\n"
+    value = f"{marker}\r\n\x00\x1b}}{{,:_:'=${{uuid}}^^:[x=y]|\\\tend"
+    caller = f"{marker}\r\n\x00 Mallory,x=y"
+    adapter = FreeSwitchAdapter(FreeSwitchSettings.from_url(stack.esl_url))
+    call_id = f"dlr-raw-{secrets.token_hex(4)}"
+
+    def request(**kw: Any) -> OriginateRequest:
+        base: dict[str, Any] = dict(
+            call_id=call_id,
+            trunk=stack.trunk,
+            number=number(Behaviour.HOLD, 0, hold_s=1),
+            context="dialer-outbound",
+            ring_timeout=5.0,
+            variables={"DIALER_AMD": "0"},
+        )
+        base.update(kw)
+        return OriginateRequest(**base)
+
+    async with watching_freeswitch(stack) as seen, adapter:
+        await adapter.hangup(f"dlr-x{frame}")  # not a call id: nothing sent
+        for args in ((f"x{frame}",), ("x\r", "y"), ("x\x00y",)):
+            with pytest.raises(UnsafeValue):
+                await adapter.esl.api("uuid_kill", *args)
+        refused = [
+            request(call_id=f"dlr-{frame}"),
+            request(number=f"+12015010000{frame}"),
+            request(number="+12015010000,sofia/gateway/carrier/+12015000000"),
+            request(number="+12015010000:_:sofia/gateway/carrier/+12015000000"),
+            request(trunk=f"carrier/+12015000000|sofia/gateway/{stack.trunk}"),
+            request(variables={f"x{frame}": "1"}),
+            request(variables={"a,b=c": "1"}),
+        ]
+        for bad in refused:
+            with pytest.raises(ValidationError):
+                await adapter.originate(bad)
+        assert "is ready" in await adapter.esl.api("status")  # the connection carries on
+        variables = {"DIALER_AMD": "0", "DIALER_VAR_raw": value}
+        await adapter.originate(request(caller_id=caller, variables=variables))
+        async with asyncio.timeout(20):
+            while call_id not in seen.ended:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+    event = seen.ended[call_id]
+    log.warning(
+        "adapter straight: %d refused, channels %s, raw value back %r",
+        len(refused), sorted(seen.created), event.get("variable_DIALER_VAR_raw"),
+    )  # fmt: skip
+    assert list(seen.created) == [call_id]  # the one valid call, nothing else
+    assert event.get("variable_DIALER_VAR_raw") == value  # the exact bytes
+    assert event.get("variable_origination_caller_id_name") == caller
+    assert event.get("variable_DIALER_AMD") == "0"
+    whole = (value, caller, f'"{caller}" <0000000000>')  # FreeSWITCH's own caller_id
+    assert not {k: v for k, v in carrying(event, marker).items() if v not in whole}

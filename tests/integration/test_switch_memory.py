@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import time
 from collections import Counter
@@ -26,14 +27,17 @@ from typing import Any
 
 import pytest
 
+from dialer.domain.calls import RawOutcome
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.pbx.freeswitch.adapter import FreeSwitchAdapter, FreeSwitchSettings
+from dialer.pbx.freeswitch.record import PREFIX
 from dialer.store.redis_store import RedisStore
 from ops.localstack import stack as localstack
+from ops.localstack.freeswitch import esl_api
 from ops.localstack.numberplan import Behaviour, number
-from ops.localstack.procs import is_alive
-from tests.integration.conftest import ami_settings
+from tests.integration.conftest import freeswitch_missing
 from tests.integration.engine_helpers import (
     engine_processes,
     engine_settings,
@@ -42,7 +46,8 @@ from tests.integration.engine_helpers import (
     running_engine,
     wait_status,
 )
-from tests.integration.monitor import Observed, watch_asterisk
+from tests.integration.faults_helpers import ensure_switch, kill_switch, start_switch
+from tests.integration.monitor import Observed, watch_switch
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 log = logging.getLogger(__name__)
@@ -62,6 +67,16 @@ async def _wait(condition: Any, within: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+def freeswitch_records(stack: Any) -> set[str]:
+    """The call ids whose end record FreeSWITCH holds (its global variables)."""
+    listing = esl_api(stack.esl_port, stack.esl_password, "global_getvar") or ""
+    return {
+        line.partition("=")[0].removeprefix(PREFIX)
+        for line in listing.splitlines()
+        if line.startswith(PREFIX)
+    }
+
+
 def _answered_twice(seen: Observed, records: list[dict[str, str]]) -> int:
     per = seen.answered_per({r["call_id"]: r["phone"] for r in records})
     assert "?" not in per, "an answered channel without a record"
@@ -69,7 +84,7 @@ def _answered_twice(seen: Observed, records: list[dict[str, str]]) -> int:
 
 
 async def test_calls_that_end_between_an_engine_death_and_their_adoption_keep_their_outcome(
-    stack: Any, namespace: str
+    stack: Any, namespace: str, pbx: str
 ) -> None:
     """Engine proc-0 is SIGKILLed with answered calls live; they end (1 s holds) while its
     3-s leases still hold their slots, so no engine owns them when they end. proc-1 saw their
@@ -77,15 +92,15 @@ async def test_calls_that_end_between_an_engine_death_and_their_adoption_keep_th
     store = RedisStore.from_url(stack.redis_url, namespace=namespace)
     # enough calls that proc-0 holds 3 answered ones at once long before the list is done,
     # whatever share of the claims it wins (the check below reads Redis for each)
-    n = 60
+    n = 90
     phones = [number(Behaviour.HOLD, i, hold_s=1) for i in range(n)]
     settings = CampaignSettings(
         name="seen", trunk=stack.trunk, max_channels=10, cps=30.0, ring_timeout=5.0
     )
     try:
         control, cid = await new_campaign(store, settings, phones)
-        fast = engine_settings(stack, namespace, lease_ms=LEASE_MS)
-        async with watch_asterisk(ami_settings(stack)) as seen:
+        fast = engine_settings(stack, namespace, pbx=pbx, lease_ms=LEASE_MS)
+        async with watch_switch(stack, pbx) as seen:
             with engine_processes(fast, 2) as (victim, survivor):
                 await asyncio.sleep(1.0)
                 await control.start(cid)
@@ -99,7 +114,7 @@ async def test_calls_that_end_between_an_engine_death_and_their_adoption_keep_th
                     ]
                     return len(owned) >= 3
 
-                await _wait(victim_has_answered_calls, 20, "proc-0 with 3 answered calls live")
+                await _wait(victim_has_answered_calls, 30, "proc-0 with 3 answered calls live")
                 os.kill(victim.pid, signal.SIGKILL)
                 killed = time.monotonic()
                 victim.wait(5)
@@ -114,23 +129,39 @@ async def test_calls_that_end_between_an_engine_death_and_their_adoption_keep_th
     twice = _answered_twice(seen, records)
     orphans = [r for r in records if r["end_source"] != "events"]
     log.warning(
-        "engine SIGKILL, calls ended unowned: answered twice %d, ends recovered %s, "
+        "%s: engine SIGKILL, calls ended unowned: answered twice %d, ends recovered %s, "
         "unknown %d, all settled %.1f s after the kill",
-        twice, dict(sources), sources["unknown"], settled,
+        pbx, twice, dict(sources), sources["unknown"], settled,
     )  # fmt: skip
     assert twice == 0
     assert len(records) == n  # one call per contact: nobody redialed
     assert counts == {S.ANSWERED: n}
     assert sources["seen"] >= 3  # proc-1 remembered the ends of proc-0's calls
     assert sources["unknown"] == 0
-    assert {(r["status"], r["q850_cause"]) for r in orphans} <= {("answered", "0")}
+    # the callee hung up: Asterisk reports cause 0, FreeSWITCH NORMAL_CLEARING (16)
+    cause = "0" if pbx == "asterisk" else "16"
+    assert {(r["status"], r["q850_cause"]) for r in orphans} <= {("answered", cause)}
+    if pbx == "freeswitch":  # the switch's records: the survivor deleted those of its calls
+        kept = freeswitch_records(stack)
+        followed = {r["call_id"] for r in records if r["engine"] == "proc-1"}
+        followed &= {r["call_id"] for r in records if r["end_source"] == "events"}
+        log.warning(
+            "FreeSWITCH end records kept: %d of the %d orphans, %d of the survivor's %d "
+            "followed calls",
+            len(kept & {r["call_id"] for r in orphans}), len(orphans), len(kept & followed),
+            len(followed),
+        )  # fmt: skip
+        assert {r["call_id"] for r in orphans} <= kept  # nobody followed them: kept
+        assert not kept & followed
 
 
-async def test_calls_that_end_while_every_engine_is_down_are_recovered_from_astdb(
-    stack: Any, namespace: str
+async def test_calls_that_end_while_every_engine_is_down_are_recovered_from_the_switch(
+    stack: Any, namespace: str, pbx: str
 ) -> None:
     """The only engine is SIGKILLed with answered calls live; they end while no engine runs;
-    the restarted engine (a new owner) reads their ends from AstDB: Answered, never redialed."""
+    the restarted engine (a new owner) reads their ends from the switch's own record (Asterisk:
+    the hangup handler's AstDB entry; FreeSWITCH: the hang-up hook's global variable):
+    Answered, never redialed."""
     store = RedisStore.from_url(stack.redis_url, namespace=namespace)
     phones = [number(Behaviour.HOLD, i, hold_s=3) for i in range(8)]
     phones += [number(Behaviour.HUMAN_OPT_OUT, 0)]  # its opt-out must survive the outage
@@ -138,8 +169,8 @@ async def test_calls_that_end_while_every_engine_is_down_are_recovered_from_astd
         name="astdb", trunk=stack.trunk, max_channels=9, cps=50.0, ring_timeout=5.0
     )
     control, cid = await new_campaign(store, settings, phones)
-    fast = engine_settings(stack, namespace, lease_ms=LEASE_MS)
-    async with watch_asterisk(ami_settings(stack)) as seen:
+    fast = engine_settings(stack, namespace, pbx=pbx, lease_ms=LEASE_MS)
+    async with watch_switch(stack, pbx) as seen:
         with engine_processes(fast, 1) as (victim,):
             await asyncio.sleep(1.0)
             await control.start(cid)
@@ -155,7 +186,7 @@ async def test_calls_that_end_while_every_engine_is_down_are_recovered_from_astd
         async def all_ended() -> bool:
             return set(seen.answered) <= set(seen.ended_at)
 
-        await _wait(all_ended, 20, "every call ended on Asterisk")
+        await _wait(all_ended, 20, "every call ended on the switch")
         ended_unowned = time.monotonic() - killed
         assert nonzero(await store.counts(cid)).get(S.IN_PROGRESS) == 9
         restarted = time.monotonic()
@@ -168,9 +199,9 @@ async def test_calls_that_end_while_every_engine_is_down_are_recovered_from_astd
     sources = Counter(r["end_source"] for r in records)
     twice = _answered_twice(seen, records)
     log.warning(
-        "all engines down while calls ended (%.1f s): answered twice %d, ends recovered %s, "
-        "unknown %d, settled %.1f s after the restart",
-        ended_unowned, twice, dict(sources), sources["unknown"], settled,
+        "%s: all engines down while calls ended (%.1f s): answered twice %d, ends recovered "
+        "%s, unknown %d, settled %.1f s after the restart",
+        pbx, ended_unowned, twice, dict(sources), sources["unknown"], settled,
     )  # fmt: skip
     assert twice == 0
     assert len(records) == 9
@@ -183,13 +214,15 @@ async def test_calls_that_end_while_every_engine_is_down_are_recovered_from_astd
 
 @pytest.fixture
 def crash_stack(faulty_stack: Any) -> Any:
-    """This test kills Asterisk: never the session's shared stack."""
+    """This test kills the switch: never the session's shared stack."""
     return faulty_stack
 
 
 async def test_a_pbx_crash_cuts_answered_calls_to_answered_cut_and_redials_the_ringing(
-    crash_stack: Any, namespace: str
+    crash_stack: Any, namespace: str, pbx: str
 ) -> None:
+    """The switch SIGKILLed with 3 answered and 3 ringing calls (the engine's own channel list
+    shows them), then restarted in place: on both switches."""
     stack = crash_stack
     store = RedisStore.from_url(stack.redis_url, namespace=namespace)
     held = [number(Behaviour.HOLD, i, hold_s=30) for i in range(3)]
@@ -205,28 +238,28 @@ async def test_a_pbx_crash_cuts_answered_calls_to_answered_cut_and_redials_the_r
     control, cid = await new_campaign(store, settings, held + ringing)
     info = localstack.load(stack.workdir) or stack
     try:
-        async with running_engine(engine_settings(stack, namespace, lease_ms=LEASE_MS)) as engine:
+        fast = engine_settings(stack, namespace, pbx=pbx, lease_ms=LEASE_MS)
+        async with running_engine(fast) as engine:
             await control.start(cid)
 
-            async def six_live() -> bool:  # the engine's own CoreShowChannels
+            async def six_live() -> bool:  # the engine's own CoreShowChannels / show channels
                 live = await engine.pbx.live_calls()
                 mine = [up for uid, up in live.items() if uid.startswith("dlr-")]
                 return len(mine) >= 6 and sum(mine) >= 3
 
             await _wait(six_live, 20, "3 answered and 3 ringing calls")
-            localstack.kill_asterisk(info, hard=True)
+            kill_switch(info, pbx)
             crashed = time.monotonic()
 
             async def pbx_down() -> bool:
                 return not engine.pbx.connected
 
             await _wait(pbx_down, 10, "the PBX seen down")
-            info = localstack.start_asterisk(info)
+            info = start_switch(info, pbx)
             await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=60)
             settled = time.monotonic() - crashed
     finally:
-        if not is_alive(info.asterisk_pid):
-            localstack.start_asterisk(info)
+        info = ensure_switch(info, pbx)
     records = await _records(store, cid)
     counts = nonzero(await store.counts(cid))
     await store.aclose()
@@ -236,9 +269,9 @@ async def test_a_pbx_crash_cuts_answered_calls_to_answered_cut_and_redials_the_r
     cut = [r for r in records if r["status"] == "answered_cut"]
     redialed = [p for p in ringing if len(by_phone[p]) > 1]
     log.warning(
-        "PBX SIGKILL: answered cut %d (redialed %d), ringing redialed %d of 3, unknown %d, "
+        "%s SIGKILL: answered cut %d (redialed %d), ringing redialed %d of 3, unknown %d, "
         "all settled %.1f s after the crash",
-        len(cut), sum(len(by_phone[p]) - 1 for p in held), len(redialed),
+        pbx, len(cut), sum(len(by_phone[p]) - 1 for p in held), len(redialed),
         sum(1 for r in records if r["end_source"] == "unknown"), settled,
     )  # fmt: skip
     for p in held:  # answered, cut: one call, its own status, not redialed
@@ -248,3 +281,36 @@ async def test_a_pbx_crash_cuts_answered_calls_to_answered_cut_and_redials_the_r
         assert statuses == ["technical_error", "no_answer"], statuses
         assert [r["attempt"] for r in by_phone[p]] == ["1", "1"]  # the cut used no attempt
     assert counts == {S.ANSWERED_CUT: 3, S.COMPLETED_NO_ANSWER: 3}
+
+
+async def test_freeswitch_end_records_are_swept_after_their_ttl(stack: Any) -> None:
+    """The adapter's sweep deletes the end records older than the TTL (and values that are no
+    record of ours under the prefix), keeps the fresh ones and touches no other variable."""
+    reason = freeswitch_missing()
+    if reason:
+        pytest.skip(reason)
+    tag = secrets.token_hex(4)
+    now = int(time.time())
+    values = {
+        f"dlr-old-{tag}": f"v1;ans:0;cause:17;sip:486;end:{now - 7200}",
+        f"dlr-fresh-{tag}": f"v1;ans:{now - 5};cause:16;sip:200;end:{now - 1}",
+        f"dlr-junk-{tag}": "not a record",
+    }
+    for call_id, value in values.items():
+        esl_api(stack.esl_port, stack.esl_password, f"global_setvar {PREFIX}{call_id}={value}")
+    esl_api(stack.esl_port, stack.esl_password, f"global_setvar dialer_test_{tag}=kept")
+    settings = FreeSwitchSettings.from_url(stack.esl_url, end_record_ttl=3600.0)
+    async with FreeSwitchAdapter(settings) as adapter:
+        fresh = await adapter.call_record(f"dlr-fresh-{tag}", started_at=now - 10)
+        swept = await adapter.sweep_records()
+    kept = freeswitch_records(stack)
+    log.warning("FreeSWITCH end records: swept %d, fresh read back %s", swept, fresh)
+    assert fresh == RawOutcome(answered=True, q850_cause=16, sip_code=200)
+    assert f"dlr-fresh-{tag}" in kept
+    assert f"dlr-old-{tag}" not in kept
+    assert f"dlr-junk-{tag}" not in kept
+    assert esl_api(stack.esl_port, stack.esl_password, f"global_getvar dialer_test_{tag}") == (
+        "kept"
+    )
+    esl_api(stack.esl_port, stack.esl_password, f"global_setvar {PREFIX}dlr-fresh-{tag}=")
+    esl_api(stack.esl_port, stack.esl_password, f"global_setvar dialer_test_{tag}=")

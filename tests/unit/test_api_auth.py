@@ -44,6 +44,8 @@ PERMISSIONS: list[tuple[str, str, Role | None, dict[str, Any], int]] = [
     ("GET", f"{C}/lists", V, {}, 404),
     ("POST", f"{C}/lists", OP, {"content": b"phone\n+12125550100\n"}, 404),
     ("POST", f"{C}/lists/1/stop", A, {}, 404),
+    ("GET", f"{C}/lists/1/caller-id", V, {}, 404),
+    ("PUT", f"{C}/lists/1/caller-id", OP, {"json": {"caller_id": "+12015550100"}}, 404),
     ("GET", f"{C}/contacts", V, {}, 404),
     ("GET", f"{C}/records", V, {}, 404),
     ("GET", f"{C}/records.csv", V, {}, 404),

@@ -33,6 +33,7 @@ TREE = {
     ("campaign", "stop-all"),
     ("list", "upload"),
     ("list", "stop"),
+    ("list", "caller-id"),
     ("status",),
     ("records",),
     ("analytics",),

@@ -31,6 +31,7 @@ from dialer.pbx.freeswitch.adapter import (
     parse_show_channels,
 )
 from dialer.pbx.freeswitch.correlate import FOLLOWED_EVENTS, CallCorrelator
+from dialer.pbx.freeswitch.record import hangup_hook
 from tests.unit.esl_fake import PASSWORD, WAIT, FakeFreeSwitch, Scenario
 from tests.unit.esl_transcripts import transcript
 
@@ -164,7 +165,8 @@ async def test_answered_call(running: Running, fake: FakeFreeSwitch) -> None:
     assert command.line == (
         "bgapi originate {origination_uuid=dlr-0001,dialer_call_id=dlr-0001,originate_timeout=30,"
         "ignore_early_media=true,origination_caller_id_number=+33100000000,"
-        "origination_caller_id_name=Sales}sofia/gateway/carrier/+12015550100 s XML dialer-outbound"
+        "origination_caller_id_name=Sales,origination_nested_vars=true,"
+        f"api_hangup_hook={hangup_hook()}}}sofia/gateway/carrier/+12015550100 s XML dialer-outbound"
     )
     assert running.adapter.followed_calls == 0
 
@@ -224,7 +226,7 @@ async def test_originate_that_makes_no_channel_fails_at_once(
     await running.adapter.originate(request("dlr-nogw"))
 
     ended = await running.wait_ended("dlr-nogw")
-    assert ended.raw == RawOutcome(answered=False, originate_failed=True)
+    assert ended.raw == RawOutcome(answered=False, originate_failed=True, originate_reason=808)
     assert classify(ended.raw).status is CallStatus.TECHNICAL_ERROR
 
 
@@ -488,7 +490,8 @@ def test_settings_from_url_and_checks() -> None:
 
 
 def test_originate_args_escape_contact_values_and_keep_reserved_variables() -> None:
-    settings = FreeSwitchSettings(esl=EslSettings())
+    # without the end record's hang-up hook (the adapter's own ${...}: test_freeswitch_record)
+    settings = FreeSwitchSettings(esl=EslSettings(), end_records=False)
     hostile = "x},origination_uuid=evil ${system(rm)} 'q' \\ M\u00fcller=1"
     args = originate_args(
         request("dlr-esc", variables={"DIALER_VAR_NAME": hostile, "ORIGINATION_UUID": "evil"}),
@@ -562,5 +565,7 @@ def test_recorded_failed_background_job_through_the_correlator() -> None:
     (ended,) = correlator.feed(job, 2.0)
     assert isinstance(ended, CallEnded)
     assert ended.call_id == "call-1"
-    assert ended.raw == RawOutcome(answered=False, q850_cause=102, originate_failed=True)
+    assert ended.raw == RawOutcome(
+        answered=False, q850_cause=102, originate_failed=True, originate_reason=102
+    )
     assert correlator.feed(job, 3.0) == []  # the same job again ends nothing

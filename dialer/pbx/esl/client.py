@@ -1,7 +1,7 @@
 """A thin asyncio client for FreeSWITCH's Event Socket, around :mod:`dialer.pbx.esl.codec`.
 
-Written from FreeSWITCH's source (mod_event_socket.c) and tested against an in-test fake
-server; **no real FreeSWITCH was used** (none can be installed where this was written).
+Written from FreeSWITCH's source (mod_event_socket.c); tested against an in-test fake server
+and a real FreeSWITCH 1.10.12 (tests/integration: the carrier simulator, the engine, faults).
 
 One TCP connection in inbound mode. ``async with EslClient(settings) as esl`` connects and
 authenticates (or raises :class:`~dialer.errors.PbxUnavailable`); a supervisor task owned by

@@ -18,16 +18,18 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
 
 from dialer.domain.calls import RawOutcome
 from dialer.errors import ActionFailed, DialerError, PbxUnavailable, ValidationError
 from dialer.pbx.adapter import SwitchAdapter
-from dialer.pbx.base import OriginateRequest
+from dialer.pbx.base import CallEnded, EndSource, OriginateRequest, PbxEvent
 from dialer.pbx.esl.client import EslClient, EslSettings
 from dialer.pbx.esl.codec import EslEvent
+from dialer.pbx.freeswitch import record
 from dialer.pbx.freeswitch.correlate import (
     FOLLOWED_EVENTS,
     CallCorrelator,
@@ -41,12 +43,15 @@ _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _EXTEN = re.compile(r"[A-Za-z0-9_.+*#\-]{1,64}")
 # FreeSWITCH copies origination_uuid into a 36-character buffer (SWITCH_UUID_FORMATTED_LENGTH).
 _CALL_ID = re.compile(r"[A-Za-z0-9\-]{1,36}")
+_SWEEP_MAX = 2000  # records deleted per sweep at most
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _CALLER = re.compile(r'\s*"?([^"<>]*?)"?\s*<(\+?[0-9*#]{1,32})>\s*')
 # Characters kept as they are in a {var=value} block; everything else is percent-encoded (UTF-8)
-# so that no value can end the block (}), split it (, = ' space), escape (\) or expand (${).
+# so that no value can end the block (}), split it (, = ' space), escape (\) or expand (${),
+# nor split the dial string into more legs: ``:_:`` (so ``:`` is encoded), ``|`` and ``,``.
+# FreeSWITCH decodes the block's values: the channel variable holds the exact value.
 _SAFE_VALUE_CHARS = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-+@:/"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-+@/"
 )
 _RESERVED = frozenset(
     {
@@ -55,6 +60,8 @@ _RESERVED = frozenset(
         "ignore_early_media",
         "origination_caller_id_number",
         "origination_caller_id_name",
+        "origination_nested_vars",
+        "api_hangup_hook",
     }
 )
 
@@ -68,6 +75,11 @@ class FreeSwitchSettings:
     ignore_early_media: bool = True  # originate waits for the answer, not for a 183
     failure_grace: float = 5.0  # wait this long for the hang-up that follows a failed job
     call_id_variable: str = "dialer_call_id"
+    # the switch's own record of each call's end (record.py): True sets api_hangup_hook on
+    # every originate; records of calls no engine settled from their events live this long
+    end_records: bool = True
+    end_record_ttl: float = record.DEFAULT_TTL
+    end_record_sweep: float = 300.0  # s between sweeps of the expired records
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> FreeSwitchSettings:
@@ -77,7 +89,8 @@ class FreeSwitchSettings:
 
 
 def encode_value(value: str) -> str:
-    """``value`` percent-encoded for a ``{var=value}`` block (decode with ``${url_decode()}``)."""
+    """``value`` percent-encoded for a ``{var=value}`` block (FreeSWITCH decodes it there: the
+    channel variable holds ``value`` itself, as tests/integration/test_faults.py checks)."""
     return "".join(
         ch if ch in _SAFE_VALUE_CHARS else "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
         for ch in value.encode("utf-8", "replace").decode("utf-8")
@@ -102,7 +115,13 @@ def originate_args(request: OriginateRequest, settings: FreeSwitchSettings) -> l
         pairs.append(("ignore_early_media", "true"))
     pairs += _caller_id(request.caller_id)
     pairs += _user_variables(request.variables, settings.call_id_variable)
-    block = ",".join(f"{name}={encode_value(value)}" for name, value in pairs)
+    encoded = [f"{name}={encode_value(value)}" for name, value in pairs]
+    if settings.end_records:
+        # The hook is the adapter's own text with ${...} expanded at the hang-up: FreeSWITCH
+        # refuses a value with "${" in it unless origination_nested_vars is set. No other value
+        # can hold "${" (every other value is percent-encoded), so nothing else is affected.
+        encoded += ["origination_nested_vars=true", f"api_hangup_hook={record.hangup_hook()}"]
+    block = ",".join(encoded)
     endpoint = settings.endpoint_template.format(trunk=request.trunk, number=request.number)
     if settings.park:
         return [f"{{{block}}}{endpoint}", "&park()"]
@@ -172,15 +191,70 @@ class FreeSwitchAdapter(SwitchAdapter[EslEvent]):
         super().__init__(
             self._esl, self._correlator, failure_grace=settings.failure_grace, clock=clock
         )
+        self._swept_at = 0.0  # never: the first reconciliation sweeps
 
     @property
     def esl(self) -> EslClient:
         return self._esl
 
     async def call_record(self, call_id: str, *, started_at: float) -> RawOutcome | None:
-        """None: FreeSWITCH's own record of a call (its CDR) is read once issue 16 lands; until
-        then a call no engine saw end is settled as "outcome unknown"."""
-        return None
+        """The call's end as its hang-up hook stored it on the switch (``global_getvar``,
+        :mod:`dialer.pbx.freeswitch.record`); None when there is none (records off, a call id
+        FreeSWITCH could not have, FreeSWITCH restarted since, or the record expired)."""
+        if not self._settings.end_records or not _CALL_ID.fullmatch(call_id):
+            return None
+        value = await self._esl.api("global_getvar", record.variable(call_id), check=False)
+        return record.parse_record(value) if value else None
+
+    async def drop_records(self, call_ids: Sequence[str]) -> None:
+        """Delete the switch's records of calls settled from their own events (pipelined;
+        a failure only leaves them to the sweep)."""
+        if not self._settings.end_records or not call_ids:
+            return
+        commands = [
+            self._esl.api("global_setvar", f"{record.variable(call_id)}=", check=False)
+            for call_id in call_ids
+            if _CALL_ID.fullmatch(call_id)
+        ]
+        for result in await asyncio.gather(*commands, return_exceptions=True):
+            if isinstance(result, DialerError):
+                log.debug("record not deleted (the sweep will): %s", result)
+            elif isinstance(result, BaseException):
+                raise result
+
+    async def sweep_records(self) -> int:
+        """Delete the records older than ``end_record_ttl`` (FreeSWITCH's clock); how many."""
+        listing = await self._esl.api("global_getvar", check=False)
+        horizon = self._clock() - self._settings.end_record_ttl
+        expired = []
+        for line in listing.splitlines():
+            name, sep, value = line.partition("=")
+            if not (sep and name.startswith(record.PREFIX)):
+                continue
+            end = record.ended_at(value)
+            if end is None or end < horizon:
+                expired.append(name.removeprefix(record.PREFIX))
+            if len(expired) >= _SWEEP_MAX:
+                break  # the rest at the next sweep: one burst of commands stays small
+        await self.drop_records(expired)
+        self._swept_at = self._clock()
+        return len(expired)
+
+    async def events(self) -> AsyncGenerator[PbxEvent, None]:
+        """The shared event stream; the switch's record of a call that ended is deleted once
+        its end was taken (it came from the events)."""
+        async with aclosing(super().events()) as events:
+            async for event in events:
+                yield event
+                await self.drop_records(_ended_by_events([event]))
+
+    async def event_batches(self) -> AsyncGenerator[list[PbxEvent], None]:
+        """The shared event stream; the switch's records of the calls that ended in a batch
+        are deleted once the batch was taken (their ends came from the events)."""
+        async with aclosing(super().event_batches()) as batches:
+            async for batch in batches:
+                yield batch
+                await self.drop_records(_ended_by_events(batch))
 
     async def originate(self, request: OriginateRequest) -> None:
         args = originate_args(request, self._settings)
@@ -219,4 +293,17 @@ class FreeSwitchAdapter(SwitchAdapter[EslEvent]):
             log.debug("hangup of %s: %s", call_id, body.strip())
 
     async def live_calls(self) -> dict[str, bool]:
-        return parse_show_channels(await self._esl.api("show", "channels", "as", "json"))
+        """``show channels``; also sweeps the expired end records every ``end_record_sweep``
+        seconds (reconciliation asks for the list that often or more)."""
+        live = parse_show_channels(await self._esl.api("show", "channels", "as", "json"))
+        if self._settings.end_records and (
+            self._clock() - self._swept_at >= self._settings.end_record_sweep
+        ):
+            swept = await self.sweep_records()
+            if swept:
+                log.info("deleted %d expired end records from FreeSWITCH", swept)
+        return live
+
+
+def _ended_by_events(batch: Sequence[PbxEvent]) -> list[str]:
+    return [e.call_id for e in batch if isinstance(e, CallEnded) and e.source is EndSource.EVENTS]

@@ -15,7 +15,8 @@ Rules (the contract is pbx-config/freeswitch/README.md):
   ``variable_sip_invite_failure_status``, else ``variable_proto_specific_hangup_cause``
   ``sip:NNN``) the SIP code; answered when ``variable_answer_epoch`` is not 0.
 - ``BACKGROUND_JOB`` of the originate: ``-ERR <CAUSE>`` with no channel ever seen is terminal by
-  itself (unknown gateway, refused: ``originate_failed``). With a channel, the
+  itself (unknown gateway, refused: ``originate_failed``), the cause's code (Q.850, or
+  FreeSWITCH's own: ``INVALID_GATEWAY`` 808) kept as ``originate_reason``. With a channel, the
   ``CHANNEL_HANGUP_COMPLETE`` carries the facts, so we wait for it (``failure_grace``).
 - Answered = ``CHANNEL_ANSWER`` (or the answer epoch of the hang-up).
 - AMD: channel variables ``dialer_amd_status`` / ``dialer_amd_cause`` (set by dialer.xml's
@@ -26,7 +27,7 @@ Rules (the contract is pbx-config/freeswitch/README.md):
 - Calls not followed: the ``CHANNEL_HANGUP_COMPLETE`` of any other dialer call (id starting with
   ``dlr-``) carries all of the above by itself; its end goes to an :class:`EndMemory`
   (:meth:`CallCorrelator.seen_end`), read by the engine that settles the call should its owner
-  die. (FreeSWITCH's own CDR, for ends no engine saw, lands with issue 16.)
+  die. Ends no engine saw come from the switch's own record (:mod:`.record`, ``api_hangup_hook``).
 """
 
 from __future__ import annotations
@@ -112,6 +113,41 @@ Q850_BY_NAME = {
     "PROTOCOL_ERROR": 111,
     "INTERWORKING": 127,
 }
+# FreeSWITCH's own causes (switch_types.h switch_call_cause_t), not Q.850: their codes are kept
+# as a failed originate's ``originate_reason`` (a job's "-ERR INVALID_GATEWAY" -> 808).
+FREESWITCH_CAUSES = {
+    "ORIGINATOR_CANCEL": 487,
+    "CRASH": 700,
+    "SYSTEM_SHUTDOWN": 701,
+    "LOSE_RACE": 702,
+    "MANAGER_REQUEST": 703,
+    "BLIND_TRANSFER": 800,
+    "ATTENDED_TRANSFER": 801,
+    "ALLOTTED_TIMEOUT": 802,
+    "USER_CHALLENGE": 803,
+    "MEDIA_TIMEOUT": 804,
+    "PICKED_OFF": 805,
+    "USER_NOT_REGISTERED": 806,
+    "PROGRESS_TIMEOUT": 807,
+    "INVALID_GATEWAY": 808,
+    "GATEWAY_DOWN": 809,
+    "INVALID_URL": 810,
+    "INVALID_PROFILE": 811,
+    "NO_PICKUP": 812,
+    "SRTP_READ_ERROR": 813,
+    "BOWOUT": 814,
+    "BUSY_EVERYWHERE": 815,
+    "DECLINE": 816,
+    "DOES_NOT_EXIST_ANYWHERE": 817,
+    "NOT_ACCEPTABLE": 818,
+    "UNWANTED": 819,
+    "NO_IDENTITY": 820,
+    "BAD_IDENTITY_INFO": 821,
+    "UNSUPPORTED_CERTIFICATE": 822,
+    "INVALID_IDENTITY": 823,
+    "STALE_DATE": 824,
+    "REJECT_ALL": 825,
+}
 _ANSWERED_CALLSTATES = frozenset({"ACTIVE", "HELD", "UNHELD"})
 
 
@@ -126,6 +162,12 @@ def cause_from_job(body: str) -> tuple[bool, str | None]:
         return True, None
     words = text.partition(" ")[2].split()
     return False, words[0] if words else None
+
+
+def cause_code(name: str | None) -> int | None:
+    """FreeSWITCH's numeric code of a cause name (Q.850 or its own), None if unknown."""
+    name = name or ""
+    return Q850_BY_NAME.get(name) or FREESWITCH_CAUSES.get(name)
 
 
 def sip_code_of(event: EslEvent) -> int | None:
@@ -216,6 +258,7 @@ class CallCorrelator:
             if not ok and not track.channel_seen:
                 track.originate_failed = True
                 track.q850_cause = Q850_BY_NAME.get(cause or "")
+                track.originate_reason = cause_code(cause)
                 out.append(self._end(call_id, track, now))
             elif not ok:
                 track.job_failed_at, track.job_cause = now, cause

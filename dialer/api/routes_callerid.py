@@ -1,0 +1,37 @@
+"""A recipient list's caller id: a fixed one, or a caller-ID pool (dialer.domain.callerid)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from dialer.domain.callerid import CallerIdSource
+from dialer.errors import NotFound
+from dialer.store.callerid import list_caller_ids, set_list_caller_id
+
+from .bodies import read_object
+from .context import ApiContext, path_int
+
+
+def _view(list_id: int, source: CallerIdSource) -> dict[str, object]:
+    return {"id": list_id, **source.to_dict()}
+
+
+async def get_list_caller_id(ctx: ApiContext, request: Request) -> Response:
+    """The list's own settings (both null: the campaign's apply)."""
+    cid = path_int(request, "campaign_id")
+    list_id = path_int(request, "list_id")
+    if list_id not in await ctx.store.list_status(cid):
+        raise NotFound(f"list {list_id} of campaign {cid} does not exist")
+    source = (await list_caller_ids(ctx.store, cid)).get(list_id, CallerIdSource())
+    return JSONResponse(_view(list_id, source))
+
+
+async def put_list_caller_id(ctx: ApiContext, request: Request) -> Response:
+    """Replace the list's settings (``{}`` or both null: the campaign's apply again). Engines
+    apply a change within 5 seconds, whatever the campaign's status."""
+    cid = path_int(request, "campaign_id")
+    list_id = path_int(request, "list_id")
+    source = CallerIdSource.from_dict(await read_object(request, ctx.max_body_bytes))
+    await set_list_caller_id(ctx.store, cid, list_id, source)
+    return JSONResponse(_view(list_id, source))
