@@ -6,6 +6,7 @@ by finish.lua at their retry time, then claims in each campaign ``dial_order``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from importlib import resources
 from pathlib import Path
@@ -224,3 +225,18 @@ def test_campaign_file_refuses_a_bad_dial_order(tmp_path: Path) -> None:
     bad.write_text('name = "n"\ntrunk = "t"\nmax_channels = 2\ncps = 1\ndial_order = "lifo"\n')
     with pytest.raises(ConfigError, match=r"b\.toml: dial_order must be one of"):
         load_campaign_file(bad)
+
+
+@pytest.mark.parametrize("order", list(DialOrder))
+async def test_concurrent_claims_take_each_contact_once(
+    store: RedisStore, order: DialOrder
+) -> None:
+    """40 claims at once on 20 contacts (8 retries due): each contact exactly once, whichever
+    of the two queues it was taken from, and nothing left in either."""
+    cid = await with_retries(store, {"dial_order": order.value, "new_every": 2}, 8)
+    results = await asyncio.gather(*(claim(store, cid, f"c{i}") for i in range(40)))
+    got = sorted(r.contact_id for r in results if r.kind == "ok")
+    assert got == list(range(1, 21))
+    assert {r.kind for r in results} == {"ok", "empty"}
+    assert await store._r.zcard(store.keys.pending(cid)) == 0
+    assert await store._r.zcard(store.keys.retries(cid)) == 0

@@ -253,10 +253,10 @@ local function due_retry()
   end
   return {}
 end
+local function head()
+  return redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
+end
 local function pick_due()
-  local head = function()
-    return redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
-  end
   if order == 'due_time' then
     return head()
   end
@@ -267,12 +267,14 @@ local function pick_due()
   if not order then
     local ok, s = pcall(cjson.decode, redis.call('HGET', KEYS[1], 'settings') or '{}')
     s = ok and type(s) == 'table' and s or {}
-    order, new_every = s.dial_order or 'retries_first', math.max(2, math.floor(tonumber(s.new_every) or 3))
+    order = s.dial_order or 'retries_first'
+    new_every = math.max(2, math.floor(tonumber(s.new_every) or 3))
     if order == 'due_time' then
       return head()
     end
   end
-  if order == 'interleave' and redis.call('HINCRBY', KEYS[1], 'order_turn', 1) % new_every == 0 then
+  if order == 'interleave'
+      and redis.call('HINCRBY', KEYS[1], 'order_turn', 1) % new_every == 0 then
     return head()
   end
   return retry
