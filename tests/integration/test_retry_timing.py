@@ -1,14 +1,16 @@
 """Retry timing on the real stack: a due retry is dialed at its time, not behind fresh contacts.
 
-Two campaigns run at once on one engine and on Asterisk, the same shape each: 6 busy numbers
-first (486 at once; retry 3 s later), then 80 fresh numbers that answer and hang up after 1 s,
-dialed at 8 calls per second with channels to spare (40; about 10 are used). The fresh
-contacts keep the rate busy for 10 s, so every retry comes due while fresh contacts are due too.
+Two campaigns run at once on one engine, on Asterisk and on FreeSWITCH (the ``pbx`` fixture),
+the same shape each: 6 busy numbers first (486 at once; retry 3 s later), then 80 fresh
+numbers that answer and hang up after 1 s, dialed at 8 calls per second with channels to spare
+(40; about 10 are used). The fresh contacts keep the rate busy for 10 s, so every retry comes
+due while fresh contacts are due too.
 ``retries_first`` must dial each retry at its time; ``due_time`` (the order before the setting)
 shows what the setting fixes: its retries wait for the fresh contacts.
 
-Lateness is measured on the switch's clock: the retry channel's Newchannel ``Timestamp`` less
-the retry time the engine recorded for the first call (both on this host's clock).
+Lateness is measured on the switch's clock: the retry channel's creation time by the switch
+(Asterisk's Newchannel ``Timestamp``, FreeSWITCH's CHANNEL_CREATE ``Event-Date-Timestamp``)
+less the retry time the engine recorded for the first call (both on this host's clock).
 """
 
 from __future__ import annotations
@@ -82,7 +84,9 @@ def timings(
     return late, created, fresh
 
 
-async def test_due_retries_are_dialed_at_their_time(stack: Any, store: RedisStore, namespace: str):
+async def test_due_retries_are_dialed_at_their_time(
+    stack: Any, store: RedisStore, namespace: str, pbx: str
+):
     runs = {}
     for k, order in enumerate((DialOrder.RETRIES_FIRST, DialOrder.DUE_TIME)):
         base = k * 1000
@@ -90,8 +94,8 @@ async def test_due_retries_are_dialed_at_their_time(stack: Any, store: RedisStor
         phones += [number(Behaviour.HOLD, base + 100 + i, hold_s=1) for i in range(FRESH)]
         control, cid = await new_campaign(store, campaign_settings(stack, order), phones)
         runs[order] = (control, cid)
-    async with watch_switch(stack, "asterisk") as seen:
-        async with running_engine(engine_settings(stack, namespace)):
+    async with watch_switch(stack, pbx) as seen:
+        async with running_engine(engine_settings(stack, namespace, pbx=pbx)):
             for control, cid in runs.values():
                 await control.start(cid)
             for _, cid in runs.values():
@@ -119,7 +123,8 @@ async def test_due_retries_are_dialed_at_their_time(stack: Any, store: RedisStor
     # the old order: every retry waited for the fresh contacts uploaded before it
     assert statistics.median(late_due) > 3.0, late_due
     logging.getLogger(__name__).info(
-        "retry lateness (s) retries_first %s; due_time %s",
+        "%s: retry lateness (s) retries_first %s; due_time %s",
+        pbx,
         sorted(round(x, 3) for x in late),
         sorted(round(x, 3) for x in late_due),
     )
