@@ -9,6 +9,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from dialer.domain.breaker import BreakerLimits
 from dialer.domain.campaign import UNLIMITED, TrunkLimits
 from dialer.domain.dialplan import CONTEXT_NAME, DEFAULT_CONTEXTS
 from dialer.errors import ConfigError, ValidationError
@@ -56,6 +57,9 @@ class EngineSettings:
     # The dialplan contexts a campaign may send its answered calls to (DIALER_CONTEXTS):
     # checked when a campaign is created or edited, and again before the engine dials it.
     contexts: frozenset[str] = DEFAULT_CONTEXTS
+    # Each trunk's circuit breaker (dialer.domain.breaker): DIALER_BREAKER_FAILURE_RUN,
+    # DIALER_BREAKER_SILENT_RUN, DIALER_BREAKER_COOLDOWN_S
+    breaker: BreakerLimits = field(default_factory=BreakerLimits)
 
     def __post_init__(self) -> None:
         for name, limits in self.trunks.items():
@@ -109,6 +113,15 @@ class EngineSettings:
             kwargs["trunks"] = parse_trunks(env["DIALER_TRUNKS"])
         if env.get("DIALER_CONTEXTS", "").strip():
             kwargs["contexts"] = parse_contexts(env["DIALER_CONTEXTS"])
+        breaker: dict[str, int | float] = {}
+        if env.get("DIALER_BREAKER_FAILURE_RUN"):
+            breaker["failure_run"] = _int(env, "DIALER_BREAKER_FAILURE_RUN", minimum=1)
+        if env.get("DIALER_BREAKER_SILENT_RUN"):
+            breaker["silent_run"] = _int(env, "DIALER_BREAKER_SILENT_RUN", minimum=1)
+        if env.get("DIALER_BREAKER_COOLDOWN_S"):
+            breaker["cooldown"] = _int(env, "DIALER_BREAKER_COOLDOWN_S", minimum=1)
+        if breaker:
+            kwargs["breaker"] = BreakerLimits(**breaker)  # type: ignore[arg-type]
         return cls(**kwargs)  # type: ignore[arg-type]
 
 

@@ -180,6 +180,7 @@ _OPTIONAL = frozenset(
         "ends_at",
         "limits",
         "variables",
+        "backup_trunk",
     }
 )
 
@@ -203,6 +204,9 @@ class CampaignSettings:
     # Channel variables set on every call of the campaign: only the dialplan's knobs
     # (dialer.domain.dialplan.KNOBS, e.g. DIALER_MAX_TALK), each value in its own grammar.
     variables: Mapping[str, str] = field(default_factory=dict)
+    # Dialed instead of ``trunk`` while ``trunk``'s circuit breaker is open (dialer.domain.
+    # breaker): one backup per campaign, on the same PBX (trunk groups are issue 17 item 1).
+    backup_trunk: str | None = None
 
     def __post_init__(self) -> None:
         _text(self.name, "name")
@@ -217,6 +221,15 @@ class CampaignSettings:
         object.__setattr__(self, "ring_timeout", ring)
         if self.caller_id is not None:
             _pattern(self.caller_id, "caller_id", _CALLER_ID, 'a number or "Name" <number>')
+        if self.backup_trunk is not None:
+            _pattern(
+                self.backup_trunk,
+                "backup_trunk",
+                _TRUNK,
+                "a trunk name of letters, digits, '_', '.', '-'",
+            )
+            if self.backup_trunk == self.trunk:
+                raise ValidationError("backup_trunk must differ from trunk")
         _pattern(
             self.context, "context", CONTEXT_NAME, "a dialplan context of letters, digits, '_', '-'"
         )
@@ -271,6 +284,7 @@ class CampaignSettings:
             "ends_at": None if self.ends_at is None else self.ends_at.isoformat(),
             "limits": None if self.limits is None else self.limits.to_dict(),
             "variables": dict(self.variables),
+            "backup_trunk": self.backup_trunk,
         }
 
     @classmethod

@@ -41,8 +41,9 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from dialer.config import EngineSettings
+from dialer.domain.breaker import BreakerState, Signal, signal_of
 from dialer.domain.campaign import CampaignSettings
-from dialer.domain.outcome import classify
+from dialer.domain.outcome import Classification, classify
 from dialer.domain.retry import decide
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.engine.batch import GroupCommit
@@ -63,6 +64,7 @@ from dialer.errors import (
 )
 from dialer.metrics import DialerMetrics
 from dialer.pbx.base import CallEnded, EndSource, PbxAdapter, PbxState
+from dialer.store.breaker import BreakerStore
 from dialer.store.dnc import DncStore
 from dialer.store.models import (
     LOST,
@@ -120,6 +122,7 @@ class _Listing:
         return self._live
 
 
+_CUT_BY_TRUNK = (Signal.SILENT, Signal.FAILURE)
 _GONE_AFTER = 2  # an adopted call missing from this many channel lists in a row has ended
 
 
@@ -139,6 +142,10 @@ class Engine:
         self.pbx = pbx
         self.control = CampaignControl(store, clock=clock, contexts=settings.contexts)
         self.dnc = DncStore(store)
+        self.breakers = BreakerStore(store)
+        # trunks whose breaker this engine last knew open or half-open: what their calls in
+        # flight end with (unanswered) is not charged to the contacts
+        self._unhealthy: set[str] = set()
         self.followup = FollowUp(self.control, self.dnc, paused=self._wake_runner)
         self._clock = clock
         self._runners: dict[int, CampaignRunner] = {}
@@ -211,6 +218,47 @@ class Engine:
             runner.wake()
         self.followup.pause_for_plan_nowait(cid)
 
+    def trunk_unhealthy(self, trunk: str) -> None:
+        """A claim learnt that ``trunk``'s breaker refuses claims."""
+        self._unhealthy.add(trunk)
+
+    def _trunk_outcome(self, call: LiveCall, ended: CallEnded) -> Classification:
+        """The attempt's classification; one that reached nobody on a trunk whose breaker is
+        open is a technical error that uses no attempt (the dead trunk cut it, not the
+        callee): the switch-crash rule's treatment."""
+        outcome = classify(ended.raw)
+        if call.trunk in self._unhealthy and signal_of(ended.raw, outcome) in _CUT_BY_TRUNK:
+            return Classification(
+                CallStatus.TECHNICAL_ERROR,
+                retryable=True,
+                consumes_attempt=False,
+                final=False,
+                reason="trunk:open",
+            )
+        return outcome
+
+    async def _report_breakers(self, signals: dict[str, list[tuple[str, Signal]]]) -> None:
+        """Feed the trunks' breakers (one round trip per trunk); never raises."""
+        for trunk, pairs in signals.items():
+            try:
+                report = await self.breakers.report(trunk, pairs, self.settings.breaker)
+            except DialerError as exc:
+                log.warning("trunk %s: breaker not fed: %s", trunk, exc)
+                continue
+            self._breaker_seen(trunk, report.state)
+            if report.trips:
+                self.metrics.breaker_tripped(trunk, report.trips)
+                log.warning("trunk %s: breaker open (%d signals)", trunk, len(pairs))
+            if report.closes:
+                log.warning("trunk %s: breaker closed", trunk)
+
+    def _breaker_seen(self, trunk: str, state: BreakerState) -> None:
+        self.metrics.set_breaker_state(trunk, state.gauge)
+        if state is BreakerState.CLOSED:
+            self._unhealthy.discard(trunk)
+        else:
+            self._unhealthy.add(trunk)
+
     def _wake_runner(self, cid: int) -> None:
         runner = self._runners.get(cid)
         if runner is not None:
@@ -259,10 +307,11 @@ class Engine:
                 results.append(item)
         items: list[FinishItem] = []
         outcomes: list[tuple[CallStatus, CampaignSettings]] = []
+        signals: dict[str, list[tuple[str, Signal]]] = {}
         try:
             for call, ended, runner in results:
                 settings = runner.settings if runner else await self._settings_of(call)
-                outcome = classify(ended.raw)
+                outcome = self._trunk_outcome(call, ended)
                 decision = decide(
                     outcome,
                     attempts_used=call.attempts,
@@ -327,6 +376,9 @@ class Engine:
                 continue
             if applied is False:
                 continue  # another engine wrote it (both saw the Hangup)
+            signal = signal_of(ended.raw, classify(ended.raw))
+            if signal is not Signal.NEUTRAL:
+                signals.setdefault(call.trunk, []).append((call.call_id, signal))
             if isinstance(applied, Usage):
                 if runner is not None:
                     runner.used(applied)
@@ -344,6 +396,8 @@ class Engine:
             )
         for cid in exhausted:
             self.plan_used_up(cid)
+        if signals:
+            await self._report_breakers(signals)
 
     def _withhold_over_plan(self, claims: list[_Claim], items: list[FinishItem]) -> list[_Claim]:
         """The claims to send. A campaign's claim is not sent when its plan is used up, or would
@@ -440,6 +494,10 @@ class Engine:
                     self.finish_soon(entry[0], event)
                 else:
                     entry[0].answered_at = event.at
+                    if entry[0].trunk in self._unhealthy:  # the probe, or a call in flight
+                        await self._report_breakers(
+                            {entry[0].trunk: [(entry[0].call_id, Signal.OK)]}
+                        )
 
     async def _pbx_state(self, event: PbxState) -> None:
         log.warning("PBX %s: %s", "up" if event.connected else "down", event.reason)
@@ -710,6 +768,9 @@ class Engine:
             )
             limit = self.settings.trunk_limit(trunk)
             m.set_trunk_limits(trunk, max_channels=limit.max_channels, cps=limit.cps)
+            for t in (trunk, runner.settings.backup_trunk):
+                if t is not None:  # other engines' trips and closes show here too
+                    self._breaker_seen(t, (await self.breakers.view(t)).state)
             m.set_active(cid, trunk, len(runner.calls))
             m.set_queue(
                 cid,

@@ -43,6 +43,9 @@ key                            type   content
                                       the campaign's until the call is settled)
 ``{ns}:t:{trunk}:rate``        zset   sliding log of originate grants on the trunk
 ``{ns}:t:{trunk}:pace``        string pacing slot of the trunk
+``{ns}:t:{trunk}:breaker``     hash   the trunk's circuit breaker: state (closed | open |
+                                      half_open), runs, cool-down end, probe call, reason,
+                                      trips (breaker_report.lua, claim.lua; domain/breaker.py)
 ``{ns}:call:{call}``           hash   cid, contact, trunk, phone, state (claimed | originated |
                                       done), owner (the lease owner token of the engine
                                       process holding it: renew, originated, release and finish
@@ -218,6 +221,9 @@ class Keys:
 
     def trunk_pace(self, trunk: str) -> str:
         return f"{self.ns}:t:{_check_name('trunk', trunk)}:pace"
+
+    def trunk_breaker(self, trunk: str) -> str:
+        return f"{self.ns}:t:{_check_name('trunk', trunk)}:breaker"
 
     # call
     def call(self, call_id: str) -> str:

@@ -83,7 +83,7 @@ ACTIVE_STATUSES = frozenset(
         CampaignStatus.SCHEDULED,
     }
 )
-_STOPS: dict[str, ClaimStop] = {"max": "max", "full": "full", "rate": "rate"}
+_STOPS: dict[str, ClaimStop] = {"max": "max", "full": "full", "rate": "rate", "trunk": "trunk"}
 # claim.lua's "no limit" for a channel or rate limit: sent only for a limit of None (a trunk
 # spelled out as unlimited, or not listed), never for a number (claim_command refuses 0)
 _NO_LIMIT = 0
@@ -828,6 +828,7 @@ class RedisStore:
             k.records_index,
             k.pace(cid),
             k.trunk_pace(trunk),
+            k.trunk_breaker(trunk),
         ]
         args: list[str | int] = [
             owner,

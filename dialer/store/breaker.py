@@ -1,0 +1,101 @@
+"""Trunk circuit breakers in Redis, shared by every engine (``{ns}:t:{trunk}:breaker``).
+
+``breaker_report.lua`` feeds a trunk's breaker the signals of finished calls; ``claim.lua``
+refuses claims on an open or half-open trunk and grants the half-open probe. The states and
+moves are :data:`dialer.domain.breaker.BREAKER_TRANSITIONS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+import redis.asyncio as aioredis
+
+from dialer.domain.breaker import BreakerLimits, BreakerState, Signal
+
+from .redis_store import RedisStore, _s, _translated
+
+__all__ = ["BreakerReport", "BreakerStore", "BreakerView"]
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerReport:
+    """What one report did: the state after it, trips (closed -> open) and closes it made,
+    and the end of the cool-down in server ms (0 unless open)."""
+
+    state: BreakerState
+    trips: int
+    closes: int
+    retry_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerView:
+    """A trunk's breaker as stored (a trunk never reported on is closed)."""
+
+    trunk: str
+    state: BreakerState = BreakerState.CLOSED
+    reason: str = ""
+    opened_ms: int = 0
+    retry_ms: int = 0  # open: end of the cool-down
+    probe: str = ""  # half-open: the probe call
+    trips: int = 0
+    silent_run: int = 0
+    fail_run: int = 0
+
+    def describe(self) -> str:
+        """The reason shown on a campaign dialing this trunk ("" when closed)."""
+        if self.state is BreakerState.CLOSED:
+            return ""
+        if self.state is BreakerState.HALF_OPEN:
+            return f"trunk {self.trunk} unavailable: breaker half-open, probe call {self.probe}"
+        return f"trunk {self.trunk} unavailable: breaker open ({self.reason})"
+
+
+class BreakerStore:
+    def __init__(self, store: RedisStore) -> None:
+        self._r: aioredis.Redis = store.client
+        self.keys = store.keys
+        source = resources.files(__package__).joinpath("lua", "breaker_report.lua")
+        self._report = self._r.register_script(source.read_text("utf-8"))
+
+    @_translated
+    async def report(
+        self, trunk: str, signals: Sequence[tuple[str, Signal]], limits: BreakerLimits
+    ) -> BreakerReport:
+        """Apply (call id, signal) pairs in order to ``trunk``'s breaker."""
+        args: list[str | int] = [
+            limits.failure_run,
+            limits.silent_run,
+            limits.cooldown_ms,
+            limits.probe_timeout_ms,
+        ]
+        for call_id, signal in signals:
+            args += [call_id, signal.value]
+        state, trips, closes, retry = await self._report(
+            keys=[self.keys.trunk_breaker(trunk)], args=args
+        )
+        return BreakerReport(BreakerState(_s(state)), int(trips), int(closes), int(retry))
+
+    @_translated
+    async def view(self, trunk: str) -> BreakerView:
+        raw = await self._r.hgetall(self.keys.trunk_breaker(trunk))
+        h = {_s(k): _s(v) for k, v in raw.items()}
+        return BreakerView(
+            trunk=trunk,
+            state=BreakerState(h.get("state") or BreakerState.CLOSED),
+            reason=h.get("reason", ""),
+            opened_ms=int(h.get("opened_ms") or 0),
+            retry_ms=int(h.get("retry_ms") or 0),
+            probe=h.get("probe", ""),
+            trips=int(h.get("trips") or 0),
+            silent_run=int(h.get("silent_run") or 0),
+            fail_run=int(h.get("fail_run") or 0),
+        )
+
+    @_translated
+    async def reset(self, trunk: str) -> None:
+        """Forget the trunk's breaker (closed, counts cleared): an operator's override."""
+        await self._r.delete(self.keys.trunk_breaker(trunk))
