@@ -8,13 +8,17 @@ moves are :data:`dialer.domain.breaker.BREAKER_TRANSITIONS`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 
 import redis.asyncio as aioredis
 
 from dialer.domain.breaker import BreakerLimits, BreakerState, Signal
+from dialer.domain.campaign import CampaignSettings
+from dialer.domain.statuses import CampaignStatus
+from dialer.errors import InvalidSettings
 
+from .models import CampaignRecord
 from .redis_store import RedisStore, _s, _translated
 
 __all__ = ["BreakerReport", "BreakerStore", "BreakerView"]
@@ -94,6 +98,30 @@ class BreakerStore:
             silent_run=int(h.get("silent_run") or 0),
             fail_run=int(h.get("fail_run") or 0),
         )
+
+    async def campaign_reason(self, record: CampaignRecord) -> str:
+        """Why a Running campaign does not dial on its trunk ("": it does, or it is not
+        Running, or it has a reason of its own already)."""
+        if record.status is not CampaignStatus.RUNNING or record.status_reason:
+            return ""
+        try:
+            settings = CampaignSettings.from_json(record.settings_json)
+        except InvalidSettings:
+            return ""
+        primary = await self.view(settings.trunk)
+        reason = primary.describe()
+        if reason and settings.backup_trunk is not None:
+            backup = await self.view(settings.backup_trunk)
+            if backup.state is BreakerState.CLOSED:
+                reason += f"; dialing on backup trunk {settings.backup_trunk}"
+            else:
+                reason += f"; backup {backup.describe()}"
+        return reason
+
+    async def with_reason(self, record: CampaignRecord) -> CampaignRecord:
+        """``record`` with the trunk's breaker as its status reason when it blocks dialing."""
+        reason = await self.campaign_reason(record)
+        return replace(record, status_reason=reason) if reason else record
 
     @_translated
     async def reset(self, trunk: str) -> None:
