@@ -237,7 +237,7 @@ class Engine:
             )
         return outcome
 
-    async def _report_breakers(self, signals: dict[str, list[tuple[str, Signal]]]) -> None:
+    async def _report_breakers(self, signals: dict[str, list[tuple[str, Signal, bool]]]) -> None:
         """Feed the trunks' breakers (one round trip per trunk); never raises."""
         for trunk, pairs in signals.items():
             try:
@@ -248,7 +248,12 @@ class Engine:
             self._breaker_seen(trunk, report.state)
             if report.trips:
                 self.metrics.breaker_tripped(trunk, report.trips)
-                log.warning("trunk %s: breaker open (%d signals)", trunk, len(pairs))
+                log.warning(
+                    "trunk %s: breaker open; %d attempts given back to the contacts of the run "
+                    "that tripped it",
+                    trunk,
+                    report.refunded,
+                )
             if report.closes:
                 log.warning("trunk %s: breaker closed", trunk)
 
@@ -307,11 +312,13 @@ class Engine:
                 results.append(item)
         items: list[FinishItem] = []
         outcomes: list[tuple[CallStatus, CampaignSettings]] = []
-        signals: dict[str, list[tuple[str, Signal]]] = {}
+        signals: dict[str, list[tuple[str, Signal, bool]]] = {}
+        charged: list[bool] = []
         try:
             for call, ended, runner in results:
                 settings = runner.settings if runner else await self._settings_of(call)
                 outcome = self._trunk_outcome(call, ended)
+                charged.append(outcome.consumes_attempt)
                 decision = decide(
                     outcome,
                     attempts_used=call.attempts,
@@ -363,8 +370,8 @@ class Engine:
             self.lease_lost(reply.lost, "originated mark refused")
         written = reply.written
         exhausted: set[int] = set()
-        for (call, ended, runner), (status, settings), applied in zip(
-            results, outcomes, written, strict=True
+        for (call, ended, runner), (status, settings), applied, used in zip(
+            results, outcomes, written, charged, strict=True
         ):
             if runner is not None:
                 runner.slot_freed()
@@ -378,7 +385,7 @@ class Engine:
                 continue  # another engine wrote it (both saw the Hangup)
             signal = signal_of(ended.raw, classify(ended.raw))
             if signal is not Signal.NEUTRAL:
-                signals.setdefault(call.trunk, []).append((call.call_id, signal))
+                signals.setdefault(call.trunk, []).append((call.call_id, signal, used))
             if isinstance(applied, Usage):
                 if runner is not None:
                     runner.used(applied)
@@ -496,7 +503,7 @@ class Engine:
                     entry[0].answered_at = event.at
                     if entry[0].trunk in self._unhealthy:  # the probe, or a call in flight
                         await self._report_breakers(
-                            {entry[0].trunk: [(entry[0].call_id, Signal.OK)]}
+                            {entry[0].trunk: [(entry[0].call_id, Signal.OK, False)]}
                         )
 
     async def _pbx_state(self, event: PbxState) -> None:

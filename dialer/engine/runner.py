@@ -92,6 +92,7 @@ class CampaignRunner:
         # last reconciled: no claim before they have been on the current one
         self.reconciled_epoch = -1
         self._primary_blocked_until = 0.0  # clock time: claim on the backup trunk until then
+        self._on_backup = False  # the last claim on the campaign's trunk was refused
 
     def claim_trunk(self) -> str:
         """The trunk the next claim is for: the campaign's, or its backup while the
@@ -211,6 +212,9 @@ class CampaignRunner:
                 await asyncio.sleep(_MAX_IDLE)
                 continue
             self._engine.metrics.observe_redis("claim", time.perf_counter() - started)
+            if self._on_backup and trunk == self.settings.trunk and batch.stop != "trunk":
+                self._on_backup = False
+                log.warning("campaign %s: dialing on trunk %s again", self.campaign_id, trunk)
             if batch.claims:
                 calls = [(self._follow(claim, trunk), claim) for claim in batch.claims]
                 dials.create_task(self._dial(calls), name=calls[0][0].call_id)
@@ -243,7 +247,8 @@ class CampaignRunner:
         self._engine.trunk_unhealthy(trunk)
         wait = max(batch.wait_ms, 1) / 1000
         if trunk == self.settings.trunk and self.settings.backup_trunk is not None:
-            if self._primary_blocked_until <= self._clock():
+            if not self._on_backup:
+                self._on_backup = True
                 log.warning(
                     "campaign %s: trunk %s refused by its breaker: dialing backup %s",
                     self.campaign_id,

@@ -18,6 +18,7 @@ from dialer.domain.campaign import CampaignSettings
 from dialer.domain.statuses import CampaignStatus
 from dialer.errors import InvalidSettings
 
+from .keys import MEMBER_DIGITS
 from .models import CampaignRecord
 from .redis_store import RedisStore, _s, _translated
 
@@ -27,12 +28,14 @@ __all__ = ["BreakerReport", "BreakerStore", "BreakerView"]
 @dataclass(frozen=True, slots=True)
 class BreakerReport:
     """What one report did: the state after it, trips (closed -> open) and closes it made,
-    and the end of the cool-down in server ms (0 unless open)."""
+    the end of the cool-down in server ms (0 unless open), and the attempts its trips gave
+    back to the contacts of the run that tripped it."""
 
     state: BreakerState
     trips: int
     closes: int
     retry_ms: int
+    refunded: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,21 +70,26 @@ class BreakerStore:
 
     @_translated
     async def report(
-        self, trunk: str, signals: Sequence[tuple[str, Signal]], limits: BreakerLimits
+        self, trunk: str, signals: Sequence[tuple[str, Signal, bool]], limits: BreakerLimits
     ) -> BreakerReport:
-        """Apply (call id, signal) pairs in order to ``trunk``'s breaker."""
+        """Apply (call id, signal, charged) in order to ``trunk``'s breaker; ``charged``: the
+        call used one of its contact's attempts (a trip gives it back)."""
+        k = self.keys
         args: list[str | int] = [
             limits.failure_run,
             limits.silent_run,
             limits.cooldown_ms,
             limits.probe_timeout_ms,
+            MEMBER_DIGITS,
         ]
-        for call_id, signal in signals:
-            args += [call_id, signal.value]
-        state, trips, closes, retry = await self._report(
-            keys=[self.keys.trunk_breaker(trunk)], args=args
+        for call_id, signal, charged in signals:
+            args += [call_id, signal.value, 1 if charged else 0]
+        keys = [k.trunk_breaker(trunk), k.trunk_breaker_run(trunk), k.call_prefix]
+        keys.append(k.campaign_prefix)
+        state, trips, closes, retry, refunded = await self._report(keys=keys, args=args)
+        return BreakerReport(
+            BreakerState(_s(state)), int(trips), int(closes), int(retry), int(refunded)
         )
-        return BreakerReport(BreakerState(_s(state)), int(trips), int(closes), int(retry))
 
     @_translated
     async def view(self, trunk: str) -> BreakerView:
@@ -126,4 +134,4 @@ class BreakerStore:
     @_translated
     async def reset(self, trunk: str) -> None:
         """Forget the trunk's breaker (closed, counts cleared): an operator's override."""
-        await self._r.delete(self.keys.trunk_breaker(trunk))
+        await self._r.delete(self.keys.trunk_breaker(trunk), self.keys.trunk_breaker_run(trunk))

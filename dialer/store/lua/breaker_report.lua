@@ -18,20 +18,35 @@ Signals are applied in order:
 
 "failure" counts in both runs (a trunk failure is also a call that reached nobody).
 
+The run's charged calls are kept (KEYS[2], the last ARGV[2] of them); a trip gives their contacts the
+attempt back: the dead trunk, not the callee, made them fail, as the calls in flight at the
+trip (which the engine classifies as technical errors, using no attempt). For each call of the
+run, once (the call hash gets refunded = 1), when its campaign is not final: the contact's
+attempts -1; if that call was its last and left it completed_no_answer, it goes back to
+retry_scheduled, due at now + cool-down (not when its list was stopped); if it left it
+retry_scheduled, its due time moves to now + cool-down when that is sooner. The call records
+keep what was seen then. (Contact and campaign keys are derived from the call hash here, as
+claim.lua derives them: KEYS[3] and KEYS[4] are prefixes.)
+
 KEYS[1]  breaker hash   {ns}:t:{trunk}:breaker
          fields: state (closed | open | half_open; absent: closed), fail_run, silent_run,
          opened_ms, retry_ms (end of the cool-down), probe (call id), probe_until_ms,
-         probe_ms (how long a probe is waited for), reason, trips, changed_ms
+         probe_ms (how long a probe is waited for), reason, trips, changed_ms, run_seq
+KEYS[2]  run zset       {ns}:t:{trunk}:breaker:run   (call ids of the current run -> seq)
+KEYS[3]  call key PREFIX        {ns}:call:        (+ call id)
+KEYS[4]  campaign key PREFIX    {ns}:c:           (+ cid, + cid:k:kid, cid:counts, ...)
 
 ARGV[1]  failure run limit
 ARGV[2]  silent run limit
 ARGV[3]  cool-down ms
 ARGV[4]  probe timeout ms
-ARGV[5..] pairs: call id, signal (ok | failure | silent | neutral)
+ARGV[5]  digits of a contact member (zero-padded contact id in the pending zset)
+ARGV[6..] triples: call id, signal (ok | failure | silent | neutral), charged (1: the call used
+         one of its contact's attempts; only such calls are given their attempt back)
 
-Returns {state, trips, closes, retry_ms}: the state after the last signal, how many times this
-call opened the breaker from closed (a trip) and closed it, and the end of the cool-down (0
-unless open).
+Returns {state, trips, closes, retry_ms, refunded}: the state after the last signal, how many
+times this call opened the breaker from closed (a trip) and closed it, the end of the
+cool-down (0 unless open), and how many attempts the trips gave back.
 ]]
 
 local t = redis.call('TIME')
@@ -43,7 +58,46 @@ local h = redis.call('HMGET', key, 'state', 'fail_run', 'silent_run', 'probe')
 local state = h[1] or 'closed'
 local fail_run, silent_run = tonumber(h[2]) or 0, tonumber(h[3]) or 0
 local probe = h[4] or ''
-local trips, closes = 0, 0
+local trips, closes, refunded = 0, 0, 0
+local RUN, CALL, CAMPAIGN = KEYS[2], KEYS[3], KEYS[4]
+local member_format = '%0' .. tonumber(ARGV[5]) .. 'd'
+local LIVE = {running = true, scheduled = true, pausing = true, paused = true}
+
+local function refund(call_id, due)
+  local call = CALL .. call_id
+  local c = redis.call('HMGET', call, 'cid', 'contact', 'refunded', 'state')
+  if not c[1] or c[3] or c[4] ~= 'done' then
+    return
+  end
+  redis.call('HSET', call, 'refunded', 1)
+  local camp = CAMPAIGN .. c[1]
+  if not LIVE[redis.call('HGET', camp, 'status') or ''] then
+    return
+  end
+  local ckey = camp .. ':k:' .. c[2]
+  local k = redis.call('HMGET', ckey, 'status', 'attempts', 'last_call', 'list', 'next_due_ms')
+  if (tonumber(k[2]) or 0) <= 0 then
+    return
+  end
+  redis.call('HINCRBY', ckey, 'attempts', -1)
+  refunded = refunded + 1
+  if k[3] ~= call_id then
+    return  -- dialed again since: only the attempt comes back
+  end
+  local member = string.format(member_format, tonumber(c[2]))
+  if k[1] == 'completed_no_answer' then
+    if k[4] and redis.call('HGET', camp .. ':liststop', k[4]) then
+      return
+    end
+    redis.call('HSET', ckey, 'status', 'retry_scheduled', 'next_due_ms', due)
+    redis.call('ZADD', camp .. ':pending', due, member)
+    redis.call('HINCRBY', camp .. ':counts', 'completed_no_answer', -1)
+    redis.call('HINCRBY', camp .. ':counts', 'retry_scheduled', 1)
+  elseif k[1] == 'retry_scheduled' and (tonumber(k[5]) or 0) > due then
+    redis.call('HSET', ckey, 'next_due_ms', due)
+    redis.call('ZADD', camp .. ':pending', 'XX', 'LT', due, member)
+  end
+end
 
 local function open(reason)
   state = 'open'
@@ -62,8 +116,8 @@ local function close()
   probe = ''
 end
 
-for i = 5, #ARGV - 1, 2 do
-  local call, signal = ARGV[i], ARGV[i + 1]
+for i = 6, #ARGV - 2, 3 do
+  local call, signal, charged = ARGV[i], ARGV[i + 1], ARGV[i + 2] == '1'
   if signal ~= 'neutral' then
     if state == 'half_open' and call == probe then
       if signal == 'ok' then
@@ -77,19 +131,31 @@ for i = 5, #ARGV - 1, 2 do
       else
         fail_run, silent_run = 0, 0
       end
+      redis.call('DEL', RUN)
     elseif state == 'closed' then
       silent_run = silent_run + 1
       if signal == 'failure' then
         fail_run = fail_run + 1
       end
+      if charged then  -- the run's last silent_limit calls, in order
+        local seq = redis.call('HINCRBY', key, 'run_seq', 1)
+        redis.call('ZADD', RUN, seq, call)
+        redis.call('ZREMRANGEBYSCORE', RUN, '-inf', seq - silent_limit)
+      end
+      local why = nil
       if fail_run >= fail_limit then
-        open(fail_run .. ' trunk failures in a row')
-        trips = trips + 1
-        fail_run, silent_run = 0, 0
+        why = fail_run .. ' trunk failures in a row'
       elseif silent_run >= silent_limit then
-        open(silent_run .. ' calls in a row reached nobody')
+        why = silent_run .. ' calls in a row reached nobody'
+      end
+      if why then
+        open(why)
         trips = trips + 1
         fail_run, silent_run = 0, 0
+        for _, id in ipairs(redis.call('ZRANGE', RUN, 0, -1)) do
+          refund(id, now + cooldown)
+        end
+        redis.call('DEL', RUN)
       end
     end
   end
@@ -102,4 +168,4 @@ local retry = 0
 if state == 'open' then
   retry = tonumber(redis.call('HGET', key, 'retry_ms')) or 0
 end
-return {state, trips, closes, retry}
+return {state, trips, closes, retry, refunded}
