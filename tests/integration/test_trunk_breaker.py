@@ -15,6 +15,12 @@ answers. One test, three acts, on one engine with a short run limit and cool-dow
    next probe is answered and closes the breaker; a campaign on that trunk completes on it.
 
 Channels are counted on Asterisk's side (``watch_switch``), by the call ids of the records.
+
+The switch's own view: ``carrier-dead-qualified`` points to the same dead port with PJSIP
+qualify on (pbx-config/asterisk/pjsip.conf); Asterisk marks its contact Unavailable and then
+refuses every originate at once (Reason 0, no channel). Those are trunk failures: the breaker
+opens after ``failure_run`` of them, within milliseconds, with no channel made and no attempt
+used.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +111,66 @@ def metric(engine: Any, name: str, trunk: str) -> float | None:
     return None if value is None else float(value)
 
 
+QUALIFIED = "carrier-dead-qualified"
+
+
+async def wait_unavailable(stack: Any, aor: str, within: float) -> None:
+    """Until Asterisk's qualify has marked the AOR's contact Unavailable."""
+    deadline = time.monotonic() + within
+    while True:
+        lines = stack.asterisk_cli("pjsip show contacts").splitlines()
+        if any(f"{aor}/sip:" in line and "Unavail" in line for line in lines):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{aor} not Unavailable after {within} s: {lines}")
+        await asyncio.sleep(0.2)
+
+
+async def test_qualified_dead_trunk_trips_on_the_switchs_refusals(
+    stack: Any, store: RedisStore, namespace: str
+) -> None:
+    breakers = BreakerStore(store)
+    await breakers.reset(QUALIFIED)
+    await wait_unavailable(stack, QUALIFIED, within=15)
+    phones = [number(Behaviour.HOLD, 7200 + i, hold_s=1) for i in range(CONTACTS)]
+    control, cid = await new_campaign(
+        store, replace(settings(stack, "qualified"), trunk=QUALIFIED, max_channels=3), phones
+    )
+    limits = BreakerLimits(failure_run=3, silent_run=SILENT_RUN, cooldown=30.0)
+    cfg = engine_settings(stack, namespace, breaker=limits)
+    async with running_engine(cfg) as engine, watch_switch(stack, "asterisk") as seen:
+        started = time.time()
+        await control.start(cid)
+        # a Failure OriginateResponse without a channel ends the call after the adapter's
+        # failure_grace (5 s: it waits for a Hangup that never comes), then the trip
+        opened = await wait_breaker(breakers, QUALIFIED, BreakerState.OPEN, within=20)
+        await asyncio.sleep(0.5)  # the refusals in flight at the trip are written
+        records = await records_of(store, cid)
+        contacts = [await store.get_contact(cid, k) for k in range(1, CONTACTS + 1)]
+        batch = await store.claim_batch(
+            cid, QUALIFIED, ["probe-check"], "test", lease_ms=1000, max_channels=None,
+            trunk_max_channels=None, cps=None, trunk_cps=None,
+        )  # fmt: skip
+        await control.pause(cid)
+        await wait_status(store, cid, {CampaignStatus.PAUSED}, within=10)
+        trips = metric(engine, "dialer_trunk_breaker_trips_total", QUALIFIED)
+    log.warning(
+        "qualified dead trunk: breaker open %.3f s after the start, %d originates refused by "
+        "Asterisk, %d channels",
+        opened.opened_ms / 1000 - started, len(records),
+        len([r for r in records if r["call_id"] in seen.new_channels]),
+    )  # fmt: skip
+    assert opened.reason == "3 trunk failures in a row"
+    assert opened.opened_ms / 1000 - started < 15  # one round of 3 refusals
+    assert len(records) >= 3
+    assert {r["originate_failed"] for r in records} == {"1"}
+    assert {r["rule"] for r in records} <= {"originate_failed", "trunk:open"}
+    assert not [r for r in records if r["call_id"] in seen.new_channels]  # no channel at all
+    assert sum(c.attempts for c in contacts) == 0
+    assert (batch.stop, batch.claims) == ("trunk", [])
+    assert trips == 1
+
+
 async def test_dead_trunk_trips_fails_over_and_recovers(
     stack: Any, store: RedisStore, namespace: str, tmp_path: Path
 ) -> None:
@@ -171,10 +238,12 @@ async def test_dead_trunk_trips_fails_over_and_recovers(
         await store.update_settings(cid, json.dumps(data), allowed={CampaignStatus.PAUSED})
         await control.resume(cid)
         await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=60)
+        before = len(records)
         records = await records_of(store, cid)
         contacts = [await store.get_contact(cid, k) for k in range(1, CONTACTS + 1)]
         answered = [r for r in records if r["status"] == CallStatus.ANSWERED]
-        probes = [r for r in records if r["trunk"] == dead and r["rule"] == "trunk:open"]
+        probes = [r for r in records[before:] if r["trunk"] == dead]
+        assert {r["rule"] for r in probes} <= {"trunk:open"}  # failed probes: not charged
         assert {c.status for c in contacts} == {CallStatus.ANSWERED}
         assert {r["trunk"] for r in answered} == {live}
         assert {r["call_id"] for r in answered} <= seen.answered  # answered on Asterisk
@@ -196,6 +265,7 @@ async def test_dead_trunk_trips_fails_over_and_recovers(
         try:
             sipp.wait_ready(layout, pid)
             back_at = time.time()
+            cooldown_left = (await breakers.view(dead)).retry_ms / 1000 - back_at
             phones = [number(Behaviour.HOLD, 7100 + i, hold_s=1) for i in range(4)]
             control, cid2 = await new_campaign(store, settings(stack, "revived"), phones)
             await control.start(cid2)
@@ -211,5 +281,7 @@ async def test_dead_trunk_trips_fails_over_and_recovers(
         assert closed.trips == 1
         await asyncio.sleep(1.2)  # the gauges are refreshed every second
         assert metric(engine, "dialer_trunk_breaker_state", dead) == BreakerState.CLOSED.gauge
-        log.warning("recovery: breaker closed %.2f s after the trunk came back",
-                    recovered_at - back_at)  # fmt: skip
+        log.warning(
+            "recovery: breaker closed %.2f s after the trunk came back (cool-down left then "
+            "%.2f s; half-open probe answered)", recovered_at - back_at, cooldown_left,
+        )  # fmt: skip
