@@ -81,7 +81,9 @@ class EngineSettings:
         """DIALER_REDIS_URL, DIALER_NAMESPACE, DIALER_AMI_URL, DIALER_ENGINE_ID, DIALER_LEASE_MS,
         DIALER_PACE_MS, DIALER_RATE_MARGIN_MS, DIALER_CLAIM_BATCH, DIALER_WRITE_LINGER_MS,
         DIALER_METRICS_PORT (serve /metrics there), DIALER_METRICS_HOST (its address, default
-        127.0.0.1), DIALER_TRUNKS (:func:`parse_trunks`), DIALER_CONTEXTS
+        127.0.0.1), DIALER_TRUNKS (:func:`parse_trunks`), DIALER_BREAKER_FAILURE_RUN,
+        DIALER_BREAKER_SILENT_RUN, DIALER_BREAKER_COOLDOWN_S (:class:`BreakerLimits`),
+        DIALER_CONTEXTS
         (:func:`parse_contexts`)."""
         env = os.environ if env is None else env
         kwargs: dict[str, object] = {}

@@ -319,6 +319,11 @@ _COMPONENTS: Doc = {
                 },
                 "limits": {"type": ["object", "null"]},
                 "variables": {"type": "object"},
+                "backup_trunk": {
+                    "type": ["string", "null"],
+                    "description": "dialed instead of trunk while trunk's circuit breaker is "
+                    "open (the same PBX)",
+                },
             },
             "additionalProperties": False,
         },

@@ -19,11 +19,13 @@ from dialer.domain.breaker import (
     BreakerState,
     Signal,
 )
-from dialer.domain.statuses import CallStatus
+from dialer.domain.campaign import CampaignSettings
+from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.store import RedisStore
 from dialer.store.breaker import BreakerStore
 from dialer.store.models import ClaimBatch
 from ops.localstack.redis_server import RedisServer
+from tests.unit.api_helpers import VIEWER, api_client
 from tests.unit.store_helpers import running_campaign
 
 pytestmark = pytest.mark.redis
@@ -359,9 +361,6 @@ async def test_failure_run_trips_first(store: RedisStore, breakers: BreakerStore
 
 
 async def test_reason_for_a_campaign(store: RedisStore, breakers: BreakerStore) -> None:
-    from dialer.domain.campaign import CampaignSettings
-    from dialer.domain.statuses import CampaignStatus
-
     settings = CampaignSettings(
         name="c", trunk=TRUNK, max_channels=1, cps=1.0, backup_trunk="trunk2"
     )
@@ -381,3 +380,16 @@ async def test_reason_for_a_campaign(store: RedisStore, breakers: BreakerStore) 
     assert shown.status_reason.endswith(
         "; backup trunk trunk2 unavailable: breaker open (2 trunk failures in a row)"
     )
+
+
+async def test_the_api_shows_the_reason(store: RedisStore, breakers: BreakerStore) -> None:
+    cid, _ = await running_campaign(store, 1, trunk=TRUNK)
+    settings = CampaignSettings(name="c", trunk=TRUNK, max_channels=1, cps=1.0)
+    await store.client.hset(store.keys.campaign(cid), "settings", json.dumps(settings.to_dict()))
+    await report(breakers, ("c1", Signal.FAILURE), ("c2", Signal.FAILURE))
+    async with api_client(store) as client:
+        one = (await client.get(f"/campaigns/{cid}", headers=VIEWER)).json()
+        listed = (await client.get("/campaigns", headers=VIEWER)).json()["campaigns"]
+    reason = f"trunk {TRUNK} unavailable: breaker open (2 trunk failures in a row)"
+    assert (one["status"], one["status_reason"]) == ("running", reason)
+    assert [c["status_reason"] for c in listed if c["id"] == cid] == [reason]
