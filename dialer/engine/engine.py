@@ -64,7 +64,7 @@ from dialer.errors import (
 )
 from dialer.metrics import DialerMetrics
 from dialer.pbx.base import CallEnded, EndSource, PbxAdapter, PbxState
-from dialer.store.breaker import BreakerStore
+from dialer.store.breaker import BreakerReport, BreakerStore, report_of
 from dialer.store.dnc import DncStore
 from dialer.store.models import (
     LOST,
@@ -245,17 +245,28 @@ class Engine:
             except DialerError as exc:
                 log.warning("trunk %s: breaker not fed: %s", trunk, exc)
                 continue
-            self._breaker_seen(trunk, report.state)
-            if report.trips:
-                self.metrics.breaker_tripped(trunk, report.trips)
-                log.warning(
-                    "trunk %s: breaker open; %d attempts given back to the contacts of the run "
-                    "that tripped it",
-                    trunk,
-                    report.refunded,
-                )
-            if report.closes:
-                log.warning("trunk %s: breaker closed", trunk)
+            self._breaker_report(trunk, report)
+
+    def _breaker_reported(self, trunk: str, raw: object) -> None:
+        try:
+            report = report_of(raw)
+        except DialerError as exc:
+            log.warning("trunk %s: breaker not fed: %s", trunk, exc)
+            return
+        self._breaker_report(trunk, report)
+
+    def _breaker_report(self, trunk: str, report: BreakerReport) -> None:
+        self._breaker_seen(trunk, report.state)
+        if report.trips:
+            self.metrics.breaker_tripped(trunk, report.trips)
+            log.warning(
+                "trunk %s: breaker open; %d attempts given back to the contacts of the run "
+                "that tripped it",
+                trunk,
+                report.refunded,
+            )
+        if report.closes:
+            log.warning("trunk %s: breaker closed", trunk)
 
     def _breaker_seen(self, trunk: str, state: BreakerState) -> None:
         self.metrics.set_breaker_state(trunk, state.gauge)
@@ -313,12 +324,15 @@ class Engine:
         items: list[FinishItem] = []
         outcomes: list[tuple[CallStatus, CampaignSettings]] = []
         signals: dict[str, list[tuple[str, Signal, bool]]] = {}
-        charged: list[bool] = []
         try:
             for call, ended, runner in results:
                 settings = runner.settings if runner else await self._settings_of(call)
                 outcome = self._trunk_outcome(call, ended)
-                charged.append(outcome.consumes_attempt)
+                signal = signal_of(ended.raw, classify(ended.raw))
+                if signal is not Signal.NEUTRAL:  # each call counts once (breaker_report.lua)
+                    signals.setdefault(call.trunk, []).append(
+                        (call.call_id, signal, outcome.consumes_attempt)
+                    )
                 decision = decide(
                     outcome,
                     attempts_used=call.attempts,
@@ -350,9 +364,18 @@ class Engine:
                 )
                 outcomes.append((outcome.status, settings))
             claims = self._withhold_over_plan(claims, items)
+            limits = self.settings.breaker
+            reports = [
+                (trunk, self.breakers.report_command(trunk, pairs, limits))
+                for trunk, pairs in signals.items()
+            ]  # after the results, before the claims: a trip refuses this round trip's claims
             started = time.perf_counter()
             reply = await self.store.settle_and_claim(
-                originated, items, [c.command for c in claims], owner=self.owner
+                originated,
+                items,
+                [c.command for c in claims],
+                owner=self.owner,
+                scripts=[command for _, command in reports],
             )
             if items or originated:
                 self.metrics.observe_redis("finish", time.perf_counter() - started)
@@ -363,6 +386,8 @@ class Engine:
             return
         for c, claimed in zip(claims, reply.claims, strict=True):
             c.result = claimed
+        for (trunk, _), raw in zip(reports, reply.scripts, strict=True):
+            self._breaker_reported(trunk, raw)  # (each call counts once: a retry is no-op)
         if reply.error is not None:
             self._not_written(reply.error, results, marks)
             return
@@ -370,8 +395,8 @@ class Engine:
             self.lease_lost(reply.lost, "originated mark refused")
         written = reply.written
         exhausted: set[int] = set()
-        for (call, ended, runner), (status, settings), applied, used in zip(
-            results, outcomes, written, charged, strict=True
+        for (call, ended, runner), (status, settings), applied in zip(
+            results, outcomes, written, strict=True
         ):
             if runner is not None:
                 runner.slot_freed()
@@ -383,9 +408,6 @@ class Engine:
                 continue
             if applied is False:
                 continue  # another engine wrote it (both saw the Hangup)
-            signal = signal_of(ended.raw, classify(ended.raw))
-            if signal is not Signal.NEUTRAL:
-                signals.setdefault(call.trunk, []).append((call.call_id, signal, used))
             if isinstance(applied, Usage):
                 if runner is not None:
                     runner.used(applied)
@@ -403,8 +425,6 @@ class Engine:
             )
         for cid in exhausted:
             self.plan_used_up(cid)
-        if signals:
-            await self._report_breakers(signals)
 
     def _withhold_over_plan(self, claims: list[_Claim], items: list[FinishItem]) -> list[_Claim]:
         """The claims to send. A campaign's claim is not sent when its plan is used up, or would

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from importlib import resources
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -20,7 +20,7 @@ from dialer.errors import InvalidSettings
 
 from .keys import MEMBER_DIGITS
 from .models import CampaignRecord
-from .redis_store import RedisStore, _s, _translated
+from .redis_store import RedisStore, _s, _store_error, _translated
 
 __all__ = ["BreakerReport", "BreakerStore", "BreakerView"]
 
@@ -61,12 +61,22 @@ class BreakerView:
         return f"trunk {self.trunk} unavailable: breaker open ({self.reason})"
 
 
+def report_of(reply: Any) -> BreakerReport:
+    """breaker_report.lua's reply (or the error a pipeline gave in its place) as a report;
+    raises StoreError / ScriptError for an error."""
+    if isinstance(reply, Exception):
+        raise _store_error("breaker_report", reply)
+    state, trips, closes, retry, refunded = reply
+    return BreakerReport(
+        BreakerState(_s(state)), int(trips), int(closes), int(retry), int(refunded)
+    )
+
+
 class BreakerStore:
     def __init__(self, store: RedisStore) -> None:
         self._r: aioredis.Redis = store.client
         self.keys = store.keys
-        source = resources.files(__package__).joinpath("lua", "breaker_report.lua")
-        self._report = self._r.register_script(source.read_text("utf-8"))
+        self._report = store.scripts.breaker_report
 
     @_translated
     async def report(
@@ -74,6 +84,20 @@ class BreakerStore:
     ) -> BreakerReport:
         """Apply (call id, signal, charged) in order to ``trunk``'s breaker; ``charged``: the
         call used one of its contact's attempts (a trip gives it back)."""
+        keys, args = self._report_keys_args(trunk, signals, limits)
+        return report_of(await self._report(keys=keys, args=args))
+
+    def report_command(
+        self, trunk: str, signals: Sequence[tuple[str, Signal, bool]], limits: BreakerLimits
+    ) -> tuple[str, list[str | int]]:
+        """:meth:`report` as an EVALSHA call for ``RedisStore.settle_and_claim(scripts=...)``
+        (its reply goes to :func:`report_of`)."""
+        keys, args = self._report_keys_args(trunk, signals, limits)
+        return self._report.sha, [len(keys), *keys, *args]
+
+    def _report_keys_args(
+        self, trunk: str, signals: Sequence[tuple[str, Signal, bool]], limits: BreakerLimits
+    ) -> tuple[list[str], list[str | int]]:
         k = self.keys
         args: list[str | int] = [
             limits.failure_run,
@@ -86,10 +110,7 @@ class BreakerStore:
             args += [call_id, signal.value, 1 if charged else 0]
         keys = [k.trunk_breaker(trunk), k.trunk_breaker_run(trunk), k.call_prefix]
         keys.append(k.campaign_prefix)
-        state, trips, closes, retry, refunded = await self._report(keys=keys, args=args)
-        return BreakerReport(
-            BreakerState(_s(state)), int(trips), int(closes), int(retry), int(refunded)
-        )
+        return keys, args
 
     @_translated
     async def view(self, trunk: str) -> BreakerView:

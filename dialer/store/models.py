@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 from dialer.domain.statuses import CallStatus, CampaignStatus
 
@@ -173,6 +173,7 @@ class SettleReply:
     claims: list[ClaimBatch | Exception]
     error: Exception | None = None
     lost: list[str] = field(default_factory=list)  # marks refused: another owner holds them
+    scripts: list[Any] = field(default_factory=list)  # the ``scripts`` calls' raw replies
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from dialer.domain.breaker import (
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.store import RedisStore
-from dialer.store.breaker import BreakerStore
+from dialer.store.breaker import BreakerStore, report_of
 from dialer.store.models import ClaimBatch
 from ops.localstack.redis_server import RedisServer
 from tests.unit.api_helpers import VIEWER, api_client
@@ -325,14 +325,15 @@ async def test_a_trip_gives_the_runs_attempts_back(
     assert (counts[C.COMPLETED_NO_ANSWER], counts[C.RETRY_SCHEDULED]) == (0, 4)
     stats = await store.queue_stats(cid)
     assert stats.pending_total == 6
-    # once only: the same calls in a later run give nothing back
+    # each call counts once (two engines may report one call): reported again, nothing moves
     await store.client.delete(store.keys.trunk_breaker(TRUNK))
     again = await breakers.report(
         TRUNK,
         [(c, Signal.SILENT, True) for c in ("a1", "a2", "a3", "a4")],
         BreakerLimits(failure_run=2, silent_run=4, cooldown=60.0),
     )
-    assert (again.trips, again.refunded) == (1, 0)
+    assert (again.state, again.trips, again.refunded) == (S.CLOSED, 0, 0)
+    assert (await breakers.view(TRUNK)).silent_run == 0
     assert [(await store.get_contact(cid, c.contact_id)).attempts for c in batch.claims] == [
         0, 0, 0, 0
     ]  # fmt: skip
@@ -393,3 +394,22 @@ async def test_the_api_shows_the_reason(store: RedisStore, breakers: BreakerStor
     reason = f"trunk {TRUNK} unavailable: breaker open (2 trunk failures in a row)"
     assert (one["status"], one["status_reason"]) == ("running", reason)
     assert [c["status_reason"] for c in listed if c["id"] == cid] == [reason]
+
+
+async def test_a_trip_refuses_the_claims_of_its_own_round_trip(
+    store: RedisStore, breakers: BreakerStore
+) -> None:
+    cid, _ = await running_campaign(store, 5, trunk=TRUNK)
+    command = store.claim_command(
+        cid, TRUNK, ["z1"], "e1", lease_ms=10_000, max_channels=None,
+        trunk_max_channels=None, cps=None, trunk_cps=None,
+    )  # fmt: skip
+    report = breakers.report_command(
+        TRUNK, [(f"c{i}", Signal.FAILURE, False) for i in range(2)], LIMITS
+    )
+    reply = await store.settle_and_claim({}, [], [command], scripts=[report])
+    (raw,) = reply.scripts
+    assert report_of(raw).trips == 1
+    (batch,) = reply.claims
+    assert isinstance(batch, ClaimBatch)
+    assert (batch.stop, batch.claims) == ("trunk", [])

@@ -16,7 +16,10 @@ Signals are applied in order:
   half_open  failure / silent of another   nothing (FAILURE / SILENT)
   any        neutral                       nothing (the call says nothing about the trunk)
 
-"failure" counts in both runs (a trunk failure is also a call that reached nobody).
+"failure" counts in both runs (a trunk failure is also a call that reached nobody). Each call
+counts once: its call hash gets a field breaker = 1 the first time (two engines may both report
+a call whose Hangup both saw; an answered probe is reported at its answer and at its end). A
+call id without a call hash counts each time (nothing is created for it).
 
 The run's charged calls are kept (KEYS[2], the last ARGV[2] of them); a trip gives their contacts the
 attempt back: the dead trunk, not the callee, made them fail, as the calls in flight at the
@@ -116,9 +119,21 @@ local function close()
   probe = ''
 end
 
+local function first_time(call_id)
+  local call = CALL .. call_id
+  return redis.call('EXISTS', call) == 0 or redis.call('HINCRBY', call, 'breaker', 1) == 1
+end
+
+local run_reset = false  -- an ok ended the run: RUN is emptied once, when next needed
+local function flush_reset()
+  if run_reset then
+    redis.call('DEL', RUN)
+    run_reset = false
+  end
+end
 for i = 6, #ARGV - 2, 3 do
   local call, signal, charged = ARGV[i], ARGV[i + 1], ARGV[i + 2] == '1'
-  if signal ~= 'neutral' then
+  if signal ~= 'neutral' and first_time(call) then
     if state == 'half_open' and call == probe then
       if signal == 'ok' then
         close()
@@ -131,13 +146,14 @@ for i = 6, #ARGV - 2, 3 do
       else
         fail_run, silent_run = 0, 0
       end
-      redis.call('DEL', RUN)
+      run_reset = true
     elseif state == 'closed' then
       silent_run = silent_run + 1
       if signal == 'failure' then
         fail_run = fail_run + 1
       end
       if charged then  -- the run's last silent_limit calls, in order
+        flush_reset()
         local seq = redis.call('HINCRBY', key, 'run_seq', 1)
         redis.call('ZADD', RUN, seq, call)
         redis.call('ZREMRANGEBYSCORE', RUN, '-inf', seq - silent_limit)
@@ -152,6 +168,7 @@ for i = 6, #ARGV - 2, 3 do
         open(why)
         trips = trips + 1
         fail_run, silent_run = 0, 0
+        flush_reset()
         for _, id in ipairs(redis.call('ZRANGE', RUN, 0, -1)) do
           refund(id, now + cooldown)
         end
@@ -160,6 +177,7 @@ for i = 6, #ARGV - 2, 3 do
     end
   end
 end
+flush_reset()
 if trips > 0 then
   redis.call('HINCRBY', key, 'trips', trips)
 end
