@@ -239,9 +239,12 @@ class Engine:
 
     async def _report_breakers(self, signals: dict[str, list[tuple[str, Signal, bool]]]) -> None:
         """Feed the trunks' breakers (one round trip per trunk); never raises."""
+        limits = self.settings.breaker
+        if limits is None:
+            return
         for trunk, pairs in signals.items():
             try:
-                report = await self.breakers.report(trunk, pairs, self.settings.breaker)
+                report = await self.breakers.report(trunk, pairs, limits)
             except DialerError as exc:
                 log.warning("trunk %s: breaker not fed: %s", trunk, exc)
                 continue
@@ -329,7 +332,7 @@ class Engine:
                 settings = runner.settings if runner else await self._settings_of(call)
                 outcome = self._trunk_outcome(call, ended)
                 signal = signal_of(ended.raw, classify(ended.raw))
-                if signal is not Signal.NEUTRAL:  # each call counts once (breaker_report.lua)
+                if self.settings.breaker and signal is not Signal.NEUTRAL:  # counted once
                     signals.setdefault(call.trunk, []).append(
                         (call.call_id, signal, outcome.consumes_attempt)
                     )
@@ -368,6 +371,7 @@ class Engine:
             reports = [
                 (trunk, self.breakers.report_command(trunk, pairs, limits))
                 for trunk, pairs in signals.items()
+                if limits is not None
             ]  # after the results, before the claims: a trip refuses this round trip's claims
             started = time.perf_counter()
             reply = await self.store.settle_and_claim(
@@ -796,7 +800,7 @@ class Engine:
             limit = self.settings.trunk_limit(trunk)
             m.set_trunk_limits(trunk, max_channels=limit.max_channels, cps=limit.cps)
             for t in (trunk, runner.settings.backup_trunk):
-                if t is not None:  # other engines' trips and closes show here too
+                if t is not None and self.settings.breaker is not None:  # other engines' too
                     self._breaker_seen(t, (await self.breakers.view(t)).state)
             m.set_active(cid, trunk, len(runner.calls))
             m.set_queue(

@@ -23,7 +23,7 @@ from dialer.domain.breaker import (
 from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.outcome import classify
-from dialer.errors import TransitionRefused, ValidationError
+from dialer.errors import ConfigError, TransitionRefused, ValidationError
 
 S, E = BreakerState, BreakerEvent
 
@@ -142,8 +142,13 @@ def test_limits_from_env() -> None:
         "DIALER_BREAKER_COOLDOWN_S": "45",
     }
     limits = EngineSettings.from_env(env).breaker
+    assert limits is not None
     assert (limits.failure_run, limits.silent_run, limits.cooldown_ms) == (3, 12, 45_000)
-    assert EngineSettings.from_env({}).breaker == BreakerLimits()
+    assert EngineSettings.from_env({}).breaker is None  # off unless asked for
+    assert EngineSettings.from_env({"DIALER_BREAKER": "on"}).breaker == BreakerLimits()
+    assert EngineSettings.from_env({**env, "DIALER_BREAKER": "off"}).breaker is None
+    with pytest.raises(ConfigError, match="DIALER_BREAKER"):
+        EngineSettings.from_env({"DIALER_BREAKER": "yes"})
 
 
 def test_backup_trunk_setting() -> None:
