@@ -98,7 +98,18 @@ class _Claim:
     result: ClaimBatch | Exception | None = None
 
 
-_Write = _Originated | _Ended | _Claim
+_BreakerSignals = dict[str, list[tuple[str, Signal, bool]]]  # trunk -> (call, signal, charged)
+
+
+@dataclass(frozen=True, slots=True)
+class _Signals:
+    """Written results' signals for their trunks' breakers, sent in the writer's next round
+    trip (each call once: by the engine whose result was written)."""
+
+    signals: _BreakerSignals
+
+
+_Write = _Originated | _Ended | _Claim | _Signals
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +157,7 @@ class Engine:
         # trunks whose breaker this engine last knew open or half-open: what their calls in
         # flight end with (unanswered) is not charged to the contacts
         self._unhealthy: set[str] = set()
+        self._unsent_signals: _BreakerSignals = {}  # their round trip failed: the next one
         self.followup = FollowUp(self.control, self.dnc, paused=self._wake_runner)
         self._clock = clock
         self._runners: dict[int, CampaignRunner] = {}
@@ -237,18 +249,11 @@ class Engine:
             )
         return outcome
 
-    async def _report_breakers(self, signals: dict[str, list[tuple[str, Signal, bool]]]) -> None:
-        """Feed the trunks' breakers (one round trip per trunk); never raises."""
-        limits = self.settings.breaker
-        if limits is None:
-            return
-        for trunk, pairs in signals.items():
-            try:
-                report = await self.breakers.report(trunk, pairs, limits)
-            except DialerError as exc:
-                log.warning("trunk %s: breaker not fed: %s", trunk, exc)
-                continue
-            self._breaker_report(trunk, report)
+    def _feed_breakers(self, signals: _BreakerSignals) -> None:
+        """Send signals to the trunks' breakers in the writer's next round trip (when this
+        engine feeds breakers: ``EngineSettings.breaker``)."""
+        if signals and self.settings.breaker is not None:
+            self.writes.submit(_Signals(signals))
 
     def _breaker_reported(self, trunk: str, raw: object) -> None:
         try:
@@ -314,9 +319,13 @@ class Engine:
         originated: dict[int, list[str]] = {}
         results: list[_Ended] = []
         claims: list[_Claim] = []
+        signals, self._unsent_signals = self._unsent_signals, {}
         marks = 0
         for item in batch:
-            if isinstance(item, _Originated):
+            if isinstance(item, _Signals):
+                for trunk, pairs in item.signals.items():
+                    signals.setdefault(trunk, []).extend(pairs)
+            elif isinstance(item, _Originated):
                 marks += len(item.calls)
                 for call in item.calls:
                     originated.setdefault(call.campaign_id, []).append(call.call_id)
@@ -325,17 +334,11 @@ class Engine:
             else:
                 results.append(item)
         items: list[FinishItem] = []
-        outcomes: list[tuple[CallStatus, CampaignSettings]] = []
-        signals: dict[str, list[tuple[str, Signal, bool]]] = {}
+        outcomes: list[tuple[CallStatus, CampaignSettings, bool]] = []
         try:
             for call, ended, runner in results:
                 settings = runner.settings if runner else await self._settings_of(call)
                 outcome = self._trunk_outcome(call, ended)
-                signal = signal_of(ended.raw, classify(ended.raw))
-                if self.settings.breaker and signal is not Signal.NEUTRAL:  # counted once
-                    signals.setdefault(call.trunk, []).append(
-                        (call.call_id, signal, outcome.consumes_attempt)
-                    )
                 decision = decide(
                     outcome,
                     attempts_used=call.attempts,
@@ -365,14 +368,14 @@ class Engine:
                         owner=self.owner,
                     )
                 )
-                outcomes.append((outcome.status, settings))
+                outcomes.append((outcome.status, settings, outcome.consumes_attempt))
             claims = self._withhold_over_plan(claims, items)
             limits = self.settings.breaker
             reports = [
                 (trunk, self.breakers.report_command(trunk, pairs, limits))
                 for trunk, pairs in signals.items()
                 if limits is not None
-            ]  # after the results, before the claims: a trip refuses this round trip's claims
+            ]  # before the claims: a trip refuses this round trip's claims
             started = time.perf_counter()
             reply = await self.store.settle_and_claim(
                 originated,
@@ -387,11 +390,13 @@ class Engine:
             for c in claims:
                 c.result = exc
             self._not_written(exc, results, marks)
+            for trunk, pairs in signals.items():  # sent with the next write
+                self._unsent_signals.setdefault(trunk, []).extend(pairs)
             return
         for c, claimed in zip(claims, reply.claims, strict=True):
             c.result = claimed
         for (trunk, _), raw in zip(reports, reply.scripts, strict=True):
-            self._breaker_reported(trunk, raw)  # (each call counts once: a retry is no-op)
+            self._breaker_reported(trunk, raw)
         if reply.error is not None:
             self._not_written(reply.error, results, marks)
             return
@@ -399,7 +404,8 @@ class Engine:
             self.lease_lost(reply.lost, "originated mark refused")
         written = reply.written
         exhausted: set[int] = set()
-        for (call, ended, runner), (status, settings), applied in zip(
+        fed: _BreakerSignals = {}
+        for (call, ended, runner), (status, settings, charged), applied in zip(
             results, outcomes, written, strict=True
         ):
             if runner is not None:
@@ -412,6 +418,9 @@ class Engine:
                 continue
             if applied is False:
                 continue  # another engine wrote it (both saw the Hangup)
+            signal = signal_of(ended.raw, classify(ended.raw))
+            if signal is not Signal.NEUTRAL:
+                fed.setdefault(call.trunk, []).append((call.call_id, signal, charged))
             if isinstance(applied, Usage):
                 if runner is not None:
                     runner.used(applied)
@@ -429,6 +438,7 @@ class Engine:
             )
         for cid in exhausted:
             self.plan_used_up(cid)
+        self._feed_breakers(fed)
 
     def _withhold_over_plan(self, claims: list[_Claim], items: list[FinishItem]) -> list[_Claim]:
         """The claims to send. A campaign's claim is not sent when its plan is used up, or would
@@ -526,9 +536,7 @@ class Engine:
                 else:
                     entry[0].answered_at = event.at
                     if entry[0].trunk in self._unhealthy:  # the probe, or a call in flight
-                        await self._report_breakers(
-                            {entry[0].trunk: [(entry[0].call_id, Signal.OK, False)]}
-                        )
+                        self._feed_breakers({entry[0].trunk: [(event.call_id, Signal.OK, False)]})
 
     async def _pbx_state(self, event: PbxState) -> None:
         log.warning("PBX %s: %s", "up" if event.connected else "down", event.reason)

@@ -108,8 +108,7 @@ class BreakerStore:
         ]
         for call_id, signal, charged in signals:
             args += [call_id, signal.value, 1 if charged else 0]
-        keys = [k.trunk_breaker(trunk), k.trunk_breaker_run(trunk), k.call_prefix]
-        keys.append(k.campaign_prefix)
+        keys = [k.trunk_breaker(trunk), k.call_prefix, k.campaign_prefix]
         return keys, args
 
     @_translated
@@ -155,4 +154,4 @@ class BreakerStore:
     @_translated
     async def reset(self, trunk: str) -> None:
         """Forget the trunk's breaker (closed, counts cleared): an operator's override."""
-        await self._r.delete(self.keys.trunk_breaker(trunk), self.keys.trunk_breaker_run(trunk))
+        await self._r.delete(self.keys.trunk_breaker(trunk))

@@ -44,10 +44,9 @@ key                            type   content
 ``{ns}:t:{trunk}:rate``        zset   sliding log of originate grants on the trunk
 ``{ns}:t:{trunk}:pace``        string pacing slot of the trunk
 ``{ns}:t:{trunk}:breaker``     hash   the trunk's circuit breaker: state (closed | open |
-                                      half_open), runs, cool-down end, probe call, reason,
-                                      trips (breaker_report.lua, claim.lua; domain/breaker.py)
-``{ns}:t:{trunk}:breaker:run`` zset   call ids of the current run of unanswered calls that used
-                                      an attempt (given back if the run trips the breaker)
+                                      half_open), runs (and the run's charged call ids),
+                                      cool-down end, probe call, reason, trips
+                                      (breaker_report.lua, claim.lua; domain/breaker.py)
 ``{ns}:call:{call}``           hash   cid, contact, trunk, phone, state (claimed | originated |
                                       done), owner (the lease owner token of the engine
                                       process holding it: renew, originated, release and finish
@@ -226,9 +225,6 @@ class Keys:
 
     def trunk_breaker(self, trunk: str) -> str:
         return f"{self.ns}:t:{_check_name('trunk', trunk)}:breaker"
-
-    def trunk_breaker_run(self, trunk: str) -> str:
-        return f"{self.ns}:t:{_check_name('trunk', trunk)}:breaker:run"
 
     # call
     def call(self, call_id: str) -> str:

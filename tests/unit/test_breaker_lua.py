@@ -325,15 +325,14 @@ async def test_a_trip_gives_the_runs_attempts_back(
     assert (counts[C.COMPLETED_NO_ANSWER], counts[C.RETRY_SCHEDULED]) == (0, 4)
     stats = await store.queue_stats(cid)
     assert stats.pending_total == 6
-    # each call counts once (two engines may report one call): reported again, nothing moves
+    # an attempt comes back once: the same calls tripping it again give nothing back
     await store.client.delete(store.keys.trunk_breaker(TRUNK))
     again = await breakers.report(
         TRUNK,
         [(c, Signal.SILENT, True) for c in ("a1", "a2", "a3", "a4")],
         BreakerLimits(failure_run=2, silent_run=4, cooldown=60.0),
     )
-    assert (again.state, again.trips, again.refunded) == (S.CLOSED, 0, 0)
-    assert (await breakers.view(TRUNK)).silent_run == 0
+    assert (again.trips, again.refunded) == (1, 0)
     assert [(await store.get_contact(cid, c.contact_id)).attempts for c in batch.claims] == [
         0, 0, 0, 0
     ]  # fmt: skip
@@ -342,7 +341,7 @@ async def test_a_trip_gives_the_runs_attempts_back(
 async def test_an_answer_ends_the_run(store: RedisStore, breakers: BreakerStore) -> None:
     await report(breakers, ("c1", Signal.SILENT), ("c2", Signal.SILENT))
     await report(breakers, ("c3", Signal.OK))
-    assert await store.client.exists(store.keys.trunk_breaker_run(TRUNK)) == 0
+    assert await store.client.hget(store.keys.trunk_breaker(TRUNK), "run") == b""
     state = await report(breakers, ("c4", Signal.SILENT), ("c5", Signal.SILENT))
     assert state is S.CLOSED
     assert (await breakers.view(TRUNK)).silent_run == 2
@@ -413,3 +412,27 @@ async def test_a_trip_refuses_the_claims_of_its_own_round_trip(
     (batch,) = reply.claims
     assert isinstance(batch, ClaimBatch)
     assert (batch.stop, batch.claims) == ("trunk", [])
+
+
+async def test_the_run_keeps_the_last_calls_across_reports(
+    store: RedisStore, breakers: BreakerStore
+) -> None:
+    limits = BreakerLimits(failure_run=100, silent_run=5, cooldown=60.0)
+    key = store.keys.trunk_breaker(TRUNK)
+    for batch in ([f"s{i}" for i in range(3)], [f"s{i}" for i in range(3, 7)]):
+        await breakers.report(TRUNK, [(c, Signal.SILENT, c != "s4") for c in batch], limits)
+        if batch[0] == "s0":
+            assert await store.client.hget(key, "run") == b"s0,s1,s2"
+    # 7 silent calls tripped it at the 5th (s4, not charged): the run then was s0-s3, given back
+    view = await breakers.view(TRUNK)
+    assert (view.state, view.trips, view.silent_run) == (S.OPEN, 1, 0)
+    assert await store.client.hget(key, "run") == b""
+    # a run goes on across reports, charged calls only, until an answer ends it
+    await store.client.delete(key)
+    await breakers.report(
+        TRUNK, [("m0", Signal.SILENT, True), ("m1", Signal.FAILURE, False)], limits
+    )
+    await breakers.report(TRUNK, [("m2", Signal.SILENT, True)], limits)
+    assert await store.client.hget(key, "run") == b"m0,m2"
+    await breakers.report(TRUNK, [("m3", Signal.OK, False), ("m4", Signal.SILENT, True)], limits)
+    assert await store.client.hget(key, "run") == b"m4"

@@ -16,28 +16,29 @@ Signals are applied in order:
   half_open  failure / silent of another   nothing (FAILURE / SILENT)
   any        neutral                       nothing (the call says nothing about the trunk)
 
-"failure" counts in both runs (a trunk failure is also a call that reached nobody). Each call
-counts once: its call hash gets a field breaker = 1 the first time (two engines may both report
-a call whose Hangup both saw; an answered probe is reported at its answer and at its end). A
-call id without a call hash counts each time (nothing is created for it).
+"failure" counts in both runs (a trunk failure is also a call that reached nobody). The caller
+reports each call once (the engine whose result was written; an answered probe also at its
+answer: a second ok changes nothing).
 
-The run's charged calls are kept (KEYS[2], the last ARGV[2] of them); a trip gives their contacts the
-attempt back: the dead trunk, not the callee, made them fail, as the calls in flight at the
-trip (which the engine classifies as technical errors, using no attempt). For each call of the
-run, once (the call hash gets refunded = 1), when its campaign is not final: the contact's
-attempts -1; if that call was its last and left it completed_no_answer, it goes back to
-retry_scheduled, due at now + cool-down (not when its list was stopped); if it left it
-retry_scheduled, its due time moves to now + cool-down when that is sooner. The call records
-keep what was seen then. (Contact and campaign keys are derived from the call hash here, as
-claim.lua derives them: KEYS[3] and KEYS[4] are prefixes.)
+The run's charged calls are kept (field run: the last ARGV[2] call ids, comma-separated); a
+trip gives their contacts the attempt back: the dead trunk, not the callee, made them fail, as
+the calls in flight at the trip (which the engine classifies as technical errors, using no
+attempt). For each call of the run, once (the call hash gets refunded = 1), when its campaign
+is not final: the contact's attempts -1; if that call was its last and left it
+completed_no_answer, it goes back to retry_scheduled, due at now + cool-down (not when its list
+was stopped); if it left it retry_scheduled, its due time moves to now + cool-down when that is
+sooner. The call records keep what was seen then. (Contact and campaign keys are derived from
+the call hash here, as claim.lua derives them: KEYS[2] and KEYS[3] are prefixes.)
+
+Cost: one HMGET and one HSET per call of this script; per signal only Lua (a trip adds a few
+commands per call of its run).
 
 KEYS[1]  breaker hash   {ns}:t:{trunk}:breaker
-         fields: state (closed | open | half_open; absent: closed), fail_run, silent_run,
+         fields: state (closed | open | half_open; absent: closed), fail_run, silent_run, run,
          opened_ms, retry_ms (end of the cool-down), probe (call id), probe_until_ms,
-         probe_ms (how long a probe is waited for), reason, trips, changed_ms, run_seq
-KEYS[2]  run zset       {ns}:t:{trunk}:breaker:run   (call ids of the current run -> seq)
-KEYS[3]  call key PREFIX        {ns}:call:        (+ call id)
-KEYS[4]  campaign key PREFIX    {ns}:c:           (+ cid, + cid:k:kid, cid:counts, ...)
+         probe_ms (how long a probe is waited for), reason, trips, changed_ms
+KEYS[2]  call key PREFIX        {ns}:call:        (+ call id)
+KEYS[3]  campaign key PREFIX    {ns}:c:           (+ cid, + cid:k:kid, cid:counts, ...)
 
 ARGV[1]  failure run limit
 ARGV[2]  silent run limit
@@ -57,12 +58,18 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local key = KEYS[1]
 local fail_limit, silent_limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local cooldown, probe_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
-local h = redis.call('HMGET', key, 'state', 'fail_run', 'silent_run', 'probe')
+local h = redis.call('HMGET', key, 'state', 'fail_run', 'silent_run', 'probe', 'run')
 local state = h[1] or 'closed'
 local fail_run, silent_run = tonumber(h[2]) or 0, tonumber(h[3]) or 0
 local probe = h[4] or ''
 local trips, closes, refunded = 0, 0, 0
-local RUN, CALL, CAMPAIGN = KEYS[2], KEYS[3], KEYS[4]
+local CALL, CAMPAIGN = KEYS[2], KEYS[3]
+-- the run: run[first..last] (a window that slides without moving the table)
+local run, first, last = {}, 1, 0
+for id in string.gmatch(h[5] or '', '[^,]+') do
+  last = last + 1
+  run[last] = id
+end
 local member_format = '%0' .. tonumber(ARGV[5]) .. 'd'
 local LIVE = {running = true, scheduled = true, pausing = true, paused = true}
 
@@ -119,21 +126,9 @@ local function close()
   probe = ''
 end
 
-local function first_time(call_id)
-  local call = CALL .. call_id
-  return redis.call('EXISTS', call) == 0 or redis.call('HINCRBY', call, 'breaker', 1) == 1
-end
-
-local run_reset = false  -- an ok ended the run: RUN is emptied once, when next needed
-local function flush_reset()
-  if run_reset then
-    redis.call('DEL', RUN)
-    run_reset = false
-  end
-end
 for i = 6, #ARGV - 2, 3 do
   local call, signal, charged = ARGV[i], ARGV[i + 1], ARGV[i + 2] == '1'
-  if signal ~= 'neutral' and first_time(call) then
+  if signal ~= 'neutral' then
     if state == 'half_open' and call == probe then
       if signal == 'ok' then
         close()
@@ -146,17 +141,19 @@ for i = 6, #ARGV - 2, 3 do
       else
         fail_run, silent_run = 0, 0
       end
-      run_reset = true
+      run, first, last = {}, 1, 0
     elseif state == 'closed' then
       silent_run = silent_run + 1
       if signal == 'failure' then
         fail_run = fail_run + 1
       end
       if charged then  -- the run's last silent_limit calls, in order
-        flush_reset()
-        local seq = redis.call('HINCRBY', key, 'run_seq', 1)
-        redis.call('ZADD', RUN, seq, call)
-        redis.call('ZREMRANGEBYSCORE', RUN, '-inf', seq - silent_limit)
+        last = last + 1
+        run[last] = call
+        if last - first + 1 > silent_limit then
+          run[first] = nil
+          first = first + 1
+        end
       end
       local why = nil
       if fail_run >= fail_limit then
@@ -168,20 +165,23 @@ for i = 6, #ARGV - 2, 3 do
         open(why)
         trips = trips + 1
         fail_run, silent_run = 0, 0
-        flush_reset()
-        for _, id in ipairs(redis.call('ZRANGE', RUN, 0, -1)) do
-          refund(id, now + cooldown)
+        for j = first, last do
+          refund(run[j], now + cooldown)
         end
-        redis.call('DEL', RUN)
+        run, first, last = {}, 1, 0
       end
     end
   end
 end
-flush_reset()
 if trips > 0 then
   redis.call('HINCRBY', key, 'trips', trips)
 end
-redis.call('HSET', key, 'fail_run', fail_run, 'silent_run', silent_run)
+local kept = {}
+for j = math.max(first, last - silent_limit + 1), last do
+  kept[#kept + 1] = run[j]
+end
+redis.call('HSET', key, 'fail_run', fail_run, 'silent_run', silent_run,
+           'run', table.concat(kept, ','))
 local retry = 0
 if state == 'open' then
   retry = tonumber(redis.call('HGET', key, 'retry_ms')) or 0
