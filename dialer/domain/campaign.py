@@ -267,8 +267,9 @@ class CampaignSettings:
         return due if hours.open or hours.opens_at is None else hours.opens_at
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-safe: str, int, float, bool, None, lists and dicts only."""
-        return {
+        """JSON-safe: str, int, float, bool, None, lists and dicts only. ``backup_trunk`` only
+        when set (an engine of an earlier version refuses a field it does not know)."""
+        data: dict[str, object] = {
             "name": self.name,
             "trunk": self.trunk,
             "max_channels": self.max_channels,
@@ -284,8 +285,10 @@ class CampaignSettings:
             "ends_at": None if self.ends_at is None else self.ends_at.isoformat(),
             "limits": None if self.limits is None else self.limits.to_dict(),
             "variables": dict(self.variables),
-            "backup_trunk": self.backup_trunk,
         }
+        if self.backup_trunk is not None:
+            data["backup_trunk"] = self.backup_trunk
+        return data
 
     @classmethod
     def from_dict(cls, data: object) -> CampaignSettings:

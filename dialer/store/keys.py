@@ -84,7 +84,8 @@ order (a sorted set orders equal scores by member bytes).
 Scripts receive every key in ``KEYS``. The one exception is ``claim.lua``: it picks the contacts
 inside the script, so it receives the contact key *prefix* (``{ns}:c:{cid}:k:``) and appends the
 chosen ids, as BullMQ's scripts do with their job keys, and the call key prefix (``{ns}:call:``)
-for the call ids of a batch, whose count it decides.
+for the call ids of a batch, whose count it decides. ``breaker_report.lua`` does the same (the
+call and campaign prefixes) for the contacts of the calls whose attempts a trip gives back.
 """
 
 from __future__ import annotations

@@ -157,6 +157,7 @@ def test_backup_trunk_setting() -> None:
     assert settings.backup_trunk == "backup-1"
     assert CampaignSettings.from_dict(settings.to_dict()) == settings
     assert CampaignSettings.from_dict(base).backup_trunk is None
+    assert "backup_trunk" not in CampaignSettings.from_dict(base).to_dict()  # older engines
     with pytest.raises(ValidationError, match="differ"):
         CampaignSettings.from_dict({**base, "backup_trunk": "carrier"})
     with pytest.raises(ValidationError, match="backup_trunk"):
