@@ -361,6 +361,11 @@ _COMPONENTS: Doc = {
                     "minimum": NEW_EVERY_MIN,
                     "maximum": NEW_EVERY_MAX,
                 },
+                "backup_trunk": {
+                    "type": ["string", "null"],
+                    "description": "dialed instead of trunk while trunk's circuit breaker is "
+                    "open (the same PBX)",
+                },
             },
             "additionalProperties": False,
         },

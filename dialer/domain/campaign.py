@@ -189,6 +189,7 @@ _OPTIONAL = frozenset(
         "variables",
         "dial_order",
         "new_every",
+        "backup_trunk",
     }
 )
 
@@ -216,6 +217,9 @@ class CampaignSettings:
     # which due contact goes first, a retry or a fresh one (dialer.domain.dialorder)
     dial_order: DialOrder = DialOrder.RETRIES_FIRST
     new_every: int = NEW_EVERY_DEFAULT  # interleave: one claim in new_every is a fresh contact
+    # Dialed instead of ``trunk`` while ``trunk``'s circuit breaker is open (dialer.domain.
+    # breaker): one backup per campaign, on the same PBX (trunk groups are issue 17 item 1).
+    backup_trunk: str | None = None
 
     def __post_init__(self) -> None:
         _text(self.name, "name")
@@ -232,6 +236,15 @@ class CampaignSettings:
         object.__setattr__(self, "ring_timeout", ring)
         if self.caller_id is not None:
             _pattern(self.caller_id, "caller_id", CALLER_ID, 'a number or "Name" <number>')
+        if self.backup_trunk is not None:
+            _pattern(
+                self.backup_trunk,
+                "backup_trunk",
+                _TRUNK,
+                "a trunk name of letters, digits, '_', '.', '-'",
+            )
+            if self.backup_trunk == self.trunk:
+                raise ValidationError("backup_trunk must differ from trunk")
         _pattern(
             self.context, "context", CONTEXT_NAME, "a dialplan context of letters, digits, '_', '-'"
         )
@@ -274,8 +287,9 @@ class CampaignSettings:
         return due if hours.open or hours.opens_at is None else hours.opens_at
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-safe: str, int, float, bool, None, lists and dicts only."""
-        return {
+        """JSON-safe: str, int, float, bool, None, lists and dicts only. ``backup_trunk`` only
+        when set (an engine of an earlier version refuses a field it does not know)."""
+        data: dict[str, object] = {
             "name": self.name,
             "trunk": self.trunk,
             "max_channels": self.max_channels,
@@ -297,6 +311,9 @@ class CampaignSettings:
             "dial_order": self.dial_order.value,
             "new_every": self.new_every,
         }
+        if self.backup_trunk is not None:
+            data["backup_trunk"] = self.backup_trunk
+        return data
 
     @classmethod
     def from_dict(cls, data: object) -> CampaignSettings:

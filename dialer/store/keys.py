@@ -55,6 +55,10 @@ key                            type   content
                                       the campaign's until the call is settled)
 ``{ns}:t:{trunk}:rate``        zset   sliding log of originate grants on the trunk
 ``{ns}:t:{trunk}:pace``        string pacing slot of the trunk
+``{ns}:t:{trunk}:breaker``     hash   the trunk's circuit breaker: state (closed | open |
+                                      half_open), runs (and the run's charged call ids),
+                                      cool-down end, probe call, reason, trips
+                                      (breaker_report.lua, claim.lua; domain/breaker.py)
 ``{ns}:call:{call}``           hash   cid, contact, trunk, phone, state (claimed | originated |
                                       done), owner (the lease owner token of the engine
                                       process holding it: renew, originated, release and finish
@@ -92,7 +96,8 @@ order (a sorted set orders equal scores by member bytes).
 Scripts receive every key in ``KEYS``. The one exception is ``claim.lua``: it picks the contacts
 inside the script, so it receives the contact key *prefix* (``{ns}:c:{cid}:k:``) and appends the
 chosen ids, as BullMQ's scripts do with their job keys, and the call key prefix (``{ns}:call:``)
-for the call ids of a batch, whose count it decides.
+for the call ids of a batch, whose count it decides. ``breaker_report.lua`` does the same (the
+call and campaign prefixes) for the contacts of the calls whose attempts a trip gives back.
 """
 
 from __future__ import annotations
@@ -239,6 +244,9 @@ class Keys:
 
     def trunk_pace(self, trunk: str) -> str:
         return f"{self.ns}:t:{_check_name('trunk', trunk)}:pace"
+
+    def trunk_breaker(self, trunk: str) -> str:
+        return f"{self.ns}:t:{_check_name('trunk', trunk)}:breaker"
 
     # call
     def call(self, call_id: str) -> str:

@@ -24,6 +24,7 @@ KEYS[16] records index zset       {ns}:records:index
 KEYS[17] campaign pacing slot      {ns}:c:{cid}:pace   (string: ms of the next grant's slot)
 KEYS[18] trunk pacing slot         {ns}:t:{trunk}:pace
 KEYS[19] retries zset             {ns}:c:{cid}:retries  (the retries among pending: dial order)
+KEYS[20] trunk breaker hash        {ns}:t:{trunk}:breaker  (breaker_report.lua)
 (KEYS[11] and KEYS[12] are prefixes: the call and contact hashes are derived inside the
 script, as the contacts are chosen here. The store is single-node Redis, not Cluster.)
 
@@ -85,6 +86,12 @@ tech_failures, dial] per claim...}: now = server ms from TIME; stop tells why th
 claimed no more than it did:
   "max"     every call id was used (value 0)
   "status"  campaign not running (value = its status, "" if it does not exist); no claims
+  "trunk"   the trunk's circuit breaker is open (its cool-down runs) or half-open (its probe
+            call is out); value = ms until a probe may go; no claims, no contact touched.
+            Once the cool-down is over the claim is the probe: one call at most (stop
+            "trunk" when more were asked), and the breaker goes half-open with this claim's
+            call as its probe (PROBE_GRANTED of dialer/domain/breaker.py), only if a contact
+            was claimed.
   "closed"  the campaign is Running but its claim deadline (field open_until_ms, written by
             transition.lua: the calling hours' close less a guard, or the end date) has
             passed by this server's clock (value = the deadline); no claims. A slow or stale
@@ -129,6 +136,17 @@ if status ~= 'running' then
 end
 if deadline and now >= deadline then
   return {'closed', now, deadline, 0}
+end
+
+-- (a2) the trunk's circuit breaker: open (cool-down) or half-open (probe out) refuses
+local probing = false
+local br = redis.call('HMGET', KEYS[20], 'state', 'retry_ms', 'probe_until_ms', 'probe_ms')
+if br[1] == 'open' or br[1] == 'half_open' then
+  local until_ms = tonumber(br[1] == 'open' and br[2] or br[3]) or 0
+  if now < until_ms then
+    return {'trunk', now, until_ms - now, 0}
+  end
+  probing = true
 end
 
 -- (b) expired leases are not purged here: a lease keeps its slot until its call is settled
@@ -229,6 +247,12 @@ if grants < huge and grants <= room then
   if t_slot and tp_room == grants then
     stop_value = math.max(stop_value, pace_wait(t_slot + grants * t_pace, t_pace, t_step))
   end
+end
+
+if probing and room > 1 then  -- the probe: one call
+  room = 1
+  stop = 'trunk'
+  stop_value = tonumber(br[4]) or 1
 end
 
 -- (e) the next due contact in the campaign's dial order; (f) claim them
@@ -360,6 +384,10 @@ end
 if claimed > 0 and t_slot then
   redis.call('SET', KEYS[18], t_slot + claimed * t_pace, 'PX',
              math.ceil(t_catch + claimed * t_pace) + 1000)
+end
+if probing and claimed > 0 then  -- PROBE_GRANTED: the first call claimed is the probe
+  redis.call('HSET', KEYS[20], 'state', 'half_open', 'probe', out[5],
+             'probe_until_ms', now + (tonumber(br[4]) or 0), 'changed_ms', now)
 end
 out[4] = blocked
 return out
