@@ -9,6 +9,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from dialer.domain.breaker import BreakerLimits
 from dialer.domain.campaign import UNLIMITED, TrunkLimits
 from dialer.domain.dialplan import CONTEXT_NAME, DEFAULT_CONTEXTS
 from dialer.errors import ConfigError, ValidationError
@@ -56,6 +57,11 @@ class EngineSettings:
     # The dialplan contexts a campaign may send its answered calls to (DIALER_CONTEXTS):
     # checked when a campaign is created or edited, and again before the engine dials it.
     contexts: frozenset[str] = DEFAULT_CONTEXTS
+    # Each trunk's circuit breaker (dialer.domain.breaker), fed by this engine's results:
+    # None (the default) feeds none. DIALER_BREAKER=on (the defaults), or any of
+    # DIALER_BREAKER_FAILURE_RUN, DIALER_BREAKER_SILENT_RUN, DIALER_BREAKER_COOLDOWN_S. Every
+    # engine obeys an open breaker whatever this says (claim.lua).
+    breaker: BreakerLimits | None = None
 
     def __post_init__(self) -> None:
         for name, limits in self.trunks.items():
@@ -77,8 +83,9 @@ class EngineSettings:
         """DIALER_REDIS_URL, DIALER_NAMESPACE, DIALER_AMI_URL, DIALER_ENGINE_ID, DIALER_LEASE_MS,
         DIALER_PACE_MS, DIALER_RATE_MARGIN_MS, DIALER_CLAIM_BATCH, DIALER_WRITE_LINGER_MS,
         DIALER_METRICS_PORT (serve /metrics there), DIALER_METRICS_HOST (its address, default
-        127.0.0.1), DIALER_TRUNKS (:func:`parse_trunks`), DIALER_CONTEXTS
-        (:func:`parse_contexts`)."""
+        127.0.0.1), DIALER_TRUNKS (:func:`parse_trunks`), DIALER_BREAKER (on / off),
+        DIALER_BREAKER_FAILURE_RUN, DIALER_BREAKER_SILENT_RUN, DIALER_BREAKER_COOLDOWN_S
+        (:class:`BreakerLimits`), DIALER_CONTEXTS (:func:`parse_contexts`)."""
         env = os.environ if env is None else env
         kwargs: dict[str, object] = {}
         if "DIALER_REDIS_URL" in env:
@@ -109,6 +116,18 @@ class EngineSettings:
             kwargs["trunks"] = parse_trunks(env["DIALER_TRUNKS"])
         if env.get("DIALER_CONTEXTS", "").strip():
             kwargs["contexts"] = parse_contexts(env["DIALER_CONTEXTS"])
+        breaker: dict[str, int | float] = {}
+        switch = env.get("DIALER_BREAKER", "").strip().lower()
+        if switch not in ("", "on", "off"):
+            raise ConfigError(f"DIALER_BREAKER must be on or off, got {switch[:20]!r}")
+        if env.get("DIALER_BREAKER_FAILURE_RUN"):
+            breaker["failure_run"] = _int(env, "DIALER_BREAKER_FAILURE_RUN", minimum=1)
+        if env.get("DIALER_BREAKER_SILENT_RUN"):
+            breaker["silent_run"] = _int(env, "DIALER_BREAKER_SILENT_RUN", minimum=1)
+        if env.get("DIALER_BREAKER_COOLDOWN_S"):
+            breaker["cooldown"] = _int(env, "DIALER_BREAKER_COOLDOWN_S", minimum=1)
+        if switch == "on" or (breaker and switch != "off"):
+            kwargs["breaker"] = BreakerLimits(**breaker)  # type: ignore[arg-type]
         return cls(**kwargs)  # type: ignore[arg-type]
 
 

@@ -193,6 +193,18 @@ class DialerMetrics:
         self._trunk_cps_limit = gauge(
             "dialer_trunk_cps_limit", "Trunk calls per second (no series: unlimited).", tr
         )
+        # trunk health (dialer.domain.breaker), store-wide state, per-engine trips
+        self._breaker_state = gauge(
+            "dialer_trunk_breaker_state",
+            "The trunk's circuit breaker: 0 closed, 1 half-open, 2 open.",
+            tr,
+        )
+        self._breaker_trips = counter(
+            "dialer_trunk_breaker_trips_total",
+            "Times a run of failed or unanswered calls opened the trunk's breaker (counted by "
+            "the engine whose result tripped it).",
+            tr,
+        )
         # campaigns, store-wide
         self._pending = gauge("dialer_pending_contacts", "Contacts due now.", cp)
         self._retry_queue = gauge("dialer_retry_queue_contacts", "Contacts due later.", cp)
@@ -317,6 +329,13 @@ class DialerMetrics:
         self._cps_limit.labels(label).set(cps)
         if (campaign, trunk) not in self._lanes:
             self._lane(campaign, trunk)
+
+    def set_breaker_state(self, trunk: str, gauge: int) -> None:
+        """The trunk's breaker (``BreakerState.gauge``): 0 closed, 1 half-open, 2 open."""
+        self._breaker_state.labels(self._trunk(trunk)).set(gauge)
+
+    def breaker_tripped(self, trunk: str, trips: int = 1) -> None:
+        self._breaker_trips.labels(self._trunk(trunk)).inc(trips)
 
     def set_trunk_limits(self, trunk: str, *, max_channels: int | None, cps: float | None) -> None:
         """The trunk's limits; an unlimited one (None) has no series."""

@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from dialer import __version__
+from dialer.domain.dialorder import NEW_EVERY_MAX, NEW_EVERY_MIN, DialOrder
 from dialer.domain.statuses import CallStatus, CampaignStatus
 
 Doc = dict[str, Any]
@@ -348,6 +349,23 @@ _COMPONENTS: Doc = {
                 },
                 "limits": {"type": ["object", "null"]},
                 "variables": {"type": "object"},
+                "dial_order": {
+                    "type": "string",
+                    "enum": [o.value for o in DialOrder],
+                    "description": "which due contact goes first: retries_first (default: a "
+                    "due retry before fresh contacts), due_time (oldest due first), "
+                    "interleave (one fresh contact in every new_every claims)",
+                },
+                "new_every": {
+                    "type": "integer",
+                    "minimum": NEW_EVERY_MIN,
+                    "maximum": NEW_EVERY_MAX,
+                },
+                "backup_trunk": {
+                    "type": ["string", "null"],
+                    "description": "dialed instead of trunk while trunk's circuit breaker is "
+                    "open (the same PBX)",
+                },
             },
             "additionalProperties": False,
         },

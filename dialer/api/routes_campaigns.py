@@ -12,6 +12,7 @@ from dialer.domain.lifecycle import CampaignCommand
 from dialer.domain.statuses import CampaignStatus
 from dialer.engine.control import CommandResult
 from dialer.errors import TransitionRefused, ValidationError
+from dialer.store.breaker import BreakerStore
 from dialer.store.models import CampaignRecord
 from dialer.store.queries import set_identity
 
@@ -48,6 +49,8 @@ async def list_campaigns(ctx: ApiContext, request: Request) -> Response:
     offset = int_param(query, "offset", 0)
     limit = int_param(query, "limit", 50, minimum=1, maximum=MAX_PAGE)
     found = await ctx.store.list_campaigns(status=status, offset=offset, limit=limit)
+    breakers = BreakerStore(ctx.store)
+    found = [await breakers.with_reason(c) for c in found]
     return JSONResponse(
         {
             "campaigns": [campaign_view(c) for c in found],
@@ -69,7 +72,7 @@ async def create_campaign(ctx: ApiContext, request: Request) -> Response:
 
 async def get_campaign(ctx: ApiContext, request: Request) -> Response:
     cid = path_int(request, "campaign_id")
-    campaign = await ctx.store.get_campaign(cid)
+    campaign = await BreakerStore(ctx.store).with_reason(await ctx.store.get_campaign(cid))
     counts = await ctx.store.counts(cid)
     return JSONResponse(campaign_view(campaign, counts))
 

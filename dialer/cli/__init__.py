@@ -15,6 +15,7 @@
     dialer analytics ID [--json]
     dialer dnc add|remove|check NUMBER...   [--campaign ID]
     dialer dnc import FILE                  [--campaign ID]
+    dialer trunk show|reset TRUNK...        circuit breakers
 
 Settings come from DIALER_* environment variables (:meth:`EngineSettings.from_env`), with
 ``--redis-url`` / ``--namespace`` overrides. A user error prints ``dialer: <sentence>`` on
@@ -33,7 +34,7 @@ from dialer import __version__
 from dialer.errors import DialerError
 from dialer.importer import ImportRefused
 
-from . import campaigns, dnc, lists, records, service, status
+from . import campaigns, dnc, lists, records, service, status, trunks
 from .common import Parser, common_options, note
 from .output import plural, refusal_lines
 
@@ -56,7 +57,7 @@ def build_parser() -> Parser:
         "--version", action="version", version=f"dialer {__version__}", help="print the version"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (service, campaigns, lists, status, records, dnc):
+    for module in (service, campaigns, lists, status, records, dnc, trunks):
         module.register(sub, common)
     return parser
 

@@ -237,9 +237,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "create a Draft campaign from a YAML or TOML file; prints its id",
         "Create a Draft campaign from a YAML (.yaml/.yml) or TOML (.toml) file of campaign "
         "settings (name, trunk, max_channels, cps, ring_timeout, caller_id, context, "
-        "extension, amd, retry, window, limits, variables). Optional 'contacts: file.csv' "
-        "(relative to the file) is imported as the first list, with 'default_region' (default "
-        "US) for numbers without a country code. Prints the new id on stdout.",
+        "extension, amd, retry, window, limits, variables, dial_order, new_every). Optional "
+        "'contacts: file.csv' (relative to the file) is imported as the first list, with "
+        "'default_region' (default US) for numbers without a country code. Prints the new id "
+        "on stdout.",
     )
     p.add_argument("file", metavar="FILE", help="campaign file (.yaml, .yml or .toml)")
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.store.breaker import BreakerStore
 from dialer.store.models import CampaignRecord, QueueStats
 from dialer.store.redis_store import RedisStore
 
@@ -55,7 +56,7 @@ class Snapshot:
 
 
 async def snapshot(store: RedisStore, cid: int) -> Snapshot:
-    campaign = await store.get_campaign(cid)
+    campaign = await BreakerStore(store).with_reason(await store.get_campaign(cid))
     return Snapshot(campaign, await store.counts(cid), await store.queue_stats(cid))
 
 

@@ -19,6 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from dialer.domain.callerid import CALLER_ID, CallerIdPool, CallerIdSource
+from dialer.domain.dialorder import (
+    NEW_EVERY_DEFAULT,
+    DialOrder,
+    check_dial_order,
+    check_new_every,
+)
 from dialer.domain.dialplan import CONTEXT_NAME, check_variables
 from dialer.domain.hours import (
     WEEKDAYS,
@@ -41,6 +47,7 @@ __all__ = [
     "WEEKDAYS",
     "CallingWindow",
     "CampaignSettings",
+    "DialOrder",
     "PlanLimits",
     "TrunkLimits",
 ]
@@ -180,6 +187,9 @@ _OPTIONAL = frozenset(
         "ends_at",
         "limits",
         "variables",
+        "dial_order",
+        "new_every",
+        "backup_trunk",
     }
 )
 
@@ -204,9 +214,17 @@ class CampaignSettings:
     # Channel variables set on every call of the campaign: only the dialplan's knobs
     # (dialer.domain.dialplan.KNOBS, e.g. DIALER_MAX_TALK), each value in its own grammar.
     variables: Mapping[str, str] = field(default_factory=dict)
+    # which due contact goes first, a retry or a fresh one (dialer.domain.dialorder)
+    dial_order: DialOrder = DialOrder.RETRIES_FIRST
+    new_every: int = NEW_EVERY_DEFAULT  # interleave: one claim in new_every is a fresh contact
+    # Dialed instead of ``trunk`` while ``trunk``'s circuit breaker is open (dialer.domain.
+    # breaker): one backup per campaign, on the same PBX (trunk groups are issue 17 item 1).
+    backup_trunk: str | None = None
 
     def __post_init__(self) -> None:
         _text(self.name, "name")
+        object.__setattr__(self, "dial_order", check_dial_order(self.dial_order))
+        check_new_every(self.new_every)
         object.__setattr__(self, "variables", check_variables(self.variables))
         _pattern(self.trunk, "trunk", _TRUNK, "a trunk name of letters, digits, '_', '.', '-'")
         check_int(self.max_channels, "max_channels", minimum=1, maximum=_MAX_CHANNELS)
@@ -218,6 +236,15 @@ class CampaignSettings:
         object.__setattr__(self, "ring_timeout", ring)
         if self.caller_id is not None:
             _pattern(self.caller_id, "caller_id", CALLER_ID, 'a number or "Name" <number>')
+        if self.backup_trunk is not None:
+            _pattern(
+                self.backup_trunk,
+                "backup_trunk",
+                _TRUNK,
+                "a trunk name of letters, digits, '_', '.', '-'",
+            )
+            if self.backup_trunk == self.trunk:
+                raise ValidationError("backup_trunk must differ from trunk")
         _pattern(
             self.context, "context", CONTEXT_NAME, "a dialplan context of letters, digits, '_', '-'"
         )
@@ -260,8 +287,9 @@ class CampaignSettings:
         return due if hours.open or hours.opens_at is None else hours.opens_at
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-safe: str, int, float, bool, None, lists and dicts only."""
-        return {
+        """JSON-safe: str, int, float, bool, None, lists and dicts only. ``backup_trunk`` only
+        when set (an engine of an earlier version refuses a field it does not know)."""
+        data: dict[str, object] = {
             "name": self.name,
             "trunk": self.trunk,
             "max_channels": self.max_channels,
@@ -280,7 +308,12 @@ class CampaignSettings:
             "ends_at": None if self.ends_at is None else self.ends_at.isoformat(),
             "limits": None if self.limits is None else self.limits.to_dict(),
             "variables": dict(self.variables),
+            "dial_order": self.dial_order.value,
+            "new_every": self.new_every,
         }
+        if self.backup_trunk is not None:
+            data["backup_trunk"] = self.backup_trunk
+        return data
 
     @classmethod
     def from_dict(cls, data: object) -> CampaignSettings:

@@ -41,8 +41,9 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from dialer.config import EngineSettings
+from dialer.domain.breaker import BreakerState, Signal, signal_of
 from dialer.domain.campaign import CampaignSettings
-from dialer.domain.outcome import classify
+from dialer.domain.outcome import Classification, classify
 from dialer.domain.retry import decide
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.engine.batch import GroupCommit
@@ -63,6 +64,7 @@ from dialer.errors import (
 )
 from dialer.metrics import DialerMetrics
 from dialer.pbx.base import CallEnded, EndSource, PbxAdapter, PbxState
+from dialer.store.breaker import BreakerReport, BreakerStore, report_of
 from dialer.store.dnc import DncStore
 from dialer.store.models import (
     LOST,
@@ -96,7 +98,18 @@ class _Claim:
     result: ClaimBatch | Exception | None = None
 
 
-_Write = _Originated | _Ended | _Claim
+_BreakerSignals = dict[str, list[tuple[str, Signal, bool]]]  # trunk -> (call, signal, charged)
+
+
+@dataclass(frozen=True, slots=True)
+class _Signals:
+    """Written results' signals for their trunks' breakers, sent in the writer's next round
+    trip (each call once: by the engine whose result was written)."""
+
+    signals: _BreakerSignals
+
+
+_Write = _Originated | _Ended | _Claim | _Signals
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +133,7 @@ class _Listing:
         return self._live
 
 
+_CUT_BY_TRUNK = (Signal.SILENT, Signal.FAILURE)
 _GONE_AFTER = 2  # an adopted call missing from this many channel lists in a row has ended
 
 
@@ -139,6 +153,11 @@ class Engine:
         self.pbx = pbx
         self.control = CampaignControl(store, clock=clock, contexts=settings.contexts)
         self.dnc = DncStore(store)
+        self.breakers = BreakerStore(store)
+        # trunks whose breaker this engine last knew open or half-open: what their calls in
+        # flight end with (unanswered) is not charged to the contacts
+        self._unhealthy: set[str] = set()
+        self._unsent_signals: _BreakerSignals = {}  # their round trip failed: the next one
         self.followup = FollowUp(self.control, self.dnc, paused=self._wake_runner)
         self._clock = clock
         self._runners: dict[int, CampaignRunner] = {}
@@ -211,6 +230,59 @@ class Engine:
             runner.wake()
         self.followup.pause_for_plan_nowait(cid)
 
+    def trunk_unhealthy(self, trunk: str) -> None:
+        """A claim learnt that ``trunk``'s breaker refuses claims."""
+        self._unhealthy.add(trunk)
+
+    def _trunk_outcome(self, call: LiveCall, ended: CallEnded) -> Classification:
+        """The attempt's classification; one that reached nobody on a trunk whose breaker is
+        open is a technical error that uses no attempt (the dead trunk cut it, not the
+        callee): the switch-crash rule's treatment."""
+        outcome = classify(ended.raw)
+        if call.trunk in self._unhealthy and signal_of(ended.raw, outcome) in _CUT_BY_TRUNK:
+            return Classification(
+                CallStatus.TECHNICAL_ERROR,
+                retryable=True,
+                consumes_attempt=False,
+                final=False,
+                reason="trunk:open",
+            )
+        return outcome
+
+    def _feed_breakers(self, signals: _BreakerSignals) -> None:
+        """Send signals to the trunks' breakers in the writer's next round trip (when this
+        engine feeds breakers: ``EngineSettings.breaker``)."""
+        if signals and self.settings.breaker is not None:
+            self.writes.submit(_Signals(signals))
+
+    def _breaker_reported(self, trunk: str, raw: object) -> None:
+        try:
+            report = report_of(raw)
+        except DialerError as exc:
+            log.warning("trunk %s: breaker not fed: %s", trunk, exc)
+            return
+        self._breaker_report(trunk, report)
+
+    def _breaker_report(self, trunk: str, report: BreakerReport) -> None:
+        self._breaker_seen(trunk, report.state)
+        if report.trips:
+            self.metrics.breaker_tripped(trunk, report.trips)
+            log.warning(
+                "trunk %s: breaker open; %d attempts given back to the contacts of the run "
+                "that tripped it",
+                trunk,
+                report.refunded,
+            )
+        if report.closes:
+            log.warning("trunk %s: breaker closed", trunk)
+
+    def _breaker_seen(self, trunk: str, state: BreakerState) -> None:
+        self.metrics.set_breaker_state(trunk, state.gauge)
+        if state is BreakerState.CLOSED:
+            self._unhealthy.discard(trunk)
+        else:
+            self._unhealthy.add(trunk)
+
     def _wake_runner(self, cid: int) -> None:
         runner = self._runners.get(cid)
         if runner is not None:
@@ -247,9 +319,13 @@ class Engine:
         originated: dict[int, list[str]] = {}
         results: list[_Ended] = []
         claims: list[_Claim] = []
+        signals, self._unsent_signals = self._unsent_signals, {}
         marks = 0
         for item in batch:
-            if isinstance(item, _Originated):
+            if isinstance(item, _Signals):
+                for trunk, pairs in item.signals.items():
+                    signals.setdefault(trunk, []).extend(pairs)
+            elif isinstance(item, _Originated):
                 marks += len(item.calls)
                 for call in item.calls:
                     originated.setdefault(call.campaign_id, []).append(call.call_id)
@@ -258,11 +334,11 @@ class Engine:
             else:
                 results.append(item)
         items: list[FinishItem] = []
-        outcomes: list[tuple[CallStatus, CampaignSettings]] = []
+        outcomes: list[tuple[CallStatus, CampaignSettings, bool]] = []
         try:
             for call, ended, runner in results:
                 settings = runner.settings if runner else await self._settings_of(call)
-                outcome = classify(ended.raw)
+                outcome = self._trunk_outcome(call, ended)
                 decision = decide(
                     outcome,
                     attempts_used=call.attempts,
@@ -292,11 +368,21 @@ class Engine:
                         owner=self.owner,
                     )
                 )
-                outcomes.append((outcome.status, settings))
+                outcomes.append((outcome.status, settings, outcome.consumes_attempt))
             claims = self._withhold_over_plan(claims, items)
+            limits = self.settings.breaker
+            reports = [
+                (trunk, self.breakers.report_command(trunk, pairs, limits))
+                for trunk, pairs in signals.items()
+                if limits is not None
+            ]  # before the claims: a trip refuses this round trip's claims
             started = time.perf_counter()
             reply = await self.store.settle_and_claim(
-                originated, items, [c.command for c in claims], owner=self.owner
+                originated,
+                items,
+                [c.command for c in claims],
+                owner=self.owner,
+                scripts=[command for _, command in reports],
             )
             if items or originated:
                 self.metrics.observe_redis("finish", time.perf_counter() - started)
@@ -304,9 +390,13 @@ class Engine:
             for c in claims:
                 c.result = exc
             self._not_written(exc, results, marks)
+            for trunk, pairs in signals.items():  # sent with the next write
+                self._unsent_signals.setdefault(trunk, []).extend(pairs)
             return
         for c, claimed in zip(claims, reply.claims, strict=True):
             c.result = claimed
+        for (trunk, _), raw in zip(reports, reply.scripts, strict=True):
+            self._breaker_reported(trunk, raw)
         if reply.error is not None:
             self._not_written(reply.error, results, marks)
             return
@@ -314,7 +404,8 @@ class Engine:
             self.lease_lost(reply.lost, "originated mark refused")
         written = reply.written
         exhausted: set[int] = set()
-        for (call, ended, runner), (status, settings), applied in zip(
+        fed: _BreakerSignals = {}
+        for (call, ended, runner), (status, settings, charged), applied in zip(
             results, outcomes, written, strict=True
         ):
             if runner is not None:
@@ -327,6 +418,9 @@ class Engine:
                 continue
             if applied is False:
                 continue  # another engine wrote it (both saw the Hangup)
+            signal = signal_of(ended.raw, classify(ended.raw))
+            if signal is not Signal.NEUTRAL:
+                fed.setdefault(call.trunk, []).append((call.call_id, signal, charged))
             if isinstance(applied, Usage):
                 if runner is not None:
                     runner.used(applied)
@@ -344,6 +438,7 @@ class Engine:
             )
         for cid in exhausted:
             self.plan_used_up(cid)
+        self._feed_breakers(fed)
 
     def _withhold_over_plan(self, claims: list[_Claim], items: list[FinishItem]) -> list[_Claim]:
         """The claims to send. A campaign's claim is not sent when its plan is used up, or would
@@ -440,6 +535,8 @@ class Engine:
                     self.finish_soon(entry[0], event)
                 else:
                     entry[0].answered_at = event.at
+                    if entry[0].trunk in self._unhealthy:  # the probe, or a call in flight
+                        self._feed_breakers({entry[0].trunk: [(event.call_id, Signal.OK, False)]})
 
     async def _pbx_state(self, event: PbxState) -> None:
         log.warning("PBX %s: %s", "up" if event.connected else "down", event.reason)
@@ -710,6 +807,9 @@ class Engine:
             )
             limit = self.settings.trunk_limit(trunk)
             m.set_trunk_limits(trunk, max_channels=limit.max_channels, cps=limit.cps)
+            for t in (trunk, runner.settings.backup_trunk):
+                if t is not None and self.settings.breaker is not None:  # other engines' too
+                    self._breaker_seen(t, (await self.breakers.view(t)).state)
             m.set_active(cid, trunk, len(runner.calls))
             m.set_queue(
                 cid,

@@ -11,6 +11,10 @@ next retry to fall due, or a status change. Once its plan is used up (known at i
 from a result the engine wrote) the loop claims nothing more and waits for the plan-limit pause,
 which the engine's follow-up loop applies. When the campaign stops running here, the loop
 waits for its own originates to be answered by the PBX, then reports the drain.
+
+While its trunk's circuit breaker refuses claims (stop ``trunk``: dialer.domain.breaker), the
+loop claims on the campaign's ``backup_trunk`` when it has one, and tries the trunk again when
+the breaker lets a probe go; without a backup it waits (no contact touched, no attempt used).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _MAX_IDLE = 0.5  # never sleep longer than this without looking at the campaign again
+_RECHECK_TRUNK = 1.0  # on the backup trunk: ask the campaign's own trunk again this often
 _ID_PREFIX = (
     f"{CALL_ID_PREFIX}{secrets.token_hex(8)}-"  # unique per process: ids never repeat across them
 )
@@ -88,6 +93,16 @@ class CampaignRunner:
         # last reconciled: no claim before they have been on the current one
         self.reconciled_epoch = -1
         self._caller_ids: CallerIdChooser | None = None  # made at the first dial
+        self._primary_blocked_until = 0.0  # clock time: claim on the backup trunk until then
+        self._on_backup = False  # the last claim on the campaign's trunk was refused
+
+    def claim_trunk(self) -> str:
+        """The trunk the next claim is for: the campaign's, or its backup while the
+        campaign's trunk's breaker refuses claims."""
+        backup = self.settings.backup_trunk
+        if backup is not None and self._clock() < self._primary_blocked_until:
+            return backup
+        return self.settings.trunk
 
     def slot_freed(self) -> None:
         self._slot_freed.set()
@@ -143,7 +158,7 @@ class CampaignRunner:
         """How many contacts to ask for: what pacing lets start at once, what channels are free
         here (the script applies the exact limits; this only keeps the call ids few)."""
         cfg = self._engine.settings
-        limit = cfg.trunk_limit(self.settings.trunk)
+        limit = cfg.trunk_limit(self.claim_trunk())
         want = cfg.claim_batch
         cps = self.settings.cps if limit.cps is None else min(self.settings.cps, limit.cps)
         if most := Pacing.for_cps(cps, cfg.pace_ms).most:
@@ -155,7 +170,6 @@ class CampaignRunner:
         """Claim and originate; returns the status that ended it (None: deleted)."""
         store = self._engine.store
         cfg = self._engine.settings
-        limit = cfg.trunk_limit(self.settings.trunk)
         while True:
             checkpoint()
             if self.plan_used_up:
@@ -172,9 +186,11 @@ class CampaignRunner:
                 continue
             call_ids = [new_call_id() for _ in range(self._batch_size())]
             self._slot_freed.clear()  # a hang-up during the claim must not be missed
+            trunk = self.claim_trunk()
+            limit = cfg.trunk_limit(trunk)
             command = store.claim_command(
                 self.campaign_id,
-                self.settings.trunk,
+                trunk,
                 call_ids,
                 self._engine.owner,
                 lease_ms=cfg.lease_ms,
@@ -198,8 +214,11 @@ class CampaignRunner:
                 await asyncio.sleep(_MAX_IDLE)
                 continue
             self._engine.metrics.observe_redis("claim", time.perf_counter() - started)
+            if self._on_backup and trunk == self.settings.trunk and batch.stop != "trunk":
+                self._on_backup = False
+                log.warning("campaign %s: dialing on trunk %s again", self.campaign_id, trunk)
             if batch.claims:
-                calls = [(self._follow(claim), claim) for claim in batch.claims]
+                calls = [(self._follow(claim, trunk), claim) for claim in batch.claims]
                 dials.create_task(self._dial(calls), name=calls[0][0].call_id)
             stop = batch.stop
             if stop == "max":
@@ -211,6 +230,8 @@ class CampaignRunner:
                 self.at_cap = False
             elif stop == "rate":
                 await asyncio.sleep(max(batch.wait_ms, 1) / 1000)
+            elif stop == "trunk":  # the trunk's breaker refuses claims (or took the probe)
+                await self._trunk_refused(trunk, batch)
             elif stop == "empty":
                 if await self._maybe_complete(batch):
                     return CampaignStatus.COMPLETED
@@ -222,11 +243,30 @@ class CampaignRunner:
             else:  # "status": not Running any more
                 return batch.status or CampaignStatus.DRAFT
 
-    def _follow(self, claim: Claim) -> LiveCall:
+    async def _trunk_refused(self, trunk: str, batch: ClaimBatch) -> None:
+        """The breaker of ``trunk`` refused claims: dial the backup trunk until a probe may go
+        on ``trunk``, or wait (at most ``_MAX_IDLE``: a status change must be seen)."""
+        self._engine.trunk_unhealthy(trunk)
+        wait = max(batch.wait_ms, 1) / 1000
+        if trunk == self.settings.trunk and self.settings.backup_trunk is not None:
+            if not self._on_backup:
+                self._on_backup = True
+                log.warning(
+                    "campaign %s: trunk %s refused by its breaker: dialing backup %s",
+                    self.campaign_id,
+                    trunk,
+                    self.settings.backup_trunk,
+                )
+            # the trunk is asked again within a second: its probe may close it meanwhile
+            self._primary_blocked_until = self._clock() + min(wait, _RECHECK_TRUNK)
+            return
+        await self._sleep(self._wake, min(wait, _MAX_IDLE))
+
+    def _follow(self, claim: Claim, trunk: str | None = None) -> LiveCall:
         call = LiveCall(
             call_id=claim.call_id,
             campaign_id=self.campaign_id,
-            trunk=self.settings.trunk,
+            trunk=trunk or self.settings.trunk,
             contact_id=claim.contact_id,
             phone=claim.phone,
             attempts=claim.attempts,
@@ -246,7 +286,7 @@ class CampaignRunner:
         variables["DIALER_CAMPAIGN"] = str(self.campaign_id)
         return OriginateRequest(
             call_id=call.call_id,
-            trunk=self.settings.trunk,
+            trunk=call.trunk,
             number=call.phone,
             context=self.settings.context,
             exten=self.settings.extension,

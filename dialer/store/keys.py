@@ -11,7 +11,8 @@ key                            type   content
 ``{ns}:campaigns:active``      zset   cid -> cid: campaigns engines act on (Running, Pausing,
                                       Cancelling, Scheduled), kept by transition.lua
 ``{ns}:c:{cid}``               hash   name, status, status_reason, settings (JSON), trunk,
-                                      created_ms, updated_ms
+                                      created_ms, updated_ms, order_turn (claim.lua's count of
+                                      the claims made while a retry was due: interleave)
 ``{ns}:c:{cid}:seq:list``      string INCR counter giving list ids
 ``{ns}:c:{cid}:lists``         hash   lid -> ListStatus value
 ``{ns}:c:{cid}:liststop``      hash   lid -> CallStatus given to the undialed contacts of a
@@ -28,6 +29,13 @@ key                            type   content
                                       it back)
 ``{ns}:c:{cid}:pending``       zset   contact member -> due_ms: the only dial queue (fresh
                                       contacts due at upload time, retries at their retry time)
+``{ns}:c:{cid}:retries``       zset   contact member -> due_ms: the retries and callbacks among
+                                      ``pending`` (same member, same score), so that claim.lua
+                                      finds a due retry without passing every due fresh
+                                      contact (the campaign's ``dial_order``). Written by
+                                      finish.lua and release.lua with ``pending``; an entry
+                                      whose contact left ``pending`` another way is dropped by
+                                      claim.lua when it meets it.
 ``{ns}:c:{cid}:counts``        hash   CallStatus -> number of contacts in that status (exact)
 ``{ns}:c:{cid}:inflight``      zset   call -> lease expiry ms (campaign channel leases); an
                                       expired lease stays (its slot held) until its call is
@@ -47,6 +55,10 @@ key                            type   content
                                       the campaign's until the call is settled)
 ``{ns}:t:{trunk}:rate``        zset   sliding log of originate grants on the trunk
 ``{ns}:t:{trunk}:pace``        string pacing slot of the trunk
+``{ns}:t:{trunk}:breaker``     hash   the trunk's circuit breaker: state (closed | open |
+                                      half_open), runs (and the run's charged call ids),
+                                      cool-down end, probe call, reason, trips
+                                      (breaker_report.lua, claim.lua; domain/breaker.py)
 ``{ns}:call:{call}``           hash   cid, contact, trunk, phone, state (claimed | originated |
                                       done), owner (the lease owner token of the engine
                                       process holding it: renew, originated, release and finish
@@ -84,7 +96,8 @@ order (a sorted set orders equal scores by member bytes).
 Scripts receive every key in ``KEYS``. The one exception is ``claim.lua``: it picks the contacts
 inside the script, so it receives the contact key *prefix* (``{ns}:c:{cid}:k:``) and appends the
 chosen ids, as BullMQ's scripts do with their job keys, and the call key prefix (``{ns}:call:``)
-for the call ids of a batch, whose count it decides.
+for the call ids of a batch, whose count it decides. ``breaker_report.lua`` does the same (the
+call and campaign prefixes) for the contacts of the calls whose attempts a trip gives back.
 """
 
 from __future__ import annotations
@@ -184,6 +197,9 @@ class Keys:
     def pending(self, cid: int) -> str:
         return f"{self.ns}:c:{cid}:pending"
 
+    def retries(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:retries"
+
     def counts(self, cid: int) -> str:
         return f"{self.ns}:c:{cid}:counts"
 
@@ -229,6 +245,9 @@ class Keys:
     def trunk_pace(self, trunk: str) -> str:
         return f"{self.ns}:t:{_check_name('trunk', trunk)}:pace"
 
+    def trunk_breaker(self, trunk: str) -> str:
+        return f"{self.ns}:t:{_check_name('trunk', trunk)}:breaker"
+
     # call
     def call(self, call_id: str) -> str:
         return f"{self.ns}:call:{_check_name('call id', call_id)}"
@@ -245,6 +264,7 @@ class Keys:
             self.lists(cid),
             self.list_stop(cid),
             self.pending(cid),
+            self.retries(cid),
             self.counts(cid),
             self.inflight(cid),
             self.claimed(cid),

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 from dialer.domain.statuses import CallStatus, CampaignStatus
 
-ClaimKind = Literal["ok", "full", "rate", "empty", "status", "closed"]
+ClaimKind = Literal["ok", "full", "rate", "empty", "status", "closed", "trunk"]
 
 #: Statuses a contact may have when it is added (the others are reached by dialing).
 INITIAL_STATUSES = frozenset(
@@ -98,7 +98,7 @@ class Claim:
     dial: int = 0
 
 
-ClaimStop = Literal["max", "full", "rate", "empty", "status", "closed"]
+ClaimStop = Literal["max", "full", "rate", "empty", "status", "closed", "trunk"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +110,9 @@ class ClaimBatch:
     claimed, else 0); ``rate`` a rate or pacing window is used up: ``wait_ms`` until the next
     grant; ``empty`` nothing (more) is due: ``next_due_ms`` and ``wait_ms`` as in
     :class:`ClaimResult`; ``status`` the campaign is not running (``status``; no claims);
-    ``closed`` its calling hours closed (``wait_ms`` 0; no claims).
+    ``closed`` its calling hours closed (``wait_ms`` 0; no claims); ``trunk`` the trunk's
+    circuit breaker refuses claims (``wait_ms`` until a probe may go; with a claim: it is the
+    probe).
     ``blocked``: contacts settled as do not call instead of being claimed.
     """
 
@@ -171,6 +173,7 @@ class SettleReply:
     claims: list[ClaimBatch | Exception]
     error: Exception | None = None
     lost: list[str] = field(default_factory=list)  # marks refused: another owner holds them
+    scripts: list[Any] = field(default_factory=list)  # the ``scripts`` calls' raw replies
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,7 +83,7 @@ ACTIVE_STATUSES = frozenset(
         CampaignStatus.SCHEDULED,
     }
 )
-_STOPS: dict[str, ClaimStop] = {"max": "max", "full": "full", "rate": "rate"}
+_STOPS: dict[str, ClaimStop] = {"max": "max", "full": "full", "rate": "rate", "trunk": "trunk"}
 # claim.lua's "no limit" for a channel or rate limit: sent only for a limit of None (a trunk
 # spelled out as unlimited, or not listed), never for a number (claim_command refuses 0)
 _NO_LIMIT = 0
@@ -248,6 +248,11 @@ class RedisStore:
             driver_info=None,
         )
         return cls(client, namespace)
+
+    @property
+    def scripts(self) -> Scripts:
+        """The registered Lua scripts, for companion stores (``breaker.BreakerStore``)."""
+        return self._lua
 
     @property
     def client(self) -> aioredis.Redis:
@@ -828,6 +833,8 @@ class RedisStore:
             k.records_index,
             k.pace(cid),
             k.trunk_pace(trunk),
+            k.retries(cid),
+            k.trunk_breaker(trunk),
         ]
         args: list[str | int] = [
             owner,
@@ -890,6 +897,7 @@ class RedisStore:
         claims: Sequence[ClaimCommand] = (),
         *,
         owner: str = "",
+        scripts: Sequence[tuple[str, list[str | int]]] = (),
     ) -> SettleReply:
         """:meth:`settle` and the ``claims`` (:meth:`claim_command`) in one pipelined round
         trip: an engine's writes ride on its claims (one socket write, one wake-up for both).
@@ -900,6 +908,10 @@ class RedisStore:
         scripts are idempotent (a claim sent again with its call ids returns the same claims):
         after a NOSCRIPT (Redis restarted) the scripts are loaded and everything is sent again.
         The "originated" marks are fenced by ``owner`` (the results by each item's own).
+        ``scripts``: more EVALSHA calls (sha, [numkeys, *keys, *args]) of this store's scripts,
+        run after the results and before the claims (``BreakerStore.report_command``: a trip
+        the results cause refuses the claims of the same round trip); their raw replies (or
+        errors) are ``SettleReply.scripts``.
         """
         commands: list[tuple[str, list[str | int]]] = [
             (self._lua.originated.sha, self._originated_args(cid, ids, owner))
@@ -909,7 +921,8 @@ class RedisStore:
         marks = len(commands)
         if finished:
             commands.append((self._lua.finish.sha, self._finish_args(finished)))
-        writes = len(commands)
+        commands += list(scripts)
+        writes = len(commands) - len(scripts)
         claim_sha = self._lua.claim.sha
         commands += [(claim_sha, [len(c.keys), *c.keys, *c.args]) for c in claims]
         if not commands:
@@ -932,7 +945,8 @@ class RedisStore:
                 lost += _strs(marked[1:])
             written = _finish_replies(replies[marks]) if finished else []
         batches: list[ClaimBatch | Exception] = []
-        for command, reply in zip(claims, replies[writes:], strict=True):
+        extra = list(replies[writes : writes + len(scripts)])
+        for command, reply in zip(claims, replies[writes + len(scripts) :], strict=True):
             if isinstance(reply, Exception):
                 batches.append(_store_error("claim", reply))
                 continue
@@ -940,7 +954,7 @@ class RedisStore:
                 batches.append(_claim_batch_of(command.cid, reply))
             except (NotFound, StoreError) as exc:
                 batches.append(exc)
-        return SettleReply(moved, written, batches, error, lost)
+        return SettleReply(moved, written, batches, error, lost, extra)
 
     async def _evalsha_pipeline(self, commands: Sequence[tuple[str, list[str | int]]]) -> list[Any]:
         """Every reply in order; a command's error is its reply (the others still ran)."""
@@ -1075,7 +1089,12 @@ class RedisStore:
         for it in items:
             lane = shared.get((it.cid, it.trunk))
             if lane is None:
-                lane = [*self._lane_keys(it.cid, it.trunk), k.records(it.cid), k.usage(it.cid)]
+                lane = [
+                    *self._lane_keys(it.cid, it.trunk),
+                    k.records(it.cid),
+                    k.usage(it.cid),
+                    k.retries(it.cid),
+                ]
                 shared[it.cid, it.trunk] = lane
             keys += (k.call(it.call_id), k.contact(it.cid, it.contact_id))
             keys += lane
@@ -1110,7 +1129,7 @@ class RedisStore:
         the call (it adopted it): nothing is changed.
         """
         res = await self._lua.release(
-            keys=self._end_keys(cid, trunk, call_id, contact_id),
+            keys=[*self._end_keys(cid, trunk, call_id, contact_id), self.keys.retries(cid)],
             args=[call_id, contact_id, CALL_TTL_S, contact_member(contact_id), owner],
         )
         if int(res) == -1:

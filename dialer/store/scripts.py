@@ -18,6 +18,7 @@ SCRIPT_NAMES = (
     "active",
     "adopt",
     "add_contacts",
+    "breaker_report",
     "claim",
     "finish",
     "mark_undialed",
@@ -45,6 +46,7 @@ class Scripts:
     active: AsyncScript
     adopt: AsyncScript
     add_contacts: AsyncScript
+    breaker_report: AsyncScript
     claim: AsyncScript
     finish: AsyncScript
     mark_undialed: AsyncScript

@@ -15,11 +15,11 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from loadtest.bench import cost, drain, pacing, refill, scale, throughput
+from loadtest.bench import cost, drain, pacing, refill, retrylate, scale, throughput
 from loadtest.bench.common import Figures, bench_stack, fresh_asterisk, log_dir
 from ops.localstack.stack import StackInfo
 
-BENCHMARKS = ("throughput", "cost", "pacing", "drain", "refill", "scale")
+BENCHMARKS = ("throughput", "cost", "pacing", "drain", "refill", "scale", "retrylate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +66,9 @@ async def run_one(
         return await refill.run(
             info, refill.Params.quick() if quick else refill.Params(), quick=quick
         )
+    if name == "retrylate":
+        p = retrylate.Params.quick() if quick else retrylate.Params()
+        return await retrylate.run(info, p, quick=quick)
     if name == "scale":
         return await scale.run(info, scale.Params.quick() if quick else scale.Params(), quick=quick)
     raise ValueError(f"unknown benchmark {name!r}")

@@ -41,6 +41,8 @@ TREE = {
     ("dnc", "remove"),
     ("dnc", "check"),
     ("dnc", "import"),
+    ("trunk", "show"),
+    ("trunk", "reset"),
 }
 
 
@@ -73,7 +75,10 @@ def test_every_command_and_option_has_help() -> None:
             assert action.help != argparse.SUPPRESS, f"{where}: hidden"
 
 
-@pytest.mark.parametrize("path", sorted(TREE | {(), ("campaign",), ("list",), ("dnc",)}))
+GROUPS = {(), ("campaign",), ("list",), ("dnc",), ("trunk",)}
+
+
+@pytest.mark.parametrize("path", sorted(TREE | GROUPS))
 def test_help_of_every_command(path: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*path, "--help"]) == 0
     text = capsys.readouterr().out

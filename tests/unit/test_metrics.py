@@ -236,6 +236,8 @@ ALLOWED_LABELS = {"campaign", "trunk", "status", "reason", "pbx", "operation", "
 def exercise(metrics: DialerMetrics) -> None:
     metrics.set_limits(1, "carrier", max_channels=10, cps=2)
     metrics.set_trunk_limits("carrier", max_channels=10, cps=2)
+    metrics.set_breaker_state("carrier", 2)
+    metrics.breaker_tripped("carrier")
     metrics.originated(1, "carrier")
     metrics.originate_failed(1, "carrier", OriginateFailure.PBX_UNAVAILABLE)
     metrics.call_finished(1, "carrier", CallStatus.ANSWERED, ring_seconds=1, talk_seconds=9)

@@ -147,7 +147,8 @@ async def test_stopped_list_is_never_dialed_even_mid_stop(
     store: RedisStore, redis_client: aioredis.Redis
 ) -> None:
     """Once a list is marked stopped, claims settle its queued contacts instead of dialing."""
-    cid = await store.create_campaign("x", "t", "{}")
+    # strictly by due time (dial_order due_time): the retry stays queued behind list two
+    cid = await store.create_campaign("x", "t", '{"dial_order": "due_time"}')
     first = await store.add_list(cid)
     second = await store.add_list(cid)
     await store.add_contacts(cid, first, contacts(150))

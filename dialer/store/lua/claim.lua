@@ -23,6 +23,8 @@ KEYS[15] records stream           {ns}:records:{cid}
 KEYS[16] records index zset       {ns}:records:index
 KEYS[17] campaign pacing slot      {ns}:c:{cid}:pace   (string: ms of the next grant's slot)
 KEYS[18] trunk pacing slot         {ns}:t:{trunk}:pace
+KEYS[19] retries zset             {ns}:c:{cid}:retries  (the retries among pending: dial order)
+KEYS[20] trunk breaker hash        {ns}:t:{trunk}:breaker  (breaker_report.lua)
 (KEYS[11] and KEYS[12] are prefixes: the call and contact hashes are derived inside the
 script, as the contacts are chosen here. The store is single-node Redis, not Cluster.)
 
@@ -63,6 +65,14 @@ C / T + 1 ids makes one claim per step: it takes what its lateness added, and ne
 second round trip to catch up. The caller derives L = ceil(cps), W = ceil(L * 1000 / cps)
 (+ a margin) >= 1000, T = 1000 / cps, C and B.
 
+Dial order (the campaign's settings field dial_order, read from KEYS[1] only when a retry is
+due; dialer.domain.dialorder): "retries_first" (default, also for a missing or unknown value)
+takes the first due retry of KEYS[19] before the head of pending; "due_time" takes the head of
+pending (oldest due first, fresh or retry); "interleave" takes the head of pending once in
+every new_every claims made while a retry is due (the campaign hash's order_turn counts them),
+a due retry otherwise. An entry of KEYS[19] whose contact left pending another way (do-not-call
+import, stopped list) is dropped when met, one moved in pending is moved here too.
+
 A contact whose phone is on a do-not-call list is not dialed: it becomes do_not_call, its
 call id gets a record with rule dnc:blocked and no attempt is used (no lease, no rate grant);
 the record's dial is 0.
@@ -76,6 +86,12 @@ tech_failures, dial] per claim...}: now = server ms from TIME; stop tells why th
 claimed no more than it did:
   "max"     every call id was used (value 0)
   "status"  campaign not running (value = its status, "" if it does not exist); no claims
+  "trunk"   the trunk's circuit breaker is open (its cool-down runs) or half-open (its probe
+            call is out); value = ms until a probe may go; no claims, no contact touched.
+            Once the cool-down is over the claim is the probe: one call at most (stop
+            "trunk" when more were asked), and the breaker goes half-open with this claim's
+            call as its probe (PROBE_GRANTED of dialer/domain/breaker.py), only if a contact
+            was claimed.
   "closed"  the campaign is Running but its claim deadline (field open_until_ms, written by
             transition.lua: the calling hours' close less a guard, or the end date) has
             passed by this server's clock (value = the deadline); no claims. A slow or stale
@@ -120,6 +136,17 @@ if status ~= 'running' then
 end
 if deadline and now >= deadline then
   return {'closed', now, deadline, 0}
+end
+
+-- (a2) the trunk's circuit breaker: open (cool-down) or half-open (probe out) refuses
+local probing = false
+local br = redis.call('HMGET', KEYS[20], 'state', 'retry_ms', 'probe_until_ms', 'probe_ms')
+if br[1] == 'open' or br[1] == 'half_open' then
+  local until_ms = tonumber(br[1] == 'open' and br[2] or br[3]) or 0
+  if now < until_ms then
+    return {'trunk', now, until_ms - now, 0}
+  end
+  probing = true
 end
 
 -- (b) expired leases are not purged here: a lease keeps its slot until its call is settled
@@ -222,7 +249,60 @@ if grants < huge and grants <= room then
   end
 end
 
--- (e) first due contacts; (f) claim them
+if probing and room > 1 then  -- the probe: one call
+  room = 1
+  stop = 'trunk'
+  stop_value = tonumber(br[4]) or 1
+end
+
+-- (e) the next due contact in the campaign's dial order; (f) claim them
+local order, new_every  -- read once, when a retry is first seen due
+local stale = 1000      -- at most this many stale entries of KEYS[19] dropped per call
+local function due_retry()
+  while stale > 0 do
+    local r = redis.call('ZRANGEBYSCORE', KEYS[19], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
+    if #r == 0 then
+      return r
+    end
+    local score = tonumber(redis.call('ZSCORE', KEYS[2], r[1]))
+    if score == tonumber(r[2]) then
+      return r
+    end
+    stale = stale - 1
+    if score then  -- queued again at another time: follow pending
+      redis.call('ZADD', KEYS[19], score, r[1])
+    else  -- left pending without a claim
+      redis.call('ZREM', KEYS[19], r[1])
+    end
+  end
+  return {}
+end
+local function head()
+  return redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
+end
+local function pick_due()
+  if order == 'due_time' then
+    return head()
+  end
+  local retry = due_retry()
+  if #retry == 0 then
+    return head()
+  end
+  if not order then
+    local ok, s = pcall(cjson.decode, redis.call('HGET', KEYS[1], 'settings') or '{}')
+    s = ok and type(s) == 'table' and s or {}
+    order = s.dial_order or 'retries_first'
+    new_every = math.max(2, math.floor(tonumber(s.new_every) or 3))
+    if order == 'due_time' then
+      return head()
+    end
+  end
+  if order == 'interleave'
+      and redis.call('HINCRBY', KEYS[1], 'order_turn', 1) % new_every == 0 then
+    return head()
+  end
+  return retry
+end
 local out = {stop, now, stop_value, 0}
 local blocked = 0
 local settle = tonumber(ARGV[15])
@@ -230,7 +310,7 @@ local expiry = now + tonumber(ARGV[4])
 local next_id = first_id
 local claimed = 0
 while claimed < room and next_id <= #ARGV do
-  local first = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
+  local first = pick_due()
   if #first == 0 then
     local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
     out[1], out[3] = 'empty', #nxt == 0 and -1 or tonumber(nxt[2])
@@ -240,6 +320,7 @@ while claimed < room and next_id <= #ARGV do
   local kid = tonumber(member)
   local ckey = CONTACT .. kid
   redis.call('ZREM', KEYS[2], member)
+  redis.call('ZREM', KEYS[19], member)
   local c = redis.call('HMGET', ckey, 'status', 'list', 'phone', 'vars', 'attempts', 'tech_failures')
   local old, phone = c[1], c[3] or ''
   if old then  -- (a queue entry without its contact hash is dropped: campaign being deleted)
@@ -303,6 +384,10 @@ end
 if claimed > 0 and t_slot then
   redis.call('SET', KEYS[18], t_slot + claimed * t_pace, 'PX',
              math.ceil(t_catch + claimed * t_pace) + 1000)
+end
+if probing and claimed > 0 then  -- PROBE_GRANTED: the first call claimed is the probe
+  redis.call('HSET', KEYS[20], 'state', 'half_open', 'probe', out[5],
+             'probe_until_ms', now + (tonumber(br[4]) or 0), 'changed_ms', now)
 end
 out[4] = blocked
 return out

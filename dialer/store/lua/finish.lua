@@ -8,7 +8,7 @@ becomes the list's stop status instead. If the campaign is gone (deleted), only 
 the call and the record are handled.
 
 KEYS[1]  records index zset      {ns}:records:index
-then 12 keys per call, in the order of the calls in ARGV:
+then 13 keys per call, in the order of the calls in ARGV:
   +1  call hash               {ns}:call:{call_id}
   +2  contact hash            {ns}:c:{cid}:k:{contact_id}
   +3  campaign hash           {ns}:c:{cid}
@@ -21,6 +21,7 @@ then 12 keys per call, in the order of the calls in ARGV:
   +10 liststop hash           {ns}:c:{cid}:liststop
   +11 records stream          {ns}:records:{cid}
   +12 usage hash              {ns}:c:{cid}:usage
+  +13 retries zset            {ns}:c:{cid}:retries  (a retry is queued in pending and here)
 
 ARGV[1]  call hash TTL in seconds
 then per call, 12 values:
@@ -84,6 +85,7 @@ while a <= #ARGV do
                  'last_call', call_id, 'next_due_ms', retry)
       if retry ~= '' then
         redis.call('ZADD', K(8), tonumber(retry), ARGV[a + 7])
+        redis.call('ZADD', K(13), tonumber(retry), ARGV[a + 7])
       end
       redis.call('HINCRBY', K(9), c[1], -1)
       redis.call('HINCRBY', K(9), new, 1)
@@ -98,7 +100,7 @@ while a <= #ARGV do
     end
     out[n + 1], out[n + 2], out[n + 3] = 1, used, talk
   end
-  k = k + 12
+  k = k + 13
   a = a + 12
 end
 return out

@@ -15,6 +15,7 @@ KEYS[7]  orphans zset            {ns}:c:{cid}:orphans
 KEYS[8]  pending zset            {ns}:c:{cid}:pending
 KEYS[9]  counts hash             {ns}:c:{cid}:counts
 KEYS[10] liststop hash           {ns}:c:{cid}:liststop
+KEYS[11] retries zset            {ns}:c:{cid}:retries  (a retry goes back there too)
 
 ARGV[1]  call id
 ARGV[2]  contact id
@@ -65,6 +66,9 @@ if redis.call('EXISTS', KEYS[3]) == 1 and c[1] == 'in_progress' then
     local due = call[4] or now
     redis.call('HSET', KEYS[2], 'status', new, 'next_due_ms', due)
     redis.call('ZADD', KEYS[8], tonumber(due), ARGV[4])
+    if new ~= 'pending' then  -- a retry or a callback, not a fresh contact
+      redis.call('ZADD', KEYS[11], tonumber(due), ARGV[4])
+    end
   end
   redis.call('HINCRBY', KEYS[9], 'in_progress', -1)
   redis.call('HINCRBY', KEYS[9], new, 1)
