@@ -72,7 +72,9 @@ def _spawn(info: StackInfo, ns: str, i: int, profile: Path | None, pbx: str) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_") or k in TUNING}
     env.update(DIALER_REDIS_URL=info.redis_url, DIALER_NAMESPACE=ns, DIALER_ENGINE_ID=engine_id)
     if pbx == "freeswitch":
-        env.update(DIALER_ESL_URL=info.esl_url)
+        # BENCH_ESL_FORMAT=json: the engine reads ESL events as JSON instead of plain text
+        fmt = os.environ.get("BENCH_ESL_FORMAT")
+        env.update(DIALER_ESL_URL=info.esl_url + (f"?format={fmt}" if fmt else ""))
     else:
         env.update(DIALER_AMI_URL=info.ami_url)
     argv = [sys.executable]
