@@ -28,6 +28,7 @@ from loadtest.bench.common import (
     ami_settings,
     hold_numbers,
     namespace,
+    percentile,
     rate,
     switch_pid,
     wait_quiet,
@@ -66,6 +67,8 @@ class EngineRun:
     switch_cps: float | None = None
     switch_failures: dict[str, int] = field(default_factory=dict)
     switch_max_per_second: int | None = None
+    switch_lag_p99: float | None = None  # claim (engine clock) -> CHANNEL_CREATE, seconds
+    max_lag: float | None = None  # a clean run's switch_lag_p99 is at most this (None: any)
 
     @property
     def failed(self) -> int:
@@ -77,7 +80,13 @@ class EngineRun:
 
     @property
     def ok(self) -> bool:
-        return self.completed and self.failed == 0 and self.switch_failed == 0
+        return self.completed and self.failed == 0 and self.switch_failed == 0 and self.prompt
+
+    @property
+    def prompt(self) -> bool:
+        """The switch created the channels within ``max_lag`` of their claims (p99)."""
+        lag = self.switch_lag_p99
+        return self.max_lag is None or (lag is not None and lag <= self.max_lag)
 
     def per_call_us(self, process: str) -> float:
         """CPU microseconds per call over the whole run (ramp-up and drain included)."""
@@ -97,15 +106,17 @@ async def engine_run(
     profile: Path | None = None,
     pbx: str = "asterisk",
     watch: bool = False,
+    max_lag: float | None = None,
 ) -> EngineRun:
     """Dial ``target_cps * duration`` HOLD calls at ``cps = target_cps`` and wait for the end.
 
     ``pbx``: the switch the engine dials through. ``watch`` (FreeSWITCH only): a separate ESL
     session follows the calls by FreeSWITCH's own events (it costs FreeSWITCH CPU: not for
-    the cost benchmark). Bounded: the campaign gets ``1.5 * duration + hold_s + 15`` seconds
-    to complete; then it is stopped with hang-up (an overloaded stack would otherwise ring on
-    for the 30-s ring timeout) and the switch is given up to ``SETTLE_S`` to clear its
-    channels.
+    the cost benchmark); with ``max_lag`` the run is clean only if FreeSWITCH created 99 % of
+    the channels within that many seconds of their claim. Bounded: the campaign gets
+    ``1.5 * duration + hold_s + 15`` seconds to complete; then it is stopped with hang-up (an
+    overloaded stack would otherwise ring on for the 30-s ring timeout) and the switch is
+    given up to ``SETTLE_S`` to clear its channels.
     """
     ns = namespace("engine")
     calls = max(1, round(target_cps * duration))
@@ -170,7 +181,13 @@ async def engine_run(
         switch_cps=rate(list(seen.created.values())) if seen else None,
         switch_failures=switch_failures(seen, done.claimed, hold_s) if seen else {},
         switch_max_per_second=seen.max_in_window() if seen else None,
+        switch_lag_p99=_lag_p99(seen, done.claimed) if seen else None,
+        max_lag=max_lag if seen else None,
     )
+
+
+def _lag_p99(seen: fswatch.FsObserved, claimed: dict[str, float]) -> float | None:
+    return percentile([t - claimed[c] for c, t in seen.created.items() if c in claimed], 99)
 
 
 async def _wait_no_channels(info: StackInfo, pbx: str) -> None:
@@ -234,6 +251,7 @@ async def engine_clean_rate(
     profile: Path | None = None,
     pbx: str = "asterisk",
     watch: bool = False,
+    max_lag: float | None = None,
 ) -> list[EngineRun]:
     """Engine runs from ``start_cps`` down (x0.85, rounded to 10) until one is clean.
 
@@ -244,14 +262,22 @@ async def engine_clean_rate(
     target = start_cps
     for _ in range(tries):
         run = await engine_run(
-            await ready(), target, duration, hold_s=hold_s, profile=profile, pbx=pbx, watch=watch
+            await ready(),
+            target,
+            duration,
+            hold_s=hold_s,
+            profile=profile,
+            pbx=pbx,
+            watch=watch,
+            max_lag=max_lag,
         )
         runs.append(run)
         print(
             f"  engine at {target:g} CPS: {run.outcomes.clean}/{run.calls} clean, "
             f"{run.cps:.1f} CPS, failures {run.outcomes.failures or 'none'}"
             + (
-                f"; {pbx} created {run.switch_cps:.1f}/s, its failures "
+                f"; {pbx} created {run.switch_cps:.1f}/s, lag p99 "
+                f"{(run.switch_lag_p99 or 0) * 1000:.0f} ms, its failures "
                 f"{run.switch_failures or 'none'}"
                 if run.switch_cps is not None
                 else ""

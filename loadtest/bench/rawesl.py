@@ -6,7 +6,8 @@ and BACKGROUND_JOB) sends ``bgapi originate`` at full speed, spread evenly at a 
 built exactly as the FreeSWITCH adapter builds them (:func:`originate_args`: the same gateway,
 dialplan context, variables and origination_uuid; ``Job-UUID`` = call id), and follows each call
 by FreeSWITCH's own events. A call is clean when its job answered ``+OK``, it was answered, and
-its CHANNEL_HANGUP_COMPLETE has q850 cause 16 (the callee's BYE) after the hold time.
+its CHANNEL_HANGUP_COMPLETE has q850 cause 16 (the callee's BYE) at least 0.9 x the hold time
+after its CHANNEL_CREATE.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ def verdict(
         cause = observed.causes.get(call_id)
         if cause not in NORMAL_CAUSES:
             return f"cause:{cause}"
-        held = observed.ended[call_id] - observed.answered[call_id]
+        # from the channel's creation, as the AMI loop counts it (Newchannel -> Hangup): under
+        # load FreeSWITCH can take the callee's 200 OK late, and answer -> hang-up shrinks
+        held = observed.ended[call_id] - observed.created.get(call_id, 0.0)
         return None if held >= 0.9 * hold_s else "ended:early"
     if job is not None and job != "Success" and call_id not in observed.created:
         return f"job:{job}"  # no channel was made: no hang-up will come
@@ -71,13 +74,19 @@ def verdict(
 
 
 async def raw_step(
-    info: StackInfo, target_cps: float, duration: float, *, hold_s: int = 1, settle: float = 10.0
+    info: StackInfo,
+    target_cps: float,
+    duration: float,
+    *,
+    hold_s: int = 1,
+    settle: float = 10.0,
+    max_lag: float | None = None,
 ) -> StepResult:
     """Originate ``target_cps * duration`` HOLD calls evenly at ``target_cps`` and follow them.
 
-    Bounded: sending lasts ``duration`` seconds (or as long as FreeSWITCH takes to accept the
-    commands); calls not ended ``hold_s + settle`` seconds after the last send count as
-    failures (``end:missing``).
+    ``max_lag``: the step is clean only if FreeSWITCH created 99 % of the channels within this
+    many seconds of their originate. Bounded: sending lasts ``duration`` seconds; calls not
+    ended ``hold_s + settle`` seconds after the last send count as failures (``end:missing``).
     """
     count = max(1, round(target_cps * duration))
     prefix = f"raw-{uuid.uuid4().hex[:8]}-"
@@ -132,6 +141,7 @@ async def raw_step(
         lag_p99=percentile([t - sent[c] for c, t in observed.created.items() if c in sent], 99),
         failures=dict(failures),
         cpu_s=cpu,
+        max_lag=max_lag,
     )
     log.info("raw ESL step %s CPS: %s", target_cps, result)
     return result
