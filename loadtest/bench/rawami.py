@@ -39,6 +39,7 @@ class StepResult:
     failures: dict[str, int] = field(default_factory=dict)  # kind -> calls
     cpu_s: dict[str, float] = field(default_factory=dict)  # asterisk, sipp, loop
     max_lag: float | None = None  # a clean step's lag_p99 is at most this (None: any)
+    max_per_second: int | None = None  # most channels created in any 1 s of the switch's clock
 
     @property
     def failed(self) -> int:

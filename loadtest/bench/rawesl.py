@@ -142,6 +142,7 @@ async def raw_step(
         failures=dict(failures),
         cpu_s=cpu,
         max_lag=max_lag,
+        max_per_second=observed.max_in_window(),
     )
     log.info("raw ESL step %s CPS: %s", target_cps, result)
     return result

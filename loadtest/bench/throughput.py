@@ -163,6 +163,7 @@ def step_figures(step: StepResult) -> Figures:
         f"{switch}_us_per_call": _switch_us(step),
         "loop_us_per_call": round(step.cpu_s["loop"] / step.calls * 1e6),
         "clean": step.ok,
+        **({"max_per_second": step.max_per_second} if step.max_per_second is not None else {}),
     }
 
 
@@ -228,7 +229,8 @@ async def run(
             else verdict(engine.switch_lag_p99, params.max_lag_s, at_most=True),
         ])  # fmt: skip
         rows.append([
-            "max created in 1 s", None, engine.switch_max_per_second, None,
+            "max created in 1 s", best.max_per_second if best else None,
+            engine.switch_max_per_second, None,
             f"<= {math.ceil(capacity)}",
             verdict(engine.switch_max_per_second, math.ceil(capacity), at_most=True),
         ])  # fmt: skip
