@@ -11,6 +11,11 @@
    machine), the engine steps down (x0.85, at most 3 runs) to its own highest clean rate,
    which the cost benchmark then uses.
 
+On FreeSWITCH (``pbx="freeswitch"``) the raw loop is :mod:`loadtest.bench.rawesl`, the
+engine's runs are watched by FreeSWITCH's own events (:mod:`loadtest.bench.fswatch`: its
+failures count too, and rates are also compared on its clock), and a step or run whose channels
+came more than ``max_lag_s`` (p99) after their originates is not clean.
+
 Every raw step and every engine run starts on a freshly started Asterisk (``fresh``): an
 overloaded step leaves Asterisk slower for minutes (its CPU per call up to 40 % higher, now and
 then a channel created 50-90 ms late), so whatever ran after the first unclean step (the step
