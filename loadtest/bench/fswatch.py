@@ -1,7 +1,7 @@
 """FreeSWITCH seen from the outside: per-call events on FreeSWITCH's own clock, channel counts.
 
 The FreeSWITCH twin of :mod:`loadtest.bench.watch`. A watcher has an ESL session of its own
-(the stack's ESL password, like the engine's) subscribed to ``CHANNEL_CREATE``,
+(the stack's ESL password, like the engine's; JSON events) subscribed to ``CHANNEL_CREATE``,
 ``CHANNEL_HANGUP_COMPLETE`` and ``BACKGROUND_JOB``. Times are the events'
 ``Event-Date-Timestamp`` (microseconds since the epoch on FreeSWITCH's clock, the same clock as
 ``time.time()`` on this machine). A bgapi's ``BACKGROUND_JOB`` goes to every session subscribed
@@ -38,8 +38,13 @@ BENCH_MAX_SESSIONS = 20000
 
 
 def esl_settings(info: StackInfo, events: tuple[str, ...] = WATCHED) -> EslSettings:
+    """The bench's own sessions (the raw loop, the watchers) take their events as JSON: a
+    CHANNEL_HANGUP_COMPLETE (~240 headers) parses in ~0.1 ms instead of ~0.5 ms as plain text,
+    CPU the benchmark would otherwise take from the switch and the engine on the same cores."""
     base = EslSettings.from_url(info.esl_url)
-    return replace(base, events=events, event_queue_size=200_000, command_timeout=20.0)
+    return replace(
+        base, events=events, event_format="json", event_queue_size=200_000, command_timeout=20.0
+    )
 
 
 def fs_time(event: EslEvent) -> float:
