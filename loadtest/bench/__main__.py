@@ -1,4 +1,5 @@
-"""``python -m loadtest.bench <name|all> [--quick]``: run benchmarks on a stack of their own.
+"""``python -m loadtest.bench <name|all> [--quick] [--pbx freeswitch]``: run benchmarks on a stack
+of their own (with FreeSWITCH for ``--pbx freeswitch``: throughput and cost).
 
 The stack (``ops.localstack``, name ``bench``) is brought up first and down at the end, even
 after a failure; ``down`` checks that no process of it is left.
@@ -15,11 +16,20 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from loadtest.bench import cost, drain, pacing, refill, retrylate, scale, throughput
-from loadtest.bench.common import Figures, bench_stack, fresh_asterisk, log_dir
+from loadtest.bench import cost, drain, fswatch, pacing, refill, retrylate, scale, throughput
+from loadtest.bench.common import (
+    BENCH_RTP_PORTS,
+    PBXS,
+    Figures,
+    bench_stack,
+    fresh_asterisk,
+    log_dir,
+)
 from ops.localstack.stack import StackInfo
 
 BENCHMARKS = ("throughput", "cost", "pacing", "drain", "refill", "scale", "retrylate")
+FREESWITCH_BENCHMARKS = ("throughput", "cost")  # the others run on Asterisk only
+FS_BENCH_ASTERISK_RTP_PORTS = 400
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("name", choices=(*BENCHMARKS, "all"), help="benchmark to run")
     parser.add_argument("--quick", action="store_true", help="short steps and small counts")
     parser.add_argument("--stack-name", default="bench", help="local stack name (default bench)")
+    parser.add_argument(
+        "--pbx",
+        choices=PBXS,
+        default="asterisk",
+        help="the switch: freeswitch runs throughput and cost (all: both) on FreeSWITCH",
+    )
     parser.add_argument(
         "--rate", type=float, help="cost: dial at this CPS instead of searching for it"
     )
@@ -44,9 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
 async def run_one(
     name: str, info: StackInfo, quick: bool, found: dict[str, float], args: argparse.Namespace
 ) -> Figures:
+    pbx = args.pbx
     if name == "throughput":
         p = throughput.Params.quick() if quick else throughput.Params()
-        result = await throughput.run(info, p, quick=quick)
+        if pbx == "freeswitch":
+            p = throughput.Params.freeswitch(quick=quick)
+        result = await throughput.run(info, p, quick=quick, pbx=pbx)
         for key in ("capacity_cps", "engine_clean_cps"):  # the engine's own clean rate wins
             value = result.get(key)
             if isinstance(value, int | float) and value > 0:
@@ -55,7 +74,9 @@ async def run_one(
     if name == "cost":
         c = cost.Params.quick() if quick else cost.Params()
         rate = args.rate or found.get("rate")
-        return await cost.run(info, c, rate=rate, quick=quick, profile=args.profile)
+        if pbx == "freeswitch":
+            c = cost.Params.freeswitch(quick=quick)
+        return await cost.run(info, c, rate=rate, quick=quick, profile=args.profile, pbx=pbx)
     if name == "pacing":
         return await pacing.run(
             info, pacing.Params.quick() if quick else pacing.Params(), quick=quick
@@ -87,8 +108,11 @@ async def run_all(names: Sequence[str], info: StackInfo, args: argparse.Namespac
             traceback.print_exc()
         print(f"=== {name}: {time.monotonic() - started:.0f} s ===", flush=True)
         if name == "throughput" and name != names[-1]:
-            # its search overloads Asterisk on purpose (why that matters: fresh_asterisk)
-            info = await fresh_asterisk(info)
+            # its search overloads the switch on purpose (why that matters: fresh_asterisk)
+            if args.pbx == "freeswitch":
+                info = await fswatch.fresh_freeswitch(info)
+            else:
+                info = await fresh_asterisk(info)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
@@ -97,10 +121,23 @@ async def run_all(names: Sequence[str], info: StackInfo, args: argparse.Namespac
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    names = BENCHMARKS if args.name == "all" else (args.name,)
+    fs = args.pbx == "freeswitch"
+    every = FREESWITCH_BENCHMARKS if fs else BENCHMARKS
+    names = every if args.name == "all" else (args.name,)
+    if args.name not in (*every, "all"):
+        build_parser().error(f"{args.name} runs on Asterisk only (FreeSWITCH: {', '.join(every)})")
     started = time.monotonic()
-    with bench_stack(args.stack_name) as info:
+    # on FreeSWITCH, Asterisk only idles: its default range, and fewer ports taken from the
+    # 12,000 that every stack on the machine shares
+    rtp_ports = FS_BENCH_ASTERISK_RTP_PORTS if fs else BENCH_RTP_PORTS
+    with bench_stack(args.stack_name, rtp_ports, with_freeswitch=fs) as info:
         print(f"stack {info.name}: Asterisk {info.asterisk_version}, AMI {info.ami_port}")
+        if fs:
+            caps = asyncio.run(fswatch.raise_caps(info))
+            print(
+                f"FreeSWITCH pid {info.freeswitch_pid}, ESL {info.esl_port}, RTP ports "
+                f"{info.freeswitch_rtp_start}-{info.freeswitch_rtp_end}, caps raised: {caps}"
+            )
         for old in log_dir(info).glob("*.log"):  # engine logs of a previous run
             old.unlink()
         code = asyncio.run(run_all(names, info, args))

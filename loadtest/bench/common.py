@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 from dialer.pbx.ami.client import AmiSettings
 from ops.localstack import stack as localstack
@@ -28,6 +29,10 @@ RESULT_PREFIX = "RESULT "
 # Asterisk's "couldn't allocate a port for RTP instance", a limit of the rig, not the stack's
 # CPU). Blocks are taken from 20000 up; RabbitMQ's 25672 sits in one of them.
 BENCH_RTP_PORTS = 4000
+# FreeSWITCH's own RTP range in the bench's stack (the stack's default, 400, holds ~200
+# channels: FreeSWITCH refused originates at 200 CPS with "No audio RTP ports available!",
+# DESTINATION_OUT_OF_ORDER). 2,000 ports hold ~1,000 channels, far past its knee here.
+BENCH_FS_RTP_PORTS = 2000
 UP_RETRY_S = 70.0  # TIME_WAIT lasts 60 s on Linux
 Figures = dict[str, object]
 
@@ -154,14 +159,14 @@ QUIET_CORES = 0.05  # Asterisk and SIPp each below this share of a core: the sta
 QUIET_WINDOW_S = 0.5
 
 
-async def wait_quiet(info: StackInfo, *, within: float) -> bool:
-    """Wait until Asterisk and SIPp are idle (each below :data:`QUIET_CORES` over a
+async def wait_quiet(info: StackInfo, *, within: float, pbx: str = "asterisk") -> bool:
+    """Wait until the switch (``pbx``) and SIPp are idle (each below :data:`QUIET_CORES` over a
     :data:`QUIET_WINDOW_S` window), at most ``within`` seconds; False if they never were.
 
     Every measured run starts from an idle stack: after an overloaded step, SIPp and Asterisk
     go on working through retransmissions and timers for a while, and a run started meanwhile
     would be measured against what the previous one left."""
-    pids = {"asterisk": info.asterisk_pid, "sipp": info.sipp_pid}
+    pids = {pbx: switch_pid(info, pbx), "sipp": info.sipp_pid}
     deadline = time.monotonic() + within
     while True:
         before = CpuMeter.read(pids)
@@ -176,17 +181,46 @@ async def wait_quiet(info: StackInfo, *, within: float) -> bool:
 
 # -- the stack ----------------------------------------------------------------------------------
 
+PBXS = ("asterisk", "freeswitch")
+
+
+def switch_pid(info: StackInfo, pbx: str) -> int:
+    """The pid of the stack's switch ``pbx`` (``"asterisk"`` or ``"freeswitch"``)."""
+    if pbx == "freeswitch":
+        return info.freeswitch_pid
+    if pbx == "asterisk":
+        return info.asterisk_pid
+    raise ValueError(f"unknown PBX {pbx!r}")
+
+
+def _up(name: str, rtp_ports: int, with_freeswitch: bool) -> StackInfo:
+    if not with_freeswitch:
+        return localstack.up(name=name, rtp_ports=rtp_ports)
+    # The stack's FreeSWITCH range is a module constant of ops.localstack.stack, read when a
+    # stack is first made (restarts in place keep the recorded range): the bench's stack
+    # takes a larger one, and only it.
+    with mock.patch.object(localstack, "FREESWITCH_RTP_PORTS", BENCH_FS_RTP_PORTS):
+        info = localstack.up(name=name, rtp_ports=rtp_ports, with_freeswitch=True)
+    if info.freeswitch_rtp_end - info.freeswitch_rtp_start + 1 < BENCH_FS_RTP_PORTS:
+        localstack.down(name=name)  # an older stack of that name, with the default range
+        with mock.patch.object(localstack, "FREESWITCH_RTP_PORTS", BENCH_FS_RTP_PORTS):
+            info = localstack.up(name=name, rtp_ports=rtp_ports, with_freeswitch=True)
+    return info
+
 
 @contextmanager
-def bench_stack(name: str = "bench", rtp_ports: int = BENCH_RTP_PORTS) -> Iterator[StackInfo]:
+def bench_stack(
+    name: str = "bench", rtp_ports: int = BENCH_RTP_PORTS, *, with_freeswitch: bool = False
+) -> Iterator[StackInfo]:
     """Bring up the local stack ``name`` and bring it down (checked: nothing left) on exit.
 
-    A port block still in TIME_WAIT from a previous run is waited for (``UP_RETRY_S``).
+    ``with_freeswitch``: the stack also runs FreeSWITCH, with :data:`BENCH_FS_RTP_PORTS` RTP
+    ports. A port block still in TIME_WAIT from a previous run is waited for (``UP_RETRY_S``).
     """
     deadline = time.monotonic() + UP_RETRY_S
     while True:
         try:
-            info = localstack.up(name=name, rtp_ports=rtp_ports)
+            info = _up(name, rtp_ports, with_freeswitch)
             break
         except RuntimeError as exc:  # ops.localstack.ports: "no block of N free ports"
             if "free ports" not in str(exc) or time.monotonic() > deadline:

@@ -1,4 +1,4 @@
-"""Engine cost: CPU time of the engine process per call, against Asterisk's, in one run.
+"""Engine cost: CPU time of the engine process per call, against the switch's, in one run.
 
 One engine process (``python -m dialer engine``) dials HOLD calls at the highest clean rate
 (the engine's, from the throughput benchmark; or found here: short raw steps, then the engine
@@ -6,7 +6,7 @@ steps down from the raw capacity until a run is clean). CPU time (utime + stime
 from ``/proc/<pid>/stat``) of the engine, Asterisk, SIPp and Redis is read over the steady
 window (calls start and end at the same rate) and divided by the calls claimed in it: the
 cost of one call's whole life (claim, DNC check, originate, its AMI events, result, usage).
-Target: engine / Asterisk <= 0.10.
+Target: engine / Asterisk (or FreeSWITCH, ``pbx``) <= 0.10.
 
 Events per call are counted in a second, small campaign by a separate AMI session of the same
 (filtered) user, so that this session's own cost stays out of the CPU figures.
@@ -18,14 +18,14 @@ import pstats
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.bench import throughput
+from dialer.pbx.freeswitch.correlate import FOLLOWED_EVENTS
+from loadtest.bench import fswatch, throughput
 from loadtest.bench.common import Figures, ami_settings, emit, table, verdict
 from loadtest.bench.enginerun import EngineRun, engine_clean_rate, engine_run
 from loadtest.bench.watch import watch
 from ops.localstack.stack import StackInfo
 
 TARGET_RATIO = 0.10
-PROCESSES = ("engine", "asterisk", "sipp", "redis")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +40,25 @@ class Params:
     def quick(cls) -> Params:
         return cls(duration_s=6.0, events_calls=60)
 
+    @classmethod
+    def freeswitch(cls, *, quick: bool = False) -> Params:
+        search = throughput.Params.freeswitch(quick=True)
+        if quick:
+            return cls(duration_s=6.0, events_calls=60, search=search)
+        return cls(search=search)
 
-async def events_per_call(info: StackInfo, calls: int, hold_s: int) -> tuple[float, dict[str, int]]:
-    """Events a filtered AMI session receives per call (and per event name, for all calls)."""
+
+async def events_per_call(
+    info: StackInfo, calls: int, hold_s: int, pbx: str = "asterisk"
+) -> tuple[float, dict[str, int]]:
+    """Events the engine's session receives per call (and per event name, for all calls):
+    on Asterisk a session of the dialer's filtered AMI user, on FreeSWITCH an ESL session
+    subscribed to what the adapter subscribes to."""
     rate = min(50.0, float(calls))
+    if pbx == "freeswitch":
+        async with fswatch.watch(info, "dlr-", events=FOLLOWED_EVENTS) as fs_seen:
+            run = await engine_run(info, rate, calls / rate, hold_s=hold_s, pbx=pbx)
+        return fs_seen.events_all / max(1, run.outcomes.records), dict(fs_seen.by_event)
     async with watch(ami_settings(info, watch=False), "dlr-") as seen:
         run = await engine_run(info, rate, calls / rate, hold_s=hold_s)
     return seen.events_all / max(1, run.outcomes.records), dict(seen.by_event)
@@ -56,9 +71,11 @@ async def run(
     rate: float | None = None,
     quick: bool = False,
     profile: Path | None = None,
+    pbx: str = "asterisk",
 ) -> Figures:
-    # with a rate given, as after the throughput benchmark, Asterisk is not restarted
-    stack = throughput.Stack(info, fresh=rate is None and params.search.fresh)
+    # with a rate given, as after the throughput benchmark, the switch is not restarted
+    stack = throughput.Stack(info, fresh=rate is None and params.search.fresh, pbx=pbx)
+    processes = ("engine", pbx, "sipp", "redis")
     if rate is None:
         print("cost: finding the highest clean rate with short raw steps ...", flush=True)
         rate, _ = await throughput.find_capacity(stack, params.search)
@@ -72,29 +89,33 @@ async def run(
         hold_s=params.hold_s,
         tries=params.tries,
         profile=profile,
+        pbx=pbx,
     )
     main = runs[-1]
     rate = main.target_cps
-    events, by_event = await events_per_call(stack.info, params.events_calls, params.hold_s)
-    steady = {p: main.steady_us(p) for p in PROCESSES}
-    whole = {p: main.per_call_us(p) for p in PROCESSES}
-    ratio = steady["engine"] / steady["asterisk"] if steady["asterisk"] else None
+    events, by_event = await events_per_call(
+        stack.info, params.events_calls, params.hold_s, pbx=pbx
+    )
+    steady = {p: main.steady_us(p) for p in processes}
+    whole = {p: main.per_call_us(p) for p in processes}
+    ratio = steady["engine"] / steady[pbx] if steady[pbx] else None
     table(
         f"CPU per call at {rate:g} CPS ({main.steady_calls} calls in the steady window, "
         f"{main.outcomes.records} in the run)",
         ["process", "steady us/call", "whole run us/call", "CPU s (run)"],
-        [[p, round(steady[p]), round(whole[p]), round(main.cpu_s[p], 2)] for p in PROCESSES],
+        [[p, round(steady[p]), round(whole[p]), round(main.cpu_s[p], 2)] for p in processes],
     )
     per_call = {
         k: round(v / max(1, main.steady_calls), 2) for k, v in main.steady_redis_calls.items()
     }
     table(
-        "engine / Asterisk and what the engine handles per call",
+        f"engine / {pbx} and what the engine handles per call",
         ["figure", "value", "target", "verdict"],
         [
-            ["engine / asterisk CPU", ratio, f"<= {TARGET_RATIO}",
+            [f"engine / {pbx} CPU", ratio, f"<= {TARGET_RATIO}",
              verdict(ratio, TARGET_RATIO, at_most=True)],
-            ["AMI events per call (the dialer's user)", round(events, 2), None, None],
+            [f"{'ESL' if pbx == 'freeswitch' else 'AMI'} events per call (the engine's session)",
+             round(events, 2), None, None],
             ["Redis commands per call (all)", round(sum(per_call.values()), 1), None, None],
             ["engine failures", main.failed, "0", verdict(main.failed, 0, at_most=True)],
         ],
@@ -107,6 +128,7 @@ async def run(
         "cost",
         quick,
         {
+            "pbx": pbx,
             "rate_cps": rate,
             "tried_cps": [r.target_cps for r in runs],
             "engine_cps": round(main.cps, 1),

@@ -12,20 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis.asyncio as aioredis
 
 from dialer.domain.statuses import CampaignStatus
 from dialer.store.redis_store import RedisStore
+from loadtest.bench import fswatch, rawesl
 from loadtest.bench.common import (
     CpuMeter,
     ami_settings,
     hold_numbers,
     namespace,
+    percentile,
     rate,
+    switch_pid,
     wait_quiet,
 )
 from loadtest.bench.engines import (
@@ -55,14 +60,33 @@ class EngineRun:
     steady_cpu_s: dict[str, float]  # the same in the steady window
     steady_calls: int  # calls claimed in the steady window
     steady_redis_calls: dict[str, int]  # Redis commands run in the steady window, by name
+    pbx: str = "asterisk"
+    # FreeSWITCH's own view (``watch``): created/s by CHANNEL_CREATE Event-Date-Timestamp,
+    # failures by its events (each call's job, answer, hang-up cause and time held), and the
+    # most channels created in any 1-s window on its clock
+    switch_cps: float | None = None
+    switch_failures: dict[str, int] = field(default_factory=dict)
+    switch_max_per_second: int | None = None
+    switch_lag_p99: float | None = None  # claim (engine clock) -> CHANNEL_CREATE, seconds
+    max_lag: float | None = None  # a clean run's switch_lag_p99 is at most this (None: any)
 
     @property
     def failed(self) -> int:
         return self.calls - self.outcomes.clean
 
     @property
+    def switch_failed(self) -> int:
+        return sum(self.switch_failures.values())
+
+    @property
     def ok(self) -> bool:
-        return self.completed and self.failed == 0
+        return self.completed and self.failed == 0 and self.switch_failed == 0 and self.prompt
+
+    @property
+    def prompt(self) -> bool:
+        """The switch created the channels within ``max_lag`` of their claims (p99)."""
+        lag = self.switch_lag_p99
+        return self.max_lag is None or (lag is not None and lag <= self.max_lag)
 
     def per_call_us(self, process: str) -> float:
         """CPU microseconds per call over the whole run (ramp-up and drain included)."""
@@ -80,12 +104,19 @@ async def engine_run(
     *,
     hold_s: int = 1,
     profile: Path | None = None,
+    pbx: str = "asterisk",
+    watch: bool = False,
+    max_lag: float | None = None,
 ) -> EngineRun:
     """Dial ``target_cps * duration`` HOLD calls at ``cps = target_cps`` and wait for the end.
 
-    Bounded: the campaign gets ``1.5 * duration + hold_s + 15`` seconds to complete; then it is
-    stopped with hang-up (an overloaded stack would otherwise ring on for the 30-s ring
-    timeout) and Asterisk is given up to ``SETTLE_S`` to clear its channels.
+    ``pbx``: the switch the engine dials through. ``watch`` (FreeSWITCH only): a separate ESL
+    session follows the calls by FreeSWITCH's own events (it costs FreeSWITCH CPU: not for
+    the cost benchmark); with ``max_lag`` the run is clean only if FreeSWITCH created 99 % of
+    the channels within that many seconds of their claim. Bounded: the campaign gets
+    ``1.5 * duration + hold_s + 15`` seconds to complete; then it is stopped with hang-up (an
+    overloaded stack would otherwise ring on for the 30-s ring timeout) and the switch is
+    given up to ``SETTLE_S`` to clear its channels.
     """
     ns = namespace("engine")
     calls = max(1, round(target_cps * duration))
@@ -95,11 +126,18 @@ async def engine_run(
         channels = min(100_000, max(100, round(target_cps * (hold_s + 2) * 3)))
         settings = campaign_settings(info, max_channels=channels, cps=target_cps)
         control, cid = await new_campaign(store, settings, hold_numbers(calls, hold_s))
-        await wait_quiet(info, within=SETTLE_S)  # not measured against a previous run's tail
-        async with engine_processes(info, ns, profile=profile) as procs:
+        # not measured against a previous run's tail
+        await wait_quiet(info, within=SETTLE_S, pbx=pbx)
+        async with AsyncExitStack() as watching:
+            seen = None
+            if watch:
+                seen = await watching.enter_async_context(fswatch.watch(info, "dlr-"))
+            procs = await watching.enter_async_context(
+                engine_processes(info, ns, profile=profile, pbx=pbx)
+            )
             pids = {
                 "engine": procs[0].pid,
-                "asterisk": info.asterisk_pid,
+                pbx: switch_pid(info, pbx),
                 "sipp": info.sipp_pid,
                 "redis": info.redis_pid,
             }
@@ -121,8 +159,10 @@ async def engine_run(
             if status is not CampaignStatus.COMPLETED:
                 await control.stop(cid, hangup=True)
                 await wait_status(store, cid, {CampaignStatus.CANCELLED}, within=SETTLE_S)
-        await wait_no_channels(ami_settings(info), "dlr-", within=SETTLE_S)
-        done = await outcomes(store, cid, hold_s=hold_s)
+            await _wait_no_channels(info, pbx)
+            done = await outcomes(store, cid, hold_s=hold_s)
+            if seen is not None:  # the last jobs' results may trail the hang-ups
+                await poll_jobs(seen, done.claimed, hold_s)
     finally:
         await store.aclose()
     steady = [t for t in done.claimed_at if steady_at <= t < steady_end]
@@ -137,7 +177,47 @@ async def engine_run(
         steady_cpu_s=steady_to.since(steady_from),
         steady_calls=len(steady),
         steady_redis_calls=commands,
+        pbx=pbx,
+        switch_cps=rate(list(seen.created.values())) if seen else None,
+        switch_failures=switch_failures(seen, done.claimed, hold_s) if seen else {},
+        switch_max_per_second=seen.max_in_window() if seen else None,
+        switch_lag_p99=_lag_p99(seen, done.claimed) if seen else None,
+        max_lag=max_lag if seen else None,
     )
+
+
+def _lag_p99(seen: fswatch.FsObserved, claimed: dict[str, float]) -> float | None:
+    return percentile([t - claimed[c] for c, t in seen.created.items() if c in claimed], 99)
+
+
+async def _wait_no_channels(info: StackInfo, pbx: str) -> None:
+    if pbx == "freeswitch":
+        await fswatch.wait_no_channels(info, "dlr-", within=SETTLE_S)
+    else:
+        await wait_no_channels(ami_settings(info), "dlr-", within=SETTLE_S)
+
+
+async def poll_jobs(seen: fswatch.FsObserved, calls: dict[str, float], hold_s: int) -> None:
+    """Wait (at most 5 s) until every call has a verdict from FreeSWITCH's events."""
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        if all(rawesl.verdict(c, seen, {}, hold_s) != "" for c in calls):
+            return
+        await asyncio.sleep(0.1)
+
+
+def switch_failures(
+    seen: fswatch.FsObserved, calls: dict[str, float], hold_s: int
+) -> dict[str, int]:
+    """Failures by FreeSWITCH's events of the engine's calls (its records' call ids, and any
+    channel the switch made that has no record: ``norecord``)."""
+    failures: Counter[str] = Counter()
+    for call_id in calls:
+        kind = rawesl.verdict(call_id, seen, {}, hold_s)
+        if kind is not None:
+            failures[kind or "end:missing"] += 1
+    failures["norecord"] += sum(1 for c in seen.created if c not in calls)
+    return {k: v for k, v in failures.items() if v}
 
 
 async def command_calls(stack: StackInfo) -> dict[str, int]:
@@ -169,6 +249,9 @@ async def engine_clean_rate(
     hold_s: int = 1,
     tries: int = 3,
     profile: Path | None = None,
+    pbx: str = "asterisk",
+    watch: bool = False,
+    max_lag: float | None = None,
 ) -> list[EngineRun]:
     """Engine runs from ``start_cps`` down (x0.85, rounded to 10) until one is clean.
 
@@ -178,11 +261,27 @@ async def engine_clean_rate(
     runs: list[EngineRun] = []
     target = start_cps
     for _ in range(tries):
-        run = await engine_run(await ready(), target, duration, hold_s=hold_s, profile=profile)
+        run = await engine_run(
+            await ready(),
+            target,
+            duration,
+            hold_s=hold_s,
+            profile=profile,
+            pbx=pbx,
+            watch=watch,
+            max_lag=max_lag,
+        )
         runs.append(run)
         print(
             f"  engine at {target:g} CPS: {run.outcomes.clean}/{run.calls} clean, "
-            f"{run.cps:.1f} CPS, failures {run.outcomes.failures or 'none'}",
+            f"{run.cps:.1f} CPS, failures {run.outcomes.failures or 'none'}"
+            + (
+                f"; {pbx} created {run.switch_cps:.1f}/s, lag p99 "
+                f"{(run.switch_lag_p99 or 0) * 1000:.0f} ms, its failures "
+                f"{run.switch_failures or 'none'}"
+                if run.switch_cps is not None
+                else ""
+            ),
             flush=True,
         )
         if run.ok:

@@ -65,17 +65,18 @@ class EngineProcess:
         return f"engine {self.engine_id} started" in self.log.read_text(errors="replace")
 
 
-def _spawn(info: StackInfo, ns: str, i: int, profile: Path | None) -> EngineProcess:
+def _spawn(info: StackInfo, ns: str, i: int, profile: Path | None, pbx: str) -> EngineProcess:
     engine_id = f"{ns}-{i}"
     # the stack decides where the engine connects; the engine's tuning may come from outside,
     # so that two settings can be compared side by side (DIALER_EVENT_LOOP, DIALER_PACE_MS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_") or k in TUNING}
-    env.update(
-        DIALER_REDIS_URL=info.redis_url,
-        DIALER_NAMESPACE=ns,
-        DIALER_AMI_URL=info.ami_url,
-        DIALER_ENGINE_ID=engine_id,
-    )
+    env.update(DIALER_REDIS_URL=info.redis_url, DIALER_NAMESPACE=ns, DIALER_ENGINE_ID=engine_id)
+    if pbx == "freeswitch":
+        # BENCH_ESL_FORMAT=json: the engine reads ESL events as JSON instead of plain text
+        fmt = os.environ.get("BENCH_ESL_FORMAT")
+        env.update(DIALER_ESL_URL=info.esl_url + (f"?format={fmt}" if fmt else ""))
+    else:
+        env.update(DIALER_AMI_URL=info.ami_url)
     argv = [sys.executable]
     if profile is not None:
         argv += ["-m", "cProfile", "-o", f"{profile}-{i}.pstats"]
@@ -96,13 +97,19 @@ def _spawn(info: StackInfo, ns: str, i: int, profile: Path | None) -> EngineProc
 
 @asynccontextmanager
 async def engine_processes(
-    info: StackInfo, ns: str, count: int = 1, *, profile: Path | None = None
+    info: StackInfo,
+    ns: str,
+    count: int = 1,
+    *,
+    profile: Path | None = None,
+    pbx: str = "asterisk",
 ) -> AsyncIterator[list[EngineProcess]]:
-    """``count`` engine processes on namespace ``ns``, ready (AMI and Redis connected)."""
+    """``count`` engine processes on namespace ``ns``, ready (the switch ``pbx`` and Redis
+    connected)."""
     procs: list[EngineProcess] = []
     try:
         for i in range(count):
-            procs.append(_spawn(info, ns, i, profile))
+            procs.append(_spawn(info, ns, i, profile, pbx))
 
         async def all_ready() -> bool:
             return all(p.ready() for p in procs)

@@ -38,10 +38,17 @@ class StepResult:
     lag_p99: float | None  # seconds from sending an Originate to Asterisk creating the channel
     failures: dict[str, int] = field(default_factory=dict)  # kind -> calls
     cpu_s: dict[str, float] = field(default_factory=dict)  # asterisk, sipp, loop
+    max_lag: float | None = None  # a clean step's lag_p99 is at most this (None: any)
+    max_per_second: int | None = None  # most channels created in any 1 s of the switch's clock
 
     @property
     def failed(self) -> int:
         return self.calls - self.clean
+
+    @property
+    def prompt(self) -> bool:
+        """The switch created the channels within ``max_lag`` of the originates (p99)."""
+        return self.max_lag is None or (self.lag_p99 is not None and self.lag_p99 <= self.max_lag)
 
     @property
     def kept_up(self) -> bool:
@@ -50,8 +57,8 @@ class StepResult:
 
     @property
     def ok(self) -> bool:
-        """A clean step: no failure, and Asterisk did not fall behind (queue them up)."""
-        return self.failed == 0 and self.kept_up
+        """A clean step: no failure, and the switch did not fall behind (queue them up)."""
+        return self.failed == 0 and self.kept_up and self.prompt
 
 
 def _fields(info: StackInfo, phone: str, call_id: str) -> dict[str, str]:

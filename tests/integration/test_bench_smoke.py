@@ -1,8 +1,9 @@
 """Every benchmark of loadtest/bench runs end to end with tiny counts on the session's stack.
 
 Each must print exactly one ``RESULT {json}`` line whose figures are sane for what was asked.
-Kept small (well under a minute for the six): the figures themselves come from
-``python -m loadtest.bench all``.
+Kept small (well under a minute for the six, about half a minute more for the two on
+FreeSWITCH): the figures themselves come from ``python -m loadtest.bench all [--pbx
+freeswitch]``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,19 @@ import pytest
 
 from loadtest.bench import cost, drain, pacing, refill, scale, throughput
 from loadtest.bench.common import RESULT_PREFIX, parse_result
+from loadtest.bench.fswatch import BENCH_SPS
 from ops.localstack import stack as localstack
+from ops.localstack.freeswitch import esl_api
 from ops.localstack.procs import is_alive
+from ops.localstack.stack import StackInfo
+from tests.integration.conftest import freeswitch_missing
 
 pytestmark = pytest.mark.integration
+
+
+def needs_freeswitch(info: StackInfo) -> None:
+    if not info.with_freeswitch:
+        pytest.skip(freeswitch_missing() or "the stack runs no FreeSWITCH")
 
 
 def the_result(out: str, benchmark: str) -> dict[str, Any]:
@@ -137,3 +147,71 @@ async def test_scale(stack, capsys):
         assert 0 < r["round_trip_us"]["p50"][size] < 100_000
         assert r["script_us"][size] > 0
     assert r["ratio_p50"] > 0
+
+
+# -- FreeSWITCH: the raw ESL loop against the engine, and the engine's cost ------------------
+
+
+async def test_throughput_on_freeswitch(faulty_stack, capsys):
+    # on the module's own stack: FreeSWITCH is restarted before the raw step and the engine run
+    needs_freeswitch(faulty_stack)
+    before = localstack.load(faulty_stack.workdir)
+    assert before is not None
+    params = throughput.Params(rates=(20,), step_s=1.5, engine_s=2.0, refine=False)
+    await throughput.run(before, params, quick=True, pbx="freeswitch")
+    out = capsys.readouterr().out
+    r = the_result(out, "throughput")
+    assert r["pbx"] == "freeswitch"
+    assert r["fresh_freeswitch"] is True
+    step = r["raw_steps"][0]
+    assert step["calls"] == 30
+    assert step["failed"] == 0
+    assert step["clean"] is True
+    assert 18 <= step["created_cps"] <= 22  # FreeSWITCH's CHANNEL_CREATE clock
+    assert step["freeswitch_us_per_call"] > 0
+    assert r["capacity_cps"] == 20
+    assert r["engine_calls"] == 40
+    assert r["engine_failures"] == 0  # by the records and by FreeSWITCH's events
+    assert r["switch_failures"] == {}
+    assert r["engine_completed"] is True
+    assert 0.8 <= r["ratio"] <= 1.05
+    assert 0.8 <= r["switch_ratio"] <= 1.1
+    # claim (engine clock) -> CHANNEL_CREATE (FreeSWITCH's): FreeSWITCH's event clock can run
+    # some ms behind the system's, so a prompt channel may show a small negative lag
+    assert -0.1 <= r["engine_lag_p99_ms"] / 1000 <= 5.0
+    # the engine's window grants 20 per 1,040 ms; a channel FreeSWITCH creates late can put
+    # one more in some second of its clock (README: the 40-ms margin), never two more
+    assert 1 <= r["max_created_per_second"] <= 21
+    assert r["overshoot"] == max(0, r["max_created_per_second"] - 20)
+    assert out.count("(FreeSWITCH restarted in") == 2  # the raw step and the engine run
+    after = localstack.load(faulty_stack.workdir)
+    assert after is not None
+    assert after.freeswitch_pid != before.freeswitch_pid
+    assert not is_alive(before.freeswitch_pid)
+    assert localstack.is_ready(after)
+    # the restarted FreeSWITCH has the bench's caps (fsctl sps 0 reads the value back)
+    body = esl_api(after.esl_port, after.esl_password, "fsctl sps 0")
+    assert body is not None
+    assert f"sessions per second: {BENCH_SPS}" in body
+
+
+async def test_cost_on_freeswitch(stack, capsys):
+    needs_freeswitch(stack)
+    params = cost.Params(duration_s=3.0, events_calls=10)
+    await cost.run(stack, params, rate=20.0, quick=True, pbx="freeswitch")
+    r = the_result(capsys.readouterr().out, "cost")
+    assert r["pbx"] == "freeswitch"
+    steady = r["steady_us_per_call"]
+    assert r["steady_calls"] > 0
+    assert steady["engine"] > 0
+    assert steady["freeswitch"] > 0
+    assert r["ratio"] == pytest.approx(steady["engine"] / steady["freeswitch"], rel=0.01)
+    # what the adapter subscribes to, for each call (no AMD: no CUSTOM event)
+    assert r["events_by_name"] == {
+        "CHANNEL_CREATE": 10,
+        "CHANNEL_ANSWER": 10,
+        "BACKGROUND_JOB": 10,
+        "CHANNEL_HANGUP_COMPLETE": 10,
+    }
+    assert r["events_per_call"] == 4
+    assert r["engine_failures"] == 0
