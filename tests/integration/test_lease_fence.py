@@ -98,8 +98,10 @@ async def test_restarted_engine_keeps_the_cap_until_it_has_adopted(
         overlapping,
         len(records),
     )
-    assert seen.max_live <= CAP
-    assert seen.max_channels <= CAP
+    assert seen.max_live <= CAP  # by the switch's event times: the strict check
+    # each CoreShowChannels listing agrees with the events (a listing is not a snapshot:
+    # under load it can hold a call that ended during it and its replacement, monitor.py)
+    assert seen.listings_off() == [], seen.listings_off()
     assert overlapping == 0  # nobody dialed again while the first call was live
     assert counts == {CallStatus.ANSWERED: 2 * CAP}  # nobody lost
     assert len(records) == 2 * CAP
@@ -172,8 +174,10 @@ async def test_frozen_engine_is_fenced_off_and_every_call_settled_once(
         refused,
         lost,
     )
-    assert seen.max_live <= CAP
-    assert seen.max_channels <= CAP
+    assert seen.max_live <= CAP  # by the switch's event times: the strict check
+    # each CoreShowChannels listing agrees with the events (a listing is not a snapshot:
+    # under load it can hold a call that ended during it and its replacement, monitor.py)
+    assert seen.listings_off() == [], seen.listings_off()
     assert overlapping == 0
     assert max(per_phone.values()) == 1  # nobody dialed twice
     assert counts == {CallStatus.ANSWERED: 2 * CAP}
