@@ -179,8 +179,8 @@ async def recycle_list(
     chosen: frozenset[CallStatus],
     *,
     into: Target = None,
-    batch: int = 1000,
-    commit_chunk: int = 5000,
+    batch: int = 500,
+    commit_chunk: int = 2000,
 ) -> RecycleReport:
     """Copy the contacts of a finished or stopped list whose status is in ``chosen`` into a
     new list of ``into`` (None: the same campaign; a campaign id; "new": a new Draft campaign
