@@ -50,6 +50,9 @@ async def test_recycle_endpoint(store: RedisStore, client: httpx.AsyncClient) ->
     report = done.json()
     assert report["recycled"] == 2
     assert report["created_campaign"] is True
+    page = await client.get(f"/campaigns/{report['campaign']}/contacts", headers=VIEWER)
+    assert [c["recycled_from"] for c in page.json()["contacts"]] == [f"{cid}:1", f"{cid}:3"]
+    assert [c["attempts"] for c in page.json()["contacts"]] == [0, 0]
     again = await client.post(url, json=body, headers=OPERATOR)
     assert error_of(again)["code"] == "already_recycled"
 
