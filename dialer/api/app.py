@@ -27,6 +27,7 @@ from . import routes_campaigns as campaigns
 from . import routes_lists as lists
 from . import routes_meta as meta
 from . import routes_records as records
+from . import routes_recycle as recycle
 from .auth import Role, TokenAuth
 from .context import ApiContext, Handler
 from .errors import ApiError, error_response, http_exception, translate
@@ -78,6 +79,17 @@ def endpoints(*, metrics: bool, metrics_public: bool = False) -> tuple[Endpoint,
             "PUT", f"{LIST}/caller-id", OPER, callerid.put_list_caller_id, "set a list's caller id"
         ),
         Endpoint("GET", f"{CAMPAIGN}/contacts", VIEW, lists.get_contacts, "read contacts"),
+        Endpoint("POST", f"{LIST}/recycle", OPER, recycle.recycle, "recycle a list"),
+        Endpoint(
+            "DELETE",
+            f"{CAMPAIGN}/contacts/{{contact_id:int}}",
+            OPER,
+            recycle.remove_one,
+            "remove a contact",
+        ),
+        Endpoint(
+            "POST", f"{CAMPAIGN}/contacts/remove", OPER, recycle.remove_many, "remove contacts"
+        ),
         Endpoint("GET", f"{CAMPAIGN}/records", VIEW, records.get_records, "read call records"),
         Endpoint(
             "GET", f"{CAMPAIGN}/records.csv", VIEW, records.get_records_csv, "export call records"

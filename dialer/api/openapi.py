@@ -257,6 +257,80 @@ def _paths() -> Doc:
                 errors=("401", "403", "404", "422", "503"),
             )
         },
+        "/campaigns/{campaign_id}/lists/{list_id}/recycle": {
+            "post": _op(
+                "operator",
+                "Copy the contacts of a finished or stopped list in the given statuses into a "
+                "new list (of this campaign, another one, or a new Draft campaign)",
+                _json({"type": "object"}, "the new list (201), or nothing matched (200)"),
+                status="201",
+                params=[_CID, _LID],
+                body={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["statuses"],
+                                "properties": {
+                                    "statuses": {"type": "array", "items": call_status},
+                                    "into": {
+                                        "oneOf": [
+                                            {"type": "null"},
+                                            {"type": "integer", "minimum": 1},
+                                            {"const": "new"},
+                                        ]
+                                    },
+                                },
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                errors=("400", "401", "403", "404", "409", "413", "422", "503"),
+            )
+        },
+        "/campaigns/{campaign_id}/contacts/{contact_id}": {
+            "delete": _op(
+                "operator",
+                "Remove a contact (campaign Draft or Paused): never dialed again, records kept",
+                _json({"type": "object"}, "removed"),
+                params=[
+                    _CID,
+                    {"name": "contact_id", "in": "path", "required": True, "schema": _INT},
+                ],
+                errors=("401", "403", "404", "409", "503"),
+            )
+        },
+        "/campaigns/{campaign_id}/contacts/remove": {
+            "post": _op(
+                "operator",
+                "Remove contacts by id and/or phone (campaign Draft or Paused)",
+                _json({"type": "object"}, "what was removed, and what was not"),
+                params=[_CID],
+                body={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "ids": {"type": "array", "items": _INT, "maxItems": 10000},
+                                    "phones": {
+                                        "type": "array",
+                                        "items": {"type": "string"},
+                                        "maxItems": 10000,
+                                    },
+                                    "default_region": {"type": "string"},
+                                },
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                errors=("400", "401", "403", "404", "409", "413", "422", "503"),
+            )
+        },
         "/campaigns/{campaign_id}/records": {
             "get": _op(
                 "viewer",

@@ -63,6 +63,7 @@ def contact_view(contact: ContactRecord) -> dict[str, object]:
         "tech_failures": contact.tech_failures,
         "last_call": contact.last_call,
         "next_due_ms": contact.next_due_ms,
+        "recycled_from": contact.recycled_from or None,
     }
 
 

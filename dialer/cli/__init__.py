@@ -34,7 +34,7 @@ from dialer import __version__
 from dialer.errors import DialerError
 from dialer.importer import ImportRefused
 
-from . import campaigns, dnc, lists, records, service, status, trunks
+from . import campaigns, dnc, lists, records, recycle, service, status, trunks
 from .common import Parser, common_options, note
 from .output import plural, refusal_lines
 
@@ -57,7 +57,7 @@ def build_parser() -> Parser:
         "--version", action="version", version=f"dialer {__version__}", help="print the version"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (service, campaigns, lists, status, records, dnc, trunks):
+    for module in (service, campaigns, lists, status, records, dnc, trunks, recycle):
         module.register(sub, common)
     return parser
 

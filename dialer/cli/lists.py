@@ -15,6 +15,7 @@ from dialer.store.callerid import list_caller_ids, set_list_caller_id
 
 from .common import Session, campaign_id, out, with_store
 from .output import import_lines, plural
+from .recycle import add_recycle
 
 
 def _caller_ids(args: argparse.Namespace) -> CallerIdSource:
@@ -149,3 +150,5 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("id", type=campaign_id, metavar="ID", help="the campaign id")
     p.add_argument("list_id", type=campaign_id, metavar="LIST_ID", help="the list id")
     p.set_defaults(func=with_store(_stop))
+
+    add_recycle(cmds, common)

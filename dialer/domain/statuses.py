@@ -65,6 +65,7 @@ class CallStatus(StrEnum):
     PLAN_LIMIT_EXCEEDED = "plan_limit_exceeded"
     # no engine saw the call end and the switch kept no record of it: never redialed on its own
     OUTCOME_UNKNOWN = "outcome_unknown"
+    REMOVED = "removed"  # taken out of a Draft or Paused campaign: never dialed again
 
     @property
     def label(self) -> str:
@@ -89,4 +90,5 @@ _CALL_LABELS = {
     CallStatus.NOT_DIALED: "Not dialed",
     CallStatus.PLAN_LIMIT_EXCEEDED: "Plan limit exceeded",
     CallStatus.OUTCOME_UNKNOWN: "Outcome unknown",
+    CallStatus.REMOVED: "Removed",
 }

@@ -18,6 +18,10 @@ key                            type   content
 ``{ns}:c:{cid}:liststop``      hash   lid -> CallStatus given to the undialed contacts of a
                                       stopped list (claim/finish/release apply it on sight)
 ``{ns}:c:{cid}:list:{lid}``    set    contact members of the list (to stop a list)
+``{ns}:c:{cid}:list:{lid}:staged`` zset  a recycled list's copies not queued yet (recycle_stage
+                                      .lua writes, recycle_commit.lua moves them to pending)
+``{ns}:c:{cid}:recycled``      hash   ``{lid}:{status}`` -> ``{cid}:{lid}``: which statuses of
+                                      which list were recycled, and into which list (once each)
 ``{ns}:c:{cid}:listcid``       hash   lid -> the list's caller id settings (JSON,
                                       dialer.domain.callerid.CallerIdSource)
 ``{ns}:c:{cid}:cidturns``      hash   ``campaign`` / ``list:{lid}`` -> turns taken of that
@@ -179,6 +183,12 @@ class Keys:
     def list_members(self, cid: int, list_id: int) -> str:
         return f"{self.ns}:c:{cid}:list:{list_id}"
 
+    def list_staged(self, cid: int, list_id: int) -> str:
+        return f"{self.ns}:c:{cid}:list:{list_id}:staged"
+
+    def recycled(self, cid: int) -> str:
+        return f"{self.ns}:c:{cid}:recycled"
+
     def list_caller_ids(self, cid: int) -> str:
         return f"{self.ns}:c:{cid}:listcid"
 
@@ -275,4 +285,5 @@ class Keys:
             self.usage(cid),
             self.list_caller_ids(cid),
             self.caller_id_turns(cid),
+            self.recycled(cid),
         )

@@ -52,6 +52,7 @@ class ContactRecord:
     last_call: str  # "" before the first attempt
     next_due_ms: int | None  # set while queued (fresh or retry), None otherwise
     dials: int = 0  # calls made to the contact (each claim counts one; a release gives it back)
+    recycled_from: str = ""  # "{campaign}:{contact}" this one was recycled from (or "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ def _contact(contact_id: int, raw: Mapping[bytes | str, bytes | str]) -> Contact
         last_call=h.get("last_call", ""),
         next_due_ms=int(float(due)) if due else None,
         dials=int(h.get("dials", 0) or 0),
+        recycled_from=h.get("recycled_from", ""),
     )
 
 

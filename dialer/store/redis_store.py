@@ -631,6 +631,7 @@ class RedisStore:
             last_call=h.get("last_call", ""),
             next_due_ms=_int_or_none(h.get("next_due_ms")),
             dials=int(h.get("dials", 0)),
+            recycled_from=h.get("recycled_from", ""),
         )
 
     @_translated

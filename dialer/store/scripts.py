@@ -24,7 +24,10 @@ SCRIPT_NAMES = (
     "mark_undialed",
     "originated",
     "reap",
+    "recycle_commit",
+    "recycle_stage",
     "release",
+    "remove_contacts",
     "renew",
     "stats",
     "transition",
@@ -52,7 +55,10 @@ class Scripts:
     mark_undialed: AsyncScript
     originated: AsyncScript
     reap: AsyncScript
+    recycle_commit: AsyncScript
+    recycle_stage: AsyncScript
     release: AsyncScript
+    remove_contacts: AsyncScript
     renew: AsyncScript
     stats: AsyncScript
     transition: AsyncScript

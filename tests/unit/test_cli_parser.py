@@ -34,6 +34,8 @@ TREE = {
     ("list", "upload"),
     ("list", "stop"),
     ("list", "caller-id"),
+    ("list", "recycle"),
+    ("contact", "remove"),
     ("status",),
     ("records",),
     ("analytics",),
