@@ -47,6 +47,9 @@ PERMISSIONS: list[tuple[str, str, Role | None, dict[str, Any], int]] = [
     ("GET", f"{C}/lists/1/caller-id", V, {}, 404),
     ("PUT", f"{C}/lists/1/caller-id", OP, {"json": {"caller_id": "+12015550100"}}, 404),
     ("GET", f"{C}/contacts", V, {}, 404),
+    ("POST", f"{C}/contacts/1/callback", OP, {"json": {"at": "2030-01-01T09:00:00Z"}}, 404),
+    ("DELETE", f"{C}/contacts/1/callback", OP, {}, 404),
+    ("GET", f"{C}/callbacks", V, {}, 404),
     ("GET", f"{C}/records", V, {}, 404),
     ("GET", f"{C}/records.csv", V, {}, 404),
     ("GET", f"{C}/analytics", V, {}, 404),
@@ -178,6 +181,9 @@ def test_table_is_complete() -> None:
     """The permission table above covers exactly the app's endpoints, with the same roles."""
     expected = {(m, p.replace(str(GONE), "{campaign_id}"), r) for m, p, r, _, _ in PERMISSIONS}
     expected = {(m, p.replace("/lists/1/", "/lists/{list_id}/"), r) for m, p, r in expected}
+    expected = {
+        (m, p.replace("/contacts/1/", "/contacts/{contact_id}/"), r) for m, p, r in expected
+    }
     actual = {(e.method, e.path.replace(":int", ""), e.role) for e in endpoints(metrics=True)}
     assert actual == expected
 
