@@ -47,7 +47,9 @@ class CallbackCommands:
             )
         return CampaignSettings.from_json(campaign.settings_json)
 
-    async def schedule(self, cid: int, contact_id: int, at: object) -> CallbackSet:
+    async def schedule(
+        self, cid: int, contact_id: int, at: object, *, only_move: bool = False
+    ) -> CallbackSet:
         """Set or move the callback of a contact to ``at`` (ISO 8601 with its offset): the
         contact is Rescheduled and dials at ``at``, or at the next opening of the calling
         hours when they are closed then (``plan.moved``)."""
@@ -60,6 +62,7 @@ class CallbackCommands:
             due_ms=plan.due_ms,
             requested_ms=plan.requested_ms,
             allowed=CALLBACK_CAMPAIGN_STATUSES,
+            only_move=only_move,
         )
         return CallbackSet(plan, change)
 

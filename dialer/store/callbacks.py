@@ -130,9 +130,12 @@ class CallbackStore:
         due_ms: int,
         requested_ms: int,
         allowed: Collection[CampaignStatus],
+        only_move: bool = False,
     ) -> CallbackChange:
-        """Set or move the contact's callback: Rescheduled, dialed from ``due_ms``."""
-        return await self._run(cid, contact_id, ["set", due_ms, requested_ms, ""], allowed)
+        """Set or move the contact's callback: Rescheduled, dialed from ``due_ms``.
+        ``only_move``: refuse a contact without a callback."""
+        op = "move" if only_move else "set"
+        return await self._run(cid, contact_id, [op, due_ms, requested_ms, ""], allowed)
 
     async def cancel(
         self,

@@ -23,7 +23,7 @@ KEYS[6]  liststop hash            {ns}:c:{cid}:liststop
 KEYS[7]  global do-not-call set   {ns}:dnc
 KEYS[8]  campaign do-not-call set {ns}:c:{cid}:dnc
 
-ARGV[1]  "set" (set or move) or "cancel"
+ARGV[1]  "set" (set, or move one there is), "move" (only a callback there is) or "cancel"
 ARGV[2]  contact member (zero-padded id)
 ARGV[3]  set: due ms (when it may dial); cancel: ""
 ARGV[4]  set: requested ms (what was asked for); cancel: ""
@@ -38,7 +38,7 @@ Returns {"ok", status before, status after, due ms after ("" when not queued), s
   "in_call"      last_call      the contact is being dialed now
   "do_not_call"  phone          the contact is do-not-call (status, or its number listed)
   "list_stopped" list id        the contact's list was stopped
-  "no_callback"  status         cancel: the contact has no callback
+  "no_callback"  status         cancel or move: the contact has no callback
 ]]
 
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -105,6 +105,9 @@ if ARGV[1] == 'cancel' then
 end
 
 -- set or move
+if ARGV[1] == 'move' and old ~= 'rescheduled' then
+  return {'no_callback', old}
+end
 if old == 'do_not_call' or redis.call('SISMEMBER', KEYS[7], phone) == 1
     or redis.call('SISMEMBER', KEYS[8], phone) == 1 then
   return {'do_not_call', phone}
