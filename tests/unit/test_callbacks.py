@@ -19,6 +19,7 @@ from dialer.domain.campaign import CampaignSettings
 from dialer.domain.hours import OUTSIDE_HOURS, CallingWindow
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.engine.callbacks import CallbackCommands
+from dialer.engine.control import CampaignControl
 from dialer.errors import NotFound, TransitionRefused, ValidationError
 from dialer.store import RedisStore
 from dialer.store.callbacks import CallbackChange, CallbackInCall, CallbackStore
@@ -318,3 +319,11 @@ async def test_commands_use_the_campaign_hours(store: RedisStore) -> None:
         await commands.schedule(cid, 1, (now - timedelta(minutes=5)).isoformat())
     change = await commands.cancel(cid, 1)
     assert change.after is C.PENDING
+
+
+@pytest.mark.redis
+async def test_a_draft_holding_only_callbacks_may_start(store: RedisStore) -> None:
+    cid = await running(store, 1, CampaignStatus.DRAFT)
+    commands = CallbackCommands(store)
+    await commands.schedule(cid, 1, datetime.now(UTC) + timedelta(minutes=5))
+    assert (await CampaignControl(store).start(cid)).status is CampaignStatus.RUNNING

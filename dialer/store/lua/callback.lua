@@ -112,7 +112,7 @@ if old == 'do_not_call' or redis.call('SISMEMBER', KEYS[7], phone) == 1
     or redis.call('SISMEMBER', KEYS[8], phone) == 1 then
   return {'do_not_call', phone}
 end
-if list and redis.call('HEXISTS', KEYS[6], list) == 1 then
+if list and redis.call('HGET', KEYS[6], list) then
   return {'list_stopped', list}
 end
 local due = tonumber(ARGV[3])
