@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -24,6 +25,7 @@ from dialer.errors import NotFound, TransitionRefused, ValidationError
 from dialer.store import RedisStore
 from dialer.store.callbacks import CallbackChange, CallbackInCall, CallbackStore
 from dialer.store.keys import contact_member
+from ops.localstack.redis_server import RedisServer, RedisUsers
 from tests.unit.store_helpers import claim, contacts, finish
 
 C = CallStatus
@@ -327,3 +329,34 @@ async def test_a_draft_holding_only_callbacks_may_start(store: RedisStore) -> No
     commands = CallbackCommands(store)
     await commands.schedule(cid, 1, datetime.now(UTC) + timedelta(minutes=5))
     assert (await CampaignControl(store).start(cid)).status is CampaignStatus.RUNNING
+
+
+@pytest.mark.redis
+async def test_every_path_runs_under_the_dialer_acl(tmp_path: Path, namespace: str) -> None:
+    """ops/redis/users.acl: the dialer user may run every branch of callback.lua and the
+    listing (a command outside the ACL fails inside the script only when its branch runs)."""
+    server = RedisServer(workdir=tmp_path / "redis-acl", users=RedisUsers.generate())
+    server.start()
+    store = RedisStore.from_url(server.url, namespace=namespace)
+    try:
+        cid = await running(store, 3)
+        cb = CallbackStore(store)
+        now = await cb.now_ms()
+        await schedule(cb, cid, 1, now + 60_000)
+        await schedule(cb, cid, 1, now + 70_000, only_move=True)
+        assert [v.contact_id for v in await cb.upcoming(cid)] == [1]
+        allowed = CALLBACK_CAMPAIGN_STATUSES
+        assert (await cb.cancel(cid, 1, dialplan_status=C.ANSWERED, allowed=allowed)).after is (
+            C.PENDING
+        )
+        r = await claim(store, cid, "acl1")
+        assert await finish(store, cid, "acl1", r.contact_id, C.RESCHEDULED, retry_at_ms=now + 9)
+        await schedule(cb, cid, r.contact_id, now + 80_000)  # moves a dialplan callback
+        change = await cb.cancel(cid, r.contact_id, dialplan_status=C.ANSWERED, allowed=allowed)
+        assert change.after is C.ANSWERED
+        await store.stop_list(cid, 1, C.NOT_DIALED)
+        with pytest.raises(TransitionRefused, match="stopped"):
+            await schedule(cb, cid, 2, now + 60_000)
+    finally:
+        await store.aclose()
+        server.stop()
