@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import UTC, datetime, time, timedelta
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -360,3 +362,17 @@ async def test_every_path_runs_under_the_dialer_acl(tmp_path: Path, namespace: s
     finally:
         await store.aclose()
         server.stop()
+
+
+def test_lua_literals_are_the_python_values() -> None:
+    """The statuses and sources callback.lua spells out are CallStatus / CallbackSource values."""
+    source = resources.files("dialer.store").joinpath("lua", "callback.lua").read_text("utf-8")
+    code = "\n".join(line.split("--", 1)[0] for line in source.split("]]", 1)[1].splitlines())
+    literals = set(re.findall(r"'([a-z_]+)'", code))
+    words = {s.value for s in CallStatus} | {s.value for s in CallbackSource}
+    commands = {"set", "move", "cancel"}
+    refusals = {"no_campaign", "campaign", "no_contact", "in_call", "list_stopped", "no_callback"}
+    fields = {"status", "list", "phone", "next_due_ms", "last_call", "dials", "ok"}
+    fields |= {f for f in literals if f.startswith("cb_")}
+    assert {"rescheduled", "in_progress", "do_not_call", "pending", "operator"} <= literals
+    assert literals - commands - refusals - fields <= words, literals - words
