@@ -25,7 +25,7 @@ from dialer.engine.callbacks import CallbackCommands
 from dialer.engine.control import CampaignControl
 from dialer.errors import NotFound, TransitionRefused, ValidationError
 from dialer.store import RedisStore
-from dialer.store.callbacks import CallbackChange, CallbackInCall, CallbackStore
+from dialer.store.callbacks import SCAN_SLICE, CallbackChange, CallbackInCall, CallbackStore
 from dialer.store.keys import contact_member
 from ops.localstack.redis_server import RedisServer, RedisUsers
 from tests.unit.store_helpers import claim, contacts, finish
@@ -376,3 +376,27 @@ def test_lua_literals_are_the_python_values() -> None:
     fields |= {f for f in literals if f.startswith("cb_")}
     assert {"rescheduled", "in_progress", "do_not_call", "pending", "operator"} <= literals
     assert literals - commands - refusals - fields <= words, literals - words
+
+
+@pytest.mark.redis
+async def test_listing_spans_several_slices_of_the_retries_queue(store: RedisStore) -> None:
+    """More queued retries than one script call reads: the callbacks among them, in order."""
+    n = 3 * SCAN_SLICE + 7
+    cid = await running(store, n)
+    cb = CallbackStore(store)
+    now = await cb.now_ms()
+    k = store.keys
+    async with store.client.pipeline(transaction=False) as pipe:
+        for kid in range(1, n + 1):  # every contact a plain retry, due in order
+            member = contact_member(kid)
+            pipe.zadd(k.pending(cid), {member: now + 60_000 + kid})
+            pipe.zadd(k.retries(cid), {member: now + 60_000 + kid})
+            pipe.hset(k.contact(cid, kid), mapping={"status": "retry_scheduled"})
+        await pipe.execute()
+    chosen = [3, SCAN_SLICE - 1, SCAN_SLICE + 1, 2 * SCAN_SLICE + 5, n]
+    for kid in reversed(chosen):  # each keeps its place in the queue
+        await schedule(cb, cid, kid, now + 60_000 + kid)
+    assert [v.contact_id for v in await cb.upcoming(cid)] == chosen
+    assert [v.contact_id for v in await cb.upcoming(cid, limit=3)] == chosen[:3]
+    after = now + 60_000 + SCAN_SLICE + 1
+    assert [v.contact_id for v in await cb.upcoming(cid, after_ms=after)] == chosen[3:]
