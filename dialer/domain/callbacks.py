@@ -16,7 +16,7 @@ Rules (:func:`plan_callback`):
 The claim script never dials a contact before its queue time, nor while the campaign's hours
 are closed (its claim deadline), so the contact is dialed at ``due`` at the earliest.
 
-Cancelling (:data:`CANCEL_RESTORES`): the contact returns to what it was before the operator
+Cancelling is an undo: the contact returns to what it was before the operator
 set the callback (a fresh contact is queued again at its first due time, a retry at its retry
 time, a final contact keeps its final status), as an "undo". A callback the dialplan set has no
 such earlier state (the person answered and asked for it): cancelling ends the contact as
@@ -37,7 +37,6 @@ from dialer.errors import ValidationError
 __all__ = [
     "CALLBACK_CAMPAIGN_STATUSES",
     "CANCELLED_DIALPLAN_STATUS",
-    "CANCEL_RESTORES",
     "PAST_GRACE_S",
     "CallbackPlan",
     "CallbackSource",
@@ -58,7 +57,6 @@ CALLBACK_CAMPAIGN_STATUSES = frozenset(
     }
 )
 
-CANCEL_RESTORES = "previous"  # documented choice: cancel = undo (see the module docstring)
 CANCELLED_DIALPLAN_STATUS = CallStatus.ANSWERED
 
 
