@@ -16,9 +16,9 @@ Rules (:func:`plan_callback`):
 The claim script never dials a contact before its queue time, nor while the campaign's hours
 are closed (its claim deadline), so the contact is dialed at ``due`` at the earliest.
 
-Cancelling is an undo: the contact returns to what it was before the operator
-set the callback (a fresh contact is queued again at its first due time, a retry at its retry
-time, a final contact keeps its final status), as an "undo". A callback the dialplan set has no
+Cancelling is an undo: the contact returns to what it was before the operator set the callback
+(a fresh contact is queued again at its first due time, a retry at its retry time, a final
+contact keeps its final status). A callback the dialplan set has no
 such earlier state (the person answered and asked for it): cancelling ends the contact as
 Answered (:data:`CANCELLED_DIALPLAN_STATUS`). To never call a number again use do-not-call.
 """
