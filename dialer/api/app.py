@@ -22,6 +22,7 @@ from dialer.errors import DialerError
 from dialer.metrics import DialerMetrics
 from dialer.store.redis_store import RedisStore
 
+from . import routes_callbacks as callbacks
 from . import routes_callerid as callerid
 from . import routes_campaigns as campaigns
 from . import routes_lists as lists
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 VIEW, OPER, ADMIN = Role.VIEWER, Role.OPERATOR, Role.ADMINISTRATOR
 CAMPAIGN = "/campaigns/{campaign_id:int}"
 LIST = f"{CAMPAIGN}/lists/{{list_id:int}}"
+CALLBACK = f"{CAMPAIGN}/contacts/{{contact_id:int}}/callback"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,9 @@ def endpoints(*, metrics: bool, metrics_public: bool = False) -> tuple[Endpoint,
         Endpoint(
             "POST", f"{CAMPAIGN}/contacts/remove", OPER, recycle.remove_many, "remove contacts"
         ),
+        Endpoint("POST", CALLBACK, OPER, callbacks.set_callback, "set a callback"),
+        Endpoint("DELETE", CALLBACK, OPER, callbacks.cancel_callback, "cancel a callback"),
+        Endpoint("GET", f"{CAMPAIGN}/callbacks", VIEW, callbacks.list_callbacks, "read callbacks"),
         Endpoint("GET", f"{CAMPAIGN}/records", VIEW, records.get_records, "read call records"),
         Endpoint(
             "GET", f"{CAMPAIGN}/records.csv", VIEW, records.get_records_csv, "export call records"

@@ -48,6 +48,7 @@ _ERRORS = {
 }
 _CID = {"name": "campaign_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _LID = {"name": "list_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_KID = {"name": "contact_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _INT = {"type": "integer", "minimum": 0}
 _PAGE = {"type": "integer", "minimum": 1, "maximum": 1000}
 _POOL_NUMBER = {"type": "string", "pattern": "^\\+?[0-9]{3,15}$"}
@@ -331,6 +332,52 @@ def _paths() -> Doc:
                 errors=("400", "401", "403", "404", "409", "413", "422", "503"),
             )
         },
+        "/campaigns/{campaign_id}/contacts/{contact_id}/callback": {
+            "post": _op(
+                "operator",
+                "Set or move the contact's callback (Rescheduled until then). A time outside "
+                "the calling hours is moved to the next opening (moved_by_hours); 409 "
+                "contact_in_call while the contact is being dialed",
+                _json(_ref("CallbackSet"), "the callback as set"),
+                params=[_CID, _KID],
+                body={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["at"],
+                                "properties": {"at": {"type": "string", "format": "date-time"}},
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                errors=write_errors,
+            ),
+            "delete": _op(
+                "operator",
+                "Cancel the contact's callback: it returns to its state before the callback "
+                "(a callback the dialplan set ends as answered)",
+                _json({"type": "object"}, "the contact after the cancel"),
+                params=[_CID, _KID],
+                errors=("401", "403", "404", "409", "503"),
+            ),
+        },
+        "/campaigns/{campaign_id}/callbacks": {
+            "get": _op(
+                "viewer",
+                "Upcoming callbacks in due order (operators' and the dialplan's); follow "
+                "next_after until it is null",
+                _json({"type": "object"}, "a page"),
+                params=[
+                    _CID,
+                    _query("after", "due_ms of the last callback seen", _INT),
+                    _query("limit", "page size (default 100)", _PAGE),
+                ],
+                errors=("401", "403", "404", "422", "503"),
+            )
+        },
         "/campaigns/{campaign_id}/records": {
             "get": _op(
                 "viewer",
@@ -524,6 +571,20 @@ _COMPONENTS: Doc = {
             | {"duplicates": {"type": "integer"}, "error_count": {"type": "integer"}},
         },
         "ContactPage": {"type": "object", "properties": {"contacts": {"type": "array"}}},
+        "CallbackSet": {
+            "type": "object",
+            "properties": {
+                "contact_id": {"type": "integer"},
+                "status": {"type": "string"},
+                "requested_at": {"type": "string", "format": "date-time"},
+                "due_at": {"type": "string", "format": "date-time"},
+                "due_ms": {"type": "integer"},
+                "moved_by_hours": {"type": "boolean"},
+                "reason": {"type": "string"},
+                "previous_status": {"type": "string"},
+                "replaced": {"type": ["string", "null"], "enum": ["operator", "dialplan", None]},
+            },
+        },
         "RecordPage": {"type": "object", "properties": {"records": {"type": "array"}}},
         "Analytics": {"type": "object"},
     },

@@ -16,6 +16,7 @@
     dialer dnc add|remove|check NUMBER...   [--campaign ID]
     dialer dnc import FILE                  [--campaign ID]
     dialer trunk show|reset TRUNK...        circuit breakers
+    dialer callback add|move ID CONTACT AT  | cancel ID CONTACT | list ID
 
 Settings come from DIALER_* environment variables (:meth:`EngineSettings.from_env`), with
 ``--redis-url`` / ``--namespace`` overrides. A user error prints ``dialer: <sentence>`` on
@@ -34,7 +35,7 @@ from dialer import __version__
 from dialer.errors import DialerError
 from dialer.importer import ImportRefused
 
-from . import campaigns, dnc, lists, records, recycle, service, status, trunks
+from . import callbacks, campaigns, dnc, lists, records, recycle, service, status, trunks
 from .common import Parser, common_options, note
 from .output import plural, refusal_lines
 
@@ -57,7 +58,7 @@ def build_parser() -> Parser:
         "--version", action="version", version=f"dialer {__version__}", help="print the version"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (service, campaigns, lists, status, records, dnc, trunks, recycle):
+    for module in (service, campaigns, lists, status, records, dnc, trunks, recycle, callbacks):
         module.register(sub, common)
     return parser
 

@@ -132,7 +132,8 @@ class CampaignControl:
     async def start(self, cid: int) -> CommandResult:
         """Running, or Scheduled when its calling hours are closed (or before its start date)."""
         counts = await self._store.counts(cid)
-        dialable = counts.get(CallStatus.PENDING, 0) + counts.get(CallStatus.RETRY_SCHEDULED, 0)
+        queued = (CallStatus.PENDING, CallStatus.RETRY_SCHEDULED, CallStatus.RESCHEDULED)
+        dialable = sum(counts.get(s, 0) for s in queued)  # a callback is dialable too
         status = await self._apply(cid, CampaignCommand.START, dialable=dialable)
         return CommandResult(cid, status, 0)
 

@@ -30,7 +30,9 @@ key                            type   content
 ``{ns}:c:{cid}:k:{kid}``       hash   phone, vars (JSON), list, status (CallStatus), attempts,
                                       tech_failures, last_call, next_due_ms, dials (calls
                                       made: claim.lua adds one per claim, release.lua gives
-                                      it back)
+                                      it back); an operator's callback adds cb_source,
+                                      cb_requested_ms, cb_set_ms, cb_dials, cb_prev_status,
+                                      cb_prev_due (callback.lua's header)
 ``{ns}:c:{cid}:pending``       zset   contact member -> due_ms: the only dial queue (fresh
                                       contacts due at upload time, retries at their retry time)
 ``{ns}:c:{cid}:retries``       zset   contact member -> due_ms: the retries and callbacks among

@@ -45,6 +45,10 @@ TREE = {
     ("dnc", "import"),
     ("trunk", "show"),
     ("trunk", "reset"),
+    ("callback", "add"),
+    ("callback", "move"),
+    ("callback", "cancel"),
+    ("callback", "list"),
 }
 
 
