@@ -13,9 +13,11 @@ from dialer.domain.calls import AmdStatus, GoalResult, RawOutcome, VoicemailDrop
 from dialer.domain.outcome import classify
 from dialer.domain.statuses import CallStatus as S
 from dialer.pbx.ami.codec import Message
+from dialer.pbx.asterisk import record as ast_record
 from dialer.pbx.asterisk.correlate import CallCorrelator as AstCorrelator
 from dialer.pbx.base import CallEnded, PbxEvent
 from dialer.pbx.esl.codec import EslEvent
+from dialer.pbx.freeswitch import record as fs_record
 from dialer.pbx.freeswitch.correlate import CallCorrelator as FsCorrelator
 
 CID = "dlr-goal-1"
@@ -85,3 +87,26 @@ def test_values_outside_the_grammar_are_ignored(value: str) -> None:
     for raw in (ast, fs):
         assert (raw.goal, raw.voicemail_drop) == (None, None)
         assert classify(raw).status is S.ANSWERED
+
+
+def test_the_switch_records_keep_the_goal_and_the_drop() -> None:
+    """The end of a call no engine saw: Asterisk's AstDB line, FreeSWITCH's global variable."""
+    record = ast_record.SwitchRecord(
+        answered=True,
+        q850_cause=16,
+        amd_status=AmdStatus.MACHINE,
+        goal=GoalResult.FAILED,
+        voicemail_drop=VoicemailDrop.PLAYED,
+    )
+    line = ast_record.encode_record(record)
+    assert line.endswith(" goal=failed vm=played")
+    assert ast_record.parse_record(line) == record
+    fs = fs_record.parse_record(
+        "v1;ans:1796546580;cause:16;goal:completed;vm:started;end:1796546590"
+    )
+    assert fs is not None
+    assert (fs.goal, fs.voicemail_drop) == (GoalResult.COMPLETED, VoicemailDrop.STARTED)
+    for value in HOSTILE:
+        bad = ast_record.parse_record(f"v1 state=Up cause=16 goal={value} vm={value}")
+        assert bad is not None
+        assert (bad.goal, bad.voicemail_drop) == (None, None)
