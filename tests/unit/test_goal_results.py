@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from dialer.analytics import RecordTally, build_analytics
 from dialer.domain.calls import AmdStatus, GoalResult, RawOutcome, VoicemailDrop
 from dialer.domain.outcome import classify
 from dialer.domain.statuses import CallStatus as S
@@ -19,6 +20,7 @@ from dialer.pbx.base import CallEnded, PbxEvent
 from dialer.pbx.esl.codec import EslEvent
 from dialer.pbx.freeswitch import record as fs_record
 from dialer.pbx.freeswitch.correlate import CallCorrelator as FsCorrelator
+from dialer.store.models import QueueStats
 
 CID = "dlr-goal-1"
 HOSTILE = ["COMPLETED", " completed", "completed,failed", "${goal}", "failed)", "", "played\n"]
@@ -110,3 +112,14 @@ def test_the_switch_records_keep_the_goal_and_the_drop() -> None:
         bad = ast_record.parse_record(f"v1 state=Up cause=16 goal={value} vm={value}")
         assert bad is not None
         assert (bad.goal, bad.voicemail_drop) == (None, None)
+
+
+def test_analytics_count_a_goal_result_as_an_answer() -> None:
+    """Completed and Failed contacts were answered by a person: the answer rate counts them."""
+    counts = {S.COMPLETED: 2, S.FAILED: 1, S.ANSWERED: 1, S.VOICEMAIL: 4}
+    tally = RecordTally()
+    for status in ("completed", "failed", "answered", "voicemail"):
+        tally.add({"status": status, "ended_ms": "1796546580000", "duration_s": "3.0"})
+    a = build_analytics(1, counts, QueueStats(0, 0, None, 0, 0), tally)
+    assert (a.contacts_answered, a.contacts_finished, a.success_rate) == (4, 8, 0.5)
+    assert (a.human_answers, a.voicemail_answers, a.talk.count) == (3, 1, 3)
