@@ -179,6 +179,12 @@ async def test_goal_results_and_a_voicemail_drop(
 
     assert counts == {S.COMPLETED: 2, S.FAILED: 2, S.VOICEMAIL: 3}
     assert len(records) == len(behaviour_of)
+    if pbx == "asterisk":  # the switch's own record (AstDB, its hangup handler) keeps them too
+        astdb = stack.asterisk_cli("database show dialer")
+        for rec in records:
+            _, _, goal, drop = PLAN[behaviour_of[rec["phone"]]]
+            line = next(x for x in astdb.splitlines() if f"/{rec['call_id']} " in x)
+            assert line.rstrip().endswith(f"goal={goal} vm={drop}"), line
     for rec in records:
         behaviour = behaviour_of[rec["phone"]]
         _, status, goal, drop = PLAN[behaviour]
