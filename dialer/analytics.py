@@ -54,10 +54,12 @@ __all__ = [
 ]
 
 S = CallStatus
+#: A person answered: plain Answered, or the dialplan's goal result (Completed / Failed).
+ANSWERED = frozenset({S.ANSWERED, S.COMPLETED, S.FAILED})
 #: Final contact statuses reached by calling: the success rate's denominator.
 DIALED_FINAL = frozenset(
     {
-        S.ANSWERED,
+        *ANSWERED,
         S.VOICEMAIL,
         S.BUSY,
         S.NO_ANSWER,
@@ -180,7 +182,7 @@ class RecordTally:
         self.attempts += 1
         status = record.get("status", "")
         self.by_status[status] += 1
-        answered = status == S.ANSWERED
+        answered = status in ANSWERED
         ended = _float(record.get("ended_ms"))
         if ended is not None:
             day = datetime.fromtimestamp(ended / 1000, UTC).strftime("%Y-%m-%d")
@@ -212,8 +214,8 @@ def build_analytics(
     """The analytics of a campaign from its contact counts, queue and tallied records."""
     full = {s: int(counts.get(s, 0)) for s in CallStatus}
     finished = sum(full[s] for s in DIALED_FINAL)
-    answered_contacts = full[S.ANSWERED]
-    human = tally.by_status[S.ANSWERED.value]
+    answered_contacts = sum(full[s] for s in ANSWERED)
+    human = sum(tally.by_status[s.value] for s in ANSWERED)
     days = sorted(tally.day_attempts)
     return CampaignAnalytics(
         campaign_id=cid,

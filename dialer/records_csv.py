@@ -48,6 +48,8 @@ RECORD_COLUMNS = (
     "amd_status",
     "amd_cause",
     "dialplan_result",
+    "goal",
+    "voicemail_drop",
     "dial_status",
     "originate_reason",
     "originate_failed",

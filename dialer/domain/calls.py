@@ -22,6 +22,21 @@ class DialplanResult(StrEnum):
     CALLBACK = "callback"
 
 
+class GoalResult(StrEnum):
+    """Whether the answered call achieved the campaign's goal, as the dialplan reports it
+    (Asterisk ``Gosub(dialer-goal,completed|failed,1)``, FreeSWITCH ``dialer_goal``)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"  # connected, but the goal was not achieved
+
+
+class VoicemailDrop(StrEnum):
+    """The voicemail drop: DIALER_VM_MESSAGE played to an answering machine after its greeting."""
+
+    STARTED = "started"  # the message began but did not play to its end (cut, or no such file)
+    PLAYED = "played"  # the message played to its end
+
+
 @dataclass(frozen=True, slots=True)
 class RawOutcome:
     """The raw facts of one attempt, exactly as the PBX reported them.
@@ -43,6 +58,8 @@ class RawOutcome:
     amd_cause: str | None = None
     dialplan_result: DialplanResult | None = None
     callback_at: float | None = None  # epoch seconds, with DialplanResult.CALLBACK
+    goal: GoalResult | None = None  # the dialplan's goal result
+    voicemail_drop: VoicemailDrop | None = None  # a message left on an answering machine
     originate_failed: bool = False
     originate_reason: int | None = None  # Asterisk Reason; FreeSWITCH -ERR cause code
     dial_status: str | None = None  # Asterisk DialEnd DialStatus, when seen

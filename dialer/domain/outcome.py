@@ -11,6 +11,9 @@ Choices (bump :data:`OUTCOME_TABLE_VERSION` when a row changes meaning):
 - A number refused before dialing (``invalid_number``) -> Invalid number, final, and it does
   not count as an attempt (nothing was dialed).
 - CALLBACK -> Rescheduled, not final, does not consume an attempt (the person asked for it).
+- A goal result (``goal=completed|failed``, reported by the user's dialplan) -> Completed or
+  Failed, final: a person was reached and the campaign's question was settled either way. An
+  opt-out or a callback reported on the same call wins (their rows come first).
 - AMD HANGUP (the callee hung up while AMD listened) -> Answered, final: somebody picked up;
   calling back someone who hung up on us is what a regulator calls harassment.
 - SIP 603 / Q.850 21 (declined) -> Rejected, final: a decline is the callee's decision.
@@ -19,6 +22,9 @@ Choices (bump :data:`OUTCOME_TABLE_VERSION` when a row changes meaning):
   retryable and not consuming the contact's attempts (retry.py caps them separately).
 - Q.850 20 (subscriber absent) and 27 (destination out of order) -> No answer: the callee's line,
   not our trunk. 16 without an answer (the call was cleared before answer) -> No answer.
+- AMD MACHINE -> Voicemail, retryable, consuming; whether a voicemail drop played is recorded
+  (``voicemail_drop``), not classified: retry.py ends a contact whose last attempt was
+  Voicemail as Voicemail.
 - Default (no rule matched: unknown SIP code and Q.850 cause) -> No answer, consuming: the phone
   may well have rung, so the fast, non-consuming technical retry would risk ringing a person
   every minute; a consumed attempt with the no-answer delay is the safe side.
@@ -35,7 +41,7 @@ Choices (bump :data:`OUTCOME_TABLE_VERSION` when a row changes meaning):
   final (a person spoke with us; ``retry.redial_answered_cut`` may redial it, counted as an
   attempt); not answered -> Technical error, retryable, not consuming (the ring was cut by our
   side's failure, not the callee's choice). A dialplan result reported before (opt-out,
-  callback) still decides.
+  callback, goal) still decides.
 - A call nobody saw end and the switch kept no record of (``outcome_unknown``) -> Outcome
   unknown, final: it may have been answered, so it is never redialed on its own; a person
   decides (the records show it).
@@ -46,7 +52,7 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
-from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
+from dialer.domain.calls import AmdStatus, DialplanResult, GoalResult, RawOutcome
 from dialer.domain.statuses import CallStatus
 
 __all__ = [
@@ -58,7 +64,7 @@ __all__ = [
     "render_markdown",
 ]
 
-OUTCOME_TABLE_VERSION = 2
+OUTCOME_TABLE_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +94,7 @@ class Rule:
     lost: bool | None = None
     outcome_unknown: bool | None = None
     dialplan_result: DialplanResult | None = None
+    goal: GoalResult | None = None
     amd_statuses: frozenset[AmdStatus | None] | None = None
     sip_codes: frozenset[int] = frozenset()
     sip_classes: frozenset[int] = frozenset()  # 5 matches 500-599
@@ -109,6 +116,8 @@ class Rule:
         if self.outcome_unknown is not None and raw.outcome_unknown != self.outcome_unknown:
             return False
         if self.dialplan_result is not None and raw.dialplan_result != self.dialplan_result:
+            return False
+        if self.goal is not None and raw.goal != self.goal:
             return False
         if self.amd_statuses is not None and raw.amd_status not in self.amd_statuses:
             return False
@@ -135,6 +144,8 @@ class Rule:
             parts.append("refused before dialing (not a dialable number)")
         if self.dialplan_result is not None:
             parts.append(f"dialplan result {self.dialplan_result.value}")
+        if self.goal is not None:
+            parts.append(f"dialplan goal={self.goal.value}")
         if self.outcome_unknown:
             parts.append("end seen by no engine, no switch record")
         if self.lost:
@@ -182,6 +193,8 @@ OUTCOME_RULES: tuple[Rule, ...] = (
     ),
     _final(_S.DO_NOT_CALL, "dialplan:dnc", dialplan_result=DialplanResult.DO_NOT_CALL),
     _free_retry(_S.RESCHEDULED, "dialplan:callback", dialplan_result=DialplanResult.CALLBACK),
+    _final(_S.COMPLETED, "dialplan:goal_completed", goal=GoalResult.COMPLETED),
+    _final(_S.FAILED, "dialplan:goal_failed", goal=GoalResult.FAILED),
     _final(_S.OUTCOME_UNKNOWN, "outcome_unknown", outcome_unknown=True),
     _final(_S.ANSWERED_CUT, "lost:answered", lost=True, answered=True),
     _free_retry(_S.TECHNICAL_ERROR, "lost", lost=True, answered=False),

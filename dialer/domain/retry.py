@@ -3,10 +3,12 @@
 After each attempt :func:`decide` turns its :class:`~dialer.domain.outcome.Classification` into
 the contact's next status and, when another attempt is due, its time.
 
-- Final attempt statuses (Answered, Invalid number, Do not call, Rejected) never retry.
+- Final attempt statuses (Answered, Completed, Failed, Invalid number, Do not call, Rejected)
+  never retry.
 - Busy / No answer / Voicemail consume one attempt of the shared ``max_attempts`` budget; when
   the budget (or ``max_attempts_for[status]``, a lower cap applied to the attempts used so far
-  when this status is the latest outcome) is spent the contact is Completed without answer.
+  when this status is the latest outcome) is spent the contact is Completed without answer, or
+  Voicemail when that last attempt ended on voicemail (an answering machine answered it).
 - Technical errors do not consume the budget; ``technical_retry_limit`` caps *consecutive*
   ones (any other outcome resets the count), then the contact ends as Technical error. Their
   delay grows by ``technical_backoff`` each time so that a dead trunk does not burn the list.
@@ -225,7 +227,9 @@ def decide(
         delay = policy.delay_for(c.status) * policy.technical_backoff ** (failures - 1)
         return Decision(CallStatus.RETRY_SCHEDULED, now + min(delay, MAX_DELAY), used, failures)
     if used >= policy.attempt_cap(c.status):
-        return Decision(CallStatus.COMPLETED_NO_ANSWER, None, used, failures)
+        voicemail = c.status is CallStatus.VOICEMAIL
+        last = CallStatus.VOICEMAIL if voicemail else CallStatus.COMPLETED_NO_ANSWER
+        return Decision(last, None, used, failures)
     return Decision(CallStatus.RETRY_SCHEDULED, now + policy.delay_for(c.status), used, failures)
 
 

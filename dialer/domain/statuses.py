@@ -51,7 +51,10 @@ class CallStatus(StrEnum):
     IN_PROGRESS = "in_progress"
     ANSWERED = "answered"  # a human answered
     ANSWERED_CUT = "answered_cut"  # answered, then cut by a PBX failure (its end never reported)
-    VOICEMAIL = "voicemail"  # answering machine detected
+    COMPLETED = "completed"  # answered, the dialplan reported its goal achieved
+    FAILED = "failed"  # answered, the dialplan reported its goal not achieved
+    # answering machine detected; as a contact status: its last attempt ended on voicemail
+    VOICEMAIL = "voicemail"
     BUSY = "busy"
     NO_ANSWER = "no_answer"
     REJECTED = "rejected"  # declined by the callee or the network (603, 21, ...)
@@ -77,6 +80,8 @@ _CALL_LABELS = {
     CallStatus.IN_PROGRESS: "In progress",
     CallStatus.ANSWERED: "Answered",
     CallStatus.ANSWERED_CUT: "Answered, cut by a PBX failure",
+    CallStatus.COMPLETED: "Completed (goal achieved)",
+    CallStatus.FAILED: "Failed (goal not achieved)",
     CallStatus.VOICEMAIL: "Voicemail",
     CallStatus.BUSY: "Busy",
     CallStatus.NO_ANSWER: "No answer",

@@ -83,6 +83,8 @@ def call_record(
         "amd_status": _s(raw.amd_status.value if raw.amd_status else None),
         "amd_cause": _s(raw.amd_cause),
         "dialplan_result": _s(raw.dialplan_result.value if raw.dialplan_result else None),
+        "goal": _s(raw.goal.value if raw.goal else None),
+        "voicemail_drop": _s(raw.voicemail_drop.value if raw.voicemail_drop else None),
         "dial_status": _s(raw.dial_status),
         "originate_reason": _s(raw.originate_reason),
         "originate_failed": "1" if raw.originate_failed else "0",

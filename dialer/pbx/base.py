@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
+from dialer.domain.calls import AmdStatus, DialplanResult, GoalResult, RawOutcome, VoicemailDrop
 from dialer.errors import DialerError
 
 #: Every call id the dialer originates starts with this (``dialer.engine.runner.new_call_id``):
@@ -58,6 +58,8 @@ class CallFacts:
     amd_cause: str | None = None
     dialplan_result: DialplanResult | None = None
     callback_at: float | None = None
+    goal: GoalResult | None = None
+    voicemail_drop: VoicemailDrop | None = None
 
     def outcome(self) -> RawOutcome:
         return RawOutcome(
@@ -68,6 +70,8 @@ class CallFacts:
             amd_cause=self.amd_cause,
             dialplan_result=self.dialplan_result,
             callback_at=self.callback_at,
+            goal=self.goal,
+            voicemail_drop=self.voicemail_drop,
             originate_failed=self.originate_failed,
             originate_reason=self.originate_reason,
         )

@@ -9,10 +9,12 @@ no RTP at all would make AMD answer NOTSURE instead of HUMAN.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import subprocess
 import tempfile
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +33,15 @@ _DST = (bytes([127, 0, 0, 1]), 6002)
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
-    """A spoken phrase followed by ``silence_s`` seconds of silence packets."""
+    """A spoken phrase followed by ``silence_s`` seconds of silence packets (after a
+    ``beep_s`` seconds 1 kHz beep when given)."""
 
     name: str
     text: str
     silence_s: float
     voice: str = "en-us"
     speed_wpm: int = 160
+    beep_s: float = 0.0
 
 
 # The human says one short word, then stays silent: AMD decides HUMAN after 800 ms of silence.
@@ -49,7 +53,19 @@ VOICEMAIL = Prompt(
     "Please leave a message after the tone.",
     silence_s=2.0,
 )
-PROMPTS = (HELLO, VOICEMAIL)
+# An answering machine that records after its beep: the same greeting, a 0.5 s beep, then 20 s
+# of silence packets (a machine keeps sending RTP while it records; FreeSWITCH paces a playback
+# on the callee's RTP: without any, the voicemail drop's message does not play).
+VOICEMAIL_BEEP = Prompt(
+    "voicemail-beep", VOICEMAIL.text, silence_s=20.0, voice=VOICEMAIL.voice, beep_s=0.5
+)
+PROMPTS = (HELLO, VOICEMAIL, VOICEMAIL_BEEP)
+# The voicemail drop's message in the tests (DIALER_VM_MESSAGE=dialer-test/vm-message): a sound
+# file of the switches, not a pcap of the simulator.
+VM_MESSAGE = Prompt(
+    "vm-message", "Hello, this is a message from the dialer. Please call us back.", silence_s=0.0
+)
+VM_MESSAGE_SOUND = "dialer-test/vm-message"
 
 
 def synthesize_mulaw(prompt: Prompt) -> bytes:
@@ -92,6 +108,64 @@ def synthesize_mulaw(prompt: Prompt) -> bytes:
             capture_output=True,
         )
         return raw.read_bytes()
+
+
+def speech_wav(prompt: Prompt, path: Path) -> float:
+    """``prompt`` as an 8 kHz mono 16-bit PCM .wav (what both switches play: Asterisk's
+    format_wav, FreeSWITCH's mod_sndfile), written atomically; returns its length in seconds."""
+    for tool, package in (("espeak-ng", "espeak-ng"), ("sox", "sox")):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} not found: apt-get install {package}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="dialer-audio-") as tmp:
+        raw = Path(tmp) / "speech.wav"
+        out = Path(tmp) / "out.wav"
+        text = prompt.text
+        subprocess.run(
+            ["espeak-ng", "-v", prompt.voice, "-s", str(prompt.speed_wpm), "-w", str(raw), text],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                "sox",
+                str(raw),
+                "-r",
+                str(SAMPLE_RATE),
+                "-c",
+                "1",
+                "-b",
+                "16",
+                "-e",
+                "signed-integer",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        tmp_target = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        shutil.copyfile(out, tmp_target)
+        tmp_target.replace(path)  # atomic: several stacks may install the same sound at once
+    with wave.open(str(path)) as w:
+        frames: int = w.getnframes()
+        rate: int = w.getframerate()
+    return frames / rate
+
+
+def install_sound(prompt: Prompt, name: str, sounds_dirs: list[Path]) -> float:
+    """``prompt`` as ``<dir>/<name>.wav`` in each sounds directory (Asterisk: the root's
+    ``/usr/share/asterisk/sounds``; FreeSWITCH: the instance's ``sounds``); its length in s."""
+    length = 0.0
+    for directory in sounds_dirs:
+        length = speech_wav(prompt, directory / f"{name}.wav")
+    return length
+
+
+def beep_mulaw(seconds: float, hz: int = 1000) -> bytes:
+    """A sine beep as raw 8 kHz mono mu-law bytes (sox's synth), like an answering machine's."""
+    argv = ["sox", "-n", "-r", str(SAMPLE_RATE), "-c", "1", "-e", "mu-law", "-t", "raw", "-"]
+    argv += ["synth", f"{seconds:g}", "sine", str(hz), "vol", "0.5"]
+    return subprocess.run(argv, check=True, capture_output=True).stdout
 
 
 def rtp_packets(payload: bytes, *, payload_type: int = PT_PCMU) -> Iterator[bytes]:
@@ -150,9 +224,13 @@ def prompt_pcap(prompt: Prompt, directory: Path) -> Path:
         "voice": prompt.voice,
         "speed_wpm": prompt.speed_wpm,
     }
+    if prompt.beep_s:
+        wanted["beep_s"] = prompt.beep_s  # only then: the other prompts' caches stay valid
     if path.is_file() and meta.is_file() and json.loads(meta.read_text()) == wanted:
         return path
     speech = synthesize_mulaw(prompt)
+    if prompt.beep_s:
+        speech += beep_mulaw(prompt.beep_s)
     silence = MULAW_SILENCE * int(prompt.silence_s * SAMPLE_RATE)
     tmp = path.with_suffix(".tmp")
     write_rtp_pcap(tmp, speech + silence)

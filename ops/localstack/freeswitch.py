@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_SOURCE = Path(__file__).resolve().parents[2] / "pbx-config" / "freeswitch"
 PROFILE = "dialer"
-DIRS = ("conf", "log", "db", "run", "temp", "cache", "storage", "recordings")
+DIRS = ("conf", "log", "db", "run", "temp", "cache", "storage", "recordings", "sounds")
 # Loaded in this order (mod_console first so start-up problems are logged); fsbuild.MODULES
 # says why each is there.
 LOAD = (

@@ -28,6 +28,10 @@ class Behaviour(StrEnum):
     VOICEMAIL = "voicemail"
     HUMAN_OPT_OUT = "human_opt_out"
     HUMAN_CALLBACK = "human_callback"
+    HUMAN_GOAL_COMPLETED = "human_goal_completed"
+    HUMAN_GOAL_FAILED = "human_goal_failed"
+    VOICEMAIL_BEEP = "voicemail_beep"
+    VOICEMAIL_HANGS_UP = "voicemail_hangs_up"
     RING_NO_ANSWER = "ring_no_answer"
     UNAVAILABLE_480 = "unavailable_480"
     NOT_FOUND_404 = "not_found_404"
@@ -56,6 +60,14 @@ PLAN: tuple[PlanEntry, ...] = (
     PlanEntry(Behaviour.VOICEMAIL, "61", 200, "a 7 s voicemail greeting: AMD MACHINE"),
     PlanEntry(Behaviour.HUMAN_OPT_OUT, "62", 200, '"Hello?", DTMF 9 at 3 s: result dnc'),
     PlanEntry(Behaviour.HUMAN_CALLBACK, "63", 200, '"Hello?", DTMF 2 at 3 s: result callback'),
+    PlanEntry(Behaviour.HUMAN_GOAL_COMPLETED, "64", 200, '"Hello?", DTMF 1 at 3 s: goal completed'),
+    PlanEntry(Behaviour.HUMAN_GOAL_FAILED, "65", 200, '"Hello?", DTMF 3 at 3 s: goal failed'),
+    PlanEntry(
+        Behaviour.VOICEMAIL_BEEP, "66", 200, "the 61 greeting, a beep, 20 s of silence: recording"
+    ),
+    PlanEntry(
+        Behaviour.VOICEMAIL_HANGS_UP, "67", 200, "as 66, but hangs up (BYE) 11 s after the answer"
+    ),
     PlanEntry(Behaviour.RING_NO_ANSWER, "70", None, "180 Ringing until CANCEL (200, 487)"),
     PlanEntry(Behaviour.UNAVAILABLE_480, "80", 480, "480 Temporarily Unavailable"),
     PlanEntry(Behaviour.NOT_FOUND_404, "84", 404, "404 Not Found"),

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio import HELLO, VOICEMAIL, prompt_pcap
+from .audio import HELLO, VOICEMAIL, VOICEMAIL_BEEP, prompt_pcap
 from .procs import bound_ports, is_alive, spawn, terminate
 from .templates import render
 from .wait import Exited, wait_until
@@ -45,7 +45,7 @@ class SippLayout:
 
 
 def render_scenario(layout: SippLayout, template: Path = SCENARIO_TEMPLATE) -> Path:
-    dtmf = {d: SIPP_SHARE / f"dtmf_2833_{d}.pcap" for d in ("9", "2")}
+    dtmf = {d: SIPP_SHARE / f"dtmf_2833_{d}.pcap" for d in ("9", "2", "1", "3")}
     for path in dtmf.values():
         if not path.is_file():
             raise SippError(f"{path} missing: apt-get install sip-tester")
@@ -53,8 +53,11 @@ def render_scenario(layout: SippLayout, template: Path = SCENARIO_TEMPLATE) -> P
     values = {
         "STACK_HELLO_PCAP": str(prompt_pcap(HELLO, audio)),
         "STACK_VOICEMAIL_PCAP": str(prompt_pcap(VOICEMAIL, audio)),
+        "STACK_VOICEMAIL_BEEP_PCAP": str(prompt_pcap(VOICEMAIL_BEEP, audio)),
         "STACK_DTMF9_PCAP": str(dtmf["9"]),
         "STACK_DTMF2_PCAP": str(dtmf["2"]),
+        "STACK_DTMF1_PCAP": str(dtmf["1"]),
+        "STACK_DTMF3_PCAP": str(dtmf["3"]),
     }
     layout.workdir.mkdir(parents=True, exist_ok=True)
     layout.scenario.write_text(render(template.read_text(), values, source=template.name))

@@ -110,6 +110,8 @@ def test_the_dialplan_reads_only_the_knobs_and_never_parses_a_value() -> None:
         "DIALER_REC_SIP",
         "DIALER_REC_RESULT",
         "DIALER_REC_AT",
+        "DIALER_REC_GOAL",  # set only to the literals completed / failed (dialer-goal)
+        "DIALER_REC_VM",  # set only to the literals started / played (the voicemail drop)
     }
     assert read <= set(KNOBS) | {"DIALER_AMD"} | own | record, read
     assert not re.search(r"ExecIf\(|Exec\(|EVAL\(|IF\(", plan)

@@ -138,8 +138,10 @@ def test_manager_grants_the_least_privileges() -> None:
     manager = (CONFIG_SOURCE / "manager.conf").read_text()
     sections = _manager_sections(manager)
     assert set(sections) == {"general", "${STACK_AMI_USER}", "${STACK_AMI_USER}-watch"}
+    assert re.search(r"(?m)^read = call,user$", sections["${STACK_AMI_USER}"])
+    # the watching user also reads the dialplan class, filtered to Playback steps below
+    assert re.search(r"(?m)^read = call,user,dialplan$", sections["${STACK_AMI_USER}-watch"])
     for user in ("${STACK_AMI_USER}", "${STACK_AMI_USER}-watch"):
-        assert re.search(r"(?m)^read = call,user$", sections[user])
         assert re.search(r"(?m)^write = originate,call,reporting$", sections[user])
     # the adapter's event filters live here (Filter actions would need "system")
     from dialer.pbx.asterisk.correlate import FOLLOWED_EVENTS
@@ -149,8 +151,10 @@ def test_manager_grants_the_least_privileges() -> None:
     assert len(filters) == len(FOLLOWED_EVENTS)  # one include filter each, nothing else
     # the watching user also sees channels appear and answer (Newstate only when Up)
     filters, names = _include_filters(sections["${STACK_AMI_USER}-watch"])
-    assert names == {*FOLLOWED_EVENTS, "Newchannel", "Newstate"}
+    assert names == {*FOLLOWED_EVENTS, "Newchannel", "Newstate", "Newexten"}
     assert "(action(include),name(Newstate),header(ChannelState),method(exact)) = 6" in filters
+    newexten = "(action(include),name(Newexten),header(Application),method(exact)) = Playback"
+    assert newexten in filters  # the voicemail drop's message, nothing else of the dialplan
     assert re.search(r"(?m)^bindaddr = 127\.0\.0\.1$", manager)
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
+from dialer.domain.calls import AmdStatus, DialplanResult, GoalResult, RawOutcome, VoicemailDrop
 from dialer.domain.outcome import (
     OUTCOME_RULES,
     OUTCOME_TABLE_VERSION,
@@ -233,8 +233,42 @@ def test_dialplan_callback_is_rescheduled_without_using_an_attempt() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("goal", "status"), [(GoalResult.COMPLETED, S.COMPLETED), (GoalResult.FAILED, S.FAILED)]
+)
+def test_a_goal_result_is_final(goal: GoalResult, status: S) -> None:
+    for raw in (
+        RawOutcome(answered=True, amd_status=AmdStatus.HUMAN, goal=goal),
+        RawOutcome(answered=True, goal=goal, lost=True),  # reported before the PBX died
+    ):
+        assert classify(raw) == Classification(
+            status,
+            retryable=False,
+            consumes_attempt=True,
+            final=True,
+            reason=f"dialplan:goal_{goal}",
+        )
+
+
+def test_an_opt_out_or_a_callback_wins_over_a_goal() -> None:
+    dnc = RawOutcome(
+        answered=True, goal=GoalResult.COMPLETED, dialplan_result=DialplanResult.DO_NOT_CALL
+    )
+    assert classify(dnc).status is S.DO_NOT_CALL
+    cb = RawOutcome(answered=True, goal=GoalResult.FAILED, dialplan_result=DialplanResult.CALLBACK)
+    assert classify(cb).status is S.RESCHEDULED
+
+
+@pytest.mark.parametrize("drop", [None, *VoicemailDrop])
+def test_a_voicemail_drop_is_recorded_not_classified(drop: VoicemailDrop | None) -> None:
+    raw = RawOutcome(answered=True, amd_status=AmdStatus.MACHINE, voicemail_drop=drop)
+    assert classify(raw) == Classification(
+        S.VOICEMAIL, retryable=True, consumes_attempt=True, final=False, reason="amd:MACHINE"
+    )
+
+
 def test_table_invariants() -> None:
-    assert OUTCOME_TABLE_VERSION == 2
+    assert OUTCOME_TABLE_VERSION == 3
     for rule in OUTCOME_RULES:
         assert rule.final is not rule.retryable
         if rule.status is S.TECHNICAL_ERROR:
@@ -243,6 +277,8 @@ def test_table_invariants() -> None:
         if rule.status in (
             S.ANSWERED,
             S.ANSWERED_CUT,
+            S.COMPLETED,
+            S.FAILED,
             S.OUTCOME_UNKNOWN,
             S.INVALID_NUMBER,
             S.DO_NOT_CALL,
@@ -259,6 +295,8 @@ raw_outcomes = st.builds(
     sip_code=st.none() | st.integers(min_value=100, max_value=699),
     amd_status=st.none() | st.sampled_from(AmdStatus),
     dialplan_result=st.none() | st.sampled_from(DialplanResult),
+    goal=st.none() | st.sampled_from(GoalResult),
+    voicemail_drop=st.none() | st.sampled_from(VoicemailDrop),
     originate_failed=st.booleans(),
     invalid_number=st.booleans(),
     lost=st.booleans(),
@@ -277,6 +315,8 @@ def test_any_raw_outcome_gets_a_consistent_classification(raw: RawOutcome) -> No
         assert (c.status, c.final, c.consumes_attempt) == (S.INVALID_NUMBER, True, False)
     elif raw.dialplan_result is not None:
         assert c.status in (S.DO_NOT_CALL, S.RESCHEDULED)
+    elif raw.goal is not None:  # reported by the dialplan: it decides, even if the PBX died
+        assert (c.status, c.final) == (S(raw.goal.value), True)
     elif raw.outcome_unknown:  # never redialed on its own
         assert (c.status, c.final) == (S.OUTCOME_UNKNOWN, True)
     elif raw.lost:  # an answered call cut by a PBX failure is never a technical error

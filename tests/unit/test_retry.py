@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
+from dialer.domain.calls import AmdStatus, DialplanResult, GoalResult, RawOutcome
 from dialer.domain.outcome import OUTCOME_RULES, Classification, classify
 from dialer.domain.retry import BUDGETED_STATUSES, RetryPolicy, decide
 from dialer.domain.statuses import CallStatus
@@ -42,12 +42,16 @@ def test_busy_schedules_a_retry_after_its_delay() -> None:
     assert not d.final
 
 
-@pytest.mark.parametrize("outcome", [BUSY, NO_ANSWER, VOICEMAIL])
+@pytest.mark.parametrize(
+    ("outcome", "last"),
+    [(BUSY, S.COMPLETED_NO_ANSWER), (NO_ANSWER, S.COMPLETED_NO_ANSWER), (VOICEMAIL, S.VOICEMAIL)],
+)
 def test_budget_is_shared_and_exhaustion_completes_without_answer(
-    outcome: Classification,
+    outcome: Classification, last: S
 ) -> None:
+    """The last attempt's outcome names the final status: on voicemail, Voicemail."""
     d = decide(outcome, attempts_used=2, technical_failures=0, policy=POLICY, now=NOW)
-    assert (d.contact_status, d.retry_at, d.attempts_used) == (S.COMPLETED_NO_ANSWER, None, 3)
+    assert (d.contact_status, d.retry_at, d.attempts_used) == (last, None, 3)
     assert d.final
 
 
@@ -58,13 +62,21 @@ def test_mixed_outcomes_share_one_budget() -> None:
         d = decide(outcome, used, 0, POLICY, NOW)
         used = d.attempts_used
         statuses.append(d.contact_status)
-    assert statuses == [S.RETRY_SCHEDULED, S.RETRY_SCHEDULED, S.COMPLETED_NO_ANSWER]
+    # the last attempt ended on voicemail: the contact's final status says so
+    assert statuses == [S.RETRY_SCHEDULED, S.RETRY_SCHEDULED, S.VOICEMAIL]
+
+
+@pytest.mark.parametrize("goal", list(GoalResult))
+def test_a_goal_result_ends_the_contact(goal: GoalResult) -> None:
+    c = classify(RawOutcome(answered=True, goal=goal))
+    d = decide(c, 0, 0, POLICY, NOW)
+    assert (d.contact_status, d.retry_at, d.attempts_used) == (S(goal.value), None, 1)
 
 
 def test_per_status_cap() -> None:
     policy = RetryPolicy(max_attempts=5, max_attempts_for={S.VOICEMAIL: 2})
     assert decide(VOICEMAIL, 0, 0, policy, NOW).contact_status is S.RETRY_SCHEDULED
-    assert decide(VOICEMAIL, 1, 0, policy, NOW).contact_status is S.COMPLETED_NO_ANSWER
+    assert decide(VOICEMAIL, 1, 0, policy, NOW).contact_status is S.VOICEMAIL
     assert decide(BUSY, 1, 0, policy, NOW).contact_status is S.RETRY_SCHEDULED
 
 

@@ -21,8 +21,9 @@ observed on Asterisk 22 / PJSIP, pbx-config/asterisk/README.md):
   no Hangup by then ends as ``originate_failed`` (no channel), unless a ``Newchannel`` was seen.
 - ``Newchannel`` and ``Newstate`` (Up) are read when an AMI user receives them (they are not
   needed): a channel exists, its name; answered.
-- ``UserEvent`` ``DialerAMD`` (Status, Cause) and ``DialerResult`` (Result, At) come from the
-  dialplan (pbx-config/asterisk/extensions.conf).
+- ``UserEvent`` ``DialerAMD`` (Status, Cause), ``DialerResult`` (Result, At), ``DialerGoal``
+  (Goal: completed|failed) and ``DialerVoicemail`` (Drop: started, then played) come from the
+  dialplan (pbx-config/asterisk/extensions.conf). A value outside its enum is ignored.
 
 Calls not followed: the AMI user receives every dialer call's events (ids starting with
 :data:`~dialer.pbx.base.CALL_ID_PREFIX`), other engines' calls included. Their facts are kept
@@ -44,7 +45,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, replace
 
-from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
+from dialer.domain.calls import AmdStatus, DialplanResult, GoalResult, RawOutcome, VoicemailDrop
 from dialer.pbx.ami.codec import Message
 from dialer.pbx.base import (
     CALL_ID_PREFIX,
@@ -249,6 +250,12 @@ class CallCorrelator:
                 track.dialplan_result = DialplanResult(result)
                 at = int_or_none(msg.get("At"))
                 track.callback_at = float(at) if at is not None else None
+        elif kind == "DialerGoal":
+            with contextlib.suppress(ValueError):
+                track.goal = GoalResult(msg.get("Goal", "") or "")
+        elif kind == "DialerVoicemail":
+            with contextlib.suppress(ValueError):
+                track.voicemail_drop = VoicemailDrop(msg.get("Drop", "") or "")
 
     def _end(self, call_id: str, track: _Track, now: float) -> CallEnded:
         del self._calls[call_id]

@@ -8,6 +8,7 @@ README "The switch's own record of a call")::
     family dialer/<yyyymmdd>   (the UTC day of the hang-up)
     key    <call id>           (the Originate ChannelId = the channel's linkedid)
     value  v1 state=Up cause=16 sip= amd=HUMAN amdcause=HUMAN-800-800 result=dnc at= end=1796546581
+           goal=completed vm=    (goal: completed|failed; vm, the voicemail drop: started|played)
 
 Every value is produced by the switch itself (the channel's state, ``HANGUPCAUSE``, the SIP
 code of ``HANGUPCAUSE(<channel>,tech)``, ``AMDSTATUS``/``AMDCAUSE``, the dialplan's own result,
@@ -24,10 +25,13 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
 
-from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
+from dialer.domain.calls import AmdStatus, DialplanResult, GoalResult, RawOutcome, VoicemailDrop
 
 FAMILY = "dialer"
+_E = TypeVar("_E", bound=StrEnum)
 VERSION = "v1"
 KEPT_DAYS = 3  # today and the two days before are kept; older days are deleted
 MAX_VALUE = 512  # characters: a longer value is no record of ours
@@ -52,6 +56,8 @@ class SwitchRecord:
     dialplan_result: DialplanResult | None = None
     callback_at: int | None = None  # epoch seconds (callback)
     ended_at: int | None = None  # epoch seconds, the switch's clock
+    goal: GoalResult | None = None
+    voicemail_drop: VoicemailDrop | None = None
 
     def outcome(self) -> RawOutcome:
         return RawOutcome(
@@ -62,6 +68,8 @@ class SwitchRecord:
             amd_cause=self.amd_cause,
             dialplan_result=self.dialplan_result,
             callback_at=float(self.callback_at) if self.callback_at is not None else None,
+            goal=self.goal,
+            voicemail_drop=self.voicemail_drop,
         )
 
 
@@ -95,6 +103,11 @@ def _int(value: str, low: int, high: int) -> int | None:
         return None
     n = int(value)
     return n if low <= n <= high else None
+
+
+def _enum(kind: type[_E], value: str) -> _E | None:
+    """``value`` as a member of ``kind`` when it is exactly one of its values, else None."""
+    return next((m for m in kind if m.value == value), None)
 
 
 def parse_record(value: str) -> SwitchRecord | None:
@@ -131,6 +144,8 @@ def parse_record(value: str) -> SwitchRecord | None:
         if dialplan_result is DialplanResult.CALLBACK
         else None,
         ended_at=_int(fields.get("end", ""), 0, 2**40),
+        goal=_enum(GoalResult, fields.get("goal", "")),
+        voicemail_drop=_enum(VoicemailDrop, fields.get("vm", "")),
     )
 
 
@@ -152,5 +167,7 @@ def encode_record(record: SwitchRecord, *, state: str | None = None) -> str:
             f"result={s(record.dialplan_result.value if record.dialplan_result else None)}",
             f"at={s(record.callback_at)}",
             f"end={s(record.ended_at)}",
+            f"goal={s(record.goal.value if record.goal else None)}",
+            f"vm={s(record.voicemail_drop.value if record.voicemail_drop else None)}",
         )
     )

@@ -22,8 +22,10 @@ Rules (the contract is pbx-config/freeswitch/README.md):
 - AMD: channel variables ``dialer_amd_status`` / ``dialer_amd_cause`` (set by dialer.xml's
   greeting-length step), else ``amd_result`` / ``amd_cause`` (the third-party mod_amd), read
   from the hang-up. Dialplan results: ``dialer_result`` (``dnc`` / ``callback``) and
-  ``dialer_callback_at`` (epoch seconds). No CUSTOM event is needed (nor subscribed): the
-  dialplan decides and its variables travel in the hang-up.
+  ``dialer_callback_at`` (epoch seconds); the goal ``dialer_goal`` (``completed`` / ``failed``)
+  and the voicemail drop ``dialer_vm_drop`` (``started`` / ``played``), exact values only. No
+  CUSTOM event is needed (nor subscribed): the dialplan decides and its variables travel in the
+  hang-up.
 - Calls not followed: the ``CHANNEL_HANGUP_COMPLETE`` of any other dialer call (id starting with
   ``dlr-``) carries all of the above by itself; its end goes to an :class:`EndMemory`
   (:meth:`CallCorrelator.seen_end`), read by the engine that settles the call should its owner
@@ -35,7 +37,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, replace
 
-from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
+from dialer.domain.calls import AmdStatus, DialplanResult, GoalResult, RawOutcome, VoicemailDrop
 from dialer.pbx.base import (
     CALL_ID_PREFIX,
     CallAnswered,
@@ -316,6 +318,10 @@ class CallCorrelator:
                 track.dialplan_result = DialplanResult(result)
                 at = int_or_none(event.get("variable_dialer_callback_at"))
                 track.callback_at = float(at) if at is not None else None
+        with contextlib.suppress(ValueError):
+            track.goal = GoalResult(event.get("variable_dialer_goal") or "")
+        with contextlib.suppress(ValueError):
+            track.voicemail_drop = VoicemailDrop(event.get("variable_dialer_vm_drop") or "")
 
     def _answer(self, call_id: str, track: _Track, now: float, out: list[PbxEvent]) -> None:
         if track.answered_at is None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 
-from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
+from dialer.domain.calls import AmdStatus, DialplanResult, GoalResult, RawOutcome, VoicemailDrop
 
 PREFIX = "dialer_end_"  # the global variable of a call: dialer_end_<call id>
 VERSION = "v1"
@@ -47,6 +47,8 @@ FIELDS = (
     ("result", "dialer_result"),
     ("at", "dialer_callback_at"),
     ("end", "end_epoch"),
+    ("goal", "dialer_goal"),
+    ("vm", "dialer_vm_drop"),
 )
 _INT = re.compile(r"[0-9]{1,13}")
 _AMD_CAUSE = re.compile(r"[A-Za-z0-9_.\-]{1,40}")
@@ -119,4 +121,6 @@ def parse_record(value: str) -> RawOutcome | None:
         amd_cause=amd_cause if amd_status and _AMD_CAUSE.fullmatch(amd_cause) else None,
         dialplan_result=dialplan_result,
         callback_at=float(at) if at is not None and dialplan_result is not None else None,
+        goal=next((g for g in GoalResult if g.value == fields.get("goal")), None),
+        voicemail_drop=next((v for v in VoicemailDrop if v.value == fields.get("vm")), None),
     )
