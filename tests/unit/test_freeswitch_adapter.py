@@ -381,8 +381,11 @@ async def test_adopted_call_ends_when_its_hangup_comes(
     assert running.adapter.followed_calls == 0
 
 
-async def test_json_event_format(fake: FakeFreeSwitch) -> None:
-    settings = FreeSwitchSettings(esl=esl_settings(fake, event_format="json"), park=True)
+@pytest.mark.parametrize("fmt", ["json", "plain"])
+async def test_event_formats(fake: FakeFreeSwitch, fmt: str) -> None:
+    """JSON is the default; plain text still works the same."""
+    changes = {"event_format": fmt} if fmt == "plain" else {}
+    settings = FreeSwitchSettings(esl=esl_settings(fake, **changes), park=True)
     async with FreeSwitchAdapter(settings) as adapter:
         run = Running(adapter)
         async with asyncio.TaskGroup() as group:
@@ -392,7 +395,7 @@ async def test_json_event_format(fake: FakeFreeSwitch) -> None:
             ended = await run.wait_ended("dlr-json")
             task.cancel()
     assert ended.raw == RawOutcome(answered=False, q850_cause=17, sip_code=486)
-    assert fake.sessions[0].fmt == "json"
+    assert fake.sessions[0].fmt == fmt
     assert fake.named("bgapi originate")[0].line.endswith(
         "sofia/gateway/carrier/+12015550100 &park()"
     )
@@ -449,7 +452,7 @@ async def test_filters_and_subscription_are_sent_on_connect(fake: FakeFreeSwitch
     assert lines == [
         f"auth {PASSWORD}",
         "filter Event-Name BACKGROUND_JOB",
-        "event plain CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB",
+        "event json CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB",
         "exit",
     ]
 
