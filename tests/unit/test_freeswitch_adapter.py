@@ -572,3 +572,38 @@ def test_recorded_failed_background_job_through_the_correlator() -> None:
         answered=False, q850_cause=102, originate_failed=True, originate_reason=102
     )
     assert correlator.feed(job, 3.0) == []  # the same job again ends nothing
+
+
+# -- the switch's end records of calls followed to their end -------------------------------
+
+
+async def test_records_of_calls_ended_by_events_are_deleted_in_groups_and_on_close(
+    fake: FakeFreeSwitch,
+) -> None:
+    """One ``global_setvar <record>=`` per call that ended by its events, sent once
+    ``end_record_drop_batch`` of them wait (here 2), the rest when the adapter closes."""
+    settings = FreeSwitchSettings(
+        esl=esl_settings(fake), park=True, end_record_drop_batch=2, end_record_drop_delay=60
+    )
+    fake.scenarios[NUMBER] = Scenario("fail", "USER_BUSY", 17, 486)
+    deletes = "api global_setvar dialer_end_"
+    async with FreeSwitchAdapter(settings) as adapter:
+        run = Running(adapter)
+        async with asyncio.TaskGroup() as group:
+            task = group.create_task(run.collect())
+            await adapter.originate(request("dlr-rec-1"))
+            await run.wait_ended("dlr-rec-1")
+            await asyncio.sleep(0.05)
+            assert not fake.named(deletes)  # one waits: not yet
+            await adapter.originate(request("dlr-rec-2"))
+            await run.wait_ended("dlr-rec-2")
+            await fake.wait_for(lambda: len(fake.named(deletes)) == 2)
+            await adapter.originate(request("dlr-rec-3"))
+            await run.wait_ended("dlr-rec-3")
+            task.cancel()
+        assert len(fake.named(deletes)) == 2
+    lines = [c.line for c in fake.commands]
+    assert lines[-2:] == ["api global_setvar dialer_end_dlr-rec-3=", "exit"]
+    assert [c.line for c in fake.named(deletes)] == [
+        f"api global_setvar dialer_end_dlr-rec-{i}=" for i in (1, 2, 3)
+    ]
