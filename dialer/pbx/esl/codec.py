@@ -369,9 +369,10 @@ def parse_event_json(body: bytes) -> EslEvent:
     event_body = data.pop("_body", "")
     if not isinstance(event_body, str):
         raise PbxProtocolError("ESL JSON event _body is not a string")
-    for key, value in data.items():
-        if type(value) is not str:  # most are: their dict is the index as it is
-            data[key] = _json_value(key, value)
+    if set(map(type, data.values())) - {str}:  # in C; FreeSWITCH's values are strings but
+        for key, value in data.items():  # a multi-value header's (a list)
+            if type(value) is not str:
+                data[key] = _json_value(key, value)
     # A JSON object's names are unique (json keeps the last of a repeated one): ``data`` maps
     # each header name to its value, in the object's order.
     return EslEvent._indexed(_Index(tuple(data.items()), data), event_body)
