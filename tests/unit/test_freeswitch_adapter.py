@@ -607,3 +607,28 @@ async def test_records_of_calls_ended_by_events_are_deleted_in_groups_and_on_clo
     assert [c.line for c in fake.named(deletes)] == [
         f"api global_setvar dialer_end_dlr-rec-{i}=" for i in (1, 2, 3)
     ]
+
+
+async def test_commands_of_one_loop_turn_go_out_in_one_write(fake: FakeFreeSwitch) -> None:
+    """Concurrent commands share one write (one system call), each still gets its own reply
+    in order; a command alone goes out by itself."""
+    async with EslClient(esl_settings(fake)) as esl:
+        conn = esl._conn
+        assert conn is not None
+        writes: list[bytes] = []
+        write = conn.writer.write
+
+        def counting(
+            data: bytes | bytearray | memoryview,
+        ) -> None:  # a spy on our own writer: the bytes still go out
+            writes.append(bytes(data))
+            write(data)
+
+        conn.writer.write = counting  # type: ignore[method-assign]
+        replies = await asyncio.gather(
+            esl.api("uptime"), esl.api("nosuchapi", check=False), esl.api("uptime")
+        )
+        assert list(replies) == ["4242\n", "-ERR nosuchapi Command not found!\n", "4242\n"]
+        assert writes == [b"api uptime\n\napi nosuchapi\n\napi uptime\n\n"]
+        assert await esl.api("uptime") == "4242\n"
+        assert writes[1:] == [b"api uptime\n\n"]
