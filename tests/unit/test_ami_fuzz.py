@@ -310,3 +310,36 @@ def test_common_path_builds_what_the_checked_path_builds(
         except UnsafeValue:
             got = None
         assert got == expected
+
+
+# names that differ by case, that str.lower lengthens (İ), that it lowers by context (Σ), a LF
+lookup_names = st.text(st.sampled_from("aAbBΣσςİi\n-_"), min_size=0, max_size=4)
+
+
+def _scan(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
+    """The lookup as a linear scan: the exact spelling first, else the first of any case."""
+    for key, value in headers:
+        if key == name:
+            return value
+    for key, value in headers:
+        if len(key) == len(name) and key.lower() == name.lower():
+            return value
+    return None
+
+
+@FUZZ
+@given(
+    pairs=st.lists(st.tuples(lookup_names, st.text(max_size=3)), max_size=8),
+    wanted=st.lists(lookup_names, max_size=6),
+)
+def test_a_messages_index_finds_what_a_scan_finds(
+    pairs: list[tuple[str, str]], wanted: list[str]
+) -> None:
+    headers = tuple(pairs)
+    message = Message(headers)
+    for name in [*wanted, *(key for key, _ in headers), *(k.upper() for k, _ in headers)]:
+        found = _scan(headers, name)
+        assert message.get(name) == found
+        assert message.get(name, "default") == ("default" if found is None else found)
+        assert (name in message) == (found is not None)
+    assert message == Message(headers)  # the index is no part of equality

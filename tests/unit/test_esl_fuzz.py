@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dialer.errors import PbxProtocolError, UnsafeValue
-from dialer.pbx.esl.codec import EslCodec, EslEvent, EslMessage, encode_command
+from dialer.pbx.esl.codec import EslCodec, EslEvent, EslMessage, _lookup, encode_command
 from tests.unit.esl_fake import _read_packets, serialize_json, serialize_plain
 from tests.unit.esl_transcripts import all_transcripts, transcript
 
@@ -197,3 +197,26 @@ def test_hostile_arguments_never_make_a_second_command(
         assert read_headers == {"Job-UUID": header_value.lstrip(" ")}
     else:
         assert read_headers == {}
+
+
+# -- header lookup --------------------------------------------------------------------------
+
+# names that differ by case, that str.lower lengthens (İ), that it lowers by context (Σ), a LF
+lookup_names = st.text(st.sampled_from("aAbBΣσςİi\n-_"), min_size=0, max_size=4)
+
+
+@FUZZ
+@given(
+    pairs=st.lists(st.tuples(lookup_names, st.text(max_size=3)), max_size=8),
+    wanted=st.lists(lookup_names, max_size=6),
+)
+def test_an_events_index_finds_what_a_scan_finds(
+    pairs: list[tuple[str, str]], wanted: list[str]
+) -> None:
+    """EslEvent.get (dicts built once per event) answers as the linear scan: the exact
+    spelling first, else the first header of any case; repeats: the first one."""
+    headers = tuple(pairs)
+    event = EslEvent(headers)
+    for name in [*wanted, *(key for key, _ in headers), *(k.upper() for k, _ in headers)]:
+        assert event.get(name) == _lookup(headers, name)
+        assert (name in event) == (_lookup(headers, name) is not None)

@@ -381,8 +381,11 @@ async def test_adopted_call_ends_when_its_hangup_comes(
     assert running.adapter.followed_calls == 0
 
 
-async def test_json_event_format(fake: FakeFreeSwitch) -> None:
-    settings = FreeSwitchSettings(esl=esl_settings(fake, event_format="json"), park=True)
+@pytest.mark.parametrize("fmt", ["json", "plain"])
+async def test_event_formats(fake: FakeFreeSwitch, fmt: str) -> None:
+    """JSON is the default; plain text still works the same."""
+    changes = {"event_format": fmt} if fmt == "plain" else {}
+    settings = FreeSwitchSettings(esl=esl_settings(fake, **changes), park=True)
     async with FreeSwitchAdapter(settings) as adapter:
         run = Running(adapter)
         async with asyncio.TaskGroup() as group:
@@ -392,7 +395,7 @@ async def test_json_event_format(fake: FakeFreeSwitch) -> None:
             ended = await run.wait_ended("dlr-json")
             task.cancel()
     assert ended.raw == RawOutcome(answered=False, q850_cause=17, sip_code=486)
-    assert fake.sessions[0].fmt == "json"
+    assert fake.sessions[0].fmt == fmt
     assert fake.named("bgapi originate")[0].line.endswith(
         "sofia/gateway/carrier/+12015550100 &park()"
     )
@@ -449,7 +452,7 @@ async def test_filters_and_subscription_are_sent_on_connect(fake: FakeFreeSwitch
     assert lines == [
         f"auth {PASSWORD}",
         "filter Event-Name BACKGROUND_JOB",
-        "event plain CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB",
+        "event json CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB",
         "exit",
     ]
 
@@ -569,3 +572,63 @@ def test_recorded_failed_background_job_through_the_correlator() -> None:
         answered=False, q850_cause=102, originate_failed=True, originate_reason=102
     )
     assert correlator.feed(job, 3.0) == []  # the same job again ends nothing
+
+
+# -- the switch's end records of calls followed to their end -------------------------------
+
+
+async def test_records_of_calls_ended_by_events_are_deleted_in_groups_and_on_close(
+    fake: FakeFreeSwitch,
+) -> None:
+    """One ``global_setvar <record>=`` per call that ended by its events, sent once
+    ``end_record_drop_batch`` of them wait (here 2), the rest when the adapter closes."""
+    settings = FreeSwitchSettings(
+        esl=esl_settings(fake), park=True, end_record_drop_batch=2, end_record_drop_delay=60
+    )
+    fake.scenarios[NUMBER] = Scenario("fail", "USER_BUSY", 17, 486)
+    deletes = "api global_setvar dialer_end_"
+    async with FreeSwitchAdapter(settings) as adapter:
+        run = Running(adapter)
+        async with asyncio.TaskGroup() as group:
+            task = group.create_task(run.collect())
+            await adapter.originate(request("dlr-rec-1"))
+            await run.wait_ended("dlr-rec-1")
+            await asyncio.sleep(0.05)
+            assert not fake.named(deletes)  # one waits: not yet
+            await adapter.originate(request("dlr-rec-2"))
+            await run.wait_ended("dlr-rec-2")
+            await fake.wait_for(lambda: len(fake.named(deletes)) == 2)
+            await adapter.originate(request("dlr-rec-3"))
+            await run.wait_ended("dlr-rec-3")
+            task.cancel()
+        assert len(fake.named(deletes)) == 2
+    lines = [c.line for c in fake.commands]
+    assert lines[-2:] == ["api global_setvar dialer_end_dlr-rec-3=", "exit"]
+    assert [c.line for c in fake.named(deletes)] == [
+        f"api global_setvar dialer_end_dlr-rec-{i}=" for i in (1, 2, 3)
+    ]
+
+
+async def test_commands_of_one_loop_turn_go_out_in_one_write(fake: FakeFreeSwitch) -> None:
+    """Concurrent commands share one write (one system call), each still gets its own reply
+    in order; a command alone goes out by itself."""
+    async with EslClient(esl_settings(fake)) as esl:
+        conn = esl._conn
+        assert conn is not None
+        writes: list[bytes] = []
+        write = conn.writer.write
+
+        def counting(
+            data: bytes | bytearray | memoryview,
+        ) -> None:  # a spy on our own writer: the bytes still go out
+            writes.append(bytes(data))
+            write(data)
+
+        conn.writer.write = counting  # type: ignore[method-assign]
+        replies = await asyncio.gather(
+            esl.api("uptime"), esl.api("nosuchapi", check=False), esl.api("uptime")
+        )
+        assert list(replies) == ["4242\n", "-ERR nosuchapi Command not found!\n", "4242\n"]
+        assert writes == [b"api uptime\n\napi nosuchapi\n\napi uptime\n\n"]
+        assert await esl.api("uptime") == "4242\n"
+        assert writes[1:] == [b"api uptime\n\n"]

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dialer.errors import PbxProtocolError, UnsafeValue
 
@@ -91,13 +91,32 @@ class Message:
     """One AMI message (event or response): its headers in wire order, repeats kept."""
 
     headers: tuple[tuple[str, str], ...]
+    # name -> first value, and every name lowered between LFs: built at the first lookup
+    _exact: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
+    _folded: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first header called ``name``: spelled exactly so, else the first
-        whose name matches ASCII case-insensitively (Asterisk's spelling is found at once)."""
-        for key, value in self.headers:
-            if key == name:
-                return value
+        whose name matches ASCII case-insensitively (Asterisk's spelling is found at once).
+
+        O(1): a dict of the names is built at the first lookup (a correlator asks an event for
+        several headers, some absent); a miss looks for the lowered name among all the names
+        lowered in one text, and scans only when some name matches in another case."""
+        exact = self._exact
+        if exact is None:
+            # dict() keeps the last of a repeated key: fed backwards, the first one stays.
+            exact = dict(reversed(self.headers))
+            object.__setattr__(self, "_exact", exact)
+        value = exact.get(name)
+        if value is not None:
+            return value
+        folded = self._folded
+        if folded is None:
+            # a LF is neither cased nor case-ignorable: each name is lowered as it is alone
+            folded = "\n" + "\n".join(exact).lower() + "\n"
+            object.__setattr__(self, "_folded", folded)
+        if f"\n{name.lower()}\n" not in folded:
+            return default
         return _get_folded(self.headers, name, default)
 
     def __getitem__(self, name: str) -> str:

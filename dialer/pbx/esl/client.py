@@ -92,7 +92,7 @@ class EslSettings:
     port: int = 8021
     password: str = field(default="", repr=False)
     events: tuple[str, ...] = ()  # e.g. ("CHANNEL_ANSWER", "CUSTOM", "avmd::beep"); CUSTOM last
-    event_format: str = "plain"  # "plain" or "json"
+    event_format: str = "json"  # "json" (parsed ~5x faster than plain, same values) or "plain"
     filters: tuple[tuple[str, str], ...] = ()  # ("Event-Name", "BACKGROUND_JOB"), ...
     connect_timeout: float = 5.0
     command_timeout: float = 10.0
@@ -158,13 +158,32 @@ class _Connection(StreamConnection[EslMessage | EslEvent]):
     peer: ClassVar[str] = "FreeSWITCH"
 
     waiting: deque[asyncio.Future[EslMessage]] = field(default_factory=deque)  # FIFO replies
+    outbox: list[bytes] = field(default_factory=list)  # commands not written yet
 
     def send(self, data: bytes) -> asyncio.Future[EslMessage]:
-        """Write one command and take its place in the reply queue (no await in between)."""
-        future = asyncio.get_running_loop().create_future()
+        """Queue one command and take its place in the reply queue (no await in between).
+
+        The commands queued in one turn of the event loop go out in one write at the end of
+        it (:meth:`flush`): an engine's originates of one pacing step, the record deletions of
+        one batch of ends. Each write to a local socket costs a system call that also runs the
+        peer's TCP receive path (~0.1-0.3 ms of the engine's CPU here); the bytes and their
+        order are the same.
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self.waiting.append(future)
-        self.writer.write(data)
+        if not self.outbox:
+            loop.call_soon(self.flush)
+        self.outbox.append(data)
         return future
+
+    def flush(self) -> None:
+        """Write the queued commands (a lost connection fails their replies: ``fail_all``)."""
+        if self.outbox:
+            data = b"".join(self.outbox)
+            self.outbox.clear()
+            if not self.writer.transport.is_closing():
+                self.writer.write(data)
 
     def on_reply(self, message: EslMessage) -> None:
         if not self.waiting:

@@ -13,6 +13,7 @@ A call is ``bgapi originate {origination_uuid=<call id>,...}<endpoint> <exten> X
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -21,6 +22,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
+from types import TracebackType
 from typing import Any
 
 from dialer.domain.calls import RawOutcome
@@ -80,6 +82,11 @@ class FreeSwitchSettings:
     end_records: bool = True
     end_record_ttl: float = record.DEFAULT_TTL
     end_record_sweep: float = 300.0  # s between sweeps of the expired records
+    # the records of calls that ended by their events are deleted in groups: when this many
+    # wait, when the oldest waited this long (checked as events come, and by live_calls), and
+    # on close: one write of many commands instead of one write per call
+    end_record_drop_batch: int = 50
+    end_record_drop_delay: float = 1.0
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> FreeSwitchSettings:
@@ -192,6 +199,22 @@ class FreeSwitchAdapter(SwitchAdapter[EslEvent]):
             self._esl, self._correlator, failure_grace=settings.failure_grace, clock=clock
         )
         self._swept_at = 0.0  # never: the first reconciliation sweeps
+        self._to_drop: list[str] = []  # calls ended by their events whose record still exists
+        self._to_drop_since = 0.0  # when the oldest of them ended
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._to_drop and self._esl.connected:
+                with contextlib.suppress(DialerError, TimeoutError):
+                    async with asyncio.timeout(self._settings.esl.command_timeout):
+                        await self.drop_pending_records()
+        finally:
+            await super().__aexit__(exc_type, exc, tb)
 
     @property
     def esl(self) -> EslClient:
@@ -242,19 +265,39 @@ class FreeSwitchAdapter(SwitchAdapter[EslEvent]):
 
     async def events(self) -> AsyncGenerator[PbxEvent, None]:
         """The shared event stream; the switch's record of a call that ended is deleted once
-        its end was taken (it came from the events)."""
+        its end was taken (it came from the events), with others (``end_record_drop_*``)."""
         async with aclosing(super().events()) as events:
             async for event in events:
                 yield event
-                await self.drop_records(_ended_by_events([event]))
+                await self._ended([event])
 
     async def event_batches(self) -> AsyncGenerator[list[PbxEvent], None]:
         """The shared event stream; the switch's records of the calls that ended in a batch
-        are deleted once the batch was taken (their ends came from the events)."""
+        are deleted once the batch was taken (their ends came from the events), in groups."""
         async with aclosing(super().event_batches()) as batches:
             async for batch in batches:
                 yield batch
-                await self.drop_records(_ended_by_events(batch))
+                await self._ended(batch)
+
+    async def _ended(self, batch: Sequence[PbxEvent]) -> None:
+        ended = _ended_by_events(batch)
+        if ended and self._settings.end_records:
+            if not self._to_drop:
+                self._to_drop_since = self._clock()
+            self._to_drop += ended
+        await self._drop_due_records()
+
+    async def _drop_due_records(self) -> None:
+        if self._to_drop and (
+            len(self._to_drop) >= self._settings.end_record_drop_batch
+            or self._clock() - self._to_drop_since >= self._settings.end_record_drop_delay
+        ):
+            await self.drop_pending_records()
+
+    async def drop_pending_records(self) -> None:
+        """Delete now the records of the calls that ended by their events (in one write)."""
+        pending, self._to_drop = self._to_drop, []
+        await self.drop_records(pending)
 
     async def originate(self, request: OriginateRequest) -> None:
         args = originate_args(request, self._settings)
@@ -296,6 +339,7 @@ class FreeSwitchAdapter(SwitchAdapter[EslEvent]):
         """``show channels``; also sweeps the expired end records every ``end_record_sweep``
         seconds (reconciliation asks for the list that often or more)."""
         live = parse_show_channels(await self._esl.api("show", "channels", "as", "json"))
+        await self._drop_due_records()
         if self._settings.end_records and (
             self._clock() - self._swept_at >= self._settings.end_record_sweep
         ):
