@@ -78,10 +78,11 @@ async def store(stack: Any, namespace: str):
 
 
 # The crash race (README "When a call ends while no engine owns it"): an answer the switch
-# stamped less than this before a SIGKILL may never reach the engine; that call is judged
-# ringing (technical error) and redialed. Measured: see the README's fault table.
+# stamped just before a SIGKILL may never reach the engine; that call is judged ringing
+# (technical error) and redialed. Measured from the answer's stamp to the engine's receipt: at
+# most 72 ms on FreeSWITCH, 12 ms on Asterisk, under load; this bound is 7 times that.
 ANSWER_RACE_S = 0.5
-SWITCH_CLOCK_LAG = 0.05  # FreeSWITCH stamps events with a cached clock (monitor.py)
+KILL_SLACK = 0.05  # the kill's time is taken just before the SIGKILL is sent
 
 
 async def test_pbx_crash_pauses_campaigns_and_they_resume_when_it_is_back(
@@ -182,7 +183,7 @@ async def test_pbx_crash_pauses_campaigns_and_they_resume_when_it_is_back(
     )  # fmt: skip
     assert set(per_phone.values()) <= {1, 2}
     assert len(late) == sum(1 for n in per_phone.values() if n > 1), (late, per_phone)
-    assert all(-SWITCH_CLOCK_LAG <= t <= ANSWER_RACE_S for t in late.values()), late
+    assert all(-KILL_SLACK <= t <= ANSWER_RACE_S for t in late.values()), late
 
 
 async def test_redis_restart_loses_nothing_and_dials_nobody_twice(stack, store, namespace):
