@@ -77,6 +77,9 @@ class Observed:
     # call ids whose channel answered (Asterisk: state Up; FreeSWITCH: CHANNEL_ANSWER, or an
     # answer epoch in the hang-up)
     answered: set[str] = field(default_factory=set)
+    # call id -> the switch's own answer time (Asterisk: the Timestamp of the Newstate to Up;
+    # FreeSWITCH: CHANNEL_ANSWER's Event-Date-Timestamp, else the hang-up's answer_uepoch)
+    answered_at: dict[str, float] = field(default_factory=dict)
 
     def answered_per(self, phone_of: dict[str, str]) -> dict[str, int]:
         """Answered channels per number (``phone_of``: call id -> number, from the records);
@@ -174,6 +177,7 @@ async def watch_asterisk(
                     stamp = item.get("Timestamp")
                     if item.get("ChannelState") == "6":
                         observed.answered.add(uid)
+                        observed.answered_at.setdefault(uid, float(stamp) if stamp else time.time())
                     if item.event == "Newstate":
                         continue
                     if item.event == "Hangup":
@@ -235,12 +239,16 @@ async def watch_freeswitch(esl_url: str, *, sample_every: float = 0.04) -> Async
                         observed.created_at.setdefault(uid, _fs_time(item))
                     elif item.name == "CHANNEL_ANSWER":
                         observed.answered.add(uid)
+                        observed.answered_at.setdefault(uid, _fs_time(item))
                     elif item.name == "CHANNEL_HANGUP_COMPLETE":
                         observed.ended_at.setdefault(uid, _fs_time(item))
                         observed.ended_seen.setdefault(uid, time.monotonic())
                         answered = item.get("variable_answer_epoch") or "0"
                         if answered not in ("", "0"):
                             observed.answered.add(uid)
+                            usec = item.get("variable_answer_uepoch") or ""
+                            at = int(usec) / 1e6 if usec.isdigit() else float(answered)
+                            observed.answered_at.setdefault(uid, at)
 
         async def sample() -> None:
             while True:

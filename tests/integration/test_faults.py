@@ -77,6 +77,14 @@ async def store(stack: Any, namespace: str):
     await s.aclose()
 
 
+# The crash race (README "When a call ends while no engine owns it"): an answer the switch
+# stamped just before a SIGKILL may never reach the engine; that call is judged ringing
+# (technical error) and redialed. Measured from the answer's stamp to the engine's receipt: at
+# most 72 ms on FreeSWITCH, 12 ms on Asterisk, under load; this bound is 7 times that.
+ANSWER_RACE_S = 0.5
+KILL_SLACK = 0.05  # the kill's time is taken just before the SIGKILL is sent
+
+
 async def test_pbx_crash_pauses_campaigns_and_they_resume_when_it_is_back(
     stack: Any, store: RedisStore, namespace: str, pbx: str
 ) -> None:
@@ -96,7 +104,7 @@ async def test_pbx_crash_pauses_campaigns_and_they_resume_when_it_is_back(
                 async with asyncio.timeout(20):
                     while (await store.counts(cid))[S.ANSWERED] < 5:
                         await asyncio.sleep(0.05)
-            killed_at = time.monotonic()
+            killed_at, killed_epoch = time.monotonic(), time.time()
             kill_switch(info, pbx)  # SIGKILL: calls in flight are cut
             await wait_status(store, cid, {CampaignStatus.PAUSING, CampaignStatus.PAUSED}, within=5)
             paused_after = time.monotonic() - killed_at
@@ -153,11 +161,29 @@ async def test_pbx_crash_pauses_campaigns_and_they_resume_when_it_is_back(
     for observed in seen:
         per_phone.update(observed.answered_per(phone_of))
     assert "?" not in per_phone, "an answered channel without a record"
-    assert set(per_phone.values()) == {1}
     assert len(per_phone) >= 30 - len(cut)  # every call answered after the restart seen too
+    # A number answered twice on the switch's side is the crash race and only that: its first
+    # call answered on the switch in the last moment before the kill, the answer never reached
+    # the engine (the switch writes each event to each connection in turn; SIGKILL drops what
+    # it had not written yet), so the engine judged it by what it knew: ringing, redialed.
+    answered_at = {cid: at for observed in seen for cid, at in observed.answered_at.items()}
+    status_of = {r["call_id"]: r["status"] for r in records}
+    late = {  # call id -> its answer on the switch, seconds before the kill
+        cid: killed_epoch - answered_at[cid]
+        for cid in answered_at
+        if per_phone[phone_of[cid]] > 1 and status_of[cid] == "technical_error"
+    }
     log.warning(
-        "%s crash: %d answered cut, %d ringing redialed", pbx, len(answered_cut), len(redials)
-    )
+        "%s crash: %d answered cut, %d ringing redialed, %d numbers answered twice (their "
+        "first answer %s s before the kill on the switch's clock); last answers before the "
+        "kill: %s s",
+        pbx, len(answered_cut), len(redials), sum(1 for n in per_phone.values() if n > 1),
+        sorted(round(t, 3) for t in late.values()),
+        sorted(round(killed_epoch - t, 3) for t in answered_at.values() if t < killed_epoch)[:5],
+    )  # fmt: skip
+    assert set(per_phone.values()) <= {1, 2}
+    assert len(late) == sum(1 for n in per_phone.values() if n > 1), (late, per_phone)
+    assert all(-KILL_SLACK <= t <= ANSWER_RACE_S for t in late.values()), late
 
 
 async def test_redis_restart_loses_nothing_and_dials_nobody_twice(stack, store, namespace):
@@ -265,7 +291,7 @@ async def test_redis_killed_longer_than_the_lease_answers_nobody_twice(
     assert "?" not in per_answered, "an answered channel without a record"
     assert twice == 0  # nobody answered twice
     assert seen.max_live <= REDIS_CAP
-    assert seen.max_channels <= REDIS_CAP
+    assert seen.listings_off() == [], seen.listings_off()
     # nobody lost: every contact final, one record per channel Asterisk made
     assert sum(counts.values()) == len(phones)
     assert counts == {S.ANSWERED: len(phones)}
