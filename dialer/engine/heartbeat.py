@@ -4,7 +4,6 @@ engine process is alive, whether its PBX connection is up, and its trunk limits.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 
@@ -26,17 +25,11 @@ async def heartbeat(
     interval: float = BEAT_INTERVAL_S,
     ttl_ms: int = BEAT_TTL_MS,
 ) -> None:
-    """Beat every ``interval`` s until cancelled, then leave the registry."""
-    try:
-        while True:
-            try:
-                await registry.beat(
-                    owner, pbx_connected=pbx_connected(), trunks=trunks, ttl_ms=ttl_ms
-                )
-            except StoreError as exc:
-                log.warning("heartbeat: store unavailable: %s", exc)
-            await asyncio.sleep(interval)
-    finally:
-        with contextlib.suppress(StoreError, TimeoutError):
-            async with asyncio.timeout(1.0):
-                await registry.leave(owner)
+    """Beat every ``interval`` s until cancelled. A stopped engine's entry is left to expire
+    (``ttl_ms``), as a crashed one's: no Redis command runs under cancellation."""
+    while True:
+        try:
+            await registry.beat(owner, pbx_connected=pbx_connected(), trunks=trunks, ttl_ms=ttl_ms)
+        except StoreError as exc:
+            log.warning("heartbeat: store unavailable: %s", exc)
+        await asyncio.sleep(interval)
