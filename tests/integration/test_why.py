@@ -9,12 +9,16 @@ Four real situations, each checked against what the switch itself saw (``watch_s
   once, ``nothing_due`` clearing at the earliest retry time the records hold; the switch made
   exactly one channel per number;
 - the trunk full: the engine's DIALER_TRUNKS gives the trunk 2 channels, the campaign holds
-  30-s calls: ``trunk_full`` while the switch has exactly 2 of its channels alive.
+  30-s calls: ``trunk_full`` while the switch has exactly 2 of its channels alive; shown by
+  ``dialer status`` (a subprocess) and ``GET /campaigns/{id}/why`` too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +40,7 @@ from tests.integration.engine_helpers import (
     wait_status,
 )
 from tests.integration.monitor import watch_switch
+from tests.unit.api_helpers import VIEWER, api_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
@@ -142,12 +147,35 @@ async def test_why_names_what_holds_each_campaign_back(stack: Any, store: RedisS
             assert len(_live(seen)) == 2, "the switch holds exactly the trunk's 2 channels"
             assert len(seen.created_at) == 3 + 2
             assert "2 of its 2 channels in use" in report.blockers[0].message
+            # the faces: dialer status (a subprocess, as an operator runs it) and the API
+            shown = await asyncio.to_thread(dialer_status, stack, namespace, held)
+            assert "why: not dialing" in shown, shown
+            assert "  trunk_full  trunk " in shown, shown
+            async with api_client(store) as client:
+                response = await client.get(f"/campaigns/{held}/why", headers=VIEWER)
+            assert response.status_code == 200, response.text
+            assert [b["code"] for b in response.json()["blockers"]] == ["trunk_full"]
             await control.stop(held, hangup=True)
             await wait_status(store, held, {CampaignStatus.CANCELLED}, within=20)
             assert codes(await explain(store, held)) == [BlockerCode.FINISHED]
             await control.stop(busy)
             await control.stop(closed)
     assert len(seen.created_at) == 5
+
+
+def dialer_status(stack: Any, namespace: str, cid: int) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
+    env.update(DIALER_REDIS_URL=stack.redis_url, DIALER_NAMESPACE=namespace)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dialer", "status", str(cid)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
 
 
 def _fields(settings: CampaignSettings) -> dict[str, Any]:
