@@ -29,6 +29,7 @@ from . import routes_lists as lists
 from . import routes_meta as meta
 from . import routes_records as records
 from . import routes_recycle as recycle
+from . import routes_why as why
 from .auth import Role, TokenAuth
 from .context import ApiContext, Handler
 from .errors import ApiError, error_response, http_exception, translate
@@ -69,6 +70,7 @@ def endpoints(*, metrics: bool, metrics_public: bool = False) -> tuple[Endpoint,
             "POST", f"{CAMPAIGN}/resume", OPER, campaigns.resume_campaign, "resume a campaign"
         ),
         Endpoint("POST", f"{CAMPAIGN}/stop", ADMIN, campaigns.stop_campaign, "stop a campaign"),
+        Endpoint("GET", f"{CAMPAIGN}/why", VIEW, why.get_why, "read why a campaign waits"),
         Endpoint("GET", f"{CAMPAIGN}/lists", VIEW, lists.get_lists, "read lists"),
         Endpoint("POST", f"{CAMPAIGN}/lists", OPER, lists.upload_list, "upload a list"),
         Endpoint(

@@ -13,6 +13,7 @@ from typing import Any
 from dialer import __version__
 from dialer.domain.dialorder import NEW_EVERY_MAX, NEW_EVERY_MIN, DialOrder
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.domain.why import BlockerCode
 
 Doc = dict[str, Any]
 
@@ -175,6 +176,15 @@ def _paths() -> Doc:
                 params=[_CID],
                 errors=("401", "403", "404", "409", "503"),
             ),
+        },
+        "/campaigns/{campaign_id}/why": {
+            "get": _op(
+                "viewer",
+                "What holds the campaign back right now (each blocker with a code, a sentence "
+                "and when it is expected to clear), or that it is dialing",
+                _json(_ref("Why"), "the blockers"),
+                params=[_CID],
+            )
         },
         "/campaigns/{campaign_id}/start": {"post": _command("operator", "Start (Draft)")},
         "/campaigns/{campaign_id}/pause": {"post": _command("operator", "Pause")},
@@ -553,6 +563,37 @@ _COMPONENTS: Doc = {
             },
         },
         "CampaignPage": {"type": "object", "properties": {"campaigns": {"type": "array"}}},
+        "Why": {
+            "type": "object",
+            "properties": {
+                "campaign_id": {"type": "integer"},
+                "status": {"type": "string"},
+                "dialing": {"type": "boolean", "description": "true: nothing holds it back"},
+                "summary": {"type": "string"},
+                "blockers": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "code": {"type": "string", "enum": [c.value for c in BlockerCode]},
+                            "message": {"type": "string"},
+                            "clears_at_ms": {
+                                "type": ["integer", "null"],
+                                "description": "when it is expected to clear (epoch ms), "
+                                "null when unknown",
+                            },
+                            "clears_at": {"type": ["string", "null"]},
+                        },
+                    },
+                },
+                "inflight": {"type": "integer"},
+                "max_channels": {"type": ["integer", "null"]},
+                "started_last_second": {"type": "integer"},
+                "cps": {"type": ["number", "null"]},
+                "engines_alive": {"type": "integer"},
+                "now_ms": {"type": "integer", "description": "the Redis server's clock"},
+            },
+        },
         "CommandResult": {
             "type": "object",
             "properties": {

@@ -8,6 +8,7 @@
     dialer campaign list [--status S]       | show ID | edit ID FILE
     dialer campaign start|pause|resume ID   | stop ID [--hangup] | delete ID
     dialer campaign stop-all [--hangup]
+    dialer campaign why ID [--json]         what holds it back (also in dialer status)
     dialer list upload ID FILE.csv          [--region CC] [--phone-column C]
     dialer list stop ID LIST_ID
     dialer status ID [--watch]              [--interval S]

@@ -17,6 +17,7 @@ from dialer.importer import import_csv
 from dialer.store.models import CampaignRecord
 from dialer.store.queries import set_identity
 
+from . import why
 from .common import Session, campaign_id, note, out, positive_float, positive_int, with_store
 from .files import load_campaign_file
 from .output import counts_lines, import_lines, plural, status_text, table, when
@@ -299,3 +300,4 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--hangup", action="store_true", help="hang up calls in flight instead of letting them end"
     )
+    why.add_command(cmds, common)

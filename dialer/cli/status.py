@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.domain.why import WhyReport
 from dialer.store.breaker import BreakerStore
 from dialer.store.models import CampaignRecord, QueueStats
 from dialer.store.redis_store import RedisStore
+from dialer.store.why import explain
 
 from .common import Session, campaign_id, out, positive_float, with_store
 from .output import counts_lines, status_text, when
+from .why import why_lines
 
 #: Contact statuses that may still change (every other one is final).
 OPEN = frozenset(
@@ -37,6 +40,7 @@ class Snapshot:
     campaign: CampaignRecord
     counts: Mapping[CallStatus, int]
     queue: QueueStats
+    why: WhyReport | None = None  # what holds it back (dialer campaign why)
 
     @property
     def total(self) -> int:
@@ -55,9 +59,10 @@ class Snapshot:
         return CampaignStatus(self.campaign.status)
 
 
-async def snapshot(store: RedisStore, cid: int) -> Snapshot:
+async def snapshot(store: RedisStore, cid: int, *, why: bool = False) -> Snapshot:
     campaign = await BreakerStore(store).with_reason(await store.get_campaign(cid))
-    return Snapshot(campaign, await store.counts(cid), await store.queue_stats(cid))
+    report = await explain(store, cid) if why else None
+    return Snapshot(campaign, await store.counts(cid), await store.queue_stats(cid), report)
 
 
 def _queue(snap: Snapshot) -> str:
@@ -81,6 +86,7 @@ def summary_lines(snap: Snapshot) -> list[str]:
         f"progress: {snap.done}/{snap.total} contacts done ({snap.fraction:.0%})",
         *counts_lines(snap.counts),
         _queue(snap),
+        *([] if snap.why is None else why_lines(snap.why)),
     ]
 
 
@@ -123,8 +129,7 @@ async def watch(store: RedisStore, cid: int, interval: float) -> Snapshot:
 async def _status(args: argparse.Namespace, s: Session) -> int:
     if args.watch:
         snap = await watch(s.store, args.id, args.interval)
-    else:
-        snap = await snapshot(s.store, args.id)
+    snap = await snapshot(s.store, args.id, why=True)
     for line in summary_lines(snap):
         out(line)
     return 0

@@ -51,6 +51,7 @@ from dialer.engine.calls import LiveCall, call_record, lost_outcome, unknown_out
 from dialer.engine.cancel import checkpoint
 from dialer.engine.control import PBX_DOWN_REASON, CampaignControl
 from dialer.engine.followup import FollowUp
+from dialer.engine.heartbeat import heartbeat
 from dialer.engine.runner import CampaignRunner, plan_exhausted
 from dialer.errors import (
     DialerError,
@@ -66,6 +67,7 @@ from dialer.metrics import DialerMetrics
 from dialer.pbx.base import CallEnded, EndSource, PbxAdapter, PbxState
 from dialer.store.breaker import BreakerReport, BreakerStore, report_of
 from dialer.store.dnc import DncStore
+from dialer.store.engines import EngineRegistry
 from dialer.store.models import (
     LOST,
     CampaignRecord,
@@ -196,6 +198,15 @@ class Engine:
             tg.create_task(self.writes.run(), name="writes")
             tg.create_task(self.followup.run(), name="follow-up")
             tg.create_task(self._renew_leases(), name="leases")
+            tg.create_task(
+                heartbeat(
+                    EngineRegistry(self.store),
+                    self.owner,
+                    lambda: self.pbx.connected,
+                    self.settings.trunks,
+                ),
+                name="heartbeat",
+            )
 
     # -- calls -----------------------------------------------------------------------------
 

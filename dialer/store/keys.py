@@ -65,6 +65,10 @@ key                            type   content
                                       half_open), runs (and the run's charged call ids),
                                       cool-down end, probe call, reason, trips
                                       (breaker_report.lua, claim.lua; domain/breaker.py)
+``{ns}:engines``               hash   engine owner token -> its heartbeat (JSON: expires_ms by
+                                      the Redis clock, PBX connected, its trunk limits),
+                                      written every few s by each engine (dialer.store.engines);
+                                      an entry past its expiry is a dead engine
 ``{ns}:call:{call}``           hash   cid, contact, trunk, phone, state (claimed | originated |
                                       done), owner (the lease owner token of the engine
                                       process holding it: renew, originated, release and finish
@@ -259,6 +263,11 @@ class Keys:
 
     def trunk_breaker(self, trunk: str) -> str:
         return f"{self.ns}:t:{_check_name('trunk', trunk)}:breaker"
+
+    # engines
+    @property
+    def engines(self) -> str:
+        return f"{self.ns}:engines"
 
     # call
     def call(self, call_id: str) -> str:

@@ -56,6 +56,7 @@ PERMISSIONS: list[tuple[str, str, Role | None, dict[str, Any], int]] = [
     ("GET", f"{C}/records", V, {}, 404),
     ("GET", f"{C}/records.csv", V, {}, 404),
     ("GET", f"{C}/analytics", V, {}, 404),
+    ("GET", f"{C}/why", V, {}, 404),
 ]
 
 

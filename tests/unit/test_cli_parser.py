@@ -31,6 +31,7 @@ TREE = {
     ("campaign", "stop"),
     ("campaign", "delete"),
     ("campaign", "stop-all"),
+    ("campaign", "why"),
     ("list", "upload"),
     ("list", "stop"),
     ("list", "caller-id"),
