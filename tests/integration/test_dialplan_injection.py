@@ -31,7 +31,7 @@ from dialer.errors import ValidationError
 from dialer.pbx.ami.client import AmiClient
 from dialer.pbx.ami.codec import Message
 from dialer.pbx.base import OriginateRequest
-from dialer.pbx.freeswitch.adapter import FreeSwitchAdapter, FreeSwitchSettings
+from dialer.pbx.freeswitch.adapter import FreeSwitchAdapter, FreeSwitchSettings, encode_value
 from dialer.store.models import ContactInput
 from dialer.store.redis_store import RedisStore
 from ops.localstack.freeswitch import esl_api
@@ -356,8 +356,8 @@ def freeswitch_payloads(marker: str, victim: str) -> list[str]:
 
 async def test_hostile_knobs_sent_straight_to_freeswitch_are_data(stack: StackInfo) -> None:
     """FreeSWITCH's dialplan (pbx-config/freeswitch/dialplan/dialer.xml) with every knob set
-    to each payload, through the adapter (which sends them percent-encoded; FreeSWITCH decodes
-    them into the channel variables as they were): no payload reaches an application's data,
+    to each payload, through the adapter (which sends them percent-encoded; FreeSWITCH keeps
+    them so in the channel variables): no payload reaches an application's data,
     no file, no channel but the calls, the talk limit falls back to its default, and a valid
     knob still works."""
     reason = freeswitch_missing()
@@ -407,7 +407,8 @@ async def test_hostile_knobs_sent_straight_to_freeswitch_are_data(stack: StackIn
     log.warning("FreeSWITCH knobs: %d calls, AMD %s, applications run %s", len(ids), amd, apps)
     for call_id, value in ids.items():
         event = seen.ended[call_id]
-        assert event.get("variable_DIALER_MAX_TALK") == value  # the exact bytes, as data
+        # the exact bytes, as data: percent-encoded as the adapter sent them
+        assert event.get("variable_DIALER_MAX_TALK") == encode_value(value)
         steps = seen.executed_data[call_id]
         for app, data in steps:
             assert marker not in data, (app, data)

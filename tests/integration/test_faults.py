@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -21,7 +22,7 @@ from dialer.errors import UnsafeValue, ValidationError
 from dialer.pbx.ami.client import AmiClient
 from dialer.pbx.base import OriginateRequest
 from dialer.pbx.esl.codec import EslEvent
-from dialer.pbx.freeswitch.adapter import FreeSwitchAdapter, FreeSwitchSettings
+from dialer.pbx.freeswitch.adapter import FreeSwitchAdapter, FreeSwitchSettings, encode_value
 from dialer.pbx.sanitize import channel_variables, safe_value
 from dialer.store.models import ContactInput
 from dialer.store.redis_store import RedisStore
@@ -463,15 +464,20 @@ async def test_hostile_contact_data_never_reaches_the_esl_wire(
     for call_id, record in calls.items():
         event = seen.ended[call_id]
         for name, value in expected[record["phone"]].items():  # the exact bytes, alone
-            assert event.get(f"variable_{name}") == value, (name, event.get(f"variable_{name}"))
+            # FreeSWITCH keeps the percent-encoded text the adapter sent (url_decode gives the
+            # value back); the watcher reads JSON events, which carry it as it is
+            got = event.get(f"variable_{name}")
+            assert got == encode_value(value), (name, got)
+            assert unquote(got) == value
         assert event.get("variable_DIALER_AMD") == "0"  # the campaign's, not a contact's
-        assert event.get("variable_origination_caller_id_name") == caller_name
+        assert event.get("variable_origination_caller_id_name") == encode_value(caller_name)
         assert event.get("variable_origination_caller_id_number") == "+12015550100"
         own = expected[record["phone"]]
         leaked = {  # any other header with a piece of a payload: a split or an expansion
             k
             for k, v in carrying(event, marker).items()
-            if own.get(k.removeprefix("variable_")) != v and v != caller_name
+            if encode_value(own.get(k.removeprefix("variable_"), "")) != v
+            and v != encode_value(caller_name)
         }
         assert not leaked, {k: event.get(k) for k in leaked}
         # the same dialplan path as the harmless call: nothing else was run
@@ -537,8 +543,12 @@ async def test_newlines_and_originate_syntax_sent_straight_through_the_adapter(
         len(refused), sorted(seen.created), event.get("variable_DIALER_VAR_raw"),
     )  # fmt: skip
     assert list(seen.created) == [call_id]  # the one valid call, nothing else
-    assert event.get("variable_DIALER_VAR_raw") == value  # the exact bytes
-    assert event.get("variable_origination_caller_id_name") == caller
+    raw = event.get("variable_DIALER_VAR_raw")
+    assert raw == encode_value(value)  # the exact bytes, percent-encoded as sent
+    assert raw is not None
+    assert unquote(raw) == value
+    assert event.get("variable_origination_caller_id_name") == encode_value(caller)
     assert event.get("variable_DIALER_AMD") == "0"
-    whole = (value, caller, f'"{caller}" <0000000000>')  # FreeSWITCH's own caller_id
+    sent = (encode_value(value), encode_value(caller))
+    whole = (*sent, f'"{sent[1]}" <0000000000>')  # FreeSWITCH's own caller_id
     assert not {k: v for k, v in carrying(event, marker).items() if v not in whole}

@@ -51,7 +51,8 @@ _CALLER = re.compile(r'\s*"?([^"<>]*?)"?\s*<(\+?[0-9*#]{1,32})>\s*')
 # Characters kept as they are in a {var=value} block; everything else is percent-encoded (UTF-8)
 # so that no value can end the block (}), split it (, = ' space), escape (\) or expand (${),
 # nor split the dial string into more legs: ``:_:`` (so ``:`` is encoded), ``|`` and ``,``.
-# FreeSWITCH decodes the block's values: the channel variable holds the exact value.
+# FreeSWITCH keeps the encoded text in the channel variable (read it with ${url_decode()}).
+# A caller id name is encoded too, so a name with a space shows as %20 in the From header.
 _SAFE_VALUE_CHARS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-+@/"
 )
@@ -96,8 +97,8 @@ class FreeSwitchSettings:
 
 
 def encode_value(value: str) -> str:
-    """``value`` percent-encoded for a ``{var=value}`` block (FreeSWITCH decodes it there: the
-    channel variable holds ``value`` itself, as tests/integration/test_faults.py checks)."""
+    """``value`` percent-encoded for a ``{var=value}`` block. FreeSWITCH keeps the encoded text in
+    the channel variable (checked with ``uuid_getvar``): ``${url_decode()}`` gives ``value`` back."""
     return "".join(
         ch if ch in _SAFE_VALUE_CHARS else "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
         for ch in value.encode("utf-8", "replace").decode("utf-8")
