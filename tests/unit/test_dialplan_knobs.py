@@ -143,3 +143,17 @@ async def test_create_refuses_a_context_that_is_not_configured() -> None:
     with pytest.raises(ValidationError, match="DIALER_CONTEXTS"):
         await control.create(settings)
     assert control.check(CampaignSettings(name="n", trunk="t", max_channels=1, cps=1.0))
+
+
+def test_the_talk_limit_extension_is_in_the_outbound_context() -> None:
+    """TIMEOUT(absolute) jumps to the ``T`` extension of the call's own context: a ``T`` in any
+    other context leaves the limit's hang-up to Asterisk with cause 0 instead of 16 (a context
+    added above it once captured it)."""
+    context = None
+    t_contexts = []
+    for line in (ROOT / "pbx-config/asterisk/extensions.conf").read_text().splitlines():
+        if line.startswith("["):
+            context = line.strip("[]")
+        elif line.startswith("exten => T,"):
+            t_contexts.append(context)
+    assert t_contexts == ["dialer-outbound"]
