@@ -97,8 +97,8 @@ class FreeSwitchSettings:
 
 
 def encode_value(value: str) -> str:
-    """``value`` percent-encoded for a ``{var=value}`` block. FreeSWITCH keeps the encoded text in
-    the channel variable (checked with ``uuid_getvar``): ``${url_decode()}`` gives ``value`` back."""
+    """``value`` percent-encoded for a ``{var=value}`` block. FreeSWITCH keeps the encoded text
+    in the channel variable (seen with ``uuid_getvar``): ``${url_decode()}`` gives it back."""
     return "".join(
         ch if ch in _SAFE_VALUE_CHARS else "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
         for ch in value.encode("utf-8", "replace").decode("utf-8")
