@@ -12,10 +12,11 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 from dialer.pbx.ami.client import AmiSettings
@@ -281,6 +282,23 @@ def hold_numbers(count: int, hold_s: int, *, first: int = 0) -> list[str]:
 
 
 # -- polling ------------------------------------------------------------------------------------
+
+
+async def send_paced(
+    count: int, cps: float, send: Callable[[int], Coroutine[Any, Any, None]]
+) -> None:
+    """``send(0)`` .. ``send(count - 1)`` spread evenly at ``cps`` (each one its own task, so a
+    slow reply never delays the next send); returns when every send has returned."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    async with asyncio.TaskGroup() as senders:
+        i = 0
+        while i < count:
+            due = min(count, int((loop.time() - start) * cps) + 1)
+            while i < due:
+                senders.create_task(send(i))
+                i += 1
+            await asyncio.sleep(max(0.0, start + i / cps - loop.time()))
 
 
 async def poll(check: Callable[[], Awaitable[bool]], *, within: float, every: float = 0.05) -> bool:

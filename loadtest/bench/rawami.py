@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 
 from dialer.errors import DialerError
 from dialer.pbx.ami.client import AmiClient
-from loadtest.bench.common import CpuMeter, ami_settings, hold_numbers, percentile, poll, rate
+from loadtest.bench.common import (
+    CpuMeter,
+    ami_settings,
+    hold_numbers,
+    percentile,
+    poll,
+    rate,
+    send_paced,
+)
 from loadtest.bench.watch import Observed, consume
 from ops.localstack.stack import StackInfo
 
@@ -130,16 +138,7 @@ async def raw_step(
                 refused[call_id] = type(exc).__name__
 
         before = CpuMeter.read(pids)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        async with asyncio.TaskGroup() as senders:
-            i = 0
-            while i < count:
-                due = min(count, int((loop.time() - start) * target_cps) + 1)
-                while i < due:
-                    senders.create_task(originate(i))
-                    i += 1
-                await asyncio.sleep(max(0.0, start + i / target_cps - loop.time()))
+        await send_paced(count, target_cps, originate)
 
         async def all_ended() -> bool:
             return all(_verdict(c, observed, refused, hold_s) != "" for c in ids)

@@ -24,7 +24,7 @@ from dialer.pbx.base import OriginateRequest
 from dialer.pbx.esl.client import EslClient
 from dialer.pbx.freeswitch.adapter import FreeSwitchSettings, originate_args
 from dialer.pbx.sanitize import channel_variables
-from loadtest.bench.common import CpuMeter, hold_numbers, percentile, poll, rate
+from loadtest.bench.common import CpuMeter, hold_numbers, percentile, poll, rate, send_paced
 from loadtest.bench.fswatch import FsObserved, consume, esl_settings
 from loadtest.bench.rawami import NORMAL_CAUSES, StepResult
 from ops.localstack.stack import StackInfo
@@ -110,16 +110,7 @@ async def raw_step(
                 refused[call_id] = type(exc).__name__
 
         before = CpuMeter.read(pids)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        async with asyncio.TaskGroup() as senders:
-            i = 0
-            while i < count:
-                due = min(count, int((loop.time() - start) * target_cps) + 1)
-                while i < due:
-                    senders.create_task(originate(i))
-                    i += 1
-                await asyncio.sleep(max(0.0, start + i / target_cps - loop.time()))
+        await send_paced(count, target_cps, originate)
 
         async def all_ended() -> bool:
             return all(verdict(c, observed, refused, hold_s) != "" for c in ids)

@@ -38,7 +38,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,6 +162,34 @@ class Observed:
 
 
 @asynccontextmanager
+async def _sampling(
+    observed: Observed,
+    events: Callable[[], Coroutine[Any, Any, None]],
+    listed: Callable[[], Coroutine[Any, Any, int]],
+    sample_every: float,
+) -> AsyncIterator[None]:
+    """Runs a watcher's ``events`` reader and samples the switch's channel list (``listed``:
+    the dialer channels in one listing) every ``sample_every`` s, until the block ends."""
+
+    async def sample() -> None:
+        while True:
+            asked = time.monotonic()
+            n = await listed()
+            answered = time.monotonic()
+            observed.channel_samples.append((answered, n))
+            observed.listings.append((asked, answered, n))
+            await asyncio.sleep(sample_every)
+
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(events()), tg.create_task(sample())]
+        try:
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+
+
+@asynccontextmanager
 async def watch_asterisk(
     ami: AmiSettings, *, sample_every: float = 0.04
 ) -> AsyncIterator[Observed]:
@@ -188,23 +216,12 @@ async def watch_asterisk(
                     if stamp:
                         observed.created_at.setdefault(uid, float(stamp))
 
-        async def sample() -> None:
-            while True:
-                asked = time.monotonic()
-                items = await client.send_action_list("CoreShowChannels")
-                n = sum(1 for i in items if (i.get("Uniqueid") or "").startswith("dlr-"))
-                answered = time.monotonic()
-                observed.channel_samples.append((answered, n))
-                observed.listings.append((asked, answered, n))
-                await asyncio.sleep(sample_every)
+        async def listed() -> int:
+            items = await client.send_action_list("CoreShowChannels")
+            return sum(1 for i in items if (i.get("Uniqueid") or "").startswith("dlr-"))
 
-        async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(events()), tg.create_task(sample())]
-            try:
-                yield observed
-            finally:
-                for t in tasks:
-                    t.cancel()
+        async with _sampling(observed, events, listed, sample_every):
+            yield observed
 
 
 FREESWITCH_EVENTS = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE")
@@ -250,26 +267,15 @@ async def watch_freeswitch(esl_url: str, *, sample_every: float = 0.04) -> Async
                             at = int(usec) / 1e6 if usec.isdigit() else float(answered)
                             observed.answered_at.setdefault(uid, at)
 
-        async def sample() -> None:
-            while True:
-                asked = time.monotonic()
-                listing: dict[str, Any] = json.loads(
-                    await client.api("show", "channels", "as", "json") or "{}"
-                )
-                rows = listing.get("rows") or []
-                n = sum(1 for row in rows if str(row.get("uuid", "")).startswith("dlr-"))
-                answered = time.monotonic()
-                observed.channel_samples.append((answered, n))
-                observed.listings.append((asked, answered, n))
-                await asyncio.sleep(sample_every)
+        async def listed() -> int:
+            listing: dict[str, Any] = json.loads(
+                await client.api("show", "channels", "as", "json") or "{}"
+            )
+            rows = listing.get("rows") or []
+            return sum(1 for row in rows if str(row.get("uuid", "")).startswith("dlr-"))
 
-        async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(events()), tg.create_task(sample())]
-            try:
-                yield observed
-            finally:
-                for t in tasks:
-                    t.cancel()
+        async with _sampling(observed, events, listed, sample_every):
+            yield observed
 
 
 def watch_switch(stack: Any, pbx: str, *, sample_every: float = 0.04) -> Any:
