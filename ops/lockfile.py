@@ -2,6 +2,7 @@
 
     python -m ops.lockfile fingerprint    # of pyproject.toml as it is now
     python -m ops.lockfile extra-inputs   # what the lock holds beyond the project's dependencies
+    python -m ops.lockfile runtime        # the lock's entries a deployment needs (no dev extra)
 
 scripts/lock writes the fingerprint into the lock's header; tests/unit/test_lock.py fails when
 it no longer matches pyproject.toml (a range was edited without re-locking). It is computed from
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -66,12 +68,88 @@ def extra_inputs(pyproject: dict[str, Any]) -> list[str]:
     return [*pyproject["build-system"]["requires"], *INSTALLER]
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_VIA_PROJECT = re.compile(r"^\S+ \(pyproject\.toml\)$")
+
+
+def _canonical(name: str) -> str:
+    """PEP 503's normalised name (packaging.utils.canonicalize_name, standard library only)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_name(requirement: str) -> str:
+    match = _NAME.match(requirement.strip())
+    if match is None:
+        raise ValueError(f"not a requirement: {requirement!r}")
+    return _canonical(match.group())
+
+
+def lock_blocks(lock_text: str) -> list[tuple[str, list[str], str]]:
+    """Each entry of the lock: its canonical name, the packages it is there for (uv's
+    ``# via`` lines: a package name, ``dialer (pyproject.toml)`` or ``-r -`` for the extra
+    inputs) and its text as written (requirement, hashes and comments)."""
+    blocks: list[tuple[str, list[str], str]] = []
+    current: list[str] = []
+
+    def close() -> None:
+        if not current:
+            return
+        via: list[str] = []
+        for line in current[1:]:
+            comment = line.strip().removeprefix("#").strip()
+            if line.lstrip().startswith("#") and comment and comment != "via":
+                via.append(comment.removeprefix("via ").strip())
+        blocks.append((_requirement_name(current[0]), via, "\n".join(current)))
+        current.clear()
+
+    for line in lock_text.splitlines():
+        if line and not line[0].isspace() and not line.startswith("#"):
+            close()
+            current.append(line)
+        elif current and line.startswith((" ", "\t")):
+            current.append(line)
+        elif current and not line.strip():
+            close()
+    close()
+    return blocks
+
+
+def runtime_subset(pyproject: dict[str, Any], lock_text: str) -> str:
+    """The lock's entries that the project's own ``dependencies`` need, directly or through
+    each other, plus the build requirements and pip (the project installs with
+    --no-build-isolation): what an image installs with ``pip install --require-hashes
+    --no-deps`` before ``pip install --no-deps --no-build-isolation .``. Read from uv's ``#
+    via`` annotations, so the dev extra's packages (pytest, ruff, mypy...) are left out."""
+    blocks = lock_blocks(lock_text)
+    for_whom: dict[str, set[str]] = {}  # package -> the locked packages it is there for
+    for name, via, _ in blocks:
+        for parent in via:
+            if not _VIA_PROJECT.match(parent) and parent != "-r -":
+                for_whom.setdefault(_requirement_name(parent), set()).add(name)
+    wanted = {_requirement_name(r) for r in pyproject["project"].get("dependencies", [])}
+    wanted |= {_requirement_name(r) for r in extra_inputs(pyproject)}
+    missing = wanted - {name for name, _, _ in blocks}
+    if missing:
+        raise ValueError(f"the lock has no entry for {sorted(missing)}: run {REFRESH_COMMAND}")
+    todo = list(wanted)
+    while todo:
+        for child in for_whom.get(todo.pop(), ()):
+            if child not in wanted:
+                wanted.add(child)
+                todo.append(child)
+    kept = [text for name, _, text in blocks if name in wanted]
+    return "\n".join(kept) + "\n"
+
+
 def main(argv: list[str]) -> int:
     if argv == ["fingerprint"]:
         print(fingerprint(read_pyproject()))
         return 0
     if argv == ["extra-inputs"]:
         print("\n".join(extra_inputs(read_pyproject())))
+        return 0
+    if argv == ["runtime"]:
+        sys.stdout.write(runtime_subset(read_pyproject(), LOCK.read_text()))
         return 0
     print(__doc__, file=sys.stderr)
     return 2

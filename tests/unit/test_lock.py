@@ -127,3 +127,47 @@ def test_fingerprint_ignores_layout_and_order_but_not_ranges() -> None:
     assert fingerprint(with_dependencies(respaced)) == fingerprint(PYPROJECT)
     narrowed = [deps[0].replace("<", "<=", 1), *deps[1:]]
     assert fingerprint(with_dependencies(narrowed)) != fingerprint(PYPROJECT)
+
+
+def test_runtime_subset_is_the_dependencies_closure_without_the_dev_extra() -> None:
+    from ops.lockfile import ROOT, lock_blocks, runtime_subset
+
+    subset = runtime_subset(PYPROJECT, LOCK_TEXT)
+    names = {name for name, _, _ in lock_blocks(subset)}
+    runtime = {
+        canonicalize_name(Requirement(r).name)
+        for r in [*PYPROJECT["project"]["dependencies"], *extra_inputs(PYPROJECT)]
+    }
+    assert runtime <= names
+    # what only the dev extra needs stays out of an image
+    assert not {"pytest", "ruff", "mypy", "hypothesis"} & names
+    # redis-py's and uvicorn's own dependencies come along (found through uv's `# via`)
+    assert {"h11", "click", "anyio"} <= names
+    # every entry keeps its hashes: pip --require-hashes accepts the subset as it is
+    for requirement, hashes in lock_entries(subset):
+        assert hashes, requirement
+    dockerfile = (ROOT / "ops" / "dialer" / "Dockerfile").read_text()
+    assert "python -m ops.lockfile runtime" in dockerfile
+    assert "--require-hashes --no-deps" in dockerfile
+
+
+def test_runtime_subset_follows_via_chains_and_refuses_a_missing_dependency() -> None:
+    from ops.lockfile import runtime_subset
+
+    lock = (
+        "a==1 \\\n    --hash=sha256:aa\n    # via dialer (pyproject.toml)\n"
+        "b==1 \\\n    --hash=sha256:bb\n    # via a\n"
+        "c==1 \\\n    --hash=sha256:cc\n    # via\n    #   b\n    #   d\n"
+        "d==1 \\\n    --hash=sha256:dd\n    # via dialer (pyproject.toml)\n"
+        "pip==1 \\\n    --hash=sha256:ee\n    # via -r -\n"
+    )
+    pyproject = {"project": {"dependencies": ["a>=1"]}, "build-system": {"requires": []}}
+    subset = runtime_subset(pyproject, lock)
+    assert [line.split("==")[0] for line in subset.splitlines() if "==" in line] == [
+        "a",
+        "b",
+        "c",
+        "pip",
+    ]
+    with pytest.raises(ValueError, match="no entry for"):
+        runtime_subset({**pyproject, "project": {"dependencies": ["zz"]}}, lock)
