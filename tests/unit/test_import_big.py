@@ -1,4 +1,7 @@
-"""A 1,000,000-row CSV file imports in bounded memory (slow: about a minute on 2 cores).
+"""A big CSV file imports in bounded memory: 250,000 rows here (about 15 s on 2 cores), and
+the memory taken does not grow with the rows read after the first fifth of them (the import
+streams: what grows with a file lives in Redis). ``DIALER_BIG_IMPORT_ROWS=1000000`` runs the
+million-row case of earlier sessions (about a minute).
 
 Peak RSS growth is measured from the kernel's high-water mark (VmHWM, reset through
 /proc/self/clear_refs), or, where that cannot be reset, by sampling VmRSS at every batch.
@@ -8,6 +11,7 @@ session server's append-only file.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,8 +25,12 @@ from ops.localstack.redis_server import RedisServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
-ROWS = 1_000_000
+ROWS = int(os.environ.get("DIALER_BIG_IMPORT_ROWS", "250000"))
 MAX_GROWTH_MB = 150
+# RSS growth allowed between the first fifth of the rows and the end. Seen: 7.0-7.4 MB at 250,000
+# rows, in steps (the allocator's arenas, redis-py's buffers); 25 MB would be 125 bytes kept per
+# row read, what a per-row object left behind (a dict entry, a str) costs at least.
+MAX_LATE_GROWTH_MB = 25
 
 
 def _status_kb(field: str) -> int:
@@ -71,8 +79,8 @@ def write_file(path: Path) -> None:
             f.write(f'{phone},"Name {i}","Smith, Jr",ref-{i}\r\n')
 
 
-async def test_million_rows_bounded_memory(tmp_path: Path, store: RedisStore) -> None:
-    path = tmp_path / "million.csv"
+async def test_big_file_bounded_memory(tmp_path: Path, store: RedisStore) -> None:
+    path = tmp_path / "big.csv"
     write_file(path)
     cid = await store.create_campaign("big", "trunk1", "{}")
     peak_resettable = _reset_peak()
@@ -88,10 +96,13 @@ async def test_million_rows_bounded_memory(tmp_path: Path, store: RedisStore) ->
         peak_kb = max(peak_kb, _status_kb("VmHWM"))
     growth_mb = (peak_kb - base_kb) / 1024
     sampled_mb = (max(sampled) - sampled[0]) / 1024
+    fifth = max(1, len(sampled) // 5)
+    late_growth_mb = (max(sampled[fifth:]) - max(sampled[:fifth])) / 1024
     print(  # noqa: T201 -- the test's own output (pytest -s), not asserted
         f"\n{ROWS:,} rows in {elapsed:.1f} s = {ROWS / elapsed:,.0f} rows/s; peak RSS growth "
         f"{growth_mb:.1f} MB ({'VmHWM' if peak_resettable else 'sampled'}; "
-        f"sampled per batch: {sampled_mb:.1f} MB)"
+        f"sampled per batch: {sampled_mb:.1f} MB; after the first fifth: {late_growth_mb:.1f} MB "
+        f"over {len(sampled)} samples)"
     )
     invalid = ROWS // 5000
     duplicates = ROWS // 1000 - invalid
@@ -108,3 +119,4 @@ async def test_million_rows_bounded_memory(tmp_path: Path, store: RedisStore) ->
         "ref": f"ref-{ROWS - 1}",
     }
     assert growth_mb < MAX_GROWTH_MB
+    assert late_growth_mb < MAX_LATE_GROWTH_MB
