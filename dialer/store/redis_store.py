@@ -9,34 +9,31 @@ the schema are in :mod:`dialer.store.keys`; the scripts' contracts in their ``.l
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
-import logging
-from collections.abc import (
-    AsyncIterator,
-    Callable,
-    Collection,
-    Coroutine,
-    Iterable,
-    Iterator,
-    Mapping,
-    Sequence,
-)
-from itertools import islice
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError
 
-from dialer.domain.statuses import CallStatus, CampaignStatus, ListStatus
-from dialer.errors import LeaseLost, NotFound, ScriptError, StoreError, TransitionRefused
+from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.errors import LeaseLost, NotFound, ScriptError, StoreError
 
+from .campaigns import ACTIVE_STATUSES as ACTIVE_STATUSES
+from .campaigns import CampaignsMixin
+from .common import _chunks as _chunks
+from .common import _counts_of, _int_or_none, _pairs
+from .common import _decode_map as _decode_map
+from .common import _s as _s
+from .common import _store_error as _store_error
+from .common import _strs as _strs
+from .common import _translated as _translated
 from .connection import connection_class_for
-from .keys import CALL_TTL_S, Keys, contact_id_of, contact_member
+from .contacts import ContactsMixin
+from .keys import CALL_TTL_S, Keys, contact_member
 from .models import (
-    INITIAL_STATUSES,
     LOST,
     Adoption,
     AdoptVerdict,
@@ -47,8 +44,6 @@ from .models import (
     ClaimCommand,
     ClaimResult,
     ClaimStop,
-    ContactInput,
-    ContactRecord,
     FinishItem,
     Pacing,
     QueueStats,
@@ -60,48 +55,12 @@ from .models import (
 )
 from .scripts import Scripts
 
-_log = logging.getLogger(__name__)
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-#: Statuses a queued contact may not be moved to by stop_list / mark_undialed.
-_NOT_FINAL = frozenset(
-    {
-        CallStatus.PENDING,
-        CallStatus.IN_PROGRESS,
-        CallStatus.RETRY_SCHEDULED,
-        CallStatus.RESCHEDULED,
-    }
-)
-#: The statuses engines act on, kept in the active index (``{ns}:campaigns:active``).
-ACTIVE_STATUSES = frozenset(
-    {
-        CampaignStatus.RUNNING,
-        CampaignStatus.PAUSING,
-        CampaignStatus.CANCELLING,
-        CampaignStatus.SCHEDULED,
-    }
-)
 _STOPS: dict[str, ClaimStop] = {"max": "max", "full": "full", "rate": "rate", "trunk": "trunk"}
 # claim.lua's "no limit" for a channel or rate limit: sent only for a limit of None (a trunk
 # spelled out as unlimited, or not listed), never for a number (claim_command refuses 0)
 _NO_LIMIT = 0
 _SETTLE_PER_CLAIM = 100  # stopped-list contacts a claim may settle before answering "empty"
 _POLL_S = 0.01
-
-
-def _translated(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """Turn redis-py's exceptions into StoreError (ours pass through)."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await fn(*args, **kwargs)
-        except (RedisError, OSError) as exc:
-            raise _store_error(fn.__name__, exc) from exc
-
-    return wrapper
 
 
 def _claim_batch_of(cid: int, res: Sequence[Any]) -> ClaimBatch:
@@ -144,58 +103,9 @@ def _claim_batch_of(cid: int, res: Sequence[Any]) -> ClaimBatch:
     raise StoreError(f"claim.lua answered {stop!r}")
 
 
-def _store_error(what: str, exc: Exception) -> Exception:
-    """redis-py's error as ours: a script's (an error raised by Redis itself) is a ScriptError,
-    any other Redis or socket error a StoreError; anything else is returned as it is."""
-    if isinstance(exc, NoPermissionError):
-        return StoreError(
-            f"{what}: Redis refused it (ACL): {exc}; the dialer's Redis user needs the commands "
-            "and the keys of ops/redis/users.acl (keys: DIALER_NAMESPACE must be dialer or "
-            "start with dialer:)"
-        )
-    if isinstance(exc, ResponseError):
-        return ScriptError(f"{what}: {type(exc).__name__}: {exc}")
-    if isinstance(exc, (RedisError, OSError)):
-        return StoreError(f"{what}: {type(exc).__name__}: {exc}")
-    return exc
-
-
 # one encoder for the records sent to finish.lua (json.dumps with options builds one per call)
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _NO_VARS = (b"", b"{}", "", "{}")  # a contact without variables: nothing to decode
-
-
-def _s(value: bytes | str | int | float | None) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    return str(value)
-
-
-def _int_or_none(value: bytes | str | None) -> int | None:
-    text = _s(value)
-    return int(float(text)) if text else None
-
-
-def _decode_map(raw: Mapping[bytes | str, bytes | str] | None) -> dict[str, str]:
-    return {_s(k): _s(v) for k, v in (raw or {}).items()}
-
-
-def _pairs(flat: Sequence[Any]) -> dict[Any, Any]:
-    """A HGETALL reply returned by a script (``[field, value, ...]``) as a mapping."""
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-def _counts_of(raw: Mapping[bytes | str, bytes | str]) -> dict[CallStatus, int]:
-    """The counts hash as contacts per status (every status present, 0 included)."""
-    by_status = _decode_map(raw)
-    return {s: int(by_status.get(s.value, 0)) for s in CallStatus}
-
-
-def _strs(values: Iterable[Any] | None) -> list[str]:
-    """Members of a reply (bytes or str) as str."""
-    return [_s(v) for v in values or ()]
 
 
 def _finish_replies(res: Sequence[Any]) -> list[Written]:
@@ -213,17 +123,7 @@ def _finish_replies(res: Sequence[Any]) -> list[Written]:
     return out
 
 
-def _chunks(items: Iterable[R], size: int) -> Iterator[list[R]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
-
-
-def _statuses(values: Collection[CampaignStatus]) -> str:
-    return ", ".join(sorted(v.value for v in values)) or "none"
-
-
-class RedisStore:
+class RedisStore(CampaignsMixin, ContactsMixin):
     """The dialer's shared state. Safe to use from many tasks and many processes."""
 
     def __init__(self, client: aioredis.Redis, namespace: str = "dialer") -> None:
@@ -265,374 +165,6 @@ class RedisStore:
     @_translated
     async def ping(self) -> None:
         await self._r.ping()
-
-    async def _now_ms(self) -> int:
-        sec, usec = await self._r.time()
-        return int(sec) * 1000 + int(usec) // 1000
-
-    async def _require_campaign(self, cid: int) -> None:
-        if not await self._r.exists(self.keys.campaign(cid)):
-            raise NotFound(f"campaign {cid} does not exist")
-
-    # ------------------------------------------------------------------ campaigns
-
-    @_translated
-    async def create_campaign(self, name: str, trunk: str, settings_json: str) -> int:
-        self.keys.trunk_inflight(trunk)  # validates the trunk name
-        cid = int(await self._r.incr(self.keys.campaign_seq))
-        now = await self._now_ms()
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                self.keys.campaign(cid),
-                mapping={
-                    "name": name,
-                    "status": CampaignStatus.DRAFT.value,
-                    "status_reason": "",
-                    "settings": settings_json,
-                    "trunk": trunk,
-                    "created_ms": now,
-                    "updated_ms": now,
-                },
-            )
-            pipe.zadd(self.keys.campaigns, {str(cid): now})
-            await pipe.execute()
-        return cid
-
-    @staticmethod
-    def _campaign(cid: int, raw: Mapping[bytes | str, bytes | str]) -> CampaignRecord:
-        h = _decode_map(raw)
-        return CampaignRecord(
-            id=cid,
-            name=h.get("name", ""),
-            status=CampaignStatus(h["status"]),
-            status_reason=h.get("status_reason", ""),
-            trunk=h.get("trunk", ""),
-            settings_json=h.get("settings", "{}"),
-            created_ms=int(h.get("created_ms", 0)),
-            updated_ms=int(h.get("updated_ms", 0)),
-            open_until_ms=int(v) if (v := h.get("open_until_ms")) else None,
-            opens_at_ms=int(v) if (v := h.get("opens_at_ms")) else None,
-        )
-
-    @_translated
-    async def get_campaign(self, cid: int) -> CampaignRecord:
-        raw = await self._r.hgetall(self.keys.campaign(cid))
-        if not raw:
-            raise NotFound(f"campaign {cid} does not exist")
-        return self._campaign(cid, raw)
-
-    async def _id_pages(self, key: str, page: int) -> AsyncIterator[list[str]]:
-        """The members of zset ``key``, in order, in pages of ``page`` (one round trip each)."""
-        start = 0
-        while True:
-            ids = _strs(await self._r.zrange(key, start, start + page - 1))
-            if ids:
-                yield ids
-            if len(ids) < page:
-                return
-            start += len(ids)
-
-    @_translated
-    async def campaigns_in(
-        self, statuses: Collection[CampaignStatus], *, page: int = 1000
-    ) -> dict[CampaignStatus, list[CampaignRecord]]:
-        """Every campaign whose status is one of ``statuses`` (a subset of
-        :data:`ACTIVE_STATUSES`), by status, newest first: one scan of the active index, so
-        the cost follows the campaigns engines act on, not every campaign ever created."""
-        if not set(statuses) <= ACTIVE_STATUSES:
-            raise ValueError("campaigns_in reads the active index: active statuses only")
-        found: dict[CampaignStatus, list[CampaignRecord]] = {s: [] for s in statuses}
-        keys = [self.keys.active_campaigns, self.keys.campaign_prefix]
-        start = 0
-        while True:  # one round trip per page: the ids and their hashes (active.lua)
-            reply = await self._lua.active(keys=keys, args=[start, start + page - 1])
-            for i in range(0, len(reply), 2):
-                flat = reply[i + 1]
-                if flat:  # (empty: being deleted)
-                    record = self._campaign(int(reply[i]), _pairs(flat))
-                    if record.status in found:
-                        found[record.status].append(record)
-            if len(reply) < 2 * page:
-                return found
-            start += page
-
-    @_translated
-    async def rebuild_active_index(self, *, page: int = 1000) -> int:
-        """Put every active campaign in the active index (a store written by a version without
-        the index, or repaired by hand); returns how many are active. Idempotent."""
-        k = self.keys
-        active = 0
-        async for ids in self._id_pages(k.campaigns, page):
-            async with self._r.pipeline(transaction=False) as pipe:
-                for cid in ids:
-                    pipe.hget(k.campaign(int(cid)), "status")
-                statuses = await pipe.execute()
-            async with self._r.pipeline(transaction=False) as pipe:
-                for cid, status in zip(ids, statuses, strict=True):
-                    if status is not None and CampaignStatus(_s(status)) in ACTIVE_STATUSES:
-                        pipe.zadd(k.active_campaigns, {cid: int(cid)})
-                        active += 1
-                await pipe.execute()
-        return active
-
-    @_translated
-    async def list_campaigns(
-        self, status: CampaignStatus | None = None, offset: int = 0, limit: int = 50
-    ) -> list[CampaignRecord]:
-        """Newest first; with ``status``, offset and limit count matching campaigns only."""
-        if offset < 0 or limit <= 0:
-            return []
-        found: list[CampaignRecord] = []
-        skipped = 0
-        page = limit if status is None else max(100, limit)
-        start = offset if status is None else 0
-        while len(found) < limit:
-            ids = _strs(await self._r.zrevrange(self.keys.campaigns, start, start + page - 1))
-            if not ids:
-                break
-            start += len(ids)
-            async with self._r.pipeline(transaction=False) as pipe:
-                for cid in ids:
-                    pipe.hgetall(self.keys.campaign(int(cid)))
-                hashes = await pipe.execute()
-            for cid, raw in zip(ids, hashes, strict=True):
-                if not raw:
-                    continue  # being deleted
-                record = self._campaign(int(cid), raw)
-                if status is not None and record.status != status:
-                    continue
-                if status is not None and skipped < offset:
-                    skipped += 1
-                    continue
-                found.append(record)
-                if len(found) == limit:
-                    break
-            if len(ids) < page:
-                break  # that was the last page
-        return found
-
-    @_translated
-    async def update_settings(
-        self, cid: int, settings_json: str, *, allowed: Collection[CampaignStatus]
-    ) -> None:
-        res = await self._lua.update_settings(
-            keys=[self.keys.campaign(cid)], args=[settings_json, *(s.value for s in allowed)]
-        )
-        if int(res[0]) == 1:
-            return
-        current = _s(res[1])
-        if not current:
-            raise NotFound(f"campaign {cid} does not exist")
-        raise TransitionRefused(
-            f"campaign {cid} is {current}: settings can change only when {_statuses(allowed)}"
-        )
-
-    @_translated
-    async def transition(
-        self,
-        cid: int,
-        expected: Collection[CampaignStatus],
-        new: CampaignStatus,
-        reason: str = "",
-        *,
-        open_until_ms: int | None = None,
-        opens_at_ms: int | None = None,
-    ) -> CampaignStatus:
-        """Set the status to ``new`` if it is one of ``expected``; publish ``"{cid}:{new}"``.
-
-        ``open_until_ms``: the claim deadline of a Running period (claim.lua refuses from
-        then on, by the server's clock); ``opens_at_ms``: when a Scheduled campaign may dial
-        next. Both are replaced on every transition (None clears them)."""
-        if not expected:
-            raise ValueError("expected must name at least one status")
-        res = await self._lua.transition(
-            keys=[self.keys.campaign(cid), self.keys.active_campaigns],
-            args=[
-                new.value,
-                reason,
-                self.keys.control,
-                f"{cid}:{new.value}",
-                cid,
-                "1" if new in ACTIVE_STATUSES else "0",
-                "" if open_until_ms is None else open_until_ms,
-                "" if opens_at_ms is None else opens_at_ms,
-                *(s.value for s in expected),
-            ],
-        )
-        current = _s(res[1])
-        if int(res[0]) == 1:
-            return CampaignStatus(current)
-        if not current:
-            raise NotFound(f"campaign {cid} does not exist")
-        raise TransitionRefused(
-            f"campaign {cid} is {current}, not {_statuses(expected)}: cannot become {new.value}"
-        )
-
-    @_translated
-    async def delete_campaign(self, cid: int, *, batch: int = 1000) -> None:
-        """Remove the campaign's keys in batches; its records stream stays.
-
-        The campaign hash goes first (claims stop at once); a delete interrupted half-way can
-        be run again. Live calls keep their call hash (it expires), so a late finish still
-        frees the trunk lease.
-        """
-        k = self.keys
-        async with self._r.pipeline(transaction=False) as pipe:
-            pipe.exists(k.campaign(cid))
-            pipe.get(k.contact_seq(cid))
-            pipe.hkeys(k.lists(cid))
-            pipe.zrange(k.inflight(cid), 0, -1)
-            pipe.zrange(k.claimed(cid), 0, -1)
-            pipe.zrange(k.orphans(cid), 0, -1)
-            exists, seq, lists, *calls = await pipe.execute()
-        if not exists and seq is None and not lists:
-            raise NotFound(f"campaign {cid} does not exist")
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.zrem(k.campaigns, str(cid))
-            pipe.zrem(k.active_campaigns, str(cid))
-            pipe.unlink(k.campaign(cid))
-            await pipe.execute()
-        last = int(seq or 0)
-        for first in range(1, last + 1, batch):
-            ids = range(first, min(first + batch, last + 1))
-            await self._r.unlink(*(k.contact(cid, i) for i in ids))
-        live = {_s(c) for group in calls for c in group}
-        async with self._r.pipeline(transaction=False) as pipe:
-            for call_id in live:
-                pipe.expire(k.call(call_id), CALL_TTL_S)
-            for list_id in lists:
-                pipe.unlink(k.list_members(cid, int(list_id)))
-            pipe.unlink(*(key for key in k.campaign_fixed(cid) if key != k.contact_seq(cid)))
-            pipe.unlink(k.phones(cid), k.campaign_dnc(cid))  # the importer's dedupe set, DNC
-            await pipe.execute()
-        await self._r.unlink(k.contact_seq(cid))
-        _log.info("campaign %s deleted (%d contact ids)", cid, last)
-
-    # ------------------------------------------------------------------ lists and contacts
-
-    @_translated
-    async def add_list(self, cid: int) -> int:
-        await self._require_campaign(cid)
-        list_id = int(await self._r.incr(self.keys.list_seq(cid)))
-        await self._r.hset(self.keys.lists(cid), str(list_id), ListStatus.ACTIVE.value)
-        return list_id
-
-    async def _list_refused(self, cid: int, list_id: int, status: str) -> Exception:
-        if not status:
-            await self._require_campaign(cid)
-            return NotFound(f"list {list_id} of campaign {cid} does not exist")
-        return TransitionRefused(f"list {list_id} of campaign {cid} is {status}")
-
-    @_translated
-    async def add_contacts(
-        self, cid: int, list_id: int, contacts: Iterable[ContactInput], *, batch: int = 1000
-    ) -> int:
-        """Add contacts to an active list, in atomic batches; returns how many were added.
-
-        PENDING contacts are queued due now; INVALID_NUMBER / DO_NOT_CALL ones are stored with
-        that status and never queued.
-        """
-        k = self.keys
-        current = _s(await self._r.hget(k.lists(cid), str(list_id)))
-        if current != ListStatus.ACTIVE:
-            raise await self._list_refused(cid, list_id, current)
-        fixed = [k.pending(cid), k.counts(cid), k.list_members(cid, list_id), k.lists(cid)]
-        added = 0
-        for chunk in _chunks(contacts, batch):
-            for c in chunk:
-                if c.status not in INITIAL_STATUSES:
-                    raise ValueError(f"a contact cannot be added as {c.status.value}")
-            last = int(await self._r.incrby(k.contact_seq(cid), len(chunk)))
-            ids = range(last - len(chunk) + 1, last + 1)
-            args: list[str] = [str(list_id)]
-            for contact_id, c in zip(ids, chunk, strict=True):
-                vars_json = json.dumps(dict(c.vars), ensure_ascii=False, separators=(",", ":"))
-                args += [contact_member(contact_id), c.phone, vars_json, c.status.value]
-            res = await self._lua.add_contacts(
-                keys=fixed + [k.contact(cid, i) for i in ids], args=args
-            )
-            if int(res[0]) != 1:
-                raise await self._list_refused(cid, list_id, _s(res[1]))
-            added += int(res[1])
-        return added
-
-    @_translated
-    async def list_status(self, cid: int) -> dict[int, ListStatus]:
-        await self._require_campaign(cid)
-        raw = await self._r.hgetall(self.keys.lists(cid))
-        return {
-            int(lid): ListStatus(_s(v)) for lid, v in sorted(raw.items(), key=lambda i: int(i[0]))
-        }
-
-    @_translated
-    async def stop_list(
-        self,
-        cid: int,
-        list_id: int,
-        status: CallStatus = CallStatus.NOT_DIALED,
-        *,
-        batch: int = 1000,
-    ) -> int:
-        """Stop a list for good; its queued contacts get ``status``. Returns how many moved.
-
-        From the moment the list is marked stopped, claim, finish and release give its
-        contacts ``status`` on sight, so none is dialed while the batches run.
-        """
-        if status in _NOT_FINAL:
-            raise ValueError(f"{status.value} is not a final status")
-        k = self.keys
-        if not _s(await self._r.hget(k.lists(cid), str(list_id))):
-            raise await self._list_refused(cid, list_id, "")
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.hset(k.lists(cid), str(list_id), ListStatus.STOPPED.value)
-            pipe.hset(k.list_stop(cid), str(list_id), status.value)
-            await pipe.execute()
-        moved = 0
-        cursor = 0
-        while True:
-            cursor, members = await self._r.sscan(k.list_members(cid, list_id), cursor, count=batch)
-            for chunk in _chunks(members, batch):
-                moved += await self._mark(cid, chunk, status)
-            if cursor == 0:
-                break
-        _log.info("list %s of campaign %s stopped: %d contacts %s", list_id, cid, moved, status)
-        return moved
-
-    @_translated
-    async def mark_undialed(self, cid: int, status: CallStatus, *, batch: int = 1000) -> int:
-        """Give every queued contact of the campaign ``status``; returns how many moved."""
-        if status in _NOT_FINAL:
-            raise ValueError(f"{status.value} is not a final status")
-        await self._require_campaign(cid)
-        moved = 0
-        while members := _strs(await self._r.zrange(self.keys.pending(cid), 0, batch - 1)):
-            moved += await self._mark(cid, members, status)
-        return moved
-
-    async def _mark(self, cid: int, members: Sequence[bytes | str], status: CallStatus) -> int:
-        k = self.keys
-        keys = [k.pending(cid), k.counts(cid)]
-        keys += [k.contact(cid, contact_id_of(m)) for m in members]
-        return int(await self._lua.mark_undialed(keys=keys, args=[status.value, *members]))
-
-    @_translated
-    async def get_contact(self, cid: int, contact_id: int) -> ContactRecord:
-        h = _decode_map(await self._r.hgetall(self.keys.contact(cid, contact_id)))
-        if not h:
-            raise NotFound(f"contact {contact_id} of campaign {cid} does not exist")
-        return ContactRecord(
-            id=contact_id,
-            phone=h.get("phone", ""),
-            vars=json.loads(h.get("vars") or "{}"),
-            list_id=int(h.get("list", 0)),
-            status=CallStatus(h["status"]),
-            attempts=int(h.get("attempts", 0)),
-            tech_failures=int(h.get("tech_failures", 0)),
-            last_call=h.get("last_call", ""),
-            next_due_ms=_int_or_none(h.get("next_due_ms")),
-            dials=int(h.get("dials", 0)),
-            recycled_from=h.get("recycled_from", ""),
-        )
 
     @_translated
     async def counts(self, cid: int) -> dict[CallStatus, int]:
@@ -956,13 +488,6 @@ class RedisStore:
             except (NotFound, StoreError) as exc:
                 batches.append(exc)
         return SettleReply(moved, written, batches, error, lost, extra)
-
-    async def _evalsha_pipeline(self, commands: Sequence[tuple[str, list[str | int]]]) -> list[Any]:
-        """Every reply in order; a command's error is its reply (the others still ran)."""
-        async with self._r.pipeline(transaction=False) as pipe:
-            for sha, numkeys_keys_args in commands:
-                pipe.execute_command("EVALSHA", sha, *numkeys_keys_args)
-            return list(await pipe.execute(raise_on_error=False))
 
     @_translated
     async def renew(
