@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import (
+    Mapping,
+    Sequence,
+)
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -24,7 +27,7 @@ from dialer.errors import LeaseLost, NotFound, ScriptError, StoreError
 from .campaigns import ACTIVE_STATUSES as ACTIVE_STATUSES
 from .campaigns import CampaignsMixin
 from .common import _chunks as _chunks
-from .common import _counts_of, _int_or_none, _pairs
+from .common import _counts_of, _pairs
 from .common import _decode_map as _decode_map
 from .common import _s as _s
 from .common import _store_error as _store_error
@@ -33,11 +36,9 @@ from .common import _translated as _translated
 from .connection import connection_class_for
 from .contacts import ContactsMixin
 from .keys import CALL_TTL_S, Keys, contact_member
+from .leases import LeasesMixin
 from .models import (
     LOST,
-    Adoption,
-    AdoptVerdict,
-    CallRef,
     CampaignRecord,
     Claim,
     ClaimBatch,
@@ -48,7 +49,6 @@ from .models import (
     Pacing,
     QueueStats,
     RateWindow,
-    Renewal,
     SettleReply,
     Usage,
     Written,
@@ -123,7 +123,7 @@ def _finish_replies(res: Sequence[Any]) -> list[Written]:
     return out
 
 
-class RedisStore(CampaignsMixin, ContactsMixin):
+class RedisStore(CampaignsMixin, ContactsMixin, LeasesMixin):
     """The dialer's shared state. Safe to use from many tasks and many processes."""
 
     def __init__(self, client: aioredis.Redis, namespace: str = "dialer") -> None:
@@ -489,52 +489,6 @@ class RedisStore(CampaignsMixin, ContactsMixin):
                 batches.append(exc)
         return SettleReply(moved, written, batches, error, lost, extra)
 
-    @_translated
-    async def renew(
-        self, cid: int, trunk: str, call_ids: Sequence[str], lease_ms: int, *, owner: str
-    ) -> Renewal:
-        """Extend ``owner``'s leases of live calls to now + lease_ms (never shortens).
-
-        Finished calls are skipped. ``retaken``: the calls whose lease had expired before this
-        renewal and that nobody adopted (they got it back: the channel is real). ``lost``: the
-        calls another engine owns now (it adopted them): not renewed; stop acting on them.
-        """
-        if not call_ids:
-            return Renewal([], [])
-        k = self.keys
-        keys = [k.inflight(cid), k.trunk_inflight(trunk), k.orphans(cid), k.claimed(cid)]
-        keys += [k.call(c) for c in call_ids]
-        retaken, lost = await self._lua.renew(keys=keys, args=[lease_ms, owner, *call_ids])
-        return Renewal(_strs(retaken), _strs(lost))
-
-    @_translated
-    async def adopt(
-        self, cid: int, trunk: str, call_id: str, lease_ms: int, *, owner: str
-    ) -> Adoption:
-        """Take over an orphan (a call whose lease expired): ``owner`` holds its lease now,
-        unless another owner's lease is still running ("held") or the call ended ("gone").
-        Only for an engine that has just checked the PBX's channel list (see adopt.lua)."""
-        k = self.keys
-        keys = [k.inflight(cid), k.trunk_inflight(trunk), k.orphans(cid), k.call(call_id)]
-        verdict, state, previous = await self._lua.adopt(keys=keys, args=[owner, lease_ms, call_id])
-        v: AdoptVerdict
-        match _s(verdict):
-            case "adopted":
-                v = "adopted"
-            case "mine":
-                v = "mine"
-            case "held":
-                v = "held"
-            case "gone":
-                v = "gone"
-            case other:
-                raise StoreError(f"adopt.lua answered {other!r}")
-        return Adoption(v, _s(state), _s(previous))
-
-    def _end_keys(self, cid: int, trunk: str, call_id: str, contact_id: int) -> list[str]:
-        k = self.keys
-        return [k.call(call_id), k.contact(cid, contact_id), *self._lane_keys(cid, trunk)]
-
     def _lane_keys(self, cid: int, trunk: str) -> list[str]:
         """The keys of :meth:`_end_keys` that every call of a campaign and trunk shares."""
         k = self.keys
@@ -646,54 +600,9 @@ class RedisStore(CampaignsMixin, ContactsMixin):
         return [len(keys), *keys, *args]
 
     @_translated
-    async def release(
-        self, cid: int, trunk: str, call_id: str, contact_id: int, *, owner: str = ""
-    ) -> bool:
-        """Undo a claim that was never dialed (no attempt consumed). False if already ended.
-
-        With ``owner`` (an engine's lease owner token), LeaseLost when another owner holds
-        the call (it adopted it): nothing is changed.
-        """
-        res = await self._lua.release(
-            keys=[*self._end_keys(cid, trunk, call_id, contact_id), self.keys.retries(cid)],
-            args=[call_id, contact_id, CALL_TTL_S, contact_member(contact_id), owner],
-        )
-        if int(res) == -1:
-            raise LeaseLost(f"call {call_id} is owned by another engine")
-        return int(res) == 1
-
-    @_translated
-    async def get_call(self, call_id: str) -> CallRef | None:
-        h = _decode_map(await self._r.hgetall(self.keys.call(call_id)))
-        if not h:
-            return None
-        return CallRef(
-            call_id=call_id,
-            cid=int(h.get("cid", 0)),
-            contact=int(h.get("contact", 0)),
-            trunk=h.get("trunk", ""),
-            state=h.get("state", ""),
-            owner=h.get("owner", ""),
-            phone=h.get("phone", ""),
-            claimed_ms=int(h.get("claimed_ms", 0)),
-            originated_ms=_int_or_none(h.get("originated_ms")),
-            dial=int(h.get("dial", 0)),
-        )
-
-    @_translated
     async def inflight_calls(self, cid: int) -> list[str]:
         """Calls holding a campaign lease (expired ones included until settled)."""
         return _strs(await self._r.zrange(self.keys.inflight(cid), 0, -1))
-
-    @_translated
-    async def orphaned_calls(self, cid: int) -> list[str]:
-        """Calls whose lease expired before they were finished or released (owner died or
-        stalled). Each keeps its channel slot and stays listed until finished, released,
-        adopted or renewed by its owner (get_call tells its state and owner).
-        """
-        k = self.keys
-        res = await self._lua.reap(keys=[k.inflight(cid), k.claimed(cid), k.orphans(cid)])
-        return [_s(c) for c in res]
 
     @_translated
     async def add_usage(self, cid: int, *, attempts: int, talk_seconds: float) -> Usage:
