@@ -4,18 +4,29 @@ Every method raises :class:`~dialer.errors.StoreError` when Redis fails (connect
 lost, timeout, script error) and :class:`~dialer.errors.NotFound` for a missing campaign, list
 or contact; lifecycle refusals raise :class:`~dialer.errors.TransitionRefused`. Key names and
 the schema are in :mod:`dialer.store.keys`; the scripts' contracts in their ``.lua`` headers.
+
+Design: one object, one module per aggregate. :class:`RedisStore` is composed of one mixin per
+aggregate: :class:`~.campaigns.CampaignsMixin`, :class:`~.contacts.ContactsMixin` (lists and
+contacts), :class:`~.claims.ClaimsMixin`, :class:`~.results.ResultsMixin` (results, records,
+figures) and :class:`~.leases.LeasesMixin`; each holds its aggregate's methods, constants and
+reply decoders in its own module, over :class:`~.core.StoreCore` (the client, the keys and the
+registered scripts, which this class sets up). Callers keep one ``store`` with the same methods
+as before the split, and no method is written twice: a facade of aggregates as attributes
+would have needed a forwarding method per call site (~40), where mixins need none. Cross-
+aggregate needs go through plain functions (``core.lane_keys``, ``results.finish_args``,
+``campaigns.campaign_record``), never through another mixin's methods. Shared reply helpers
+are in :mod:`.common`; companion stores (do-not-call lists, breakers, callbacks, recycling,
+caller ids, engines) wrap a ``RedisStore`` in their own modules.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping, Sequence
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
-from dialer.errors import LeaseLost
-
+# Re-exported: the names modules imported from here before the split (``ACTIVE_STATUSES`` in
+# the engine, the helpers in companion stores on other branches).
 from .campaigns import ACTIVE_STATUSES as ACTIVE_STATUSES
 from .campaigns import CampaignsMixin
 from .claims import ClaimsMixin
@@ -29,7 +40,6 @@ from .connection import connection_class_for
 from .contacts import ContactsMixin
 from .keys import Keys
 from .leases import LeasesMixin
-from .models import FinishItem, Usage, Written
 from .results import ResultsMixin
 from .scripts import Scripts
 
@@ -76,51 +86,3 @@ class RedisStore(CampaignsMixin, ContactsMixin, ClaimsMixin, ResultsMixin, Lease
     @_translated
     async def ping(self) -> None:
         await self._r.ping()
-
-    @_translated
-    async def mark_originated(self, call_id: str, cid: int, *, owner: str = "") -> bool:
-        """The PBX accepted the originate. False if the call was not in state claimed.
-        LeaseLost when ``owner`` is given and another owner holds the call."""
-        reply = await self.settle_and_claim({cid: [call_id]}, (), owner=owner)
-        if reply.error is not None:
-            raise reply.error
-        if reply.lost:
-            raise LeaseLost(f"call {call_id} is owned by another engine")
-        return reply.moved == 1
-
-    @_translated
-    async def settle(
-        self, originated: Mapping[int, Sequence[str]], finished: Sequence[FinishItem]
-    ) -> tuple[int, list[Written]]:
-        """Mark calls originated (per campaign) and end attempts, in one pipelined round trip.
-
-        Returns how many calls went from claimed to originated, and per finished item what
-        :meth:`finish_batch` returns. Both scripts are idempotent: the whole batch is sent
-        again once if Redis had lost the scripts (NOSCRIPT after a restart).
-        """
-        reply = await self.settle_and_claim(originated, finished)
-        if reply.error is not None:
-            raise reply.error
-        return reply.moved, reply.written
-
-    @_translated
-    async def inflight_calls(self, cid: int) -> list[str]:
-        """Calls holding a campaign lease (expired ones included until settled)."""
-        return _strs(await self._r.zrange(self.keys.inflight(cid), 0, -1))
-
-    @_translated
-    async def add_usage(self, cid: int, *, attempts: int, talk_seconds: float) -> Usage:
-        """Count what an attempt used of the campaign's plan; returns the new totals."""
-        key = self.keys.usage(cid)
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.hincrby(key, "attempts", attempts)
-            pipe.hincrbyfloat(key, "talk_seconds", talk_seconds)
-            total_attempts, total_seconds = await pipe.execute()
-        return Usage(int(total_attempts), float(total_seconds))
-
-    def control_channel(self) -> str:
-        return self.keys.control
-
-    @_translated
-    async def publish(self, message: str) -> None:
-        await self._r.publish(self.keys.control, message)
