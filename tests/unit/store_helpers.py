@@ -1,13 +1,17 @@
-"""Shared set-up for the store tests (test_store_*.py)."""
+"""Shared set-up for the store tests (test_store_*.py), and the store operations only tests
+use (moved out of ``RedisStore``: no engine, face or tool calls them)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from dialer.domain.statuses import CallStatus, CampaignStatus
-from dialer.store import ClaimResult, ContactInput, RedisStore
+from dialer.errors import LeaseLost
+from dialer.store import ClaimResult, ContactInput, RedisStore, Usage
+from dialer.store.common import _strs, _translated
+from dialer.store.models import FinishItem, Written
 
 
 def contacts(n: int, start: int = 0, status: CallStatus = CallStatus.PENDING) -> list[ContactInput]:
@@ -98,3 +102,50 @@ def max_in_window(times_ms: list[int], window_ms: int) -> int:
             j += 1
         best = max(best, j - i)
     return best
+
+
+@_translated
+async def mark_originated(store: RedisStore, call_id: str, cid: int, *, owner: str = "") -> bool:
+    """The PBX accepted the originate. False if the call was not in state claimed.
+    LeaseLost when ``owner`` is given and another owner holds the call."""
+    reply = await store.settle_and_claim({cid: [call_id]}, (), owner=owner)
+    if reply.error is not None:
+        raise reply.error
+    if reply.lost:
+        raise LeaseLost(f"call {call_id} is owned by another engine")
+    return reply.moved == 1
+
+
+@_translated
+async def settle(
+    store: RedisStore, originated: Mapping[int, Sequence[str]], finished: Sequence[FinishItem]
+) -> tuple[int, list[Written]]:
+    """Mark calls originated (per campaign) and end attempts, in one pipelined round trip:
+    ``store.settle_and_claim`` without claims, its error raised."""
+    reply = await store.settle_and_claim(originated, finished)
+    if reply.error is not None:
+        raise reply.error
+    return reply.moved, reply.written
+
+
+@_translated
+async def inflight_calls(store: RedisStore, cid: int) -> list[str]:
+    """Calls holding a campaign lease (expired ones included until settled)."""
+    return _strs(await store.client.zrange(store.keys.inflight(cid), 0, -1))
+
+
+@_translated
+async def add_usage(store: RedisStore, cid: int, *, attempts: int, talk_seconds: float) -> Usage:
+    """Count what an attempt used of the campaign's plan (MULTI/EXEC); the new totals."""
+    key = store.keys.usage(cid)
+    async with store.client.pipeline(transaction=True) as pipe:
+        pipe.hincrby(key, "attempts", attempts)
+        pipe.hincrbyfloat(key, "talk_seconds", talk_seconds)
+        total_attempts, total_seconds = await pipe.execute()
+    return Usage(int(total_attempts), float(total_seconds))
+
+
+@_translated
+async def publish(store: RedisStore, message: str) -> None:
+    """Publish on the control channel (``store.keys.control``), as transition.lua does."""
+    await store.client.publish(store.keys.control, message)

@@ -21,7 +21,7 @@ from tests.unit.api_helpers import (
     error_of,
     new_campaign,
 )
-from tests.unit.store_helpers import claim
+from tests.unit.store_helpers import claim, mark_originated
 
 pytestmark = pytest.mark.redis
 
@@ -384,7 +384,7 @@ async def test_delete_waits_for_draining_calls(
     await client.post(f"/campaigns/{cid}/start", headers=OPERATOR)
     granted = await claim(store, cid, "call-1", trunk="carrier1")
     assert granted.kind == "ok"
-    assert await store.mark_originated("call-1", cid)
+    assert await mark_originated(store, "call-1", cid)
     response = await client.delete(f"/campaigns/{cid}", headers=ADMIN)  # timeout 0.5 s
     assert response.status_code == 409
     error = error_of(response)

@@ -21,7 +21,7 @@ from dialer.store import RedisStore
 from dialer.store.dnc import DncStore
 from dialer.store.queries import campaign_known, contacts_page, set_identity
 from ops.localstack.redis_server import ACL_TEMPLATE, RedisServer, RedisUsers, ping, url
-from tests.unit.store_helpers import claim, finish
+from tests.unit.store_helpers import add_usage, claim, finish, mark_originated, publish
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +74,11 @@ async def test_the_dialer_user_runs_a_campaign_through_the_store(
     assert await store.list_campaigns()
     granted = await claim(store, cid, "call-1")
     assert granted.kind == "ok"
-    assert await store.mark_originated("call-1", cid)
+    assert await mark_originated(store, "call-1", cid)
     assert await finish(store, cid, "call-1", granted.contact_id, CallStatus.ANSWERED)
     assert [fields["outcome"] for _, fields in await store.records(cid)] == ["answered"]
-    assert await store.add_usage(cid, attempts=1, talk_seconds=1.5)
-    await store.publish(f"{cid}:pause")
+    assert await add_usage(store, cid, attempts=1, talk_seconds=1.5)
+    await publish(store, f"{cid}:pause")
     await store.transition(cid, {CampaignStatus.RUNNING}, CampaignStatus.PAUSED)
     await store.stop_list(cid, 1, CallStatus.NOT_DIALED)
     assert await store.counts(cid)
@@ -113,7 +113,7 @@ async def test_a_restart_replays_the_dialer_users_writes_from_the_aof(
         store = RedisStore.from_url(server.url, namespace=namespace)
         try:
             cid = await store.create_campaign("kept", "trunk1", "{}")  # a Lua script
-            await store.add_usage(cid, attempts=2, talk_seconds=3.0)  # MULTI/EXEC
+            await add_usage(store, cid, attempts=2, talk_seconds=3.0)  # MULTI/EXEC
             server.kill()
             server.start()
             assert (await store.get_campaign(cid)).name == "kept"

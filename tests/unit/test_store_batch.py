@@ -16,7 +16,7 @@ from dialer.store.connection import HiredisPackedConnection, connection_class_fo
 from dialer.store.dnc import DncStore
 from dialer.store.models import ClaimBatch, ClaimCommand, FinishItem, Pacing, Usage
 from ops.localstack.redis_server import RedisServer
-from tests.unit.store_helpers import running_campaign
+from tests.unit.store_helpers import inflight_calls, mark_originated, running_campaign, settle
 
 pytestmark = pytest.mark.redis
 
@@ -171,7 +171,7 @@ async def test_a_replayed_batch_returns_the_same_claims(store: RedisStore) -> No
     replay = await claim_batch(store, cid, ids)
     assert replay.claims == first.claims
     assert (await store.queue_stats(cid)).pending_total == 2
-    assert await store.mark_originated("r0", cid)
+    assert await mark_originated(store, "r0", cid)
     with pytest.raises(ScriptError, match="already used"):
         await claim_batch(store, cid, ids)
 
@@ -179,7 +179,8 @@ async def test_a_replayed_batch_returns_the_same_claims(store: RedisStore) -> No
 async def test_settle_marks_and_finishes_in_one_round_trip(store: RedisStore) -> None:
     cid, _ = await running_campaign(store, 4)
     got = await claim_batch(store, cid, ["s0", "s1", "s2", "s3"])
-    moved, written = await store.settle(
+    moved, written = await settle(
+        store,
         {cid: ["s0", "s1", "s2", "s3", "never-claimed"]},
         [ended(cid, "s0", 1, talk=2.5), ended(cid, "s1", 2, talk=1.0), ended(cid, "s1", 2)],
     )
@@ -204,7 +205,7 @@ async def test_settle_survives_a_server_that_lost_its_scripts(
     cid, _ = await running_campaign(store, 2)
     await claim_batch(store, cid, ["f0", "f1"])
     await redis_client.script_flush()
-    moved, written = await store.settle({cid: ["f0"]}, [ended(cid, "f1", 2)])
+    moved, written = await settle(store, {cid: ["f0"]}, [ended(cid, "f1", 2)])
     assert (moved, written) == (1, [Usage(1, 0.0)])
 
 
@@ -292,7 +293,7 @@ async def test_claims_ride_in_the_round_trip_of_marks_and_results(store: RedisSt
     assert [c.contact_id for c in claimed.claims] == [3, 4]
     assert claimed.stop == "empty"
     assert (await store.get_call("r2")) is not None  # really claimed: a lease and a call
-    assert sorted(await store.inflight_calls(cid)) == ["r0", "r2", "r3"]
+    assert sorted(await inflight_calls(store, cid)) == ["r0", "r2", "r3"]
 
 
 async def test_a_failed_claim_fails_alone_and_scripts_come_back(

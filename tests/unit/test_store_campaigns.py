@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.errors import NotFound, StoreError, TransitionRefused
 from dialer.store import RedisStore
-from tests.unit.store_helpers import claim, finish, running_campaign
+from tests.unit.store_helpers import claim, finish, publish, running_campaign
 
 pytestmark = pytest.mark.redis
 
@@ -95,10 +95,10 @@ async def test_transition_publishes_on_control_channel(
 ) -> None:
     cid = await store.create_campaign("x", "t", "{}")
     pubsub = redis_client.pubsub()
-    await pubsub.subscribe(store.control_channel())
+    await pubsub.subscribe(store.keys.control)
     try:
         await store.transition(cid, {S.DRAFT}, S.RUNNING)
-        await store.publish(f"{cid}:wake")
+        await publish(store, f"{cid}:wake")
         got: list[bytes] = []
         async with asyncio.timeout(5):
             while len(got) < 2:

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from dialer.domain.statuses import CallStatus
 from dialer.errors import StoreError
 from dialer.store import RedisStore
-from tests.unit.store_helpers import claim, claim_when_ok, finish, running_campaign
+from tests.unit.store_helpers import claim, claim_when_ok, finish, inflight_calls, running_campaign
 
 pytestmark = pytest.mark.redis
 
@@ -55,7 +55,7 @@ async def test_finish_is_idempotent(store: RedisStore, redis_client: aioredis.Re
         "contact_id": str(r.contact_id),
         "status": "busy",
     }
-    assert await store.inflight_calls(cid) == []
+    assert await inflight_calls(store, cid) == []
     assert await redis_client.zcard(store.keys.trunk_inflight("trunk1")) == 0
     call = await store.get_call("c1")
     assert call is not None

@@ -12,7 +12,13 @@ from dialer.domain.statuses import CallStatus
 from dialer.errors import LeaseLost
 from dialer.store import RedisStore
 from dialer.store.models import LOST, FinishItem, Renewal, Usage
-from tests.unit.store_helpers import claim, finish, running_campaign
+from tests.unit.store_helpers import (
+    claim,
+    finish,
+    inflight_calls,
+    mark_originated,
+    running_campaign,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -36,7 +42,7 @@ async def test_expired_lease_keeps_its_slot_until_settled(store: RedisStore) -> 
     still = await claim(store, cid, "next", lease_ms=300, max_channels=1)
     assert (still.kind, still.wait_ms) == ("full", 1)
     assert await store.orphaned_calls(cid) == ["crashed"]
-    assert await store.inflight_calls(cid) == ["crashed"]
+    assert await inflight_calls(store, cid) == ["crashed"]
     call = await store.get_call("crashed")
     assert call is not None
     assert (call.state, call.contact, call.owner) == ("claimed", crashed.contact_id, "e1")
@@ -81,7 +87,7 @@ async def test_adoption_fences_the_former_owner(store: RedisStore) -> None:
     # the stalled owner wakes up: everything it does with the call is refused
     assert await store.renew(cid, "trunk1", ["x"], 5000, owner="e1") == Renewal([], ["x"])
     with pytest.raises(LeaseLost):
-        await store.mark_originated("x", cid, owner="e1")
+        await mark_originated(store, "x", cid, owner="e1")
     with pytest.raises(LeaseLost):
         await finish(store, cid, "x", stalled.contact_id, owner="e1")
     with pytest.raises(LeaseLost):
@@ -90,13 +96,13 @@ async def test_adoption_fences_the_former_owner(store: RedisStore) -> None:
     assert call is not None
     assert (call.state, call.owner) == ("claimed", "e2")
     # the adopter acts on it
-    assert await store.mark_originated("x", cid, owner="e2")
+    assert await mark_originated(store, "x", cid, owner="e2")
     assert await store.renew(cid, "trunk1", ["x"], 5000, owner="e2") == Renewal([], [])
     assert await finish(store, cid, "x", stalled.contact_id, owner="e2")
     assert (await store.adopt(cid, "trunk1", "x", 5000, owner="e2")).verdict == "gone"
     # done by the adopter: the former owner still learns it lost the call
     assert await store.renew(cid, "trunk1", ["x"], 5000, owner="e1") == Renewal([], ["x"])
-    assert await store.inflight_calls(cid) == []
+    assert await inflight_calls(store, cid) == []
     records = await store.records(cid)
     assert len(records) == 1
 
@@ -112,7 +118,7 @@ async def test_finish_batch_reports_a_lost_lease_per_item(store: RedisStore) -> 
     written = await store.finish_batch(items)
     assert isinstance(written[0], Usage)
     assert written[1] == LOST
-    assert await store.inflight_calls(cid) == ["theirs"]
+    assert await inflight_calls(store, cid) == ["theirs"]
 
 
 async def test_renew_keeps_the_slot(store: RedisStore) -> None:
@@ -153,9 +159,9 @@ async def test_stalled_owner_gets_its_lease_back(store: RedisStore) -> None:
     # the owner was only slow: its renewal reports the loss and re-takes the lease
     assert await store.renew(cid, "trunk1", ["slow"], 5000, owner="e1") == Renewal(["slow"], [])
     assert await store.orphaned_calls(cid) == []
-    assert await store.inflight_calls(cid) == ["slow"]
+    assert await inflight_calls(store, cid) == ["slow"]
     assert (await store.queue_stats(cid)).claimed == 1
-    assert await store.mark_originated("slow", cid)
+    assert await mark_originated(store, "slow", cid)
     assert await finish(store, cid, "slow", slow.contact_id)
 
 
@@ -166,7 +172,7 @@ async def test_originated_and_wait_claimed_empty(store: RedisStore) -> None:
 
     async def originate_soon() -> None:
         await asyncio.sleep(0.1)
-        assert await store.mark_originated("c1", cid)
+        assert await mark_originated(store, "c1", cid)
 
     waited, _ = await asyncio.gather(store.wait_claimed_empty(cid, 5), originate_soon())
     assert waited is True
@@ -175,7 +181,7 @@ async def test_originated_and_wait_claimed_empty(store: RedisStore) -> None:
     assert call.state == "originated"
     assert call.originated_ms is not None
     assert call.originated_ms >= call.claimed_ms
-    assert await store.mark_originated("c1", cid) is False
-    assert await store.inflight_calls(cid) == ["c1"]  # still holds its channel
+    assert await mark_originated(store, "c1", cid) is False
+    assert await inflight_calls(store, cid) == ["c1"]  # still holds its channel
     assert await finish(store, cid, "c1", r.contact_id)
-    assert await store.mark_originated("c1", cid) is False
+    assert await mark_originated(store, "c1", cid) is False

@@ -13,7 +13,14 @@ from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.errors import StoreError
 from dialer.store import RedisStore
 from ops.localstack.redis_server import RedisServer
-from tests.unit.store_helpers import claim, contacts, finish, running_campaign
+from tests.unit.store_helpers import (
+    claim,
+    contacts,
+    finish,
+    inflight_calls,
+    mark_originated,
+    running_campaign,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -28,7 +35,7 @@ async def snapshot(store: RedisStore, cid: int, n: int) -> dict[str, Any]:
         "queue": await store.queue_stats(cid),
         "contacts": [await store.get_contact(cid, i) for i in range(1, n + 1)],
         "records": await store.records(cid),
-        "inflight": await store.inflight_calls(cid),
+        "inflight": await inflight_calls(store, cid),
         "call": await store.get_call("c-live"),
     }
 
@@ -54,7 +61,7 @@ async def test_graceful_restart_keeps_everything(
             )
         live = await claim(store, cid, "c-live", lease_ms=3_600_000)
         assert live.kind == "ok"
-        await store.mark_originated("c-live", cid)
+        await mark_originated(store, "c-live", cid)
         before = await snapshot(store, cid, n + 2)
 
         await asyncio.to_thread(fresh_redis_server.stop)
