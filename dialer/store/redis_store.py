@@ -746,6 +746,7 @@ class RedisStore:
         trunk_cps: float | None,
         rate_margin_ms: int = 0,
         pace_ms: int = 0,
+        node: str = "",
     ) -> ClaimBatch:
         """Claim up to ``len(call_ids)`` due contacts in one atomic step (claim.lua).
 
@@ -768,6 +769,7 @@ class RedisStore:
             trunk_cps=trunk_cps,
             rate_margin_ms=rate_margin_ms,
             pace_ms=pace_ms,
+            node=node,
         )
         try:
             res = await self._lua.claim(keys=command.keys, args=command.args)
@@ -789,6 +791,7 @@ class RedisStore:
         trunk_cps: float | None,
         rate_margin_ms: int = 0,
         pace_ms: int = 0,
+        node: str = "",
     ) -> ClaimCommand:
         """The claim.lua call of :meth:`claim_batch`, checked and built but not sent, to run in
         :meth:`settle`'s round trip.
@@ -855,6 +858,7 @@ class RedisStore:
             _SETTLE_PER_CLAIM,
             c_pace.burst,
             t_pace.burst,
+            node,
             *call_ids,
         ]
         return ClaimCommand(cid, keys, args)
@@ -1153,6 +1157,7 @@ class RedisStore:
             claimed_ms=int(h.get("claimed_ms", 0)),
             originated_ms=_int_or_none(h.get("originated_ms")),
             dial=int(h.get("dial", 0)),
+            node=h.get("node", ""),
         )
 
     @_translated

@@ -1,5 +1,7 @@
 --[[ adopt.lua -- take over a call whose lease expired: the caller becomes its owner.
 
+call state: orphaned -> claimed, orphaned -> originated (dialer/domain/callstate.py)
+
 Only an engine that has just seen the PBX's channel list calls this, for an orphan (reap.lua):
 with the call's lease under its own owner it then follows the call (still on the PBX), or
 releases or finishes it (gone). A lease still held by another owner is not taken (two engines
