@@ -110,7 +110,6 @@ class Engine:
             self.metrics,
             self.breakers,
             self.health,
-            self.live,
             new_runner=self._new_runner,
         )
         self._runners: dict[int, RunnableRunner] = self.supervisor.runners

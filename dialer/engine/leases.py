@@ -124,8 +124,8 @@ class LeaseKeeper:
             if entry is None:
                 continue
             call = entry[0]
-            if call.node in self._nodes or not call.node:
-                self._nodes.adapter(call.node).forget(call_id)
+            for node in self._nodes.ours(call.node):
+                self._nodes.adapter(node).forget(call_id)
             count_lost(self._metrics, call, why)
         for call in self._writer.forget(lost):
             count_lost(self._metrics, call, why)
@@ -304,8 +304,10 @@ class LeaseKeeper:
         """``node`` is back after an outage: settle its calls that ended unseen meanwhile."""
         pbx = self._nodes.adapter(node)
         live = await pbx.live_calls()
-        for call in self._live.of_node(node):
+        for call in list(self._live):
             call_id = call.call_id
+            if node not in self._nodes.ours(call.node):
+                continue  # another node's
             if call_id in live or call.claimed_at >= lost_at:
                 continue
             log.warning("call %s ended while the PBX was unreachable", call_id)

@@ -65,7 +65,8 @@ class Nodes:
         names = list(self._adapters)
         for i in range(len(names)):
             name = names[(self._turn + i) % len(names)]
-            if self._adapters[name].connected:
+            adapter = self._adapters[name]
+            if adapter is not None and adapter.connected:
                 self._turn = (self._turn + i + 1) % len(names)
                 return name
         return None

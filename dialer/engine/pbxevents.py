@@ -90,10 +90,10 @@ class PbxEvents:
             runner.wake()
 
     async def _pbx_lost(self, node: str) -> None:
-        """Pause every campaign this engine dials once none of its nodes is connected."""
+        """Pause every campaign this engine dials unless another of its nodes is connected."""
         self._nodes.lost_at[node] = self._clock()
-        if self._nodes.connected:
-            return  # the others dial on
+        if any(a.connected for n, a in self._nodes.items() if n != node):
+            return  # the other nodes dial on
         for cid in list(self._runners):
             try:
                 await self._control.pause(cid, reason=PBX_DOWN_REASON)

@@ -22,7 +22,6 @@ from dialer.domain.campaign import CampaignSettings
 from dialer.domain.statuses import CampaignStatus
 from dialer.engine.cancel import checkpoint
 from dialer.engine.control import CampaignControl
-from dialer.engine.livecalls import LiveCalls
 from dialer.engine.ports import Runner, SupervisorStore
 from dialer.engine.trunkhealth import TrunkHealth
 from dialer.engine.writer import fallback_settings
@@ -50,7 +49,6 @@ class Supervisor:
         metrics: DialerMetrics,
         breakers: BreakerStore,
         health: TrunkHealth,
-        live: LiveCalls[Runner],
         *,
         new_runner: Callable[[int, CampaignSettings], RunnableRunner],
     ) -> None:
@@ -60,7 +58,6 @@ class Supervisor:
         self._metrics = metrics
         self._breakers = breakers
         self._health = health
-        self._live = live
         self._new_runner = new_runner
         self.runners: dict[int, RunnableRunner] = {}
         self.running: dict[int, asyncio.Task[None]] = {}

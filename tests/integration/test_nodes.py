@@ -50,7 +50,7 @@ def _live(seen: Observed) -> set[str]:
 
 async def test_an_engine_never_touches_another_nodes_calls(stack: Any, namespace: str) -> None:
     store = RedisStore.from_url(stack.redis_url, namespace=namespace)
-    phones = [number(Behaviour.HOLD, i, hold_s=6) for i in range(CONTACTS)]
+    phones = [number(Behaviour.HOLD, i, hold_s=8) for i in range(CONTACTS)]
     settings = CampaignSettings(
         name="nodes", trunk=stack.trunk, max_channels=CONTACTS, cps=4.0, ring_timeout=5.0
     )
