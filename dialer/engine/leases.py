@@ -46,10 +46,17 @@ class _Listings:
     def __init__(self, nodes: Nodes) -> None:
         self._nodes = nodes
         self._live: dict[str, dict[str, bool]] = {}
+        self._failed: dict[str, DialerError] = {}  # a node not answering is asked once a pass
 
     async def get(self, node: str) -> dict[str, bool]:
+        if node in self._failed:
+            raise self._failed[node]
         if node not in self._live:
-            self._live[node] = await self._nodes.adapter(node).live_calls()
+            try:
+                self._live[node] = await self._nodes.adapter(node).live_calls()
+            except DialerError as exc:
+                self._failed[node] = exc
+                raise
         return self._live[node]
 
 
@@ -168,7 +175,13 @@ class LeaseKeeper:
             if not nodes:
                 continue  # another node's call: never settled by this engine's switches
             # the channel lists before the adoption: a call listed was live then
-            lists = [(node, await listings.get(node)) for node in nodes]
+            try:
+                lists = [(node, await listings.get(node)) for node in nodes]
+            except DialerError as exc:
+                if len(self._nodes) == 1:
+                    raise  # the runner waits for its only switch
+                log.warning("orphan %s left for now: a node cannot be asked: %s", call_id, exc)
+                continue  # its slot stays held; the other nodes' orphans are settled
             adoption = await self._store.adopt(
                 cid, ref.trunk, call_id, self._settings.lease_ms, owner=self._owner
             )
@@ -288,7 +301,12 @@ class LeaseKeeper:
             if call is None:
                 self.adopted.pop(call_id, None)
                 continue
-            live = await listings.get(call.node)
+            try:
+                live = await listings.get(call.node)
+            except DialerError:
+                if len(self._nodes) == 1:
+                    raise
+                continue  # its node is away: settled when it is back (settle_cut)
             if call_id in live:
                 self.adopted[call_id] = 0
             elif (misses := self.adopted[call_id] + 1) < _GONE_AFTER:
