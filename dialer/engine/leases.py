@@ -182,9 +182,11 @@ class LeaseKeeper:
                     raise  # the runner waits for its only switch
                 log.warning("orphan %s left for now: a node cannot be asked: %s", call_id, exc)
                 continue  # its slot stays held; the other nodes' orphans are settled
+            on = next(((node, live) for node, live in lists if call_id in live), None)
             adoption = await self._store.adopt(
-                cid, ref.trunk, call_id, self._settings.lease_ms, owner=self._owner
-            )
+                cid, ref.trunk, call_id, self._settings.lease_ms, owner=self._owner,
+                node=on[0] if on is not None else "",
+            )  # fmt: skip
             if not adoption.owned:
                 continue  # another engine adopted it first, or it ended meanwhile
             contact = await self._store.get_contact(cid, ref.contact)
@@ -202,7 +204,6 @@ class LeaseKeeper:
                 node=ref.node,
                 state=CallState.ORPHANED,
             )
-            on = next(((node, live) for node, live in lists if call_id in live), None)
             if on is not None:
                 node, live = on
                 call.node = node

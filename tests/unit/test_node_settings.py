@@ -3,6 +3,7 @@ call's hash by claim.lua (real redis-server), and which calls an engine's nodes 
 
 from __future__ import annotations
 
+import asyncio
 from typing import cast
 
 import pytest
@@ -55,12 +56,12 @@ async def test_claim_keeps_the_node_in_the_call_hash(
     store = RedisStore(redis_client, namespace)
     control = CampaignControl(store)
     cid = await control.create(CampaignSettings(name="n", trunk="t1", max_channels=5, cps=100.0))
-    await control.add_list(cid, [ContactInput(phone=f"+3361000000{i}") for i in range(2)])
+    await control.add_list(cid, [ContactInput(phone=f"+3361000000{i}") for i in range(4)])
     await control.start(cid)
 
-    async def claim(call_id: str, node: str = "") -> list[str]:
+    async def claim(call_id: str, node: str = "", lease_ms: int = 10_000) -> list[str]:
         batch = await store.claim_batch(
-            cid, "t1", [call_id], "e1/x", lease_ms=10_000, max_channels=5,
+            cid, "t1", [call_id], "e1/x", lease_ms=lease_ms, max_channels=5,
             trunk_max_channels=None, cps=None, trunk_cps=None, node=node,
         )  # fmt: skip
         return [c.call_id for c in batch.claims]
@@ -72,3 +73,18 @@ async def test_claim_keeps_the_node_in_the_call_hash(
     assert first.node == "pbx-a"
     assert second is not None
     assert second.node == ""  # "": treated as any node's, as the calls claimed before nodes
+
+    # adopted where a channel list showed it: an old call (no node) learns its node; a call
+    # with a node keeps it
+    assert await claim("c3", lease_ms=100) == ["c3"]
+    assert await claim("c4", node="pbx-b", lease_ms=100) == ["c4"]
+    await asyncio.sleep(0.15)
+    assert sorted(await store.orphaned_calls(cid)) == ["c3", "c4"]
+    for call_id in ("c3", "c4"):
+        adoption = await store.adopt(cid, "t1", call_id, 5000, owner="e2/y", node="pbx-a")
+        assert adoption.verdict == "adopted"
+    third, fourth = await store.get_call("c3"), await store.get_call("c4")
+    assert third is not None
+    assert third.node == "pbx-a"
+    assert fourth is not None
+    assert fourth.node == "pbx-b"
