@@ -81,9 +81,8 @@ class CampaignRunner:
         self._engine = engine
         self._clock = clock
         self._slot_freed = asyncio.Event()
-        # this campaign's calls the engine follows: kept by its registry (LiveCalls) alone
-        self.calls: dict[str, LiveCall] = {}
         self._wake = asyncio.Event()
+        self.calls: dict[str, LiveCall] = {}  # kept by the engine's LiveCalls alone
         self.at_cap = False  # waiting for a channel: results that free one are written at once
         self.plan_used_up = False  # claim nothing more: the plan-limit pause is on its way
         self._usage = Usage(0, 0.0)  # the campaign's usage as last written by this engine
