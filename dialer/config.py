@@ -8,6 +8,7 @@ import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from dialer.domain.breaker import BreakerLimits
 from dialer.domain.campaign import UNLIMITED, TrunkLimits
@@ -62,8 +63,16 @@ class EngineSettings:
     # DIALER_BREAKER_FAILURE_RUN, DIALER_BREAKER_SILENT_RUN, DIALER_BREAKER_COOLDOWN_S. Every
     # engine obeys an open breaker whatever this says (claim.lua).
     breaker: BreakerLimits | None = None
+    # The PBX node this engine's adapter drives (DIALER_NODE): kept in every call it claims,
+    # so that reconciliation, adoption and hang-up act only on the calls of its own nodes.
+    # "" (the default): derived from the PBX URL, e.g. "asterisk-127.0.0.1-5038".
+    node: str = ""
 
     def __post_init__(self) -> None:
+        if not self.node:
+            object.__setattr__(self, "node", default_node(self.ami_url, self.esl_url))
+        if not NODE_NAME.fullmatch(self.node):
+            raise ConfigError(f"node must match {NODE_NAME.pattern}, got {self.node[:70]!r}")
         for name, limits in self.trunks.items():
             if not isinstance(limits, TrunkLimits) or limits.name != name:
                 raise ConfigError(f"trunks[{name!r}] must be the TrunkLimits of {name!r}")
@@ -85,7 +94,8 @@ class EngineSettings:
         DIALER_METRICS_PORT (serve /metrics there), DIALER_METRICS_HOST (its address, default
         127.0.0.1), DIALER_TRUNKS (:func:`parse_trunks`), DIALER_BREAKER (on / off),
         DIALER_BREAKER_FAILURE_RUN, DIALER_BREAKER_SILENT_RUN, DIALER_BREAKER_COOLDOWN_S
-        (:class:`BreakerLimits`), DIALER_CONTEXTS (:func:`parse_contexts`)."""
+        (:class:`BreakerLimits`), DIALER_CONTEXTS (:func:`parse_contexts`), DIALER_NODE (the
+        PBX node's name, :func:`default_node` when unset)."""
         env = os.environ if env is None else env
         kwargs: dict[str, object] = {}
         if "DIALER_REDIS_URL" in env:
@@ -98,6 +108,8 @@ class EngineSettings:
             kwargs["esl_url"] = env["DIALER_ESL_URL"]
         if "DIALER_ENGINE_ID" in env:
             kwargs["engine_id"] = env["DIALER_ENGINE_ID"]
+        if env.get("DIALER_NODE", "").strip():
+            kwargs["node"] = env["DIALER_NODE"].strip()
         if "DIALER_LEASE_MS" in env:
             kwargs["lease_ms"] = _int(env, "DIALER_LEASE_MS", minimum=1000)
         if "DIALER_PACE_MS" in env:
@@ -129,6 +141,25 @@ class EngineSettings:
         if switch == "on" or (breaker and switch != "off"):
             kwargs["breaker"] = BreakerLimits(**breaker)  # type: ignore[arg-type]
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+NODE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+
+
+def default_node(ami_url: str | None, esl_url: str | None) -> str:
+    """A node name from the PBX URL: "asterisk-<host>-<port>" or "freeswitch-<host>-<port>"
+    ("local" without a URL: tests and tools that drive no switch)."""
+    for kind, url, port in (("asterisk", ami_url, 5038), ("freeswitch", esl_url, 8021)):
+        if url:
+            parts = urlsplit(url)
+            host = (parts.hostname or "localhost").lower()
+            try:
+                port = parts.port or port
+            except ValueError:
+                pass  # the adapter reports a bad port
+            name = re.sub(r"[^a-z0-9._-]", "-", f"{kind}-{host}-{port}")[:63]
+            return name
+    return "local"
 
 
 def _int(env: Mapping[str, str], name: str, minimum: int, maximum: int | None = None) -> int:

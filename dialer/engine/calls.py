@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from dialer.domain.calls import RawOutcome
+from dialer.domain.callstate import CallState
 from dialer.domain.outcome import OUTCOME_TABLE_VERSION, Classification
 from dialer.domain.retry import Decision
 from dialer.pbx.base import CallEnded
@@ -25,6 +26,9 @@ class LiveCall:
     engine_id: str = ""
     caller_id: str = ""  # presented to the callee ("": the trunk's own)
     extra: dict[str, str] = field(default_factory=dict)
+    node: str = ""  # the PBX node it is dialed on ("": recorded before nodes were kept)
+    # where it is in dialer.domain.callstate's table, as this engine knows it (LiveCalls)
+    state: CallState = CallState.NEW
 
 
 def lost_outcome(seen: RawOutcome | None, *, answered: bool) -> RawOutcome:

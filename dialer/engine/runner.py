@@ -25,7 +25,6 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from dialer.domain.calls import RawOutcome
 from dialer.domain.campaign import CampaignSettings
@@ -35,6 +34,7 @@ from dialer.engine.callerid import CallerIdChooser
 from dialer.engine.calls import LiveCall
 from dialer.engine.cancel import checkpoint
 from dialer.engine.control import HANGUP_REASON
+from dialer.engine.ports import RunnerHost
 from dialer.errors import (
     ActionFailed,
     ActionTimeout,
@@ -51,9 +51,6 @@ from dialer.metrics import OriginateFailure
 from dialer.pbx.base import CALL_ID_PREFIX, CallEnded, OriginateRequest
 from dialer.pbx.sanitize import channel_variables
 from dialer.store.models import Claim, ClaimBatch, Pacing, Usage
-
-if TYPE_CHECKING:
-    from dialer.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +70,7 @@ def new_call_id() -> str:
 class CampaignRunner:
     def __init__(
         self,
-        engine: Engine,
+        engine: RunnerHost,
         campaign_id: int,
         settings: CampaignSettings,
         *,
@@ -85,7 +82,7 @@ class CampaignRunner:
         self._clock = clock
         self._slot_freed = asyncio.Event()
         self._wake = asyncio.Event()
-        self.calls: dict[str, LiveCall] = {}
+        self.calls: dict[str, LiveCall] = {}  # kept by the engine's LiveCalls alone
         self.at_cap = False  # waiting for a channel: results that free one are written at once
         self.plan_used_up = False  # claim nothing more: the plan-limit pause is on its way
         self._usage = Usage(0, 0.0)  # the campaign's usage as last written by this engine
@@ -174,7 +171,8 @@ class CampaignRunner:
             checkpoint()
             if self.plan_used_up:
                 return await self._wait_plan_pause()
-            if not self._engine.pbx.connected:
+            node = self._engine.node_to_dial()  # a connected PBX node of this engine
+            if node is None:
                 await self._sleep(self._wake, _MAX_IDLE)
                 continue
             if self.reconciled_epoch != self._engine.pbx_epoch:
@@ -200,6 +198,7 @@ class CampaignRunner:
                 trunk_cps=limit.cps,
                 rate_margin_ms=cfg.rate_margin_ms,
                 pace_ms=cfg.pace_ms,
+                node=node,
             )
             started = time.perf_counter()
             try:
@@ -218,14 +217,14 @@ class CampaignRunner:
                 self._on_backup = False
                 log.warning("campaign %s: dialing on trunk %s again", self.campaign_id, trunk)
             if batch.claims:
-                calls = [(self._follow(claim, trunk), claim) for claim in batch.claims]
+                calls = [(self._follow(claim, trunk, node), claim) for claim in batch.claims]
                 dials.create_task(self._dial(calls), name=calls[0][0].call_id)
             stop = batch.stop
             if stop == "max":
                 continue
             if stop == "full":
                 self.at_cap = True
-                self._engine.writes.flush()  # results that would free a channel: write now
+                self._engine.flush_writes()  # results that would free a channel: write now
                 await self._sleep(self._slot_freed, cfg.full_poll)
                 self.at_cap = False
             elif stop == "rate":
@@ -262,7 +261,7 @@ class CampaignRunner:
             return
         await self._sleep(self._wake, min(wait, _MAX_IDLE))
 
-    def _follow(self, claim: Claim, trunk: str | None = None) -> LiveCall:
+    def _follow(self, claim: Claim, trunk: str | None = None, node: str = "") -> LiveCall:
         call = LiveCall(
             call_id=claim.call_id,
             campaign_id=self.campaign_id,
@@ -274,8 +273,8 @@ class CampaignRunner:
             claimed_at=self._clock(),
             dial=claim.dial,
             engine_id=self._engine.settings.engine_id,
+            node=node,
         )
-        self.calls[call.call_id] = call
         self._engine.register(call, self)
         return call
 
@@ -309,7 +308,7 @@ class CampaignRunner:
         for (call, _), caller_id in zip(calls, chosen, strict=True):
             call.caller_id = caller_id or ""
         requests = [self._request(call, claim) for call, claim in calls]
-        errors = await engine.pbx.originate_many(requests)
+        errors = await engine.adapter(calls[0][0].node).originate_many(requests)  # one node
         accepted = [call for (call, _), error in zip(calls, errors, strict=True) if error is None]
         engine.metrics.originated(self.campaign_id, calls[0][0].trunk, len(accepted))
         engine.originated(accepted)
@@ -422,11 +421,11 @@ class CampaignRunner:
         if status is CampaignStatus.CANCELLING:
             campaign = await self._engine.store.get_campaign(self.campaign_id)
             if campaign.status_reason == HANGUP_REASON:
-                for call_id in list(self.calls):
+                for call in list(self.calls.values()):  # each through its own node
                     try:
-                        await self._engine.pbx.hangup(call_id)
+                        await self._engine.adapter(call.node).hangup(call.call_id)
                     except Exception as exc:
-                        log.warning("hang-up of %s failed: %s", call_id, exc)
+                        log.warning("hang-up of %s failed: %s", call.call_id, exc)
         if status in (CampaignStatus.PAUSING, CampaignStatus.CANCELLING):
             await self._engine.control.drained(self.campaign_id)
 

@@ -163,6 +163,7 @@ class ClaimsMixin(StoreCore):
         trunk_cps: float | None,
         rate_margin_ms: int = 0,
         pace_ms: int = 0,
+        node: str = "",
     ) -> ClaimBatch:
         """Claim up to ``len(call_ids)`` due contacts in one atomic step (claim.lua).
 
@@ -185,6 +186,7 @@ class ClaimsMixin(StoreCore):
             trunk_cps=trunk_cps,
             rate_margin_ms=rate_margin_ms,
             pace_ms=pace_ms,
+            node=node,
         )
         try:
             res = await self._lua.claim(keys=command.keys, args=command.args)
@@ -206,6 +208,7 @@ class ClaimsMixin(StoreCore):
         trunk_cps: float | None,
         rate_margin_ms: int = 0,
         pace_ms: int = 0,
+        node: str = "",
     ) -> ClaimCommand:
         """The claim.lua call of :meth:`claim_batch`, checked and built but not sent, to run in
         :meth:`settle_and_claim`'s round trip.
@@ -272,6 +275,7 @@ class ClaimsMixin(StoreCore):
             _SETTLE_PER_CLAIM,
             c_pace.burst,
             t_pace.burst,
+            node,
             *call_ids,
         ]
         return ClaimCommand(cid, keys, args)

@@ -44,14 +44,16 @@ class LeasesMixin(StoreCore):
 
     @_translated
     async def adopt(
-        self, cid: int, trunk: str, call_id: str, lease_ms: int, *, owner: str
+        self, cid: int, trunk: str, call_id: str, lease_ms: int, *, owner: str, node: str = ""
     ) -> Adoption:
         """Take over an orphan (a call whose lease expired): ``owner`` holds its lease now,
         unless another owner's lease is still running ("held") or the call ended ("gone").
-        Only for an engine that has just checked the PBX's channel list (see adopt.lua)."""
+        Only for an engine that has just checked the PBX's channel list (see adopt.lua);
+        ``node``: the node that list showed it on (kept when the call had none)."""
         k = self.keys
         keys = [k.inflight(cid), k.trunk_inflight(trunk), k.orphans(cid), k.call(call_id)]
-        verdict, state, previous = await self._lua.adopt(keys=keys, args=[owner, lease_ms, call_id])
+        args: list[str | int] = [owner, lease_ms, call_id, node]
+        verdict, state, previous = await self._lua.adopt(keys=keys, args=args)
         v: AdoptVerdict
         match _s(verdict):
             case "adopted":
@@ -103,6 +105,7 @@ class LeasesMixin(StoreCore):
             claimed_ms=int(h.get("claimed_ms", 0)),
             originated_ms=_int_or_none(h.get("originated_ms")),
             dial=int(h.get("dial", 0)),
+            node=h.get("node", ""),
         )
 
     @_translated

@@ -207,6 +207,7 @@ class CallRef:
     claimed_ms: int
     originated_ms: int | None
     dial: int = 0  # the contact's dial number of this call (0: claimed before dials were kept)
+    node: str = ""  # the PBX node it was dialed on ("": claimed before nodes were kept)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,7 @@
 --[[ adopt.lua -- take over a call whose lease expired: the caller becomes its owner.
 
+call state: orphaned -> claimed, orphaned -> originated (dialer/domain/callstate.py)
+
 Only an engine that has just seen the PBX's channel list calls this, for an orphan (reap.lua):
 with the call's lease under its own owner it then follows the call (still on the PBX), or
 releases or finishes it (gone). A lease still held by another owner is not taken (two engines
@@ -14,6 +16,9 @@ KEYS[4]  call hash               {ns}:call:{call_id}
 ARGV[1]  owner (the adopting engine's lease owner token)
 ARGV[2]  lease_ms
 ARGV[3]  call id
+ARGV[4]  node the call is live on, as the caller's channel list showed ("" or absent: not
+         said); written only into a call hash that has no node yet (claimed before nodes
+         were kept), never over another
 
 Returns {verdict, state, previous owner}: verdict "adopted" (the caller owns it now), "mine"
 (it already did; the lease is extended), "held" (another owner's lease has not expired: left
@@ -42,4 +47,8 @@ end
 redis.call('ZADD', KEYS[1], expiry, call_id)
 redis.call('ZADD', KEYS[2], expiry, call_id)
 redis.call('ZREM', KEYS[3], call_id)
+local node = ARGV[4] or ''
+if node ~= '' and (redis.call('HGET', KEYS[4], 'node') or '') == '' then
+  redis.call('HSET', KEYS[4], 'node', node)
+end
 return {verdict, state, previous}

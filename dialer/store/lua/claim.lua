@@ -1,5 +1,7 @@
 --[[ claim.lua -- take up to N due contacts for new calls, within the channel and rate limits.
 
+call state: new -> claimed (dialer/domain/callstate.py)
+
 Atomic: campaign status check, channel limits (every lease counts, an expired one too, until
 its call is settled: see reap.lua), sliding-window rate and pacing,
 do-not-call screening, then the first due contacts of the pending queue become in_progress,
@@ -46,7 +48,9 @@ ARGV[15] how many contacts of stopped lists or on a do-not-call list may be sett
          call without dialing before it gives up
 ARGV[16] campaign pacing step B         (grants one claim takes in the steady state)
 ARGV[17] trunk pacing step B
-ARGV[18..] call ids, one per claim wanted (N = #ARGV - 17); a replay of ids whose reply was
+ARGV[18] node: the PBX node the calls will be originated on, kept in each call hash ("": not
+         said; dialer.engine.leases treats such a call as any node's)
+ARGV[19..] call ids, one per claim wanted (N = #ARGV - 18); a replay of ids whose reply was
          lost returns the same claims and takes nothing more
 
 No limit: a channel or rate limit of 0 (ARGV 5-7, 11) means no limit on that axis (the
@@ -106,7 +110,7 @@ claimed no more than it did:
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local CALL, CONTACT = KEYS[11], KEYS[12]
-local first_id = 18
+local first_id = 19
 
 -- replay of a claim whose reply was lost: answer it again, take nothing more
 local prior = redis.call('HGET', CALL .. ARGV[first_id], 'state')
@@ -356,7 +360,8 @@ while claimed < room and next_id <= #ARGV do
       redis.call('HINCRBY', KEYS[9], 'in_progress', 1)
       redis.call('HSET', CALL .. call_id, 'cid', ARGV[2], 'contact', kid, 'trunk', ARGV[3],
                  'phone', phone, 'state', 'claimed', 'owner', ARGV[1],
-                 'claimed_ms', now, 'prev_status', old, 'prev_due', due, 'dial', dial)
+                 'claimed_ms', now, 'prev_status', old, 'prev_due', due, 'dial', dial,
+                 'node', ARGV[18])
       redis.call('ZADD', KEYS[3], expiry, call_id)
       redis.call('ZADD', KEYS[4], expiry, call_id)
       redis.call('ZADD', KEYS[7], now, call_id)

@@ -1,6 +1,8 @@
 --[[ finish.lua -- the end of one or more attempts, each applied once (two engines may both see
 one Hangup). One round trip writes a whole batch of results.
 
+call state: originated -> done, claimed -> done, orphaned -> done (dialer/domain/callstate.py)
+
 The caller decides the statuses; the script applies them atomically per call: leases released,
 call done (expires after ARGV[1] s), contact updated, counts moved, retry queued, record
 appended, the campaign's usage counted. If the contact's list was stopped meanwhile, a retry

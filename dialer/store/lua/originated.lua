@@ -1,5 +1,7 @@
 --[[ originated.lua -- the PBX accepted these originates: the calls leave the claimed set.
 
+call state: claimed -> originated (dialer/domain/callstate.py)
+
 Fenced by the owner: a call another engine owns now (it adopted it) is not moved and is
 reported lost.
 

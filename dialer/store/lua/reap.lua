@@ -1,5 +1,7 @@
 --[[ reap.lua -- mark the campaign's expired leases as orphans; list the orphans.
 
+call state: claimed -> orphaned, originated -> orphaned (dialer/domain/callstate.py)
+
 An orphan is a call whose lease expired before it was finished or released: its owner died
 or stalled. Its lease stays in the inflight zsets (campaign and trunk) and keeps its slot:
 only an engine that has checked the PBX's channel list settles it (adopt.lua, then follow it,

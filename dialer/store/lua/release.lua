@@ -1,5 +1,7 @@
 --[[ release.lua -- a claim that was never dialed goes back: no attempt consumed.
 
+call state: claimed -> released, orphaned -> released (dialer/domain/callstate.py)
+
 Leases released, call done (expires after ARGV[3] s), contact back to the status and due time
 it had before the claim (or the stop status of its list, if the list was stopped meanwhile),
 and the claim's dial number given back (the contact's `dials` counts calls that were made).

@@ -1,5 +1,7 @@
 --[[ renew.lua -- extend the leases of the caller's live calls (never shortens one: ZADD GT).
 
+call state: orphaned -> claimed, orphaned -> originated (dialer/domain/callstate.py)
+
 Fenced by the owner, as redis-py's Lock.extend is by its token: a call whose owner is another
 engine now (it adopted the call after this caller's lease expired) is not touched and is
 reported lost; the caller must stop acting on it (no hang-up, no result: the adopter's).
