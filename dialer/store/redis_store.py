@@ -33,7 +33,13 @@ from redis.exceptions import NoPermissionError, NoScriptError, RedisError, Respo
 from dialer.domain.statuses import CallStatus, CampaignStatus, ListStatus
 from dialer.errors import LeaseLost, NotFound, ScriptError, StoreError, TransitionRefused
 
-from .connection import connection_class_for
+from .connection import (
+    ReplicaWait,
+    connection_class_for,
+    is_sentinel_url,
+    replica_shortfall,
+    sentinel_client,
+)
 from .keys import CALL_TTL_S, Keys, contact_id_of, contact_member
 from .models import (
     INITIAL_STATUSES,
@@ -226,10 +232,15 @@ def _statuses(values: Collection[CampaignStatus]) -> str:
 class RedisStore:
     """The dialer's shared state. Safe to use from many tasks and many processes."""
 
-    def __init__(self, client: aioredis.Redis, namespace: str = "dialer") -> None:
+    def __init__(
+        self, client: aioredis.Redis, namespace: str = "dialer", replicas: ReplicaWait | None = None
+    ) -> None:
         self._r = client
         self.keys = Keys(namespace)
         self._lua = Scripts.register(client)
+        # WAIT after the engine's claims and writes (None or 0 replicas: none); see
+        # settle_and_claim and README "Redis Sentinel"
+        self.replicas = replicas if replicas is not None and replicas.min_replicas else None
 
     @classmethod
     def from_url(cls, url: str, namespace: str = "dialer") -> RedisStore:
@@ -238,15 +249,17 @@ class RedisStore:
         Retrying is safe: claim replays by call id, finish/release/add_contacts are idempotent.
         (``Redis.from_url`` alone does not retry, unlike the ``Redis()`` constructor.)
         """
-        client = aioredis.Redis.from_url(
-            url,
-            connection_class=connection_class_for(url),
+        common: dict[str, Any] = dict(
             socket_connect_timeout=5,
             socket_timeout=10,
             retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=5),
             # no CLIENT SETINFO on connect: not in the dialer's ACL (ops/redis/users.acl)
             driver_info=None,
         )
+        if is_sentinel_url(url):  # redis+sentinel://: the master the sentinels name
+            master, replicas = sentinel_client(url, **common)
+            return cls(master, namespace, replicas)
+        client = aioredis.Redis.from_url(url, connection_class=connection_class_for(url), **common)
         return cls(client, namespace)
 
     @property
@@ -928,10 +941,12 @@ class RedisStore:
         commands += [(claim_sha, [len(c.keys), *c.keys, *c.args]) for c in claims]
         if not commands:
             return SettleReply(0, [], [])
-        replies = await self._evalsha_pipeline(commands)
+        wait = self.replicas
+        replies = await self._evalsha_pipeline(commands, wait)
         if any(isinstance(r, NoScriptError) for r in replies):
             await self._lua.load(self._r)
-            replies = await self._evalsha_pipeline(commands)
+            replies = await self._evalsha_pipeline(commands, wait)
+        unreplicated = replica_shortfall(wait, replies.pop()) if wait is not None else None
         error: Exception | None = None
         moved = 0
         lost: list[str] = []
@@ -952,16 +967,27 @@ class RedisStore:
                 batches.append(_store_error("claim", reply))
                 continue
             try:
-                batches.append(_claim_batch_of(command.cid, reply))
+                batch = _claim_batch_of(command.cid, reply)
             except (NotFound, StoreError) as exc:
                 batches.append(exc)
+                continue
+            # not on enough replicas: not dialed (its lease expires, the reconciliation
+            # gives the contact back); a promotion could lose it while its call is live
+            batches.append(batch if unreplicated is None or not batch.claims else unreplicated)
+        if unreplicated is not None and writes and error is None:
+            error, moved, lost, written = unreplicated, 0, [], []  # results: written again
         return SettleReply(moved, written, batches, error, lost, extra)
 
-    async def _evalsha_pipeline(self, commands: Sequence[tuple[str, list[str | int]]]) -> list[Any]:
-        """Every reply in order; a command's error is its reply (the others still ran)."""
+    async def _evalsha_pipeline(
+        self, commands: Sequence[tuple[str, list[str | int]]], wait: ReplicaWait | None = None
+    ) -> list[Any]:
+        """Every reply in order; a command's error is its reply (the others still ran). With
+        ``wait``, a last ``WAIT`` whose reply is the number of replicas that have the writes."""
         async with self._r.pipeline(transaction=False) as pipe:
             for sha, numkeys_keys_args in commands:
                 pipe.execute_command("EVALSHA", sha, *numkeys_keys_args)
+            if wait is not None:
+                pipe.execute_command("WAIT", wait.min_replicas, wait.timeout_ms)
             return list(await pipe.execute(raise_on_error=False))
 
     @_translated
