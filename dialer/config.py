@@ -13,6 +13,7 @@ from dialer.domain.breaker import BreakerLimits
 from dialer.domain.campaign import UNLIMITED, TrunkLimits
 from dialer.domain.dialplan import CONTEXT_NAME, DEFAULT_CONTEXTS
 from dialer.errors import ConfigError, ValidationError
+from dialer.store.connection import is_sentinel_url, parse_sentinel_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,11 @@ class EngineSettings:
     breaker: BreakerLimits | None = None
 
     def __post_init__(self) -> None:
+        if is_sentinel_url(self.redis_url):
+            try:
+                parse_sentinel_url(self.redis_url)
+            except ValueError as exc:
+                raise ConfigError(f"DIALER_REDIS_URL: {exc}") from None
         for name, limits in self.trunks.items():
             if not isinstance(limits, TrunkLimits) or limits.name != name:
                 raise ConfigError(f"trunks[{name!r}] must be the TrunkLimits of {name!r}")
