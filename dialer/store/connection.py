@@ -212,9 +212,11 @@ class SentinelRedis(aioredis.Redis):
     sentinels: Sentinel | None = None
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        await super().aclose(close_connection_pool)
-        if self.sentinels is not None:
-            await self.sentinels.aclose()
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            if self.sentinels is not None:
+                await self.sentinels.aclose()
 
 
 def sentinel_client(url: str, **kwargs: Any) -> tuple[SentinelRedis, ReplicaWait]:

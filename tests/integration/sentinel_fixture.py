@@ -132,7 +132,7 @@ class SentinelGroup:
             p.stop()
 
 
-def _data_node(workdir: Path, name: str, replicaof: int | None = None) -> RedisProcess:
+def data_node(workdir: Path, name: str, replicaof: int | None = None) -> RedisProcess:
     port = free_port()
     d = workdir / name
     d.mkdir(parents=True)
@@ -175,9 +175,9 @@ def _sentinel(workdir: Path, name: str, master_port: int) -> RedisProcess:
 def start_group(workdir: Path) -> SentinelGroup:
     """Start the five processes; return once every sentinel sees the replica and the other
     two sentinels (before that a failover could not reach its quorum)."""
-    master = _data_node(workdir, "master")
+    master = data_node(workdir, "master")
     master.start()
-    replica = _data_node(workdir, "replica", replicaof=master.port)
+    replica = data_node(workdir, "replica", replicaof=master.port)
     sentinels = [_sentinel(workdir, f"sentinel-{i}", master.port) for i in range(3)]
     group = SentinelGroup(workdir, master, replica, sentinels)
     try:
