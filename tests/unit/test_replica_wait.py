@@ -63,7 +63,7 @@ async def test_a_claim_is_handed_out_only_once_a_replica_has_it(
     await control.add_list(cid, [ContactInput(phone=f"+3361234567{i}") for i in range(3)])
     await control.start(cid)
     for _ in range(100):  # the replica has caught up with the set-up
-        if await store.client.execute_command("WAIT", 1, WAIT_MS) == 1:
+        if await store.client.wait(1, WAIT_MS) == 1:
             break
     batch = await _claim(store, cid, "c1")
     assert isinstance(batch, ClaimBatch)
