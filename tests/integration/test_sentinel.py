@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -173,6 +174,15 @@ async def test_master_killed_mid_campaign_engine_follows_the_promotion(
         len(records), len(seen.created_at), dict(Counter(r["end_source"] for r in records)),
     )  # fmt: skip
     check_nobody_lost_or_dialed_twice(seen, records, counts, phones)
+    # the CLI on the same URL reads the campaign from the promoted master
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dialer", "status", str(cid),
+        "--redis-url", group.url, "--namespace", namespace,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out = (await cli.communicate())[0].decode()
+    assert cli.returncode == 0, out
+    assert "completed" in out.lower(), out
     assert first_claim is not None
     assert first_claim < 10
     assert first_dial is not None
