@@ -13,14 +13,15 @@ the sentinels name (:func:`sentinel_client`), with the same packing.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import hiredis
 import redis.asyncio as aioredis
-from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
-from redis.exceptions import DataError
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
+from redis.exceptions import DataError, RedisError
 
 from dialer.errors import StoreError
 
@@ -264,3 +265,15 @@ def replica_shortfall(wait: ReplicaWait, reply: object) -> StoreError | None:
 
 class ReplicaShortfall(StoreError):
     """The master did not get a write onto ``min_replicas`` replicas in time (WAIT)."""
+
+
+async def follow_master(client: aioredis.Redis) -> None:
+    """Ask the sentinels which server is the master now (after a WAIT that found no replica);
+    if they name another one, the pool closes its idle connections to the old one, so the next
+    round trip goes to the promoted master. Without this, pooled connections keep writing to a
+    master that was replaced but is still alive (a partition, ``SENTINEL FAILOVER``) until the
+    sentinels demote it (~11 s in the tests), writes that its demotion then discards."""
+    pool = client.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        with contextlib.suppress(RedisError, OSError):
+            await pool.get_master_address()  # type: ignore[no-untyped-call]

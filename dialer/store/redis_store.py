@@ -36,6 +36,7 @@ from dialer.errors import LeaseLost, NotFound, ScriptError, StoreError, Transiti
 from .connection import (
     ReplicaWait,
     connection_class_for,
+    follow_master,
     is_sentinel_url,
     replica_shortfall,
     sentinel_client,
@@ -947,6 +948,8 @@ class RedisStore:
             await self._lua.load(self._r)
             replies = await self._evalsha_pipeline(commands, wait)
         unreplicated = replica_shortfall(wait, replies.pop()) if wait is not None else None
+        if unreplicated is not None:  # is this still the master? (README "Redis Sentinel")
+            await follow_master(self._r)
         error: Exception | None = None
         moved = 0
         lost: list[str] = []
