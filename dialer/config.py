@@ -14,6 +14,7 @@ from dialer.domain.breaker import BreakerLimits
 from dialer.domain.campaign import UNLIMITED, TrunkLimits
 from dialer.domain.dialplan import CONTEXT_NAME, DEFAULT_CONTEXTS
 from dialer.errors import ConfigError, ValidationError
+from dialer.store.connection import is_sentinel_url, parse_sentinel_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,11 @@ class EngineSettings:
             object.__setattr__(self, "node", default_node(self.ami_url, self.esl_url))
         if not NODE_NAME.fullmatch(self.node):
             raise ConfigError(f"node must match {NODE_NAME.pattern}, got {self.node[:70]!r}")
+        if is_sentinel_url(self.redis_url):
+            try:
+                parse_sentinel_url(self.redis_url)
+            except ValueError as exc:
+                raise ConfigError(f"DIALER_REDIS_URL: {exc}") from None
         for name, limits in self.trunks.items():
             if not isinstance(limits, TrunkLimits) or limits.name != name:
                 raise ConfigError(f"trunks[{name!r}] must be the TrunkLimits of {name!r}")

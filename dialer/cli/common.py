@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -83,14 +84,14 @@ def settings_from(args: argparse.Namespace) -> EngineSettings:
 
 
 def redacted(url: str) -> str:
-    """``url`` without its password."""
+    """``url`` without its passwords (a Sentinel URL's hosts and sentinel_password too)."""
     parts = urlsplit(url)
+    query = re.sub(r"(password=)[^&]*", r"\1***", parts.query)
     if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
+        return urlunsplit(parts._replace(query=query))
+    hosts = parts.netloc.rpartition("@")[2]  # host:port, or a Sentinel URL's list of them
     user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=f"{user}{host}{port}"))
+    return urlunsplit(parts._replace(netloc=f"{user}{hosts}", query=query))
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from dialer.domain.statuses import CampaignStatus
 from dialer.errors import NotFound, StoreError
 
 from .common import _s, _store_error, _strs, _translated
+from .connection import follow_master, replica_shortfall
 from .core import ScriptCall, StoreCore
 from .models import (
     Claim,
@@ -326,7 +327,11 @@ class ClaimsMixin(StoreCore):
         commands += [(claim_sha, [len(c.keys), *c.keys, *c.args]) for c in claims]
         if not commands:
             return SettleReply(0, [], [])
-        replies = await self._evalsha(commands)
+        wait = self.replicas
+        replies = await self._evalsha(commands, wait)
+        unreplicated = replica_shortfall(wait, replies.pop()) if wait is not None else None
+        if unreplicated is not None:  # is this still the master? (README "Redis Sentinel")
+            await follow_master(self._r)
         error: Exception | None = None
         moved = 0
         lost: list[str] = []
@@ -347,9 +352,15 @@ class ClaimsMixin(StoreCore):
                 batches.append(_store_error("claim", reply))
                 continue
             try:
-                batches.append(_claim_batch_of(command.cid, reply))
+                batch = _claim_batch_of(command.cid, reply)
             except (NotFound, StoreError) as exc:
                 batches.append(exc)
+                continue
+            # not on enough replicas: not dialed (its lease expires, the reconciliation
+            # gives the contact back); a promotion could lose it while its call is live
+            batches.append(batch if unreplicated is None or not batch.claims else unreplicated)
+        if unreplicated is not None and writes and error is None:
+            error, moved, lost, written = unreplicated, 0, [], []  # results: written again
         return SettleReply(moved, written, batches, error, lost, extra)
 
     @_translated

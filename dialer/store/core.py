@@ -16,6 +16,7 @@ from redis.exceptions import NoScriptError
 
 from dialer.errors import NotFound
 
+from .connection import ReplicaWait
 from .keys import Keys
 from .scripts import Scripts
 
@@ -43,6 +44,9 @@ class StoreCore:
     _r: aioredis.Redis
     keys: Keys
     _lua: Scripts
+    # WAIT after the engine's claims and writes (None: none); see
+    # ClaimsMixin.settle_and_claim and README "Redis Sentinel"
+    replicas: ReplicaWait | None
 
     async def _now_ms(self) -> int:
         sec, usec = await self._r.time()
@@ -52,18 +56,25 @@ class StoreCore:
         if not await self._r.exists(self.keys.campaign(cid)):
             raise NotFound(f"campaign {cid} does not exist")
 
-    async def _evalsha(self, commands: Sequence[ScriptCall]) -> list[Any]:
+    async def _evalsha(
+        self, commands: Sequence[ScriptCall], wait: ReplicaWait | None = None
+    ) -> list[Any]:
         """Every reply in order, in one pipelined round trip; a command's error is its reply
         (the others still ran). After a NOSCRIPT (Redis restarted or flushed) the scripts are
-        loaded and every command is sent again: only for idempotent scripts."""
-        replies = await self._evalsha_pipeline(commands)
+        loaded and every command is sent again: only for idempotent scripts. With ``wait``, a
+        last ``WAIT`` whose reply is the number of replicas that have the writes."""
+        replies = await self._evalsha_pipeline(commands, wait)
         if any(isinstance(r, NoScriptError) for r in replies):
             await self._lua.load(self._r)
-            replies = await self._evalsha_pipeline(commands)
+            replies = await self._evalsha_pipeline(commands, wait)
         return replies
 
-    async def _evalsha_pipeline(self, commands: Sequence[ScriptCall]) -> list[Any]:
+    async def _evalsha_pipeline(
+        self, commands: Sequence[ScriptCall], wait: ReplicaWait | None = None
+    ) -> list[Any]:
         async with self._r.pipeline(transaction=False) as pipe:
             for sha, numkeys_keys_args in commands:
                 pipe.execute_command("EVALSHA", sha, *numkeys_keys_args)
+            if wait is not None:
+                pipe.execute_command("WAIT", wait.min_replicas, wait.timeout_ms)
             return list(await pipe.execute(raise_on_error=False))

@@ -21,6 +21,8 @@ caller ids, engines) wrap a ``RedisStore`` in their own modules.
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
@@ -36,7 +38,7 @@ from .common import _s as _s
 from .common import _store_error as _store_error
 from .common import _strs as _strs
 from .common import _translated as _translated
-from .connection import connection_class_for
+from .connection import ReplicaWait, connection_class_for, is_sentinel_url, sentinel_client
 from .contacts import ContactsMixin
 from .keys import Keys
 from .leases import LeasesMixin
@@ -47,10 +49,15 @@ from .scripts import Scripts
 class RedisStore(CampaignsMixin, ContactsMixin, ClaimsMixin, ResultsMixin, LeasesMixin):
     """The dialer's shared state. Safe to use from many tasks and many processes."""
 
-    def __init__(self, client: aioredis.Redis, namespace: str = "dialer") -> None:
+    def __init__(
+        self, client: aioredis.Redis, namespace: str = "dialer", replicas: ReplicaWait | None = None
+    ) -> None:
         self._r = client
         self.keys = Keys(namespace)
         self._lua = Scripts.register(client)
+        # WAIT after the engine's claims and writes (None or 0 replicas: none); see
+        # settle_and_claim and README "Redis Sentinel"
+        self.replicas = replicas if replicas is not None and replicas.min_replicas else None
 
     @classmethod
     def from_url(cls, url: str, namespace: str = "dialer") -> RedisStore:
@@ -59,15 +66,17 @@ class RedisStore(CampaignsMixin, ContactsMixin, ClaimsMixin, ResultsMixin, Lease
         Retrying is safe: claim replays by call id, finish/release/add_contacts are idempotent.
         (``Redis.from_url`` alone does not retry, unlike the ``Redis()`` constructor.)
         """
-        client = aioredis.Redis.from_url(
-            url,
-            connection_class=connection_class_for(url),
+        common: dict[str, Any] = dict(
             socket_connect_timeout=5,
             socket_timeout=10,
             retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=5),
             # no CLIENT SETINFO on connect: not in the dialer's ACL (ops/redis/users.acl)
             driver_info=None,
         )
+        if is_sentinel_url(url):  # redis+sentinel://: the master the sentinels name
+            master, replicas = sentinel_client(url, **common)
+            return cls(master, namespace, replicas)
+        client = aioredis.Redis.from_url(url, connection_class=connection_class_for(url), **common)
         return cls(client, namespace)
 
     @property
