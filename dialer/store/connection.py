@@ -14,6 +14,7 @@ from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import DataError
 
 
@@ -60,3 +61,42 @@ def connection_class_for(url: str) -> type[aioredis.connection.AbstractConnectio
         raise ValueError(
             f"Redis URL scheme must be redis://, rediss:// or unix://: {url[:40]!r}"
         ) from None
+
+
+# ---------------------------------------------------------------------------- Redis Cluster
+
+CLUSTER_SCHEME = "redis+cluster"
+
+
+def is_cluster_url(url: str) -> bool:
+    """``redis+cluster://host:port[,host:port...]/``: a Redis Cluster's seed nodes."""
+    return url.partition("://")[0].lower() == CLUSTER_SCHEME
+
+
+def cluster_nodes(url: str) -> list[tuple[str, int]]:
+    """The seed nodes of a ``redis+cluster://`` URL (at least one; the others are found)."""
+    scheme, sep, rest = url.partition("://")
+    if scheme.lower() != CLUSTER_SCHEME or not sep:
+        raise ValueError(f"a Redis Cluster URL starts with {CLUSTER_SCHEME}://: {url[:40]!r}")
+    netloc = rest.partition("/")[0]
+    if "@" in netloc or "?" in netloc:
+        raise ValueError("redis+cluster:// takes host:port seeds only (no user, no options)")
+    nodes: list[tuple[str, int]] = []
+    for seed in netloc.split(","):
+        host, colon, port = seed.strip().rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"Redis Cluster seed must be host:port: {seed[:40]!r}")
+        nodes.append((host.strip("[]"), int(port)))
+    return nodes
+
+
+def cluster_client(url: str, **kwargs: Any) -> RedisCluster:
+    """A redis-py ``RedisCluster`` on the seed nodes of a ``redis+cluster://`` URL.
+
+    It routes each command by its keys' slot, splits non-transactional pipelines per node,
+    follows MOVED / ASK, and sends SCRIPT LOAD to every master (EVALSHA's NOSCRIPT fallback
+    then loads a script where it is missing). Its connections pack commands in Python:
+    RedisCluster builds them itself (no ``connection_class``).
+    """
+    seeds = [ClusterNode(host, port) for host, port in cluster_nodes(url)]
+    return RedisCluster(startup_nodes=seeds, **kwargs)

@@ -76,7 +76,7 @@ async def contacts_page(
     r, k = store.client, store.keys
     try:
         async with r.pipeline(transaction=False) as pipe:
-            pipe.exists(k.campaign(cid))
+            pipe.execute_command("EXISTS", k.campaign(cid))
             pipe.get(k.contact_seq(cid))
             exists, seq = await pipe.execute()
         if not exists:

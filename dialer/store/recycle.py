@@ -205,7 +205,7 @@ async def recycle_list(
     fields = [f"{list_id}:{name}" for name in names]
     try:
         fixed = [
-            k.global_dnc,
+            k.global_dnc_of(target),
             k.campaign_dnc(cid),
             k.campaign_dnc(target),
             k.list_members(target, new_list),

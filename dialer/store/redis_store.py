@@ -23,9 +23,10 @@ from collections.abc import (
     Sequence,
 )
 from itertools import islice
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
@@ -33,8 +34,8 @@ from redis.exceptions import NoPermissionError, NoScriptError, RedisError, Respo
 from dialer.domain.statuses import CallStatus, CampaignStatus, ListStatus
 from dialer.errors import LeaseLost, NotFound, ScriptError, StoreError, TransitionRefused
 
-from .connection import connection_class_for
-from .keys import CALL_TTL_S, Keys, contact_id_of, contact_member
+from .connection import cluster_client, connection_class_for, is_cluster_url
+from .keys import CALL_TTL_S, CLUSTER_SLOT_GROUPS, Keys, contact_id_of, contact_member
 from .models import (
     INITIAL_STATUSES,
     LOST,
@@ -228,7 +229,8 @@ class RedisStore:
 
     def __init__(self, client: aioredis.Redis, namespace: str = "dialer") -> None:
         self._r = client
-        self.keys = Keys(namespace)
+        cluster = isinstance(client, RedisCluster)  # keys tagged per slot group (keys.py)
+        self.keys = Keys(namespace, CLUSTER_SLOT_GROUPS if cluster else 0)
         self._lua = Scripts.register(client)
 
     @classmethod
@@ -237,7 +239,17 @@ class RedisStore:
 
         Retrying is safe: claim replays by call id, finish/release/add_contacts are idempotent.
         (``Redis.from_url`` alone does not retry, unlike the ``Redis()`` constructor.)
+        ``redis+cluster://host:port[,host:port...]/``: a Redis Cluster (README: Redis Cluster).
         """
+        if is_cluster_url(url):
+            cluster = cluster_client(
+                url,
+                socket_connect_timeout=5,
+                socket_timeout=10,
+                retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=5),
+                driver_info=None,
+            )
+            return cls(cast(aioredis.Redis, cluster), namespace)
         client = aioredis.Redis.from_url(
             url,
             connection_class=connection_class_for(url),
@@ -279,9 +291,10 @@ class RedisStore:
     @_translated
     async def create_campaign(self, name: str, trunk: str, settings_json: str) -> int:
         self.keys.trunk_inflight(trunk)  # validates the trunk name
-        cid = int(await self._r.incr(self.keys.campaign_seq))
+        cid = self.keys.campaign_id(int(await self._r.incr(self.keys.campaign_seq)), trunk)
         now = await self._now_ms()
-        async with self._r.pipeline(transaction=True) as pipe:
+        # on Cluster the hash and the listing are in two slots: no MULTI (hash written first)
+        async with self._r.pipeline(transaction=not self.keys.cluster) as pipe:
             pipe.hset(
                 self.keys.campaign(cid),
                 mapping={
@@ -342,19 +355,25 @@ class RedisStore:
         if not set(statuses) <= ACTIVE_STATUSES:
             raise ValueError("campaigns_in reads the active index: active statuses only")
         found: dict[CampaignStatus, list[CampaignRecord]] = {s: [] for s in statuses}
-        keys = [self.keys.active_campaigns, self.keys.campaign_prefix]
-        start = 0
-        while True:  # one round trip per page: the ids and their hashes (active.lua)
-            reply = await self._lua.active(keys=keys, args=[start, start + page - 1])
-            for i in range(0, len(reply), 2):
-                flat = reply[i + 1]
-                if flat:  # (empty: being deleted)
-                    record = self._campaign(int(reply[i]), _pairs(flat))
-                    if record.status in found:
-                        found[record.status].append(record)
-            if len(reply) < 2 * page:
-                return found
-            start += page
+        k = self.keys
+        for group in k.groups():  # one active index per slot group (one on a single node)
+            keys = [k.active_in(group), k.campaign_prefix_in(group)]
+            start = 0
+            while True:  # one round trip per page: the ids and their hashes (active.lua)
+                reply = await self._lua.active(keys=keys, args=[start, start + page - 1])
+                for i in range(0, len(reply), 2):
+                    flat = reply[i + 1]
+                    if flat:  # (empty: being deleted)
+                        record = self._campaign(int(reply[i]), _pairs(flat))
+                        if record.status in found:
+                            found[record.status].append(record)
+                if len(reply) < 2 * page:
+                    break
+                start += page
+        if k.cluster:  # newest first across the groups (ids grow with creation)
+            for records in found.values():
+                records.sort(key=lambda r: r.id, reverse=True)
+        return found
 
     @_translated
     async def rebuild_active_index(self, *, page: int = 1000) -> int:
@@ -370,7 +389,7 @@ class RedisStore:
             async with self._r.pipeline(transaction=False) as pipe:
                 for cid, status in zip(ids, statuses, strict=True):
                     if status is not None and CampaignStatus(_s(status)) in ACTIVE_STATUSES:
-                        pipe.zadd(k.active_campaigns, {cid: int(cid)})
+                        pipe.zadd(k.active_of(int(cid)), {cid: int(cid)})
                         active += 1
                 await pipe.execute()
         return active
@@ -446,7 +465,7 @@ class RedisStore:
         if not expected:
             raise ValueError("expected must name at least one status")
         res = await self._lua.transition(
-            keys=[self.keys.campaign(cid), self.keys.active_campaigns],
+            keys=[self.keys.campaign(cid), self.keys.active_of(cid)],
             args=[
                 new.value,
                 reason,
@@ -478,7 +497,7 @@ class RedisStore:
         """
         k = self.keys
         async with self._r.pipeline(transaction=False) as pipe:
-            pipe.exists(k.campaign(cid))
+            pipe.execute_command("EXISTS", k.campaign(cid))
             pipe.get(k.contact_seq(cid))
             pipe.hkeys(k.lists(cid))
             pipe.zrange(k.inflight(cid), 0, -1)
@@ -487,10 +506,10 @@ class RedisStore:
             exists, seq, lists, *calls = await pipe.execute()
         if not exists and seq is None and not lists:
             raise NotFound(f"campaign {cid} does not exist")
-        async with self._r.pipeline(transaction=True) as pipe:
+        async with self._r.pipeline(transaction=not k.cluster) as pipe:
             pipe.zrem(k.campaigns, str(cid))
-            pipe.zrem(k.active_campaigns, str(cid))
-            pipe.unlink(k.campaign(cid))
+            pipe.zrem(k.active_of(cid), str(cid))
+            pipe.execute_command("UNLINK", k.campaign(cid))
             await pipe.execute()
         last = int(seq or 0)
         for first in range(1, last + 1, batch):
@@ -499,11 +518,15 @@ class RedisStore:
         live = {_s(c) for group in calls for c in group}
         async with self._r.pipeline(transaction=False) as pipe:
             for call_id in live:
-                pipe.expire(k.call(call_id), CALL_TTL_S)
+                pipe.expire(k.call(call_id, cid), CALL_TTL_S)
             for list_id in lists:
-                pipe.unlink(k.list_members(cid, int(list_id)))
-            pipe.unlink(*(key for key in k.campaign_fixed(cid) if key != k.contact_seq(cid)))
-            pipe.unlink(k.phones(cid), k.campaign_dnc(cid))  # the importer's dedupe set, DNC
+                pipe.execute_command("UNLINK", k.list_members(cid, int(list_id)))
+            pipe.execute_command(
+                "UNLINK", *(key for key in k.campaign_fixed(cid) if key != k.contact_seq(cid))
+            )
+            pipe.execute_command(
+                "UNLINK", k.phones(cid), k.campaign_dnc(cid)
+            )  # the importer's dedupe set, DNC
             await pipe.execute()
         await self._r.unlink(k.contact_seq(cid))
         _log.info("campaign %s deleted (%d contact ids)", cid, last)
@@ -810,7 +833,7 @@ class RedisStore:
         if not call_ids:
             raise ValueError("claim_batch needs at least one call id")
         for call_id in call_ids:
-            self.keys.call(call_id)  # checks the id's characters
+            self.keys.call(call_id, cid)  # checks the id's characters
         k = self.keys
         c_rate, c_pace = RateWindow.for_cps(cps, rate_margin_ms), Pacing.for_cps(cps, pace_ms)
         t_rate = RateWindow.for_cps(trunk_cps, rate_margin_ms)
@@ -826,12 +849,12 @@ class RedisStore:
             k.orphans(cid),
             k.counts(cid),
             k.list_stop(cid),
-            k.call_prefix,
+            k.call_prefix_of(cid),
             k.contact_prefix(cid),
-            k.global_dnc,
+            k.global_dnc_of(cid),
             k.campaign_dnc(cid),
             k.records(cid),
-            k.records_index,
+            k.records_index_of(cid),
             k.pace(cid),
             k.trunk_pace(trunk),
             k.retries(cid),
@@ -872,7 +895,7 @@ class RedisStore:
 
     def _originated_args(self, cid: int, call_ids: Sequence[str], owner: str) -> list[str | int]:
         k = self.keys
-        keys = [k.claimed(cid), *(k.call(c) for c in call_ids)]
+        keys = [k.claimed(cid), *(k.call(c, cid) for c in call_ids)]
         return [len(keys), *keys, owner, *call_ids]
 
     @_translated
@@ -920,8 +943,8 @@ class RedisStore:
             if ids
         ]
         marks = len(commands)
-        if finished:
-            commands.append((self._lua.finish.sha, self._finish_args(finished)))
+        groups = self._finish_groups(finished)
+        commands += [(self._lua.finish.sha, self._finish_args(items)) for _, items in groups]
         commands += list(scripts)
         writes = len(commands) - len(scripts)
         claim_sha = self._lua.claim.sha
@@ -944,7 +967,13 @@ class RedisStore:
             for marked in replies[:marks]:
                 moved += int(marked[0])
                 lost += _strs(marked[1:])
-            written = _finish_replies(replies[marks]) if finished else []
+            if len(groups) == 1:
+                written = _finish_replies(replies[marks])
+            elif groups:  # Cluster: one finish.lua per slot group, put back in item order
+                placed: dict[int, Written] = {}
+                for (indexes, _), reply in zip(groups, replies[marks:writes], strict=True):
+                    placed.update(zip(indexes, _finish_replies(reply), strict=True))
+                written = [placed[i] for i in range(len(finished))]
         batches: list[ClaimBatch | Exception] = []
         extra = list(replies[writes : writes + len(scripts)])
         for command, reply in zip(claims, replies[writes + len(scripts) :], strict=True):
@@ -978,7 +1007,7 @@ class RedisStore:
             return Renewal([], [])
         k = self.keys
         keys = [k.inflight(cid), k.trunk_inflight(trunk), k.orphans(cid), k.claimed(cid)]
-        keys += [k.call(c) for c in call_ids]
+        keys += [k.call(c, cid) for c in call_ids]
         retaken, lost = await self._lua.renew(keys=keys, args=[lease_ms, owner, *call_ids])
         return Renewal(_strs(retaken), _strs(lost))
 
@@ -990,7 +1019,7 @@ class RedisStore:
         unless another owner's lease is still running ("held") or the call ended ("gone").
         Only for an engine that has just checked the PBX's channel list (see adopt.lua)."""
         k = self.keys
-        keys = [k.inflight(cid), k.trunk_inflight(trunk), k.orphans(cid), k.call(call_id)]
+        keys = [k.inflight(cid), k.trunk_inflight(trunk), k.orphans(cid), k.call(call_id, cid)]
         verdict, state, previous = await self._lua.adopt(keys=keys, args=[owner, lease_ms, call_id])
         v: AdoptVerdict
         match _s(verdict):
@@ -1008,7 +1037,7 @@ class RedisStore:
 
     def _end_keys(self, cid: int, trunk: str, call_id: str, contact_id: int) -> list[str]:
         k = self.keys
-        return [k.call(call_id), k.contact(cid, contact_id), *self._lane_keys(cid, trunk)]
+        return [k.call(call_id, cid), k.contact(cid, contact_id), *self._lane_keys(cid, trunk)]
 
     def _lane_keys(self, cid: int, trunk: str) -> list[str]:
         """The keys of :meth:`_end_keys` that every call of a campaign and trunk shares."""
@@ -1081,10 +1110,26 @@ class RedisStore:
         _, out = await self.settle({}, items)
         return out
 
+    def _finish_groups(
+        self, items: Sequence[FinishItem]
+    ) -> list[tuple[list[int], list[FinishItem]]]:
+        """``items`` by slot group (their indexes, then the items): one finish.lua each on
+        Cluster, all in one on a single node."""
+        if not items:
+            return []
+        if not self.keys.cluster:
+            return [(list(range(len(items))), list(items))]
+        by_group: dict[int, tuple[list[int], list[FinishItem]]] = {}
+        for i, it in enumerate(items):
+            indexes, group = by_group.setdefault(self.keys.group_of(it.cid), ([], []))
+            indexes.append(i)
+            group.append(it)
+        return list(by_group.values())
+
     def _finish_args(self, items: Sequence[FinishItem]) -> list[str | int]:
         """numkeys, KEYS and ARGV of finish.lua for ``items`` (see its header)."""
         k = self.keys
-        keys = [k.records_index]
+        keys = [k.records_index_of(items[0].cid)]  # one slot group (_finish_groups)
         args: list[str | int] = [CALL_TTL_S]
         shared: dict[tuple[int, str], list[str]] = {}  # the keys every call of a lane repeats
         for it in items:
@@ -1097,7 +1142,7 @@ class RedisStore:
                     k.retries(it.cid),
                 ]
                 shared[it.cid, it.trunk] = lane
-            keys += (k.call(it.call_id), k.contact(it.cid, it.contact_id))
+            keys += (k.call(it.call_id, it.cid), k.contact(it.cid, it.contact_id))
             keys += lane
             fields = dict(it.record)
             fields.setdefault("call_id", it.call_id)
@@ -1139,7 +1184,15 @@ class RedisStore:
 
     @_translated
     async def get_call(self, call_id: str) -> CallRef | None:
-        h = _decode_map(await self._r.hgetall(self.keys.call(call_id)))
+        k = self.keys
+        if k.cluster:  # the call's slot group is its campaign's: look in each
+            async with self._r.pipeline(transaction=False) as pipe:
+                for group in k.groups():
+                    pipe.hgetall(f"{k.call_prefix_in(group)}{call_id}")
+                found = [raw for raw in await pipe.execute() if raw]
+            h = _decode_map(found[0] if found else {})
+        else:
+            h = _decode_map(await self._r.hgetall(k.call(call_id)))
         if not h:
             return None
         return CallRef(

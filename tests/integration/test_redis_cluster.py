@@ -1,0 +1,217 @@
+"""The store on a real 3-master Redis Cluster on loopback (README: Redis Cluster).
+
+Every script call touches the keys of one slot (a CROSSSLOT error would fail it), campaigns on
+two trunks land on two shards, the caps hold across concurrent claimers, and the operations the
+engine, the API and the CLI use all work on the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.crc import key_slot
+
+from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.store import RedisStore
+from dialer.store.dnc import DncStore
+from dialer.store.keys import Keys
+from dialer.store.models import FinishItem
+from ops.localstack.redis_cluster import RedisClusterProcs
+from tests.unit.store_helpers import claim, contacts, finish, running_campaign
+
+pytestmark = pytest.mark.redis
+
+C = CallStatus
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcs]:
+    procs = RedisClusterProcs(Path(tmp_path_factory.mktemp("cluster")))
+    try:
+        procs.start()
+        yield procs
+    finally:
+        procs.stop()
+
+
+@pytest.fixture
+async def store(cluster: RedisClusterProcs, namespace: str) -> AsyncIterator[RedisStore]:
+    made = RedisStore.from_url(cluster.url, namespace)
+    yield made
+    await made.aclose()
+
+
+def two_shard_trunks(cluster: RedisClusterProcs, keys: Keys) -> tuple[str, str]:
+    """Two trunk names whose keys live on two different masters."""
+    first = "carrier-0"
+    home = cluster.node_of_key(keys.trunk_inflight(first))
+    for i in range(1, 64):
+        other = f"carrier-{i}"
+        if cluster.node_of_key(keys.trunk_inflight(other)) != home:
+            return first, other
+    raise AssertionError("every trunk name hashed to one master")
+
+
+def campaign_keys(keys: Keys, cid: int, trunk: str, call_id: str) -> list[str]:
+    return [
+        *keys.campaign_fixed(cid),
+        keys.contact(cid, 1),
+        keys.list_members(cid, 1),
+        keys.records(cid),
+        keys.phones(cid),
+        keys.campaign_dnc(cid),
+        keys.call(call_id, cid),
+        keys.active_of(cid),
+        keys.records_index_of(cid),
+        keys.global_dnc_of(cid),
+        keys.trunk_inflight(trunk),
+        keys.trunk_rate(trunk),
+        keys.trunk_pace(trunk),
+        keys.trunk_breaker(trunk),
+    ]
+
+
+async def test_two_trunks_two_shards_one_slot_each(
+    store: RedisStore, cluster: RedisClusterProcs
+) -> None:
+    k = store.keys
+    assert k.cluster
+    a, b = two_shard_trunks(cluster, k)
+    cid_a, _ = await running_campaign(store, 3, trunk=a)
+    cid_b, _ = await running_campaign(store, 3, trunk=b)
+    for cid, trunk in ((cid_a, a), (cid_b, b)):
+        slots = {key_slot(key.encode()) for key in campaign_keys(k, cid, trunk, "x1")}
+        assert len(slots) == 1, (cid, trunk, slots)
+        assert all(key.startswith(f"{k.ns}:{{g") for key in campaign_keys(k, cid, trunk, "x"))
+    shard_a = cluster.node_of_key(k.campaign(cid_a))
+    shard_b = cluster.node_of_key(k.campaign(cid_b))
+    assert shard_a != shard_b
+    assert cluster.node_of_key(k.trunk_inflight(a)) == shard_a
+    # both dial: a claim, the originate mark and a finish on each shard
+    for cid, trunk, call_id in ((cid_a, a, "ca-1"), (cid_b, b, "cb-1")):
+        r = await claim(store, cid, call_id, trunk=trunk)
+        assert (r.kind, r.contact_id) == ("ok", 1)
+        assert await store.mark_originated(call_id, cid, owner="e1")
+        assert await finish(store, cid, call_id, 1, trunk=trunk, owner="e1")
+        assert (await store.counts(cid))[C.ANSWERED] == 1
+        records = await store.records(cid)
+        assert [f["call_id"] for _, f in records] == [call_id]
+
+
+async def test_caps_hold_on_the_cluster(store: RedisStore, cluster: RedisClusterProcs) -> None:
+    """Campaign cap 3 each, trunk cap 5 for two campaigns sharing the trunk: 20 concurrent
+    claimers on their own clients get exactly 5 leases, never more than 3 per campaign."""
+    trunk = "carrier-cap"
+    c1, _ = await running_campaign(store, 10, trunk=trunk)
+    c2, _ = await running_campaign(store, 10, trunk=trunk)
+    assert store.keys.group_of(c1) == store.keys.group_of(c2)
+    clients = [RedisStore.from_url(cluster.url, store.keys.ns) for _ in range(4)]
+    try:
+
+        async def one(i: int) -> tuple[int, str]:
+            cid = (c1, c2)[i % 2]
+            s = clients[i % len(clients)]
+            r = await claim(s, cid, f"cap-{i}", trunk=trunk, max_channels=3, trunk_max_channels=5)
+            return cid, r.kind
+
+        results = await asyncio.gather(*(one(i) for i in range(20)))
+    finally:
+        for s in clients:
+            await s.aclose()
+    won = [cid for cid, kind in results if kind == "ok"]
+    assert len(won) == 5
+    assert won.count(c1) <= 3
+    assert won.count(c2) <= 3
+    assert {kind for _, kind in results} <= {"ok", "full", "trunk"}
+    assert len(await store.inflight_calls(c1)) + len(await store.inflight_calls(c2)) == 5
+
+
+async def test_store_operations_on_the_cluster(
+    store: RedisStore, cluster: RedisClusterProcs
+) -> None:
+    """create, list, upload, claim, settle, renew, release, stats, records, DNC, delete."""
+    k = store.keys
+    a, b = two_shard_trunks(cluster, k)
+    cid = await store.create_campaign("alpha", a, '{"cps": 5}')
+    other = await store.create_campaign("beta", b, "{}")
+    assert [c.id for c in await store.list_campaigns()] == [other, cid]
+    list_id = await store.add_list(cid)
+    assert await store.add_contacts(cid, list_id, contacts(4)) == 4
+    await store.add_contacts(other, await store.add_list(other), contacts(2))
+    assert (await store.get_contact(cid, 2)).phone == "+33610000001"
+    # the global do-not-call list reaches the claim on every shard (its per-group copies)
+    dnc = DncStore(store)
+    assert await dnc.add(["+33610000000"]) == 1
+    assert await dnc.contains("+33610000000")
+    assert await dnc.add(["+33610000003"], campaign=cid) == 1
+    for c in (cid, other):
+        await store.transition(c, {CampaignStatus.DRAFT}, CampaignStatus.RUNNING)
+    found = await store.campaigns_in({CampaignStatus.RUNNING})
+    assert [c.id for c in found[CampaignStatus.RUNNING]] == [other, cid]
+    batch = await store.claim_batch(
+        cid, a, ["k1", "k2", "k3"], "e1", lease_ms=10_000, max_channels=None,
+        trunk_max_channels=None, cps=None, trunk_cps=None,
+    )  # fmt: skip
+    # contact 1 is on the global list: it took call id k1, and no lease
+    assert [(c.call_id, c.contact_id) for c in batch.claims] == [("k2", 2), ("k3", 3)]
+    counts = await store.counts(cid)
+    assert (counts[C.DO_NOT_CALL], counts[C.IN_PROGRESS]) == (1, 2)
+    skipped = await claim(store, other, "o0", trunk=b)  # its contact 1: on the global list
+    assert skipped.kind == "empty"
+    assert (await store.counts(other))[C.DO_NOT_CALL] == 1
+    ob = await claim(store, other, "o1", trunk=b)
+    assert (ob.kind, ob.contact_id) == ("ok", 2)
+    renewal = await store.renew(cid, a, ["k2", "k3"], 20_000, owner="e1")
+    assert (renewal.retaken, renewal.lost) == ([], [])
+    ref = await store.get_call("k2")
+    assert ref is not None
+    assert (ref.cid, ref.trunk, ref.state) == (cid, a, "claimed")
+    assert await store.release(cid, a, "k3", 3, owner="e1")
+    # one round trip: marks and finishes of two campaigns on two shards, and a new claim
+    claim_next = store.claim_command(
+        cid, a, ["k4"], "e1", lease_ms=10_000, max_channels=None,
+        trunk_max_channels=None, cps=None, trunk_cps=None,
+    )  # fmt: skip
+    reply = await store.settle_and_claim(
+        {cid: ["k2"], other: ["o1"]},
+        [ended(cid, a, "k2", 2), ended(other, b, "o1", 2)],
+        [claim_next],
+        owner="e1",
+    )
+    assert reply.error is None
+    assert reply.moved == 2
+    assert reply.lost == []
+    assert [type(w).__name__ for w in reply.written] == ["Usage", "Usage"]
+    got = reply.claims[0]
+    assert not isinstance(got, Exception)
+    assert [c.contact_id for c in got.claims] == [3]
+    _, stats, counts = await store.campaign_stats(cid)
+    assert (stats.inflight, counts[C.ANSWERED], counts[C.IN_PROGRESS]) == (1, 1, 1)
+    records = [f["call_id"] for _, f in await store.records(cid)]
+    assert records[-1] == "k2"
+    assert len(records) == 2
+    assert [f["call_id"] for _, f in await store.records(other)] == ["o0", "o1"]
+    assert await store.orphaned_calls(cid) == []
+    await store.delete_campaign(cid)
+    assert [c.id for c in await store.list_campaigns()] == [other]
+    assert await dnc.remove(["+33610000000"]) == 1
+    assert not await dnc.contains("+33610000000")
+
+
+def ended(cid: int, trunk: str, call_id: str, contact_id: int) -> FinishItem:
+    return FinishItem(
+        cid=cid,
+        trunk=trunk,
+        call_id=call_id,
+        contact_id=contact_id,
+        contact_status=C.ANSWERED,
+        attempts_used=1,
+        tech_failures=0,
+        retry_at_ms=None,
+        record={"outcome": "answered"},
+        usage_attempts=1,
+        owner="e1",
+    )
