@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from .ports import free_port, port_is_free
@@ -82,7 +83,7 @@ class RedisClusterProcs:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
             self._procs.append(proc)
         for port in self.ports:
-            wait_until(lambda p=port: ping(p), timeout=timeout, what=f"redis-server on {port}")
+            wait_until(partial(ping, port), timeout=timeout, what=f"redis-server on {port}")
         seeds = [f"127.0.0.1:{p}" for p in self.ports]
         _cli(
             self.ports[0], "--cluster", "create", *seeds, "--cluster-replicas", "0", "--cluster-yes"
