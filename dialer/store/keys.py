@@ -186,6 +186,15 @@ class Keys:
             return seq
         return seq * self.slot_groups + self.group_of_trunk(trunk)
 
+    def check_trunk_group(self, group: int, trunk: str) -> None:
+        """ValueError when ``trunk``'s keys are not in slot group ``group`` (on Cluster a
+        campaign's claims touch its own keys and its trunks' in one script: one slot)."""
+        if self.slot_groups and self.group_of_trunk(trunk) != group:
+            raise ValueError(
+                f"on Redis Cluster, trunk {trunk!r} (slot group {self.group_of_trunk(trunk)}) "
+                f"cannot serve a campaign of slot group {group}: pick a trunk of that group"
+            )
+
     def _tag(self, group: int) -> str:
         """``{ns}`` on a single node; ``{ns}:{gK}`` (a hash tag) on Cluster."""
         return f"{self.ns}:{{g{group}}}" if self.slot_groups else self.ns

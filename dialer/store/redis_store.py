@@ -32,7 +32,14 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
 
 from dialer.domain.statuses import CallStatus, CampaignStatus, ListStatus
-from dialer.errors import LeaseLost, NotFound, ScriptError, StoreError, TransitionRefused
+from dialer.errors import (
+    LeaseLost,
+    NotFound,
+    ScriptError,
+    StoreError,
+    TransitionRefused,
+    ValidationError,
+)
 
 from .connection import cluster_client, connection_class_for, is_cluster_url
 from .keys import CALL_TTL_S, CLUSTER_SLOT_GROUPS, Keys, contact_id_of, contact_member
@@ -291,6 +298,7 @@ class RedisStore:
     @_translated
     async def create_campaign(self, name: str, trunk: str, settings_json: str) -> int:
         self.keys.trunk_inflight(trunk)  # validates the trunk name
+        self._check_trunk_groups(self.keys.group_of_trunk(trunk), settings_json)
         cid = self.keys.campaign_id(int(await self._r.incr(self.keys.campaign_seq)), trunk)
         now = await self._now_ms()
         # on Cluster the hash and the listing are in two slots: no MULTI (hash written first)
@@ -310,6 +318,23 @@ class RedisStore:
             pipe.zadd(self.keys.campaigns, {str(cid): now})
             await pipe.execute()
         return cid
+
+    def _check_trunk_groups(self, group: int, settings_json: str) -> None:
+        """On Redis Cluster, the settings' trunk and backup trunk must be in the campaign's
+        slot group (keys.py: Redis Cluster); ValidationError otherwise. Nothing on one node."""
+        if not self.keys.cluster:
+            return
+        try:
+            settings = json.loads(settings_json)
+        except ValueError:
+            return  # not the store's to judge (the engine pauses it: invalid settings)
+        for field in ("trunk", "backup_trunk"):
+            trunk = settings.get(field) if isinstance(settings, dict) else None
+            if isinstance(trunk, str) and trunk:
+                try:
+                    self.keys.check_trunk_group(group, trunk)
+                except ValueError as exc:
+                    raise ValidationError(f"{field}: {exc}") from None
 
     @staticmethod
     def _campaign(cid: int, raw: Mapping[bytes | str, bytes | str]) -> CampaignRecord:
@@ -434,6 +459,7 @@ class RedisStore:
     async def update_settings(
         self, cid: int, settings_json: str, *, allowed: Collection[CampaignStatus]
     ) -> None:
+        self._check_trunk_groups(self.keys.group_of(cid), settings_json)
         res = await self._lua.update_settings(
             keys=[self.keys.campaign(cid)], args=[settings_json, *(s.value for s in allowed)]
         )

@@ -8,6 +8,7 @@ engine, the API and the CLI use all work on the cluster.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,10 +16,12 @@ import pytest
 from redis.crc import key_slot
 
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.errors import ValidationError
 from dialer.store import RedisStore
 from dialer.store.dnc import DncStore
 from dialer.store.keys import Keys
 from dialer.store.models import FinishItem
+from dialer.store.queries import set_identity
 from ops.localstack.redis_cluster import RedisClusterProcs
 from tests.unit.store_helpers import claim, contacts, finish, running_campaign
 
@@ -215,3 +218,26 @@ def ended(cid: int, trunk: str, call_id: str, contact_id: int) -> FinishItem:
         usage_attempts=1,
         owner="e1",
     )
+
+
+async def test_a_trunk_of_another_slot_group_is_refused(
+    store: RedisStore, cluster: RedisClusterProcs
+) -> None:
+    """A claim's keys are one slot: the campaign's trunk and backup trunk are in its group."""
+    k = store.keys
+    a = "carrier-0"
+    other = next(
+        f"carrier-{i}"
+        for i in range(1, 64)
+        if k.group_of_trunk(f"carrier-{i}") != k.group_of_trunk(a)
+    )
+    with pytest.raises(ValidationError, match="backup_trunk"):
+        await store.create_campaign("x", a, json.dumps({"trunk": a, "backup_trunk": other}))
+    cid = await store.create_campaign("x", a, json.dumps({"trunk": a}))
+    with pytest.raises(ValidationError, match="slot group"):
+        await store.update_settings(
+            cid, json.dumps({"trunk": other}), allowed={CampaignStatus.DRAFT}
+        )
+    with pytest.raises(ValidationError, match="slot group"):
+        await set_identity(store, cid, name="x", trunk=other)
+    assert (await store.get_campaign(cid)).trunk == a
