@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.crc import key_slot
 
+from dialer.domain.campaign import CampaignSettings, TrunkLimits
+from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.errors import ValidationError
 from dialer.store import RedisStore
@@ -22,7 +26,15 @@ from dialer.store.dnc import DncStore
 from dialer.store.keys import Keys
 from dialer.store.models import FinishItem
 from dialer.store.queries import set_identity
+from ops.localstack.numberplan import Behaviour, number
 from ops.localstack.redis_cluster import RedisClusterProcs
+from tests.integration.engine_helpers import (
+    engine_settings,
+    new_campaign,
+    running_engine,
+    wait_status,
+)
+from tests.integration.monitor import watch_switch
 from tests.unit.store_helpers import claim, contacts, finish, running_campaign
 
 pytestmark = pytest.mark.redis
@@ -241,3 +253,61 @@ async def test_a_trunk_of_another_slot_group_is_refused(
     with pytest.raises(ValidationError, match="slot group"):
         await set_identity(store, cid, name="x", trunk=other)
     assert (await store.get_campaign(cid)).trunk == a
+
+
+def most_live(spans: list[tuple[float, float]]) -> int:
+    """The most intervals open at one instant (an end before a start at the same time)."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    live = best = 0
+    for _, step in edges:
+        live += step
+        best = max(best, live)
+    return best
+
+
+@pytest.mark.integration
+async def test_engine_dials_campaigns_on_two_shards_within_their_caps(
+    stack: Any, cluster: RedisClusterProcs, store: RedisStore, namespace: str
+) -> None:
+    """One engine on the cluster, two campaigns on trunks of two shards (carrier and
+    carrier-b: two Asterisk endpoints to the same carrier simulator). Both complete; by the
+    switch's own channel times the trunk cap (carrier: 2) and the campaign cap (3) hold."""
+    k = store.keys
+    a, b = "carrier", "carrier-b"
+    assert cluster.node_of_key(k.trunk_inflight(a)) != cluster.node_of_key(k.trunk_inflight(b))
+    n = 10
+    phones_a = [number(Behaviour.HOLD, i, hold_s=1) for i in range(n)]
+    phones_b = [number(Behaviour.HOLD, 100 + i, hold_s=1) for i in range(n)]
+
+    def campaign(trunk: str) -> CampaignSettings:
+        return CampaignSettings(
+            name=f"cluster-{trunk}", trunk=trunk, max_channels=3, cps=20.0, ring_timeout=3.0,
+            amd=False, retry=RetryPolicy(max_attempts=1),
+        )  # fmt: skip
+
+    control, cid_a = await new_campaign(store, campaign(a), phones_a)
+    _, cid_b = await new_campaign(store, campaign(b), phones_b)
+    assert cluster.node_of_key(k.campaign(cid_a)) != cluster.node_of_key(k.campaign(cid_b))
+    engine = replace(
+        engine_settings(stack, namespace, trunks={a: TrunkLimits(a, 2, None)}),
+        redis_url=cluster.url,
+    )
+    async with running_engine(engine), watch_switch(stack, "asterisk") as seen:
+        await control.start(cid_a)
+        await control.start(cid_b)
+        for cid in (cid_a, cid_b):
+            await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=60)
+        await seen.wait_until(lambda o: len(o.ended_at) >= 2 * n, within=10)
+    calls: dict[int, set[str]] = {}
+    for cid in (cid_a, cid_b):
+        records = [r for _, r in await store.records(cid)]
+        assert len({r["contact"] for r in records}) == n  # each contact dialed once
+        assert {r["status"] for r in records} == {C.ANSWERED.value}
+        calls[cid] = {r["call_id"] for r in records}
+        assert (await store.counts(cid))[C.ANSWERED] == n
+    assert set(seen.created_at) == calls[cid_a] | calls[cid_b]  # the switch saw every call
+    spans = {
+        cid: [(seen.created_at[c], seen.ended_at[c]) for c in ids] for cid, ids in calls.items()
+    }
+    assert 1 <= most_live(spans[cid_a]) <= 2  # carrier's trunk cap
+    assert 2 <= most_live(spans[cid_b]) <= 3  # the campaign's cap (carrier-b: no trunk cap)
