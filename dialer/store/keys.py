@@ -108,6 +108,33 @@ inside the script, so it receives the contact key *prefix* (``{ns}:c:{cid}:k:``)
 chosen ids, as BullMQ's scripts do with their job keys, and the call key prefix (``{ns}:call:``)
 for the call ids of a batch, whose count it decides. ``breaker_report.lua`` does the same (the
 call and campaign prefixes) for the contacts of the calls whose attempts a trip gives back.
+
+Redis Cluster (``Keys(slot_groups=N)``, :data:`CLUSTER_SLOT_GROUPS` = 16; the store sets it for
+a ``redis+cluster://`` URL; 0, single-node Redis, names every key exactly as in the table):
+
+- Every claim, finish, renewal, adoption, release, reap, transition, callback, recycle and
+  do-not-call script stays ONE atomic script on ONE slot. The unit of co-location is a *slot
+  group* ``K`` (0..N-1): its keys carry the hash tag ``{gK}`` right after the namespace
+  (``dialer:{g5}:c:37:pending``, ``dialer:{g5}:t:carrier:inflight``,
+  ``dialer:{g5}:call:<id>``, ``dialer:{g5}:records:37``).
+- A trunk's group is ``crc32(trunk) % N`` (:func:`trunk_group`). A campaign takes its trunk's
+  group at creation, and its id carries it: ``cid = seq * N + group`` (:meth:`campaign_id`;
+  :meth:`group_of` is ``cid % N``), so every key of a campaign is named from its id alone, as on
+  a single node. Its contacts, calls (the call hashes: claim.lua derives them from the group's
+  call prefix), records, and its trunk's leases, rate log, pacing slot and breaker are in that
+  slot. A campaign's trunk and backup trunk must therefore be trunks of its group: the store
+  refuses another (create, settings, identity: ValidationError); moving a campaign to a trunk of
+  another group means a new campaign (its keys do not move).
+- Global keys keep their own slots: the id counter, the campaign listing, the engines' beats,
+  the records index is per group (``{ns}:{gK}:records:index``, written by claim/finish), the
+  active index is per group (``{ns}:{gK}:campaigns:active``: transition.lua writes it with the
+  campaign hash; the supervisor reads the N of them, active.lua each). The global do-not-call
+  list ``{ns}:dnc`` is the list people edit; DncStore writes each change also to one copy per
+  group (``{ns}:{gK}:dnc``), which the claim screens against atomically. A caps crossing groups
+  (a global cap) cannot be one script: it would be a per-group allotment.
+- Multi-key commands and MULTI only ever join keys of one group; the store's pipelines that mix
+  groups are non-transactional (redis-py splits them per node); TIME, which names no key, is
+  asked on its own.
 """
 
 from __future__ import annotations
