@@ -29,7 +29,13 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
+from redis.exceptions import (
+    NoPermissionError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
 
 from dialer.domain.statuses import CallStatus, CampaignStatus, ListStatus
 from dialer.errors import (
@@ -106,7 +112,7 @@ def _translated(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutin
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise _store_error(fn.__name__, exc) from exc
 
     return wrapper
@@ -163,7 +169,7 @@ def _store_error(what: str, exc: Exception) -> Exception:
         )
     if isinstance(exc, ResponseError):
         return ScriptError(f"{what}: {type(exc).__name__}: {exc}")
-    if isinstance(exc, (RedisError, OSError)):
+    if isinstance(exc, (RedisError, RedisClusterException, OSError)):
         return StoreError(f"{what}: {type(exc).__name__}: {exc}")
     return exc
 
@@ -820,7 +826,7 @@ class RedisStore:
         )
         try:
             res = await self._lua.claim(keys=command.keys, args=command.args)
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise _store_error("claim", exc) from exc
         return _claim_batch_of(cid, res)
 
@@ -861,6 +867,7 @@ class RedisStore:
         for call_id in call_ids:
             self.keys.call(call_id, cid)  # checks the id's characters
         k = self.keys
+        k.check_trunk_group(k.group_of(cid), trunk)  # Redis Cluster: one slot (keys.py)
         c_rate, c_pace = RateWindow.for_cps(cps, rate_margin_ms), Pacing.for_cps(cps, pace_ms)
         t_rate = RateWindow.for_cps(trunk_cps, rate_margin_ms)
         t_pace = Pacing.for_cps(trunk_cps, pace_ms)
