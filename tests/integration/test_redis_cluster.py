@@ -35,6 +35,8 @@ from tests.integration.engine_helpers import (
     wait_status,
 )
 from tests.integration.monitor import watch_switch
+from tests.unit.api_helpers import ADMIN, OPERATOR, VIEWER, api_client, csv_body, upload
+from tests.unit.api_helpers import new_campaign as api_campaign
 from tests.unit.store_helpers import claim, contacts, finish, running_campaign
 
 pytestmark = pytest.mark.redis
@@ -311,3 +313,39 @@ async def test_engine_dials_campaigns_on_two_shards_within_their_caps(
     }
     assert 1 <= most_live(spans[cid_a]) <= 2  # carrier's trunk cap
     assert 2 <= most_live(spans[cid_b]) <= 3  # the campaign's cap (carrier-b: no trunk cap)
+
+
+async def test_the_api_on_the_cluster(store: RedisStore) -> None:
+    """create, upload (the CSV importer, screened by the global do-not-call list), list,
+    contacts, start, why, records (JSON and CSV) and delete through the API."""
+    await DncStore(store).add(["+12125550199"])
+    async with api_client(store) as client:
+        cid = await api_campaign(client, trunk="carrier1")
+        assert store.keys.group_of(cid) == store.keys.group_of_trunk("carrier1")
+        rows = ["+12125550100,Ann,r1", "+12125550101,Bob,r2", "+12125550199,Cy,r3"]
+        response = await upload(client, cid, csv_body(rows))
+        assert response.status_code == 201, response.text
+        report = response.json()
+        assert (report["imported"], report["dnc"], report["pending"]) == (3, 1, 2)
+        listed = (await client.get("/campaigns", headers=VIEWER)).json()
+        assert cid in [c["id"] for c in listed["campaigns"]]
+        page = (await client.get(f"/campaigns/{cid}/contacts", headers=VIEWER)).json()
+        assert [c["phone"] for c in page["contacts"]][:2] == ["+12125550100", "+12125550101"]
+        started = await client.post(f"/campaigns/{cid}/start", headers=OPERATOR)
+        assert started.status_code == 200, started.text
+        why = await client.get(f"/campaigns/{cid}/why", headers=VIEWER)
+        assert why.status_code == 200, why.text
+        r = await claim(store, cid, "api-1", trunk="carrier1")
+        assert r.kind == "ok"
+        assert await finish(store, cid, "api-1", r.contact_id, trunk="carrier1")
+        records = (await client.get(f"/campaigns/{cid}/records", headers=VIEWER)).json()
+        assert [rec["call_id"] for rec in records["records"]] == ["api-1"]
+        exported = await client.get(f"/campaigns/{cid}/records.csv", headers=VIEWER)
+        assert exported.status_code == 200
+        assert "api-1" in exported.text
+        stop = await client.post(f"/campaigns/{cid}/stop", headers=ADMIN)
+        assert stop.status_code == 200, stop.text
+        deleted = await client.delete(f"/campaigns/{cid}", headers=ADMIN)
+        assert deleted.status_code in (200, 204), deleted.text
+        gone = await client.get(f"/campaigns/{cid}", headers=VIEWER)
+        assert gone.status_code == 404
