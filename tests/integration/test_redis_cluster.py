@@ -26,6 +26,7 @@ from dialer.store.dnc import DncStore
 from dialer.store.keys import Keys
 from dialer.store.models import FinishItem
 from dialer.store.queries import set_identity
+from dialer.store.recycle import RecycleRefused, recycle_list
 from ops.localstack.numberplan import Behaviour, number
 from ops.localstack.redis_cluster import RedisClusterProcs
 from tests.integration.engine_helpers import (
@@ -349,3 +350,26 @@ async def test_the_api_on_the_cluster(store: RedisStore) -> None:
         assert deleted.status_code in (200, 204), deleted.text
         gone = await client.get(f"/campaigns/{cid}", headers=VIEWER)
         assert gone.status_code == 404
+
+
+async def test_recycling_into_a_campaign_of_another_slot_group_is_refused(
+    store: RedisStore,
+) -> None:
+    k = store.keys
+    a = "carrier-0"
+    other = next(
+        f"carrier-{i}"
+        for i in range(1, 64)
+        if k.group_of_trunk(f"carrier-{i}") != k.group_of_trunk(a)
+    )
+    source, list_id = await running_campaign(store, 2, trunk=a)
+    await store.stop_list(source, list_id)
+    target = await store.create_campaign("target", other, "{}")
+    with pytest.raises(RecycleRefused) as refused:
+        await recycle_list(store, source, list_id, frozenset({C.NOT_DIALED}), into=target)
+    assert refused.value.code == "other_slot_group"
+    report = await recycle_list(store, source, list_id, frozenset({C.NOT_DIALED}), into="new")
+    assert report.recycled == 2  # into a new campaign: on the same trunk, in the same group
+    assert report.created_campaign
+    assert k.group_of(report.campaign) == k.group_of(source)
+    assert (await store.counts(report.campaign))[C.PENDING] == 2
