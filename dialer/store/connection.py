@@ -11,6 +11,7 @@ with ``repr`` like redis-py's Encoder).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 import hiredis
 import redis.asyncio as aioredis
@@ -68,26 +69,38 @@ def connection_class_for(url: str) -> type[aioredis.connection.AbstractConnectio
 CLUSTER_SCHEME = "redis+cluster"
 
 
+#: What the dialer's Redis user needs on a Cluster beyond ops/redis/users.acl: redis-py's
+#: cluster client reads the slot map (CLUSTER SLOTS) and the commands' key positions (COMMAND).
+CLUSTER_ACL_EXTRA = ("+cluster|slots", "+command")
+
+
 def is_cluster_url(url: str) -> bool:
-    """``redis+cluster://host:port[,host:port...]/``: a Redis Cluster's seed nodes."""
+    """``redis+cluster://[user:password@]host:port[,host:port...]/``: a Redis Cluster's seeds."""
     return url.partition("://")[0].lower() == CLUSTER_SCHEME
 
 
-def cluster_nodes(url: str) -> list[tuple[str, int]]:
-    """The seed nodes of a ``redis+cluster://`` URL (at least one; the others are found)."""
+def cluster_nodes(url: str) -> tuple[list[tuple[str, int]], str | None, str | None]:
+    """The seed nodes of a ``redis+cluster://`` URL (at least one; the others are found), its
+    user name and password (percent-decoded; None when absent)."""
     scheme, sep, rest = url.partition("://")
     if scheme.lower() != CLUSTER_SCHEME or not sep:
         raise ValueError(f"a Redis Cluster URL starts with {CLUSTER_SCHEME}://: {url[:40]!r}")
     netloc = rest.partition("/")[0]
-    if "@" in netloc or "?" in netloc:
-        raise ValueError("redis+cluster:// takes host:port seeds only (no user, no options)")
+    userinfo, at, hosts = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    if "?" in hosts:
+        raise ValueError("redis+cluster:// takes no options")
     nodes: list[tuple[str, int]] = []
-    for seed in netloc.split(","):
+    for seed in hosts.split(","):
         host, colon, port = seed.strip().rpartition(":")
         if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"Redis Cluster seed must be host:port: {seed[:40]!r}")
         nodes.append((host.strip("[]"), int(port)))
-    return nodes
+    return nodes, username, password
 
 
 def cluster_client(url: str, **kwargs: Any) -> RedisCluster:
@@ -98,5 +111,6 @@ def cluster_client(url: str, **kwargs: Any) -> RedisCluster:
     then loads a script where it is missing). Its connections pack commands in Python:
     RedisCluster builds them itself (no ``connection_class``).
     """
-    seeds = [ClusterNode(host, port) for host, port in cluster_nodes(url)]
-    return RedisCluster(startup_nodes=seeds, **kwargs)
+    nodes, username, password = cluster_nodes(url)
+    seeds = [ClusterNode(host, port) for host, port in nodes]
+    return RedisCluster(startup_nodes=seeds, username=username, password=password, **kwargs)

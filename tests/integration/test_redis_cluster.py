@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from dialer.domain.campaign import CampaignSettings, TrunkLimits
@@ -22,6 +23,7 @@ from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.errors import ValidationError
 from dialer.store import RedisStore
+from dialer.store.connection import CLUSTER_ACL_EXTRA
 from dialer.store.dnc import DncStore
 from dialer.store.keys import Keys
 from dialer.store.models import FinishItem
@@ -29,6 +31,7 @@ from dialer.store.queries import set_identity
 from dialer.store.recycle import RecycleRefused, recycle_list
 from ops.localstack.numberplan import Behaviour, number
 from ops.localstack.redis_cluster import RedisClusterProcs
+from ops.localstack.redis_server import DIALER_USER, RedisUsers
 from tests.integration.engine_helpers import (
     engine_settings,
     new_campaign,
@@ -373,3 +376,28 @@ async def test_recycling_into_a_campaign_of_another_slot_group_is_refused(
     assert report.created_campaign
     assert k.group_of(report.campaign) == k.group_of(source)
     assert (await store.counts(report.campaign))[C.PENDING] == 2
+
+
+async def test_the_dialer_acl_on_the_cluster(cluster: RedisClusterProcs, namespace: str) -> None:
+    """The least-privilege user of ops/redis/users.acl, plus CLUSTER_ACL_EXTRA, dials."""
+    users = RedisUsers.generate()
+    line = next(x for x in users.acl().splitlines() if x.startswith(f"user {DIALER_USER} "))
+    rules = line.split()[2:]
+    for port in cluster.ports:
+        admin = aioredis.Redis(host="127.0.0.1", port=port)
+        try:
+            setuser = ("ACL", "SETUSER", DIALER_USER, *rules, *CLUSTER_ACL_EXTRA)
+            await admin.execute_command(*setuser)  # type: ignore[no-untyped-call]
+        finally:
+            await admin.aclose()
+    auth = f"{DIALER_USER}:{users.dialer_secret}@"
+    store = RedisStore.from_url(cluster.url.replace("://", f"://{auth}"), namespace)
+    try:
+        cid, _ = await running_campaign(store, 2, trunk="carrier")
+        r = await claim(store, cid, "acl-1", trunk="carrier")
+        assert r.kind == "ok"
+        assert await finish(store, cid, "acl-1", r.contact_id, trunk="carrier")
+        assert (await store.counts(cid))[C.ANSWERED] == 1
+        assert await DncStore(store).add(["+33610000009"]) == 1
+    finally:
+        await store.aclose()

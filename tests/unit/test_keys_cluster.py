@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.crc import key_slot
 
+from dialer.store.connection import cluster_nodes, is_cluster_url
 from dialer.store.keys import CLUSTER_SLOT_GROUPS, Keys, trunk_group
 
 
@@ -78,3 +79,27 @@ def test_cluster_refuses_untagged_names() -> None:
         k.check_trunk_group(k.group_of_trunk("a"), other)
     with pytest.raises(ValueError, match="brace"):
         Keys("dia{ler}")
+
+
+def test_cluster_urls() -> None:
+    assert is_cluster_url("redis+cluster://127.0.0.1:7000/")
+    assert not is_cluster_url("redis://127.0.0.1:7000/0")
+    assert cluster_nodes("redis+cluster://127.0.0.1:7000,10.0.0.2:7001/") == (
+        [("127.0.0.1", 7000), ("10.0.0.2", 7001)],
+        None,
+        None,
+    )
+    assert cluster_nodes("redis+cluster://dialer:p%40ss@[::1]:7000") == (
+        [("::1", 7000)],
+        "dialer",
+        "p@ss",
+    )
+    for bad in (
+        "redis://127.0.0.1:7000",
+        "redis+cluster://127.0.0.1/",
+        "redis+cluster://127.0.0.1:0/",
+        "redis+cluster://:7000/",
+        "redis+cluster://127.0.0.1:7000?x=1",
+    ):
+        with pytest.raises(ValueError, match="Cluster|cluster"):
+            cluster_nodes(bad)
