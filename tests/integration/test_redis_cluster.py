@@ -41,6 +41,7 @@ from tests.integration.engine_helpers import (
 from tests.integration.monitor import watch_switch
 from tests.unit.api_helpers import ADMIN, OPERATOR, VIEWER, api_client, csv_body, upload
 from tests.unit.api_helpers import new_campaign as api_campaign
+from tests.unit.cli_helpers import Cli, campaign_file, numbers, write
 from tests.unit.store_helpers import claim, contacts, finish, running_campaign
 
 pytestmark = pytest.mark.redis
@@ -401,3 +402,39 @@ async def test_the_dialer_acl_on_the_cluster(cluster: RedisClusterProcs, namespa
         assert await DncStore(store).add(["+33610000009"]) == 1
     finally:
         await store.aclose()
+
+
+def test_the_cli_on_the_cluster(
+    cluster: RedisClusterProcs,
+    namespace: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """create, dnc, list upload, list, start, a call, status, records, stop, delete."""
+    for name in ("DIALER_REDIS_URL", "DIALER_NAMESPACE", "DIALER_AMI_URL"):
+        monkeypatch.delenv(name, raising=False)
+    cli = Cli(cluster.url, namespace, capsys)
+    cid = int(cli.ok("campaign", "create", str(campaign_file(tmp_path))).out)
+    good = numbers(3, start=40)
+    cli.ok("dnc", "add", good[2])
+    rows = "\n".join(f"{p},P{i},r{i}" for i, p in enumerate(good))
+    upload_csv = write(tmp_path / "up.csv", f"phone,name,ref\n{rows}\n")
+    out = cli.ok("list", "upload", str(cid), str(upload_csv)).out
+    assert "to dial         2" in out
+    assert str(cid) in cli.ok("campaign", "list").out
+    cli.ok("campaign", "start", str(cid))
+
+    async def one_call(store: RedisStore) -> None:
+        r = await claim(store, cid, "cli-1", trunk="carrier")
+        assert r.kind == "ok"
+        assert await finish(store, cid, "cli-1", r.contact_id, trunk="carrier")
+
+    cli.store_call(one_call)
+    assert "answered" in cli.ok("status", str(cid)).out.lower()
+    assert cli.ok("campaign", "why", str(cid)).out
+    exported = cli.ok("records", str(cid)).out
+    assert "cli-1" in exported
+    cli.ok("campaign", "stop", str(cid))
+    cli.ok("campaign", "delete", str(cid))
+    assert cli("campaign", "show", str(cid)).code != 0
