@@ -556,9 +556,9 @@ class RedisStore:
             pipe.execute_command(
                 "UNLINK", *(key for key in k.campaign_fixed(cid) if key != k.contact_seq(cid))
             )
-            pipe.execute_command(
-                "UNLINK", k.phones(cid), k.campaign_dnc(cid)
-            )  # the importer's dedupe set, DNC
+            # the importer's dedupe set, DNC (UNLINK by name: a Cluster pipeline's unlink()
+            # is a coroutine of its own)
+            pipe.execute_command("UNLINK", k.phones(cid), k.campaign_dnc(cid))
             await pipe.execute()
         await self._r.unlink(k.contact_seq(cid))
         _log.info("campaign %s deleted (%d contact ids)", cid, last)
