@@ -108,7 +108,8 @@ class BreakerStore:
         ]
         for call_id, signal, charged in signals:
             args += [call_id, signal.value, 1 if charged else 0]
-        keys = [k.trunk_breaker(trunk), k.call_prefix, k.campaign_prefix]
+        group = k.group_of_trunk(trunk)  # its campaigns' slot group on Redis Cluster
+        keys = [k.trunk_breaker(trunk), k.call_prefix_in(group), k.campaign_prefix_in(group)]
         return keys, args
 
     @_translated

@@ -100,7 +100,7 @@ class CallbackStore:
             k.retries(cid),
             k.counts(cid),
             k.list_stop(cid),
-            k.global_dnc,
+            k.global_dnc_of(cid),
             k.campaign_dnc(cid),
         ]
         member = contact_member(contact_id)

@@ -9,11 +9,12 @@ with the active index and the control channel's message), ``update_settings.lua`
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Collection, Mapping
 
 from dialer.domain.statuses import CampaignStatus
-from dialer.errors import NotFound, TransitionRefused
+from dialer.errors import NotFound, TransitionRefused, ValidationError
 
 from .common import _decode_map, _pairs, _s, _strs, _translated
 from .core import StoreCore
@@ -63,9 +64,11 @@ class CampaignsMixin(StoreCore):
     @_translated
     async def create_campaign(self, name: str, trunk: str, settings_json: str) -> int:
         self.keys.trunk_inflight(trunk)  # validates the trunk name
-        cid = int(await self._r.incr(self.keys.campaign_seq))
+        self._check_trunk_groups(self.keys.group_of_trunk(trunk), settings_json)
+        cid = self.keys.campaign_id(int(await self._r.incr(self.keys.campaign_seq)), trunk)
         now = await self._now_ms()
-        async with self._r.pipeline(transaction=True) as pipe:
+        # on Cluster the hash and the listing are in two slots: no MULTI (hash written first)
+        async with self._r.pipeline(transaction=not self.keys.cluster) as pipe:
             pipe.hset(
                 self.keys.campaign(cid),
                 mapping={
@@ -81,6 +84,23 @@ class CampaignsMixin(StoreCore):
             pipe.zadd(self.keys.campaigns, {str(cid): now})
             await pipe.execute()
         return cid
+
+    def _check_trunk_groups(self, group: int, settings_json: str) -> None:
+        """On Redis Cluster, the settings' trunk and backup trunk must be in the campaign's
+        slot group (keys.py: Redis Cluster); ValidationError otherwise. Nothing on one node."""
+        if not self.keys.cluster:
+            return
+        try:
+            settings = json.loads(settings_json)
+        except ValueError:
+            return  # not the store's to judge (the engine pauses it: invalid settings)
+        for field in ("trunk", "backup_trunk"):
+            trunk = settings.get(field) if isinstance(settings, dict) else None
+            if isinstance(trunk, str) and trunk:
+                try:
+                    self.keys.check_trunk_group(group, trunk)
+                except ValueError as exc:
+                    raise ValidationError(f"{field}: {exc}") from None
 
     @_translated
     async def get_campaign(self, cid: int) -> CampaignRecord:
@@ -110,19 +130,25 @@ class CampaignsMixin(StoreCore):
         if not set(statuses) <= ACTIVE_STATUSES:
             raise ValueError("campaigns_in reads the active index: active statuses only")
         found: dict[CampaignStatus, list[CampaignRecord]] = {s: [] for s in statuses}
-        keys = [self.keys.active_campaigns, self.keys.campaign_prefix]
-        start = 0
-        while True:  # one round trip per page: the ids and their hashes (active.lua)
-            reply = await self._lua.active(keys=keys, args=[start, start + page - 1])
-            for i in range(0, len(reply), 2):
-                flat = reply[i + 1]
-                if flat:  # (empty: being deleted)
-                    record = campaign_record(int(reply[i]), _pairs(flat))
-                    if record.status in found:
-                        found[record.status].append(record)
-            if len(reply) < 2 * page:
-                return found
-            start += page
+        k = self.keys
+        for group in k.groups():  # one active index per slot group (one on a single node)
+            keys = [k.active_in(group), k.campaign_prefix_in(group)]
+            start = 0
+            while True:  # one round trip per page: the ids and their hashes (active.lua)
+                reply = await self._lua.active(keys=keys, args=[start, start + page - 1])
+                for i in range(0, len(reply), 2):
+                    flat = reply[i + 1]
+                    if flat:  # (empty: being deleted)
+                        record = campaign_record(int(reply[i]), _pairs(flat))
+                        if record.status in found:
+                            found[record.status].append(record)
+                if len(reply) < 2 * page:
+                    break
+                start += page
+        if k.cluster:  # newest first across the groups (ids grow with creation)
+            for records in found.values():
+                records.sort(key=lambda r: r.id, reverse=True)
+        return found
 
     @_translated
     async def rebuild_active_index(self, *, page: int = 1000) -> int:
@@ -138,7 +164,7 @@ class CampaignsMixin(StoreCore):
             async with self._r.pipeline(transaction=False) as pipe:
                 for cid, status in zip(ids, statuses, strict=True):
                     if status is not None and CampaignStatus(_s(status)) in ACTIVE_STATUSES:
-                        pipe.zadd(k.active_campaigns, {cid: int(cid)})
+                        pipe.zadd(k.active_of(int(cid)), {cid: int(cid)})
                         active += 1
                 await pipe.execute()
         return active
@@ -183,6 +209,7 @@ class CampaignsMixin(StoreCore):
     async def update_settings(
         self, cid: int, settings_json: str, *, allowed: Collection[CampaignStatus]
     ) -> None:
+        self._check_trunk_groups(self.keys.group_of(cid), settings_json)
         res = await self._lua.update_settings(
             keys=[self.keys.campaign(cid)], args=[settings_json, *(s.value for s in allowed)]
         )
@@ -214,7 +241,7 @@ class CampaignsMixin(StoreCore):
         if not expected:
             raise ValueError("expected must name at least one status")
         res = await self._lua.transition(
-            keys=[self.keys.campaign(cid), self.keys.active_campaigns],
+            keys=[self.keys.campaign(cid), self.keys.active_of(cid)],
             args=[
                 new.value,
                 reason,
@@ -246,7 +273,7 @@ class CampaignsMixin(StoreCore):
         """
         k = self.keys
         async with self._r.pipeline(transaction=False) as pipe:
-            pipe.exists(k.campaign(cid))
+            pipe.execute_command("EXISTS", k.campaign(cid))
             pipe.get(k.contact_seq(cid))
             pipe.hkeys(k.lists(cid))
             pipe.zrange(k.inflight(cid), 0, -1)
@@ -255,10 +282,10 @@ class CampaignsMixin(StoreCore):
             exists, seq, lists, *calls = await pipe.execute()
         if not exists and seq is None and not lists:
             raise NotFound(f"campaign {cid} does not exist")
-        async with self._r.pipeline(transaction=True) as pipe:
+        async with self._r.pipeline(transaction=not k.cluster) as pipe:
             pipe.zrem(k.campaigns, str(cid))
-            pipe.zrem(k.active_campaigns, str(cid))
-            pipe.unlink(k.campaign(cid))
+            pipe.zrem(k.active_of(cid), str(cid))
+            pipe.execute_command("UNLINK", k.campaign(cid))
             await pipe.execute()
         last = int(seq or 0)
         for first in range(1, last + 1, batch):
@@ -267,11 +294,15 @@ class CampaignsMixin(StoreCore):
         live = {_s(c) for group in calls for c in group}
         async with self._r.pipeline(transaction=False) as pipe:
             for call_id in live:
-                pipe.expire(k.call(call_id), CALL_TTL_S)
+                pipe.expire(k.call(call_id, cid), CALL_TTL_S)
             for list_id in lists:
-                pipe.unlink(k.list_members(cid, int(list_id)))
-            pipe.unlink(*(key for key in k.campaign_fixed(cid) if key != k.contact_seq(cid)))
-            pipe.unlink(k.phones(cid), k.campaign_dnc(cid))  # the importer's dedupe set, DNC
+                pipe.execute_command("UNLINK", k.list_members(cid, int(list_id)))
+            pipe.execute_command(
+                "UNLINK", *(key for key in k.campaign_fixed(cid) if key != k.contact_seq(cid))
+            )
+            # the importer's dedupe set, DNC (UNLINK by name: a Cluster pipeline's unlink()
+            # is a coroutine of its own)
+            pipe.execute_command("UNLINK", k.phones(cid), k.campaign_dnc(cid))
             await pipe.execute()
         await self._r.unlink(k.contact_seq(cid))
         _log.info("campaign %s deleted (%d contact ids)", cid, last)

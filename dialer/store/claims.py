@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from dialer.domain.statuses import CampaignStatus
 from dialer.errors import NotFound, StoreError
@@ -37,7 +37,7 @@ from .models import (
     SettleReply,
     Written,
 )
-from .results import finish_args, finish_replies
+from .results import finish_args, finish_groups, finish_replies
 
 _STOPS: dict[str, ClaimStop] = {"max": "max", "full": "full", "rate": "rate", "trunk": "trunk"}
 # claim.lua's "no limit" for a channel or rate limit: sent only for a limit of None (a trunk
@@ -191,7 +191,7 @@ class ClaimsMixin(StoreCore):
         )
         try:
             res = await self._lua.claim(keys=command.keys, args=command.args)
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise _store_error("claim", exc) from exc
         return _claim_batch_of(cid, res)
 
@@ -231,8 +231,9 @@ class ClaimsMixin(StoreCore):
         if not call_ids:
             raise ValueError("claim_batch needs at least one call id")
         for call_id in call_ids:
-            self.keys.call(call_id)  # checks the id's characters
+            self.keys.call(call_id, cid)  # checks the id's characters
         k = self.keys
+        k.check_trunk_group(k.group_of(cid), trunk)  # Redis Cluster: one slot (keys.py)
         c_rate, c_pace = RateWindow.for_cps(cps, rate_margin_ms), Pacing.for_cps(cps, pace_ms)
         t_rate = RateWindow.for_cps(trunk_cps, rate_margin_ms)
         t_pace = Pacing.for_cps(trunk_cps, pace_ms)
@@ -247,12 +248,12 @@ class ClaimsMixin(StoreCore):
             k.orphans(cid),
             k.counts(cid),
             k.list_stop(cid),
-            k.call_prefix,
+            k.call_prefix_of(cid),
             k.contact_prefix(cid),
-            k.global_dnc,
+            k.global_dnc_of(cid),
             k.campaign_dnc(cid),
             k.records(cid),
-            k.records_index,
+            k.records_index_of(cid),
             k.pace(cid),
             k.trunk_pace(trunk),
             k.retries(cid),
@@ -283,7 +284,7 @@ class ClaimsMixin(StoreCore):
 
     def _originated_args(self, cid: int, call_ids: Sequence[str], owner: str) -> list[str | int]:
         k = self.keys
-        keys = [k.claimed(cid), *(k.call(c) for c in call_ids)]
+        keys = [k.claimed(cid), *(k.call(c, cid) for c in call_ids)]
         return [len(keys), *keys, owner, *call_ids]
 
     @_translated
@@ -319,8 +320,8 @@ class ClaimsMixin(StoreCore):
             if ids
         ]
         marks = len(commands)
-        if finished:
-            commands.append((self._lua.finish.sha, finish_args(self.keys, finished)))
+        groups = finish_groups(self.keys, finished)
+        commands += [(self._lua.finish.sha, finish_args(self.keys, items)) for _, items in groups]
         commands += list(scripts)
         writes = len(commands) - len(scripts)
         claim_sha = self._lua.claim.sha
@@ -344,7 +345,13 @@ class ClaimsMixin(StoreCore):
             for marked in replies[:marks]:
                 moved += int(marked[0])
                 lost += _strs(marked[1:])
-            written = finish_replies(replies[marks]) if finished else []
+            if len(groups) == 1:
+                written = finish_replies(replies[marks])
+            elif groups:  # Cluster: one finish.lua per slot group, put back in item order
+                placed: dict[int, Written] = {}
+                for (indexes, _), reply in zip(groups, replies[marks:writes], strict=True):
+                    placed.update(zip(indexes, finish_replies(reply), strict=True))
+                written = [placed[i] for i in range(len(finished))]
         batches: list[ClaimBatch | Exception] = []
         extra = list(replies[writes : writes + len(scripts)])
         for command, reply in zip(claims, replies[writes + len(scripts) :], strict=True):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Se
 from itertools import islice
 from typing import Any, ParamSpec, TypeVar
 
-from redis.exceptions import NoPermissionError, RedisError, ResponseError
+from redis.exceptions import NoPermissionError, RedisClusterException, RedisError, ResponseError
 
 from dialer.domain.statuses import CallStatus
 from dialer.errors import ScriptError, StoreError
@@ -28,7 +28,7 @@ def _translated(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutin
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise _store_error(fn.__name__, exc) from exc
 
     return wrapper
@@ -45,7 +45,7 @@ def _store_error(what: str, exc: Exception) -> Exception:
         )
     if isinstance(exc, ResponseError):
         return ScriptError(f"{what}: {type(exc).__name__}: {exc}")
-    if isinstance(exc, (RedisError, OSError)):
+    if isinstance(exc, (RedisError, RedisClusterException, OSError)):
         return StoreError(f"{what}: {type(exc).__name__}: {exc}")
     return exc
 

@@ -8,7 +8,8 @@ Arguments are str, bytes, int or float, as everywhere in this package (hiredis f
 with ``repr`` like redis-py's Encoder).
 
 ``redis+sentinel://`` URLs (:func:`parse_sentinel_url`) give a client that follows the master
-the sentinels name (:func:`sentinel_client`), with the same packing.
+the sentinels name (:func:`sentinel_client`), with the same packing; ``redis+cluster://`` URLs a
+Redis Cluster client (:func:`cluster_client`, redis-py's own packing: README "Redis Cluster").
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib.parse import parse_qs, unquote
 
 import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.exceptions import DataError, RedisError
 
@@ -277,3 +279,55 @@ async def follow_master(client: aioredis.Redis) -> None:
     if isinstance(pool, SentinelConnectionPool):
         with contextlib.suppress(RedisError, OSError):
             await pool.get_master_address()  # type: ignore[no-untyped-call]
+
+
+# ---------------------------------------------------------------------------- Redis Cluster
+
+CLUSTER_SCHEME = "redis+cluster"
+
+
+#: What the dialer's Redis user needs on a Cluster beyond ops/redis/users.acl: redis-py's
+#: cluster client reads the slot map (CLUSTER SLOTS) and the commands' key positions (COMMAND).
+CLUSTER_ACL_EXTRA = ("+cluster|slots", "+command")
+
+
+def is_cluster_url(url: str) -> bool:
+    """``redis+cluster://[user:password@]host:port[,host:port...]/``: a Redis Cluster's seeds."""
+    return url.partition("://")[0].lower() == CLUSTER_SCHEME
+
+
+def cluster_nodes(url: str) -> tuple[list[tuple[str, int]], str | None, str | None]:
+    """The seed nodes of a ``redis+cluster://`` URL (at least one; the others are found), its
+    user name and password (percent-decoded; None when absent)."""
+    scheme, sep, rest = url.partition("://")
+    if scheme.lower() != CLUSTER_SCHEME or not sep:
+        raise ValueError(f"a Redis Cluster URL starts with {CLUSTER_SCHEME}://: {url[:40]!r}")
+    netloc = rest.partition("/")[0]
+    userinfo, at, hosts = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    if "?" in hosts:
+        raise ValueError("redis+cluster:// takes no options")
+    nodes: list[tuple[str, int]] = []
+    for seed in hosts.split(","):
+        host, colon, port = seed.strip().rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"Redis Cluster seed must be host:port: {seed[:40]!r}")
+        nodes.append((host.strip("[]"), int(port)))
+    return nodes, username, password
+
+
+def cluster_client(url: str, **kwargs: Any) -> RedisCluster:
+    """A redis-py ``RedisCluster`` on the seed nodes of a ``redis+cluster://`` URL.
+
+    It routes each command by its keys' slot, splits non-transactional pipelines per node,
+    follows MOVED / ASK, and sends SCRIPT LOAD to every master (EVALSHA's NOSCRIPT fallback
+    then loads a script where it is missing). Its connections pack commands in Python:
+    RedisCluster builds them itself (no ``connection_class``).
+    """
+    nodes, username, password = cluster_nodes(url)
+    seeds = [ClusterNode(host, port) for host, port in nodes]
+    return RedisCluster(startup_nodes=seeds, username=username, password=password, **kwargs)

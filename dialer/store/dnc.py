@@ -112,7 +112,7 @@ class DncStore:
         added = 0
         for chunk in _chunks(phones, _CHUNK):
             if campaign is None:
-                added += int(await self._r.sadd(self.keys.global_dnc, *chunk))
+                added += await self._each_global_copy("SADD", chunk)
                 continue
             res = int(
                 await self._add(
@@ -134,8 +134,19 @@ class DncStore:
         phones = self._normalise_all(numbers)
         removed = 0
         for chunk in _chunks(phones, _CHUNK):
+            if campaign is None:
+                removed += await self._each_global_copy("SREM", chunk)
+                continue
             removed += int(await self._r.srem(self._key(campaign), *chunk))
         return removed
+
+    async def _each_global_copy(self, command: str, chunk: list[str]) -> int:
+        """SADD / SREM ``chunk`` on the global list and, on Redis Cluster, on every slot
+        group's copy (the one claim.lua reads); returns the global list's own answer."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            for key in self.keys.global_dnc_copies:
+                pipe.execute_command(command, key, *chunk)
+            return int((await pipe.execute())[0])
 
     @_translated
     async def contains(self, number: str, campaign: int | None = None) -> bool:
@@ -203,7 +214,7 @@ class DncStore:
         k = self.keys
         if not await self._r.exists(k.campaign(cid)):
             raise NotFound(f"campaign {cid} does not exist")
-        fixed = [k.pending(cid), k.counts(cid), k.global_dnc, k.campaign_dnc(cid)]
+        fixed = [k.pending(cid), k.counts(cid), k.global_dnc_of(cid), k.campaign_dnc(cid)]
         moved = 0
         cursor = 0
         while True:
@@ -241,7 +252,8 @@ class ImportLedger:
             raise ValueError("screen() takes non-empty numbers without newlines")
         k = self.keys
         res = await self._screen(
-            keys=[k.phones(cid), k.global_dnc, k.campaign_dnc(cid)], args=["\n".join(numbers)]
+            keys=[k.phones(cid), k.global_dnc_of(cid), k.campaign_dnc(cid)],
+            args=["\n".join(numbers)],
         )
         verdicts = [int(c) for c in _s(res)]
         if len(verdicts) != len(numbers):
@@ -284,7 +296,7 @@ class ImportLedger:
         else:
             async with self._r.pipeline(transaction=True) as pipe:
                 pipe.hdel(k.lists(cid), str(list_id))
-                pipe.unlink(k.list_members(cid, list_id))
+                pipe.execute_command("UNLINK", k.list_members(cid, list_id))
                 await pipe.execute()
         _log.warning(
             "campaign %s: import into list %s rolled back (%d contacts removed, %d kept)",

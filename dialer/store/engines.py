@@ -79,10 +79,7 @@ class EngineRegistry:
         trunks: Mapping[str, TrunkLimits],
         ttl_ms: int = BEAT_TTL_MS,
     ) -> None:
-        async with self._r.pipeline(transaction=False) as pipe:
-            pipe.time()
-            pipe.hgetall(self.keys.engines)
-            clock, raw = await pipe.execute()
+        clock, raw = await self._clock_and_beats(transaction=False)
         now = _now_ms(clock)
         dead = [
             b.owner for b in beats_of(raw) if b.expires_ms < now - FORGET_MS and b.owner != owner
@@ -100,9 +97,17 @@ class EngineRegistry:
 
     @_translated
     async def alive(self) -> list[EngineBeat]:
-        async with self._r.pipeline(transaction=True) as pipe:
+        clock, raw = await self._clock_and_beats(transaction=True)
+        now = _now_ms(clock)
+        return [b for b in beats_of(raw) if b.expires_ms > now]
+
+    async def _clock_and_beats(self, *, transaction: bool) -> tuple[Any, Any]:
+        """TIME and the beats in one round trip; on Redis Cluster in two (TIME names no key:
+        a Cluster pipeline cannot route it)."""
+        if self.keys.cluster:
+            return await self._r.time(), await self._r.hgetall(self.keys.engines)
+        async with self._r.pipeline(transaction=transaction) as pipe:
             pipe.time()
             pipe.hgetall(self.keys.engines)
             clock, raw = await pipe.execute()
-        now = _now_ms(clock)
-        return [b for b in beats_of(raw) if b.expires_ms > now]
+        return clock, raw

@@ -108,11 +108,39 @@ inside the script, so it receives the contact key *prefix* (``{ns}:c:{cid}:k:``)
 chosen ids, as BullMQ's scripts do with their job keys, and the call key prefix (``{ns}:call:``)
 for the call ids of a batch, whose count it decides. ``breaker_report.lua`` does the same (the
 call and campaign prefixes) for the contacts of the calls whose attempts a trip gives back.
+
+Redis Cluster (``Keys(slot_groups=N)``, :data:`CLUSTER_SLOT_GROUPS` = 16; the store sets it for
+a ``redis+cluster://`` URL; 0, single-node Redis, names every key exactly as in the table):
+
+- Every claim, finish, renewal, adoption, release, reap, transition, callback, recycle and
+  do-not-call script stays ONE atomic script on ONE slot. The unit of co-location is a *slot
+  group* ``K`` (0..N-1): its keys carry the hash tag ``{gK}`` right after the namespace
+  (``dialer:{g5}:c:37:pending``, ``dialer:{g5}:t:carrier:inflight``,
+  ``dialer:{g5}:call:<id>``, ``dialer:{g5}:records:37``).
+- A trunk's group is ``crc32(trunk) % N`` (:func:`trunk_group`). A campaign takes its trunk's
+  group at creation, and its id carries it: ``cid = seq * N + group`` (:meth:`campaign_id`;
+  :meth:`group_of` is ``cid % N``), so every key of a campaign is named from its id alone, as on
+  a single node. Its contacts, calls (the call hashes: claim.lua derives them from the group's
+  call prefix), records, and its trunk's leases, rate log, pacing slot and breaker are in that
+  slot. A campaign's trunk and backup trunk must therefore be trunks of its group: the store
+  refuses another (create, settings, identity: ValidationError); moving a campaign to a trunk of
+  another group means a new campaign (its keys do not move).
+- Global keys keep their own slots: the id counter, the campaign listing, the engines' beats,
+  the records index is per group (``{ns}:{gK}:records:index``, written by claim/finish), the
+  active index is per group (``{ns}:{gK}:campaigns:active``: transition.lua writes it with the
+  campaign hash; the supervisor reads the N of them, active.lua each). The global do-not-call
+  list ``{ns}:dnc`` is the list people edit; DncStore writes each change also to one copy per
+  group (``{ns}:{gK}:dnc``), which the claim screens against atomically. A caps crossing groups
+  (a global cap) cannot be one script: it would be a per-group allotment.
+- Multi-key commands and MULTI only ever join keys of one group; the store's pipelines that mix
+  groups are non-transactional (redis-py splits them per node); TIME, which names no key, is
+  asked on its own.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 
 MEMBER_DIGITS = 12
@@ -137,15 +165,117 @@ def _check_name(kind: str, value: str) -> str:
     return value
 
 
+#: Slot groups of a store on Redis Cluster (``Keys(slot_groups=...)``): the most shards the
+#: dialing keys spread over. 0 (single-node Redis) tags nothing.
+CLUSTER_SLOT_GROUPS = 16
+
+
+def trunk_group(trunk: str, slot_groups: int) -> int:
+    """The slot group of a trunk: a stable hash of its name (CRC-32), modulo ``slot_groups``."""
+    return zlib.crc32(_check_name("trunk", trunk).encode()) % slot_groups
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     """Key names under one namespace."""
 
     ns: str = "dialer"
+    #: 0: single-node Redis, keys exactly as in the table above. N > 0: Redis Cluster, the
+    #: campaign, trunk and call keys carry the hash tag of one of N slot groups
+    #: (``{ns}:{gK}:c:{cid}:pending``; see "Redis Cluster" above).
+    slot_groups: int = 0
 
     def __post_init__(self) -> None:
         if not self.ns or any(c.isspace() for c in self.ns):
             raise ValueError(f"namespace {self.ns!r} must be non-empty, without whitespace")
+        if "{" in self.ns or "}" in self.ns:
+            raise ValueError(f"namespace {self.ns!r} must not contain a hash tag brace")
+        if self.slot_groups < 0:
+            raise ValueError("slot_groups must be 0 (single node) or more")
+
+    # slot groups (Redis Cluster)
+    @property
+    def cluster(self) -> bool:
+        return self.slot_groups > 0
+
+    def group_of(self, cid: int) -> int:
+        """The slot group of campaign ``cid`` (its id modulo the groups; 0 on a single node)."""
+        return cid % self.slot_groups if self.slot_groups else 0
+
+    def group_of_trunk(self, trunk: str) -> int:
+        return trunk_group(trunk, self.slot_groups) if self.slot_groups else 0
+
+    def campaign_id(self, seq: int, trunk: str) -> int:
+        """The id of the ``seq``-th campaign created, dialing on ``trunk``: ``seq`` itself on a
+        single node; on Cluster ``seq * slot_groups + group_of_trunk(trunk)``, so that the
+        campaign's keys and its trunk's share one slot (:meth:`group_of` gives it back)."""
+        if not self.slot_groups:
+            return seq
+        return seq * self.slot_groups + self.group_of_trunk(trunk)
+
+    def check_trunk_group(self, group: int, trunk: str) -> None:
+        """ValueError when ``trunk``'s keys are not in slot group ``group`` (on Cluster a
+        campaign's claims touch its own keys and its trunks' in one script: one slot)."""
+        if self.slot_groups and self.group_of_trunk(trunk) != group:
+            raise ValueError(
+                f"on Redis Cluster, trunk {trunk!r} (slot group {self.group_of_trunk(trunk)}) "
+                f"cannot serve a campaign of slot group {group}: pick a trunk of that group"
+            )
+
+    def _tag(self, group: int) -> str:
+        """``{ns}`` on a single node; ``{ns}:{gK}`` (a hash tag) on Cluster."""
+        return f"{self.ns}:{{g{group}}}" if self.slot_groups else self.ns
+
+    def _c(self, cid: int) -> str:
+        return f"{self._tag(self.group_of(cid))}:c:{cid}"
+
+    def _t(self, trunk: str) -> str:
+        return f"{self._tag(self.group_of_trunk(trunk))}:t:{_check_name('trunk', trunk)}"
+
+    def groups(self) -> range:
+        """Every slot group (one, 0, on a single node)."""
+        return range(max(self.slot_groups, 1))
+
+    def active_in(self, group: int) -> str:
+        """The active index of one slot group (``active_campaigns`` on a single node)."""
+        return f"{self._tag(group)}:campaigns:active"
+
+    def active_of(self, cid: int) -> str:
+        return self.active_in(self.group_of(cid))
+
+    def records_index_of(self, cid: int) -> str:
+        """Where claim.lua / finish.lua note campaign ``cid``'s last record (one per group)."""
+        return f"{self._tag(self.group_of(cid))}:records:index"
+
+    def global_dnc_in(self, group: int) -> str:
+        """The global do-not-call set a script of ``group`` reads: ``global_dnc`` itself on a
+        single node; on Cluster the group's copy (DncStore writes the set and every copy)."""
+        return f"{self._tag(group)}:dnc"
+
+    def global_dnc_of(self, cid: int) -> str:
+        return self.global_dnc_in(self.group_of(cid))
+
+    @property
+    def global_dnc_copies(self) -> tuple[str, ...]:
+        """``global_dnc`` and its per-group copies (only itself on a single node)."""
+        if not self.slot_groups:
+            return (self.global_dnc,)
+        return (self.global_dnc, *(self.global_dnc_in(g) for g in self.groups()))
+
+    def campaign_prefix_in(self, group: int) -> str:
+        """:attr:`campaign_prefix` of one slot group."""
+        return f"{self._tag(group)}:c:"
+
+    def call_prefix_in(self, group: int) -> str:
+        """:attr:`call_prefix` of one slot group."""
+        return f"{self._tag(group)}:call:"
+
+    def call_prefix_of(self, cid: int) -> str:
+        return self.call_prefix_in(self.group_of(cid))
+
+    def _untagged(self, what: str) -> None:
+        if self.slot_groups:
+            raise ValueError(f"{what} has no slot group on Redis Cluster: use its *_of / *_in")
 
     # global
     @property
@@ -170,81 +300,82 @@ class Keys:
 
     # campaign
     def campaign(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}"
+        return f"{self._c(cid)}"
 
     @property
     def campaign_prefix(self) -> str:
         """``campaign(cid)`` without the id (for scripts that derive the key)."""
+        self._untagged("campaign_prefix")
         return f"{self.ns}:c:"
 
     def list_seq(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:seq:list"
+        return f"{self._c(cid)}:seq:list"
 
     def lists(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:lists"
+        return f"{self._c(cid)}:lists"
 
     def list_stop(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:liststop"
+        return f"{self._c(cid)}:liststop"
 
     def list_members(self, cid: int, list_id: int) -> str:
-        return f"{self.ns}:c:{cid}:list:{list_id}"
+        return f"{self._c(cid)}:list:{list_id}"
 
     def list_staged(self, cid: int, list_id: int) -> str:
-        return f"{self.ns}:c:{cid}:list:{list_id}:staged"
+        return f"{self._c(cid)}:list:{list_id}:staged"
 
     def recycled(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:recycled"
+        return f"{self._c(cid)}:recycled"
 
     def list_caller_ids(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:listcid"
+        return f"{self._c(cid)}:listcid"
 
     def caller_id_turns(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:cidturns"
+        return f"{self._c(cid)}:cidturns"
 
     def contact_seq(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:seq:contact"
+        return f"{self._c(cid)}:seq:contact"
 
     def contact_prefix(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:k:"
+        return f"{self._c(cid)}:k:"
 
     def contact(self, cid: int, contact_id: int) -> str:
         return f"{self.contact_prefix(cid)}{contact_id}"
 
     def pending(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:pending"
+        return f"{self._c(cid)}:pending"
 
     def retries(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:retries"
+        return f"{self._c(cid)}:retries"
 
     def counts(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:counts"
+        return f"{self._c(cid)}:counts"
 
     def inflight(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:inflight"
+        return f"{self._c(cid)}:inflight"
 
     def claimed(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:claimed"
+        return f"{self._c(cid)}:claimed"
 
     def orphans(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:orphans"
+        return f"{self._c(cid)}:orphans"
 
     def rate(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:rate"
+        return f"{self._c(cid)}:rate"
 
     def pace(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:pace"
+        return f"{self._c(cid)}:pace"
 
     def usage(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:usage"
+        return f"{self._c(cid)}:usage"
 
     def records(self, cid: int) -> str:
-        return f"{self.ns}:records:{cid}"
+        return f"{self._tag(self.group_of(cid))}:records:{cid}"
 
     def phones(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:phones"
+        return f"{self._c(cid)}:phones"
 
     def campaign_dnc(self, cid: int) -> str:
-        return f"{self.ns}:c:{cid}:dnc"
+        return f"{self._c(cid)}:dnc"
 
     # do-not-call
     @property
@@ -253,16 +384,16 @@ class Keys:
 
     # trunk
     def trunk_inflight(self, trunk: str) -> str:
-        return f"{self.ns}:t:{_check_name('trunk', trunk)}:inflight"
+        return f"{self._t(trunk)}:inflight"
 
     def trunk_rate(self, trunk: str) -> str:
-        return f"{self.ns}:t:{_check_name('trunk', trunk)}:rate"
+        return f"{self._t(trunk)}:rate"
 
     def trunk_pace(self, trunk: str) -> str:
-        return f"{self.ns}:t:{_check_name('trunk', trunk)}:pace"
+        return f"{self._t(trunk)}:pace"
 
     def trunk_breaker(self, trunk: str) -> str:
-        return f"{self.ns}:t:{_check_name('trunk', trunk)}:breaker"
+        return f"{self._t(trunk)}:breaker"
 
     # engines
     @property
@@ -270,11 +401,16 @@ class Keys:
         return f"{self.ns}:engines"
 
     # call
-    def call(self, call_id: str) -> str:
-        return f"{self.ns}:call:{_check_name('call id', call_id)}"
+    def call(self, call_id: str, cid: int | None = None) -> str:
+        """The call's hash; on Cluster in its campaign's slot group (``cid`` required)."""
+        if cid is None:
+            self._untagged("call without its campaign")
+            cid = 0
+        return f"{self.call_prefix_of(cid)}{_check_name('call id', call_id)}"
 
     @property
     def call_prefix(self) -> str:
+        self._untagged("call_prefix")
         return f"{self.ns}:call:"
 
     def campaign_fixed(self, cid: int) -> tuple[str, ...]:

@@ -38,7 +38,7 @@ class LeasesMixin(StoreCore):
             return Renewal([], [])
         k = self.keys
         keys = [k.inflight(cid), k.trunk_inflight(trunk), k.orphans(cid), k.claimed(cid)]
-        keys += [k.call(c) for c in call_ids]
+        keys += [k.call(c, cid) for c in call_ids]
         retaken, lost = await self._lua.renew(keys=keys, args=[lease_ms, owner, *call_ids])
         return Renewal(_strs(retaken), _strs(lost))
 
@@ -51,7 +51,7 @@ class LeasesMixin(StoreCore):
         Only for an engine that has just checked the PBX's channel list (see adopt.lua);
         ``node``: the node that list showed it on (kept when the call had none)."""
         k = self.keys
-        keys = [k.inflight(cid), k.trunk_inflight(trunk), k.orphans(cid), k.call(call_id)]
+        keys = [k.inflight(cid), k.trunk_inflight(trunk), k.orphans(cid), k.call(call_id, cid)]
         args: list[str | int] = [owner, lease_ms, call_id, node]
         verdict, state, previous = await self._lua.adopt(keys=keys, args=args)
         v: AdoptVerdict
@@ -70,7 +70,7 @@ class LeasesMixin(StoreCore):
 
     def _end_keys(self, cid: int, trunk: str, call_id: str, contact_id: int) -> list[str]:
         k = self.keys
-        return [k.call(call_id), k.contact(cid, contact_id), *lane_keys(k, cid, trunk)]
+        return [k.call(call_id, cid), k.contact(cid, contact_id), *lane_keys(k, cid, trunk)]
 
     @_translated
     async def release(
@@ -91,7 +91,15 @@ class LeasesMixin(StoreCore):
 
     @_translated
     async def get_call(self, call_id: str) -> CallRef | None:
-        h = _decode_map(await self._r.hgetall(self.keys.call(call_id)))
+        k = self.keys
+        if k.cluster:  # the call's slot group is its campaign's: look in each
+            async with self._r.pipeline(transaction=False) as pipe:
+                for group in k.groups():
+                    pipe.hgetall(f"{k.call_prefix_in(group)}{call_id}")
+                found = [raw for raw in await pipe.execute() if raw]
+            h = _decode_map(found[0] if found else {})
+        else:
+            h = _decode_map(await self._r.hgetall(k.call(call_id)))
         if not h:
             return None
         return CallRef(

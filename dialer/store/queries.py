@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from redis.exceptions import RedisError, WatchError
 
 from dialer.domain.statuses import CallStatus
-from dialer.errors import NotFound, StoreError
+from dialer.errors import NotFound, StoreError, ValidationError
 
 from .models import ContactRecord
 from .redis_store import RedisStore
@@ -76,7 +76,7 @@ async def contacts_page(
     r, k = store.client, store.keys
     try:
         async with r.pipeline(transaction=False) as pipe:
-            pipe.exists(k.campaign(cid))
+            pipe.execute_command("EXISTS", k.campaign(cid))
             pipe.get(k.contact_seq(cid))
             exists, seq = await pipe.execute()
         if not exists:
@@ -127,7 +127,12 @@ async def campaign_known(store: RedisStore, cid: int) -> bool:
 
 
 async def set_identity(store: RedisStore, cid: int, *, name: str, trunk: str) -> bool:
-    """Set the campaign hash's ``name`` and ``trunk``; False if the campaign is gone."""
+    """Set the campaign hash's ``name`` and ``trunk``; False if the campaign is gone.
+    ValidationError on Redis Cluster for a trunk of another slot group (keys.py)."""
+    try:
+        store.keys.check_trunk_group(store.keys.group_of(cid), trunk)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
     key = store.keys.campaign(cid)
     try:
         for _ in range(_CAS_TRIES):

@@ -35,7 +35,8 @@ _SCAN = 1000  # members read per round trip
 
 class RecycleRefused(TransitionRefused):
     """A recycle the state does not allow; ``code`` is the API's error id
-    (``list_not_finished``, ``already_recycled``, ``campaign_not_editable``)."""
+    (``list_not_finished``, ``already_recycled``, ``campaign_not_editable``; on Redis Cluster
+    ``other_slot_group``: a target campaign on a trunk of another slot group)."""
 
     def __init__(self, code: str, message: str, *, status: str | None = None) -> None:
         super().__init__(message, status=status, command="recycle")
@@ -160,6 +161,12 @@ async def _target(store: RedisStore, cid: int, list_id: int, into: Target) -> tu
         name = f"{source.name} (recycled list {list_id})"[:200]
         return await store.create_campaign(name, source.trunk, source.settings_json), True
     target = cid if into is None else into
+    if store.keys.group_of(target) != store.keys.group_of(cid):  # Redis Cluster (keys.py)
+        raise RecycleRefused(
+            "other_slot_group",
+            f"campaign {target} is in another Redis Cluster slot group than campaign {cid} (its "
+            "trunk's): recycle into a campaign on a trunk of the same group, or into a new one",
+        )
     campaign = await store.get_campaign(target)
     if campaign.status not in _EDITABLE:
         raise RecycleRefused(
@@ -205,7 +212,7 @@ async def recycle_list(
     fields = [f"{list_id}:{name}" for name in names]
     try:
         fixed = [
-            k.global_dnc,
+            k.global_dnc_of(target),
             k.campaign_dnc(cid),
             k.campaign_dnc(target),
             k.list_members(target, new_list),

@@ -21,9 +21,10 @@ caller ids, engines) wrap a ``RedisStore`` in their own modules.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
@@ -38,9 +39,16 @@ from .common import _s as _s
 from .common import _store_error as _store_error
 from .common import _strs as _strs
 from .common import _translated as _translated
-from .connection import ReplicaWait, connection_class_for, is_sentinel_url, sentinel_client
+from .connection import (
+    ReplicaWait,
+    cluster_client,
+    connection_class_for,
+    is_cluster_url,
+    is_sentinel_url,
+    sentinel_client,
+)
 from .contacts import ContactsMixin
-from .keys import Keys
+from .keys import CLUSTER_SLOT_GROUPS, Keys
 from .leases import LeasesMixin
 from .results import ResultsMixin
 from .scripts import Scripts
@@ -53,7 +61,8 @@ class RedisStore(CampaignsMixin, ContactsMixin, ClaimsMixin, ResultsMixin, Lease
         self, client: aioredis.Redis, namespace: str = "dialer", replicas: ReplicaWait | None = None
     ) -> None:
         self._r = client
-        self.keys = Keys(namespace)
+        cluster = isinstance(client, RedisCluster)  # keys tagged per slot group (keys.py)
+        self.keys = Keys(namespace, CLUSTER_SLOT_GROUPS if cluster else 0)
         self._lua = Scripts.register(client)
         # WAIT after the engine's claims and writes (None or 0 replicas: none); see
         # settle_and_claim and README "Redis Sentinel"
@@ -73,6 +82,8 @@ class RedisStore(CampaignsMixin, ContactsMixin, ClaimsMixin, ResultsMixin, Lease
             # no CLIENT SETINFO on connect: not in the dialer's ACL (ops/redis/users.acl)
             driver_info=None,
         )
+        if is_cluster_url(url):  # redis+cluster://host:port[,host:port...]/ (README)
+            return cls(cast(aioredis.Redis, cluster_client(url, **common)), namespace)
         if is_sentinel_url(url):  # redis+sentinel://: the master the sentinels name
             master, replicas = sentinel_client(url, **common)
             return cls(master, namespace, replicas)

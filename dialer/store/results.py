@@ -42,9 +42,24 @@ def finish_replies(res: Sequence[Any]) -> list[Written]:
     return out
 
 
+def finish_groups(k: Keys, items: Sequence[FinishItem]) -> list[tuple[list[int], list[FinishItem]]]:
+    """``items`` by slot group (their indexes, then the items): one finish.lua each on
+    Cluster, all in one on a single node."""
+    if not items:
+        return []
+    if not k.cluster:
+        return [(list(range(len(items))), list(items))]
+    by_group: dict[int, tuple[list[int], list[FinishItem]]] = {}
+    for i, it in enumerate(items):
+        indexes, group = by_group.setdefault(k.group_of(it.cid), ([], []))
+        indexes.append(i)
+        group.append(it)
+    return list(by_group.values())
+
+
 def finish_args(k: Keys, items: Sequence[FinishItem]) -> list[str | int]:
     """numkeys, KEYS and ARGV of finish.lua for ``items`` (see its header)."""
-    keys = [k.records_index]
+    keys = [k.records_index_of(items[0].cid)]  # one slot group (finish_groups)
     args: list[str | int] = [CALL_TTL_S]
     shared: dict[tuple[int, str], list[str]] = {}  # the keys every call of a lane repeats
     for it in items:
@@ -57,7 +72,7 @@ def finish_args(k: Keys, items: Sequence[FinishItem]) -> list[str | int]:
                 k.retries(it.cid),
             ]
             shared[it.cid, it.trunk] = lane
-        keys += (k.call(it.call_id), k.contact(it.cid, it.contact_id))
+        keys += (k.call(it.call_id, it.cid), k.contact(it.cid, it.contact_id))
         keys += lane
         fields = dict(it.record)
         fields.setdefault("call_id", it.call_id)
@@ -139,10 +154,15 @@ class ResultsMixin(StoreCore):
         """
         if not items:
             return []
-        (reply,) = await self._evalsha([(self._lua.finish.sha, finish_args(self.keys, items))])
-        if isinstance(reply, Exception):
-            raise _store_error("settle", reply)
-        return finish_replies(reply)
+        groups = finish_groups(self.keys, items)  # one on a single node, one per slot group
+        sha = self._lua.finish.sha
+        replies = await self._evalsha([(sha, finish_args(self.keys, part)) for _, part in groups])
+        placed: dict[int, Written] = {}
+        for (indexes, _), reply in zip(groups, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise _store_error("settle", reply)
+            placed.update(zip(indexes, finish_replies(reply), strict=True))
+        return [placed[i] for i in range(len(items))]
 
     @_translated
     async def counts(self, cid: int) -> dict[CallStatus, int]:

@@ -67,8 +67,11 @@ async def read_snapshot(store: RedisStore, cid: int) -> WhySnapshot:
     trunks = [record.trunk] if settings is None else [settings.trunk]
     if settings is not None and settings.backup_trunk is not None:
         trunks.append(settings.backup_trunk)
-    async with r.pipeline(transaction=True) as pipe:
-        pipe.time()
+    # on Redis Cluster the campaign's keys and the engines' are in two slots (no MULTI), and
+    # TIME, which names no key, cannot ride in the pipeline (asked on its own after it)
+    async with r.pipeline(transaction=not k.cluster) as pipe:
+        if not k.cluster:
+            pipe.time()
         pipe.hgetall(k.campaign(cid))
         pipe.hgetall(k.counts(cid))
         pipe.zcard(k.pending(cid))
@@ -81,6 +84,8 @@ async def read_snapshot(store: RedisStore, cid: int) -> WhySnapshot:
             pipe.hgetall(k.trunk_breaker(t))
         pipe.hgetall(k.engines)
         replies = await pipe.execute()
+    if k.cluster:
+        replies = [await r.time(), *replies]
     (sec, usec), raw, counted, pending, first, inflight, rate, usage = replies[:8]
     now = int(sec) * 1000 + int(usec) // 1000
     if not raw:

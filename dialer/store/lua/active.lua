@@ -4,8 +4,9 @@ The supervisor of every engine reads this every 250 ms: without the script it is
 trips (the index, then the hashes), as the hashes' keys come from the index.
 
 KEYS[1]   active campaigns zset    {ns}:campaigns:active
-KEYS[2]   campaign hash PREFIX     {ns}:c:   (+ campaign id: the campaign hashes; the store is
-          single-node Redis, not Cluster)
+KEYS[2]   campaign hash PREFIX     {ns}:c:   (+ campaign id: the campaign hashes; on Redis
+          Cluster both keys are a slot group's, {ns}:{gK}:..., and the store calls this once
+          per group: dialer/store/keys.py)
 
 ARGV[1]   first rank (0-based), newest first
 ARGV[2]   last rank (inclusive)

@@ -28,7 +28,9 @@ is not final: the contact's attempts -1; if that call was its last and left it
 completed_no_answer, it goes back to retry_scheduled, due at now + cool-down (not when its list
 was stopped); if it left it retry_scheduled, its due time moves to now + cool-down when that is
 sooner. The call records keep what was seen then. (Contact and campaign keys are derived from
-the call hash here, as claim.lua derives them: KEYS[2] and KEYS[3] are prefixes.)
+the call hash here, as claim.lua derives them: KEYS[2] and KEYS[3] are prefixes. On Redis
+Cluster all three are the trunk's slot group's, {ns}:{gK}:..., the group of every campaign that
+dials on the trunk, its backup trunk included: dialer/store/keys.py.)
 
 Cost: one HMGET and one HSET per call of this script; per signal only Lua (a trip adds a few
 commands per call of its run).

@@ -28,7 +28,8 @@ KEYS[18] trunk pacing slot         {ns}:t:{trunk}:pace
 KEYS[19] retries zset             {ns}:c:{cid}:retries  (the retries among pending: dial order)
 KEYS[20] trunk breaker hash        {ns}:t:{trunk}:breaker  (breaker_report.lua)
 (KEYS[11] and KEYS[12] are prefixes: the call and contact hashes are derived inside the
-script, as the contacts are chosen here. The store is single-node Redis, not Cluster.)
+script, as the contacts are chosen here. On Redis Cluster every key and both prefixes carry
+the campaign's slot-group hash tag ({ns}:{gK}:...; dialer/store/keys.py): one slot.)
 
 ARGV[1]  owner (engine id)
 ARGV[2]  campaign id
