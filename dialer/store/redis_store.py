@@ -23,7 +23,7 @@ from collections.abc import (
     Sequence,
 )
 from itertools import islice
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -60,6 +60,9 @@ from .models import (
 )
 from .scripts import Scripts
 
+if TYPE_CHECKING:
+    from .nodes import NodeClaim
+
 _log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
@@ -83,7 +86,13 @@ ACTIVE_STATUSES = frozenset(
         CampaignStatus.SCHEDULED,
     }
 )
-_STOPS: dict[str, ClaimStop] = {"max": "max", "full": "full", "rate": "rate", "trunk": "trunk"}
+_STOPS: dict[str, ClaimStop] = {
+    "max": "max",
+    "full": "full",
+    "rate": "rate",
+    "trunk": "trunk",
+    "node": "node",
+}
 # claim.lua's "no limit" for a channel or rate limit: sent only for a limit of None (a trunk
 # spelled out as unlimited, or not listed), never for a number (claim_command refuses 0)
 _NO_LIMIT = 0
@@ -116,8 +125,9 @@ def _claim_batch_of(cid: int, res: Sequence[Any]) -> ClaimBatch:
             attempts=int(res[i + 4]),
             tech_failures=int(res[i + 5]),
             dial=int(res[i + 6]),
+            node=_s(res[i + 7]),
         )
-        for i in range(4, len(res), 7)
+        for i in range(4, len(res), 8)
     ]
     if stop == "status":
         current = _s(value)
@@ -746,6 +756,7 @@ class RedisStore:
         trunk_cps: float | None,
         rate_margin_ms: int = 0,
         pace_ms: int = 0,
+        nodes: NodeClaim | None = None,
     ) -> ClaimBatch:
         """Claim up to ``len(call_ids)`` due contacts in one atomic step (claim.lua).
 
@@ -768,6 +779,7 @@ class RedisStore:
             trunk_cps=trunk_cps,
             rate_margin_ms=rate_margin_ms,
             pace_ms=pace_ms,
+            nodes=nodes,
         )
         try:
             res = await self._lua.claim(keys=command.keys, args=command.args)
@@ -789,6 +801,7 @@ class RedisStore:
         trunk_cps: float | None,
         rate_margin_ms: int = 0,
         pace_ms: int = 0,
+        nodes: NodeClaim | None = None,
     ) -> ClaimCommand:
         """The claim.lua call of :meth:`claim_batch`, checked and built but not sent, to run in
         :meth:`settle`'s round trip.
@@ -796,6 +809,8 @@ class RedisStore:
         A limit of None is no limit: it alone becomes claim.lua's "no limit" value (0). A
         number must be a positive int (channels) or a finite positive number (cps): 0,
         negative, NaN or infinite is a ValueError, never "no limit".
+        ``nodes``: the candidate PBX nodes and the group and global caps (claim.lua's node
+        block; dialer.store.nodes); None: the engine's one PBX, no such caps.
         """
         if lease_ms <= 0:
             raise ValueError("lease_ms must be positive")
@@ -837,6 +852,8 @@ class RedisStore:
             k.retries(cid),
             k.trunk_breaker(trunk),
         ]
+        node_arg = "" if nodes is None else nodes.arg(len(keys) + 1, rate_margin_ms)
+        keys += [] if nodes is None else nodes.keys(k)
         args: list[str | int] = [
             owner,
             cid,
@@ -855,6 +872,7 @@ class RedisStore:
             _SETTLE_PER_CLAIM,
             c_pace.burst,
             t_pace.burst,
+            node_arg,
             *call_ids,
         ]
         return ClaimCommand(cid, keys, args)
@@ -1086,6 +1104,7 @@ class RedisStore:
         k = self.keys
         keys = [k.records_index]
         args: list[str | int] = [CALL_TTL_S]
+        # (the node leases' keys go last: finish.lua's header)
         shared: dict[tuple[int, str], list[str]] = {}  # the keys every call of a lane repeats
         for it in items:
             lane = shared.get((it.cid, it.trunk))
@@ -1118,6 +1137,7 @@ class RedisStore:
                 _encode_json([x for item in fields.items() for x in item]),
                 it.owner,
             ]
+        keys += (k.node_prefix, k.group_prefix, k.global_inflight)
         return [len(keys), *keys, *args]
 
     @_translated
@@ -1130,7 +1150,13 @@ class RedisStore:
         the call (it adopted it): nothing is changed.
         """
         res = await self._lua.release(
-            keys=[*self._end_keys(cid, trunk, call_id, contact_id), self.keys.retries(cid)],
+            keys=[
+                *self._end_keys(cid, trunk, call_id, contact_id),
+                self.keys.retries(cid),
+                self.keys.node_prefix,
+                self.keys.group_prefix,
+                self.keys.global_inflight,
+            ],
             args=[call_id, contact_id, CALL_TTL_S, contact_member(contact_id), owner],
         )
         if int(res) == -1:
