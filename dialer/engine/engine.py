@@ -52,6 +52,7 @@ from dialer.engine.cancel import checkpoint
 from dialer.engine.control import PBX_DOWN_REASON, CampaignControl
 from dialer.engine.followup import FollowUp
 from dialer.engine.heartbeat import heartbeat
+from dialer.engine.nodebeat import node_heartbeat
 from dialer.engine.runner import CampaignRunner, plan_exhausted
 from dialer.errors import (
     DialerError,
@@ -76,6 +77,7 @@ from dialer.store.models import (
     FinishItem,
     Usage,
 )
+from dialer.store.nodes import NodeRouter, NodeStore
 from dialer.store.redis_store import ACTIVE_STATUSES, RedisStore
 
 log = logging.getLogger(__name__)
@@ -148,8 +150,14 @@ class Engine:
         *,
         clock: Callable[[], float] = time.time,
         metrics: DialerMetrics | None = None,
+        node: str | None = None,
     ) -> None:
         self.settings = settings
+        # the PBX node this engine drives (issue 17): its claims go to it, it marks it up
+        self.node = node
+        self.nodes = NodeRouter(
+            NodeStore(store.client, store.keys), () if node is None else (node,)
+        )
         self.metrics = metrics or DialerMetrics(settings.engine_id)
         self.store = store
         self.pbx = pbx
@@ -207,6 +215,13 @@ class Engine:
                 ),
                 name="heartbeat",
             )
+            if self.node is not None:
+                connected = self._pbx_connected
+                marks = node_heartbeat(self.nodes.store, self.owner, self.node, connected)
+                tg.create_task(marks, name="node-marks")
+
+    def _pbx_connected(self) -> bool:
+        return self.pbx.connected
 
     # -- calls -----------------------------------------------------------------------------
 

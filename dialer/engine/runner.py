@@ -188,21 +188,23 @@ class CampaignRunner:
             self._slot_freed.clear()  # a hang-up during the claim must not be missed
             trunk = self.claim_trunk()
             limit = cfg.trunk_limit(trunk)
-            command = store.claim_command(
-                self.campaign_id,
-                trunk,
-                call_ids,
-                self._engine.owner,
-                lease_ms=cfg.lease_ms,
-                max_channels=self.settings.max_channels,
-                trunk_max_channels=limit.max_channels,
-                cps=self.settings.cps,
-                trunk_cps=limit.cps,
-                rate_margin_ms=cfg.rate_margin_ms,
-                pace_ms=cfg.pace_ms,
-            )
             started = time.perf_counter()
             try:
+                command = store.claim_command(
+                    self.campaign_id,
+                    trunk,
+                    call_ids,
+                    self._engine.owner,
+                    lease_ms=cfg.lease_ms,
+                    max_channels=self.settings.max_channels,
+                    trunk_max_channels=limit.max_channels,
+                    cps=self.settings.cps,
+                    trunk_cps=limit.cps,
+                    rate_margin_ms=cfg.rate_margin_ms,
+                    pace_ms=cfg.pace_ms,
+                    # the engine's nodes of the trunk, the group's and the global caps
+                    nodes=await self._engine.nodes.claim_for(trunk),
+                )
                 # in the results writer's next round trip, with what it has waiting
                 batch: ClaimBatch = await self._engine.claim(command)
             except NotFound:
@@ -230,6 +232,8 @@ class CampaignRunner:
                 self.at_cap = False
             elif stop == "rate":
                 await asyncio.sleep(max(batch.wait_ms, 1) / 1000)
+            elif stop == "node":  # no node of the trunk is up: as when the PBX is down
+                await self._sleep(self._wake, _MAX_IDLE)
             elif stop == "trunk":  # the trunk's breaker refuses claims (or took the probe)
                 await self._trunk_refused(trunk, batch)
             elif stop == "empty":

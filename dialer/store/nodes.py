@@ -385,12 +385,14 @@ class NodeRouter:
         self._read_at = 0.0
 
     async def config(self) -> NodeConfig:
+        """The snapshot, read again when stale. StoreError when there is none yet and Redis
+        fails, or an entry does not validate (a claim fails then, and is tried again)."""
         if self._config is None or self._clock() - self._read_at >= self._refresh_s:
             try:
                 self._config = await self.store.config()
-            except (StoreError, ValidationError):
+            except (StoreError, ValidationError) as exc:
                 if self._config is None:
-                    raise
+                    raise StoreError(f"node configuration unreadable: {exc}") from exc
             self._read_at = self._clock()
         return self._config
 
