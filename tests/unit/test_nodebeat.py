@@ -18,8 +18,6 @@ from tests.unit.store_helpers import running_campaign
 
 pytestmark = pytest.mark.redis
 
-LIMITS = {"lease_ms": 30_000, "max_channels": None, "trunk_max_channels": None}
-
 
 async def wait_for(check: Callable[[], Awaitable[bool]], within: float = 2.0) -> float:
     """Seconds until ``await check()`` is true (polled)."""
@@ -46,7 +44,16 @@ async def test_the_node_follows_the_pbx_connection(
         ids = [f"call-{next(seq)}"]
         spec = await router.claim_for("trunk1")
         batch = await store.claim_batch(
-            cid, "trunk1", ids, "e1", **LIMITS, cps=None, trunk_cps=None, nodes=spec
+            cid,
+            "trunk1",
+            ids,
+            "e1",
+            lease_ms=30_000,
+            max_channels=None,
+            trunk_max_channels=None,
+            cps=None,
+            trunk_cps=None,
+            nodes=spec,
         )
         assert all(c.node == "n1" for c in batch.claims)
         return batch.stop
