@@ -21,13 +21,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
 from dialer.domain.nodes import GlobalCap, Node, TrunkGroup, check_group, check_node_id, decode
+from dialer.domain.statuses import CampaignStatus
+from dialer.domain.why import Blocker, BlockerCode, WhyReport, WhySnapshot
 from dialer.errors import NotFound, StoreError, ValidationError
 
 from .keys import Keys
@@ -40,6 +42,8 @@ __all__ = [
     "NodeRouter",
     "NodeStatus",
     "NodeStore",
+    "nodes_blocker",
+    "with_nodes_blocker",
 ]
 
 NODE_UP_TTL_MS = 5_000  # a node mark not refreshed this long is down (engine gone or stalled)
@@ -398,3 +402,43 @@ class NodeRouter:
 
     async def claim_for(self, trunk: str) -> NodeClaim | None:
         return (await self.config()).claim_for(trunk, self.attached)
+
+
+def nodes_blocker(cfg: NodeConfig, statuses: Iterable[NodeStatus], trunk: str) -> Blocker | None:
+    """PBX unavailable when ``trunk`` is in a group and none of its nodes there is up."""
+    group = cfg.group_of(trunk)
+    if group is None:
+        return None
+    seen = {st.node.id: st for st in statuses}
+    states = []
+    for node_id in group.nodes_of(trunk):
+        st = seen.get(node_id)
+        if st is not None and st.up and st.node.enabled:
+            return None
+        what = "not configured" if st is None else "disabled" if not st.node.enabled else "down"
+        states.append(f"{node_id} {what}")
+    return Blocker(
+        BlockerCode.PBX_UNAVAILABLE,
+        f"no PBX node of trunk {trunk} (trunk group {group.name}) is up ({', '.join(states)}): "
+        "claims resume by themselves when one is back",
+    )
+
+
+async def with_nodes_blocker(store: NodeStore, s: WhySnapshot, report: WhyReport) -> WhyReport:
+    """``report`` with :func:`nodes_blocker` of a Running campaign's trunk (the why view)."""
+    if s.status is not CampaignStatus.RUNNING or s.settings is None:
+        return report
+    if any(b.code is BlockerCode.PBX_UNAVAILABLE for b in report.blockers):
+        return report
+    cfg = await store.config()
+    trunk = s.settings.trunk
+    group = cfg.group_of(trunk)
+    if group is None:
+        return report
+    listed = [cfg.nodes[n] for n in group.nodes_of(trunk) if n in cfg.nodes]
+    blocker = nodes_blocker(cfg, await store.statuses(listed), trunk)
+    if blocker is None:
+        return report
+    blockers = (blocker, *report.blockers)
+    summary = "not dialing: " + "; ".join(b.message for b in blockers)
+    return replace(report, dialing=False, summary=summary, blockers=blockers)

@@ -7,7 +7,16 @@ import redis.asyncio as aioredis
 
 from dialer.store import RedisStore
 from dialer.store.nodes import NodeStore
-from tests.unit.api_helpers import ADMIN, OPERATOR, VIEWER, api_client, error_of
+from tests.unit.api_helpers import (
+    ADMIN,
+    OPERATOR,
+    VIEWER,
+    api_client,
+    csv_body,
+    error_of,
+    new_campaign,
+    upload,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -105,3 +114,31 @@ async def test_roles(store: RedisStore) -> None:
         assert (await client.get("/nodes")).status_code == 401
         r = await client.put("/global-cap", json={}, headers=VIEWER)
         assert r.status_code == 403
+
+
+async def test_why_shows_a_trunk_with_no_node_up(store: RedisStore) -> None:
+    nodes = NodeStore(store.client, store.keys)
+    async with api_client(store) as client:
+        cid = await new_campaign(client)  # on trunk carrier1
+        r = await upload(client, cid, csv_body(["+12125550100,Ann,1"]))
+        assert r.is_success, r.text
+        r = await client.post(f"/campaigns/{cid}/start", headers=OPERATOR)
+        assert r.status_code == 200, r.text
+
+        async def codes() -> list[str]:
+            r = await client.get(f"/campaigns/{cid}/why", headers=VIEWER)
+            return [b["code"] for b in r.json()["blockers"]]
+
+        assert "pbx_unavailable" not in await codes()  # a DIALER_TRUNKS trunk: no nodes
+        await client.put("/nodes/n1", json={}, headers=ADMIN)
+        await client.put("/nodes/n2", json={"enabled": False}, headers=ADMIN)
+        group = {"trunks": {"carrier1": ["n1", "n2"]}}
+        await client.put("/trunk-groups/g", json=group, headers=ADMIN)
+        r = await client.get(f"/campaigns/{cid}/why", headers=VIEWER)
+        (blocker,) = [b for b in r.json()["blockers"] if b["code"] == "pbx_unavailable"]
+        assert blocker["message"].startswith(
+            "no PBX node of trunk carrier1 (trunk group g) is up (n1 down, n2 disabled)"
+        )
+        assert not r.json()["dialing"]
+        await nodes.mark_up("n1", "engine-a")
+        assert "pbx_unavailable" not in await codes()
