@@ -580,8 +580,12 @@ class Engine:
             runner.wake()
 
     async def _pbx_lost(self) -> None:
-        """Pause every campaign this engine dials: nothing is originated blindly."""
+        """Pause every campaign this engine dials: nothing is originated blindly. An engine
+        attached to a node pauses none: its node's mark is gone (engine/nodebeat.py), so the
+        claims go to the other nodes, and wait (stop ``node``) while none is up."""
         self._pbx_lost_at = self._clock()
+        if self.node is not None:
+            return
         for cid in list(self._runners):
             try:
                 await self.control.pause(cid, reason=PBX_DOWN_REASON)

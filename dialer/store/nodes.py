@@ -335,7 +335,7 @@ class NodeStore:
             async with self._r.pipeline(transaction=False) as pipe:
                 pipe.zadd(key, {owner: now + ttl_ms})
                 pipe.zremrangebyscore(key, "-inf", now)
-                pipe.pexpire(key, ttl_ms * 2)
+                pipe.expire(key, max(1, -(-ttl_ms * 2 // 1000)))  # (EXPIRE: the dialer's ACL)
                 await pipe.execute()
 
         await self._call("node up", write)
