@@ -211,16 +211,32 @@ local nodes = {}  -- the up candidates: {id, inflight key, rate key, rate limit,
                   -- free, rate room, leases, max channels}
 local n_chan, n_chan_wait, n_rate, n_rate_wait = huge, 0, huge, 0
 local a_chan, a_wait, a_rate, a_rate_wait, g_chan, g_wait, g_rate, g_rate_wait
+local function node_of(n, base)  -- an up candidate's room, in as few commands as it needs
+  local used = redis.call('ZCARD', KEYS[base + 1])
+  local cap = n[2] > 0 and n[2] or huge
+  local free, fwait = math.max(0, cap - used), 0
+  if free == 0 then
+    local first = redis.call('ZRANGE', KEYS[base + 1], 0, 0, 'WITHSCORES')
+    fwait = math.max(1, (tonumber(first[2]) or now) - now)
+  end
+  local rroom, rwait = huge, 0
+  if n[3] > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[base + 2], '-inf', now - n[4])
+    local g = redis.call('ZCARD', KEYS[base + 2])
+    rroom, rwait = math.max(0, n[3] - g), 1  -- (binding after this claim: the next one
+    if rroom == 0 then                       -- measures the wait)
+      local e = redis.call('ZRANGE', KEYS[base + 2], g - n[3], g - n[3], 'WITHSCORES')
+      rwait = math.max(1, tonumber(e[2]) + n[4] - now)
+    end
+  end
+  return {n[1], KEYS[base + 1], KEYS[base + 2], n[3], free, rroom, used, cap, fwait, rwait}
+end
 if spec then
   local k = spec.k
   for i, n in ipairs(spec.n) do
     local base = k + 4 + 3 * (i - 1)
     if n[5] == 0 or redis.call('ZCOUNT', KEYS[base], '(' .. now, '+inf') > 0 then
-      local free, fwait = channels_free(KEYS[base + 1], n[2])
-      local rroom, rwait = rate_room(KEYS[base + 2], n[3], n[4])
-      nodes[#nodes + 1] = {n[1], KEYS[base + 1], KEYS[base + 2], n[3], free, rroom,
-                           redis.call('ZCARD', KEYS[base + 1]), n[2] > 0 and n[2] or huge,
-                           fwait, rwait}
+      nodes[#nodes + 1] = node_of(n, base)
     end
   end
   if #nodes == 0 then
