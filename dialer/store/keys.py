@@ -73,8 +73,9 @@ key                            type   content
 ``{ns}:n:{node}:up``           zset   engine owner -> ms (Redis clock) until which that engine
                                       sees the node's PBX connected; the node is up while one
                                       score is in the future (dialer.store.nodes)
-``{ns}:n:{node}:inflight``     zset   call -> lease expiry ms: the node's channel leases,
-                                      held until the call is settled like the trunk's
+``{ns}:n:{node}:inflight``     zset   call -> lease expiry ms at the claim (not renewed: the
+                                      count is the cap): the node's channel leases, held
+                                      until the call is settled (finish/release.lua)
 ``{ns}:n:{node}:rate``         zset   sliding log of originate grants on the node
 ``{ns}:g:{group}:inflight``    zset   call -> lease expiry ms: the trunk group's leases
 ``{ns}:g:{group}:rate``        zset   sliding log of the group's grants
