@@ -121,8 +121,9 @@ class NodeConfig:
         """The node block of a claim on ``trunk`` by an engine attached to ``attached``.
 
         A trunk of a group: the group's nodes of that trunk that are configured, enabled and
-        attached (every one of them when ``attached`` is empty: an engine not pinned to a
-        node), all checked up; none leaves the claim nothing (stop ``node``). A trunk of no
+        attached, all checked up; none leaves the claim nothing (stop ``node``): an engine
+        attached to no node of the group (or to none at all) dials none of its trunks, as it
+        could not originate on their nodes. A trunk of no
         group (DIALER_TRUNKS, backward compatible) is a group of its own on the engine's own
         node (``attached[0]``): that node's caps and liveness when it is configured, else
         only the global cap (no node block at all without one: as before nodes existed).
@@ -130,9 +131,7 @@ class NodeConfig:
         cap = self.cap
         group = self.group_of(trunk)
         if group is not None:
-            wanted = group.nodes_of(trunk)
-            if attached:
-                wanted = tuple(n for n in wanted if n in attached)
+            wanted = tuple(n for n in group.nodes_of(trunk) if n in attached)
             candidates = tuple(
                 (n, node.max_channels, node.cps, True)
                 for n in wanted

@@ -83,7 +83,7 @@ async def bench(calls: int, node_count: int) -> None:
                 await nodes.mark_up(n, "bench", ttl_ms=3_600_000)
             await nodes.put_group(TrunkGroup("g", {"carrier": tuple(ids)}, None, 9000, 5000.0))
             await nodes.put_cap(GlobalCap(90_000, 9000.0))
-            spec = (await nodes.config()).claim_for("carrier")
+            spec = (await nodes.config()).claim_for("carrier", ids)
             plain, noded = await _campaign(store, 100), await _campaign(store, 100)
             spent = {"without nodes": [0, 0.0], f"{node_count} nodes": [0, 0.0]}
             done = 0

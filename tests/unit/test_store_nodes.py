@@ -23,6 +23,7 @@ from tests.unit.store_helpers import finish, running_campaign
 
 pytestmark = pytest.mark.redis
 
+ALL = ("n1", "n2", "n3", "n4", "n5")  # the nodes the tests' engines are attached to
 LIMITS: dict[str, Any] = {
     "lease_ms": 30_000,
     "max_channels": None,
@@ -82,7 +83,7 @@ async def test_claims_spread_over_the_least_loaded_nodes(
 ) -> None:
     cfg = await configure(nodes, {"n1": (None, None), "n2": (None, None)})
     cid, _ = await running_campaign(store, 20)
-    batch = await claim(store, cid, cfg.claim_for("trunk1"), 10)
+    batch = await claim(store, cid, cfg.claim_for("trunk1", ALL), 10)
     assert batch.stop == "max"
     assert Counter(c.node for c in batch.claims) == {"n1": 5, "n2": 5}
     first = batch.claims[0]
@@ -93,7 +94,7 @@ async def test_claims_spread_over_the_least_loaded_nodes(
     assert await redis_client.zcard(store.keys.global_inflight) == 10
     # a node with a smaller cap fills in proportion: n3 (cap 2) vs n4 (cap 6)
     cfg = await configure(nodes, {"n3": (2, None), "n4": (6, None)}, trunk="trunk2")
-    spec = cfg.claim_for("trunk2")
+    spec = cfg.claim_for("trunk2", ALL)
     assert spec is not None
     ids = [f"d{i}" for i in range(4)]
     b = await store.claim_batch(cid, "trunk2", ids, "e1", **LIMITS, nodes=spec)
@@ -104,7 +105,7 @@ async def test_replay_answers_the_same_nodes(store: RedisStore, nodes: NodeStore
     cfg = await configure(nodes, {"n1": (None, None), "n2": (None, None)})
     cid, _ = await running_campaign(store, 5)
     ids = ["r1", "r2", "r3"]
-    spec = cfg.claim_for("trunk1")
+    spec = cfg.claim_for("trunk1", ALL)
     first = await store.claim_batch(cid, "trunk1", ids, "e1", **LIMITS, nodes=spec)
     again = await store.claim_batch(cid, "trunk1", ids, "e1", **LIMITS, nodes=spec)
     assert [(c.call_id, c.node) for c in again.claims] == [
@@ -136,7 +137,7 @@ async def test_caps_hold_with_several_engines_claiming_at_once(
     its calls as it goes: the leases never pass a cap (sampled after every claim, and by
     the claims themselves), and the capacity is used up to the cap."""
     cfg = await configure(nodes, caps, group=group, cap=cap)
-    spec = cfg.claim_for("trunk1")
+    spec = cfg.claim_for("trunk1", ALL)
     cids = [(await running_campaign(store, 300))[0] for _ in range(2)]
     live: dict[str, tuple[int, str, int]] = {}  # call id -> campaign, node, contact
     mine: dict[str, set[str]] = {}  # engine -> its calls
@@ -193,16 +194,16 @@ async def test_caps_hold_with_several_engines_claiming_at_once(
 async def test_node_cps_is_a_hard_limit(store: RedisStore, nodes: NodeStore) -> None:
     cfg = await configure(nodes, {"n1": (None, 2.0), "n2": (None, 1.0)})
     cid, _ = await running_campaign(store, 20)
-    batch = await claim(store, cid, cfg.claim_for("trunk1"), 10)
+    batch = await claim(store, cid, cfg.claim_for("trunk1", ALL), 10)
     assert Counter(c.node for c in batch.claims) == {"n1": 2, "n2": 1}
     assert batch.stop == "rate"
     assert batch.wait_ms > 0
-    again = await claim(store, cid, cfg.claim_for("trunk1"), 10)
+    again = await claim(store, cid, cfg.claim_for("trunk1", ALL), 10)
     assert (again.claims, again.stop) == ([], "rate")
     # a group or global rate binds the same way
     await nodes.put_cap(GlobalCap(cps=1.0))
     cfg = await configure(nodes, {"n5": (None, None)}, trunk="trunk5")
-    spec = cfg.claim_for("trunk5")
+    spec = cfg.claim_for("trunk5", ALL)
     b = await store.claim_batch(cid, "trunk5", ["x1", "x2"], "e1", **LIMITS, nodes=spec)
     assert (len(b.claims), b.stop) == (1, "rate")
     b = await store.claim_batch(cid, "trunk5", ["x3"], "e1", **LIMITS, nodes=spec)
@@ -213,7 +214,7 @@ async def test_a_node_down_gets_no_claim_and_its_return_restores_it(
     store: RedisStore, nodes: NodeStore
 ) -> None:
     cfg = await configure(nodes, {"n1": (None, None), "n2": (None, None)})
-    spec = cfg.claim_for("trunk1")
+    spec = cfg.claim_for("trunk1", ALL)
     cid, _ = await running_campaign(store, 50)
     await nodes.mark_down("n1", "engine-x")
     batch = await claim(store, cid, spec, 6)
@@ -240,7 +241,7 @@ async def test_release_gives_back_the_node_leases(
     store: RedisStore, nodes: NodeStore, redis_client: aioredis.Redis
 ) -> None:
     cfg = await configure(nodes, {"n1": (1, None)})
-    spec = cfg.claim_for("trunk1")
+    spec = cfg.claim_for("trunk1", ALL)
     cid, _ = await running_campaign(store, 5)
     (c,) = (await claim(store, cid, spec, 3)).claims
     assert (await claim(store, cid, spec, 1)).stop == "full"
@@ -268,9 +269,12 @@ def test_claim_for_picks_the_candidates() -> None:
     cfg = NodeConfig(n, groups, GlobalCap(100, 50.0))
     spec = cfg.claim_for("t", ("n2", "n3"))
     assert spec == NodeClaim("g", (("n2", 10, None, True),), 20, 5.0, 100, 50.0)
-    every = cfg.claim_for("t")
+    every = cfg.claim_for("t", ("n1", "n2", "n3"))
     assert every is not None
-    assert [x[0] for x in every.nodes] == ["n1", "n2"]
+    assert [x[0] for x in every.nodes] == ["n1", "n2"]  # n3 is disabled
+    none = cfg.claim_for("t")  # an engine attached to no node of the group dials none of it
+    assert none is not None
+    assert none.nodes == ()
     # an environment trunk: a group of its own on the engine's node
     env = cfg.claim_for("carrier", ("n1",))
     assert env == NodeClaim("carrier", (("n1", 10, None, True),), None, None, 100, 50.0)
