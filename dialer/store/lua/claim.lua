@@ -207,8 +207,8 @@ local function rate_room(key, limit, window)
   return limit - n, math.max(1, oldest + window - now)
 end
 local spec = ARGV[18] ~= '' and cjson.decode(ARGV[18]) or nil
-local nodes = {}  -- the up candidates: {id, inflight key, rate key, rate limit, channels
-                  -- free, rate room, leases, max channels}
+local nodes = {}  -- the up candidates (node_of): {id, inflight key, rate key, rate limit,
+                  -- channels free, rate room, leases, max channels, their two waits}
 local n_chan, n_chan_wait, n_rate, n_rate_wait = huge, 0, huge, 0
 local a_chan, a_wait, a_rate, a_rate_wait, g_chan, g_wait, g_rate, g_rate_wait
 local function node_of(n, base)  -- an up candidate's room, in as few commands as it needs
