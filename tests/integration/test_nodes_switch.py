@@ -1,12 +1,13 @@
-"""PBX nodes against the real stack (Asterisk).
+"""PBX nodes against the real stack.
 
-- An engine attached to node n1 marks it up, its claims carry n1, and the switch itself never
-  holds more channels than n1's cap, although the campaign and the trunk group allow more; a
-  node of the group that nobody drives (n2, never up) gets no call.
-- Node loss: two engines, as nodes n1 and n2 of one group (both on the stack's one Asterisk:
-  n2's engine reaches it through a TCP forwarder the test cuts, so n2's PBX is gone for it).
-  While n2 is down the campaign keeps dialing on n1 (not paused), only within n1's cap; when
-  n2 is back it gets calls again; every contact is dialed once, none is lost.
+- An engine attached to node n1 (Asterisk and FreeSWITCH) marks it up, its claims carry n1,
+  and the switch itself never holds more channels than n1's cap, although the campaign and
+  the trunk group allow more; a node of the group that nobody drives (n2, never up) gets no
+  call.
+- Node loss (Asterisk): two engines, as nodes n1 and n2 of one group (both on the stack's one
+  Asterisk: n2's engine reaches it through a TCP forwarder the test cuts, so n2's PBX is gone
+  for it). While n2 is down the campaign keeps dialing on n1 (not paused), only within n1's
+  cap; when n2 is back it gets calls again; every contact is dialed once, none is lost.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ async def store(stack: Any, namespace: str) -> AsyncIterator[RedisStore]:
 
 
 async def test_an_engine_on_a_node_holds_the_node_cap_on_the_switch(
-    stack: Any, namespace: str, store: RedisStore
+    stack: Any, namespace: str, store: RedisStore, pbx: str
 ) -> None:
     nodes = NodeStore(store.client, store.keys)
     await nodes.put_node(Node("n1", max_channels=NODE_CAP))
@@ -57,11 +58,11 @@ async def test_an_engine_on_a_node_holds_the_node_cap_on_the_switch(
         name="nodes", trunk=stack.trunk, max_channels=10, cps=20.0, ring_timeout=3.0, amd=False
     )
     control, cid = await new_campaign(store, campaign, phones)
-    settings = engine_settings(stack, namespace)
+    settings = engine_settings(stack, namespace, pbx=pbx)
     engine_store = RedisStore.from_url(stack.redis_url, namespace=namespace)
     try:
-        async with pbx_adapter(settings) as pbx, watch_switch(stack, "asterisk") as seen:
-            engine = Engine(settings, engine_store, pbx, node="n1")
+        async with pbx_adapter(settings) as adapter, watch_switch(stack, pbx) as seen:
+            engine = Engine(settings, engine_store, adapter, node="n1")
             async with asyncio.TaskGroup() as tg:
                 task = tg.create_task(engine.run())
                 await control.start(cid)
