@@ -27,6 +27,7 @@ from . import routes_callerid as callerid
 from . import routes_campaigns as campaigns
 from . import routes_lists as lists
 from . import routes_meta as meta
+from . import routes_nodes as nodes
 from . import routes_records as records
 from . import routes_recycle as recycle
 from . import routes_why as why
@@ -102,6 +103,7 @@ def endpoints(*, metrics: bool, metrics_public: bool = False) -> tuple[Endpoint,
             "GET", f"{CAMPAIGN}/records.csv", VIEW, records.get_records_csv, "export call records"
         ),
         Endpoint("GET", f"{CAMPAIGN}/analytics", VIEW, records.get_analytics, "read analytics"),
+        *(Endpoint(*row) for row in nodes.ROUTES),
     ]
     if metrics:
         role = None if metrics_public else VIEW

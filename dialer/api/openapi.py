@@ -15,6 +15,8 @@ from dialer.domain.dialorder import NEW_EVERY_MAX, NEW_EVERY_MIN, DialOrder
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.domain.why import BlockerCode
 
+from .routes_nodes import openapi_paths
+
 Doc = dict[str, Any]
 
 
@@ -635,6 +637,7 @@ _COMPONENTS: Doc = {
 def openapi_document(*, metrics: bool, metrics_public: bool = False) -> Doc:
     """The document for an app built with (or without) /metrics, public or not."""
     paths = _paths()
+    paths |= openapi_paths()  # routes_nodes
     if not metrics:
         del paths["/metrics"]
     elif metrics_public:

@@ -18,6 +18,8 @@
     dialer dnc import FILE                  [--campaign ID]
     dialer trunk show|reset TRUNK...        circuit breakers
     dialer callback add|move ID CONTACT AT  | cancel ID CONTACT | list ID
+    dialer node list|set|remove|cap         PBX nodes, the global cap
+    dialer trunkgroup list|set|remove       trunk groups over nodes
 
 Settings come from DIALER_* environment variables (:meth:`EngineSettings.from_env`), with
 ``--redis-url`` / ``--namespace`` overrides. A user error prints ``dialer: <sentence>`` on
@@ -36,7 +38,7 @@ from dialer import __version__
 from dialer.errors import DialerError
 from dialer.importer import ImportRefused
 
-from . import callbacks, campaigns, dnc, lists, records, recycle, service, status, trunks
+from . import callbacks, campaigns, dnc, lists, nodes, records, recycle, service, status, trunks
 from .common import Parser, common_options, note
 from .output import plural, refusal_lines
 
@@ -59,7 +61,8 @@ def build_parser() -> Parser:
         "--version", action="version", version=f"dialer {__version__}", help="print the version"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (service, campaigns, lists, status, records, dnc, trunks, recycle, callbacks):
+    modules = (service, campaigns, lists, status, records, dnc, trunks, recycle, callbacks, nodes)
+    for module in modules:
         module.register(sub, common)
     return parser
 

@@ -45,6 +45,7 @@ from dialer.engine.followup import FollowUp
 from dialer.engine.heartbeat import heartbeat
 from dialer.engine.leases import LeaseKeeper
 from dialer.engine.livecalls import LiveCalls
+from dialer.engine.nodebeat import node_heartbeat
 from dialer.engine.nodes import Nodes
 from dialer.engine.pbxevents import PbxEvents
 from dialer.engine.ports import Runner
@@ -58,6 +59,7 @@ from dialer.store.breaker import BreakerStore
 from dialer.store.dnc import DncStore
 from dialer.store.engines import EngineRegistry
 from dialer.store.models import ClaimBatch, ClaimCommand
+from dialer.store.nodes import NodeClaim, NodeRouter, NodeStore
 from dialer.store.redis_store import RedisStore
 
 __all__ = ["Engine", "EngineStatistics", "_Claim", "_Ended"]
@@ -90,6 +92,9 @@ class Engine:
         self.store = store
         self.nodes = Nodes(pbx if isinstance(pbx, Mapping) else {settings.node: pbx})
         self.pbx = self.nodes.first
+        # nodes, trunk groups and caps configured in Redis (issue 17): each claim on a trunk of
+        # a group goes to the least loaded of this engine's nodes there that is up
+        self.node_router = NodeRouter(NodeStore(store.client, store.keys), tuple(self.nodes))
         self.control = CampaignControl(store, clock=clock, contexts=settings.contexts)
         self.dnc = DncStore(store)
         self.breakers = BreakerStore(store)
@@ -180,6 +185,11 @@ class Engine:
                 ),
                 name="heartbeat",
             )
+            for name, adapter in self.nodes.items():  # each node up while its PBX is
+                marks = node_heartbeat(
+                    self.node_router.store, self.owner, name, _connected_of(adapter)
+                )
+                tg.create_task(marks, name=f"node-marks-{name}")
 
     # -- what a runner asks of its engine (dialer.engine.ports.RunnerHost) -----------------
 
@@ -196,6 +206,12 @@ class Engine:
 
     def node_to_dial(self) -> str | None:
         return self.nodes.node_to_dial()
+
+    async def node_claim(self, trunk: str) -> NodeClaim | None:
+        """The node block of a claim on ``trunk`` (dialer.store.nodes): this engine's nodes of
+        the trunk's group with the group's and the global caps; None for a trunk in no group
+        (the claim then goes to :meth:`node_to_dial`'s node, as before nodes were kept)."""
+        return await self.node_router.claim_for(trunk)
 
     def adapter(self, node: str) -> PbxAdapter:
         return self.nodes.adapter(node)
@@ -252,3 +268,8 @@ class Engine:
 
     async def _run_runner(self, runner: RunnableRunner) -> None:
         await self.supervisor.run_runner(runner)
+
+
+def _connected_of(adapter: PbxAdapter) -> Callable[[], bool]:
+    """Whether ``adapter``'s PBX connection is up, asked anew at each call."""
+    return lambda: adapter.connected

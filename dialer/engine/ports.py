@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from dialer.engine.control import CampaignControl
     from dialer.engine.followup import FollowUp
     from dialer.metrics import DialerMetrics
+    from dialer.store.nodes import NodeClaim
     from dialer.store.redis_store import RedisStore
 
 
@@ -141,6 +142,8 @@ class RunnerHost(Protocol):
     def connected(self) -> bool: ...
 
     def node_to_dial(self) -> str | None: ...
+
+    async def node_claim(self, trunk: str) -> NodeClaim | None: ...
 
     def adapter(self, node: str) -> PbxAdapter: ...
 

@@ -186,22 +186,24 @@ class CampaignRunner:
             self._slot_freed.clear()  # a hang-up during the claim must not be missed
             trunk = self.claim_trunk()
             limit = cfg.trunk_limit(trunk)
-            command = store.claim_command(
-                self.campaign_id,
-                trunk,
-                call_ids,
-                self._engine.owner,
-                lease_ms=cfg.lease_ms,
-                max_channels=self.settings.max_channels,
-                trunk_max_channels=limit.max_channels,
-                cps=self.settings.cps,
-                trunk_cps=limit.cps,
-                rate_margin_ms=cfg.rate_margin_ms,
-                pace_ms=cfg.pace_ms,
-                node=node,
-            )
             started = time.perf_counter()
             try:
+                command = store.claim_command(
+                    self.campaign_id,
+                    trunk,
+                    call_ids,
+                    self._engine.owner,
+                    lease_ms=cfg.lease_ms,
+                    max_channels=self.settings.max_channels,
+                    trunk_max_channels=limit.max_channels,
+                    cps=self.settings.cps,
+                    trunk_cps=limit.cps,
+                    rate_margin_ms=cfg.rate_margin_ms,
+                    pace_ms=cfg.pace_ms,
+                    node=node,
+                    # the engine's nodes of the trunk, the group's and the global caps
+                    nodes=await self._engine.node_claim(trunk),
+                )
                 # in the results writer's next round trip, with what it has waiting
                 batch: ClaimBatch = await self._engine.claim(command)
             except NotFound:
@@ -217,7 +219,10 @@ class CampaignRunner:
                 self._on_backup = False
                 log.warning("campaign %s: dialing on trunk %s again", self.campaign_id, trunk)
             if batch.claims:
-                calls = [(self._follow(claim, trunk, node), claim) for claim in batch.claims]
+                calls = [
+                    (self._follow(claim, trunk, claim.node or node), claim)
+                    for claim in batch.claims
+                ]
                 dials.create_task(self._dial(calls), name=calls[0][0].call_id)
             stop = batch.stop
             if stop == "max":
@@ -229,6 +234,8 @@ class CampaignRunner:
                 self.at_cap = False
             elif stop == "rate":
                 await asyncio.sleep(max(batch.wait_ms, 1) / 1000)
+            elif stop == "node":  # no node of the trunk is up: as when the PBX is down
+                await self._sleep(self._wake, _MAX_IDLE)
             elif stop == "trunk":  # the trunk's breaker refuses claims (or took the probe)
                 await self._trunk_refused(trunk, batch)
             elif stop == "empty":
@@ -308,7 +315,15 @@ class CampaignRunner:
         for (call, _), caller_id in zip(calls, chosen, strict=True):
             call.caller_id = caller_id or ""
         requests = [self._request(call, claim) for call, claim in calls]
-        errors = await engine.adapter(calls[0][0].node).originate_many(requests)  # one node
+        # one PBX write per node: a claim with a node block may spread over several nodes
+        by_node: dict[str, list[int]] = {}
+        for i, (call, _) in enumerate(calls):
+            by_node.setdefault(call.node, []).append(i)
+        errors: list[DialerError | None] = [None] * len(calls)
+        for node, indexes in by_node.items():
+            replies = await engine.adapter(node).originate_many([requests[i] for i in indexes])
+            for i, error in zip(indexes, replies, strict=True):
+                errors[i] = error
         accepted = [call for (call, _), error in zip(calls, errors, strict=True) if error is None]
         engine.metrics.originated(self.campaign_id, calls[0][0].trunk, len(accepted))
         engine.originated(accepted)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisClusterException, RedisError
 
@@ -39,7 +39,16 @@ from .models import (
 )
 from .results import finish_args, finish_groups, finish_replies
 
-_STOPS: dict[str, ClaimStop] = {"max": "max", "full": "full", "rate": "rate", "trunk": "trunk"}
+if TYPE_CHECKING:
+    from .nodes import NodeClaim
+
+_STOPS: dict[str, ClaimStop] = {
+    "max": "max",
+    "full": "full",
+    "rate": "rate",
+    "trunk": "trunk",
+    "node": "node",
+}
 # claim.lua's "no limit" for a channel or rate limit: sent only for a limit of None (a trunk
 # spelled out as unlimited, or not listed), never for a number (claim_command refuses 0)
 _NO_LIMIT = 0
@@ -60,8 +69,9 @@ def _claim_batch_of(cid: int, res: Sequence[Any]) -> ClaimBatch:
             attempts=int(res[i + 4]),
             tech_failures=int(res[i + 5]),
             dial=int(res[i + 6]),
+            node=_s(res[i + 7]),
         )
-        for i in range(4, len(res), 7)
+        for i in range(4, len(res), 8)
     ]
     if stop == "status":
         current = _s(value)
@@ -165,6 +175,7 @@ class ClaimsMixin(StoreCore):
         rate_margin_ms: int = 0,
         pace_ms: int = 0,
         node: str = "",
+        nodes: NodeClaim | None = None,
     ) -> ClaimBatch:
         """Claim up to ``len(call_ids)`` due contacts in one atomic step (claim.lua).
 
@@ -188,6 +199,7 @@ class ClaimsMixin(StoreCore):
             rate_margin_ms=rate_margin_ms,
             pace_ms=pace_ms,
             node=node,
+            nodes=nodes,
         )
         try:
             res = await self._lua.claim(keys=command.keys, args=command.args)
@@ -210,6 +222,7 @@ class ClaimsMixin(StoreCore):
         rate_margin_ms: int = 0,
         pace_ms: int = 0,
         node: str = "",
+        nodes: NodeClaim | None = None,
     ) -> ClaimCommand:
         """The claim.lua call of :meth:`claim_batch`, checked and built but not sent, to run in
         :meth:`settle_and_claim`'s round trip.
@@ -217,6 +230,9 @@ class ClaimsMixin(StoreCore):
         A limit of None is no limit: it alone becomes claim.lua's "no limit" value (0). A
         number must be a positive int (channels) or a finite positive number (cps): 0,
         negative, NaN or infinite is a ValueError, never "no limit".
+        ``nodes``: the candidate PBX nodes and the group and global caps (claim.lua's node
+        block; dialer.store.nodes); None: the engine's one PBX, no such caps. ``node``: the
+        claiming engine's node, kept in each call hash unless the node block chose one.
         """
         if lease_ms <= 0:
             raise ValueError("lease_ms must be positive")
@@ -259,6 +275,8 @@ class ClaimsMixin(StoreCore):
             k.retries(cid),
             k.trunk_breaker(trunk),
         ]
+        node_arg = "" if nodes is None else nodes.arg(len(keys) + 1, rate_margin_ms)
+        keys += [] if nodes is None else nodes.keys(k)
         args: list[str | int] = [
             owner,
             cid,
@@ -277,6 +295,7 @@ class ClaimsMixin(StoreCore):
             _SETTLE_PER_CLAIM,
             c_pace.burst,
             t_pace.burst,
+            node_arg,
             node,
             *call_ids,
         ]

@@ -65,6 +65,22 @@ key                            type   content
                                       half_open), runs (and the run's charged call ids),
                                       cool-down end, probe call, reason, trips
                                       (breaker_report.lua, claim.lua; domain/breaker.py)
+``{ns}:nodes``                 hash   node id -> its configuration (JSON, dialer.domain.nodes
+                                      Node: kind, max_channels, cps, enabled)
+``{ns}:trunkgroups``           hash   group name -> its configuration (JSON, TrunkGroup:
+                                      trunks -> node ids, backup, max_channels, cps)
+``{ns}:cap``                   string the global cap (JSON, GlobalCap: max_channels, cps)
+``{ns}:n:{node}:up``           zset   engine owner -> ms (Redis clock) until which that engine
+                                      sees the node's PBX connected; the node is up while one
+                                      score is in the future (dialer.store.nodes)
+``{ns}:n:{node}:inflight``     zset   call -> lease expiry ms at the claim (not renewed: the
+                                      count is the cap): the node's channel leases, held
+                                      until the call is settled (finish/release.lua)
+``{ns}:n:{node}:rate``         zset   sliding log of originate grants on the node
+``{ns}:g:{group}:inflight``    zset   call -> lease expiry ms: the trunk group's leases
+``{ns}:g:{group}:rate``        zset   sliding log of the group's grants
+``{ns}:all:inflight``          zset   call -> lease expiry ms: every call of a node claim
+``{ns}:all:rate``              zset   sliding log of every node claim's grants
 ``{ns}:engines``               hash   engine owner token -> its heartbeat (JSON: expires_ms by
                                       the Redis clock, PBX connected, its trunk limits),
                                       written every few s by each engine (dialer.store.engines);
@@ -74,7 +90,9 @@ key                            type   content
                                       process holding it: renew, originated, release and finish
                                       refuse any other), adopted_ms, claimed_ms,
                                       originated_ms, prev_status, prev_due, dial (the
-                                      contact's ``dials`` at the claim); expires one day after
+                                      contact's ``dials`` at the claim), node and group (a
+                                      node claim: whose leases finish/release give back);
+                                      expires one day after
                                       ``done``
 ``{ns}:records:{cid}``         stream one entry per call (README: Call records); outlives the
                                       campaign
@@ -394,6 +412,61 @@ class Keys:
 
     def trunk_breaker(self, trunk: str) -> str:
         return f"{self._t(trunk)}:breaker"
+
+    # nodes, trunk groups and the global cap (dialer.store.nodes; claim.lua's node block)
+    @property
+    def nodes(self) -> str:
+        return f"{self.ns}:nodes"
+
+    @property
+    def trunk_groups(self) -> str:
+        return f"{self.ns}:trunkgroups"
+
+    @property
+    def global_cap(self) -> str:
+        return f"{self.ns}:cap"
+
+    @property
+    def node_prefix(self) -> str:
+        """``{ns}:n:``: finish.lua and release.lua derive a call's node lease key from it."""
+        return f"{self.ns}:n:"
+
+    @property
+    def group_prefix(self) -> str:
+        return f"{self.ns}:g:"
+
+    def node_up(self, node: str) -> str:
+        return f"{self.node_prefix}{_check_name('node', node)}:up"
+
+    def node_inflight(self, node: str) -> str:
+        return f"{self.node_prefix}{_check_name('node', node)}:inflight"
+
+    def node_rate(self, node: str) -> str:
+        return f"{self.node_prefix}{_check_name('node', node)}:rate"
+
+    def group_inflight(self, group: str) -> str:
+        return f"{self.group_prefix}{_check_name('trunk group', group)}:inflight"
+
+    def group_rate(self, group: str) -> str:
+        return f"{self.group_prefix}{_check_name('trunk group', group)}:rate"
+
+    def node_lease_prefixes(self, cid: int) -> tuple[str, str, str]:
+        """The node prefix, the group prefix and the global inflight zset, which finish.lua and
+        release.lua take last to give back a node claim's leases. On Cluster, where the node
+        block is not offered (dialer.store.nodes), the same names under campaign ``cid``'s
+        slot-group tag: never touched there, but declared in the script's one slot."""
+        if not self.cluster:
+            return (self.node_prefix, self.group_prefix, self.global_inflight)
+        tag = self._tag(self.group_of(cid))
+        return (f"{tag}:n:", f"{tag}:g:", f"{tag}:all:inflight")
+
+    @property
+    def global_inflight(self) -> str:
+        return f"{self.ns}:all:inflight"
+
+    @property
+    def global_rate(self) -> str:
+        return f"{self.ns}:all:rate"
 
     # engines
     @property

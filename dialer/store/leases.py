@@ -82,7 +82,11 @@ class LeasesMixin(StoreCore):
         the call (it adopted it): nothing is changed.
         """
         res = await self._lua.release(
-            keys=[*self._end_keys(cid, trunk, call_id, contact_id), self.keys.retries(cid)],
+            keys=[
+                *self._end_keys(cid, trunk, call_id, contact_id),
+                self.keys.retries(cid),
+                *self.keys.node_lease_prefixes(cid),
+            ],
             args=[call_id, contact_id, CALL_TTL_S, contact_member(contact_id), owner],
         )
         if int(res) == -1:

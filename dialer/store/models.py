@@ -9,7 +9,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 from dialer.domain.statuses import CallStatus, CampaignStatus
 
-ClaimKind = Literal["ok", "full", "rate", "empty", "status", "closed", "trunk"]
+ClaimKind = Literal["ok", "full", "rate", "empty", "status", "closed", "trunk", "node"]
 
 #: Statuses a contact may have when it is added (the others are reached by dialing).
 INITIAL_STATUSES = frozenset(
@@ -97,9 +97,10 @@ class Claim:
     attempts: int
     tech_failures: int
     dial: int = 0
+    node: str = ""  # the PBX node to dial it on ("" without nodes: the engine's one PBX)
 
 
-ClaimStop = Literal["max", "full", "rate", "empty", "status", "closed", "trunk"]
+ClaimStop = Literal["max", "full", "rate", "empty", "status", "closed", "trunk", "node"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,7 @@ class ClaimBatch:
     :class:`ClaimResult`; ``status`` the campaign is not running (``status``; no claims);
     ``closed`` its calling hours closed (``wait_ms`` 0; no claims); ``trunk`` the trunk's
     circuit breaker refuses claims (``wait_ms`` until a probe may go; with a claim: it is the
-    probe).
+    probe); ``node`` no PBX node of the trunk is up (no claims: the PBX is unavailable).
     ``blocked``: contacts settled as do not call instead of being claimed.
     """
 

@@ -93,6 +93,7 @@ def finish_args(k: Keys, items: Sequence[FinishItem]) -> list[str | int]:
             _encode_json([x for item in fields.items() for x in item]),
             it.owner,
         ]
+    keys += k.node_lease_prefixes(items[0].cid)  # the node leases' keys go last (finish.lua)
     return [len(keys), *keys, *args]
 
 

@@ -19,6 +19,7 @@ from dialer.domain.why import TrunkSnapshot, WhyReport, WhySnapshot, why
 from dialer.errors import InvalidSettings, NotFound
 
 from .engines import beats_of
+from .nodes import NodeStore, with_nodes_blocker
 from .redis_store import RedisStore, _decode_map, _s, _translated
 
 __all__ = ["explain", "read_snapshot"]
@@ -116,4 +117,6 @@ async def read_snapshot(store: RedisStore, cid: int) -> WhySnapshot:
 
 async def explain(store: RedisStore, cid: int) -> WhyReport:
     """Why campaign ``cid`` is (not) dialing now."""
-    return why(await read_snapshot(store, cid))
+    snapshot = await read_snapshot(store, cid)
+    nodes = NodeStore(store.client, store.keys)
+    return await with_nodes_blocker(nodes, snapshot, why(snapshot))

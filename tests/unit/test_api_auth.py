@@ -57,6 +57,16 @@ PERMISSIONS: list[tuple[str, str, Role | None, dict[str, Any], int]] = [
     ("GET", f"{C}/records.csv", V, {}, 404),
     ("GET", f"{C}/analytics", V, {}, 404),
     ("GET", f"{C}/why", V, {}, 404),
+    ("GET", "/nodes", V, {}, 200),
+    ("GET", "/nodes/gone", V, {}, 404),
+    ("PUT", "/nodes/gone", A, {"json": {}}, 201),
+    ("DELETE", "/nodes/gone", A, {}, 200),
+    ("GET", "/trunk-groups", V, {}, 200),
+    ("GET", "/trunk-groups/gone", V, {}, 404),
+    ("PUT", "/trunk-groups/gone", A, {"json": {"trunks": {"t": ["ghost"]}}}, 422),
+    ("DELETE", "/trunk-groups/gone", A, {}, 404),
+    ("GET", "/global-cap", V, {}, 200),
+    ("PUT", "/global-cap", A, {"json": {}}, 200),
 ]
 
 
@@ -186,6 +196,9 @@ def test_table_is_complete() -> None:
     expected = {(m, p.replace(str(GONE), "{campaign_id}"), r) for m, p, r, _, _ in PERMISSIONS}
     expected = {(m, p.replace("/lists/1/", "/lists/{list_id}/"), r) for m, p, r in expected}
     expected = {(m, p.replace("/contacts/1", "/contacts/{contact_id}"), r) for m, p, r in expected}
+    expected = {(m, p.replace("/nodes/gone", "/nodes/{node_id}"), r) for m, p, r in expected}
+    group = ("/trunk-groups/gone", "/trunk-groups/{name}")
+    expected = {(m, p.replace(*group), r) for m, p, r in expected}
     actual = {(e.method, e.path.replace(":int", ""), e.role) for e in endpoints(metrics=True)}
     assert actual == expected
 

@@ -50,6 +50,13 @@ TREE = {
     ("callback", "move"),
     ("callback", "cancel"),
     ("callback", "list"),
+    ("node", "list"),
+    ("node", "set"),
+    ("node", "remove"),
+    ("node", "cap"),
+    ("trunkgroup", "list"),
+    ("trunkgroup", "set"),
+    ("trunkgroup", "remove"),
 }
 
 

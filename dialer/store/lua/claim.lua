@@ -27,6 +27,15 @@ KEYS[17] campaign pacing slot      {ns}:c:{cid}:pace   (string: ms of the next g
 KEYS[18] trunk pacing slot         {ns}:t:{trunk}:pace
 KEYS[19] retries zset             {ns}:c:{cid}:retries  (the retries among pending: dial order)
 KEYS[20] trunk breaker hash        {ns}:t:{trunk}:breaker  (breaker_report.lua)
+KEYS[21..] the node block (only with ARGV[18]; its first index is ARGV[18]'s "k"):
+  +0  global inflight zset       {ns}:all:inflight
+  +1  global rate zset           {ns}:all:rate
+  +2  trunk group inflight zset  {ns}:g:{group}:inflight
+  +3  trunk group rate zset      {ns}:g:{group}:rate
+  then 3 per candidate node i (i = 0, 1, ...; +4 + 3i):
+  +0  node up zset               {ns}:n:{node}:up   (engine -> ms until which it sees the PBX)
+  +1  node inflight zset         {ns}:n:{node}:inflight
+  +2  node rate zset             {ns}:n:{node}:rate
 (KEYS[11] and KEYS[12] are prefixes: the call and contact hashes are derived inside the
 script, as the contacts are chosen here. On Redis Cluster every key and both prefixes carry
 the campaign's slot-group hash tag ({ns}:{gK}:...; dialer/store/keys.py): one slot.)
@@ -49,9 +58,19 @@ ARGV[15] how many contacts of stopped lists or on a do-not-call list may be sett
          call without dialing before it gives up
 ARGV[16] campaign pacing step B         (grants one claim takes in the steady state)
 ARGV[17] trunk pacing step B
-ARGV[18] node: the PBX node the calls will be originated on, kept in each call hash ("": not
-         said; dialer.engine.leases treats such a call as any node's)
-ARGV[19..] call ids, one per claim wanted (N = #ARGV - 18); a replay of ids whose reply was
+ARGV[18] the node claim (dialer.store.nodes.NodeClaim): "" for none (the engine's one PBX,
+         as before: no node, group or global cap), else JSON
+         {"k": index of the node block's first key, "g": trunk group name,
+          "gc": group max channels, "gl": group rate limit L, "gw": its window W ms,
+          "ac": global max channels, "al": global rate limit L, "aw": its window W ms,
+          "n": [[node id, max channels, rate limit L, window W ms, check up 0|1], ...]}
+         (0: no limit), the candidate nodes: those of the trunk the engine is attached to,
+         enabled. A node with "check up" 1 is a candidate only while its up zset has a score
+         in the future (an engine attached to it sees its PBX connected).
+ARGV[19] node: the PBX node of the engine that claims, kept in each call hash unless the node
+         block chose another ("": not said; dialer.engine.leases treats such a call as any
+         node's)
+ARGV[20..] call ids, one per claim wanted (N = #ARGV - 19); a replay of ids whose reply was
          lost returns the same claims and takes nothing more
 
 No limit: a channel or rate limit of 0 (ARGV 5-7, 11) means no limit on that axis (the
@@ -86,8 +105,15 @@ Each claim counts one more dial of its contact (the contact's `dials`, kept in t
 as `dial`): the contact's n-th call gets dial n whatever its outcome, technical errors
 included, on whichever engine. A replay answers the dial the first reply carried.
 
+Node block (PBX nodes, trunk groups, the global cap; issue 17): the global, group and node
+caps are leases too (every claim's call id in the global, group and node inflight zsets,
+given back by finish.lua / release.lua from the call hash's node and group fields), and
+sliding-window rates (the hard limit L in W ms; no pacing on these axes). Each claim goes to
+the up candidate node with free capacity that is least loaded (leases / max channels, then
+fewest leases, then the order given); the call hash and the reply carry its node.
+
 Returns {stop, now, value, blocked, [call id, contact id, phone, vars_json, attempts,
-tech_failures, dial] per claim...}: now = server ms from TIME; stop tells why the script
+tech_failures, dial, node] per claim...} (node "" without a node block): now = server ms from TIME; stop tells why the script
 claimed no more than it did:
   "max"     every call id was used (value 0)
   "status"  campaign not running (value = its status, "" if it does not exist); no claims
@@ -97,6 +123,8 @@ claimed no more than it did:
             "trunk" when more were asked), and the breaker goes half-open with this claim's
             call as its probe (PROBE_GRANTED of dialer/domain/breaker.py), only if a contact
             was claimed.
+  "node"    no candidate node is up (or none is given): the PBX is unavailable for this
+            trunk; value 0; no claims, no contact touched
   "closed"  the campaign is Running but its claim deadline (field open_until_ms, written by
             transition.lua: the calling hours' close less a guard, or the end date) has
             passed by this server's clock (value = the deadline); no claims. A slow or stale
@@ -111,14 +139,14 @@ claimed no more than it did:
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local CALL, CONTACT = KEYS[11], KEYS[12]
-local first_id = 19
+local first_id = 20
 
 -- replay of a claim whose reply was lost: answer it again, take nothing more
 local prior = redis.call('HGET', CALL .. ARGV[first_id], 'state')
 if prior then
   local out = {'max', now, 0, 0}
   for i = first_id, #ARGV do
-    local call = redis.call('HMGET', CALL .. ARGV[i], 'state', 'contact', 'dial')
+    local call = redis.call('HMGET', CALL .. ARGV[i], 'state', 'contact', 'dial', 'node')
     if call[1] and call[1] ~= 'claimed' then
       return redis.error_reply('call id already used: ' .. ARGV[i])
     end
@@ -127,7 +155,7 @@ if prior then
       local n = #out
       out[n + 1], out[n + 2], out[n + 3] = ARGV[i], tonumber(call[2]), c[1] or ''
       out[n + 4], out[n + 5], out[n + 6] = c[2] or '{}', tonumber(c[3]) or 0, tonumber(c[4]) or 0
-      out[n + 7] = tonumber(call[3]) or 0
+      out[n + 7], out[n + 8] = tonumber(call[3]) or 0, call[4] or ''
     end
   end
   return out
@@ -154,11 +182,7 @@ if br[1] == 'open' or br[1] == 'half_open' then
   probing = true
 end
 
--- (b) expired leases are not purged here: a lease keeps its slot until its call is settled
--- (finished, released, or adopted by an engine that saw it on the PBX: reap.lua, adopt.lua),
--- so the caps hold while a dead engine's calls are still up. Nothing to scan per claim.
-
--- (c) channel limits: how many channels are free
+-- ==== node block (1/3): the candidate nodes that are up, their room (ARGV[18]) ====
 local huge = 2 ^ 53
 local function channels_free(key, limit)
   if limit <= 0 then
@@ -171,20 +195,6 @@ local function channels_free(key, limit)
   local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   return 0, math.max(1, tonumber(first[2]) - now)
 end
-local room, wait = channels_free(KEYS[3], tonumber(ARGV[5]))
-if room > 0 then
-  local trunk_room
-  trunk_room, wait = channels_free(KEYS[4], tonumber(ARGV[6]))
-  room = math.min(room, trunk_room)
-end
-if room <= 0 then
-  return {'full', now, wait, 0}
-end
-local stop = room < #ARGV - first_id + 1 and 'full' or 'max'
-local stop_value = 0  -- with 'full' after some claims: 0 = call again when a channel frees
-
--- (d) sliding-window rate: how many grants fit now. rate_room returns the room and the wait
--- until the next grant once that room is used up (with room 0: from now).
 local function rate_room(key, limit, window)
   if limit <= 0 then
     return huge, 0
@@ -202,6 +212,89 @@ local function rate_room(key, limit, window)
   end
   return limit - n, math.max(1, oldest + window - now)
 end
+local spec = ARGV[18] ~= '' and cjson.decode(ARGV[18]) or nil
+local nodes = {}  -- the up candidates (node_of): {id, inflight key, rate key, rate limit,
+                  -- channels free, rate room, leases, max channels, their two waits}
+local n_chan, n_chan_wait, n_rate, n_rate_wait = huge, 0, huge, 0
+local a_chan, a_wait, a_rate, a_rate_wait, g_chan, g_wait, g_rate, g_rate_wait
+local function node_of(n, base)  -- an up candidate's room, in as few commands as it needs
+  local used = redis.call('ZCARD', KEYS[base + 1])
+  local cap = n[2] > 0 and n[2] or huge
+  local free, fwait = math.max(0, cap - used), 0
+  if free == 0 then
+    local first = redis.call('ZRANGE', KEYS[base + 1], 0, 0, 'WITHSCORES')
+    fwait = math.max(1, (tonumber(first[2]) or now) - now)
+  end
+  local rroom, rwait = huge, 0
+  if n[3] > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[base + 2], '-inf', now - n[4])
+    local g = redis.call('ZCARD', KEYS[base + 2])
+    rroom, rwait = math.max(0, n[3] - g), 1  -- (binding after this claim: the next one
+    if rroom == 0 then                       -- measures the wait)
+      local e = redis.call('ZRANGE', KEYS[base + 2], g - n[3], g - n[3], 'WITHSCORES')
+      rwait = math.max(1, tonumber(e[2]) + n[4] - now)
+    end
+  end
+  return {n[1], KEYS[base + 1], KEYS[base + 2], n[3], free, rroom, used, cap, fwait, rwait}
+end
+if spec then
+  local k = spec.k
+  for i, n in ipairs(spec.n) do
+    local base = k + 4 + 3 * (i - 1)
+    if n[5] == 0 or redis.call('ZCOUNT', KEYS[base], '(' .. now, '+inf') > 0 then
+      nodes[#nodes + 1] = node_of(n, base)
+    end
+  end
+  if #nodes == 0 then
+    return {'node', now, 0, 0}
+  end
+  -- the nodes' room: channels (sum of the free channels), and with their rates (sum of
+  -- min(free, rate room), counted as a rate limit only where it binds before the channels)
+  local chan, both, cw, rw = 0, 0, huge, huge
+  for _, n in ipairs(nodes) do
+    chan = math.min(huge, chan + n[5])
+    both = math.min(huge, both + math.min(n[5], n[6]))
+    if n[5] == 0 then cw = math.min(cw, n[9]) end
+    if n[6] < n[5] then rw = math.min(rw, n[10]) end
+  end
+  n_chan, n_chan_wait = chan, cw < huge and cw or 1
+  if both < chan then
+    n_rate, n_rate_wait = both, rw < huge and rw or 1
+  end
+  a_chan, a_wait = channels_free(KEYS[k], tonumber(spec.ac))
+  a_rate, a_rate_wait = rate_room(KEYS[k + 1], tonumber(spec.al), tonumber(spec.aw))
+  g_chan, g_wait = channels_free(KEYS[k + 2], tonumber(spec.gc))
+  g_rate, g_rate_wait = rate_room(KEYS[k + 3], tonumber(spec.gl), tonumber(spec.gw))
+end
+-- ==== end of node block (1/3) ====
+
+-- (b) expired leases are not purged here: a lease keeps its slot until its call is settled
+-- (finished, released, or adopted by an engine that saw it on the PBX: reap.lua, adopt.lua),
+-- so the caps hold while a dead engine's calls are still up. Nothing to scan per claim.
+
+-- (c) channel limits: how many channels are free (channels_free: above, in the node block)
+local room, wait = channels_free(KEYS[3], tonumber(ARGV[5]))
+if room > 0 then
+  local trunk_room
+  trunk_room, wait = channels_free(KEYS[4], tonumber(ARGV[6]))
+  room = math.min(room, trunk_room)
+end
+if spec and room > 0 then  -- node block (2/3): the global, group and node channels
+  for _, axis in ipairs({{a_chan, a_wait}, {g_chan, g_wait}, {n_chan, n_chan_wait}}) do
+    if axis[1] < room then
+      room, wait = axis[1], axis[2]
+    end
+  end
+end
+if room <= 0 then
+  return {'full', now, wait, 0}
+end
+local stop = room < #ARGV - first_id + 1 and 'full' or 'max'
+local stop_value = 0  -- with 'full' after some claims: 0 = call again when a channel frees
+
+-- (d) sliding-window rate: how many grants fit now. rate_room (above, in the node block)
+-- returns the room and the wait until the next grant once that room is used up (with room 0:
+-- from now).
 
 -- pacing: the next grant's slot S (ms) advances by T per grant; a slot may be late by C at
 -- most (S >= now - C), so a late caller catches up with a burst of at most C / T + 1 grants
@@ -231,8 +324,20 @@ local t_room, t_wait = rate_room(KEYS[6], t_limit, tonumber(ARGV[12]))
 local cp_room, c_slot = pace_room(KEYS[17], c_pace, c_catch)
 local tp_room, t_slot = pace_room(KEYS[18], t_pace, t_catch)
 local grants = math.min(c_room, t_room, cp_room, tp_room)
+local x_rate, x_wait = huge, 0  -- node block (2/3): the global, group and nodes' rates
+if spec then
+  for _, axis in ipairs({{a_rate, a_rate_wait}, {g_rate, g_rate_wait}, {n_rate, n_rate_wait}}) do
+    if axis[1] < x_rate then
+      x_rate, x_wait = axis[1], axis[2]
+    elseif axis[1] == x_rate then
+      x_wait = math.max(x_wait, axis[2])
+    end
+  end
+  grants = math.min(grants, x_rate)
+end
 if grants <= 0 then
   local w = 1
+  if x_rate == 0 then w = math.max(w, x_wait) end
   if c_room == 0 then w = math.max(w, c_wait) end
   if t_room == 0 then w = math.max(w, t_wait) end
   if cp_room == 0 then w = math.max(w, pace_wait(c_slot, c_pace, c_step)) end
@@ -245,6 +350,7 @@ if grants < huge and grants <= room then
   stop = 'rate'
   stop_value = 1
   if c_room == grants then stop_value = math.max(stop_value, c_wait) end
+  if x_rate == grants then stop_value = math.max(stop_value, x_wait) end
   if t_room == grants then stop_value = math.max(stop_value, t_wait) end
   if c_slot and cp_room == grants then
     stop_value = math.max(stop_value, pace_wait(c_slot + grants * c_pace, c_pace, c_step))
@@ -308,6 +414,37 @@ local function pick_due()
   end
   return retry
 end
+-- ==== node block (3/3): the node of each claim, its leases ====
+local function pick_node()
+  local best, best_load
+  for _, n in ipairs(nodes) do
+    if n[5] > 0 and n[6] > 0 then
+      local load = n[7] / n[8]
+      if not best or load < best_load or (load == best_load and n[7] < best[7]) then
+        best, best_load = n, load
+      end
+    end
+  end
+  return best
+end
+local function lease_node(call_id, expiry)
+  if not spec then
+    return ''
+  end
+  local n = pick_node()  -- never nil: the room above is within the nodes' room
+  n[5], n[6], n[7] = n[5] - 1, n[6] - 1, n[7] + 1
+  redis.call('ZADD', n[2], expiry, call_id)
+  if n[4] > 0 then redis.call('ZADD', n[3], now, call_id) end
+  local k = spec.k
+  redis.call('ZADD', KEYS[k], expiry, call_id)
+  redis.call('ZADD', KEYS[k + 2], expiry, call_id)
+  if tonumber(spec.al) > 0 then redis.call('ZADD', KEYS[k + 1], now, call_id) end
+  if tonumber(spec.gl) > 0 then redis.call('ZADD', KEYS[k + 3], now, call_id) end
+  redis.call('HSET', CALL .. call_id, 'node', n[1], 'group', spec.g)
+  return n[1]
+end
+-- ==== end of node block (3/3) ====
+
 local out = {stop, now, stop_value, 0}
 local blocked = 0
 local settle = tonumber(ARGV[15])
@@ -362,7 +499,7 @@ while claimed < room and next_id <= #ARGV do
       redis.call('HSET', CALL .. call_id, 'cid', ARGV[2], 'contact', kid, 'trunk', ARGV[3],
                  'phone', phone, 'state', 'claimed', 'owner', ARGV[1],
                  'claimed_ms', now, 'prev_status', old, 'prev_due', due, 'dial', dial,
-                 'node', ARGV[18])
+                 'node', ARGV[19])
       redis.call('ZADD', KEYS[3], expiry, call_id)
       redis.call('ZADD', KEYS[4], expiry, call_id)
       redis.call('ZADD', KEYS[7], now, call_id)
@@ -372,10 +509,11 @@ while claimed < room and next_id <= #ARGV do
       if t_limit > 0 then
         redis.call('ZADD', KEYS[6], now, call_id)
       end
+      local node = lease_node(call_id, expiry)
       local n = #out
       out[n + 1], out[n + 2], out[n + 3] = call_id, kid, phone
       out[n + 4], out[n + 5], out[n + 6] = c[4] or '{}', tonumber(c[5]) or 0, tonumber(c[6]) or 0
-      out[n + 7] = dial
+      out[n + 7], out[n + 8] = dial, node
     end
   end
 end

@@ -25,6 +25,12 @@ then 13 keys per call, in the order of the calls in ARGV:
   +12 usage hash              {ns}:c:{cid}:usage
   +13 retries zset            {ns}:c:{cid}:retries  (a retry is queued in pending and here)
 
+then, after every call's keys, the node leases' keys (claim.lua's node block: a call with a
+node in its hash gives back its node, trunk group and global leases):
+  #KEYS-2  node key prefix       {ns}:n:   (+ node + ":inflight")
+  #KEYS-1  group key prefix      {ns}:g:   (+ group + ":inflight")
+  #KEYS    global inflight zset  {ns}:all:inflight
+
 ARGV[1]  call hash TTL in seconds
 then per call, 12 values:
   +1  call id
@@ -51,6 +57,7 @@ local ttl = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
+local NODE, GROUP, ALL = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]
 local k, a = 2, 2
 while a <= #ARGV do
   local call_id, contact, cid = ARGV[a], ARGV[a + 1], ARGV[a + 2]
@@ -69,6 +76,14 @@ while a <= #ARGV do
     redis.call('ZREM', K(5), call_id)
     redis.call('ZREM', K(6), call_id)
     redis.call('ZREM', K(7), call_id)
+    -- the node block's leases: a call with a group has them (every call has a node: the
+    -- claiming engine's, dialer/domain/callstate.py; only a node claim gives it a group)
+    local lease = redis.call('HMGET', K(1), 'node', 'group')
+    if lease[1] and lease[2] then
+      redis.call('ZREM', NODE .. lease[1] .. ':inflight', call_id)
+      redis.call('ZREM', GROUP .. (lease[2] or '') .. ':inflight', call_id)
+      redis.call('ZREM', ALL, call_id)
+    end
     redis.call('HSET', K(1), 'state', 'done', 'done_ms', now)
     redis.call('EXPIRE', K(1), ttl)
 

@@ -18,6 +18,9 @@ KEYS[8]  pending zset            {ns}:c:{cid}:pending
 KEYS[9]  counts hash             {ns}:c:{cid}:counts
 KEYS[10] liststop hash           {ns}:c:{cid}:liststop
 KEYS[11] retries zset            {ns}:c:{cid}:retries  (a retry goes back there too)
+KEYS[12] node key prefix         {ns}:n:   (+ node + ":inflight": claim.lua's node block)
+KEYS[13] group key prefix        {ns}:g:   (+ group + ":inflight")
+KEYS[14] global inflight zset    {ns}:all:inflight
 
 ARGV[1]  call id
 ARGV[2]  contact id
@@ -50,6 +53,13 @@ redis.call('ZREM', KEYS[4], call_id)
 redis.call('ZREM', KEYS[5], call_id)
 redis.call('ZREM', KEYS[6], call_id)
 redis.call('ZREM', KEYS[7], call_id)
+-- the node block's leases: only a node claim gives a call a group (finish.lua)
+local lease = redis.call('HMGET', KEYS[1], 'node', 'group')
+if lease[1] and lease[2] then
+  redis.call('ZREM', KEYS[12] .. lease[1] .. ':inflight', call_id)
+  redis.call('ZREM', KEYS[13] .. (lease[2] or '') .. ':inflight', call_id)
+  redis.call('ZREM', KEYS[14], call_id)
+end
 redis.call('HSET', KEYS[1], 'state', 'done', 'done_ms', now, 'released', '1')
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 

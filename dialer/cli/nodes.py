@@ -1,0 +1,243 @@
+"""``dialer node list|set|remove|cap`` and ``dialer trunkgroup list|set|remove``: the PBX
+nodes, trunk groups and global cap in Redis (dialer.domain.nodes, dialer.store.nodes).
+
+``set`` creates, or changes only the options given (``--max-channels unlimited`` lifts a cap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from typing import Any
+
+from dialer.domain.nodes import Node, NodeKind, TrunkGroup
+from dialer.errors import NotFound, ValidationError
+from dialer.store.nodes import NodeStatus, NodeStore
+
+from .common import Session, out, with_store
+
+_UNSET = object()  # an option not given: keep the stored value
+UNLIMITED = "unlimited"
+
+
+def _limit(text: str) -> Any:
+    """argparse type: a number, or ``unlimited`` (None); the domain checks the range."""
+    if text == UNLIMITED:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        hint = f"a number or {UNLIMITED!r} expected, got {text!r}"
+        raise argparse.ArgumentTypeError(hint) from None
+
+
+def _trunk_nodes(text: str) -> tuple[str, list[str]]:
+    """argparse type: ``TRUNK=NODE[,NODE...]``."""
+    trunk, sep, nodes = text.partition("=")
+    if not sep or not trunk or not nodes:
+        raise argparse.ArgumentTypeError(f"TRUNK=NODE[,NODE...] expected, got {text!r}")
+    return trunk, [n.strip() for n in nodes.split(",")]
+
+
+def _cap(value: object) -> str:
+    return UNLIMITED if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def node_line(s: NodeStatus) -> str:
+    n = s.node
+    state = "up" if s.up else "down"
+    if not n.enabled:
+        state += ", disabled"
+    return (
+        f"{n.id}: {n.kind.value}, {state}, channels {s.channels}/{_cap(n.max_channels)}, "
+        f"cps {_cap(n.cps)} ({s.engines} engine(s) see it)"
+    )
+
+
+def group_line(g: TrunkGroup) -> str:
+    trunks = "; ".join(f"{t} via {', '.join(nodes)}" for t, nodes in g.trunks.items())
+    backup = f", backup {g.backup}" if g.backup else ""
+    return f"{g.name}: {trunks}{backup}; channels {_cap(g.max_channels)}, cps {_cap(g.cps)}"
+
+
+async def _node_list(args: argparse.Namespace, s: Session) -> int:
+    store = NodeStore(s.store.client, s.store.keys)
+    cfg = await store.config()
+    statuses = await store.statuses(cfg.nodes.values())
+    if args.json:
+        data = {"nodes": [x.to_dict() for x in statuses], "global_cap": cfg.cap.to_dict()}
+        out(json.dumps(data, indent=2))
+        return 0
+    for status in statuses:
+        out(node_line(status))
+    cap = cfg.cap
+    out(f"global cap: channels {_cap(cap.max_channels)}, cps {_cap(cap.cps)}")
+    return 0
+
+
+async def _node_set(args: argparse.Namespace, s: Session) -> int:
+    store = NodeStore(s.store.client, s.store.keys)
+    try:
+        node = await store.get_node(args.id)
+    except NotFound:
+        node = Node(args.id)
+    changes: dict[str, Any] = {}
+    if args.kind is not None:
+        changes["kind"] = NodeKind(args.kind)
+    if args.max_channels is not _UNSET:
+        changes["max_channels"] = args.max_channels
+    if args.cps is not _UNSET:
+        changes["cps"] = args.cps
+    if args.enabled is not None:
+        changes["enabled"] = args.enabled
+    node = replace(node, **changes)
+    created = await store.put_node(node)
+    (status,) = await store.statuses([node])
+    out(("created " if created else "updated ") + node_line(status))
+    return 0
+
+
+async def _node_remove(args: argparse.Namespace, s: Session) -> int:
+    await NodeStore(s.store.client, s.store.keys).remove_node(args.id)
+    out(f"{args.id}: removed")
+    return 0
+
+
+async def _node_cap(args: argparse.Namespace, s: Session) -> int:
+    store = NodeStore(s.store.client, s.store.keys)
+    cap = await store.get_cap()
+    changes = {
+        name: value
+        for name, value in (("max_channels", args.max_channels), ("cps", args.cps))
+        if value is not _UNSET
+    }
+    if changes:
+        cap = replace(cap, **changes)
+        await store.put_cap(cap)
+    out(f"global cap: channels {_cap(cap.max_channels)}, cps {_cap(cap.cps)}")
+    return 0
+
+
+async def _group_list(args: argparse.Namespace, s: Session) -> int:
+    cfg = await NodeStore(s.store.client, s.store.keys).config()
+    if args.json:
+        out(json.dumps({"trunk_groups": [g.to_dict() for g in cfg.groups.values()]}, indent=2))
+        return 0
+    for group in cfg.groups.values():
+        out(group_line(group))
+    return 0
+
+
+async def _group_set(args: argparse.Namespace, s: Session) -> int:
+    store = NodeStore(s.store.client, s.store.keys)
+    try:
+        group = await store.get_group(args.name)
+    except NotFound:
+        if not args.trunk:
+            raise ValidationError(
+                f"trunk group {args.name} is new: give its trunks (--trunk TRUNK=NODE,...)"
+            ) from None
+        group = TrunkGroup(args.name, dict(args.trunk))
+    changes: dict[str, Any] = {}
+    if args.trunk:
+        changes["trunks"] = dict(args.trunk)
+    if args.backup is not _UNSET:
+        changes["backup"] = args.backup or None
+    if args.max_channels is not _UNSET:
+        changes["max_channels"] = args.max_channels
+    if args.cps is not _UNSET:
+        changes["cps"] = args.cps
+    group = replace(group, **changes)
+    created = await store.put_group(group)
+    out(("created " if created else "updated ") + group_line(group))
+    return 0
+
+
+async def _group_remove(args: argparse.Namespace, s: Session) -> int:
+    await NodeStore(s.store.client, s.store.keys).remove_group(args.name)
+    out(f"{args.name}: removed")
+    return 0
+
+
+def _limits(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-channels", type=_limit, default=_UNSET, metavar="N", help="channels, or unlimited"
+    )
+    p.add_argument("--cps", type=_limit, default=_UNSET, metavar="X", help="cps, or unlimited")
+
+
+def _leaf(cmds: Any, name: str, common: argparse.ArgumentParser, text: str) -> Any:
+    return cmds.add_parser(name, parents=[common], help=text, description=text + ".")
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    node = sub.add_parser(
+        "node",
+        parents=[common],
+        help="PBX nodes and the global cap (list, set, remove, cap)",
+        description="PBX nodes (Asterisk or FreeSWITCH), each with its channel and CPS caps; "
+        "engines attached to a node mark it up while they see its PBX.",
+    )
+    cmds = node.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = _leaf(cmds, "list", common, "list nodes (up or down, channels)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=with_store(_node_list))
+    p = _leaf(cmds, "set", common, "create a node or change its options")
+    p.add_argument("id", metavar="ID", help="node id (lowercase letters, digits, . _ -)")
+    p.add_argument("--kind", choices=[k.value for k in NodeKind], help="the PBX (default asterisk)")
+    _limits(p)
+    on = p.add_mutually_exclusive_group()
+    on.add_argument(
+        "--enable",
+        dest="enabled",
+        action="store_const",
+        const=True,
+        default=None,
+        help="give it claims again",
+    )
+    on.add_argument(
+        "--disable",
+        dest="enabled",
+        action="store_const",
+        const=False,
+        help="give it no claims (maintenance)",
+    )
+    p.set_defaults(func=with_store(_node_set))
+    p = _leaf(cmds, "remove", common, "remove a node (no group may name it)")
+    p.add_argument("id", metavar="ID", help="node id")
+    p.set_defaults(func=with_store(_node_remove))
+    p = _leaf(cmds, "cap", common, "show or set the global cap")
+    _limits(p)
+    p.set_defaults(func=with_store(_node_cap))
+
+    group = sub.add_parser(
+        "trunkgroup",
+        parents=[common],
+        help="trunk groups (list, set, remove)",
+        description="A trunk group names trunks and the nodes each is reachable through, an "
+        "optional backup trunk, and caps over the whole group.",
+    )
+    cmds = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = _leaf(cmds, "list", common, "list trunk groups")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=with_store(_group_list))
+    p = _leaf(cmds, "set", common, "create a group or change its options")
+    p.add_argument("name", metavar="NAME", help="trunk group name")
+    p.add_argument(
+        "--trunk",
+        type=_trunk_nodes,
+        action="append",
+        metavar="TRUNK=NODE[,NODE]",
+        help="a trunk and the nodes it is reachable through (repeat; replaces the trunks)",
+    )
+    p.add_argument("--backup", default=_UNSET, metavar="TRUNK", help="backup trunk ('' none)")
+    _limits(p)
+    p.set_defaults(func=with_store(_group_set))
+    p = _leaf(cmds, "remove", common, "remove a trunk group")
+    p.add_argument("name", metavar="NAME", help="trunk group name")
+    p.set_defaults(func=with_store(_group_remove))
