@@ -11,6 +11,8 @@ allowed (``null``: no token).
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -52,7 +54,9 @@ def _models(table: Iterable[Endpoint]) -> list[type[BaseModel]]:
     return found
 
 
-def _schemas(models: Sequence[type[BaseModel]]) -> tuple[dict[Any, Doc], Doc]:
+@functools.cache
+def _schemas(models: tuple[type[BaseModel], ...]) -> tuple[dict[Any, Doc], Doc]:
+    """Every model's schema, generated once per set of models (an app per test is common)."""
     modes: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in models]
     refs, defs = models_json_schema(modes, ref_template=REF)
     return {model: schema for (model, _), schema in refs.items()}, defs.get("$defs", {})
@@ -155,8 +159,7 @@ def _operation(e: Endpoint, refs: dict[Any, Doc], schemas: Doc) -> Doc:
 
 def openapi_document(table: Sequence[Endpoint]) -> Doc:
     """The document of the app serving ``table`` (with or without /metrics, public or not)."""
-    models = _models(table)
-    refs, schemas = _schemas(models)
+    refs, schemas = copy.deepcopy(_schemas(tuple(_models(table))))
     paths: Doc = {}
     for e in table:
         path = _CONVERTOR.sub(r"{\1}", e.path)
