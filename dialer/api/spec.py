@@ -9,9 +9,10 @@ read what was validated with :func:`query_of` and :func:`body_of`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pydantic import ValidationError as ModelError
@@ -66,21 +67,56 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def model_error(exc: ModelError, where: str = "") -> ApiError:
-    """422 ``invalid_input`` naming the first wrong field: ``cps must be less than or equal to
-    10000``; ``query parameter limit must be a whole number written in digits``."""
+@functools.cache
+def _properties(model: type[BaseModel]) -> dict[str, Any]:
+    props: dict[str, Any] = model.model_json_schema().get("properties", {})
+    return props
+
+
+def _describe(schema: dict[str, Any]) -> str | None:
+    """What a property's schema asks for, in the domain's words ("a whole number from 1 to
+    1000"); None when it is not a simple bound."""
+    options = [o for o in schema.get("anyOf", [schema]) if o.get("type") != "null"]
+    if len(options) != 1:
+        return None
+    kind = options[0]
+    if "enum" in kind:
+        return "one of " + ", ".join(str(v) for v in kind["enum"])
+    low = kind.get("minimum", kind.get("exclusiveMinimum"))
+    high = kind.get("maximum", kind.get("exclusiveMaximum"))
+    if kind.get("type") == "integer":
+        return f"a whole number from {low} to {high}" if high is not None else None
+    if kind.get("type") == "number" and low is not None and high is not None:
+        above = "above" if "exclusiveMinimum" in kind else "from"
+        return f"a number {above} {low} and up to {high}"
+    if kind.get("type") == "boolean":
+        return "true or false"
+    if kind.get("type") == "string" and "maxLength" in kind:
+        return f"a text of {kind.get('minLength', 0)} to {kind['maxLength']} characters"
+    return None
+
+
+def model_error(exc: ModelError, model: type[BaseModel], where: str = "") -> ApiError:
+    """422 ``invalid_input`` naming the first wrong field: ``cps must be a number above 0 and
+    up to 10000, got 20000``; ``query parameter limit must be a whole number from 1 to 1000``."""
     first = exc.errors(include_url=False)[0]
-    name = _field(tuple(first["loc"])) or "the body"
-    message = str(first["msg"])
-    for prefix in ("Input should be ", "Value error, "):
-        if message.startswith(prefix):
-            message = message.removeprefix(prefix)
-            break
+    loc = tuple(first["loc"])
+    name = _field(loc) or "the body"
+    if first["type"] == "extra_forbidden":
+        return ApiError(422, "invalid_input", f"unknown field {name[:40]!r}", {"field": name})
+    if first["type"] == "missing":
+        return ApiError(422, "invalid_input", f"{where}{name} is required", {"field": name})
+    described = _describe(_properties(model).get(str(loc[0]), {})) if len(loc) == 1 else None
+    if described is not None:
+        message = f"{described}, got {first['input']!r}"
     else:
-        if first["type"] == "missing":
-            message = "given (it is required)"
-        elif first["type"] == "extra_forbidden":
-            return ApiError(422, "invalid_input", f"unknown field {name[:40]!r}", {"field": name})
+        message = str(first["msg"])
+        for prefix in ("Input should be ", "Value error, "):
+            if message.startswith(prefix):
+                message = message.removeprefix(prefix)
+                if first["type"] in ("enum", "literal_error"):
+                    message = f"one of {message}"
+                break
         else:
             message = message[0].lower() + message[1:]
     return ApiError(422, "invalid_input", f"{where}{name} must be {message}"[:300], {"field": name})
@@ -93,7 +129,7 @@ async def validate(spec: Spec, request: Request, max_body_bytes: int) -> None:
         try:
             request.state.query = spec.query.model_validate(dict(request.query_params))
         except ModelError as exc:
-            raise model_error(exc, "query parameter ") from None
+            raise model_error(exc, spec.query, "query parameter ") from None
     if spec.body is None:
         return
     body = await read_body(request, max_body_bytes)
@@ -110,7 +146,7 @@ async def validate(spec: Spec, request: Request, max_body_bytes: int) -> None:
     try:
         request.state.body = spec.body.model_validate(data)
     except ModelError as exc:
-        raise model_error(exc) from None
+        raise model_error(exc, spec.body) from None
 
 
 def query_of(request: Request, model: type[M]) -> M:

@@ -1,4 +1,4 @@
-"""The hand-written OpenAPI document matches the app's routes and roles; serve_api runs uvicorn."""
+"""The generated OpenAPI document matches the app's routes and roles; serve_api runs uvicorn."""
 
 from __future__ import annotations
 
