@@ -1,8 +1,11 @@
 """The HTTP control API: one table of endpoints with the role each needs, and the app factory.
 
 Every endpoint is a row of :func:`endpoints`: method, path, the least role allowed (None: no
-token needed) and the handler. The OpenAPI document (:mod:`.openapi`) states the same roles;
-a test keeps the two in step.
+token needed), the handler, and its :class:`~.spec.Spec` (query and body models, responses).
+The requests are validated against the spec and the OpenAPI document is generated from the
+same rows (:mod:`.openapi`), so a route cannot be served undocumented or documented wrongly.
+To add a route: write the handler (reading ``query_of``/``body_of``), add its models to
+:mod:`.params`/:mod:`.replies` and its row here; nothing else.
 """
 
 from __future__ import annotations
