@@ -143,6 +143,7 @@ async def run_service(
                 control=engine.control,
                 max_body_bytes=api.max_body_bytes,
                 max_upload_bytes=api.max_upload_bytes,
+                trunks=settings.trunks or None,  # DIALER_TRUNKS; unset: any trunk name
             )
             await open_metrics_port(stack, settings, engine.metrics)
             try:

@@ -81,7 +81,11 @@ def _refuse_constants(data: object) -> None:
 
 async def read_json(request: Request, limit: int, *, empty: object = None) -> object:
     """The JSON body (``empty`` when there is no body at all); 400 ``bad_json`` if it is not."""
-    body = await read_body(request, limit)
+    return parse_json(await read_body(request, limit), empty=empty)
+
+
+def parse_json(body: bytes, *, empty: object = None) -> object:
+    """``body`` as JSON (``empty`` when blank); 400 ``bad_json`` if it is not."""
     if not body.strip():
         if empty is None:
             raise ApiError(400, "bad_json", "a JSON body is required")

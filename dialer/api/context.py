@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dialer.engine.control import CampaignControl
+from dialer.errors import ValidationError
 from dialer.metrics import DialerMetrics
 from dialer.store.redis_store import RedisStore
 
@@ -23,6 +24,19 @@ class ApiContext:
     max_body_bytes: int = JSON_BODY_LIMIT
     max_upload_bytes: int = UPLOAD_LIMIT
     delete_drain_timeout: float = 60.0
+    trunks: frozenset[str] | None = None  # the trunks campaigns may use; None: any
+
+
+def check_trunks(ctx: ApiContext, *names: str | None) -> None:
+    """422 when a trunk is not one of the configured ones (DIALER_TRUNKS)."""
+    if ctx.trunks is None:
+        return
+    for name in names:
+        if name is not None and name not in ctx.trunks:
+            known = ", ".join(sorted(ctx.trunks)) or "none"
+            raise ValidationError(
+                f"trunk {name[:64]!r} is not configured (DIALER_TRUNKS): use one of {known}"
+            )
 
 
 Handler = Callable[[ApiContext, Request], Awaitable[Response]]

@@ -11,17 +11,14 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dialer.domain.retry import check_fields
 from dialer.engine.callbacks import CallbackCommands, CallbackSet
 from dialer.errors import TransitionRefused
 from dialer.store.callbacks import CallbackChange, CallbackInCall, CallbackView
 
-from .bodies import read_object
 from .context import ApiContext, path_int
 from .errors import ApiError
-from .schemas import int_param
-
-MAX_PAGE = 1000
+from .params import CallbackBody, CallbacksQuery
+from .spec import body_of, query_of
 
 
 def iso_ms(ms: int | None) -> str | None:
@@ -78,14 +75,9 @@ async def set_callback(ctx: ApiContext, request: Request) -> Response:
     """Body ``{"at": "2026-12-24T09:00:00+01:00"}``: set the contact's callback, or move it."""
     cid = path_int(request, "campaign_id")
     contact_id = path_int(request, "contact_id")
-    body = check_fields(
-        await read_object(request, ctx.max_body_bytes),
-        "body",
-        required=frozenset({"at"}),
-        optional=frozenset(),
-    )
+    at = body_of(request, CallbackBody).at
     try:
-        result = await CallbackCommands(ctx.store).schedule(cid, contact_id, body["at"])
+        result = await CallbackCommands(ctx.store).schedule(cid, contact_id, at)
     except TransitionRefused as exc:
         raise _refused(exc) from None
     return JSONResponse(set_view(result))
@@ -105,9 +97,8 @@ async def cancel_callback(ctx: ApiContext, request: Request) -> Response:
 async def list_callbacks(ctx: ApiContext, request: Request) -> Response:
     """Upcoming callbacks in due order; ``after`` (due_ms of the last one seen) pages."""
     cid = path_int(request, "campaign_id")
-    query = request.query_params
-    after = int_param(query, "after", 0)
-    limit = int_param(query, "limit", 100, minimum=1, maximum=MAX_PAGE)
+    query = query_of(request, CallbacksQuery)
+    after, limit = query.after, query.limit
     views = await CallbackCommands(ctx.store).upcoming(cid, after_ms=after or None, limit=limit)
     last = views[-1].due_ms if len(views) == limit else None
     return JSONResponse({"callbacks": [callback_view(v) for v in views], "next_after": last})

@@ -9,8 +9,9 @@ from dialer.domain.callerid import CallerIdSource
 from dialer.errors import NotFound
 from dialer.store.callerid import list_caller_ids, set_list_caller_id
 
-from .bodies import read_object
 from .context import ApiContext, path_int
+from .params import CallerIdBody
+from .spec import body_of
 
 
 def _view(list_id: int, source: CallerIdSource) -> dict[str, object]:
@@ -32,6 +33,7 @@ async def put_list_caller_id(ctx: ApiContext, request: Request) -> Response:
     apply a change within 5 seconds, whatever the campaign's status."""
     cid = path_int(request, "campaign_id")
     list_id = path_int(request, "list_id")
-    source = CallerIdSource.from_dict(await read_object(request, ctx.max_body_bytes))
+    body = body_of(request, CallerIdBody).model_dump(mode="json", exclude_unset=True)
+    source = CallerIdSource.from_dict(body)
     await set_list_caller_id(ctx.store, cid, list_id, source)
     return JSONResponse(_view(list_id, source))

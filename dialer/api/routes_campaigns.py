@@ -9,19 +9,17 @@ from starlette.responses import JSONResponse, Response
 
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.lifecycle import CampaignCommand
-from dialer.domain.statuses import CampaignStatus
 from dialer.engine.control import CommandResult
-from dialer.errors import TransitionRefused, ValidationError
+from dialer.errors import TransitionRefused
 from dialer.store.breaker import BreakerStore
 from dialer.store.models import CampaignRecord
 from dialer.store.queries import set_identity
 
-from .bodies import read_object
-from .context import ApiContext, path_int
+from .context import ApiContext, check_trunks, path_int
 from .errors import EDITABLE, ApiError, commanding, not_editable
-from .schemas import campaign_view, enum_param, int_param
-
-MAX_PAGE = 1000
+from .params import CampaignEditBody, CampaignSettingsBody, CampaignsQuery, HangupBody
+from .schemas import campaign_view
+from .spec import body_of, query_of
 
 
 def _result(result: CommandResult) -> dict[str, object]:
@@ -44,10 +42,8 @@ def _settings_of(campaign: CampaignRecord) -> dict[str, object]:
 
 
 async def list_campaigns(ctx: ApiContext, request: Request) -> Response:
-    query = request.query_params
-    status = enum_param(query, "status", CampaignStatus)
-    offset = int_param(query, "offset", 0)
-    limit = int_param(query, "limit", 50, minimum=1, maximum=MAX_PAGE)
+    query = query_of(request, CampaignsQuery)
+    status, offset, limit = query.status, query.offset, query.limit
     found = await ctx.store.list_campaigns(status=status, offset=offset, limit=limit)
     breakers = BreakerStore(ctx.store)
     found = [await breakers.with_reason(c) for c in found]
@@ -62,7 +58,9 @@ async def list_campaigns(ctx: ApiContext, request: Request) -> Response:
 
 
 async def create_campaign(ctx: ApiContext, request: Request) -> Response:
-    settings = CampaignSettings.from_dict(await read_object(request, ctx.max_body_bytes))
+    body = body_of(request, CampaignSettingsBody).model_dump(mode="json", exclude_unset=True)
+    settings = CampaignSettings.from_dict(body)
+    check_trunks(ctx, settings.trunk, settings.backup_trunk)
     cid = await ctx.control.create(settings)
     campaign = await ctx.store.get_campaign(cid)
     return JSONResponse(
@@ -80,11 +78,12 @@ async def get_campaign(ctx: ApiContext, request: Request) -> Response:
 async def edit_campaign(ctx: ApiContext, request: Request) -> Response:
     """Top-level merge: fields given replace the stored ones; the result is validated whole."""
     cid = path_int(request, "campaign_id")
-    changes = await read_object(request, ctx.max_body_bytes)
+    changes = body_of(request, CampaignEditBody).model_dump(mode="json", exclude_unset=True)
     campaign = await ctx.store.get_campaign(cid)
     if campaign.status not in EDITABLE:
         raise not_editable(cid, campaign.status)
     settings = ctx.control.check(CampaignSettings.from_dict({**_settings_of(campaign), **changes}))
+    check_trunks(ctx, settings.trunk, settings.backup_trunk)
     try:
         await ctx.store.update_settings(cid, json.dumps(settings.to_dict()), allowed=EDITABLE)
     except TransitionRefused:
@@ -134,14 +133,7 @@ async def resume_campaign(ctx: ApiContext, request: Request) -> Response:
 
 
 async def _hangup_flag(ctx: ApiContext, request: Request) -> bool:
-    body = await read_object(request, ctx.max_body_bytes, empty={})
-    unknown = sorted(set(body) - {"hangup"})
-    if unknown:
-        raise ValidationError(f"unknown field {unknown[0]!r}: the body may only hold hangup")
-    hangup = body.get("hangup", False)
-    if not isinstance(hangup, bool):
-        raise ValidationError(f"hangup must be true or false, got {hangup!r}")
-    return hangup
+    return body_of(request, HangupBody).hangup
 
 
 async def stop_campaign(ctx: ApiContext, request: Request) -> Response:

@@ -9,7 +9,6 @@ from starlette.responses import JSONResponse, Response
 
 from dialer.domain.callerid import CallerIdSource
 from dialer.domain.lifecycle import ListCommand, next_list_status
-from dialer.domain.statuses import CallStatus
 from dialer.errors import NotFound, TransitionRefused
 from dialer.importer import ColumnMapping, import_csv
 from dialer.store.callerid import set_list_caller_id
@@ -18,15 +17,12 @@ from dialer.store.queries import contacts_page
 from .bodies import spool_upload
 from .context import ApiContext, path_int
 from .errors import EDITABLE, ApiError, not_editable, translate
-from .schemas import contact_view, enum_param, import_report, int_param, list_views, text_param
+from .params import ContactsQuery, UploadQuery
+from .schemas import contact_view, import_report, list_views
+from .spec import media_type, query_of
 
-MAX_PAGE = 1000
 _ADDING = "lists can be added"
 CSV_TYPES = frozenset({"text/csv", "text/plain", "application/csv", "application/octet-stream"})
-
-
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
 
 
 async def upload_list(ctx: ApiContext, request: Request) -> Response:
@@ -38,25 +34,20 @@ async def upload_list(ctx: ApiContext, request: Request) -> Response:
     ``caller_id_mode`` (rotate, local) and ``caller_id_fallback``.
     """
     cid = path_int(request, "campaign_id")
-    media = _media_type(request)
+    media = media_type(request)
     if media and media not in CSV_TYPES:
         raise ApiError(
             415,
             "unsupported_media_type",
             f"send the CSV file as the body with Content-Type text/csv, not {media[:60]}",
         )
-    query = request.query_params
-    region = text_param(query, "default_region", max_len=8) or "US"
+    query = query_of(request, UploadQuery)
+    region = query.default_region or "US"
     mapping = ColumnMapping(
-        phone=text_param(query, "phone_column"),
-        name=text_param(query, "name_column"),
-        timezone=text_param(query, "timezone_column"),
+        phone=query.phone_column, name=query.name_column, timezone=query.timezone_column
     )
     caller_ids = CallerIdSource.from_options(
-        text_param(query, "caller_id", max_len=100),
-        text_param(query, "caller_id_pool", max_len=20_000),
-        text_param(query, "caller_id_mode", max_len=10),
-        text_param(query, "caller_id_fallback", max_len=20),
+        query.caller_id, query.caller_id_pool, query.caller_id_mode, query.caller_id_fallback
     )
     campaign = await ctx.store.get_campaign(cid)  # before reading a large body for nothing
     if campaign.status not in EDITABLE:
@@ -103,13 +94,14 @@ async def get_contacts(ctx: ApiContext, request: Request) -> Response:
     while ``next_after`` is not null; follow ``next_after`` until it is.
     """
     cid = path_int(request, "campaign_id")
-    query = request.query_params
-    status = enum_param(query, "status", CallStatus)
-    after = int_param(query, "after", 0)
-    offset = int_param(query, "offset", 0)
-    limit = int_param(query, "limit", 50, minimum=1, maximum=MAX_PAGE)
+    query = query_of(request, ContactsQuery)
     page = await contacts_page(
-        ctx.store, cid, status=status, after=after, offset=offset, limit=limit
+        ctx.store,
+        cid,
+        status=query.status,
+        after=query.after,
+        offset=query.offset,
+        limit=query.limit,
     )
     return JSONResponse(
         {

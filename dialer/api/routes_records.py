@@ -19,9 +19,10 @@ from dialer.store.queries import campaign_known
 from dialer.store.redis_store import RedisStore
 
 from .context import ApiContext, path_int
-from .schemas import int_param, record_view, stream_id_param
+from .params import RecordsQuery
+from .schemas import record_view
+from .spec import query_of
 
-MAX_PAGE = 1000
 CSV_PAGE = 1000
 
 
@@ -33,9 +34,8 @@ async def _require_known(store: RedisStore, cid: int) -> None:
 async def get_records(ctx: ApiContext, request: Request) -> Response:
     """One record per call, oldest first; page with ``after`` = the last ``record_id``."""
     cid = path_int(request, "campaign_id")
-    query = request.query_params
-    after = stream_id_param(query, "after")
-    limit = int_param(query, "limit", 100, minimum=1, maximum=MAX_PAGE)
+    query = query_of(request, RecordsQuery)
+    after, limit = query.after, query.limit
     await _require_known(ctx.store, cid)
     records = await ctx.store.records(cid, after=after, count=limit)
     return JSONResponse(

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dialer.domain.recycle import MAX_REMOVE, recyclable_statuses
+from dialer.domain.recycle import recyclable_statuses
 from dialer.errors import NotFound, ValidationError
 from dialer.store.recycle import (
     RecycleRefused,
@@ -23,46 +23,18 @@ from dialer.store.recycle import (
     remove_contacts,
 )
 
-from .bodies import read_object
 from .context import ApiContext, path_int
 from .errors import ApiError
-
-_RECYCLE_FIELDS = frozenset({"statuses", "into"})
-_REMOVE_FIELDS = frozenset({"ids", "phones", "default_region"})
-
-
-def _unknown(data: dict[str, object], allowed: frozenset[str]) -> None:
-    extra = sorted(set(data) - allowed)
-    if extra:
-        raise ValidationError(
-            f"unknown field {extra[0][:40]!r}; allowed: {', '.join(sorted(allowed))}"
-        )
-
-
-def _target(value: object) -> Target:
-    if value is None or value == "new":
-        return value
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    raise ValidationError('into: null (this campaign), a campaign id, or "new"')
-
-
-def _strings(data: dict[str, object], name: str) -> list[str]:
-    value = data.get(name, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValidationError(f"{name}: a list of strings")
-    if len(value) > MAX_REMOVE:
-        raise ValidationError(f"{name}: at most {MAX_REMOVE} per request")
-    return [str(v) for v in value]
+from .params import RecycleBody, RemoveBody
+from .spec import body_of
 
 
 async def recycle(ctx: ApiContext, request: Request) -> Response:
     cid = path_int(request, "campaign_id")
     list_id = path_int(request, "list_id")
-    data = await read_object(request, ctx.max_body_bytes)
-    _unknown(data, _RECYCLE_FIELDS)
-    statuses = recyclable_statuses(_strings(data, "statuses"))
-    into = _target(data.get("into"))
+    body = body_of(request, RecycleBody)
+    statuses = recyclable_statuses([s.value for s in body.statuses])
+    into: Target = body.into
     try:
         report = await recycle_list(ctx.store, cid, list_id, statuses, into=into)
     except RecycleRefused as exc:
@@ -96,19 +68,9 @@ async def remove_one(ctx: ApiContext, request: Request) -> Response:
 
 async def remove_many(ctx: ApiContext, request: Request) -> Response:
     cid = path_int(request, "campaign_id")
-    data = await read_object(request, ctx.max_body_bytes)
-    _unknown(data, _REMOVE_FIELDS)
-    ids = data.get("ids", [])
-    if (
-        not isinstance(ids, list)
-        or len(ids) > MAX_REMOVE
-        or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids)
-    ):
-        raise ValidationError(f"ids: a list of at most {MAX_REMOVE} contact ids (integers > 0)")
-    region = data.get("default_region", "US")
-    if not isinstance(region, str):
-        raise ValidationError("default_region: an ISO country code, e.g. US")
-    phones = normalized_phones(_strings(data, "phones"), region)
+    body = body_of(request, RemoveBody)
+    ids = body.ids
+    phones = normalized_phones(body.phones, body.default_region)
     if not ids and not phones:
         raise ValidationError("name the contacts to remove: ids and/or phones")
     try:

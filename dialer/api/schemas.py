@@ -1,21 +1,15 @@
-"""JSON views of the store's values, and query-parameter parsing."""
+"""JSON views of the store's values (their schemas: :mod:`.replies`)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from enum import StrEnum
-from typing import TypeVar
-
-from starlette.datastructures import QueryParams
 
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.statuses import CallStatus, ListStatus
-from dialer.errors import InvalidSettings, ValidationError
+from dialer.errors import InvalidSettings
 from dialer.importer import ImportReport, LineError
 from dialer.store.models import CampaignRecord, ContactRecord
-
-E = TypeVar("E", bound=StrEnum)
 
 
 def campaign_view(
@@ -92,56 +86,3 @@ def import_report(report: ImportReport) -> dict[str, object]:
 
 def record_view(record_id: str, fields: Mapping[str, str]) -> dict[str, str]:
     return {"record_id": record_id, **fields}
-
-
-# -- query parameters ---------------------------------------------------------------------------
-
-
-def int_param(
-    query: QueryParams, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
-) -> int:
-    text = query.get(name)
-    if text is None or text == "":
-        return default
-    bounds = f"from {minimum}" + ("" if maximum is None else f" to {maximum}")
-    if not text.isascii() or not text.isdigit() or len(text) > 18:
-        raise ValidationError(f"query parameter {name} must be a whole number {bounds}")
-    value = int(text)
-    if value < minimum or (maximum is not None and value > maximum):
-        raise ValidationError(f"query parameter {name} must be a whole number {bounds}")
-    return value
-
-
-def enum_param(query: QueryParams, name: str, kind: type[E]) -> E | None:
-    text = query.get(name)
-    if text is None or text == "":
-        return None
-    try:
-        return kind(text)
-    except ValueError:
-        allowed = ", ".join(m.value for m in kind)
-        raise ValidationError(
-            f"query parameter {name} must be one of {allowed}; got {text[:40]!r}"
-        ) from None
-
-
-def text_param(query: QueryParams, name: str, *, max_len: int = 100) -> str | None:
-    text = query.get(name)
-    if text is None or text == "":
-        return None
-    if len(text) > max_len or any(not ch.isprintable() for ch in text):
-        raise ValidationError(f"query parameter {name} must be printable text of 1 to {max_len}")
-    return text
-
-
-def stream_id_param(query: QueryParams, name: str) -> str:
-    """A Redis stream id (``1700000000000-0``) or ``-`` for the start."""
-    text = query.get(name) or "-"
-    if text == "-":
-        return text
-    ms, _, seq = text.partition("-")
-    if not (ms.isascii() and ms.isdigit() and len(ms) <= 20) or (
-        seq and not (seq.isascii() and seq.isdigit() and len(seq) <= 20)
-    ):
-        raise ValidationError(f"query parameter {name} must be a record id such as 1700000000000-0")
-    return text

@@ -153,6 +153,7 @@ class Engine:
             self.writer,
             self.leases,
             clock=clock,
+            grouped=self._grouped,
         )
 
     def _new_runner(self, cid: int, settings: CampaignSettings) -> RunnableRunner:
@@ -206,6 +207,9 @@ class Engine:
 
     def node_to_dial(self) -> str | None:
         return self.nodes.node_to_dial()
+
+    async def _grouped(self, trunk: str) -> bool:
+        return (await self.node_router.config()).group_of(trunk) is not None
 
     async def node_claim(self, trunk: str) -> NodeClaim | None:
         """The node block of a claim on ``trunk`` (dialer.store.nodes): this engine's nodes of

@@ -3,15 +3,17 @@
 An ended attempt goes to the results writer without waiting for Redis; an answer is noted on
 the call (and fed to its trunk's breaker when that trunk is unhealthy). A node's connection
 lost pauses every campaign this engine dials once no node is left connected (nothing is
-originated blindly); a node back settles its calls that ended unseen during the outage
-(:meth:`LeaseKeeper.settle_cut`) and resumes what the outage paused.
+originated blindly), except those on a trunk of a trunk group (dialer.store.nodes): their
+claims go to the group's other nodes that are up, and wait while none is. A node back settles
+its calls that ended unseen during the outage (:meth:`LeaseKeeper.settle_cut`) and resumes
+what the outage paused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from dialer.config import EngineSettings
 from dialer.engine.cancel import checkpoint
@@ -21,7 +23,7 @@ from dialer.engine.livecalls import LiveCalls
 from dialer.engine.nodes import Nodes
 from dialer.engine.ports import Runner
 from dialer.engine.writer import ResultWriter
-from dialer.errors import DialerError, NotFound, TransitionRefused
+from dialer.errors import DialerError, NotFound, StoreError, TransitionRefused
 from dialer.metrics import DialerMetrics
 from dialer.pbx.base import CallEnded, PbxState
 
@@ -41,8 +43,11 @@ class PbxEvents:
         leases: LeaseKeeper,
         *,
         clock: Callable[[], float],
+        grouped: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self._settings = settings
+        # whether a trunk is in a trunk group (its campaigns are not paused by an outage)
+        self._grouped = grouped
         self._control = control
         self._metrics = metrics
         self._nodes = nodes
@@ -94,7 +99,13 @@ class PbxEvents:
         self._nodes.lost_at[node] = self._clock()
         if any(a.connected for n, a in self._nodes.items() if n != node):
             return  # the other nodes dial on
-        for cid in list(self._runners):
+        for cid, runner in list(self._runners.items()):
+            if self._grouped is not None:
+                try:
+                    if await self._grouped(runner.settings.trunk):
+                        continue  # the group's other nodes dial it (the claim waits if none)
+                except StoreError as exc:
+                    log.warning("trunk groups unreadable (%s): campaign %s paused", exc, cid)
             try:
                 await self._control.pause(cid, reason=PBX_DOWN_REASON)
                 log.warning("campaign %s paused: %s", cid, PBX_DOWN_REASON)

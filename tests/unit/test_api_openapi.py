@@ -1,4 +1,4 @@
-"""The hand-written OpenAPI document matches the app's routes and roles; serve_api runs uvicorn."""
+"""The generated OpenAPI document matches the app's routes and roles; serve_api runs uvicorn."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_document_matches_routes_and_roles(
 ) -> None:
     metrics = DialerMetrics("doc") if with_metrics else None
     app = create_app(store, tokens=TOKENS, metrics=metrics, metrics_public=public)
-    document = openapi_document(metrics=with_metrics, metrics_public=public)
+    document = openapi_document(endpoints(metrics=with_metrics, metrics_public=public))
     ops = operations(document)
     routes = {
         (method, route.path_format)
@@ -72,7 +72,7 @@ def test_document_matches_routes_and_roles(
 
 
 def test_document_refs_resolve() -> None:
-    document = openapi_document(metrics=True)
+    document = openapi_document(endpoints(metrics=True))
     for ref in refs(document):
         node: Any = document
         for part in ref.removeprefix("#/").split("/"):
@@ -86,7 +86,7 @@ async def test_served_without_token(store: RedisStore) -> None:
     async with api_client(store, metrics=DialerMetrics("doc")) as client:
         response = await client.get("/openapi.json")
         assert response.status_code == 200
-        assert response.json() == openapi_document(metrics=True)
+        assert response.json() == openapi_document(endpoints(metrics=True))
 
 
 @pytest.mark.redis
