@@ -58,6 +58,20 @@ def _digits(value: object) -> object:
 QueryInt = Annotated[int, BeforeValidator(_digits)]
 
 
+def _integral(value: object) -> object:
+    """A JSON number with no fraction (``306.0``) as the int JSON Schema's "integer" says it is;
+    anything else goes on to the strict check as it came."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: A JSON body's integer: an int, or a number with no fraction part (JSON Schema's "integer").
+#: Bounds nested in an Annotated go BEFORE the validator (``Annotated[int, Field(ge=1),
+#: BeforeValidator(_integral)]``): after it, pydantic writes them as "ge"/"le", not JSON Schema.
+Whole = Annotated[int, BeforeValidator(_integral)]
+
+
 class _Query(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -183,7 +197,7 @@ class _Settings(_Body):
         "contacts), due_time (oldest due first), interleave (one fresh contact in every "
         "new_every claims)",
     )
-    new_every: int = Field(5, ge=NEW_EVERY_MIN, le=NEW_EVERY_MAX)
+    new_every: Whole = Field(5, ge=NEW_EVERY_MIN, le=NEW_EVERY_MAX)
     backup_trunk: str | None = Field(
         None,
         pattern=TRUNK,
@@ -200,7 +214,7 @@ _CPS = Field(gt=0, le=MAX_CPS, description="calls per second")
 class CampaignSettingsBody(_Settings):
     name: str = _NAME
     trunk: str = _TRUNK
-    max_channels: int = _CHANNELS
+    max_channels: Whole = _CHANNELS
     cps: float = _CPS
 
 
@@ -209,7 +223,7 @@ class CampaignEditBody(_Settings):
 
     name: str = Field(None, min_length=1, max_length=200, pattern=NAME)  # type: ignore[assignment]
     trunk: str = Field(None, pattern=TRUNK)  # type: ignore[assignment]
-    max_channels: int = Field(None, ge=1, le=MAX_CHANNELS)  # type: ignore[assignment]
+    max_channels: Whole = Field(None, ge=1, le=MAX_CHANNELS)  # type: ignore[assignment]
     cps: float = Field(None, gt=0, le=MAX_CPS)  # type: ignore[assignment]
 
 
@@ -226,13 +240,15 @@ class RecycleBody(_Body):
     statuses: list[Annotated[CallStatus, Strict(False)]] = Field(
         min_length=1, max_length=len(CallStatus)
     )
-    into: Annotated[int, Field(ge=1, le=MAX_ID)] | Literal["new"] | None = Field(
+    into: (
+        Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_integral)] | Literal["new"] | None
+    ) = Field(
         None, description='null: this campaign; a campaign id; or "new" (a new Draft campaign)'
     )
 
 
 class RemoveBody(_Body):
-    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_integral)]] = Field(
         default_factory=list, max_length=MAX_REMOVE
     )
     phones: list[str] = Field(default_factory=list, max_length=MAX_REMOVE)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -19,6 +20,7 @@ from dialer.store.nodes import NodeStore
 
 from .auth import Role
 from .context import ApiContext, Handler
+from .params import _integral
 from .spec import Spec, body_of
 
 __all__ = ["routes"]
@@ -101,8 +103,31 @@ async def put_cap(ctx: ApiContext, request: Request) -> Response:
 
 # -- request and reply models (the schema and the validation: dialer.api.spec) -----------------
 
-_ID = r"^[a-z0-9][a-z0-9._-]{0,62}$"
-_Channels = Annotated[int, Field(ge=1, le=MAX_CHANNELS)] | None
+_ID_RE = r"[a-z0-9][a-z0-9._-]{0,62}"  # dialer.domain.nodes: a node id
+_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"  # a trunk group's or a trunk's name
+_ID = f"^{_ID_RE}$"
+
+
+class _Text(Convertor[str]):
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+class NodeIdConvertor(_Text):
+    regex = _ID_RE
+
+
+class GroupNameConvertor(_Text):
+    regex = _NAME_RE
+
+
+# a path whose id or name cannot exist is no route: 404, as for one that does not exist
+register_url_convertor("node_id", NodeIdConvertor())
+register_url_convertor("group_name", GroupNameConvertor())
+_Channels = Annotated[int, Field(ge=1, le=MAX_CHANNELS), BeforeValidator(_integral)] | None
 _Cps = Annotated[float, Field(gt=0, le=MAX_CPS)] | None
 
 
@@ -111,7 +136,6 @@ class _Body(BaseModel):
 
 
 class NodeBody(_Body):
-    id: str | None = Field(None, pattern=_ID, description="the path's id, if given")
     kind: Annotated[NodeKind, Strict(False)] = NodeKind.ASTERISK
     max_channels: _Channels = None
     cps: _Cps = None
@@ -119,11 +143,10 @@ class NodeBody(_Body):
 
 
 class GroupBody(_Body):
-    name: str | None = Field(None, description="the path's name, if given")
-    # (at least one trunk, each with at least one node: checked by dialer.domain.nodes)
-    trunks: dict[str, list[str]] = Field(
-        description="trunk name -> the node ids it is reachable through"
-    )
+    trunks: dict[
+        Annotated[str, Field(pattern=f"^{_NAME_RE}$")],  # a trunk name
+        Annotated[list[Annotated[str, Field(pattern=_ID)]], Field(min_length=1)],
+    ] = Field(min_length=1, description="trunk name -> the node ids it is reachable through")
     backup: str | None = None
     max_channels: _Channels = None
     cps: _Cps = None
@@ -178,8 +201,8 @@ class Removed(_Reply):
     removed: str
 
 
-NODE = "/nodes/{node_id}"
-GROUP = "/trunk-groups/{name}"
+NODE = "/nodes/{node_id:node_id}"
+GROUP = "/trunk-groups/{name:group_name}"
 VIEW, ADMIN = Role.VIEWER, Role.ADMINISTRATOR
 
 

@@ -75,17 +75,16 @@ async def test_nodes_and_groups_round_trip(store: RedisStore) -> None:
 @pytest.mark.parametrize(
     ("path", "body", "words"),
     [
-        ("/nodes/N1", {}, "node id"),
         ("/nodes/n1", {"max_channels": 0}, "max_channels"),
         ("/nodes/n1", {"max_channels": 100_001}, "max_channels"),
         ("/nodes/n1", {"cps": 10_001}, "cps"),
         ("/nodes/n1", {"cps": "fast"}, "cps"),
         ("/nodes/n1", {"kind": "yate"}, "kind"),
-        ("/nodes/n1", {"id": "n2"}, "differs"),
+        ("/nodes/n1", {"id": "n2"}, "id"),  # the path names it
         ("/nodes/n1", {"colour": "red"}, "unknown field"),
         ("/trunk-groups/g", {"trunks": {"t": ["ghost"]}}, "unknown node 'ghost'"),
-        ("/trunk-groups/g", {"trunks": {}}, "at least one trunk"),
-        ("/trunk-groups/g", {"trunks": {"t": []}}, "at least one node"),
+        ("/trunk-groups/g", {"trunks": {}}, "trunks must be dictionary should have at least 1"),
+        ("/trunk-groups/g", {"trunks": {"t": []}}, "trunks.t must be list should have at least 1"),
         ("/trunk-groups/g", {"trunks": {"t": ["n0"]}, "backup": "x"}, "backup"),
         ("/trunk-groups/g", {"trunks": {"t": ["n0"]}, "cps": 0}, "cps"),
         ("/trunk-groups/g", {"trunks": {"t": ["n0", "n0"]}}, "twice"),
@@ -142,3 +141,12 @@ async def test_why_shows_a_trunk_with_no_node_up(store: RedisStore) -> None:
         assert not r.json()["dialing"]
         await nodes.mark_up("n1", "engine-a")
         assert "pbx_unavailable" not in await codes()
+
+
+async def test_an_id_that_cannot_exist_is_no_route(store: RedisStore) -> None:
+    """A node id or group name outside its pattern (the OpenAPI document states it) is 404."""
+    async with api_client(store) as client:
+        for path in ("/nodes/N1", "/nodes/a%20b", "/trunk-groups/Spring%20sale"):
+            for method in ("GET", "PUT", "DELETE"):
+                r = await client.request(method, path, json={}, headers=ADMIN)
+                assert r.status_code == 404, (method, path, r.text)
