@@ -122,8 +122,8 @@ async def test_schemathesis_finds_no_failure(store: RedisStore, tmp_path: Path) 
                     "1",
                     "--phases",
                     phases,
-                    "--workers",
-                    "2",
+                    "--workers",  # one thread: the interpreter bug below shows with two
+                    "1",
                     "--no-shrink",
                     "--header",
                     f"Authorization: Bearer {TOKEN_OF[role]}",
