@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ class ContactInput:
     phone: str
     vars: Mapping[str, str] = field(default_factory=dict)
     status: CallStatus = CallStatus.PENDING
+    # local hours: the contact's ZoneGroup.key (dialer.domain.zones); None: from the number
+    zone_group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,25 @@ class ClaimBatch:
     next_due_ms: int | None = None
     blocked: int = 0
     server_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneClaim:
+    """Local hours, as claim.lua's ARGV[18] takes them: the zone groups open now, each with
+    its claim deadline (Redis-clock ms: the close less the guard), and when the next closed
+    group opens (ms; None: not known)."""
+
+    open: tuple[tuple[int, int], ...]
+    next_ms: int | None = None
+
+    def to_arg(self) -> str:
+        return json.dumps(
+            {
+                "open": [list(g) for g in self.open],
+                "next": -1 if self.next_ms is None else self.next_ms,
+            },
+            separators=(",", ":"),
+        )
 
 
 @dataclass(frozen=True, slots=True)

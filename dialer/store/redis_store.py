@@ -31,6 +31,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
 
 from dialer.domain.statuses import CallStatus, CampaignStatus, ListStatus
+from dialer.domain.zones import zone_key
 from dialer.errors import LeaseLost, NotFound, ScriptError, StoreError, TransitionRefused
 
 from .connection import connection_class_for
@@ -57,6 +58,7 @@ from .models import (
     SettleReply,
     Usage,
     Written,
+    ZoneClaim,
 )
 from .scripts import Scripts
 
@@ -484,7 +486,8 @@ class RedisStore:
             pipe.zrange(k.inflight(cid), 0, -1)
             pipe.zrange(k.claimed(cid), 0, -1)
             pipe.zrange(k.orphans(cid), 0, -1)
-            exists, seq, lists, *calls = await pipe.execute()
+            pipe.hgetall(k.zones(cid))
+            exists, seq, lists, *calls, gids = await pipe.execute()
         if not exists and seq is None and not lists:
             raise NotFound(f"campaign {cid} does not exist")
         async with self._r.pipeline(transaction=True) as pipe:
@@ -504,6 +507,8 @@ class RedisStore:
                 pipe.unlink(k.list_members(cid, int(list_id)))
             pipe.unlink(*(key for key in k.campaign_fixed(cid) if key != k.contact_seq(cid)))
             pipe.unlink(k.phones(cid), k.campaign_dnc(cid))  # the importer's dedupe set, DNC
+            for gid in (0, *(int(g) for g in gids.values())):  # local hours: zone queues
+                pipe.unlink(k.zone_queue(cid, gid), k.zone_retries(cid, gid))
             await pipe.execute()
         await self._r.unlink(k.contact_seq(cid))
         _log.info("campaign %s deleted (%d contact ids)", cid, last)
@@ -537,6 +542,7 @@ class RedisStore:
         if current != ListStatus.ACTIVE:
             raise await self._list_refused(cid, list_id, current)
         fixed = [k.pending(cid), k.counts(cid), k.list_members(cid, list_id), k.lists(cid)]
+        fixed += [k.zones(cid), k.zone_prefix(cid)]  # local hours: the contacts' zone groups
         added = 0
         for chunk in _chunks(contacts, batch):
             for c in chunk:
@@ -548,6 +554,7 @@ class RedisStore:
             for contact_id, c in zip(ids, chunk, strict=True):
                 vars_json = json.dumps(dict(c.vars), ensure_ascii=False, separators=(",", ":"))
                 args += [contact_member(contact_id), c.phone, vars_json, c.status.value]
+                args.append(c.zone_group if c.zone_group is not None else zone_key(c.phone))
             res = await self._lua.add_contacts(
                 keys=fixed + [k.contact(cid, i) for i in ids], args=args
             )
@@ -746,6 +753,7 @@ class RedisStore:
         trunk_cps: float | None,
         rate_margin_ms: int = 0,
         pace_ms: int = 0,
+        zones: ZoneClaim | None = None,
     ) -> ClaimBatch:
         """Claim up to ``len(call_ids)`` due contacts in one atomic step (claim.lua).
 
@@ -768,6 +776,7 @@ class RedisStore:
             trunk_cps=trunk_cps,
             rate_margin_ms=rate_margin_ms,
             pace_ms=pace_ms,
+            zones=zones,
         )
         try:
             res = await self._lua.claim(keys=command.keys, args=command.args)
@@ -789,13 +798,15 @@ class RedisStore:
         trunk_cps: float | None,
         rate_margin_ms: int = 0,
         pace_ms: int = 0,
+        zones: ZoneClaim | None = None,
     ) -> ClaimCommand:
         """The claim.lua call of :meth:`claim_batch`, checked and built but not sent, to run in
         :meth:`settle`'s round trip.
 
         A limit of None is no limit: it alone becomes claim.lua's "no limit" value (0). A
         number must be a positive int (channels) or a finite positive number (cps): 0,
-        negative, NaN or infinite is a ValueError, never "no limit".
+        negative, NaN or infinite is a ValueError, never "no limit". ``zones`` (local hours):
+        only the contacts of the open zone groups are taken; None: any due contact.
         """
         if lease_ms <= 0:
             raise ValueError("lease_ms must be positive")
@@ -836,6 +847,7 @@ class RedisStore:
             k.trunk_pace(trunk),
             k.retries(cid),
             k.trunk_breaker(trunk),
+            k.zone_prefix(cid),  # KEYS[21], local hours
         ]
         args: list[str | int] = [
             owner,
@@ -855,6 +867,7 @@ class RedisStore:
             _SETTLE_PER_CLAIM,
             c_pace.burst,
             t_pace.burst,
+            "" if zones is None else zones.to_arg(),  # ARGV[18], local hours
             *call_ids,
         ]
         return ClaimCommand(cid, keys, args)
@@ -1095,6 +1108,7 @@ class RedisStore:
                     k.records(it.cid),
                     k.usage(it.cid),
                     k.retries(it.cid),
+                    k.zone_prefix(it.cid),  # local hours
                 ]
                 shared[it.cid, it.trunk] = lane
             keys += (k.call(it.call_id), k.contact(it.cid, it.contact_id))
@@ -1130,7 +1144,11 @@ class RedisStore:
         the call (it adopted it): nothing is changed.
         """
         res = await self._lua.release(
-            keys=[*self._end_keys(cid, trunk, call_id, contact_id), self.keys.retries(cid)],
+            keys=[
+                *self._end_keys(cid, trunk, call_id, contact_id),
+                self.keys.retries(cid),
+                self.keys.zone_prefix(cid),  # local hours
+            ],
             args=[call_id, contact_id, CALL_TTL_S, contact_member(contact_id), owner],
         )
         if int(res) == -1:

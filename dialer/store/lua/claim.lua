@@ -25,6 +25,8 @@ KEYS[17] campaign pacing slot      {ns}:c:{cid}:pace   (string: ms of the next g
 KEYS[18] trunk pacing slot         {ns}:t:{trunk}:pace
 KEYS[19] retries zset             {ns}:c:{cid}:retries  (the retries among pending: dial order)
 KEYS[20] trunk breaker hash        {ns}:t:{trunk}:breaker  (breaker_report.lua)
+KEYS[21] zone queue PREFIX         {ns}:c:{cid}:z:  (local hours: + gid = a zone group's queue,
+                                   + gid .. ':r' its retries; see "Local hours" below)
 (KEYS[11] and KEYS[12] are prefixes: the call and contact hashes are derived inside the
 script, as the contacts are chosen here. The store is single-node Redis, not Cluster.)
 
@@ -46,7 +48,9 @@ ARGV[15] how many contacts of stopped lists or on a do-not-call list may be sett
          call without dialing before it gives up
 ARGV[16] campaign pacing step B         (grants one claim takes in the steady state)
 ARGV[17] trunk pacing step B
-ARGV[18..] call ids, one per claim wanted (N = #ARGV - 17); a replay of ids whose reply was
+ARGV[18] local hours: "" (every due contact may be called) or JSON {"open": [[gid,
+         deadline_ms], ...], "next": ms}: see "Local hours" below
+ARGV[19..] call ids, one per claim wanted (N = #ARGV - 18); a replay of ids whose reply was
          lost returns the same claims and takes nothing more
 
 No limit: a channel or rate limit of 0 (ARGV 5-7, 11) means no limit on that axis (the
@@ -72,6 +76,18 @@ pending (oldest due first, fresh or retry); "interleave" takes the head of pendi
 every new_every claims made while a retry is due (the campaign hash's order_turn counts them),
 a due retry otherwise. An entry of KEYS[19] whose contact left pending another way (do-not-call
 import, stopped list) is dropped when met, one moved in pending is moved here too.
+
+Local hours (dialer.domain.zones; the caller computes which zone groups are open): with
+ARGV[18] set, the due contacts are taken only from the queues of the groups listed in "open"
+whose deadline (the group's close less a guard, ms) is still ahead by this server's clock:
+KEYS[21] .. gid mirrors pending for the group's contacts (same member, same score) and
+KEYS[21] .. gid .. ':r' mirrors retries, so the dial order above applies across the open
+groups (the smallest due first among the groups' heads). A contact of a closed group waits in
+pending without holding up the others, a due retry of a closed group too. A mirror entry whose
+contact left pending (or moved in it) is dropped (or moved) when met, as in KEYS[19]. With no
+open group, or nothing due in them, the stop is "empty" with the earliest of their next due
+time and "next" (when a closed group opens; -1: unknown). Every claim removes its contact
+from its group's queues (the contact's field zg, 0 when absent), with ARGV[18] set or not.
 
 A contact whose phone is on a do-not-call list is not dialed: it becomes do_not_call, its
 call id gets a record with rule dnc:blocked and no attempt is used (no lease, no rate grant);
@@ -106,7 +122,7 @@ claimed no more than it did:
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local CALL, CONTACT = KEYS[11], KEYS[12]
-local first_id = 18
+local first_id = 19
 
 -- replay of a claim whose reply was lost: answer it again, take nothing more
 local prior = redis.call('HGET', CALL .. ARGV[first_id], 'state')
@@ -136,6 +152,36 @@ if status ~= 'running' then
 end
 if deadline and now >= deadline then
   return {'closed', now, deadline, 0}
+end
+
+-- (a1) local hours: the open zone groups (ARGV[18]); none open: nothing to claim
+local ZQ = KEYS[21]
+local zopen, znext = nil, -1
+if ARGV[18] ~= '' then
+  local spec = cjson.decode(ARGV[18])
+  zopen = {}
+  for _, g in ipairs(spec.open or {}) do
+    if now < tonumber(g[2]) then
+      zopen[#zopen + 1] = string.format('%d', g[1])
+    end
+  end
+  znext = tonumber(spec.next) or -1
+end
+local function zone_wait()  -- "empty"'s value in local-hours mode
+  if redis.call('ZCARD', KEYS[2]) == 0 then
+    return -1
+  end
+  local at = znext >= 0 and znext or now + 60000
+  for _, gid in ipairs(zopen) do
+    local nxt = redis.call('ZRANGE', ZQ .. gid, 0, 0, 'WITHSCORES')
+    if #nxt > 0 then
+      at = math.min(at, math.max(now, tonumber(nxt[2])))
+    end
+  end
+  return at
+end
+if zopen and #zopen == 0 then
+  return {'empty', now, zone_wait(), 0}
 end
 
 -- (a2) the trunk's circuit breaker: open (cool-down) or half-open (probe out) refuses
@@ -280,6 +326,55 @@ end
 local function head()
   return redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
 end
+
+-- (e1) local hours: head() and due_retry() over the open groups' queues. Each group's first
+-- due entry is read once per call and again only after a claim took from that group.
+local zcache = {['']= {}, [':r'] = {}}  -- suffix -> gid -> first due entry (false: none)
+local zpicked  -- the group of the last entry picked
+local function zfirst(gid, suffix)
+  local cache = zcache[suffix]
+  local v = cache[gid]
+  if v == nil then
+    v = false
+    local key = ZQ .. gid .. suffix
+    while stale > 0 do
+      local r = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
+      if #r == 0 then
+        break
+      end
+      local score = tonumber(redis.call('ZSCORE', KEYS[2], r[1]))
+      if score == tonumber(r[2]) then
+        v = r
+        break
+      end
+      stale = stale - 1
+      if score then  -- queued again at another time: follow pending
+        redis.call('ZADD', key, score, r[1])
+      else  -- left pending without a claim
+        redis.call('ZREM', key, r[1])
+      end
+    end
+    cache[gid] = v
+  end
+  return v
+end
+local function zbest(suffix)
+  local best, bscore = nil, nil
+  for _, gid in ipairs(zopen) do
+    local r = zfirst(gid, suffix)
+    if r then
+      local score = tonumber(r[2])
+      if not best or score < bscore or (score == bscore and r[1] < best[1]) then
+        best, bscore, zpicked = r, score, gid
+      end
+    end
+  end
+  return best or {}
+end
+if zopen then
+  head = function() return zbest('') end
+  due_retry = function() return zbest(':r') end
+end
 local function pick_due()
   if order == 'due_time' then
     return head()
@@ -312,6 +407,10 @@ local claimed = 0
 while claimed < room and next_id <= #ARGV do
   local first = pick_due()
   if #first == 0 then
+    if zopen then
+      out[1], out[3] = 'empty', zone_wait()
+      break
+    end
     local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
     out[1], out[3] = 'empty', #nxt == 0 and -1 or tonumber(nxt[2])
     break
@@ -321,7 +420,15 @@ while claimed < room and next_id <= #ARGV do
   local ckey = CONTACT .. kid
   redis.call('ZREM', KEYS[2], member)
   redis.call('ZREM', KEYS[19], member)
-  local c = redis.call('HMGET', ckey, 'status', 'list', 'phone', 'vars', 'attempts', 'tech_failures')
+  local c = redis.call('HMGET', ckey, 'status', 'list', 'phone', 'vars', 'attempts', 'tech_failures',
+                      'zg')
+  -- (f1) local hours: out of its zone group's queues; that group's first entries read again
+  local zg = c[7] or '0'
+  redis.call('ZREM', ZQ .. zg, member)
+  redis.call('ZREM', ZQ .. zg .. ':r', member)
+  if zpicked then
+    zcache[''][zpicked], zcache[':r'][zpicked] = nil, nil
+  end
   local old, phone = c[1], c[3] or ''
   if old then  -- (a queue entry without its contact hash is dropped: campaign being deleted)
     local settled = c[2] and redis.call('HGET', KEYS[10], c[2])
