@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,12 +35,14 @@ __all__ = [
     "GroupHours",
     "Holiday",
     "ZoneGroup",
+    "ZonesNow",
     "check_holidays",
     "check_zone",
     "group_for",
     "group_hours",
     "zone_key",
     "zones_for_number",
+    "zones_now",
 ]
 
 UNKNOWN_ZONE = "Etc/Unknown"  # phonenumbers' answer for a number it cannot place
@@ -256,3 +258,43 @@ def group_hours(
             return GroupHours(True, until=closes)
         return GroupHours(False, opens_at=opens)
     return GroupHours(False)
+
+
+@dataclass(frozen=True, slots=True)
+class ZonesNow:
+    """Which zone groups of a campaign may be called now: ``open`` (gid, claim deadline ms),
+    ``next_opening`` of a closed group (epoch s; None: none within the horizon), and
+    ``valid_until``: the first instant at which one of them changes (recompute then)."""
+
+    open: tuple[tuple[int, int], ...]
+    next_opening: float | None
+    valid_until: float
+
+
+def zones_now(
+    now: float,
+    window: CallingWindow | None,
+    groups: Mapping[int, ZoneGroup],
+    holidays: Iterable[Holiday] = (),
+    *,
+    recheck_s: float = 60.0,
+) -> ZonesNow:
+    """:func:`group_hours` of every group (gid 0, the contacts with no zone known, always
+    included), gathered for the claim script."""
+    holidays = tuple(holidays)
+    every = {0: ZoneGroup(), **groups}
+    opened: list[tuple[int, int]] = []
+    next_opening: float | None = None
+    valid_until = now + recheck_s
+    for gid in sorted(every):
+        hours = group_hours(now, window, every[gid], holidays)
+        if hours.open:
+            deadline = hours.claim_deadline_ms()
+            opened.append((gid, deadline))
+            valid_until = min(valid_until, deadline / 1000)
+        elif hours.opens_at is not None:
+            next_opening = (
+                hours.opens_at if next_opening is None else min(next_opening, hours.opens_at)
+            )
+            valid_until = min(valid_until, hours.opens_at)
+    return ZonesNow(tuple(opened), next_opening, valid_until)

@@ -35,6 +35,7 @@ from dialer.engine.callerid import CallerIdChooser
 from dialer.engine.calls import LiveCall
 from dialer.engine.cancel import checkpoint
 from dialer.engine.control import HANGUP_REASON
+from dialer.engine.localhours import LocalHours
 from dialer.errors import (
     ActionFailed,
     ActionTimeout,
@@ -95,6 +96,10 @@ class CampaignRunner:
         self._caller_ids: CallerIdChooser | None = None  # made at the first dial
         self._primary_blocked_until = 0.0  # clock time: claim on the backup trunk until then
         self._on_backup = False  # the last claim on the campaign's trunk was refused
+        # local hours: the zone groups the next claim may take from (dialer.domain.zones)
+        self._local_hours = LocalHours(
+            engine.store.client, engine.store.keys, campaign_id, clock=clock
+        )
 
     def claim_trunk(self) -> str:
         """The trunk the next claim is for: the campaign's, or its backup while the
@@ -188,6 +193,7 @@ class CampaignRunner:
             self._slot_freed.clear()  # a hang-up during the claim must not be missed
             trunk = self.claim_trunk()
             limit = cfg.trunk_limit(trunk)
+            zones = await self._local_hours.claim(self.settings)
             command = store.claim_command(
                 self.campaign_id,
                 trunk,
@@ -200,6 +206,7 @@ class CampaignRunner:
                 trunk_cps=limit.cps,
                 rate_margin_ms=cfg.rate_margin_ms,
                 pace_ms=cfg.pace_ms,
+                zones=zones,
             )
             started = time.perf_counter()
             try:
