@@ -327,53 +327,101 @@ local function head()
   return redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
 end
 
--- (e1) local hours: head() and due_retry() over the open groups' queues. Each group's first
--- due entry is read once per call and again only after a claim took from that group.
-local zcache = {['']= {}, [':r'] = {}}  -- suffix -> gid -> first due entry (false: none)
-local zpicked  -- the group of the last entry picked
+-- (e1) local hours: head() and due_retry() within the open groups. The first due entry of
+-- pending (or of retries) is taken when its group is open (one HGET more than without local
+-- hours). Once it is seen in a closed group (it stays there for this call: claims only take
+-- open groups' contacts), the pick is the smallest head of the open groups' queues: each
+-- queue's due entries are read in runs of up to the ids left, and each head is checked
+-- against pending (ZSCORE) once, when it becomes the head.
+local zcache = {[''] = {}, [':r'] = {}}  -- suffix -> gid -> {r = entries, i = head, ok} | false
+local zskip = {}       -- suffix -> true: the global head is in a closed group (this call)
+local zpicked          -- {suffix, gid} of the last entry picked from a group's queue
+local zis_open = {}
+local zwant = 1        -- how many entries a run reads (the ids left)
 local function zfirst(gid, suffix)
   local cache = zcache[suffix]
   local v = cache[gid]
-  if v == nil then
-    v = false
+  while v ~= false and stale > 0 do
     local key = ZQ .. gid .. suffix
-    while stale > 0 do
-      local r = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
-      if #r == 0 then
-        break
-      end
-      local score = tonumber(redis.call('ZSCORE', KEYS[2], r[1]))
-      if score == tonumber(r[2]) then
-        v = r
-        break
+    if v == nil or v.i > #v.r then
+      local r = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'WITHSCORES', 'LIMIT', 0,
+                           math.min(64, zwant))
+      v = #r > 0 and {r = r, i = 1, ok = false} or false
+      cache[gid] = v
+    elseif v.ok then
+      return v
+    else
+      local member, due = v.r[v.i], tonumber(v.r[v.i + 1])
+      local score = tonumber(redis.call('ZSCORE', KEYS[2], member))
+      if score == due then
+        v.ok = true
+        return v
       end
       stale = stale - 1
       if score then  -- queued again at another time: follow pending
-        redis.call('ZADD', key, score, r[1])
-      else  -- left pending without a claim
-        redis.call('ZREM', key, r[1])
+        redis.call('ZADD', key, score, member)
+      else  -- left pending (or was just claimed from the other queue of its group)
+        redis.call('ZREM', key, member)
       end
+      v.i = v.i + 2
     end
-    cache[gid] = v
   end
-  return v
+  return false
 end
 local function zbest(suffix)
-  local best, bscore = nil, nil
+  local best, bscore, bgid = nil, nil, nil
   for _, gid in ipairs(zopen) do
-    local r = zfirst(gid, suffix)
-    if r then
-      local score = tonumber(r[2])
-      if not best or score < bscore or (score == bscore and r[1] < best[1]) then
-        best, bscore, zpicked = r, score, gid
+    local v = zfirst(gid, suffix)
+    if v then
+      local member, score = v.r[v.i], tonumber(v.r[v.i + 1])
+      if not best or score < bscore or (score == bscore and member < best[1]) then
+        best, bscore, bgid = {member, v.r[v.i + 1]}, score, gid
       end
     end
+  end
+  if best then
+    zpicked = {suffix, bgid}
   end
   return best or {}
 end
+local function zpicked_out(zg)
+  -- the contact just taken leaves its group's run: the picked queue moves on; the group's
+  -- other queue checks its head again (it may be the same contact: a retry is in both)
+  if zpicked then
+    local v = zcache[zpicked[1]][zpicked[2]]
+    if v then
+      v.i, v.ok = v.i + 2, false
+    end
+    zpicked = nil
+  end
+  for _, suffix in ipairs({'', ':r'}) do
+    local v = zcache[suffix][zg]
+    if v then
+      v.ok = false
+    end
+  end
+end
 if zopen then
-  head = function() return zbest('') end
-  due_retry = function() return zbest(':r') end
+  for _, gid in ipairs(zopen) do
+    zis_open[gid] = true
+  end
+  local function within(global, suffix)
+    if not zskip[suffix] then
+      local first = global()
+      if #first == 0 then
+        return first
+      end
+      local gid = redis.call('HGET', CONTACT .. tonumber(first[1]), 'zg') or '0'
+      if zis_open[gid] then
+        return first
+      end
+      zskip[suffix] = true
+    end
+    return zbest(suffix)
+  end
+  local pending_head, any_retry = head, due_retry
+  head = function() return within(pending_head, '') end
+  due_retry = function() return within(any_retry, ':r') end
 end
 local function pick_due()
   if order == 'due_time' then
@@ -405,6 +453,7 @@ local expiry = now + tonumber(ARGV[4])
 local next_id = first_id
 local claimed = 0
 while claimed < room and next_id <= #ARGV do
+  zwant = math.min(room - claimed, #ARGV - next_id + 1)
   local first = pick_due()
   if #first == 0 then
     if zopen then
@@ -422,13 +471,11 @@ while claimed < room and next_id <= #ARGV do
   redis.call('ZREM', KEYS[19], member)
   local c = redis.call('HMGET', ckey, 'status', 'list', 'phone', 'vars', 'attempts', 'tech_failures',
                       'zg')
-  -- (f1) local hours: out of its zone group's queues; that group's first entries read again
+  -- (f1) local hours: out of its zone group's queues (and of this call's runs of them)
   local zg = c[7] or '0'
   redis.call('ZREM', ZQ .. zg, member)
   redis.call('ZREM', ZQ .. zg .. ':r', member)
-  if zpicked then
-    zcache[''][zpicked], zcache[':r'][zpicked] = nil, nil
-  end
+  zpicked_out(zg)
   local old, phone = c[1], c[3] or ''
   if old then  -- (a queue entry without its contact hash is dropped: campaign being deleted)
     local settled = c[2] and redis.call('HGET', KEYS[10], c[2])

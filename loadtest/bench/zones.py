@@ -1,0 +1,233 @@
+"""Local hours: the claim's cost with 1,000,000 contacts spread over time zones, against all
+of them in one zone (issue 18 item 1; target: within 1.2x).
+
+Runs on a private redis-server of its own (no stack, no switch; about 1-2 min):
+
+    .venv/bin/python -m loadtest.bench.zones            # 1,000,000 contacts per campaign
+    .venv/bin/python -m loadtest.bench.zones --quick    # 50,000, to try it
+
+Four campaigns of ``contacts`` pending contacts each, bulk-loaded by a Lua script
+(zones_load.lua: the state add_contacts.lua leaves, without the CSV path):
+
+``no local hours``     the claim as before (ARGV[18] empty): the reference
+``1 zone``             local hours, every contact in one zone group (open)
+``24 zones, all open`` local hours, the contacts spread round-robin over 24 groups, all open
+``24 zones, 12 open``  the same, half of the groups closed: the head of pending soon holds
+                       only closed groups' contacts, so every pick goes through the open
+                       groups' queues (the worst case of claim.lua's zone pick)
+
+Then ``blocks`` rounds, each running ``calls`` claims of ``batch`` call ids (``store.
+claim_batch``, the engine's call) on every campaign in turn (alternating blocks: all see the
+same machine), no channel or rate limit, nothing finished (the leases pile up alike in every
+campaign). Per claimed contact: Redis' time in the script (``INFO commandstats``, evalsha
+usec), Redis' CPU (``used_cpu_user + used_cpu_sys`` deltas of ``INFO cpu``, which include the
+INFO calls themselves) and the client's round-trip time. Medians of the blocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from dialer.domain.statuses import CampaignStatus
+from dialer.domain.zones import ZoneGroup
+from dialer.store.models import ZoneClaim
+from dialer.store.redis_store import RedisStore
+from loadtest.bench.common import emit, table, verdict
+from ops.localstack.redis_server import RedisServer
+
+TARGET_RATIO = 1.2
+LOAD_CHUNK = 20_000
+FAR_MS = 2**50
+ZONES = (
+    "America/Los_Angeles America/Denver America/Chicago America/New_York America/Halifax "
+    "America/Sao_Paulo Atlantic/Azores Europe/London Europe/Paris Europe/Helsinki "
+    "Europe/Moscow Asia/Dubai Asia/Karachi Asia/Kolkata Asia/Dhaka Asia/Bangkok "
+    "Asia/Shanghai Asia/Tokyo Australia/Brisbane Australia/Sydney Pacific/Noumea "
+    "Pacific/Auckland Pacific/Honolulu America/Anchorage"
+).split()
+SETTINGS = '{"name":"zones","trunk":"t","max_channels":100000,"cps":10000,"local_hours":true}'
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    contacts: int = 1_000_000
+    blocks: int = 15
+    calls: int = 100  # claim calls per block and campaign
+    batch: int = 10  # call ids per claim
+
+    @classmethod
+    def quick(cls) -> Params:
+        return cls(contacts=50_000, blocks=6, calls=50)
+
+
+@dataclass(slots=True)
+class Case:
+    name: str
+    groups: int  # zone groups the contacts are spread over
+    open_groups: int | None  # None: no local hours (ARGV[18] empty)
+    cid: int = 0
+    usec: list[float] = field(default_factory=list)  # per claimed contact, one per block
+    cpu: list[float] = field(default_factory=list)
+    rtt: list[float] = field(default_factory=list)
+    claimed: int = 0
+
+    @property
+    def zones(self) -> ZoneClaim | None:
+        if self.open_groups is None:
+            return None
+        opened = range(1, self.groups + 1, 2 if self.open_groups < self.groups else 1)
+        return ZoneClaim(tuple((g, FAR_MS) for g in opened), None)
+
+
+CASES = (
+    ("no local hours", 1, None),
+    ("1 zone", 1, 1),
+    ("24 zones, all open", 24, 24),
+    ("24 zones, 12 open", 24, 12),
+)
+
+
+async def _load(store: RedisStore, case: Case, count: int) -> float:
+    r, k = store.client, store.keys
+    case.cid = cid = await store.create_campaign(case.name, f"t{len(case.name)}", SETTINGS)
+    await store.add_list(cid)
+    for gid in range(1, case.groups + 1):  # the registry, as add_contacts.lua fills it
+        await r.hset(k.zones(cid), ZoneGroup("", (ZONES[gid - 1],)).key, gid)
+    await r.hset(k.zones(cid), "#", case.groups)
+    script = r.register_script((Path(__file__).parent / "zones_load.lua").read_text())
+    keys = [k.pending(cid), k.counts(cid), k.zone_prefix(cid), k.contact_prefix(cid)]
+    now_ms = int(time.time() * 1000) - 60_000
+    started = time.perf_counter()
+    for first in range(1, count + 1, LOAD_CHUNK):
+        n = min(LOAD_CHUNK, count + 1 - first)
+        await script(keys=keys, args=[first, n, case.groups, now_ms])
+    await r.set(k.contact_seq(cid), count)
+    elapsed = time.perf_counter() - started
+    await store.transition(cid, {CampaignStatus.DRAFT}, CampaignStatus.RUNNING)
+    return elapsed
+
+
+async def _evalsha_usec(r: aioredis.Redis) -> float:
+    return float((await r.info("commandstats")).get("cmdstat_evalsha", {}).get("usec", 0))
+
+
+async def _cpu(r: aioredis.Redis) -> float:
+    info = await r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+async def _block(store: RedisStore, case: Case, p: Params, tag: str) -> None:
+    r = store.client
+    trunk = f"t{len(case.name)}"
+    usec0, cpu0 = await _evalsha_usec(r), await _cpu(r)
+    claimed, rtt = 0, 0.0
+    for i in range(p.calls):
+        ids = [f"{tag}-{case.cid}-{i}-{j}" for j in range(p.batch)]
+        started = time.perf_counter()
+        batch = await store.claim_batch(
+            case.cid,
+            trunk,
+            ids,
+            "bench",
+            lease_ms=600_000,
+            max_channels=None,
+            trunk_max_channels=None,
+            cps=None,
+            trunk_cps=None,
+            zones=case.zones,
+        )
+        rtt += time.perf_counter() - started
+        claimed += len(batch.claims)
+    usec1, cpu1 = await _evalsha_usec(r), await _cpu(r)
+    if claimed:
+        case.usec.append((usec1 - usec0) / claimed)
+        case.cpu.append((cpu1 - cpu0) * 1e6 / claimed)
+        case.rtt.append(rtt * 1e6 / claimed)
+        case.claimed += claimed
+
+
+async def run(p: Params, url: str) -> dict[str, object]:
+    client = aioredis.Redis.from_url(url)
+    store = RedisStore(client, "benchzones")
+    cases = [Case(name, groups, opened) for name, groups, opened in CASES]
+    try:
+        loads = []
+        for case in cases:
+            loads.append(await _load(store, case, p.contacts))
+        memory = int((await client.info("memory"))["used_memory"])
+        for b in range(p.blocks):
+            order = cases[b % len(cases) :] + cases[: b % len(cases)]
+            for case in order:
+                await _block(store, case, p, f"b{b}")
+    finally:
+        await client.aclose()
+    base = next(c for c in cases if c.name == "1 zone")
+    rows, figures = [], {}
+    for case, load_s in zip(cases, loads, strict=True):
+        usec = statistics.median(case.usec)
+        ratio = usec / statistics.median(base.usec)
+        rows.append(
+            [
+                case.name,
+                case.claimed,
+                round(p.contacts / load_s),
+                usec,
+                statistics.median(case.cpu),
+                statistics.median(case.rtt),
+                ratio,
+            ]
+        )
+        figures[case.name] = {
+            "script_usec_per_contact": round(usec, 2),
+            "redis_cpu_usec_per_contact": round(statistics.median(case.cpu), 2),
+            "rtt_usec_per_contact": round(statistics.median(case.rtt), 2),
+            "vs_1_zone": round(ratio, 3),
+        }
+    table(
+        f"claim cost, {p.contacts:,} pending contacts per campaign, batches of {p.batch} "
+        f"(medians of {p.blocks} blocks of {p.calls} claims)",
+        [
+            "campaign",
+            "claimed",
+            "load contacts/s",
+            "script us/contact",
+            "Redis CPU us/contact",
+            "client us/contact",
+            "vs 1 zone",
+        ],
+        rows,
+    )
+    print(f"Redis used_memory with the four campaigns: {memory / 2**20:.0f} MiB")
+    worst = max(v["vs_1_zone"] for v in figures.values())  # type: ignore[index]
+    print(f"worst spread/one-zone ratio {worst:.3f}: {verdict(worst, TARGET_RATIO, at_most=True)}")
+    return {"contacts": p.contacts, "cases": figures, "worst_ratio": worst}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--contacts", type=int)
+    args = parser.parse_args()
+    p = Params.quick() if args.quick else Params()
+    if args.contacts:
+        p = Params(contacts=args.contacts, blocks=p.blocks, calls=p.calls, batch=p.batch)
+    with tempfile.TemporaryDirectory(prefix="bench-zones-") as workdir:
+        server = RedisServer(workdir=Path(workdir), appendonly=False)
+        server.start()
+        try:
+            figures = asyncio.run(run(p, server.url))
+        finally:
+            server.stop()
+    emit("zones", args.quick, figures)
+
+
+if __name__ == "__main__":
+    main()
