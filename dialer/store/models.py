@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -133,19 +132,17 @@ class ClaimBatch:
 class ZoneClaim:
     """Local hours, as claim.lua's ARGV[18] takes them: the zone groups open now, each with
     its claim deadline (Redis-clock ms: the close less the guard), and when the next closed
-    group opens (ms; None: not known)."""
+    group opens (ms; None: not known). The script gets the first deadline for all of them
+    (the caller sends a new set by then) and the open gids as a string of 0/1 by gid."""
 
     open: tuple[tuple[int, int], ...]
     next_ms: int | None = None
 
     def to_arg(self) -> str:
-        return json.dumps(
-            {
-                "open": [list(g) for g in self.open],
-                "next": -1 if self.next_ms is None else self.next_ms,
-            },
-            separators=(",", ":"),
-        )
+        deadline = min((d for _, d in self.open), default=0)
+        gids = {g for g, _ in self.open}
+        bits = "".join("1" if g in gids else "0" for g in range(max(gids, default=-1) + 1))
+        return f"{max(0, deadline)}:{-1 if self.next_ms is None else self.next_ms}:{bits}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,8 +48,8 @@ ARGV[15] how many contacts of stopped lists or on a do-not-call list may be sett
          call without dialing before it gives up
 ARGV[16] campaign pacing step B         (grants one claim takes in the steady state)
 ARGV[17] trunk pacing step B
-ARGV[18] local hours: "" (every due contact may be called) or JSON {"open": [[gid,
-         deadline_ms], ...], "next": ms}: see "Local hours" below
+ARGV[18] local hours: "" (every due contact may be called) or "deadline:next:bits": see
+         "Local hours" below
 ARGV[19..] call ids, one per claim wanted (N = #ARGV - 18); a replay of ids whose reply was
          lost returns the same claims and takes nothing more
 
@@ -78,16 +78,20 @@ a due retry otherwise. An entry of KEYS[19] whose contact left pending another w
 import, stopped list) is dropped when met, one moved in pending is moved here too.
 
 Local hours (dialer.domain.zones; the caller computes which zone groups are open): with
-ARGV[18] set, the due contacts are taken only from the queues of the groups listed in "open"
-whose deadline (the group's close less a guard, ms) is still ahead by this server's clock:
-KEYS[21] .. gid mirrors pending for the group's contacts (same member, same score) and
-KEYS[21] .. gid .. ':r' mirrors retries, so the dial order above applies across the open
-groups (the smallest due first among the groups' heads). A contact of a closed group waits in
+ARGV[18] set, "deadline:next:bits" (dialer.store.models.ZoneClaim), the due contacts are
+taken only from the zone groups whose character in bits is "1" (bits[gid + 1]: one character
+per gid, so that the test is one string.byte), and only while now < deadline (ms: the first
+close among the open groups, less a guard; the caller sends a new set by then); "next" is
+when the next closed group opens (ms, -1: not known). A contact's group is its field zg (0
+when absent). KEYS[21] .. gid mirrors pending for the group's contacts (same member, same
+score) and KEYS[21] .. gid .. ':r' mirrors retries: the first due entry of pending (of
+retries) is taken when its group is open, else the smallest head of the open groups' queues,
+so the dial order above holds across the open groups. A contact of a closed group waits in
 pending without holding up the others, a due retry of a closed group too. A mirror entry whose
 contact left pending (or moved in it) is dropped (or moved) when met, as in KEYS[19]. With no
 open group, or nothing due in them, the stop is "empty" with the earliest of their next due
-time and "next" (when a closed group opens; -1: unknown). Every claim removes its contact
-from its group's queues (the contact's field zg, 0 when absent), with ARGV[18] set or not.
+time and "next". Every claim removes its contact from its group's queues, with ARGV[18] set
+or not.
 
 A contact whose phone is on a do-not-call list is not dialed: it becomes do_not_call, its
 call id gets a record with rule dnc:blocked and no attempt is used (no lease, no rate grant);
@@ -156,23 +160,34 @@ end
 
 -- (a1) local hours: the open zone groups (ARGV[18]); none open: nothing to claim
 local ZQ = KEYS[21]
-local zopen, znext = nil, -1
+local zbits, znext = nil, -1  -- zbits: one "0"/"1" per gid (nil: no local hours)
+local zopen                   -- the open gids (strings), listed when first needed
 if ARGV[18] ~= '' then
-  local spec = cjson.decode(ARGV[18])
-  zopen = {}
-  for _, g in ipairs(spec.open or {}) do
-    if now < tonumber(g[2]) then
-      zopen[#zopen + 1] = string.format('%d', g[1])
+  local deadline, nxt, bits = string.match(ARGV[18], '^(%d+):(-?%d+):([01]*)$')
+  if not bits then
+    return redis.error_reply('ARGV[18] is not "deadline:next:bits": ' .. ARGV[18])
+  end
+  znext = tonumber(nxt)
+  zbits = now < tonumber(deadline) and bits or ''
+end
+local function zopen_list()
+  if not zopen then
+    zopen = {}
+    local bytes = {string.byte(zbits, 1, -1)}
+    for i = 1, #bytes do
+      if bytes[i] == 49 then  -- "1"
+        zopen[#zopen + 1] = tostring(i - 1)
+      end
     end
   end
-  znext = tonumber(spec.next) or -1
+  return zopen
 end
 local function zone_wait()  -- "empty"'s value in local-hours mode
   if redis.call('ZCARD', KEYS[2]) == 0 then
     return -1
   end
   local at = znext >= 0 and znext or now + 60000
-  for _, gid in ipairs(zopen) do
+  for _, gid in ipairs(zopen_list()) do
     local nxt = redis.call('ZRANGE', ZQ .. gid, 0, 0, 'WITHSCORES')
     if #nxt > 0 then
       at = math.min(at, math.max(now, tonumber(nxt[2])))
@@ -180,7 +195,7 @@ local function zone_wait()  -- "empty"'s value in local-hours mode
   end
   return at
 end
-if zopen and #zopen == 0 then
+if zbits and not string.find(zbits, '1', 1, true) then
   return {'empty', now, zone_wait(), 0}
 end
 
@@ -331,30 +346,32 @@ end
 -- pending (or of retries) is taken when its group is open (one HGET more than without local
 -- hours). Once it is seen in a closed group (it stays there for this call: claims only take
 -- open groups' contacts), the pick is the smallest head of the open groups' queues: each
--- queue's due entries are read in runs of up to the ids left, and each head is checked
--- against pending (ZSCORE) once, when it becomes the head.
+-- queue's due entries are read in short runs (the ids left / the open groups, + 1). A head
+-- of a retries queue is checked against pending (ZSCORE) when it becomes the head; a head of
+-- a group's queue is checked by the claim's own ZREM from pending (f0).
 local zcache = {[''] = {}, [':r'] = {}}  -- suffix -> gid -> {r = entries, i = head, ok} | false
 local zskip = {}       -- suffix -> true: the global head is in a closed group (this call)
-local zpicked          -- {suffix, gid} of the last entry picked from a group's queue
-local zis_open = {}
 local zwant = 1        -- how many entries a run reads (the ids left)
 local function zfirst(gid, suffix)
   local cache = zcache[suffix]
   local v = cache[gid]
   while v ~= false and stale > 0 do
     local key = ZQ .. gid .. suffix
-    if v == nil or v.i > #v.r then
+    if v == nil or v.i > v.n then
       local r = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'WITHSCORES', 'LIMIT', 0,
-                           math.min(64, zwant))
-      v = #r > 0 and {r = r, i = 1, ok = false} or false
+                           math.ceil(zwant / #zopen) + 1)
+      v = #r > 0 and {r = r, i = 1, n = #r, ok = false} or false
       cache[gid] = v
     elseif v.ok then
       return v
+    elseif suffix == '' then  -- checked by the claim's ZREM from pending (f0)
+      v.ok, v.member, v.due, v.score = true, v.r[v.i], v.r[v.i + 1], tonumber(v.r[v.i + 1])
+      return v
     else
-      local member, due = v.r[v.i], tonumber(v.r[v.i + 1])
+      local member, due = v.r[v.i], v.r[v.i + 1]
       local score = tonumber(redis.call('ZSCORE', KEYS[2], member))
-      if score == due then
-        v.ok = true
+      if score == tonumber(due) then
+        v.ok, v.member, v.due, v.score = true, member, due, score
         return v
       end
       stale = stale - 1
@@ -368,51 +385,58 @@ local function zfirst(gid, suffix)
   end
   return false
 end
+local zpicked_suffix, zpicked_gid  -- the queue of the last entry picked from the groups'
 local function zbest(suffix)
-  local best, bscore, bgid = nil, nil, nil
-  for _, gid in ipairs(zopen) do
-    local v = zfirst(gid, suffix)
+  local cache = zcache[suffix]
+  local bgid, bscore, bmember, bdue
+  local zopen = zopen_list()
+  for k = 1, #zopen do
+    local gid = zopen[k]
+    local v = cache[gid]
+    if v == nil or (v and not v.ok) then
+      v = zfirst(gid, suffix)
+    end
     if v then
-      local member, score = v.r[v.i], tonumber(v.r[v.i + 1])
-      if not best or score < bscore or (score == bscore and member < best[1]) then
-        best, bscore, bgid = {member, v.r[v.i + 1]}, score, gid
+      local score = v.score
+      if not bgid or score < bscore or (score == bscore and v.member < bmember) then
+        bgid, bscore, bmember, bdue = gid, score, v.member, v.due
       end
     end
   end
-  if best then
-    zpicked = {suffix, bgid}
+  if bgid then
+    zpicked_suffix, zpicked_gid = suffix, bgid
+    return {bmember, bdue}
   end
-  return best or {}
+  return {}
 end
 local function zpicked_out(zg)
   -- the contact just taken leaves its group's run: the picked queue moves on; the group's
   -- other queue checks its head again (it may be the same contact: a retry is in both)
-  if zpicked then
-    local v = zcache[zpicked[1]][zpicked[2]]
+  if zpicked_gid then
+    local v = zcache[zpicked_suffix][zpicked_gid]
     if v then
       v.i, v.ok = v.i + 2, false
     end
-    zpicked = nil
+    zpicked_gid = nil
   end
-  for _, suffix in ipairs({'', ':r'}) do
-    local v = zcache[suffix][zg]
-    if v then
-      v.ok = false
-    end
+  local v = zcache[''][zg]
+  if v then
+    v.ok = false
+  end
+  v = zcache[':r'][zg]
+  if v then
+    v.ok = false
   end
 end
-if zopen then
-  for _, gid in ipairs(zopen) do
-    zis_open[gid] = true
-  end
+if zbits then
   local function within(global, suffix)
     if not zskip[suffix] then
       local first = global()
       if #first == 0 then
         return first
       end
-      local gid = redis.call('HGET', CONTACT .. tonumber(first[1]), 'zg') or '0'
-      if zis_open[gid] then
+      local gid = tonumber(redis.call('HGET', CONTACT .. tonumber(first[1]), 'zg')) or 0
+      if string.byte(zbits, gid + 1) == 49 then
         return first
       end
       zskip[suffix] = true
@@ -456,7 +480,7 @@ while claimed < room and next_id <= #ARGV do
   zwant = math.min(room - claimed, #ARGV - next_id + 1)
   local first = pick_due()
   if #first == 0 then
-    if zopen then
+    if zbits then
       out[1], out[3] = 'empty', zone_wait()
       break
     end
@@ -467,12 +491,20 @@ while claimed < room and next_id <= #ARGV do
   local member, due = first[1], first[2]
   local kid = tonumber(member)
   local ckey = CONTACT .. kid
-  redis.call('ZREM', KEYS[2], member)
+  local queued = redis.call('ZREM', KEYS[2], member)
   redis.call('ZREM', KEYS[19], member)
-  local c = redis.call('HMGET', ckey, 'status', 'list', 'phone', 'vars', 'attempts', 'tech_failures',
-                      'zg')
+  local c, zg
+  if queued == 0 and zpicked_suffix == '' and zpicked_gid then
+    -- (f0) local hours: an entry of a group's queue whose contact left pending another way
+    -- (the queue follows every move in pending: only removals leave such entries)
+    c, zg = {}, zpicked_gid
+    stale = stale - 1
+  else
+    c = redis.call('HMGET', ckey, 'status', 'list', 'phone', 'vars', 'attempts', 'tech_failures',
+                   'zg')
+    zg = c[7] or '0'
+  end
   -- (f1) local hours: out of its zone group's queues (and of this call's runs of them)
-  local zg = c[7] or '0'
   redis.call('ZREM', ZQ .. zg, member)
   redis.call('ZREM', ZQ .. zg .. ':r', member)
   zpicked_out(zg)
