@@ -96,10 +96,7 @@ class CampaignRunner:
         self._caller_ids: CallerIdChooser | None = None  # made at the first dial
         self._primary_blocked_until = 0.0  # clock time: claim on the backup trunk until then
         self._on_backup = False  # the last claim on the campaign's trunk was refused
-        # local hours: the zone groups the next claim may take from (dialer.domain.zones)
-        self._local_hours = LocalHours(
-            engine.store.client, engine.store.keys, campaign_id, clock=clock
-        )
+        self._local_hours: LocalHours | None = None  # local hours: made at the first claim
 
     def claim_trunk(self) -> str:
         """The trunk the next claim is for: the campaign's, or its backup while the
@@ -193,6 +190,10 @@ class CampaignRunner:
             self._slot_freed.clear()  # a hang-up during the claim must not be missed
             trunk = self.claim_trunk()
             limit = cfg.trunk_limit(trunk)
+            if self._local_hours is None:  # the zone groups a claim may take (domain/zones.py)
+                self._local_hours = LocalHours(
+                    store.client, store.keys, self.campaign_id, clock=self._clock
+                )
             zones = await self._local_hours.claim(self.settings)
             command = store.claim_command(
                 self.campaign_id,
