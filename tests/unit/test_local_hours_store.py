@@ -19,6 +19,7 @@ from dialer.domain.zones import ZoneGroup, zones_now
 from dialer.engine.localhours import LocalHours
 from dialer.store import ContactInput, RedisStore
 from dialer.store.models import ClaimBatch, ZoneClaim
+from dialer.store.recycle import recycle_list
 from dialer.store.why import explain
 from dialer.store.zones import zone_groups
 from tests.unit.store_helpers import finish
@@ -210,3 +211,27 @@ async def test_deleting_the_campaign_removes_the_zone_queues(store: RedisStore) 
     for gid in (0, *gids.values()):
         assert not await store.client.exists(store.keys.zone_queue(cid, gid))
     assert not await store.client.exists(store.keys.zones(cid))
+
+
+def test_the_zone_argument_is_the_first_deadline_and_a_string_of_bits() -> None:
+    """claim.lua's ARGV[18]: one deadline for all (the first close), then one 0/1 per gid."""
+    assert ZoneClaim(((2, 9_000), (0, 7_000), (5, 8_000)), 123).to_arg() == "7000:123:101001"
+    assert ZoneClaim((), None).to_arg() == "0:-1:"
+
+
+async def test_recycled_copies_keep_their_zone_groups(store: RedisStore) -> None:
+    """Recycled into a new campaign, each copy gets its group's gid there and waits in that
+    group's queue: the claim with only Paris open takes only the Paris copies."""
+    cid, gids = await campaign(store, mixed(2))
+    batch = await take(store, cid, 4, only(*gids.values()))
+    for c in batch.claims:
+        assert await finish(store, cid, c.call_id, c.contact_id, C.NO_ANSWER)
+    await store.transition(cid, {CampaignStatus.RUNNING}, CampaignStatus.COMPLETED)
+    report = await recycle_list(store, cid, 1, frozenset({C.NO_ANSWER}), into="new")
+    new = report.campaign
+    mine = {g: gid for gid, g in (await zone_groups(store.client, store.keys, new)).items()}
+    assert set(mine) == {NY, PARIS}
+    await store.transition(new, {CampaignStatus.DRAFT}, CampaignStatus.RUNNING)
+    taken = await take(store, new, 4, only(mine[PARIS]), "n")
+    phones = sorted(c.phone for c in taken.claims)
+    assert phones == ["+33612340000", "+33612340001"]
