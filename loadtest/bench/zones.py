@@ -65,7 +65,7 @@ SETTINGS = '{"name":"zones","trunk":"t","max_channels":100000,"cps":10000,"local
 @dataclass(frozen=True, slots=True)
 class Params:
     contacts: int = 1_000_000
-    blocks: int = 15
+    blocks: int = 30
     calls: int = 100  # claim calls per block and campaign
     batch: int = 10  # call ids per claim
 
