@@ -497,6 +497,34 @@ _COMPONENTS: Doc = {
                     "description": "dialed instead of trunk while trunk's circuit breaker is "
                     "open (the same PBX)",
                 },
+                "local_hours": {
+                    "type": "boolean",
+                    "description": "the window applies in each contact's own time zone "
+                    "(README: Local calling hours)",
+                },
+                "holidays": {
+                    "type": "array",
+                    "maxItems": 1000,
+                    "description": "local dates with no call (need local_hours): "
+                    '"YYYY-MM-DD", or {"date": ..., "regions": ["US", ...]}',
+                    "items": {
+                        "oneOf": [
+                            {"type": "string", "format": "date"},
+                            {
+                                "type": "object",
+                                "required": ["date"],
+                                "properties": {
+                                    "date": {"type": "string", "format": "date"},
+                                    "regions": {
+                                        "type": "array",
+                                        "items": {"type": "string", "pattern": "^[A-Z]{2}$"},
+                                    },
+                                },
+                                "additionalProperties": False,
+                            },
+                        ]
+                    },
+                },
             },
             "additionalProperties": False,
         },

@@ -22,6 +22,8 @@ from dialer.store.models import ClaimBatch, ZoneClaim
 from dialer.store.recycle import recycle_list
 from dialer.store.why import explain
 from dialer.store.zones import zone_groups
+from tests.unit.api_helpers import OPERATOR, SETTINGS, api_client, error_of
+from tests.unit.api_helpers import new_campaign as api_campaign
 from tests.unit.store_helpers import finish
 
 pytestmark = pytest.mark.redis
@@ -235,3 +237,22 @@ async def test_recycled_copies_keep_their_zone_groups(store: RedisStore) -> None
     taken = await take(store, new, 4, only(mine[PARIS]), "n")
     phones = sorted(c.phone for c in taken.claims)
     assert phones == ["+33612340000", "+33612340001"]
+
+
+async def test_the_api_takes_and_refuses_local_hours(store: RedisStore) -> None:
+    holidays = ["2026-12-25", {"date": "2026-07-04", "regions": ["US"]}]
+    async with api_client(store) as client:
+        cid = await api_campaign(client, local_hours=True, holidays=holidays)
+        shown = (await client.get(f"/campaigns/{cid}", headers=OPERATOR)).json()["settings"]
+        assert shown["local_hours"] is True
+        assert shown["holidays"] == [
+            {"date": "2026-07-04", "regions": ["US"]},
+            {"date": "2026-12-25"},
+        ]
+        bad = await client.post(
+            "/campaigns",
+            json={**SETTINGS, "local_hours": True, "holidays": ["2026-02-30"]},
+            headers=OPERATOR,
+        )
+        assert bad.status_code == 422, bad.text
+        assert "holidays[0].date" in error_of(bad)["message"]
