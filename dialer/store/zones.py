@@ -1,5 +1,5 @@
 """Local hours in Redis: a campaign's zone groups (``{ns}:c:{cid}:zones``, written by
-add_contacts.lua) and how many contacts wait in each group's queue."""
+add_contacts.lua and recycle_stage.lua)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dialer.domain.zones import ZoneGroup
 from .keys import Keys
 from .redis_store import _s
 
-__all__ = ["zone_groups", "zone_queue_sizes"]
+__all__ = ["zone_groups"]
 
 _SEQ = "#"  # the registry's counter field (add_contacts.lua)
 
@@ -25,13 +25,3 @@ async def zone_groups(client: aioredis.Redis, keys: Keys, cid: int) -> dict[int,
         if key != _SEQ:
             out[int(gid)] = ZoneGroup.from_key(key)
     return out
-
-
-async def zone_queue_sizes(
-    client: aioredis.Redis, keys: Keys, cid: int, gids: list[int]
-) -> list[int]:
-    """How many entries each group's queue holds (stale entries included: an upper bound)."""
-    async with client.pipeline(transaction=False) as pipe:
-        for gid in gids:
-            pipe.zcard(keys.zone_queue(cid, gid))
-        return [int(n) for n in await pipe.execute()]
