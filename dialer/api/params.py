@@ -158,6 +158,17 @@ _CALLER_ID = Field(
 )
 
 
+_DATE = r"^\d{4}-\d{2}-\d{2}$"  # a calendar date (the domain checks that it exists)
+
+
+class HolidayBody(_Body):
+    date: str = Field(pattern=_DATE)
+    regions: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] = Field(
+        default_factory=list,
+        description="ISO 3166 regions it applies to (empty or absent: every contact)",
+    )
+
+
 class _Settings(_Body):
     """The campaign settings every field of which the schema can state (the rest: the domain)."""
 
@@ -202,6 +213,17 @@ class _Settings(_Body):
         None,
         pattern=TRUNK,
         description="dialed instead of trunk while trunk's circuit breaker is open",
+    )
+    local_hours: bool = Field(
+        False,
+        description="the window applies in each contact's own time zone (README: Local "
+        "calling hours)",
+    )
+    holidays: list[Annotated[str, Field(pattern=_DATE)] | HolidayBody] = Field(
+        default_factory=list,
+        max_length=1000,
+        description='local dates with no call (need local_hours): "YYYY-MM-DD", or '
+        '{"date": ..., "regions": ["US", ...]}',
     )
 
 

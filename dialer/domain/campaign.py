@@ -40,6 +40,7 @@ from dialer.domain.retry import (
     check_number,
     from_fields,
 )
+from dialer.domain.zones import Holiday, check_holidays
 from dialer.errors import InvalidSettings, ValidationError
 
 __all__ = [
@@ -190,6 +191,8 @@ _OPTIONAL = frozenset(
         "dial_order",
         "new_every",
         "backup_trunk",
+        "local_hours",
+        "holidays",
     }
 )
 
@@ -220,9 +223,17 @@ class CampaignSettings:
     # Dialed instead of ``trunk`` while ``trunk``'s circuit breaker is open (dialer.domain.
     # breaker): one backup per campaign, on the same PBX (trunk groups are issue 17 item 1).
     backup_trunk: str | None = None
+    # Local calling hours (dialer.domain.zones): the window applies in each contact's own
+    # zones, and no contact is called on a holiday of its local date (holidays need it).
+    local_hours: bool = False
+    holidays: tuple[Holiday, ...] = ()
 
     def __post_init__(self) -> None:
         _text(self.name, "name")
+        _bool(self.local_hours, "local_hours")
+        object.__setattr__(self, "holidays", check_holidays(self.holidays))
+        if self.holidays and not self.local_hours:
+            raise ValidationError("holidays need local_hours: true (they apply in local dates)")
         object.__setattr__(self, "dial_order", check_dial_order(self.dial_order))
         check_new_every(self.new_every)
         object.__setattr__(self, "variables", check_variables(self.variables))
@@ -274,14 +285,20 @@ class CampaignSettings:
         return CallerIdSource(self.caller_id, self.caller_id_pool)
 
     def availability(self, now: float) -> Availability:
-        """May the campaign start calls at ``now`` (epoch seconds), until or from when."""
-        return availability(now, self.window, self.starts_at, self.ends_at)
+        """May the campaign start calls at ``now`` (epoch seconds), until or from when. With
+        local hours only the dates count here: each contact's window is the claim's to apply."""
+        window = None if self.local_hours else self.window
+        return availability(now, window, self.starts_at, self.ends_at)
 
     def dial_time(self, due: float) -> float:
         """When a call due at ``due`` (a retry, a callback) may be dialed: ``due`` itself, or
         the next opening when the hours are closed then (``due`` when no opening is left:
         the end date settles the contact)."""
-        if self.window is None and self.starts_at is None and self.ends_at is None:
+        if (
+            self.starts_at is None
+            and self.ends_at is None
+            and (self.window is None or self.local_hours)
+        ):
             return due
         hours = self.availability(due)
         return due if hours.open or hours.opens_at is None else hours.opens_at
@@ -313,6 +330,10 @@ class CampaignSettings:
         }
         if self.backup_trunk is not None:
             data["backup_trunk"] = self.backup_trunk
+        if self.local_hours:
+            data["local_hours"] = True
+        if self.holidays:
+            data["holidays"] = [h.to_dict() for h in self.holidays]
         return data
 
     @classmethod
@@ -335,6 +356,8 @@ class CampaignSettings:
         for name in ("starts_at", "ends_at"):
             if fields.get(name) is not None:
                 fields[name] = parse_instant(fields[name], name)
+        if "holidays" in fields:
+            fields["holidays"] = check_holidays(fields["holidays"])
         return cls(**fields)  # type: ignore[arg-type]  # __post_init__ checks every type
 
     @classmethod

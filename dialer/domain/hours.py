@@ -122,7 +122,7 @@ class CallingWindow:
             )
         object.__setattr__(self, "days", frozenset(self.days))
 
-    def _periods(self, around: float) -> list[tuple[float, float]]:
+    def periods(self, around: float) -> list[tuple[float, float]]:
         """The open periods [opens, closes) (epoch seconds), in order, of the days from two
         before ``around``'s local date to eight after it: every period that can hold it and
         the next one to open after it (at most a week away)."""
@@ -141,14 +141,14 @@ class CallingWindow:
 
     def period_at(self, now: float) -> tuple[float, float] | None:
         """The open period holding ``now``, or None when the window is closed."""
-        for opens, closes in self._periods(now):
+        for opens, closes in self.periods(now):
             if opens <= now < closes:
                 return opens, closes
         return None
 
     def next_opening(self, now: float) -> float:
         """When the window next opens after ``now`` (``now`` itself when it is open)."""
-        for opens, closes in self._periods(now):
+        for opens, closes in self.periods(now):
             if now < closes:
                 return max(opens, now)
         raise AssertionError("a window with a day opens within a week")  # pragma: no cover

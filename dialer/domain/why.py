@@ -26,6 +26,8 @@ trunk_breaker      the trunk's circuit breaker is open or half-open, and no clos
 trunk_full         the trunk's channels (DIALER_TRUNKS, as the live engines publish it) are all
                    in use, by this campaign and others sharing the trunk
 channels_full      the campaign's max_channels are all in use
+local_hours        local hours: contacts are due, but every one of them is in a zone group outside
+                   its local hours (or on a holiday there) (clears at the next opening)
 nothing_due        contacts remain, but none is due: each waits for its retry or callback time
                    (pushed to the calling hours) (clears at the next due time)
 no_contacts        no contact left to dial
@@ -43,6 +45,7 @@ from dialer.domain.breaker import BreakerState
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.hours import BEFORE_START
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.domain.zones import ZoneGroup, group_hours
 
 __all__ = [
     "PBX_DOWN_REASON",
@@ -53,6 +56,7 @@ __all__ = [
     "TrunkSnapshot",
     "WhyReport",
     "WhySnapshot",
+    "ZoneQueue",
     "why",
 ]
 
@@ -73,6 +77,7 @@ class BlockerCode(StrEnum):
     TRUNK_BREAKER = "trunk_breaker"
     TRUNK_FULL = "trunk_full"
     CHANNELS_FULL = "channels_full"
+    LOCAL_HOURS = "local_hours"
     NOTHING_DUE = "nothing_due"
     NO_CONTACTS = "no_contacts"
 
@@ -114,6 +119,17 @@ class TrunkSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class ZoneQueue:
+    """Local hours: one zone group's queue (its size and first due time, stale entries
+    included)."""
+
+    gid: int
+    group: ZoneGroup
+    queued: int
+    first_due_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class WhySnapshot:
     campaign_id: int
     now_ms: int  # the Redis server's clock
@@ -131,6 +147,7 @@ class WhySnapshot:
     open_until_ms: int | None = None
     engines: Sequence[EngineBeat] = ()
     trunks: Sequence[TrunkSnapshot] = ()  # the trunk, then the backup trunk if any
+    zones: Sequence[ZoneQueue] = ()  # local hours: the zone groups' queues
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,10 +357,43 @@ def _capacity_blockers(s: WhySnapshot, trunk: TrunkSnapshot | None) -> list[Bloc
     return out
 
 
+def _local_hours_blockers(s: WhySnapshot) -> list[Blocker] | None:
+    """Local hours: a blocker when every due contact is in a closed zone group; [] when an
+    open group has one due; None when none is due at all (then it is nothing_due's)."""
+    settings = s.settings
+    if settings is None or not settings.local_hours or not s.zones:
+        return None
+    now = s.now_ms / 1000
+    due = [z for z in s.zones if z.queued and z.first_due_ms is not None]
+    due = [z for z in due if z.first_due_ms is not None and z.first_due_ms <= s.now_ms]
+    if not due:
+        return None
+    hours = {z.gid: group_hours(now, settings.window, z.group, settings.holidays) for z in due}
+    if any(hours[z.gid].open for z in due):
+        return []
+    openings = [h.opens_at for h in hours.values() if h.opens_at is not None]
+    clears = int(min(openings) * 1000) if openings else None
+    shown = sorted(due, key=lambda z: -z.queued)
+    names = ", ".join(f"{z.queued} in {z.group.label()}" for z in shown[:4])
+    if len(shown) > 4:
+        names += f" and {len(shown) - 4} more zone groups"
+    when = f"next opening at {_at(clears, s.now_ms)}" if clears else "no opening within a week"
+    return [
+        Blocker(
+            BlockerCode.LOCAL_HOURS,
+            f"every contact due is waiting for its local hours ({names}); {when}",
+            clears,
+        )
+    ]
+
+
 def _queue_blockers(s: WhySnapshot) -> list[Blocker]:
     if s.pending == 0:
         tail = f"; {s.inflight} calls still in flight" if s.inflight else ""
         return [Blocker(BlockerCode.NO_CONTACTS, f"no contact left to dial{tail}")]
+    local = _local_hours_blockers(s)
+    if local is not None:
+        return local
     if s.next_due_ms is None or s.next_due_ms <= s.now_ms:
         return []
     waiting = []

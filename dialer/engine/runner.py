@@ -34,6 +34,7 @@ from dialer.engine.callerid import CallerIdChooser
 from dialer.engine.calls import LiveCall
 from dialer.engine.cancel import checkpoint
 from dialer.engine.control import HANGUP_REASON
+from dialer.engine.localhours import LocalHours
 from dialer.engine.ports import RunnerHost
 from dialer.errors import (
     ActionFailed,
@@ -92,6 +93,7 @@ class CampaignRunner:
         self._caller_ids: CallerIdChooser | None = None  # made at the first dial
         self._primary_blocked_until = 0.0  # clock time: claim on the backup trunk until then
         self._on_backup = False  # the last claim on the campaign's trunk was refused
+        self._local_hours: LocalHours | None = None  # local hours: made at the first claim
 
     def claim_trunk(self) -> str:
         """The trunk the next claim is for: the campaign's, or its backup while the
@@ -186,6 +188,11 @@ class CampaignRunner:
             self._slot_freed.clear()  # a hang-up during the claim must not be missed
             trunk = self.claim_trunk()
             limit = cfg.trunk_limit(trunk)
+            if self._local_hours is None:  # the zone groups a claim may take (domain/zones.py)
+                self._local_hours = LocalHours(
+                    store.client, store.keys, self.campaign_id, clock=self._clock
+                )
+            zones = await self._local_hours.claim(self.settings)
             started = time.perf_counter()
             try:
                 command = store.claim_command(
@@ -203,6 +210,7 @@ class CampaignRunner:
                     node=node,
                     # the engine's nodes of the trunk, the group's and the global caps
                     nodes=await self._engine.node_claim(trunk),
+                    zones=zones,
                 )
                 # in the results writer's next round trip, with what it has waiting
                 batch: ClaimBatch = await self._engine.claim(command)

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 from dialer.domain.lifecycle import CampaignCommand, next_status
 from dialer.domain.phones import check_region, invalid_reason, to_e164
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.domain.zones import zone_key
 from dialer.store.dnc import ImportLedger
 from dialer.store.models import ContactInput
 from dialer.store.redis_store import RedisStore
@@ -65,6 +66,7 @@ class _Row:
     phone: str  # E.164, or the cell as written when invalid
     valid: bool
     vars: dict[str, str]
+    zone_group: str = ""  # local hours: dialer.domain.zones.ZoneGroup.key
 
 
 class _Worker:
@@ -212,7 +214,8 @@ def _prepare(
         e164 = phones.e164(raw)
         if e164 is None:
             warnings.add(line, f"invalid number {_shown(raw)}: {invalid_reason(raw, region)}")
-        rows.append(_Row(line, e164 or raw, e164 is not None, columns.vars_of(fields)))
+        zone = "" if e164 is None else zone_key(e164, columns.zone_of(fields))
+        rows.append(_Row(line, e164 or raw, e164 is not None, columns.vars_of(fields), zone))
     return rows, None, len(rows) == limit
 
 
@@ -310,16 +313,20 @@ class _Loader:
         for row in rows:
             if not row.valid:
                 self.invalid += 1
-                contacts.append(ContactInput(row.phone, row.vars, CallStatus.INVALID_NUMBER))
+                contacts.append(
+                    ContactInput(row.phone, row.vars, CallStatus.INVALID_NUMBER, zone_group="")
+                )
                 continue
             verdict = verdicts.pop(row.phone, 0)  # a later row of the batch: a duplicate
             if verdict == 0:
                 self.duplicates += 1
             elif verdict == 2:
                 self.dnc += 1
-                contacts.append(ContactInput(row.phone, row.vars, CallStatus.DO_NOT_CALL))
+                contacts.append(
+                    ContactInput(row.phone, row.vars, CallStatus.DO_NOT_CALL, zone_group="")
+                )
             else:
-                contacts.append(ContactInput(row.phone, row.vars))
+                contacts.append(ContactInput(row.phone, row.vars, zone_group=row.zone_group))
         if contacts:
             self.imported += await self._store.add_contacts(
                 self._cid, list_id, contacts, batch=len(contacts)

@@ -5,7 +5,10 @@ Headers are trimmed and must be non-empty and distinct (case-insensitively). Wit
 ``msisdn`` or ``telephone`` (any case), else the first that *contains* one of those words
 (``"Mobile phone"``); the name column is ``name`` / ``full name``; the time zone ``timezone`` /
 ``time zone`` / ``tz``. The name and time zone are stored as the variables :data:`NAME_VAR` and
-:data:`TIMEZONE_VAR`; every other column under its header, values verbatim.
+:data:`TIMEZONE_VAR`; every other column under its header, values verbatim. A time-zone cell
+must be empty (the zone then comes from the number) or an IANA zone name (``America/Chicago``):
+the contact is called in that zone's hours when its campaign has local hours
+(dialer.domain.zones); any other value is a malformed record, reported at its line.
 
 Every variable goes on each call of the contact (dialer.domain.variables): a file with more
 variable columns than a call carries is refused at its header, a record whose variables take
@@ -14,6 +17,7 @@ more bytes than that at its line.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +27,8 @@ from dialer.domain.variables import (
     contact_variables_problem,
     too_many_variables,
 )
+from dialer.domain.zones import check_zone
+from dialer.errors import ValidationError
 
 NAME_VAR = "name"
 TIMEZONE_VAR = "timezone"
@@ -74,7 +80,7 @@ class ColumnMapping:
                     f"variable {key!r} would come from two columns: rename the column {key!r}"
                 )
         names_bytes = sum(len(key.encode("utf-8", "surrogatepass")) for _, key in variables)
-        return Columns(names, phone, tuple(variables), names_bytes)
+        return Columns(names, phone, tuple(variables), names_bytes, tz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,7 @@ class Columns:
     phone: int
     variables: tuple[tuple[int, str], ...]  # (column index, variable name)
     names_bytes: int = 0  # UTF-8 bytes of the variable names
+    timezone: int | None = None  # the time-zone column (local hours), if any
 
     def problem(self, fields: Sequence[str]) -> str | None:
         """Why a data record cannot be imported (a structural error), or None."""
@@ -93,6 +100,12 @@ class Columns:
             return f"{n} field{'' if n == 1 else 's'}, expected {len(self.headers)}"
         if not fields[self.phone].strip():
             return f"empty phone ({self.headers[self.phone]!r} column)"
+        if self.timezone is not None and _zone_problem(fields[self.timezone]):
+            return (
+                f"unknown time zone {fields[self.timezone][:64]!r} "
+                f"({self.headers[self.timezone]!r} column): an IANA name such as "
+                f"America/New_York, or empty"
+            )
         chars = sum(len(fields[i]) for i, _ in self.variables)
         if self.names_bytes + 4 * chars > MAX_CONTACT_VARIABLE_BYTES:  # maybe too large
             return contact_variables_problem(self.vars_of(fields))
@@ -103,6 +116,24 @@ class Columns:
 
     def vars_of(self, fields: Sequence[str]) -> dict[str, str]:
         return {key: fields[i] for i, key in self.variables}
+
+    def zone_of(self, fields: Sequence[str]) -> str | None:
+        """The record's explicit time zone (checked by :meth:`problem`), None when empty."""
+        if self.timezone is None:
+            return None
+        return fields[self.timezone].strip() or None
+
+
+@functools.lru_cache(maxsize=1024)
+def _zone_problem(cell: str) -> bool:
+    zone = cell.strip()
+    if not zone:
+        return False
+    try:
+        check_zone(zone)
+    except ValidationError:
+        return True
+    return False
 
 
 def _listing(names: Sequence[str]) -> str:

@@ -102,6 +102,7 @@ class CallbackStore:
             k.list_stop(cid),
             k.global_dnc_of(cid),
             k.campaign_dnc(cid),
+            k.zone_prefix(cid),  # local hours
         ]
         member = contact_member(contact_id)
         statuses = sorted(s.value for s in allowed)

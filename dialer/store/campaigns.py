@@ -279,7 +279,8 @@ class CampaignsMixin(StoreCore):
             pipe.zrange(k.inflight(cid), 0, -1)
             pipe.zrange(k.claimed(cid), 0, -1)
             pipe.zrange(k.orphans(cid), 0, -1)
-            exists, seq, lists, *calls = await pipe.execute()
+            pipe.hgetall(k.zones(cid))
+            exists, seq, lists, *calls, gids = await pipe.execute()
         if not exists and seq is None and not lists:
             raise NotFound(f"campaign {cid} does not exist")
         async with self._r.pipeline(transaction=not k.cluster) as pipe:
@@ -303,6 +304,8 @@ class CampaignsMixin(StoreCore):
             # the importer's dedupe set, DNC (UNLINK by name: a Cluster pipeline's unlink()
             # is a coroutine of its own)
             pipe.execute_command("UNLINK", k.phones(cid), k.campaign_dnc(cid))
+            for gid in (0, *(int(g) for g in gids.values())):  # local hours: zone queues
+                pipe.execute_command("UNLINK", k.zone_queue(cid, gid), k.zone_retries(cid, gid))
             await pipe.execute()
         await self._r.unlink(k.contact_seq(cid))
         _log.info("campaign %s deleted (%d contact ids)", cid, last)

@@ -36,6 +36,7 @@ from .models import (
     RateWindow,
     SettleReply,
     Written,
+    ZoneClaim,
 )
 from .results import finish_args, finish_groups, finish_replies
 
@@ -176,6 +177,7 @@ class ClaimsMixin(StoreCore):
         pace_ms: int = 0,
         node: str = "",
         nodes: NodeClaim | None = None,
+        zones: ZoneClaim | None = None,
     ) -> ClaimBatch:
         """Claim up to ``len(call_ids)`` due contacts in one atomic step (claim.lua).
 
@@ -200,6 +202,7 @@ class ClaimsMixin(StoreCore):
             pace_ms=pace_ms,
             node=node,
             nodes=nodes,
+            zones=zones,
         )
         try:
             res = await self._lua.claim(keys=command.keys, args=command.args)
@@ -223,6 +226,7 @@ class ClaimsMixin(StoreCore):
         pace_ms: int = 0,
         node: str = "",
         nodes: NodeClaim | None = None,
+        zones: ZoneClaim | None = None,
     ) -> ClaimCommand:
         """The claim.lua call of :meth:`claim_batch`, checked and built but not sent, to run in
         :meth:`settle_and_claim`'s round trip.
@@ -274,6 +278,7 @@ class ClaimsMixin(StoreCore):
             k.trunk_pace(trunk),
             k.retries(cid),
             k.trunk_breaker(trunk),
+            k.zone_prefix(cid),  # KEYS[21], local hours
         ]
         node_arg = "" if nodes is None else nodes.arg(len(keys) + 1, rate_margin_ms)
         keys += [] if nodes is None else nodes.keys(k)
@@ -297,6 +302,7 @@ class ClaimsMixin(StoreCore):
             t_pace.burst,
             node_arg,
             node,
+            "" if zones is None else zones.to_arg(),  # ARGV[20], local hours
             *call_ids,
         ]
         return ClaimCommand(cid, keys, args)

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable, Sequence
 
 from dialer.domain.statuses import CallStatus, ListStatus
+from dialer.domain.zones import zone_key
 from dialer.errors import NotFound, TransitionRefused
 
 from .common import _chunks, _decode_map, _int_or_none, _s, _strs, _translated
@@ -64,6 +65,7 @@ class ContactsMixin(StoreCore):
         if current != ListStatus.ACTIVE:
             raise await self._list_refused(cid, list_id, current)
         fixed = [k.pending(cid), k.counts(cid), k.list_members(cid, list_id), k.lists(cid)]
+        fixed += [k.zones(cid), k.zone_prefix(cid)]  # local hours: the contacts' zone groups
         added = 0
         for chunk in _chunks(contacts, batch):
             for c in chunk:
@@ -75,6 +77,7 @@ class ContactsMixin(StoreCore):
             for contact_id, c in zip(ids, chunk, strict=True):
                 vars_json = json.dumps(dict(c.vars), ensure_ascii=False, separators=(",", ":"))
                 args += [contact_member(contact_id), c.phone, vars_json, c.status.value]
+                args.append(c.zone_group if c.zone_group is not None else zone_key(c.phone))
             res = await self._lua.add_contacts(
                 keys=fixed + [k.contact(cid, i) for i in ids], args=args
             )

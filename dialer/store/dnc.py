@@ -287,6 +287,7 @@ class ImportLedger:
             cursor, members = await self._r.sscan(k.list_members(cid, list_id), cursor, count=batch)
             for chunk in _chunks(_strs(members), batch):
                 keys = fixed + [k.contact(cid, contact_id_of(m)) for m in chunk]
+                keys.append(k.zone_prefix(cid))  # local hours: the zone groups' queues
                 gone, stay = await self._discard(keys=keys, args=chunk)
                 removed, kept = removed + int(gone), kept + int(stay)
             if cursor == 0:

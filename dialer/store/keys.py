@@ -27,7 +27,8 @@ key                            type   content
 ``{ns}:c:{cid}:cidturns``      hash   ``campaign`` / ``list:{lid}`` -> turns taken of that
                                       caller-ID pool (rotation, HINCRBY by every engine)
 ``{ns}:c:{cid}:seq:contact``   string INCR counter giving contact ids
-``{ns}:c:{cid}:k:{kid}``       hash   phone, vars (JSON), list, status (CallStatus), attempts,
+``{ns}:c:{cid}:k:{kid}``       hash   phone, vars (JSON), list, zg (its zone group's gid),
+                                      status (CallStatus), attempts,
                                       tech_failures, last_call, next_due_ms, dials (calls
                                       made: claim.lua adds one per claim, release.lua gives
                                       it back); an operator's callback adds cb_source,
@@ -42,6 +43,18 @@ key                            type   content
                                       finish.lua and release.lua with ``pending``; an entry
                                       whose contact left ``pending`` another way is dropped by
                                       claim.lua when it meets it.
+``{ns}:c:{cid}:zones``         hash   zone group key (``US|America/Chicago``: region and the
+                                      contact's zones, dialer.domain.zones) -> gid, a small
+                                      number given by add_contacts.lua (field ``#``: the last
+                                      one given); gid 0: no zone known
+``{ns}:c:{cid}:z:{gid}``       zset   contact member -> due_ms: the contacts of zone group
+                                      ``gid`` among ``pending`` (same member, same score), so
+                                      that claim.lua takes only from open groups (local
+                                      hours). Written with ``pending`` by add_contacts,
+                                      finish, release and callback; an entry whose contact
+                                      left ``pending`` another way is dropped by claim.lua
+``{ns}:c:{cid}:z:{gid}:r``     zset   the retries and callbacks among ``z:{gid}`` (as
+                                      ``retries`` is to ``pending``)
 ``{ns}:c:{cid}:counts``        hash   CallStatus -> number of contacts in that status (exact)
 ``{ns}:c:{cid}:inflight``      zset   call -> lease expiry ms (campaign channel leases); an
                                       expired lease stays (its slot held) until its call is
@@ -124,7 +137,9 @@ order (a sorted set orders equal scores by member bytes).
 Scripts receive every key in ``KEYS``. The one exception is ``claim.lua``: it picks the contacts
 inside the script, so it receives the contact key *prefix* (``{ns}:c:{cid}:k:``) and appends the
 chosen ids, as BullMQ's scripts do with their job keys, and the call key prefix (``{ns}:call:``)
-for the call ids of a batch, whose count it decides. ``breaker_report.lua`` does the same (the
+for the call ids of a batch, whose count it decides; with the zone prefix (``{ns}:c:{cid}:z:``)
+it, add_contacts, finish, release and callback derive a contact's zone-group queues from its
+``zg`` field. ``breaker_report.lua`` does the same (the
 call and campaign prefixes) for the contacts of the calls whose attempts a trip gives back.
 
 Redis Cluster (``Keys(slot_groups=N)``, :data:`CLUSTER_SLOT_GROUPS` = 16; the store sets it for
@@ -365,6 +380,19 @@ class Keys:
     def retries(self, cid: int) -> str:
         return f"{self._c(cid)}:retries"
 
+    def zones(self, cid: int) -> str:
+        return f"{self._c(cid)}:zones"
+
+    def zone_prefix(self, cid: int) -> str:
+        """``zone_queue`` without the gid (scripts derive the group's keys from the contact)."""
+        return f"{self._c(cid)}:z:"
+
+    def zone_queue(self, cid: int, gid: int) -> str:
+        return f"{self.zone_prefix(cid)}{gid}"
+
+    def zone_retries(self, cid: int, gid: int) -> str:
+        return f"{self.zone_prefix(cid)}{gid}:r"
+
     def counts(self, cid: int) -> str:
         return f"{self._c(cid)}:counts"
 
@@ -506,4 +534,5 @@ class Keys:
             self.list_caller_ids(cid),
             self.caller_id_turns(cid),
             self.recycled(cid),
+            self.zones(cid),
         )

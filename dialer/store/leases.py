@@ -85,6 +85,7 @@ class LeasesMixin(StoreCore):
             keys=[
                 *self._end_keys(cid, trunk, call_id, contact_id),
                 self.keys.retries(cid),
+                self.keys.zone_prefix(cid),  # local hours
                 *self.keys.node_lease_prefixes(cid),
             ],
             args=[call_id, contact_id, CALL_TTL_S, contact_member(contact_id), owner],

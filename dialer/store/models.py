@@ -38,6 +38,8 @@ class ContactInput:
     phone: str
     vars: Mapping[str, str] = field(default_factory=dict)
     status: CallStatus = CallStatus.PENDING
+    # local hours: the contact's ZoneGroup.key (dialer.domain.zones); None: from the number
+    zone_group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,23 @@ class ClaimBatch:
     next_due_ms: int | None = None
     blocked: int = 0
     server_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneClaim:
+    """Local hours, as claim.lua's ARGV[18] takes them: the zone groups open now, each with
+    its claim deadline (Redis-clock ms: the close less the guard), and when the next closed
+    group opens (ms; None: not known). The script gets the first deadline for all of them
+    (the caller sends a new set by then) and the open gids as a string of 0/1 by gid."""
+
+    open: tuple[tuple[int, int], ...]
+    next_ms: int | None = None
+
+    def to_arg(self) -> str:
+        deadline = min((d for _, d in self.open), default=0)
+        gids = {g for g, _ in self.open}
+        bits = "".join("1" if g in gids else "0" for g in range(max(gids, default=-1) + 1))
+        return f"{max(0, deadline)}:{-1 if self.next_ms is None else self.next_ms}:{bits}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -228,6 +228,7 @@ async def recycle_list(
             for (old, status), new in zip(part, ids, strict=True):
                 keys += [k.contact(cid, old), k.contact(target, new)]
                 args += [old, status, contact_member(new)]
+            keys += [k.zones(cid), k.zones(target)]  # local hours: the copies' zone groups
             t0 = time.perf_counter()
             got = await store.scripts.recycle_stage(keys=keys, args=args)
             clock.lap(t0)
@@ -239,6 +240,8 @@ async def recycle_list(
             k.pending(target),
             k.counts(target),
             k.recycled(cid),
+            k.contact_prefix(target),  # local hours: each copy into its zone group's queue
+            k.zone_prefix(target),
         ]
         args = [new_list, f"{target}:{new_list}", commit_chunk, staged, *fields]
         while True:

@@ -70,6 +70,7 @@ def finish_args(k: Keys, items: Sequence[FinishItem]) -> list[str | int]:
                 k.records(it.cid),
                 k.usage(it.cid),
                 k.retries(it.cid),
+                k.zone_prefix(it.cid),  # local hours
             ]
             shared[it.cid, it.trunk] = lane
         keys += (k.call(it.call_id, it.cid), k.contact(it.cid, it.contact_id))

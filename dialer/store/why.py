@@ -15,12 +15,14 @@ import redis.asyncio as aioredis
 from dialer.domain.breaker import BreakerState
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.statuses import CallStatus
-from dialer.domain.why import TrunkSnapshot, WhyReport, WhySnapshot, why
+from dialer.domain.why import TrunkSnapshot, WhyReport, WhySnapshot, ZoneQueue, why
+from dialer.domain.zones import ZoneGroup
 from dialer.errors import InvalidSettings, NotFound
 
 from .engines import beats_of
 from .nodes import NodeStore, with_nodes_blocker
 from .redis_store import RedisStore, _decode_map, _s, _translated
+from .zones import zone_groups
 
 __all__ = ["explain", "read_snapshot"]
 
@@ -68,6 +70,9 @@ async def read_snapshot(store: RedisStore, cid: int) -> WhySnapshot:
     trunks = [record.trunk] if settings is None else [settings.trunk]
     if settings is not None and settings.backup_trunk is not None:
         trunks.append(settings.backup_trunk)
+    groups = {}  # local hours: the zone groups (gid 0: no zone known)
+    if settings is not None and settings.local_hours:
+        groups = {0: ZoneGroup(), **await zone_groups(r, k, cid)}
     # on Redis Cluster the campaign's keys and the engines' are in two slots (no MULTI), and
     # TIME, which names no key, cannot ride in the pipeline (asked on its own after it)
     async with r.pipeline(transaction=not k.cluster) as pipe:
@@ -84,6 +89,9 @@ async def read_snapshot(store: RedisStore, cid: int) -> WhySnapshot:
             pipe.zcard(k.trunk_inflight(t))
             pipe.hgetall(k.trunk_breaker(t))
         pipe.hgetall(k.engines)
+        for gid in groups:
+            pipe.zcard(k.zone_queue(cid, gid))
+            pipe.zrange(k.zone_queue(cid, gid), 0, 0, withscores=True)
         replies = await pipe.execute()
     if k.cluster:
         replies = [await r.time(), *replies]
@@ -95,6 +103,11 @@ async def read_snapshot(store: RedisStore, cid: int) -> WhySnapshot:
     rest = replies[8:]
     trunk_views = [_trunk(t, rest[2 * i], rest[2 * i + 1]) for i, t in enumerate(trunks)]
     beats = beats_of(rest[2 * len(trunks)])
+    zq = rest[2 * len(trunks) + 1 :]
+    zones = [
+        ZoneQueue(gid, group, int(zq[2 * i]), int(zq[2 * i + 1][0][1]) if zq[2 * i + 1] else None)
+        for i, (gid, group) in enumerate(groups.items())
+    ]
     return WhySnapshot(
         campaign_id=cid,
         now_ms=now,
@@ -112,6 +125,7 @@ async def read_snapshot(store: RedisStore, cid: int) -> WhySnapshot:
         open_until_ms=record.open_until_ms,
         engines=tuple(beats),
         trunks=tuple(trunk_views),
+        zones=tuple(zones),
     )
 
 

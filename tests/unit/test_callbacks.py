@@ -372,7 +372,7 @@ def test_lua_literals_are_the_python_values() -> None:
     words = {s.value for s in CallStatus} | {s.value for s in CallbackSource}
     commands = {"set", "move", "cancel"}
     refusals = {"no_campaign", "campaign", "no_contact", "in_call", "list_stopped", "no_callback"}
-    fields = {"status", "list", "phone", "next_due_ms", "last_call", "dials", "ok"}
+    fields = {"status", "list", "phone", "next_due_ms", "last_call", "dials", "ok", "zg"}
     fields |= {f for f in literals if f.startswith("cb_")}
     assert {"rescheduled", "in_progress", "do_not_call", "pending", "operator"} <= literals
     assert literals - commands - refusals - fields <= words, literals - words

@@ -7,10 +7,17 @@ KEYS[1]    pending zset   {ns}:c:{cid}:pending
 KEYS[2]    counts hash    {ns}:c:{cid}:counts
 KEYS[3]    list set       {ns}:c:{cid}:list:{lid}
 KEYS[4]    lists hash     {ns}:c:{cid}:lists
-KEYS[5..]  contact hashes, one per contact
+KEYS[5]    zone groups hash     {ns}:c:{cid}:zones  (local hours: group key -> gid)
+KEYS[6]    zone queue PREFIX    {ns}:c:{cid}:z:     (+ gid: the group's queue)
+KEYS[7..]  contact hashes, one per contact
 
 ARGV[1]    list id
-ARGV[2..]  per contact, 4 values: member (zero-padded id), phone, vars JSON, status
+ARGV[2..]  per contact, 5 values: member (zero-padded id), phone, vars JSON, status, zone
+           group key (dialer.domain.zones.ZoneGroup.key; "" = no zone known, gid 0)
+
+Local hours: each contact gets the gid of its zone group (field zg; a new group gets the next
+number: the hash's field "#" counts them), and a pending contact is queued in its group's queue too (KEYS[6] .. gid,
+same member and score as in pending), from which claim.lua takes while the group is open.
 
 Returns {1, added} or {0, list_status} when the list is not active ("" if it does not exist).
 ]]
@@ -22,17 +29,36 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local added = 0
-for i = 5, #KEYS do
-  local a = 2 + (i - 5) * 4
+local gids = {}  -- group key -> gid, for this batch
+local function gid_of(group)
+  if group == '' then
+    return '0'
+  end
+  local gid = gids[group]
+  if not gid then
+    gid = redis.call('HGET', KEYS[5], group)
+    if not gid then
+      gid = tostring(redis.call('HINCRBY', KEYS[5], '#', 1))
+      redis.call('HSET', KEYS[5], group, gid)
+    end
+    gids[group] = gid
+  end
+  return gid
+end
+for i = 7, #KEYS do
+  local a = 2 + (i - 7) * 5
   local member, phone, vars, status = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   if redis.call('EXISTS', KEYS[i]) == 0 then
+    local gid = gid_of(ARGV[a + 4])
     local due = ''
     if status == 'pending' then
       due = now
       redis.call('ZADD', KEYS[1], now, member)
+      redis.call('ZADD', KEYS[6] .. gid, now, member)
     end
     redis.call('HSET', KEYS[i], 'phone', phone, 'vars', vars, 'list', ARGV[1], 'status', status,
-               'attempts', 0, 'tech_failures', 0, 'last_call', '', 'next_due_ms', due)
+               'attempts', 0, 'tech_failures', 0, 'last_call', '', 'next_due_ms', due,
+               'zg', gid)
     redis.call('SADD', KEYS[3], member)
     redis.call('HINCRBY', KEYS[2], status, 1)
     added = added + 1

@@ -22,6 +22,8 @@ KEYS[5]  counts hash              {ns}:c:{cid}:counts
 KEYS[6]  liststop hash            {ns}:c:{cid}:liststop
 KEYS[7]  global do-not-call set   {ns}:dnc
 KEYS[8]  campaign do-not-call set {ns}:c:{cid}:dnc
+KEYS[9]  zone queue PREFIX        {ns}:c:{cid}:z:  (local hours: the contact's zone group
+                                  queues z:{gid} and z:{gid}:r follow pending and retries)
 
 ARGV[1]  "set" (set, or move one there is), "move" (only a callback there is) or "cancel"
 ARGV[2]  contact member (zero-padded id)
@@ -55,9 +57,10 @@ if not allowed then
   return {'campaign', status}
 end
 local c = redis.call('HMGET', KEYS[2], 'status', 'list', 'phone', 'next_due_ms', 'last_call',
-                     'cb_source', 'cb_dials', 'cb_prev_status', 'cb_prev_due', 'dials')
+                     'cb_source', 'cb_dials', 'cb_prev_status', 'cb_prev_due', 'dials', 'zg')
 local old, list, phone, due_before, last = c[1], c[2], c[3] or '', c[4] or '', c[5] or ''
 local dials = c[10] or '0'
+local zq = KEYS[9] .. (c[11] or '0')  -- local hours: the contact's zone group queue
 if not old then
   return {'no_contact', ''}
 end
@@ -93,8 +96,10 @@ if ARGV[1] == 'cancel' then
   redis.call('ZREM', KEYS[4], member)
   if due ~= '' then
     redis.call('ZADD', KEYS[3], tonumber(due), member)
+    redis.call('ZADD', zq, tonumber(due), member)
     if new ~= 'pending' then
       redis.call('ZADD', KEYS[4], tonumber(due), member)
+      redis.call('ZADD', zq .. ':r', tonumber(due), member)
     end
   end
   redis.call('HSET', KEYS[2], 'status', new, 'next_due_ms', due)
@@ -132,5 +137,7 @@ redis.call('HSET', KEYS[2], 'status', 'rescheduled', 'next_due_ms', due,
            'cb_dials', dials)
 redis.call('ZADD', KEYS[3], due, member)
 redis.call('ZADD', KEYS[4], due, member)
+redis.call('ZADD', zq, due, member)
+redis.call('ZADD', zq .. ':r', due, member)
 move_count('rescheduled')
 return {'ok', old, 'rescheduled', due, source}

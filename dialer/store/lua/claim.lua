@@ -27,7 +27,9 @@ KEYS[17] campaign pacing slot      {ns}:c:{cid}:pace   (string: ms of the next g
 KEYS[18] trunk pacing slot         {ns}:t:{trunk}:pace
 KEYS[19] retries zset             {ns}:c:{cid}:retries  (the retries among pending: dial order)
 KEYS[20] trunk breaker hash        {ns}:t:{trunk}:breaker  (breaker_report.lua)
-KEYS[21..] the node block (only with ARGV[18]; its first index is ARGV[18]'s "k"):
+KEYS[21] zone queue PREFIX         {ns}:c:{cid}:z:  (local hours: + gid = a zone group's queue,
+                                   + gid .. ':r' its retries; see "Local hours" below)
+KEYS[22..] the node block (only with ARGV[18]; its first index is ARGV[18]'s "k"):
   +0  global inflight zset       {ns}:all:inflight
   +1  global rate zset           {ns}:all:rate
   +2  trunk group inflight zset  {ns}:g:{group}:inflight
@@ -70,7 +72,9 @@ ARGV[18] the node claim (dialer.store.nodes.NodeClaim): "" for none (the engine'
 ARGV[19] node: the PBX node of the engine that claims, kept in each call hash unless the node
          block chose another ("": not said; dialer.engine.leases treats such a call as any
          node's)
-ARGV[20..] call ids, one per claim wanted (N = #ARGV - 19); a replay of ids whose reply was
+ARGV[20] local hours: "" (every due contact may be called) or "deadline:next:bits": see
+         "Local hours" below
+ARGV[21..] call ids, one per claim wanted (N = #ARGV - 20); a replay of ids whose reply was
          lost returns the same claims and takes nothing more
 
 No limit: a channel or rate limit of 0 (ARGV 5-7, 11) means no limit on that axis (the
@@ -96,6 +100,23 @@ pending (oldest due first, fresh or retry); "interleave" takes the head of pendi
 every new_every claims made while a retry is due (the campaign hash's order_turn counts them),
 a due retry otherwise. An entry of KEYS[19] whose contact left pending another way (do-not-call
 import, stopped list) is dropped when met, one moved in pending is moved here too.
+
+Local hours (dialer.domain.zones; the caller computes which zone groups are open): with
+ARGV[20] set, "deadline:next:bits" (dialer.store.models.ZoneClaim), the due contacts are
+taken only from the zone groups whose character in bits is "1" (bits[gid + 1]: one character
+per gid, so that the test is one string.byte), and only while now < deadline (ms: the first
+close among the open groups, less a guard; the caller sends a new set by then); "next" is
+when the next closed group opens (ms, -1: not known). A contact's group is its field zg (0
+when absent). KEYS[21] .. gid mirrors pending for the group's contacts (same member, same
+score) and KEYS[21] .. gid .. ':r' mirrors retries: the first due entry of pending (of
+retries) is taken when its group is open, else the first due entries of one open group's
+queue after the other (each group in due order, the first group chosen by the clock; see
+(e1)), so a due retry of an open group still goes before fresh contacts (retries_first). A contact of a closed group waits in
+pending without holding up the others, a due retry of a closed group too. A mirror entry whose
+contact left pending (or moved in it) is dropped (or moved) when met, as in KEYS[19]. With no
+open group, or nothing due in them, the stop is "empty" with the earliest of their next due
+time and "next". Every claim removes its contact from its group's queues, with ARGV[20] set
+or not.
 
 A contact whose phone is on a do-not-call list is not dialed: it becomes do_not_call, its
 call id gets a record with rule dnc:blocked and no attempt is used (no lease, no rate grant);
@@ -139,7 +160,7 @@ claimed no more than it did:
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local CALL, CONTACT = KEYS[11], KEYS[12]
-local first_id = 20
+local first_id = 21
 
 -- replay of a claim whose reply was lost: answer it again, take nothing more
 local prior = redis.call('HGET', CALL .. ARGV[first_id], 'state')
@@ -169,6 +190,47 @@ if status ~= 'running' then
 end
 if deadline and now >= deadline then
   return {'closed', now, deadline, 0}
+end
+
+-- (a1) local hours: the open zone groups (ARGV[20]); none open: nothing to claim
+local ZQ = KEYS[21]
+local zbits, znext = nil, -1  -- zbits: one "0"/"1" per gid (nil: no local hours)
+local zopen                   -- the open gids (strings), listed when first needed
+if ARGV[20] ~= '' then
+  local deadline, nxt, bits = string.match(ARGV[20], '^(%d+):(-?%d+):([01]*)$')
+  if not bits then
+    return redis.error_reply('ARGV[20] is not "deadline:next:bits": ' .. ARGV[20])
+  end
+  znext = tonumber(nxt)
+  zbits = now < tonumber(deadline) and bits or ''
+end
+local function zopen_list()
+  if not zopen then
+    zopen = {}
+    local bytes = {string.byte(zbits, 1, -1)}
+    for i = 1, #bytes do
+      if bytes[i] == 49 then  -- "1"
+        zopen[#zopen + 1] = tostring(i - 1)
+      end
+    end
+  end
+  return zopen
+end
+local function zone_wait()  -- "empty"'s value in local-hours mode
+  if redis.call('ZCARD', KEYS[2]) == 0 then
+    return -1
+  end
+  local at = znext >= 0 and znext or now + 60000
+  for _, gid in ipairs(zopen_list()) do
+    local nxt = redis.call('ZRANGE', ZQ .. gid, 0, 0, 'WITHSCORES')
+    if #nxt > 0 then
+      at = math.min(at, math.max(now, tonumber(nxt[2])))
+    end
+  end
+  return at
+end
+if zbits and not string.find(zbits, '1', 1, true) then
+  return {'empty', now, zone_wait(), 0}
 end
 
 -- (a2) the trunk's circuit breaker: open (cool-down) or half-open (probe out) refuses
@@ -391,6 +453,113 @@ end
 local function head()
   return redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
 end
+
+-- (e1) local hours: head() and due_retry() within the open groups. The first due entry of
+-- pending (or of retries) is taken when its group is open (one HGET more than without local
+-- hours). Once it is seen in a closed group (it stays there for this call: claims only take
+-- open groups' contacts), the picks come from one open group's queue at a time, in its due
+-- order, starting from a group chosen by the clock (now % the open groups) and going on to
+-- the next once it has nothing due: one read per call in the common case, where the earliest
+-- due among all the open groups would read every open group's queue on every call (2.1x the
+-- one-zone cost at one id per claim, measured). Each queue's due entries are read in runs of
+-- up to the ids left. A head of a retries queue is checked against pending (ZSCORE) when it
+-- becomes the head; a head of a group's queue by the claim's own ZREM from pending (f0).
+local zcache = {[''] = {}, [':r'] = {}}  -- suffix -> gid -> {r = entries, i = head, ok} | false
+local zskip = {}       -- suffix -> true: the global head is in a closed group (this call)
+local zwant = 1        -- how many entries a run reads (the ids left)
+local function zfirst(gid, suffix)
+  local cache = zcache[suffix]
+  local v = cache[gid]
+  while v ~= false and stale > 0 do
+    local key = ZQ .. gid .. suffix
+    if v == nil or v.i > v.n then
+      local r = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'WITHSCORES', 'LIMIT', 0,
+                           math.min(64, zwant))
+      v = #r > 0 and {r = r, i = 1, n = #r, ok = false} or false
+      cache[gid] = v
+    elseif v.ok then
+      return v
+    elseif suffix == '' then  -- checked by the claim's ZREM from pending (f0)
+      v.ok, v.member, v.due, v.score = true, v.r[v.i], v.r[v.i + 1], tonumber(v.r[v.i + 1])
+      return v
+    else
+      local member, due = v.r[v.i], v.r[v.i + 1]
+      local score = tonumber(redis.call('ZSCORE', KEYS[2], member))
+      if score == tonumber(due) then
+        v.ok, v.member, v.due, v.score = true, member, due, score
+        return v
+      end
+      stale = stale - 1
+      if score then  -- queued again at another time: follow pending
+        redis.call('ZADD', key, score, member)
+      else  -- left pending (or was just claimed from the other queue of its group)
+        redis.call('ZREM', key, member)
+      end
+      v.i = v.i + 2
+    end
+  end
+  return false
+end
+local zpicked_suffix, zpicked_gid  -- the queue of the last entry picked from the groups'
+local zturn = {}  -- suffix -> the index in zopen of the group this call takes from
+local function zbest(suffix)
+  local cache = zcache[suffix]
+  local zopen = zopen_list()
+  local n = #zopen
+  local start = zturn[suffix] or (now % n) + 1
+  for k = 0, n - 1 do
+    local idx = (start + k - 1) % n + 1
+    local gid = zopen[idx]
+    local v = cache[gid]
+    if v == nil or (v and not v.ok) then
+      v = zfirst(gid, suffix)
+    end
+    if v then
+      zturn[suffix] = idx
+      zpicked_suffix, zpicked_gid = suffix, gid
+      return {v.member, v.due}
+    end
+  end
+  return {}
+end
+local function zpicked_out(zg)
+  -- the contact just taken leaves its group's run: the picked queue moves on; the group's
+  -- other queue checks its head again (it may be the same contact: a retry is in both)
+  if zpicked_gid then
+    local v = zcache[zpicked_suffix][zpicked_gid]
+    if v then
+      v.i, v.ok = v.i + 2, false
+    end
+    zpicked_gid = nil
+  end
+  local v = zcache[''][zg]
+  if v then
+    v.ok = false
+  end
+  v = zcache[':r'][zg]
+  if v then
+    v.ok = false
+  end
+end
+if zbits then
+  local function within(global, suffix)
+    if not zskip[suffix] then
+      local first = global()
+      if #first == 0 then
+        return first
+      end
+      local gid = tonumber(redis.call('HGET', CONTACT .. tonumber(first[1]), 'zg')) or 0
+      if string.byte(zbits, gid + 1) == 49 then
+        return first
+      end
+      zskip[suffix] = true
+    end
+    return zbest(suffix)
+  end
+  local pending_head, any_retry = head, due_retry
+  head = function() return within(pending_head, '') end
+  due_retry = function() return within(any_retry, ':r') end
+end
 local function pick_due()
   if order == 'due_time' then
     return head()
@@ -452,8 +621,13 @@ local expiry = now + tonumber(ARGV[4])
 local next_id = first_id
 local claimed = 0
 while claimed < room and next_id <= #ARGV do
+  zwant = math.min(room - claimed, #ARGV - next_id + 1)
   local first = pick_due()
   if #first == 0 then
+    if zbits then
+      out[1], out[3] = 'empty', zone_wait()
+      break
+    end
     local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
     out[1], out[3] = 'empty', #nxt == 0 and -1 or tonumber(nxt[2])
     break
@@ -461,9 +635,23 @@ while claimed < room and next_id <= #ARGV do
   local member, due = first[1], first[2]
   local kid = tonumber(member)
   local ckey = CONTACT .. kid
-  redis.call('ZREM', KEYS[2], member)
+  local queued = redis.call('ZREM', KEYS[2], member)
   redis.call('ZREM', KEYS[19], member)
-  local c = redis.call('HMGET', ckey, 'status', 'list', 'phone', 'vars', 'attempts', 'tech_failures')
+  local c, zg
+  if queued == 0 and zpicked_suffix == '' and zpicked_gid then
+    -- (f0) local hours: an entry of a group's queue whose contact left pending another way
+    -- (the queue follows every move in pending: only removals leave such entries)
+    c, zg = {}, zpicked_gid
+    stale = stale - 1
+  else
+    c = redis.call('HMGET', ckey, 'status', 'list', 'phone', 'vars', 'attempts', 'tech_failures',
+                   'zg')
+    zg = c[7] or '0'
+  end
+  -- (f1) local hours: out of its zone group's queues (and of this call's runs of them)
+  redis.call('ZREM', ZQ .. zg, member)
+  redis.call('ZREM', ZQ .. zg .. ':r', member)
+  zpicked_out(zg)
   local old, phone = c[1], c[3] or ''
   if old then  -- (a queue entry without its contact hash is dropped: campaign being deleted)
     local settled = c[2] and redis.call('HGET', KEYS[10], c[2])

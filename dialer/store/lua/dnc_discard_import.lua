@@ -10,6 +10,7 @@ KEYS[2]    counts hash    {ns}:c:{cid}:counts
 KEYS[3]    list set       {ns}:c:{cid}:list:{lid}
 KEYS[4]    phones set     {ns}:c:{cid}:phones
 KEYS[5..]  contact hashes, in the order of the members
+KEYS[#KEYS] zone queue PREFIX {ns}:c:{cid}:z:  (local hours: + the contact's zg, 0 if none)
 
 ARGV[1..]  contact members (zero-padded ids) of the list
 
@@ -19,13 +20,14 @@ Returns {removed, kept}.
 local removed, kept = 0, 0
 for i = 1, #ARGV do
   local member, key = ARGV[i], KEYS[i + 4]
-  local c = redis.call('HMGET', key, 'status', 'phone', 'last_call')
+  local c = redis.call('HMGET', key, 'status', 'phone', 'last_call', 'zg')
   local status, phone, last_call = c[1], c[2], c[3]
   if not status then
     redis.call('SREM', KEYS[3], member)
   elseif (last_call or '') == '' and (status == 'pending' or status == 'invalid_number'
                                       or status == 'do_not_call') then
     redis.call('ZREM', KEYS[1], member)
+    redis.call('ZREM', KEYS[#KEYS] .. (c[4] or '0'), member)  -- local hours: its group's queue
     if status ~= 'invalid_number' and phone then
       redis.call('SREM', KEYS[4], phone)
     end

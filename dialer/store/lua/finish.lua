@@ -10,7 +10,7 @@ becomes the list's stop status instead. If the campaign is gone (deleted), only 
 the call and the record are handled.
 
 KEYS[1]  records index zset      {ns}:records:index
-then 13 keys per call, in the order of the calls in ARGV:
+then 14 keys per call, in the order of the calls in ARGV:
   +1  call hash               {ns}:call:{call_id}
   +2  contact hash            {ns}:c:{cid}:k:{contact_id}
   +3  campaign hash           {ns}:c:{cid}
@@ -24,6 +24,9 @@ then 13 keys per call, in the order of the calls in ARGV:
   +11 records stream          {ns}:records:{cid}
   +12 usage hash              {ns}:c:{cid}:usage
   +13 retries zset            {ns}:c:{cid}:retries  (a retry is queued in pending and here)
+  +14 zone queue PREFIX       {ns}:c:{cid}:z:  (local hours: a retry is queued in its zone
+                              group's queue z:{gid} and its retries z:{gid}:r too; gid = the
+                              contact's zg, 0 when it has none)
 
 then, after every call's keys, the node leases' keys (claim.lua's node block: a call with a
 node in its hash gives back its node, trunk group and global leases):
@@ -87,7 +90,7 @@ while a <= #ARGV do
     redis.call('HSET', K(1), 'state', 'done', 'done_ms', now)
     redis.call('EXPIRE', K(1), ttl)
 
-    local c = redis.call('HMGET', K(2), 'status', 'list')
+    local c = redis.call('HMGET', K(2), 'status', 'list', 'zg')
     local used, talk = 0, '0'
     if redis.call('EXISTS', K(3)) == 1 and c[1] then
       local new, retry = ARGV[a + 3], ARGV[a + 6]
@@ -103,6 +106,10 @@ while a <= #ARGV do
       if retry ~= '' then
         redis.call('ZADD', K(8), tonumber(retry), ARGV[a + 7])
         redis.call('ZADD', K(13), tonumber(retry), ARGV[a + 7])
+        -- local hours: the zone group's queues too (claim.lua takes from open groups only)
+        local zq = K(14) .. (c[3] or '0')
+        redis.call('ZADD', zq, tonumber(retry), ARGV[a + 7])
+        redis.call('ZADD', zq .. ':r', tonumber(retry), ARGV[a + 7])
       end
       redis.call('HINCRBY', K(9), c[1], -1)
       redis.call('HINCRBY', K(9), new, 1)
@@ -117,7 +124,7 @@ while a <= #ARGV do
     end
     out[n + 1], out[n + 2], out[n + 3] = 1, used, talk
   end
-  k = k + 13
+  k = k + 14
   a = a + 12
 end
 return out

@@ -15,6 +15,8 @@ KEYS[4]  pending zset               {ns}:c:{cid}:pending
 KEYS[5]  counts hash                {ns}:c:{cid}:counts
 KEYS[6]  source recycled hash       {ns}:c:{src}:recycled  (field "{list}:{status}" -> the
                                     target "{cid}:{lid}")
+KEYS[7]  contact key PREFIX         {ns}:c:{cid}:k:  (local hours: + id, for the contact's zg)
+KEYS[8]  zone queue PREFIX          {ns}:c:{cid}:z:  (local hours: + gid, its group's queue)
 
 ARGV[1]  new list id
 ARGV[2]  the target "{cid}:{lid}"
@@ -49,6 +51,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local chunk = redis.call('ZRANGE', KEYS[3], 0, tonumber(ARGV[3]) - 1)
 for i = 1, #chunk do
   redis.call('ZADD', KEYS[4], now, chunk[i])
+  local zg = redis.call('HGET', KEYS[7] .. tonumber(chunk[i]), 'zg') or '0'
+  redis.call('ZADD', KEYS[8] .. zg, now, chunk[i])  -- local hours: its zone group's queue
   redis.call('ZREM', KEYS[3], chunk[i])
 end
 return {1, redis.call('ZCARD', KEYS[3])}

@@ -18,9 +18,11 @@ KEYS[8]  pending zset            {ns}:c:{cid}:pending
 KEYS[9]  counts hash             {ns}:c:{cid}:counts
 KEYS[10] liststop hash           {ns}:c:{cid}:liststop
 KEYS[11] retries zset            {ns}:c:{cid}:retries  (a retry goes back there too)
-KEYS[12] node key prefix         {ns}:n:   (+ node + ":inflight": claim.lua's node block)
-KEYS[13] group key prefix        {ns}:g:   (+ group + ":inflight")
-KEYS[14] global inflight zset    {ns}:all:inflight
+KEYS[12] zone queue PREFIX       {ns}:c:{cid}:z:  (local hours: back in the contact's zone
+                                 group queue z:{gid}, a retry in z:{gid}:r too; gid = zg or 0)
+KEYS[13] node key prefix         {ns}:n:   (+ node + ":inflight": claim.lua's node block)
+KEYS[14] group key prefix        {ns}:g:   (+ group + ":inflight")
+KEYS[15] global inflight zset    {ns}:all:inflight
 
 ARGV[1]  call id
 ARGV[2]  contact id
@@ -56,14 +58,14 @@ redis.call('ZREM', KEYS[7], call_id)
 -- the node block's leases: only a node claim gives a call a group (finish.lua)
 local lease = redis.call('HMGET', KEYS[1], 'node', 'group')
 if lease[1] and lease[2] then
-  redis.call('ZREM', KEYS[12] .. lease[1] .. ':inflight', call_id)
-  redis.call('ZREM', KEYS[13] .. (lease[2] or '') .. ':inflight', call_id)
-  redis.call('ZREM', KEYS[14], call_id)
+  redis.call('ZREM', KEYS[13] .. lease[1] .. ':inflight', call_id)
+  redis.call('ZREM', KEYS[14] .. (lease[2] or '') .. ':inflight', call_id)
+  redis.call('ZREM', KEYS[15], call_id)
 end
 redis.call('HSET', KEYS[1], 'state', 'done', 'done_ms', now, 'released', '1')
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 
-local c = redis.call('HMGET', KEYS[2], 'status', 'list', 'dials')
+local c = redis.call('HMGET', KEYS[2], 'status', 'list', 'dials', 'zg')
 if redis.call('EXISTS', KEYS[3]) == 1 and c[1] == 'in_progress' then
   if call[5] and c[3] == call[5] then  -- still the contact's last dial: not made after all
     redis.call('HINCRBY', KEYS[2], 'dials', -1)
@@ -78,8 +80,11 @@ if redis.call('EXISTS', KEYS[3]) == 1 and c[1] == 'in_progress' then
     local due = call[4] or now
     redis.call('HSET', KEYS[2], 'status', new, 'next_due_ms', due)
     redis.call('ZADD', KEYS[8], tonumber(due), ARGV[4])
+    local zq = KEYS[12] .. (c[4] or '0')  -- local hours: the zone group's queue
+    redis.call('ZADD', zq, tonumber(due), ARGV[4])
     if new ~= 'pending' then  -- a retry or a callback, not a fresh contact
       redis.call('ZADD', KEYS[11], tonumber(due), ARGV[4])
+      redis.call('ZADD', zq .. ':r', tonumber(due), ARGV[4])
     end
   end
   redis.call('HINCRBY', KEYS[9], 'in_progress', -1)
