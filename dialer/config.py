@@ -28,10 +28,10 @@ class EngineSettings:
     full_poll: float = 0.05  # at the concurrency cap: re-check at least this often
     # CPS windows are held this much longer than their nominal length so that the jitter
     # between a grant and the PBX creating the channel never shows limit+1 calls in a second.
-    # A fresh Asterisk creates channels within 3-17 ms of the Originate; one that was
-    # overloaded minutes before took up to 90 ms now and then (loadtest/README.md): raise it
-    # (DIALER_RATE_MARGIN_MS) for a PBX that runs near its limit, at margin/1000 of the rate.
-    rate_margin_ms: int = 40
+    # None (the default): the margin follows the measured grant-to-switch delay
+    # (dialer.engine.pacing.GrantDelay: a few ms on a quiet switch, 40 until measured).
+    # DIALER_RATE_MARGIN_MS fixes it instead, at margin/1000 of the rate (40: 0.96 of it).
+    rate_margin_ms: int | None = None
     # Pacing: at most this many milliseconds' worth of the CPS starts at once (340 cps, 50 ms:
     # 17 per 50 ms), instead of a burst of a whole second's calls at the top of each window.
     # It also sets the claims: one Redis round trip per step and campaign, 1000 / pace_ms a

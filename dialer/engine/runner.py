@@ -35,6 +35,7 @@ from dialer.engine.callerid import CallerIdChooser
 from dialer.engine.calls import LiveCall
 from dialer.engine.cancel import checkpoint
 from dialer.engine.control import HANGUP_REASON
+from dialer.engine.pacing import GrantDelay
 from dialer.errors import (
     ActionFailed,
     ActionTimeout,
@@ -95,6 +96,8 @@ class CampaignRunner:
         self._caller_ids: CallerIdChooser | None = None  # made at the first dial
         self._primary_blocked_until = 0.0  # clock time: claim on the backup trunk until then
         self._on_backup = False  # the last claim on the campaign's trunk was refused
+        # the CPS window's margin, from this campaign's grant-to-switch delays (pacing.py)
+        self.grant_delay = GrantDelay()
 
     def claim_trunk(self) -> str:
         """The trunk the next claim is for: the campaign's, or its backup while the
@@ -198,7 +201,11 @@ class CampaignRunner:
                 trunk_max_channels=limit.max_channels,
                 cps=self.settings.cps,
                 trunk_cps=limit.cps,
-                rate_margin_ms=cfg.rate_margin_ms,
+                rate_margin_ms=(
+                    self.grant_delay.margin_ms()
+                    if cfg.rate_margin_ms is None
+                    else cfg.rate_margin_ms
+                ),
                 pace_ms=cfg.pace_ms,
             )
             started = time.perf_counter()
@@ -219,7 +226,7 @@ class CampaignRunner:
                 log.warning("campaign %s: dialing on trunk %s again", self.campaign_id, trunk)
             if batch.claims:
                 calls = [(self._follow(claim, trunk), claim) for claim in batch.claims]
-                dials.create_task(self._dial(calls), name=calls[0][0].call_id)
+                dials.create_task(self._dial(calls, batch.server_ms), name=calls[0][0].call_id)
             stop = batch.stop
             if stop == "max":
                 continue
@@ -295,8 +302,9 @@ class CampaignRunner:
             variables=variables,
         )
 
-    async def _dial(self, calls: list[tuple[LiveCall, Claim]]) -> None:
-        """Originate a claim's calls together (one task and one PBX write for the batch)."""
+    async def _dial(self, calls: list[tuple[LiveCall, Claim]], granted_ms: int = 0) -> None:
+        """Originate a claim's calls together (one task and one PBX write for the batch);
+        ``granted_ms``: the claim's time by Redis's clock (0: unknown)."""
         engine = self._engine
         calls = await self._still_ours(calls)
         if not calls:
@@ -310,6 +318,8 @@ class CampaignRunner:
             call.caller_id = caller_id or ""
         requests = [self._request(call, claim) for call, claim in calls]
         errors = await engine.pbx.originate_many(requests)
+        if granted_ms and any(error is None for error in errors):
+            self.grant_delay.observe(granted_ms, self._clock() * 1000)
         accepted = [call for (call, _), error in zip(calls, errors, strict=True) if error is None]
         engine.metrics.originated(self.campaign_id, calls[0][0].trunk, len(accepted))
         engine.originated(accepted)
