@@ -14,9 +14,20 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from loadtest.bench import cost, drain, fswatch, pacing, refill, retrylate, scale, throughput
+from loadtest.bench import (
+    cost,
+    drain,
+    fswatch,
+    margin,
+    pacing,
+    refill,
+    retrylate,
+    scale,
+    throughput,
+)
 from loadtest.bench.common import (
     BENCH_RTP_PORTS,
     PBXS,
@@ -29,6 +40,8 @@ from ops.localstack.stack import StackInfo
 
 BENCHMARKS = ("throughput", "cost", "pacing", "drain", "refill", "scale", "retrylate")
 FREESWITCH_BENCHMARKS = ("throughput", "cost")  # the others run on Asterisk only
+# run by name only, not by "all" (on either switch): comparisons of several runs each
+BY_NAME = ("margin",)
 FS_BENCH_ASTERISK_RTP_PORTS = 400
 
 
@@ -37,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m loadtest.bench",
         description="Benchmarks against the local real stack (needs root, like the stack).",
     )
-    parser.add_argument("name", choices=(*BENCHMARKS, "all"), help="benchmark to run")
+    parser.add_argument("name", choices=(*BENCHMARKS, *BY_NAME, "all"), help="benchmark to run")
     parser.add_argument("--quick", action="store_true", help="short steps and small counts")
     parser.add_argument("--stack-name", default="bench", help="local stack name (default bench)")
     parser.add_argument(
@@ -47,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the switch: freeswitch runs throughput and cost (all: both) on FreeSWITCH",
     )
     parser.add_argument(
-        "--rate", type=float, help="cost: dial at this CPS instead of searching for it"
+        "--rate", type=float, help="cost, margin: dial at this CPS instead of searching for it"
     )
+    parser.add_argument("--rounds", type=int, help="margin: rounds of raw, fixed, adaptive")
     parser.add_argument(
         "--profile",
         type=Path,
@@ -77,6 +91,12 @@ async def run_one(
         if pbx == "freeswitch":
             c = cost.Params.freeswitch(quick=quick)
         return await cost.run(info, c, rate=rate, quick=quick, profile=args.profile, pbx=pbx)
+    if name == "margin":
+        m = margin.Params.quick() if quick else margin.Params()
+        if args.rounds:
+            m = replace(m, rounds=args.rounds)
+        rate = args.rate or found.get("rate") or margin.default_rate(pbx)
+        return await margin.run(info, m, rate=rate, quick=quick, pbx=pbx)
     if name == "pacing":
         return await pacing.run(
             info, pacing.Params.quick() if quick else pacing.Params(), quick=quick
@@ -124,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fs = args.pbx == "freeswitch"
     every = FREESWITCH_BENCHMARKS if fs else BENCHMARKS
     names = every if args.name == "all" else (args.name,)
-    if args.name not in (*every, "all"):
+    if args.name not in (*every, *BY_NAME, "all"):
         build_parser().error(f"{args.name} runs on Asterisk only (FreeSWITCH: {', '.join(every)})")
     started = time.monotonic()
     # on FreeSWITCH, Asterisk only idles: its default range, and fewer ports taken from the
