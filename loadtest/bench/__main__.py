@@ -21,6 +21,7 @@ from loadtest.bench import (
     cost,
     drain,
     fswatch,
+    luacost,
     margin,
     pacing,
     refill,
@@ -41,7 +42,7 @@ from ops.localstack.stack import StackInfo
 BENCHMARKS = ("throughput", "cost", "pacing", "drain", "refill", "scale", "retrylate")
 FREESWITCH_BENCHMARKS = ("throughput", "cost")  # the others run on Asterisk only
 # run by name only, not by "all" (on either switch): comparisons of several runs each
-BY_NAME = ("margin",)
+BY_NAME = ("margin", "luacost")
 FS_BENCH_ASTERISK_RTP_PORTS = 400
 
 
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=float, help="cost, margin: dial at this CPS instead of searching for it"
     )
     parser.add_argument("--rounds", type=int, help="margin: rounds of raw, fixed, adaptive")
+    parser.add_argument("--base", help="luacost: git revision of the scripts compared (main)")
     parser.add_argument(
         "--profile",
         type=Path,
@@ -97,6 +99,11 @@ async def run_one(
             m = replace(m, rounds=args.rounds)
         rate = args.rate or found.get("rate") or margin.default_rate(pbx)
         return await margin.run(info, m, rate=rate, quick=quick, pbx=pbx)
+    if name == "luacost":
+        lc = luacost.Params.quick() if quick else luacost.Params()
+        if args.base:
+            lc = replace(lc, base=args.base)
+        return await luacost.run(info, lc, quick=quick)
     if name == "pacing":
         return await pacing.run(
             info, pacing.Params.quick() if quick else pacing.Params(), quick=quick
