@@ -23,6 +23,7 @@ from loadtest.bench import (
     fswatch,
     luacost,
     margin,
+    nodes,
     pacing,
     refill,
     retrylate,
@@ -42,8 +43,9 @@ from ops.localstack.stack import StackInfo
 BENCHMARKS = ("throughput", "cost", "pacing", "drain", "refill", "scale", "retrylate")
 FREESWITCH_BENCHMARKS = ("throughput", "cost")  # the others run on Asterisk only
 # run by name only, not by "all" (on either switch): comparisons of several runs each
-BY_NAME = ("margin", "luacost")
+BY_NAME = ("margin", "luacost", "nodes")
 FS_BENCH_ASTERISK_RTP_PORTS = 400
+NODES_ASTERISK_RTP_PORTS = 1000  # nodes: Asterisk works too (~300 channels at 100 CPS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=float, help="cost, margin: dial at this CPS instead of searching for it"
     )
     parser.add_argument("--rounds", type=int, help="margin: rounds of raw, fixed, adaptive")
+    parser.add_argument("--fs-rate", type=float, help="nodes: FreeSWITCH CPS (--rate: Asterisk)")
     parser.add_argument("--base", help="luacost: git revision of the scripts compared (main)")
     parser.add_argument(
         "--profile",
@@ -104,6 +107,15 @@ async def run_one(
         if args.base:
             lc = replace(lc, base=args.base)
         return await luacost.run(info, lc, quick=quick)
+    if name == "nodes":
+        n = nodes.Params.quick() if quick else nodes.Params()
+        n = replace(
+            n,
+            asterisk_cps=args.rate or n.asterisk_cps,
+            freeswitch_cps=args.fs_rate or n.freeswitch_cps,
+            rounds=args.rounds or n.rounds,
+        )
+        return await nodes.run(info, n, quick=quick)
     if name == "pacing":
         return await pacing.run(
             info, pacing.Params.quick() if quick else pacing.Params(), quick=quick
@@ -149,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     fs = args.pbx == "freeswitch"
+    both = args.name == "nodes"  # Asterisk and FreeSWITCH at once
     every = FREESWITCH_BENCHMARKS if fs else BENCHMARKS
     names = every if args.name == "all" else (args.name,)
     if args.name not in (*every, *BY_NAME, "all"):
@@ -157,9 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # on FreeSWITCH, Asterisk only idles: its default range, and fewer ports taken from the
     # 12,000 that every stack on the machine shares
     rtp_ports = FS_BENCH_ASTERISK_RTP_PORTS if fs else BENCH_RTP_PORTS
-    with bench_stack(args.stack_name, rtp_ports, with_freeswitch=fs) as info:
+    if both:
+        rtp_ports = NODES_ASTERISK_RTP_PORTS
+    with bench_stack(args.stack_name, rtp_ports, with_freeswitch=fs or both) as info:
         print(f"stack {info.name}: Asterisk {info.asterisk_version}, AMI {info.ami_port}")
-        if fs:
+        if fs or both:
             caps = asyncio.run(fswatch.raise_caps(info))
             print(
                 f"FreeSWITCH pid {info.freeswitch_pid}, ESL {info.esl_port}, RTP ports "
