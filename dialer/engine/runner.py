@@ -317,9 +317,10 @@ class CampaignRunner:
         for (call, _), caller_id in zip(calls, chosen, strict=True):
             call.caller_id = caller_id or ""
         requests = [self._request(call, claim) for call, claim in calls]
+        sent_ms = self._clock() * 1000  # grant -> this write: the engine's part of the delay
         errors = await engine.pbx.originate_many(requests)
         if granted_ms and any(error is None for error in errors):
-            self.grant_delay.observe(granted_ms, self._clock() * 1000)
+            self.grant_delay.observe(granted_ms, sent_ms)
         accepted = [call for (call, _), error in zip(calls, errors, strict=True) if error is None]
         engine.metrics.originated(self.campaign_id, calls[0][0].trunk, len(accepted))
         engine.originated(accepted)

@@ -18,7 +18,8 @@ delays_ms = st.lists(
 
 
 def _fed(delays: list[float], bounds: MarginBounds | None = None) -> GrantDelay:
-    est = GrantDelay(bounds)
+    """An estimator fed ``delays`` (no switch allowance unless ``bounds`` say so)."""
+    est = GrantDelay(bounds or MarginBounds(switch_ms=0))
     for i, d in enumerate(delays):
         granted = 1_700_000_000_000 + i * 50
         est.observe(granted, granted + d)
@@ -26,7 +27,7 @@ def _fed(delays: list[float], bounds: MarginBounds | None = None) -> GrantDelay:
 
 
 def test_initial_until_enough_samples() -> None:
-    b = MarginBounds()
+    b = MarginBounds(switch_ms=0)
     est = _fed([1.0] * (b.min_samples - 1))
     assert est.margin_ms() == b.initial_ms == 40
     est.observe(0, 1)
@@ -34,7 +35,7 @@ def test_initial_until_enough_samples() -> None:
 
 
 def test_follows_the_largest_recent_delay_and_forgets_it() -> None:
-    b = MarginBounds()
+    b = MarginBounds(switch_ms=0)
     est = _fed([3.0] * 100)
     assert est.margin_ms() == b.floor_ms
     est.observe(0, 17.2)  # one slow batch lifts it at once
@@ -46,7 +47,7 @@ def test_follows_the_largest_recent_delay_and_forgets_it() -> None:
 
 
 def test_quantile_below_one_ignores_rare_outliers() -> None:
-    b = MarginBounds(quantile=0.99, window=200, recompute_every=1)
+    b = MarginBounds(quantile=0.99, window=200, recompute_every=1, switch_ms=0)
     est = _fed([5.0] * 198 + [300.0], b)
     assert est.margin_ms() == 5
     est = _fed([5.0] * 190 + [30.0] * 10, b)
@@ -56,7 +57,7 @@ def test_quantile_below_one_ignores_rare_outliers() -> None:
 @settings(max_examples=150, deadline=None)
 @given(delays_ms)
 def test_always_within_bounds(delays: list[float]) -> None:
-    b = MarginBounds()
+    b = MarginBounds(switch_ms=0)
     m = _fed(delays, b).margin_ms()
     assert b.floor_ms <= m <= b.ceiling_ms
     if len(delays) < b.min_samples:
@@ -66,7 +67,7 @@ def test_always_within_bounds(delays: list[float]) -> None:
 @settings(max_examples=150, deadline=None)
 @given(delays_ms)
 def test_covers_every_kept_delay_within_the_ceiling(delays: list[float]) -> None:
-    b = MarginBounds()
+    b = MarginBounds(switch_ms=0)
     if len(delays) < b.min_samples:
         return
     m = _fed(delays, b).margin_ms()
@@ -75,8 +76,17 @@ def test_covers_every_kept_delay_within_the_ceiling(delays: list[float]) -> None
     assert m == max(b.floor_ms, min(b.ceiling_ms, math.ceil(max(kept))))
 
 
-def test_odd_values() -> None:
+def test_the_switch_allowance_is_added_to_the_measured_delay() -> None:
     b = MarginBounds()
+    assert b.switch_ms == 10
+    est = _fed([2.5] * 30, b)
+    assert est.margin_ms() == 13
+    est.observe(0, 300)
+    assert est.margin_ms() == b.ceiling_ms
+
+
+def test_odd_values() -> None:
+    b = MarginBounds(switch_ms=0)
     est = _fed([1.0] * 20)
     est.observe(0, math.inf)
     assert est.margin_ms() == b.ceiling_ms
@@ -94,6 +104,7 @@ def test_odd_values() -> None:
         {"min_samples": 300},
         {"quantile": 0.3},
         {"recompute_every": 0},
+        {"switch_ms": -1},
     ],
 )
 def test_bounds_checked(kwargs: dict[str, int | float]) -> None:
@@ -135,7 +146,7 @@ def test_margin_keeps_the_switch_clock_within_the_limit(
     """Grants by a window of 1000 + margin, each reaching the switch after a delay no larger
     than the margin the estimator gave for those delays: at most ``limit`` channels in any
     second of the switch's clock."""
-    margin = _fed(delays, MarginBounds(floor_ms=0, initial_ms=0)).margin_ms()
+    margin = _fed(delays, MarginBounds(floor_ms=0, initial_ms=0, switch_ms=0)).margin_ms()
     grants = _limited_grants(requests, limit, 1000 + margin)
     channels = [g + delays[i % len(delays)] for i, g in enumerate(grants)]
     assert _most_in_one_second(channels) <= limit
