@@ -28,8 +28,9 @@ class EngineSettings:
     full_poll: float = 0.05  # at the concurrency cap: re-check at least this often
     # CPS windows are held this much longer than their nominal length so that the jitter
     # between a grant and the PBX creating the channel never shows limit+1 calls in a second.
-    # None (the default): the margin follows the measured grant-to-switch delay
-    # (dialer.engine.pacing.GrantDelay: a few ms on a quiet switch, 40 until measured).
+    # None (the default): the margin follows the measured grant-to-originate delay plus 10 ms
+    # for the switch (dialer.engine.pacing.GrantDelay: ~12-20 ms on a quiet engine, 40 until
+    # measured).
     # DIALER_RATE_MARGIN_MS fixes it instead, at margin/1000 of the rate (40: 0.96 of it).
     rate_margin_ms: int | None = None
     # Pacing: at most this many milliseconds' worth of the CPS starts at once (340 cps, 50 ms:
