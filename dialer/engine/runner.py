@@ -35,7 +35,7 @@ from dialer.engine.callerid import CallerIdChooser
 from dialer.engine.calls import LiveCall
 from dialer.engine.cancel import checkpoint
 from dialer.engine.control import HANGUP_REASON
-from dialer.engine.pacing import GrantDelay
+from dialer.engine.pacing import GrantDelay, MarginBounds
 from dialer.errors import (
     ActionFailed,
     ActionTimeout,
@@ -97,7 +97,7 @@ class CampaignRunner:
         self._primary_blocked_until = 0.0  # clock time: claim on the backup trunk until then
         self._on_backup = False  # the last claim on the campaign's trunk was refused
         # the CPS window's margin, from this campaign's grant-to-switch delays (pacing.py)
-        self.grant_delay = GrantDelay()
+        self.grant_delay = GrantDelay(MarginBounds(switch_ms=engine.settings.rate_switch_ms))
 
     def claim_trunk(self) -> str:
         """The trunk the next claim is for: the campaign's, or its backup while the

@@ -38,6 +38,7 @@ TUNING = frozenset(
         "DIALER_CLAIM_BATCH",
         "DIALER_WRITE_LINGER_MS",
         "DIALER_RATE_MARGIN_MS",
+        "DIALER_RATE_SWITCH_MS",
     }
 )
 
