@@ -35,6 +35,7 @@ from dialer.engine.calls import LiveCall
 from dialer.engine.cancel import checkpoint
 from dialer.engine.control import HANGUP_REASON
 from dialer.engine.localhours import LocalHours
+from dialer.engine.pacing import GrantDelay, MarginBounds
 from dialer.engine.ports import RunnerHost
 from dialer.errors import (
     ActionFailed,
@@ -94,6 +95,8 @@ class CampaignRunner:
         self._primary_blocked_until = 0.0  # clock time: claim on the backup trunk until then
         self._on_backup = False  # the last claim on the campaign's trunk was refused
         self._local_hours: LocalHours | None = None  # local hours: made at the first claim
+        # the CPS window's margin, from this campaign's grant-to-switch delays (pacing.py)
+        self.grant_delay = GrantDelay(MarginBounds(switch_ms=engine.settings.rate_switch_ms))
 
     def claim_trunk(self) -> str:
         """The trunk the next claim is for: the campaign's, or its backup while the
@@ -205,7 +208,11 @@ class CampaignRunner:
                     trunk_max_channels=limit.max_channels,
                     cps=self.settings.cps,
                     trunk_cps=limit.cps,
-                    rate_margin_ms=cfg.rate_margin_ms,
+                    rate_margin_ms=(
+                        self.grant_delay.margin_ms()
+                        if cfg.rate_margin_ms is None
+                        else cfg.rate_margin_ms
+                    ),
                     pace_ms=cfg.pace_ms,
                     node=node,
                     # the engine's nodes of the trunk, the group's and the global caps
@@ -231,7 +238,7 @@ class CampaignRunner:
                     (self._follow(claim, trunk, claim.node or node), claim)
                     for claim in batch.claims
                 ]
-                dials.create_task(self._dial(calls), name=calls[0][0].call_id)
+                dials.create_task(self._dial(calls, batch.server_ms), name=calls[0][0].call_id)
             stop = batch.stop
             if stop == "max":
                 continue
@@ -309,8 +316,9 @@ class CampaignRunner:
             variables=variables,
         )
 
-    async def _dial(self, calls: list[tuple[LiveCall, Claim]]) -> None:
-        """Originate a claim's calls together (one task and one PBX write for the batch)."""
+    async def _dial(self, calls: list[tuple[LiveCall, Claim]], granted_ms: int = 0) -> None:
+        """Originate a claim's calls together (one task and one PBX write for the batch);
+        ``granted_ms``: the claim's time by Redis's clock (0: unknown)."""
         engine = self._engine
         calls = await self._still_ours(calls)
         if not calls:
@@ -323,6 +331,7 @@ class CampaignRunner:
         for (call, _), caller_id in zip(calls, chosen, strict=True):
             call.caller_id = caller_id or ""
         requests = [self._request(call, claim) for call, claim in calls]
+        sent_ms = self._clock() * 1000  # grant -> this write: the engine's part of the delay
         # one PBX write per node: a claim with a node block may spread over several nodes
         by_node: dict[str, list[int]] = {}
         for i, (call, _) in enumerate(calls):
@@ -332,6 +341,8 @@ class CampaignRunner:
             replies = await engine.adapter(node).originate_many([requests[i] for i in indexes])
             for i, error in zip(indexes, replies, strict=True):
                 errors[i] = error
+        if granted_ms and any(error is None for error in errors):
+            self.grant_delay.observe(granted_ms, sent_ms)
         accepted = [call for (call, _), error in zip(calls, errors, strict=True) if error is None]
         engine.metrics.originated(self.campaign_id, calls[0][0].trunk, len(accepted))
         engine.originated(accepted)

@@ -14,9 +14,22 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from loadtest.bench import cost, drain, fswatch, pacing, refill, retrylate, scale, throughput
+from loadtest.bench import (
+    cost,
+    drain,
+    fswatch,
+    luacost,
+    margin,
+    nodes,
+    pacing,
+    refill,
+    retrylate,
+    scale,
+    throughput,
+)
 from loadtest.bench.common import (
     BENCH_RTP_PORTS,
     PBXS,
@@ -29,7 +42,10 @@ from ops.localstack.stack import StackInfo
 
 BENCHMARKS = ("throughput", "cost", "pacing", "drain", "refill", "scale", "retrylate")
 FREESWITCH_BENCHMARKS = ("throughput", "cost")  # the others run on Asterisk only
+# run by name only, not by "all" (on either switch): comparisons of several runs each
+BY_NAME = ("margin", "luacost", "nodes")
 FS_BENCH_ASTERISK_RTP_PORTS = 400
+NODES_ASTERISK_RTP_PORTS = 1000  # nodes: Asterisk works too (~300 channels at 100 CPS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m loadtest.bench",
         description="Benchmarks against the local real stack (needs root, like the stack).",
     )
-    parser.add_argument("name", choices=(*BENCHMARKS, "all"), help="benchmark to run")
+    parser.add_argument("name", choices=(*BENCHMARKS, *BY_NAME, "all"), help="benchmark to run")
     parser.add_argument("--quick", action="store_true", help="short steps and small counts")
     parser.add_argument("--stack-name", default="bench", help="local stack name (default bench)")
     parser.add_argument(
@@ -47,8 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the switch: freeswitch runs throughput and cost (all: both) on FreeSWITCH",
     )
     parser.add_argument(
-        "--rate", type=float, help="cost: dial at this CPS instead of searching for it"
+        "--rate", type=float, help="cost, margin: dial at this CPS instead of searching for it"
     )
+    parser.add_argument("--rounds", type=int, help="margin: rounds of raw, fixed, adaptive")
+    parser.add_argument("--fs-rate", type=float, help="nodes: FreeSWITCH CPS (--rate: Asterisk)")
+    parser.add_argument("--base", help="luacost: git revision of the scripts compared (main)")
     parser.add_argument(
         "--profile",
         type=Path,
@@ -77,6 +96,26 @@ async def run_one(
         if pbx == "freeswitch":
             c = cost.Params.freeswitch(quick=quick)
         return await cost.run(info, c, rate=rate, quick=quick, profile=args.profile, pbx=pbx)
+    if name == "margin":
+        m = margin.Params.quick() if quick else margin.Params()
+        if args.rounds:
+            m = replace(m, rounds=args.rounds)
+        rate = args.rate or found.get("rate") or margin.default_rate(pbx)
+        return await margin.run(info, m, rate=rate, quick=quick, pbx=pbx)
+    if name == "luacost":
+        lc = luacost.Params.quick() if quick else luacost.Params()
+        if args.base:
+            lc = replace(lc, base=args.base)
+        return await luacost.run(info, lc, quick=quick)
+    if name == "nodes":
+        n = nodes.Params.quick() if quick else nodes.Params()
+        n = replace(
+            n,
+            asterisk_cps=args.rate or n.asterisk_cps,
+            freeswitch_cps=args.fs_rate or n.freeswitch_cps,
+            rounds=args.rounds or n.rounds,
+        )
+        return await nodes.run(info, n, quick=quick)
     if name == "pacing":
         return await pacing.run(
             info, pacing.Params.quick() if quick else pacing.Params(), quick=quick
@@ -122,17 +161,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     fs = args.pbx == "freeswitch"
+    both = args.name == "nodes"  # Asterisk and FreeSWITCH at once
     every = FREESWITCH_BENCHMARKS if fs else BENCHMARKS
     names = every if args.name == "all" else (args.name,)
-    if args.name not in (*every, "all"):
+    if args.name not in (*every, *BY_NAME, "all"):
         build_parser().error(f"{args.name} runs on Asterisk only (FreeSWITCH: {', '.join(every)})")
     started = time.monotonic()
     # on FreeSWITCH, Asterisk only idles: its default range, and fewer ports taken from the
     # 12,000 that every stack on the machine shares
     rtp_ports = FS_BENCH_ASTERISK_RTP_PORTS if fs else BENCH_RTP_PORTS
-    with bench_stack(args.stack_name, rtp_ports, with_freeswitch=fs) as info:
+    if both:
+        rtp_ports = NODES_ASTERISK_RTP_PORTS
+    with bench_stack(args.stack_name, rtp_ports, with_freeswitch=fs or both) as info:
         print(f"stack {info.name}: Asterisk {info.asterisk_version}, AMI {info.ami_port}")
-        if fs:
+        if fs or both:
             caps = asyncio.run(fswatch.raise_caps(info))
             print(
                 f"FreeSWITCH pid {info.freeswitch_pid}, ESL {info.esl_port}, RTP ports "

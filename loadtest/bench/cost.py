@@ -26,6 +26,7 @@ from loadtest.bench.watch import watch
 from ops.localstack.stack import StackInfo
 
 TARGET_RATIO = 0.10
+REDIS_TARGET_US = 50.0  # Redis CPU per call (issue 17)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,9 @@ async def run(
     per_call = {
         k: round(v / max(1, main.steady_calls), 2) for k, v in main.steady_redis_calls.items()
     }
+    redis_usec = {
+        k: round(v / max(1, main.steady_calls), 2) for k, v in main.steady_redis_usec.items()
+    }
     table(
         f"engine / {pbx} and what the engine handles per call",
         ["figure", "value", "target", "verdict"],
@@ -117,6 +121,9 @@ async def run(
             [f"{'ESL' if pbx == 'freeswitch' else 'AMI'} events per call (the engine's session)",
              round(events, 2), None, None],
             ["Redis commands per call (all)", round(sum(per_call.values()), 1), None, None],
+            ["Redis CPU us per call (/proc)", round(steady["redis"], 1), f"<= {REDIS_TARGET_US}",
+             verdict(steady["redis"], REDIS_TARGET_US, at_most=True)],
+            ["Redis script us per call (evalsha)", redis_usec.get("evalsha"), None, None],
             ["engine failures", main.failed, "0", verdict(main.failed, 0, at_most=True)],
         ],
     )  # fmt: skip
@@ -142,6 +149,9 @@ async def run(
             "events_per_call": round(events, 2),
             "events_by_name": by_event,
             "redis_commands_per_call": per_call,
+            "redis_usec_per_call": redis_usec,
+            "redis_cpu_us_per_call": round(steady["redis"], 1),
+            "redis_target_us": REDIS_TARGET_US,
             "engine_failures": main.failed,
         },
     )

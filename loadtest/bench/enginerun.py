@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from loadtest.bench.common import (
     CpuMeter,
     ami_settings,
     hold_numbers,
+    max_in_window,
     namespace,
     percentile,
     rate,
@@ -41,7 +42,8 @@ from loadtest.bench.engines import (
     outcomes,
     wait_status,
 )
-from loadtest.bench.watch import wait_no_channels
+from loadtest.bench.watch import Observed, wait_no_channels
+from loadtest.bench.watch import watch as watch_ami
 from ops.localstack.stack import StackInfo
 
 SETTLE_S = 60.0
@@ -69,6 +71,10 @@ class EngineRun:
     switch_max_per_second: int | None = None
     switch_lag_p99: float | None = None  # claim (engine clock) -> CHANNEL_CREATE, seconds
     max_lag: float | None = None  # a clean run's switch_lag_p99 is at most this (None: any)
+    steady_redis_usec: dict[str, int] = field(default_factory=dict)  # Redis's time, by command
+    # claim (Redis's grant, the record's claimed_ms) -> the channel on the switch's clock: the
+    # delay the CPS window's margin must cover (dialer.engine.pacing), seconds
+    switch_lag_max: float | None = None
 
     @property
     def failed(self) -> int:
@@ -107,16 +113,21 @@ async def engine_run(
     pbx: str = "asterisk",
     watch: bool = False,
     max_lag: float | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> EngineRun:
     """Dial ``target_cps * duration`` HOLD calls at ``cps = target_cps`` and wait for the end.
 
-    ``pbx``: the switch the engine dials through. ``watch`` (FreeSWITCH only): a separate ESL
-    session follows the calls by FreeSWITCH's own events (it costs FreeSWITCH CPU: not for
-    the cost benchmark); with ``max_lag`` the run is clean only if FreeSWITCH created 99 % of
-    the channels within that many seconds of their claim. Bounded: the campaign gets
+    ``pbx``: the switch the engine dials through. ``watch``: a separate session follows the
+    calls by the switch's own events: on FreeSWITCH an ESL session (it costs FreeSWITCH CPU:
+    not for the cost benchmark), whose verdicts count as failures too; on Asterisk a session
+    of the watching user, by Newchannel Timestamps. Either gives the rate and the most
+    channels created in any second on the switch's clock. With ``max_lag`` (FreeSWITCH) the
+    run is clean only if the switch created 99 % of the channels within that many seconds of
+    their claim. Bounded: the campaign gets
     ``1.5 * duration + hold_s + 15`` seconds to complete; then it is stopped with hang-up (an
     overloaded stack would otherwise ring on for the 30-s ring timeout) and the switch is
-    given up to ``SETTLE_S`` to clear its channels.
+    given up to ``SETTLE_S`` to clear its channels. ``env``: the engine process's own
+    ``DIALER_*`` tuning (e.g. a fixed ``DIALER_RATE_MARGIN_MS``).
     """
     ns = namespace("engine")
     calls = max(1, round(target_cps * duration))
@@ -129,11 +140,14 @@ async def engine_run(
         # not measured against a previous run's tail
         await wait_quiet(info, within=SETTLE_S, pbx=pbx)
         async with AsyncExitStack() as watching:
-            seen = None
-            if watch:
+            seen: fswatch.FsObserved | None = None
+            seen_ami: Observed | None = None
+            if watch and pbx == "freeswitch":
                 seen = await watching.enter_async_context(fswatch.watch(info, "dlr-"))
+            elif watch:
+                seen_ami = await watching.enter_async_context(watch_ami(ami_settings(info), "dlr-"))
             procs = await watching.enter_async_context(
-                engine_processes(info, ns, profile=profile, pbx=pbx)
+                engine_processes(info, ns, profile=profile, pbx=pbx, env=env)
             )
             pids = {
                 "engine": procs[0].pid,
@@ -147,10 +161,10 @@ async def engine_run(
             warm = min(hold_s + 1.0, duration / 2)
             await asyncio.sleep(warm)
             steady_from, steady_at = CpuMeter.read(pids), time.time()
-            commands = await command_calls(info)
+            stats = await command_stats(info)
             await asyncio.sleep(max(0.5, duration - warm - 0.5))
             steady_to, steady_end = CpuMeter.read(pids), time.time()
-            commands = _minus(await command_calls(info), commands)
+            commands, usec = _minus_stats(await command_stats(info), stats)
             status = await wait_status(
                 store, cid, {CampaignStatus.COMPLETED}, within=1.5 * duration + hold_s + 15
             )
@@ -166,6 +180,8 @@ async def engine_run(
     finally:
         await store.aclose()
     steady = [t for t in done.claimed_at if steady_at <= t < steady_end]
+    created = seen.created if seen else seen_ami.created if seen_ami else None
+    lags = [t - done.claimed[c] for c, t in (created or {}).items() if c in done.claimed]
     return EngineRun(
         target_cps=target_cps,
         calls=calls,
@@ -178,16 +194,14 @@ async def engine_run(
         steady_calls=len(steady),
         steady_redis_calls=commands,
         pbx=pbx,
-        switch_cps=rate(list(seen.created.values())) if seen else None,
+        switch_cps=rate(list(created.values())) if created is not None else None,
         switch_failures=switch_failures(seen, done.claimed, hold_s) if seen else {},
-        switch_max_per_second=seen.max_in_window() if seen else None,
-        switch_lag_p99=_lag_p99(seen, done.claimed) if seen else None,
+        switch_max_per_second=max_in_window(list(created.values())) if created else None,
+        switch_lag_p99=percentile(lags, 99) if created is not None else None,
         max_lag=max_lag if seen else None,
+        steady_redis_usec=usec,
+        switch_lag_max=max(lags, default=None),
     )
-
-
-def _lag_p99(seen: fswatch.FsObserved, claimed: dict[str, float]) -> float | None:
-    return percentile([t - claimed[c] for c, t in seen.created.items() if c in claimed], 99)
 
 
 async def _wait_no_channels(info: StackInfo, pbx: str) -> None:
@@ -220,8 +234,10 @@ def switch_failures(
     return {k: v for k, v in failures.items() if v}
 
 
-async def command_calls(stack: StackInfo) -> dict[str, int]:
-    """Calls per Redis command so far (``INFO commandstats``), e.g. ``{"evalsha": 123}``.
+async def command_stats(stack: StackInfo) -> dict[str, tuple[int, int]]:
+    """Calls and microseconds per Redis command so far (``INFO commandstats``), e.g.
+    ``{"evalsha": (123, 45678)}``; a script's inner commands count under their own names
+    too (their time is also inside ``evalsha``'s).
 
     INFO is the admin user's (the dialer's ACL has no server commands)."""
     admin = aioredis.Redis.from_url(stack.redis_admin_url)
@@ -230,15 +246,29 @@ async def command_calls(stack: StackInfo) -> dict[str, int]:
     finally:
         await admin.aclose()
     return {
-        str(key).removeprefix("cmdstat_"): int(value["calls"])
+        str(key).removeprefix("cmdstat_"): (int(value["calls"]), int(value.get("usec", 0)))
         for key, value in info.items()
         if isinstance(value, dict) and "calls" in value
     }
 
 
+async def command_calls(stack: StackInfo) -> dict[str, int]:
+    """Calls per Redis command so far (:func:`command_stats` without the times)."""
+    return {k: calls for k, (calls, _) in (await command_stats(stack)).items()}
+
+
 def _minus(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     diff = {k: v - before.get(k, 0) for k, v in after.items()}
     return {k: v for k, v in sorted(diff.items(), key=lambda i: -i[1]) if v > 0}
+
+
+def _minus_stats(
+    after: dict[str, tuple[int, int]], before: dict[str, tuple[int, int]]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Commands and microseconds per command between two :func:`command_stats`."""
+    calls = _minus({k: c for k, (c, _) in after.items()}, {k: c for k, (c, _) in before.items()})
+    usec = _minus({k: u for k, (_, u) in after.items()}, {k: u for k, (_, u) in before.items()})
+    return calls, usec
 
 
 async def engine_clean_rate(

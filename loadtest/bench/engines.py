@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +38,7 @@ TUNING = frozenset(
         "DIALER_CLAIM_BATCH",
         "DIALER_WRITE_LINGER_MS",
         "DIALER_RATE_MARGIN_MS",
+        "DIALER_RATE_SWITCH_MS",
     }
 )
 
@@ -65,7 +66,14 @@ class EngineProcess:
         return f"engine {self.engine_id} started" in self.log.read_text(errors="replace")
 
 
-def _spawn(info: StackInfo, ns: str, i: int, profile: Path | None, pbx: str) -> EngineProcess:
+def _spawn(
+    info: StackInfo,
+    ns: str,
+    i: int,
+    profile: Path | None,
+    pbx: str,
+    extra: Mapping[str, str] | None = None,
+) -> EngineProcess:
     engine_id = f"{ns}-{i}"
     # the stack decides where the engine connects; the engine's tuning may come from outside,
     # so that two settings can be compared side by side (DIALER_EVENT_LOOP, DIALER_PACE_MS)
@@ -77,6 +85,11 @@ def _spawn(info: StackInfo, ns: str, i: int, profile: Path | None, pbx: str) -> 
         env.update(DIALER_ESL_URL=info.esl_url + (f"?format={fmt}" if fmt else ""))
     else:
         env.update(DIALER_AMI_URL=info.ami_url)
+    for key, value in (extra or {}).items():  # a benchmark's own tuning, "" removes one
+        if value:
+            env[key] = value
+        else:
+            env.pop(key, None)
     argv = [sys.executable]
     if profile is not None:
         argv += ["-m", "cProfile", "-o", f"{profile}-{i}.pstats"]
@@ -103,13 +116,14 @@ async def engine_processes(
     *,
     profile: Path | None = None,
     pbx: str = "asterisk",
+    env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[list[EngineProcess]]:
     """``count`` engine processes on namespace ``ns``, ready (the switch ``pbx`` and Redis
-    connected)."""
+    connected); ``env``: ``DIALER_*`` tuning of these processes only."""
     procs: list[EngineProcess] = []
     try:
         for i in range(count):
-            procs.append(_spawn(info, ns, i, profile, pbx))
+            procs.append(_spawn(info, ns, i, profile, pbx, env))
 
         async def all_ready() -> bool:
             return all(p.ready() for p in procs)

@@ -7,7 +7,8 @@ samples ``CoreShowChannels`` every 20 ms (the most channels alive at once) and t
 clock). Targets: never above either limit, with one engine process and with three.
 
 The rate is granted in Redis at claim time; Asterisk creates the channel a little later. The
-engine holds each rate window ``rate_margin_ms`` (40 ms) longer to absorb that delay, so the
+engine holds each rate window a margin longer to absorb that delay (the measured
+grant-to-switch delay, ``dialer.engine.pacing``; ``DIALER_RATE_MARGIN_MS`` fixes it), so the
 claim -> Newchannel delay (p99, max) is shown next to the originates per second.
 
 Also shown: the most calls alive by the events (between a call's Newchannel and its Hangup

@@ -23,6 +23,7 @@ from loadtest.bench.common import (
     CpuMeter,
     ami_settings,
     hold_numbers,
+    max_in_window,
     percentile,
     poll,
     rate,
@@ -160,6 +161,7 @@ async def raw_step(
         lag_p99=percentile([t - sent[c] for c, t in observed.created.items() if c in sent], 99),
         failures=dict(failures),
         cpu_s=cpu,
+        max_per_second=max_in_window(list(observed.created.values())),
     )
     log.info("raw step %s CPS: %s", target_cps, result)
     return result

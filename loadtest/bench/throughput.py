@@ -107,7 +107,7 @@ async def find_capacity(stack: Stack, params: Params) -> tuple[float, list[StepR
     steps: list[StepResult] = []
     best, failed_at = 0.0, None
     for target in params.rates:
-        step = await _step(await stack.ready(), target, params, stack.pbx)
+        step = await measure_step(await stack.ready(), target, params, stack.pbx)
         steps.append(step)
         if not step.ok:
             failed_at = target
@@ -118,14 +118,14 @@ async def find_capacity(stack: Stack, params: Params) -> tuple[float, list[StepR
     if params.refine and failed_at is not None and best > 0:
         middle = round((best + failed_at) / 2 / 10) * 10
         if best < middle < failed_at:
-            step = await _step(await stack.ready(), middle, params, stack.pbx)
+            step = await measure_step(await stack.ready(), middle, params, stack.pbx)
             steps.append(step)
             if step.ok:
                 best = middle
     return best, steps
 
 
-async def _step(info: StackInfo, target: float, params: Params, pbx: str) -> StepResult:
+async def measure_step(info: StackInfo, target: float, params: Params, pbx: str) -> StepResult:
     await wait_quiet(info, within=SETTLE_S, pbx=pbx)
     if pbx == "freeswitch":
         step = await rawesl.raw_step(

@@ -8,11 +8,13 @@ do, for the AMI and for ESL.
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
 
+from dialer.config import EngineSettings
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.variables import (
     MAX_CONTACT_VARIABLE_BYTES,
@@ -98,7 +100,8 @@ def worst_case_request() -> tuple[CampaignRunner, LiveCall, Claim]:
     per_contact = MAX_CONTACT_VARIABLE_BYTES // MAX_CONTACT_VARIABLES
     contact_vars = {f"{i:02d}" + "n" * 62: value[: per_contact - 64] for i in range(64)}
     contact_vars["00" + "n" * 62] = value  # one value over the cut (MAX_VALUE_BYTES)
-    runner = CampaignRunner(cast(Engine, None), 7, settings)
+    engine = cast(Engine, SimpleNamespace(settings=EngineSettings()))  # read at construction
+    runner = CampaignRunner(engine, 7, settings)
     claim = Claim("dlr-0123456789abcdef-1", 1, "+12125550100", contact_vars, 0, 0)
     call = LiveCall(
         call_id=claim.call_id,

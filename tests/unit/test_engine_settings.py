@@ -28,12 +28,15 @@ def test_tuning_knobs_from_the_environment() -> None:
             "DIALER_PACE_MS": "100",
             "DIALER_CLAIM_BATCH": "16",
             "DIALER_RATE_MARGIN_MS": "100",
+            "DIALER_RATE_SWITCH_MS": "25",
             "DIALER_WRITE_LINGER_MS": "0",
             "DIALER_TRUNKS": "carrier=100/20, backup=10/2.5",
         }
     )
     assert (s.pace_ms, s.claim_batch, s.write_linger_ms) == (100, 16, 0)
     assert s.rate_margin_ms == 100
+    assert s.rate_switch_ms == 25
+    assert EngineSettings().rate_margin_ms is None  # adaptive unless fixed
     assert s.trunk_limit("carrier") == TrunkLimits("carrier", max_channels=100, cps=20.0)
     assert s.trunk_limit("backup") == TrunkLimits("backup", max_channels=10, cps=2.5)
 
@@ -45,6 +48,7 @@ def test_tuning_knobs_from_the_environment() -> None:
         ("DIALER_WRITE_LINGER_MS", "-1", "at least 0"),
         ("DIALER_CLAIM_BATCH", "0", "at least 1"),
         ("DIALER_RATE_MARGIN_MS", "-5", "at least 0"),
+        ("DIALER_RATE_SWITCH_MS", "-1", "at least 0"),
         ("DIALER_LEASE_MS", "10", "at least 1000"),
         ("DIALER_TRUNKS", "carrier=100", "name=max_channels/cps"),
         ("DIALER_TRUNKS", "carrier=0/0", "DIALER_TRUNKS: trunk 'carrier': max_channels"),

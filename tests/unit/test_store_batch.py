@@ -314,3 +314,52 @@ async def test_a_failed_claim_fails_alone_and_scripts_come_back(
     (again,) = (await store.settle_and_claim({}, [], [claim_command(store, cid, ["g3"])])).claims
     assert isinstance(again, ClaimBatch)
     assert (again.claims, again.stop) == ([], "empty")
+
+
+async def test_a_batch_of_two_campaigns_leaves_every_set_and_count_right(
+    store: RedisStore,
+) -> None:
+    """finish.lua gathers the writes a batch repeats (the sets a call leaves, the counts, the
+    records index) and makes them once at the end: the state is the same as one by one."""
+    a, _ = await running_campaign(store, 3)
+    b, _ = await running_campaign(store, 2)
+    await claim_batch(store, a, ["a0", "a1", "a2"])
+    await claim_batch(store, b, ["b0", "b1"])
+    await settle(store, {a: ["a0", "a1"]}, [])  # a2 stays claimed, b's are originated below
+    await settle(store, {b: ["b0", "b1"]}, [])
+    busy = FinishItem(
+        cid=b, trunk="trunk1", call_id="b1", contact_id=2, contact_status=C.RETRY_SCHEDULED,
+        attempts_used=1, tech_failures=0, retry_at_ms=1, record={"outcome": "busy"},
+    )  # fmt: skip
+    written = await store.finish_batch(
+        [ended(a, "a0", 1), ended(b, "b0", 1), ended(a, "a2", 3), busy, ended(a, "a0", 1)]
+    )
+    # the busy end counts no attempt in the usage (usage_attempts 0)
+    assert written == [Usage(1, 0.0), Usage(1, 0.0), Usage(2, 0.0), Usage(1, 0.0), False]
+    k, r = store.keys, store.client
+    assert await r.zrange(k.inflight(a), 0, -1) == [b"a1"]  # a1 is still up
+    assert await r.zrange(k.trunk_inflight("trunk1"), 0, -1) == [b"a1"]
+    assert await r.zcard(k.inflight(b)) == 0
+    for cid in (a, b):
+        assert await r.zcard(k.claimed(cid)) == 0  # a2 left it unoriginated
+    assert nonzero(await store.counts(a)) == {C.ANSWERED: 2, C.IN_PROGRESS: 1}
+    assert nonzero(await store.counts(b)) == {C.ANSWERED: 1, C.RETRY_SCHEDULED: 1}
+    assert await r.zscore(k.records_index, str(a)) is not None
+    assert await r.zscore(k.records_index, str(b)) is not None
+    assert [x["call_id"] for _, x in await store.records(a)] == ["a0", "a2"]
+
+
+async def test_renew_of_a_call_given_twice_renews_it_once(store: RedisStore) -> None:
+    cid, _ = await running_campaign(store, 2)
+    await claim_batch(store, cid, ["r0", "r1"])
+    renewal = await store.renew(cid, "trunk1", ["r0", "r1", "r0"], 60_000, owner="e1")
+    assert (renewal.retaken, renewal.lost) == ([], [])
+    r, k = store.client, store.keys
+    assert await r.zcard(k.inflight(cid)) == 2
+    leases = {await r.zscore(key, c) for key in (k.inflight(cid), k.trunk_inflight("trunk1"))
+              for c in ("r0", "r1")}  # fmt: skip
+    assert len(leases) == 1  # both calls, both sets: the same new expiry
+
+
+def nonzero(counts: dict[CallStatus, int]) -> dict[CallStatus, int]:
+    return {s: n for s, n in counts.items() if n}

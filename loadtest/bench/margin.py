@@ -1,0 +1,166 @@
+"""Margin: the CPS window's adaptive margin against the fixed 40 ms, side by side with the raw loop.
+
+At one rate (``--rate``, else the throughput benchmark's capacity, else 300 CPS on Asterisk and
+80 on FreeSWITCH), ``rounds`` times: the raw loop (AMI or ESL), one engine with the fixed
+margin (``DIALER_RATE_MARGIN_MS=40``, the former default) and one engine with the adaptive
+margin (``dialer.engine.pacing``), each on a freshly started switch; the two engines' order
+alternates from round to round so that a drift of the machine does not favour one. Each engine
+run is watched by the switch's own events: channels created per second and the most created
+in any second, on the switch's clock (Asterisk: Newchannel Timestamp; FreeSWITCH:
+CHANNEL_CREATE Event-Date-Timestamp).
+
+Targets: adaptive engine CPS / raw CPS >= 0.98 (by the engine's claims against the raw loop's
+sends) and 0 overshoot (never more than ``ceil(cps)`` channels in one second by the switch's
+clock); no failed call.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+from loadtest.bench import throughput
+from loadtest.bench.common import Figures, emit, ms, table, verdict
+from loadtest.bench.enginerun import EngineRun, engine_run
+from loadtest.bench.rawami import StepResult
+from ops.localstack.stack import StackInfo
+
+TARGET_RATIO = 0.98
+FIXED = "fixed 40"
+ADAPTIVE = "adaptive"
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    rounds: int = 3
+    duration_s: float = 15.0
+    hold_s: int = 1
+    fixed_margin_ms: int = 40
+
+    @classmethod
+    def quick(cls) -> Params:
+        return cls(rounds=1, duration_s=6.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    raw: StepResult
+    engines: dict[str, EngineRun]
+
+
+def default_rate(pbx: str) -> float:
+    return 80.0 if pbx == "freeswitch" else 300.0
+
+
+async def run(
+    info: StackInfo, params: Params, *, rate: float, quick: bool = False, pbx: str = "asterisk"
+) -> Figures:
+    print(
+        f"margin on {throughput.SWITCH[pbx]} at {rate:g} CPS: raw loop, engine with a fixed "
+        f"{params.fixed_margin_ms}-ms margin, engine with the adaptive margin; "
+        f"{params.rounds} rounds of {params.duration_s:g} s",
+        flush=True,
+    )
+    tp = throughput.Params(step_s=params.duration_s, hold_s=params.hold_s)
+    stack = throughput.Stack(info, fresh=True, pbx=pbx)
+    rounds: list[Round] = []
+    for i in range(params.rounds):
+        raw = await throughput.measure_step(await stack.ready(), rate, tp, pbx)
+        kinds = {FIXED: {"DIALER_RATE_MARGIN_MS": str(params.fixed_margin_ms)}, ADAPTIVE: {}}
+        order = list(kinds) if i % 2 == 0 else list(reversed(kinds))
+        engines: dict[str, EngineRun] = {}
+        for kind in order:
+            # "" removes a DIALER_RATE_MARGIN_MS the benchmark's own environment passes on
+            env = kinds[kind] or {"DIALER_RATE_MARGIN_MS": ""}
+            r = await engine_run(
+                await stack.ready(), rate, params.duration_s, hold_s=params.hold_s, pbx=pbx,
+                watch=True, env=env,
+            )  # fmt: skip
+            engines[kind] = r
+            print(
+                f"  round {i + 1} {kind}: {r.cps:.1f} CPS, created {r.switch_cps or 0:.1f}/s, "
+                f"most in 1 s {r.switch_max_per_second}, failed {r.failed + r.switch_failed}, "
+                f"claim->channel p99 {ms(r.switch_lag_p99)} ms, max {ms(r.switch_lag_max)} ms",
+                flush=True,
+            )
+        rounds.append(Round(raw, engines))
+    return _report(rounds, rate, params, quick, pbx)
+
+
+def _ratio(run: EngineRun, raw: StepResult) -> float | None:
+    return run.cps / raw.sent_cps if raw.sent_cps else None
+
+
+def _switch_ratio(run: EngineRun, raw: StepResult) -> float | None:
+    if run.switch_cps is None or not raw.created_cps:
+        return None
+    return run.switch_cps / raw.created_cps
+
+
+def _report(rounds: list[Round], rate: float, params: Params, quick: bool, pbx: str) -> Figures:
+    limit = math.ceil(rate)
+    rows: list[list[object]] = []
+    for i, rd in enumerate(rounds, 1):
+        rows.append([i, "raw", rd.raw.sent_cps, rd.raw.created_cps, None, None,
+                     rd.raw.max_per_second, rd.raw.failed, ms(rd.raw.lag_p99), None])  # fmt: skip
+        for kind, r in rd.engines.items():
+            rows.append([
+                i, kind, r.cps, r.switch_cps, _ratio(r, rd.raw), _switch_ratio(r, rd.raw),
+                r.switch_max_per_second, r.failed + r.switch_failed, ms(r.switch_lag_p99),
+                ms(r.switch_lag_max),
+            ])  # fmt: skip
+    table(
+        f"raw loop vs engines at {rate:g} CPS (most in 1 s: by the switch's clock, limit {limit})",
+        ["round", "run", "CPS", "created/s", "/raw", "/raw (switch)", "most in 1 s", "failed",
+         "lag p99 ms", "lag max ms"],
+        rows,
+    )  # fmt: skip
+    summary: Figures = {}
+    for kind in (FIXED, ADAPTIVE):
+        runs = [(rd.engines[kind], rd.raw) for rd in rounds]
+        ratios = [x for r, raw in runs if (x := _ratio(r, raw)) is not None]
+        sratios = [x for r, raw in runs if (x := _switch_ratio(r, raw)) is not None]
+        overshoot = max((r.switch_max_per_second or 0) - limit for r, _ in runs)
+        summary[kind] = {
+            "ratios": [round(x, 3) for x in ratios],
+            "switch_ratios": [round(x, 3) for x in sratios],
+            "median_ratio": round(statistics.median(ratios), 3) if ratios else None,
+            "overshoot": max(0, overshoot),
+            "failures": sum(r.failed + r.switch_failed for r, _ in runs),
+            "lag_max_ms": max((ms(r.switch_lag_max) or 0 for r, _ in runs), default=None),
+        }
+    adaptive = summary[ADAPTIVE]
+    assert isinstance(adaptive, dict)
+    worst = min(adaptive["ratios"], default=None)
+    table(
+        "adaptive margin: targets",
+        ["", "value", "target", "verdict"],
+        [
+            ["worst engine/raw", worst, f">= {TARGET_RATIO}",
+             verdict(worst, TARGET_RATIO, at_most=False)],
+            ["overshoot", adaptive["overshoot"], "0",
+             verdict(adaptive["overshoot"], 0, at_most=True)],
+            ["failures", adaptive["failures"], "0",
+             verdict(adaptive["failures"], 0, at_most=True)],
+        ],
+    )  # fmt: skip
+    return emit(
+        "margin",
+        quick,
+        {
+            "pbx": pbx,
+            "cps": rate,
+            "rounds": len(rounds),
+            "duration_s": params.duration_s,
+            "raw_cps": [round(rd.raw.sent_cps, 1) for rd in rounds],
+            "raw_created_cps": [round(rd.raw.created_cps, 1) for rd in rounds],
+            "raw_max_per_second": [rd.raw.max_per_second for rd in rounds],
+            "fixed": summary[FIXED],
+            "adaptive": adaptive,
+            "target_ratio": TARGET_RATIO,
+            "ratio_met": worst is not None and worst >= TARGET_RATIO,
+            "overshoot_met": adaptive["overshoot"] == 0,
+            "failures_met": adaptive["failures"] == 0,
+        },
+    )
