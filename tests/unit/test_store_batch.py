@@ -344,8 +344,8 @@ async def test_a_batch_of_two_campaigns_leaves_every_set_and_count_right(
         assert await r.zcard(k.claimed(cid)) == 0  # a2 left it unoriginated
     assert nonzero(await store.counts(a)) == {C.ANSWERED: 2, C.IN_PROGRESS: 1}
     assert nonzero(await store.counts(b)) == {C.ANSWERED: 1, C.RETRY_SCHEDULED: 1}
-    assert await r.zscore(k.records_index, str(a)) is not None
-    assert await r.zscore(k.records_index, str(b)) is not None
+    assert await r.zscore(k.records_index_of(a), str(a)) is not None
+    assert await r.zscore(k.records_index_of(b), str(b)) is not None
     assert [x["call_id"] for _, x in await store.records(a)] == ["a0", "a2"]
 
 
