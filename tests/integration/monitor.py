@@ -28,8 +28,14 @@ Two measures of concurrency:
   channel stays in it for a moment after its Hangup event (it is destroyed when its last
   reference goes); FreeSWITCH lists from its core database, where a channel stays 120-150 ms
   after its CHANNEL_HANGUP_COMPLETE. So under load a listing can hold calls that have ended and
-  the ones that replaced them (14 listed at a limit of 10 was seen, on Asterisk):
-  :meth:`Observed.listings_off` checks each listing against the events instead.
+  the ones that replaced them (14 listed at a limit of 10 was seen, on Asterisk).
+- ``max_listed_live``: the most channels a listing held that had not hung up by the switch's
+  own stamps when it answered. It is held to the limit beside ``max_live``;
+  :meth:`Observed.listings_off` checks each listing against the events (a channel the events
+  never reported, or more listed live than the events had alive). Each listing is judged on
+  the switch's stamps, not on when this watcher read an event: under load the watcher's
+  events trail (25 listed against 20 alive was once computed from reading times, when 20
+  hang-ups were still unread).
 """
 
 from __future__ import annotations
@@ -60,11 +66,22 @@ def most_in_window(times: Iterable[float], window: float) -> int:
     return best
 
 
+@dataclass(frozen=True)
+class Listing:
+    """One listing of the switch's channels: asked and answered (epoch seconds here), and the
+    dialer channels (call ids) it held."""
+
+    asked: float
+    answered: float
+    uids: frozenset[str]
+
+
 @dataclass
 class Observed:
     channel_samples: list[tuple[float, int]] = field(default_factory=list)
-    # each listing: (asked, answered) here (monotonic), and how many dialer channels it held
-    listings: list[tuple[float, float, int]] = field(default_factory=list)
+    # each listing: asked and answered here (epoch seconds, comparable with the switch's
+    # stamps), and the dialer channels it held
+    listings: list[Listing] = field(default_factory=list)
     # call id -> its hang-up first seen here (monotonic)
     ended_seen: dict[str, float] = field(default_factory=dict)
     # call id -> first seen here (monotonic)
@@ -110,20 +127,35 @@ class Observed:
         """Most channels the switch created in any ``window`` seconds, on the switch's clock."""
         return most_in_window(self.created_at.values() or self.new_channels.values(), window)
 
-    def listings_off(self, slack: float = 0.3) -> list[tuple[float, float, int, int]]:
-        """Listings holding more dialer channels than the events say were alive while the
-        listing ran, give or take ``slack`` seconds (a listing is no snapshot, and a channel is
-        listed a moment after its hang-up event): ``(asked, answered, listed, alive)`` each."""
+    def listed_live(self, listing: Listing) -> set[str]:
+        """The channels of ``listing`` not yet hung up when it was answered, by the switch's
+        hang-up stamps: a listing is no snapshot, and a channel stays listed a moment after its
+        hang-up (module docstring)."""
+        return {u for u in listing.uids if self.ended_at.get(u, math.inf) > listing.answered}
+
+    @property
+    def max_listed_live(self) -> int:
+        """The most channels a listing held that were still up at its answer: the switch's
+        own count, to hold to a limit beside :attr:`max_live`."""
+        return max((len(self.listed_live(x)) for x in self.listings), default=0)
+
+    def listings_off(self, slack: float = 0.05) -> list[tuple[float, int, int, list[str]]]:
+        """Listings the events do not explain: a listed channel the events never reported,
+        or more channels listed live than the events had alive at that instant (created by
+        the switch's stamp before the answer, ``slack`` for FreeSWITCH's cached clock; not
+        hung up): ``(answered, listed live, alive, unknown channels)`` each. Read it once the
+        block has ended, when every event is in."""
         off = []
-        for asked, answered, n in self.listings:
+        for x in self.listings:
+            unknown = sorted(x.uids - self.created_at.keys())
+            live = len(self.listed_live(x))
             alive = sum(
                 1
-                for cid, created in self.new_channels.items()
-                if created <= answered + slack
-                and self.ended_seen.get(cid, math.inf) >= asked - slack
+                for uid, created in self.created_at.items()
+                if created <= x.answered + slack and self.ended_at.get(uid, math.inf) > x.answered
             )
-            if n > alive:
-                off.append((asked, answered, n, alive))
+            if unknown or live > alive:
+                off.append((x.answered, live, alive, unknown))
         return off
 
     def delivery_spread(self, sent_at: dict[str, float]) -> float:
@@ -165,7 +197,7 @@ class Observed:
 async def _sampling(
     observed: Observed,
     events: Callable[[], Coroutine[Any, Any, None]],
-    listed: Callable[[], Coroutine[Any, Any, int]],
+    listed: Callable[[], Coroutine[Any, Any, set[str]]],
     sample_every: float,
 ) -> AsyncIterator[None]:
     """Runs a watcher's ``events`` reader and samples the switch's channel list (``listed``:
@@ -173,11 +205,11 @@ async def _sampling(
 
     async def sample() -> None:
         while True:
-            asked = time.monotonic()
-            n = await listed()
-            answered = time.monotonic()
-            observed.channel_samples.append((answered, n))
-            observed.listings.append((asked, answered, n))
+            asked = time.time()
+            uids = await listed()
+            answered = time.time()
+            observed.channel_samples.append((time.monotonic(), len(uids)))
+            observed.listings.append(Listing(asked, answered, frozenset(uids)))
             await asyncio.sleep(sample_every)
 
     async with asyncio.TaskGroup() as tg:
@@ -216,9 +248,10 @@ async def watch_asterisk(
                     if stamp:
                         observed.created_at.setdefault(uid, float(stamp))
 
-        async def listed() -> int:
+        async def listed() -> set[str]:
             items = await client.send_action_list("CoreShowChannels")
-            return sum(1 for i in items if (i.get("Uniqueid") or "").startswith("dlr-"))
+            uids = (i.get("Uniqueid") or "" for i in items)
+            return {u for u in uids if u.startswith("dlr-")}
 
         async with _sampling(observed, events, listed, sample_every):
             yield observed
@@ -267,12 +300,12 @@ async def watch_freeswitch(esl_url: str, *, sample_every: float = 0.04) -> Async
                             at = int(usec) / 1e6 if usec.isdigit() else float(answered)
                             observed.answered_at.setdefault(uid, at)
 
-        async def listed() -> int:
+        async def listed() -> set[str]:
             listing: dict[str, Any] = json.loads(
                 await client.api("show", "channels", "as", "json") or "{}"
             )
-            rows = listing.get("rows") or []
-            return sum(1 for row in rows if str(row.get("uuid", "")).startswith("dlr-"))
+            uids = (str(row.get("uuid", "")) for row in listing.get("rows") or [])
+            return {u for u in uids if u.startswith("dlr-")}
 
         async with _sampling(observed, events, listed, sample_every):
             yield observed

@@ -194,6 +194,7 @@ async def test_engine_processes_share_limits_and_never_dial_a_contact_twice(
     # refills (monitor.py: 14 listed once under load, on Asterisk)
     assert seen.max_channels >= 8, seen.max_channels
     assert seen.listings_off() == [], seen.listings_off()
+    assert seen.max_listed_live <= 10, seen.max_listed_live  # the switch's own listing
     assert seen.max_sample_gap() < 0.25
     records = [r for _, r in await store.records(cid, count=1000)]
     assert len(records) == 45

@@ -293,6 +293,7 @@ async def test_redis_killed_longer_than_the_lease_answers_nobody_twice(
     assert twice == 0  # nobody answered twice
     assert seen.max_live <= REDIS_CAP
     assert seen.listings_off() == [], seen.listings_off()
+    assert seen.max_listed_live <= REDIS_CAP, seen.max_listed_live  # the switch's own listing
     # nobody lost: every contact final, one record per channel Asterisk made
     assert sum(counts.values()) == len(phones)
     assert counts == {S.ANSWERED: len(phones)}

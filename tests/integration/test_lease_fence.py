@@ -102,6 +102,7 @@ async def test_restarted_engine_keeps_the_cap_until_it_has_adopted(
     # each CoreShowChannels listing agrees with the events (a listing is not a snapshot:
     # under load it can hold a call that ended during it and its replacement, monitor.py)
     assert seen.listings_off() == [], seen.listings_off()
+    assert seen.max_listed_live <= CAP, seen.max_listed_live  # the switch's own listing
     assert overlapping == 0  # nobody dialed again while the first call was live
     assert counts == {CallStatus.ANSWERED: 2 * CAP}  # nobody lost
     assert len(records) == 2 * CAP
@@ -178,6 +179,7 @@ async def test_frozen_engine_is_fenced_off_and_every_call_settled_once(
     # each CoreShowChannels listing agrees with the events (a listing is not a snapshot:
     # under load it can hold a call that ended during it and its replacement, monitor.py)
     assert seen.listings_off() == [], seen.listings_off()
+    assert seen.max_listed_live <= CAP, seen.max_listed_live  # the switch's own listing
     assert overlapping == 0
     assert max(per_phone.values()) == 1  # nobody dialed twice
     assert counts == {CallStatus.ANSWERED: 2 * CAP}

@@ -39,6 +39,9 @@ async def campaign(store: RedisStore, fresh: int, settings: dict[str, object]) -
     cid = await store.create_campaign("order", "trunk1", json.dumps(settings))
     list_id = await store.add_list(cid)
     await store.add_contacts(cid, list_id, contacts(fresh))
+    # the upload's due time and a later claim's millisecond must differ: a retry due at the
+    # claim's millisecond then sorts after every fresh contact, not on a tie by member
+    await asyncio.sleep(0.005)
     await store.transition(cid, {CampaignStatus.DRAFT}, CampaignStatus.RUNNING)
     return cid, list_id
 
