@@ -21,6 +21,7 @@ import pytest
 from dialer.pbx.ami.client import AmiClient, AmiSettings
 from ops.localstack import fsbuild
 from ops.localstack import stack as localstack
+from ops.localstack.redis_cluster import RedisClusterProcs
 from ops.localstack.stack import StackInfo
 
 
@@ -73,6 +74,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
 def faulty_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     """A stack of the module's own, for tests that kill and restart its parts."""
     yield from _own_stack(tmp_path_factory, "fault")
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcs]:
+    """A real 3-master Redis Cluster on loopback, shared by the session's cluster tests (each
+    works in a namespace of its own)."""
+    procs = RedisClusterProcs(Path(tmp_path_factory.mktemp("cluster")))
+    try:
+        procs.start()
+        yield procs
+    finally:
+        procs.stop()
 
 
 @pytest.fixture(params=SWITCHES)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -54,16 +54,6 @@ from tests.unit.store_helpers import (
 pytestmark = pytest.mark.redis
 
 C = CallStatus
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcs]:
-    procs = RedisClusterProcs(Path(tmp_path_factory.mktemp("cluster")))
-    try:
-        procs.start()
-        yield procs
-    finally:
-        procs.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -85,16 +84,6 @@ CASES = [
 def test_every_exclusion_names_a_test() -> None:
     found = {name for module in MODULES for name, _ in _store_only(module)}
     assert set(SINGLE_NODE_ONLY) <= found
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcs]:
-    procs = RedisClusterProcs(Path(tmp_path_factory.mktemp("cluster-suite")))
-    try:
-        procs.start()
-        yield procs
-    finally:
-        procs.stop()
 
 
 @pytest.fixture
