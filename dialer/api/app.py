@@ -11,6 +11,7 @@ To add a route: write the handler (reading ``query_of``/``body_of``), add its mo
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 
@@ -80,6 +81,7 @@ from .spec import Media, Spec, validate
 log = logging.getLogger(__name__)
 
 VIEW, OPER, ADMIN = Role.VIEWER, Role.OPERATOR, Role.ADMINISTRATOR
+_CONVERTOR = re.compile(r"{(\w+):\w+}")
 CAMPAIGN = "/campaigns/{campaign_id:int}"
 LIST = f"{CAMPAIGN}/lists/{{list_id:int}}"
 CALLBACK = f"{CAMPAIGN}/contacts/{{contact_id:int}}/callback"
@@ -93,6 +95,11 @@ class Endpoint:
     handler: Handler
     action: str  # for the 403 sentence: "to <action> you need ..."
     spec: Spec  # parameters, body and responses: the validation and the document
+
+    @property
+    def template(self) -> str:
+        """The path as OpenAPI writes it: ``{campaign_id:int}`` -> ``{campaign_id}``."""
+        return _CONVERTOR.sub(r"{\1}", self.path)
 
 
 def _command(summary: str, body: type[HangupBody] | None = None) -> Spec:

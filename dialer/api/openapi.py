@@ -166,8 +166,7 @@ def openapi_document(table: Sequence[Endpoint]) -> Doc:
     refs, schemas = copy.deepcopy(_schemas(tuple(_models(table))))
     paths: Doc = {}
     for e in table:
-        path = _CONVERTOR.sub(r"{\1}", e.path)
-        paths.setdefault(path, {})[e.method.lower()] = _operation(e, refs, schemas)
+        paths.setdefault(e.template, {})[e.method.lower()] = _operation(e, refs, schemas)
     error = {"content": {"application/json": {"schema": refs[Error]}}}
     return {
         "openapi": "3.1.0",
