@@ -15,6 +15,9 @@ one task group with their loops:
   pipelined round trip; what a written result calls for goes to follow-up;
 - follow-up (:mod:`~dialer.engine.followup`): pauses a campaign whose plan is used up (its
   runner stops claiming at once, before the pause lands) and lists numbers that opted out;
+- node marks (:mod:`~dialer.engine.nodebeat`): each node up while its PBX is; a campaign
+  whose trunk group has no node up is paused after a grace, and resumed when one comes up
+  (:mod:`~dialer.engine.nodeloss`);
 - leases (:mod:`~dialer.engine.leases`): renews the channel leases of this process's live
   calls, retries results that could not be written, and reconciles per node: settles the
   calls of expired leases (orphans) against the channel lists of its own PBX nodes only.

@@ -89,7 +89,10 @@ class NodeLoss:
 
     async def group_down(self, trunk: str) -> bool:
         """Whether ``trunk`` is in a trunk group none of whose nodes for it is up (by every
-        engine's marks, read now); False for a trunk in no group (the PBX rule's)."""
+        engine's marks, read now); False for a trunk in no group (the PBX rule's), and on
+        Redis Cluster, which has no trunk groups (NodeStore.put_group)."""
+        if self._router.store.keys.cluster:
+            return False
         cfg = await self._router.config()
         group = cfg.group_of(trunk)
         if group is None:

@@ -15,6 +15,9 @@ waits for its own originates to be answered by the PBX, then reports the drain.
 While its trunk's circuit breaker refuses claims (stop ``trunk``: dialer.domain.breaker), the
 loop claims on the campaign's ``backup_trunk`` when it has one, and tries the trunk again when
 the breaker lets a probe go; without a backup it waits (no contact touched, no attempt used).
+
+With no PBX node to dial on, the loop waits; when no node of the trunk's group is up at all
+(any engine's) for the whole grace, it pauses the campaign and ends (dialer.engine.nodeloss).
 """
 
 from __future__ import annotations

@@ -141,3 +141,12 @@ async def test_a_clean_stop_removes_the_engine_and_its_node_mark(store: RedisSto
     assert await store.client.hlen(store.keys.engines) == 0
     assert not (await nodes.statuses([Node("n1")]))[0].up
     assert came_up == ["n1"]  # once: the refreshes of a node already up are not "up" again
+
+
+async def test_a_crashed_engines_mark_still_expires_by_itself(store: RedisStore) -> None:
+    nodes = NodeStore(store.client, store.keys)
+    await nodes.mark_up("n1", "e1/x", ttl_ms=100)  # never removed: the engine died
+    assert (await nodes.statuses([Node("n1")]))[0].up
+    async with asyncio.timeout(5):
+        while (await nodes.statuses([Node("n1")]))[0].up:
+            await asyncio.sleep(0.02)
