@@ -14,8 +14,8 @@ code               when
 finished           Completed, Cancelled or Cancelling: it will not dial again
 not_started        Draft: never started
 paused             Paused or Pausing by a person (or for invalid settings)
-pbx_unavailable    paused by the engines while the PBX was unreachable, or every live engine
-                   reports its PBX connection down
+pbx_unavailable    paused by the engines while the PBX was unreachable, or while no PBX node of
+                   its trunk group was up, or every live engine reports its PBX connection down
 plan_limit         paused for its plan's limits, or its usage has reached them
 before_start       Scheduled before its start date (clears at it)
 window_closed      Scheduled outside its calling hours, or Running past its claim deadline
@@ -48,6 +48,7 @@ from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.domain.zones import ZoneGroup, group_hours
 
 __all__ = [
+    "NODE_LOSS_REASON",
     "PBX_DOWN_REASON",
     "PLAN_LIMIT_REASON",
     "Blocker",
@@ -62,6 +63,7 @@ __all__ = [
 
 # the status reasons the engines write (dialer.engine.control; a unit test pins them equal)
 PBX_DOWN_REASON = "PBX unavailable"
+NODE_LOSS_REASON = "no PBX node of its trunk group is up"
 PLAN_LIMIT_REASON = "plan limit"
 
 
@@ -220,6 +222,15 @@ def _status_blockers(s: WhySnapshot) -> list[Blocker]:
                     BlockerCode.PBX_UNAVAILABLE,
                     "paused by the engines: the PBX was unreachable; it resumes by itself "
                     "when the PBX is back",
+                )
+            ]
+        if reason == NODE_LOSS_REASON:
+            trunk = "" if s.settings is None else f" {s.settings.trunk}"
+            return [
+                Blocker(
+                    BlockerCode.PBX_UNAVAILABLE,
+                    f"paused by the engines: no PBX node of its trunk{trunk}'s group was up; "
+                    "it resumes by itself when one is back",
                 )
             ]
         if reason == PLAN_LIMIT_REASON:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 HANGUP_REASON = "stopped with hang-up"
 PBX_DOWN_REASON = "PBX unavailable"
+NODE_LOSS_REASON = "no PBX node of its trunk group is up"  # dialer.engine.nodeloss
 PLAN_LIMIT_REASON = "plan limit"
 ACTIVE = (
     CampaignStatus.SCHEDULED,

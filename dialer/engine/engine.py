@@ -15,6 +15,9 @@ one task group with their loops:
   pipelined round trip; what a written result calls for goes to follow-up;
 - follow-up (:mod:`~dialer.engine.followup`): pauses a campaign whose plan is used up (its
   runner stops claiming at once, before the pause lands) and lists numbers that opted out;
+- node marks (:mod:`~dialer.engine.nodebeat`): each node up while its PBX is; a campaign
+  whose trunk group has no node up is paused after a grace, and resumed when one comes up
+  (:mod:`~dialer.engine.nodeloss`);
 - leases (:mod:`~dialer.engine.leases`): renews the channel leases of this process's live
   calls, retries results that could not be written, and reconciles per node: settles the
   calls of expired leases (orphans) against the channel lists of its own PBX nodes only.
@@ -39,6 +42,7 @@ from dataclasses import dataclass
 from dialer.config import EngineSettings
 from dialer.domain.callstate import CallState
 from dialer.domain.campaign import CampaignSettings
+from dialer.domain.statuses import CampaignStatus
 from dialer.engine.calls import LiveCall
 from dialer.engine.control import CampaignControl
 from dialer.engine.followup import FollowUp
@@ -46,6 +50,7 @@ from dialer.engine.heartbeat import heartbeat
 from dialer.engine.leases import LeaseKeeper
 from dialer.engine.livecalls import LiveCalls
 from dialer.engine.nodebeat import node_heartbeat
+from dialer.engine.nodeloss import NodeLoss
 from dialer.engine.nodes import Nodes
 from dialer.engine.pbxevents import PbxEvents
 from dialer.engine.ports import Runner
@@ -96,6 +101,14 @@ class Engine:
         # a group goes to the least loaded of this engine's nodes there that is up
         self.node_router = NodeRouter(NodeStore(store.client, store.keys), tuple(self.nodes))
         self.control = CampaignControl(store, clock=clock, contexts=settings.contexts)
+        # a campaign whose trunk group has no node up is paused, and resumed when one is back
+        self.node_loss = NodeLoss(
+            self.node_router,
+            self.control,
+            store,
+            known=lambda: {cid: r.settings.trunk for cid, r in self._runners.items()},
+            auto_resume=settings.pbx_auto_resume,
+        )
         self.dnc = DncStore(store)
         self.breakers = BreakerStore(store)
         self._clock = clock
@@ -188,7 +201,11 @@ class Engine:
             )
             for name, adapter in self.nodes.items():  # each node up while its PBX is
                 marks = node_heartbeat(
-                    self.node_router.store, self.owner, name, _connected_of(adapter)
+                    self.node_router.store,
+                    self.owner,
+                    name,
+                    _connected_of(adapter),
+                    on_up=self.node_loss.node_up,
                 )
                 tg.create_task(marks, name=f"node-marks-{name}")
 
@@ -216,6 +233,12 @@ class Engine:
         the trunk's group with the group's and the global caps; None for a trunk in no group
         (the claim then goes to :meth:`node_to_dial`'s node, as before nodes were kept)."""
         return await self.node_router.claim_for(trunk)
+
+    async def group_down(self, trunk: str) -> bool:
+        return await self.node_loss.group_down(trunk)
+
+    async def pause_for_node_loss(self, cid: int, trunk: str) -> CampaignStatus | None:
+        return await self.node_loss.pause(cid, trunk)
 
     def adapter(self, node: str) -> PbxAdapter:
         return self.nodes.adapter(node)

@@ -4,9 +4,10 @@ An ended attempt goes to the results writer without waiting for Redis; an answer
 the call (and fed to its trunk's breaker when that trunk is unhealthy). A node's connection
 lost pauses every campaign this engine dials once no node is left connected (nothing is
 originated blindly), except those on a trunk of a trunk group (dialer.store.nodes): their
-claims go to the group's other nodes that are up, and wait while none is. A node back settles
-its calls that ended unseen during the outage (:meth:`LeaseKeeper.settle_cut`) and resumes
-what the outage paused.
+claims go to the group's other nodes that are up; when none is, their runners pause them after
+a grace, and a node of the group coming up resumes them (dialer.engine.nodeloss). A node back
+settles its calls that ended unseen during the outage (:meth:`LeaseKeeper.settle_cut`) and
+resumes what the outage paused.
 """
 
 from __future__ import annotations

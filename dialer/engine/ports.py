@@ -112,6 +112,16 @@ class SupervisorStore(Protocol):
     ) -> tuple[CampaignRecord, QueueStats, dict[CallStatus, int]]: ...
 
 
+class NodeLossStore(Protocol):
+    """The node-loss rule's store calls (dialer.engine.nodeloss)."""
+
+    async def campaigns_in(
+        self, statuses: Collection[CampaignStatus], *, page: int = 1000
+    ) -> dict[CampaignStatus, list[CampaignRecord]]: ...
+
+    async def get_campaign(self, cid: int) -> CampaignRecord: ...
+
+
 class RunnerHost(Protocol):
     """What a CampaignRunner needs of the engine that runs it (Engine is one)."""
 
@@ -144,6 +154,15 @@ class RunnerHost(Protocol):
     def node_to_dial(self) -> str | None: ...
 
     async def node_claim(self, trunk: str) -> NodeClaim | None: ...
+
+    async def group_down(self, trunk: str) -> bool:
+        """Whether ``trunk`` is in a trunk group with no node up (dialer.engine.nodeloss)."""
+        ...
+
+    async def pause_for_node_loss(self, cid: int, trunk: str) -> CampaignStatus | None:
+        """Pause the campaign: no node of ``trunk``'s group is left; the status its runner
+        ends with (None: it dials on)."""
+        ...
 
     def adapter(self, node: str) -> PbxAdapter: ...
 

@@ -15,6 +15,9 @@ waits for its own originates to be answered by the PBX, then reports the drain.
 While its trunk's circuit breaker refuses claims (stop ``trunk``: dialer.domain.breaker), the
 loop claims on the campaign's ``backup_trunk`` when it has one, and tries the trunk again when
 the breaker lets a probe go; without a backup it waits (no contact touched, no attempt used).
+
+With no PBX node to dial on, the loop waits; when no node of the trunk's group is up at all
+(any engine's) for the whole grace, it pauses the campaign and ends (dialer.engine.nodeloss).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from dialer.engine.calls import LiveCall
 from dialer.engine.cancel import checkpoint
 from dialer.engine.control import HANGUP_REASON
 from dialer.engine.localhours import LocalHours
+from dialer.engine.nodeloss import NodeLossGrace
 from dialer.engine.pacing import GrantDelay, MarginBounds
 from dialer.engine.ports import RunnerHost
 from dialer.errors import (
@@ -95,6 +99,8 @@ class CampaignRunner:
         self._primary_blocked_until = 0.0  # clock time: claim on the backup trunk until then
         self._on_backup = False  # the last claim on the campaign's trunk was refused
         self._local_hours: LocalHours | None = None  # local hours: made at the first claim
+        # no node of the trunk's group up this long (dialer.engine.nodeloss): paused
+        self.node_loss = NodeLossGrace()
         # the CPS window's margin, from this campaign's grant-to-switch delays (pacing.py)
         self.grant_delay = GrantDelay(MarginBounds(switch_ms=engine.settings.rate_switch_ms))
 
@@ -150,6 +156,7 @@ class CampaignRunner:
                 self.settings.max_channels,
                 self.settings.cps,
             )
+        self.node_loss.reset()
         async with asyncio.TaskGroup() as dials:
             status = await self._dial_loop(dials)
         # every originate of this loop has its answer (or its error) now
@@ -178,6 +185,8 @@ class CampaignRunner:
                 return await self._wait_plan_pause()
             node = self._engine.node_to_dial()  # a connected PBX node of this engine
             if node is None:
+                if (lost := await self._no_node()) is not None:
+                    return lost
                 await self._sleep(self._wake, _MAX_IDLE)
                 continue
             if self.reconciled_epoch != self._engine.pbx_epoch:
@@ -240,6 +249,8 @@ class CampaignRunner:
                 ]
                 dials.create_task(self._dial(calls, batch.server_ms), name=calls[0][0].call_id)
             stop = batch.stop
+            if stop != "node":
+                self.node_loss.reset()
             if stop == "max":
                 continue
             if stop == "full":
@@ -249,7 +260,9 @@ class CampaignRunner:
                 self.at_cap = False
             elif stop == "rate":
                 await asyncio.sleep(max(batch.wait_ms, 1) / 1000)
-            elif stop == "node":  # no node of the trunk is up: as when the PBX is down
+            elif stop == "node":  # no node of the trunk is up here: as when the PBX is down
+                if (lost := await self._no_node()) is not None:
+                    return lost
                 await self._sleep(self._wake, _MAX_IDLE)
             elif stop == "trunk":  # the trunk's breaker refuses claims (or took the probe)
                 await self._trunk_refused(trunk, batch)
@@ -263,6 +276,25 @@ class CampaignRunner:
                     continue  # moved on meanwhile: the next claim reads the new status
             else:  # "status": not Running any more
                 return batch.status or CampaignStatus.DRAFT
+
+    async def _no_node(self) -> CampaignStatus | None:
+        """Nothing to dial on here: when no node of the trunk's group is up anywhere, for the
+        whole grace, pause the campaign (dialer.engine.nodeloss); the status to end the loop
+        with, or None to wait on (another engine's node dials it, or the grace runs)."""
+        trunk = self.claim_trunk()
+        try:
+            down = await self._engine.group_down(trunk)
+        except StoreError as exc:
+            log.warning("campaign %s: trunk group not read: %s", self.campaign_id, exc)
+            return None
+        if not self.node_loss.observe(down):
+            return None
+        self.node_loss.reset()
+        try:
+            return await self._engine.pause_for_node_loss(self.campaign_id, trunk)
+        except StoreError as exc:
+            log.warning("campaign %s: not paused: %s", self.campaign_id, exc)
+            return None
 
     async def _trunk_refused(self, trunk: str, batch: ClaimBatch) -> None:
         """The breaker of ``trunk`` refused claims: dial the backup trunk until a probe may go

@@ -8,6 +8,10 @@
   Asterisk: n2's engine reaches it through a TCP forwarder the test cuts, so n2's PBX is gone
   for it). While n2 is down the campaign keeps dialing on n1 (not paused), only within n1's
   cap; when n2 is back it gets calls again; every contact is dialed once, none is lost.
+- The last node lost (Asterisk): one engine as the only node of the group, its AMI cut
+  mid-campaign: the campaign is paused with the node-loss reason once the grace has passed
+  (not before: a reconnect pauses nothing), resumed when the node is back, and completes with
+  every contact dialed once by the switch's count; the stopped engine leaves no heartbeat.
 """
 
 from __future__ import annotations
@@ -26,9 +30,14 @@ from dialer.app import pbx_adapter
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.nodes import Node, TrunkGroup
 from dialer.domain.statuses import CampaignStatus
+from dialer.domain.why import BlockerCode
+from dialer.engine.control import NODE_LOSS_REASON
 from dialer.engine.engine import Engine
+from dialer.engine.nodeloss import NODE_LOSS_GRACE_S
+from dialer.store.engines import EngineRegistry
 from dialer.store.nodes import NodeStore
 from dialer.store.redis_store import RedisStore
+from dialer.store.why import explain
 from ops.localstack.numberplan import Behaviour, number
 from tests.integration.engine_helpers import engine_settings, new_campaign, wait_status
 from tests.integration.monitor import watch_switch
@@ -79,6 +88,15 @@ async def test_an_engine_on_a_node_holds_the_node_cap_on_the_switch(
     on = [await store.client.hget(store.keys.call(r["call_id"]), "node") for r in records]
     assert set(on) == {b"n1"}  # n2 was never up: no call went to it
     assert await store.client.zcard(store.keys.node_inflight("n1")) == 0  # all given back
+
+
+async def until(check: Any, within: float) -> float:
+    """Seconds until ``await check()`` is true (polled; fails past ``within``)."""
+    start = time.monotonic()
+    while not await check():
+        assert time.monotonic() - start < within
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
 
 
 class Cuttable:
@@ -152,13 +170,6 @@ async def test_a_node_lost_mid_campaign_leaves_the_others_dialing(
                 n += await store.client.hget(store.keys.call(r["call_id"]), "node") == node.encode()
         return n
 
-    async def until(check: Any, within: float) -> float:
-        start = time.monotonic()
-        while not await check():
-            assert time.monotonic() - start < within
-            await asyncio.sleep(0.05)
-        return time.monotonic() - start
-
     try:
         async with (
             pbx_adapter(settings_a) as pbx_a,
@@ -212,4 +223,80 @@ async def test_a_node_lost_mid_campaign_leaves_the_others_dialing(
         "node n2 down %.0f ms after its cut, dialing %.1f s after its return",
         down_s * 1000,
         recover_s,
+    )
+
+
+async def test_the_last_node_lost_pauses_the_campaign_until_it_is_back(
+    stack: Any, namespace: str, store: RedisStore
+) -> None:
+    nodes = NodeStore(store.client, store.keys)
+    await nodes.put_node(Node("n1", max_channels=NODE_CAP))
+    await nodes.put_group(TrunkGroup("g", {stack.trunk: ("n1",)}))
+    phones = [number(Behaviour.HOLD, i, hold_s=1) for i in range(20)]
+    campaign = CampaignSettings(
+        name="last", trunk=stack.trunk, max_channels=10, cps=10.0, ring_timeout=3.0, amd=False
+    )
+    control, cid = await new_campaign(store, campaign, phones)
+    proxy = Cuttable(stack.ami_host, stack.ami_port)
+    await proxy.start()
+    url = f"ami://{stack.ami_username}:{stack.ami_secret}@127.0.0.1:{proxy.port}"
+    settings = replace(engine_settings(stack, namespace), engine_id="last-node", ami_url=url)
+    engine_store = RedisStore.from_url(stack.redis_url, namespace=namespace)
+    registry = EngineRegistry(store)
+
+    async def status_in(*wanted: CampaignStatus) -> bool:
+        return (await store.get_campaign(cid)).status in wanted
+
+    try:
+        async with pbx_adapter(settings) as adapter, watch_switch(stack, "asterisk") as seen:
+            engine = Engine(settings, engine_store, {"n1": adapter})
+            async with asyncio.TaskGroup() as tg:
+                task = tg.create_task(engine.run())
+                await control.start(cid)
+
+                async def dialing() -> bool:
+                    return len(seen.created_at) >= NODE_CAP
+
+                await until(dialing, 20)
+                await proxy.cut()  # n1, the group's only node, is gone
+                paused_s = await until(
+                    lambda: status_in(CampaignStatus.PAUSING, CampaignStatus.PAUSED), 20
+                )
+                created_at_pause = len(seen.created_at)
+                record = await store.get_campaign(cid)
+                assert record.status_reason == NODE_LOSS_REASON
+                report = await explain(store, cid)
+                assert [b.code for b in report.blockers] == [BlockerCode.PBX_UNAVAILABLE]
+                assert "'s group was up" in report.summary, report.summary
+                assert engine.owner in {b.owner for b in await registry.alive()}
+                await proxy.start()  # n1 is back: the engine reconnects
+
+                async def n1_up() -> bool:
+                    return (await nodes.statuses([Node("n1")]))[0].up
+
+                up_s = await until(n1_up, 20)  # (the AMI reconnect's backoff)
+                after_up_s = await until(lambda: status_in(CampaignStatus.RUNNING), 10)
+                await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=60)
+                await seen.wait_until(lambda o: len(o.ended_at) >= len(o.created_at))
+                task.cancel()
+    finally:
+        await proxy.close()
+        await engine_store.aclose()
+    # the grace is counted from when the runner saw no node (after the cut): never shorter
+    assert paused_s >= NODE_LOSS_GRACE_S, paused_s
+    assert created_at_pause < len(phones)  # paused mid-campaign: contacts were left
+    records = [r for _, r in await store.records(cid, count=1000)]
+    assert len({r["contact"] for r in records}) == len(phones)  # none lost
+    assert len(seen.created_at) == len(phones)  # nobody dialed twice, by the switch
+    phone_of = {r["call_id"]: r["phone"] for r in records}
+    assert set(seen.answered_per(phone_of).values()) == {1}
+    assert sum(1 for r in records if r["status"] == "answered") == len(phones)
+    assert await registry.alive() == []  # the stopped engine is not left "alive"
+    log.warning(
+        "last node cut: paused %.1f s after the cut (grace %.0f s); after its return: up "
+        "again in %.1f s, the campaign Running %.2f s later",
+        paused_s,
+        NODE_LOSS_GRACE_S,
+        up_s,
+        after_up_s,
     )

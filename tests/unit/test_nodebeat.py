@@ -77,4 +77,4 @@ async def test_the_node_follows_the_pbx_connection(
         await asyncio.sleep(0.5)  # refreshed: still up past the first mark's TTL
         assert await is_up()
         task.cancel()
-    await wait_for(is_down, within=1.0)  # a silent engine's mark expires by itself
+    await wait_for(is_down, within=1.0)  # a stopped engine's mark goes (a silent one's expires)
