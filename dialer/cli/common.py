@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
+from dialer.commands import CampaignCommands, NodeCommands
 from dialer.config import EngineSettings
 from dialer.engine.control import CampaignControl
 from dialer.errors import StoreError
@@ -102,8 +103,14 @@ class Session:
     store: RedisStore
 
     @property
-    def control(self) -> CampaignControl:
-        return CampaignControl(self.store, contexts=self.settings.contexts)
+    def commands(self) -> CampaignCommands:
+        """The campaign commands (dialer.commands), with this host's contexts and trunks."""
+        control = CampaignControl(self.store, contexts=self.settings.contexts)
+        return CampaignCommands(self.store, control, trunks=self.settings.trunks or None)
+
+    @property
+    def nodes(self) -> NodeCommands:
+        return NodeCommands(self.store)
 
 
 @asynccontextmanager

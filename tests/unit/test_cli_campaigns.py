@@ -106,7 +106,8 @@ def test_lifecycle_commands(cli: Cli, tmp_path: Path) -> None:
     refused = cli("campaign", "resume", c)
     assert (refused.code, refused.err) == (
         2,
-        "dialer: cannot resume: campaign is Running; allowed only in Pausing or Paused\n",
+        f"dialer: campaign {cid}: cannot resume: campaign is Running; "
+        "allowed only in Pausing or Paused\n",
     )
 
     assert cli.ok("campaign", "stop", c, "--hangup").out == f"campaign {cid}: Cancelled\n"
@@ -156,7 +157,10 @@ def test_edit_replaces_settings_in_draft_or_paused_only(cli: Cli, tmp_path: Path
     cli.ok("campaign", "start", str(cid))
     refused = cli("campaign", "edit", str(cid), str(new))
     assert refused.code == 2
-    assert refused.err.startswith(f"dialer: campaign {cid} is running: settings can change only")
+    # the same sentence as the API's 409 campaign_not_editable (dialer.commands)
+    assert refused.err == (
+        f"dialer: campaign {cid} is Running; settings can be edited only in Draft or Paused\n"
+    )
     cli.ok("campaign", "pause", str(cid))
     cli.ok("campaign", "edit", str(cid), str(campaign_file(tmp_path)))
 
