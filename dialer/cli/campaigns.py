@@ -85,7 +85,7 @@ async def _create(args: argparse.Namespace, s: Session) -> int:
 
 
 async def _list(args: argparse.Namespace, s: Session) -> int:
-    records = await s.store.list_campaigns(status=args.status, limit=args.limit)
+    records = await s.commands.campaigns(args.status, args.limit)
     if args.json:
         out(json.dumps([_summary(r) for r in records], indent=2))
         return 0
@@ -111,9 +111,7 @@ def _summary(r: CampaignRecord) -> dict[str, Any]:
 
 
 async def _show(args: argparse.Namespace, s: Session) -> int:
-    record = await s.store.get_campaign(args.id)
-    lists = await s.store.list_status(args.id)
-    counts = await s.store.counts(args.id)
+    record, lists, counts = await s.commands.campaign(args.id)
     settings = _stored_settings(record)
     problem = settings_error(record)
     if args.json:
@@ -156,7 +154,8 @@ async def _start(args: argparse.Namespace, s: Session) -> int:
     result = await s.commands.start(args.id)
     line = _result(result)
     if result.status is CampaignStatus.SCHEDULED:
-        line = f"campaign {args.id}: {_status(await s.store.get_campaign(args.id))}"
+        record, _, _ = await s.commands.campaign(args.id)
+        line = f"campaign {args.id}: {_status(record)}"
     out(line)
     return 0
 

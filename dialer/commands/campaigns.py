@@ -25,7 +25,7 @@ from dialer.domain.lifecycle import (
     next_list_status,
 )
 from dialer.domain.recycle import recyclable_statuses
-from dialer.domain.statuses import CampaignStatus, ListStatus
+from dialer.domain.statuses import CallStatus, CampaignStatus, ListStatus
 from dialer.engine.callbacks import CallbackCommands
 from dialer.engine.control import CampaignControl, CommandResult
 from dialer.errors import DomainError, NotFound, TransitionRefused, ValidationError
@@ -124,6 +124,21 @@ class CampaignCommands:
     @property
     def callbacks(self) -> CallbackCommands:
         return CallbackCommands(self.store)
+
+    # -- reads (the CLI's list and show; RemoteCommands has them too) -----------------------
+
+    async def campaigns(
+        self, status: CampaignStatus | None = None, limit: int = 50
+    ) -> list[CampaignRecord]:
+        """Newest first."""
+        return await self.store.list_campaigns(status=status, limit=limit)
+
+    async def campaign(
+        self, cid: int
+    ) -> tuple[CampaignRecord, dict[int, ListStatus], dict[CallStatus, int]]:
+        """The campaign, its lists and its contacts per status."""
+        record = await self.store.get_campaign(cid)
+        return record, await self.store.list_status(cid), await self.store.counts(cid)
 
     # -- settings --------------------------------------------------------------------------
 

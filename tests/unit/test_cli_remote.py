@@ -1,0 +1,183 @@
+"""``dialer --api URL``: the CLI as a client of a real API server (uvicorn on a free port, in a
+thread of its own) on a real Redis, with tokens of each role: the server's roles hold."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dialer.api import create_app
+from dialer.api.auth import Role
+from dialer.api.server import serve_api
+from dialer.cli import main
+from dialer.domain.statuses import CampaignStatus
+from dialer.store.redis_store import RedisStore
+from ops.localstack.redis_server import RedisServer
+from tests.unit.cli_helpers import Cli, Result, campaign_file, make_cli, numbers, write
+
+pytestmark = pytest.mark.redis
+
+TOKENS = {
+    "viewer-token-0123456789": Role.VIEWER,
+    "operator-token-0123456789": Role.OPERATOR,
+    "admin-token-0123456789ab": Role.ADMINISTRATOR,
+}
+VIEWER, OPERATOR, ADMIN = TOKENS
+
+
+@pytest.fixture
+def api_url(redis_server: RedisServer, namespace: str) -> Iterator[str]:
+    """The API app on the test's Redis and namespace, served over HTTP on a free port."""
+    ready, stop = threading.Event(), threading.Event()
+    found: dict[str, object] = {}
+
+    async def serve() -> None:
+        store = RedisStore.from_url(redis_server.url, namespace=namespace)
+        try:
+            app = create_app(store, tokens=TOKENS, delete_drain_timeout=5.0)
+            async with serve_api(app, "127.0.0.1", 0) as endpoint:
+                found["url"] = endpoint.url
+                ready.set()
+                while not stop.is_set():
+                    await asyncio.sleep(0.02)
+        finally:
+            await store.aclose()
+
+    def run() -> None:
+        try:
+            asyncio.run(serve())
+        except BaseException as exc:  # shown by the assertion below
+            found["error"] = exc
+            ready.set()
+
+    thread = threading.Thread(target=run, name="test-api", daemon=True)
+    thread.start()
+    assert ready.wait(30), "the API did not start"
+    assert "error" not in found, found
+    yield str(found["url"])
+    stop.set()
+    thread.join(30)
+
+
+@pytest.fixture
+def cli(
+    redis_server: RedisServer,
+    namespace: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Cli:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no token file of ours
+    return make_cli(redis_server, namespace, capsys, monkeypatch)
+
+
+class Remote:
+    """``dialer --api URL --token T ...``, without the Redis URL (only the API is known)."""
+
+    def __init__(self, url: str, capsys: pytest.CaptureFixture[str]) -> None:
+        self.url = url
+        self._capsys = capsys
+
+    def __call__(self, token: str | None, *argv: str) -> Result:
+        auth = [] if token is None else ["--token", token]
+        code = main(["--api", self.url, *auth, *argv])
+        captured = self._capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+
+@pytest.fixture
+def remote(api_url: str, cli: Cli, capsys: pytest.CaptureFixture[str]) -> Remote:
+    return Remote(api_url, capsys)
+
+
+def _status(cli: Cli, cid: int) -> CampaignStatus:
+    async def read(store: RedisStore) -> CampaignStatus:
+        return (await store.get_campaign(cid)).status
+
+    return cli.store_call(read)
+
+
+def test_each_role_may_do_what_the_server_allows(remote: Remote, cli: Cli, tmp_path: Path) -> None:
+    write(tmp_path / "people.csv", "phone\n" + "\n".join(numbers(3)) + "\n")
+    spec = campaign_file(tmp_path, "contacts: people.csv\n")
+    refused = remote(VIEWER, "campaign", "create", str(spec))
+    assert refused.code == 2
+    assert refused.err == (
+        "dialer: forbidden: to create a campaign you need the operator role or higher; "
+        "this token has the viewer role\n"
+    )
+    made = remote(OPERATOR, "campaign", "create", str(spec))
+    assert made.code == 0, made
+    cid = int(made.out)
+    assert "3 rows read" in made.err  # the contacts went up as the first list
+
+    assert remote(VIEWER, "campaign", "list").lines[1].split()[:2] == [str(cid), "Draft"]
+    shown = json.loads(remote(VIEWER, "campaign", "show", str(cid), "--json").out)
+    assert (shown["status"], shown["contacts"]["pending"], shown["lists"]) == (
+        "draft",
+        3,
+        {"1": "active"},
+    )
+    assert remote(OPERATOR, "campaign", "start", str(cid)).out == f"campaign {cid}: Running\n"
+
+    denied = remote(VIEWER, "campaign", "pause", str(cid))
+    assert (denied.code, denied.out) == (2, "")
+    assert "you need the operator role or higher; this token has the viewer role" in denied.err
+    assert _status(cli, cid) is CampaignStatus.RUNNING  # nothing happened
+
+    assert remote(OPERATOR, "campaign", "pause", str(cid)).out == f"campaign {cid}: Paused\n"
+    assert _status(cli, cid) is CampaignStatus.PAUSED
+    edited = write(tmp_path / "edit.yaml", "name: renamed\ntrunk: b\nmax_channels: 2\ncps: 1\n")
+    assert remote(OPERATOR, "campaign", "edit", str(cid), str(edited)).code == 0
+    assert "renamed" in cli.ok("campaign", "list").out  # the local mode sees the same
+
+    not_admin = remote(OPERATOR, "campaign", "delete", str(cid))
+    assert "you need the administrator role; this token has the operator role" in not_admin.err
+    assert remote(ADMIN, "campaign", "delete", str(cid)).code == 0
+    assert "does not exist" in cli("campaign", "show", str(cid)).err
+
+
+def test_refusals_of_the_lifecycle_and_the_token(remote: Remote, cli: Cli, tmp_path: Path) -> None:
+    cid = int(cli.ok("campaign", "create", str(campaign_file(tmp_path))).out)
+    again = remote(OPERATOR, "campaign", "resume", str(cid))  # a Draft cannot resume
+    assert again.code == 2
+    assert again.err.startswith(f"dialer: campaign {cid}: cannot resume")  # as --local says
+    assert cli("campaign", "resume", str(cid)).err == again.err
+
+    unknown = remote("no-such-token-0123456789", "campaign", "list")
+    assert unknown.code == 2
+    assert "unknown token" in unknown.err
+    host_only = remote(ADMIN, "dnc", "add", "+14155550100")
+    assert host_only.code == 2
+    assert "--local (host admin, no roles)" in host_only.err
+
+
+def test_token_from_the_environment_or_a_private_file(
+    remote: Remote,
+    cli: Cli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cli.ok("campaign", "create", str(campaign_file(tmp_path)))
+    monkeypatch.setenv("DIALER_API_TOKEN", VIEWER)
+    assert remote(None, "campaign", "list").code == 0
+    monkeypatch.delenv("DIALER_API_TOKEN")
+
+    path = tmp_path / "config" / "dialer" / "token"
+    path.parent.mkdir(parents=True)
+    path.write_text(VIEWER + "\n", encoding="utf-8")
+    os.chmod(path, 0o644)
+    loose = remote(None, "campaign", "list")
+    assert loose.code == 2
+    assert f"chmod 600 {path}" in loose.err
+    os.chmod(path, 0o600)
+    assert remote(None, "campaign", "list").code == 0
+
+    monkeypatch.setenv("DIALER_API_URL", remote.url)  # --local still talks to Redis
+    assert "cli test" in cli.ok("--local", "campaign", "list").out
