@@ -137,6 +137,17 @@ def test_each_role_may_do_what_the_server_allows(remote: Remote, cli: Cli, tmp_p
     assert remote(OPERATOR, "campaign", "edit", str(cid), str(edited)).code == 0
     assert "renamed" in cli.ok("campaign", "list").out  # the local mode sees the same
 
+    c = str(cid)
+    cid_set = remote(OPERATOR, "list", "caller-id", c, "1", "--caller-id", "+12125550199")
+    assert cid_set.out == f"list 1 of campaign {cid}: caller id +12125550199\n"
+    assert "caller id +12125550199" in cli.ok("list", "caller-id", c, "1").out
+    removed = remote(OPERATOR, "contact", "remove", c, "--phone", numbers(3)[0])
+    assert removed.out == f"campaign {cid}: 1 contact removed\n"
+    assert "administrator role" in remote(OPERATOR, "list", "stop", c, "1").err
+    assert remote(ADMIN, "list", "stop", c, "1").out == (
+        f"list 1 of campaign {cid} stopped: 2 contacts will not be dialed\n"
+    )
+
     not_admin = remote(OPERATOR, "campaign", "delete", str(cid))
     assert "you need the administrator role; this token has the operator role" in not_admin.err
     assert remote(ADMIN, "campaign", "delete", str(cid)).code == 0
