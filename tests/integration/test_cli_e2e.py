@@ -231,6 +231,22 @@ def test_run_serves_the_api_and_metrics_and_stops_on_sigterm(
         assert status == 200
         assert 'dialer_engine_info{engine_id="' in metrics
         assert not connects("127.0.0.1", metrics_port)
+        # the CLI through this API with the viewer's token: it reads, and pausing is refused
+        # by the server's role check (dialer/cli/remote.py)
+        remote = {**env, "DIALER_API_URL": base, "DIALER_API_TOKEN": VIEWER}
+        shown = json.loads(dialer(remote, "campaign", "show", cid, "--json").stdout)
+        assert (shown["id"], shown["status"]) == (int(cid), "draft")
+        refused = subprocess.run(
+            [sys.executable, "-m", "dialer", "campaign", "pause", cid],
+            env=remote,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert refused.returncode == 2, refused
+        assert "you need the operator role or higher; this token has the viewer" in refused.stderr
     finally:
         code = terminate(service, log)
     assert code == 0, log.read_text()[-2000:]
