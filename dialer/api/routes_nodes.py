@@ -57,8 +57,8 @@ async def delete_node(ctx: ApiContext, request: Request) -> Response:
 
 
 async def list_groups(ctx: ApiContext, request: Request) -> Response:
-    cfg = await ctx.nodes.config()
-    return JSONResponse({"trunk_groups": [g.to_dict() for g in cfg.groups.values()]})
+    groups = await ctx.nodes.groups()
+    return JSONResponse({"trunk_groups": [g.to_dict() for g in groups]})
 
 
 async def get_group(ctx: ApiContext, request: Request) -> Response:

@@ -53,7 +53,7 @@ def cancel_line(cid: int, change: CallbackChange) -> str:
 
 
 async def _add(args: argparse.Namespace, s: Session) -> int:
-    result = await s.host.callbacks.schedule(args.id, args.contact, callback_time(args.at))
+    result = await s.commands.callbacks.schedule(args.id, args.contact, callback_time(args.at))
     verb = "moved" if result.change.source_before is not None else "set"
     for line in set_lines(args.id, result, verb):
         out(line)
@@ -61,7 +61,7 @@ async def _add(args: argparse.Namespace, s: Session) -> int:
 
 
 async def _move(args: argparse.Namespace, s: Session) -> int:
-    result = await s.host.callbacks.schedule(
+    result = await s.commands.callbacks.schedule(
         args.id, args.contact, callback_time(args.at), only_move=True
     )
     for line in set_lines(args.id, result, "moved"):
@@ -70,12 +70,12 @@ async def _move(args: argparse.Namespace, s: Session) -> int:
 
 
 async def _cancel(args: argparse.Namespace, s: Session) -> int:
-    out(cancel_line(args.id, await s.host.callbacks.cancel(args.id, args.contact)))
+    out(cancel_line(args.id, await s.commands.callbacks.cancel(args.id, args.contact)))
     return 0
 
 
 async def _list(args: argparse.Namespace, s: Session) -> int:
-    views = await s.host.callbacks.upcoming(args.id, limit=args.limit)
+    views = await s.commands.callbacks.upcoming(args.id, limit=args.limit)
     if not views:
         out(f"campaign {args.id}: no upcoming callback")
         return 0

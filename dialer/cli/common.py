@@ -11,8 +11,8 @@ Two ways to reach the dialer, chosen once per command (:func:`api_target`):
   an API URL so that scripts and docs written for it keep working.
 
 Either way a command calls the same commands (:mod:`dialer.commands`, or their remote twins).
-Commands that the API does not serve yet (do-not-call lists, trunk breakers, status, records,
-analytics, callbacks, recycling, caller ids, nodes) run on the host only and say so.
+Commands that the API does not serve yet (do-not-call lists, trunk breakers, status, why,
+records, analytics) run on the host only and say so.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from dialer.errors import ConfigError, StoreError
 from dialer.store.redis_store import RedisStore
 
 from .remote import ApiClient, RemoteCommands, Target, read_token_file, token_file
+from .remote_nodes import RemoteNodes
 
 __all__ = [
     "Parser",
@@ -187,8 +188,9 @@ class Session:
         return self.remote if self.remote is not None else self.host
 
     @property
-    def nodes(self) -> NodeCommands:
-        return NodeCommands(self.store)
+    def nodes(self) -> NodeCommands | RemoteNodes:
+        """The node commands: through the API when configured, else on this host."""
+        return self.remote.nodes if self.remote is not None else NodeCommands(self.store)
 
 
 @asynccontextmanager

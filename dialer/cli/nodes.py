@@ -105,11 +105,11 @@ async def _node_cap(args: argparse.Namespace, s: Session) -> int:
 
 
 async def _group_list(args: argparse.Namespace, s: Session) -> int:
-    cfg = await s.nodes.config()
+    groups = await s.nodes.groups()
     if args.json:
-        out(json.dumps({"trunk_groups": [g.to_dict() for g in cfg.groups.values()]}, indent=2))
+        out(json.dumps({"trunk_groups": [g.to_dict() for g in groups]}, indent=2))
         return 0
-    for group in cfg.groups.values():
+    for group in groups:
         out(group_line(group))
     return 0
 

@@ -44,6 +44,9 @@ from dialer.store.models import CampaignRecord
 from dialer.store.recycle import RecycleReport, RemoveReport
 from dialer.store.recycle import Target as RecycleTarget
 
+from .remote_callbacks import RemoteCallbacks
+from .remote_nodes import RemoteNodes
+
 __all__ = ["ApiClient", "ApiRefused", "RemoteCommands", "Target", "token_file"]
 
 TIMEOUT_S = 120.0  # a delete waits for calls to drain (60 s on the server by default)
@@ -116,15 +119,23 @@ class ApiClient:
         params: Mapping[str, str] | None = None,
     ) -> Any:
         """The reply's JSON (None for 204)."""
+        _, data = await self.request(method, path, body=body, content=content, params=params)
+        return data
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: object = None,
+        content: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """The reply's status and JSON (None for 204); an error reply raises (:func:`_error`)."""
         headers = {"Content-Type": "text/csv"} if content is not None else None
         try:
             reply = await self._http.request(
-                method,
-                path,
-                json=body,
-                content=content,
-                params=params,
-                headers=headers,
+                method, path, json=body, content=content, params=params, headers=headers
             )
         except httpx.HTTPError as exc:
             raise StoreError(
@@ -132,13 +143,13 @@ class ApiClient:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         if reply.status_code == 204:
-            return None
+            return 204, None
         try:
             data = reply.json()
         except ValueError:
             data = None
         if reply.is_success:
-            return data
+            return reply.status_code, data
         raise _error(reply.status_code, data)
 
 
@@ -214,6 +225,14 @@ class RemoteCommands:
 
     def __init__(self, client: ApiClient) -> None:
         self.client = client
+
+    @property
+    def callbacks(self) -> RemoteCallbacks:
+        return RemoteCallbacks(self.client)
+
+    @property
+    def nodes(self) -> RemoteNodes:
+        return RemoteNodes(self.client)
 
     async def _command(self, cid: int, verb: str, body: object = None) -> CommandResult:
         return _result(await self.client.call("POST", f"/campaigns/{cid}/{verb}", body=body))

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from dialer.domain.nodes import GlobalCap, Node, TrunkGroup
 from dialer.errors import NotFound, ValidationError
-from dialer.store.nodes import NodeConfig, NodeStatus, NodeStore
+from dialer.store.nodes import NodeStatus, NodeStore
 from dialer.store.redis_store import RedisStore
 
 __all__ = ["NodeCommands"]
@@ -21,9 +21,6 @@ __all__ = ["NodeCommands"]
 class NodeCommands:
     def __init__(self, store: RedisStore) -> None:
         self.nodes = NodeStore(store.client, store.keys)
-
-    async def config(self) -> NodeConfig:
-        return await self.nodes.config()
 
     async def statuses(self) -> tuple[list[NodeStatus], GlobalCap]:
         """Every node with whether it is up and its channels in use; the global cap."""
@@ -53,6 +50,9 @@ class NodeCommands:
 
     async def remove_node(self, node_id: str) -> None:
         await self.nodes.remove_node(node_id)
+
+    async def groups(self) -> list[TrunkGroup]:
+        return list((await self.nodes.config()).groups.values())
 
     async def get_group(self, name: str) -> TrunkGroup:
         return await self.nodes.get_group(name)

@@ -192,3 +192,41 @@ def test_token_from_the_environment_or_a_private_file(
 
     monkeypatch.setenv("DIALER_API_URL", remote.url)  # --local still talks to Redis
     assert "cli test" in cli.ok("--local", "campaign", "list").out
+
+
+def test_nodes_and_callbacks_through_the_api(remote: Remote, cli: Cli, tmp_path: Path) -> None:
+    denied = remote(OPERATOR, "node", "set", "n1", "--max-channels", "300")
+    assert "to set a PBX node you need the administrator role" in denied.err
+    assert remote(ADMIN, "node", "set", "n1", "--max-channels", "300", "--cps", "50").lines == [
+        "created n1: asterisk, down, channels 0/300, cps 50 (0 engine(s) see it)"
+    ]
+    (line,) = remote(ADMIN, "node", "set", "n1", "--cps", "unlimited", "--disable").lines
+    assert line == (  # a change keeps the other options, as in the local mode
+        "updated n1: asterisk, down, disabled, channels 0/300, cps unlimited (0 engine(s) see it)"
+    )
+    grouped = remote(ADMIN, "trunkgroup", "set", "main", "--trunk", "carrier=n1")
+    assert grouped.out.startswith("created main: carrier via n1")
+    assert remote(ADMIN, "node", "cap", "--cps", "40").out == (
+        "global cap: channels unlimited, cps 40\n"
+    )
+    assert remote(VIEWER, "node", "list").out == cli.ok("node", "list").out
+    assert remote(VIEWER, "trunkgroup", "list").out == cli.ok("trunkgroup", "list").out
+
+    write(tmp_path / "people.csv", "phone\n" + "\n".join(numbers(2)) + "\n")
+    cid = str(
+        int(
+            cli.ok("campaign", "create", str(campaign_file(tmp_path, "contacts: people.csv\n"))).out
+        )
+    )
+    no_move = remote(OPERATOR, "callback", "move", cid, "1", "+1h")
+    assert no_move.code == 2
+    assert "contact 1 of campaign" in no_move.err
+    assert "has no callback (it is Pending)" in no_move.err
+    assert "operator role" in remote(VIEWER, "callback", "add", cid, "1", "+1h").err
+    added = remote(OPERATOR, "callback", "add", cid, "1", "+1h")
+    assert added.out.startswith(f"campaign {cid} contact 1: callback set for")
+    moved = remote(OPERATOR, "callback", "move", cid, "1", "+2h")
+    assert moved.out.startswith(f"campaign {cid} contact 1: callback moved for")
+    assert remote(VIEWER, "callback", "list", cid).out == cli.ok("callback", "list", cid).out
+    cancelled = remote(OPERATOR, "callback", "cancel", cid, "1")
+    assert cancelled.out.startswith(f"campaign {cid} contact 1: callback cancelled; now Pending")
