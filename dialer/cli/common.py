@@ -11,8 +11,8 @@ Two ways to reach the dialer, chosen once per command (:func:`api_target`):
   an API URL so that scripts and docs written for it keep working.
 
 Either way a command calls the same commands (:mod:`dialer.commands`, or their remote twins).
-Commands that the API does not serve yet (do-not-call lists, trunk breakers, status, why,
-records, analytics) run on the host only and say so.
+Commands that the API does not serve yet (do-not-call lists, trunk breakers) run on the host
+only and say so.
 """
 
 from __future__ import annotations

@@ -19,17 +19,19 @@ import asyncio
 import json
 import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from dialer.analytics import CampaignAnalytics
 from dialer.commands.campaigns import Created
 from dialer.domain.callerid import CallerIdSource
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.statuses import CallStatus, CampaignStatus, ListStatus
+from dialer.domain.why import WhyReport
 from dialer.engine.control import CommandResult
 from dialer.errors import (
     ConfigError,
@@ -44,6 +46,7 @@ from dialer.store.models import CampaignRecord
 from dialer.store.recycle import RecycleReport, RemoveReport
 from dialer.store.recycle import Target as RecycleTarget
 
+from . import remote_reads
 from .remote_callbacks import RemoteCallbacks
 from .remote_nodes import RemoteNodes
 
@@ -138,10 +141,7 @@ class ApiClient:
                 method, path, json=body, content=content, params=params, headers=headers
             )
         except httpx.HTTPError as exc:
-            raise StoreError(
-                f"cannot reach the API at {self.url} (--api, DIALER_API_URL): "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+            raise self._unreachable(exc) from exc
         if reply.status_code == 204:
             return 204, None
         try:
@@ -151,6 +151,28 @@ class ApiClient:
         if reply.is_success:
             return reply.status_code, data
         raise _error(reply.status_code, data)
+
+    async def stream(self, path: str) -> AsyncIterator[str]:
+        """A text reply (the CSV export) piece by piece, as it comes."""
+        try:
+            async with self._http.stream("GET", path) as reply:
+                if not reply.is_success:
+                    await reply.aread()
+                    try:
+                        data = reply.json()
+                    except ValueError:
+                        data = None
+                    raise _error(reply.status_code, data)
+                async for text in reply.aiter_text():
+                    yield text
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from exc
+
+    def _unreachable(self, exc: httpx.HTTPError) -> StoreError:
+        return StoreError(
+            f"cannot reach the API at {self.url} (--api, DIALER_API_URL): "
+            f"{type(exc).__name__}: {exc}"
+        )
 
 
 def _error(status: int, data: object) -> DialerError:
@@ -233,6 +255,12 @@ class RemoteCommands:
     @property
     def nodes(self) -> RemoteNodes:
         return RemoteNodes(self.client)
+
+    async def why(self, cid: int) -> WhyReport:
+        return await remote_reads.why(self.client, cid)
+
+    async def analytics(self, cid: int) -> CampaignAnalytics:
+        return await remote_reads.analytics(self.client, cid)
 
     async def _command(self, cid: int, verb: str, body: object = None) -> CommandResult:
         return _result(await self.client.call("POST", f"/campaigns/{cid}/{verb}", body=body))

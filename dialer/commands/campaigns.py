@@ -16,6 +16,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from dialer.analytics import CampaignAnalytics, campaign_analytics
 from dialer.domain.callerid import CallerIdSource
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.lifecycle import (
@@ -26,6 +27,7 @@ from dialer.domain.lifecycle import (
 )
 from dialer.domain.recycle import recyclable_statuses
 from dialer.domain.statuses import CallStatus, CampaignStatus, ListStatus
+from dialer.domain.why import WhyReport
 from dialer.engine.callbacks import CallbackCommands
 from dialer.engine.control import CampaignControl, CommandResult
 from dialer.errors import DomainError, NotFound, TransitionRefused, ValidationError
@@ -43,6 +45,7 @@ from dialer.store.recycle import (
     remove_contacts,
 )
 from dialer.store.redis_store import RedisStore
+from dialer.store.why import explain
 
 __all__ = [
     "ADDING",
@@ -139,6 +142,13 @@ class CampaignCommands:
         """The campaign, its lists and its contacts per status."""
         record = await self.store.get_campaign(cid)
         return record, await self.store.list_status(cid), await self.store.counts(cid)
+
+    async def why(self, cid: int) -> WhyReport:
+        """What holds the campaign back right now (dialer.domain.why)."""
+        return await explain(self.store, cid)
+
+    async def analytics(self, cid: int) -> CampaignAnalytics:
+        return await campaign_analytics(self.store, cid)
 
     # -- settings --------------------------------------------------------------------------
 

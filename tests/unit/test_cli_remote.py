@@ -230,3 +230,27 @@ def test_nodes_and_callbacks_through_the_api(remote: Remote, cli: Cli, tmp_path:
     assert remote(VIEWER, "callback", "list", cid).out == cli.ok("callback", "list", cid).out
     cancelled = remote(OPERATOR, "callback", "cancel", cid, "1")
     assert cancelled.out.startswith(f"campaign {cid} contact 1: callback cancelled; now Pending")
+
+
+def test_reads_through_the_api_match_the_host(remote: Remote, cli: Cli, tmp_path: Path) -> None:
+    write(tmp_path / "people.csv", "phone\n" + "\n".join(numbers(2)) + "\n")
+    spec = campaign_file(tmp_path, "contacts: people.csv\n")
+    cid = str(int(cli.ok("campaign", "create", str(spec)).out))
+    for argv in (
+        ("status", cid),
+        ("campaign", "why", cid),
+        ("campaign", "why", cid, "--json"),
+        ("analytics", cid),
+        ("analytics", cid, "--json"),
+    ):
+        through_api = remote(VIEWER, *argv)
+        assert through_api.code == 0, (argv, through_api)
+        on_host = cli.ok(*argv).out
+        if "--json" in argv:  # the same document but for the time it was made
+            doc, host_doc = json.loads(through_api.out), json.loads(on_host)
+            assert {**doc, "now_ms": 0} == {**host_doc, "now_ms": 0}, argv
+        else:
+            assert through_api.out == on_host, argv
+    exported = remote(VIEWER, "records", cid, "-o", str(tmp_path / "r.csv"))
+    assert exported.err == f"0 call records of campaign {cid} written to {tmp_path / 'r.csv'}\n"
+    assert (tmp_path / "r.csv").read_text(encoding="utf-8").startswith("record_id,")
