@@ -112,18 +112,9 @@ class ApiClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: object = None,
-        content: bytes | None = None,
-        params: Mapping[str, str] | None = None,
-    ) -> Any:
-        """The reply's JSON (None for 204)."""
-        _, data = await self.request(method, path, body=body, content=content, params=params)
-        return data
+    async def call(self, method: str, path: str, **options: Any) -> Any:
+        """The reply's JSON (None for 204); ``options`` as :meth:`request`'s."""
+        return (await self.request(method, path, **options))[1]
 
     async def request(
         self,
@@ -295,11 +286,14 @@ class RemoteCommands:
             return Created(cid, None)
         try:
             report = await self.upload(cid, contacts, region=region)
-        except BaseException:
+        except BaseException as refused:
             try:  # all or nothing, when this token may delete (the administrator role)
                 await self.client.call("DELETE", f"/campaigns/{cid}")
-            except DialerError:
-                pass
+            except DialerError as exc:
+                refused.add_note(  # printed after the error (dialer.cli.main)
+                    f"campaign {cid} was created without its contacts and stays Draft "
+                    f"(not deleted: {exc}); upload them with 'dialer list upload {cid} FILE.csv'"
+                )
             raise
         return Created(cid, report)
 

@@ -161,6 +161,17 @@ def test_refusals_of_the_lifecycle_and_the_token(remote: Remote, cli: Cli, tmp_p
     assert again.err.startswith(f"dialer: campaign {cid}: cannot resume")  # as --local says
     assert cli("campaign", "resume", str(cid)).err == again.err
 
+    write(tmp_path / "bad.csv", "name\nnobody\n")  # no phone column: refused whole
+    bad = campaign_file(tmp_path, "contacts: bad.csv\n", name="bad.yaml")
+    refused = remote(OPERATOR, "campaign", "create", str(bad))
+    assert refused.code == 2
+    assert "dialer: import refused (1 error), nothing imported:" in refused.err
+    assert "stays Draft" in refused.err  # an operator may not delete it: it says so
+    by_admin = remote(ADMIN, "campaign", "create", str(bad))  # an administrator's is deleted
+    assert "stays Draft" not in by_admin.err
+    listed = cli.ok("campaign", "list", "--json").out
+    assert [c["id"] for c in json.loads(listed)] == [cid + 1, cid]
+
     unknown = remote("no-such-token-0123456789", "campaign", "list")
     assert unknown.code == 2
     assert "unknown token" in unknown.err
