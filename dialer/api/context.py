@@ -1,4 +1,4 @@
-"""What every handler gets: the store, the campaign commands, the metrics and the limits."""
+"""What every handler gets: the store, the commands (dialer.commands), metrics and limits."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dialer.commands import CampaignCommands, NodeCommands
 from dialer.engine.control import CampaignControl
-from dialer.errors import ValidationError
 from dialer.metrics import DialerMetrics
 from dialer.store.redis_store import RedisStore
 
@@ -26,17 +26,19 @@ class ApiContext:
     delete_drain_timeout: float = 60.0
     trunks: frozenset[str] | None = None  # the trunks campaigns may use; None: any
 
+    @property
+    def commands(self) -> CampaignCommands:
+        """The campaign commands (dialer.commands): handlers parse, call them and render."""
+        return CampaignCommands(
+            self.store,
+            self.control,
+            trunks=self.trunks,
+            delete_drain_timeout=self.delete_drain_timeout,
+        )
 
-def check_trunks(ctx: ApiContext, *names: str | None) -> None:
-    """422 when a trunk is not one of the configured ones (DIALER_TRUNKS)."""
-    if ctx.trunks is None:
-        return
-    for name in names:
-        if name is not None and name not in ctx.trunks:
-            known = ", ".join(sorted(ctx.trunks)) or "none"
-            raise ValidationError(
-                f"trunk {name[:64]!r} is not configured (DIALER_TRUNKS): use one of {known}"
-            )
+    @property
+    def nodes(self) -> NodeCommands:
+        return NodeCommands(self.store)
 
 
 Handler = Callable[[ApiContext, Request], Awaitable[Response]]

@@ -36,15 +36,13 @@ code                        status when
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dialer.domain.lifecycle import CAMPAIGN_TRANSITIONS, CampaignCommand, ListCommand
-from dialer.domain.statuses import CampaignStatus
+from dialer.domain.lifecycle import CampaignCommand, ListCommand
 from dialer.errors import DialerError, NotFound, StoreError, TransitionRefused, ValidationError
 from dialer.importer import ImportRefused
 
@@ -60,9 +58,6 @@ _REFUSED_CODES = {
     CampaignCommand.DELETE.value: "campaign_not_deletable",
     CampaignCommand.EDIT.value: "campaign_not_editable",
 }
-
-#: Statuses in which settings and lists may be edited (the lifecycle table's EDIT rows).
-EDITABLE = frozenset(s for (s, c) in CAMPAIGN_TRANSITIONS if c is CampaignCommand.EDIT)
 
 
 class ApiError(Exception):
@@ -135,29 +130,3 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     else:
         message = str(exc.detail)
     return error_response(ApiError(exc.status_code, code, message, headers=exc.headers))
-
-
-@contextmanager
-def commanding(cid: int, command: str) -> Iterator[None]:
-    """Turn a TransitionRefused raised inside into the command's 409, naming the campaign."""
-    try:
-        yield
-    except TransitionRefused as exc:
-        error = translate(exc, command=command)
-        if not error.message.startswith(f"campaign {cid}"):
-            error.message = f"campaign {cid}: {error.message}"
-        raise error from None
-
-
-def not_editable(
-    cid: int, status: CampaignStatus, what: str = "settings can be edited"
-) -> ApiError:
-    """409 ``campaign_not_editable``: "campaign 12 is Running; settings can be edited only in
-    Draft or Paused"."""
-    allowed = " or ".join(s.label for s in CampaignStatus if s in EDITABLE)
-    return ApiError(
-        409,
-        "campaign_not_editable",
-        f"campaign {cid} is {status.label}; {what} only in {allowed}",
-        {"status": status.value, "command": CampaignCommand.EDIT.value},
-    )

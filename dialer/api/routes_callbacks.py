@@ -1,7 +1,8 @@
 """Callbacks: set or move one (POST), cancel it (DELETE), list the upcoming ones (GET).
 
 The rules live in :mod:`dialer.domain.callbacks`, the commands in
-:mod:`dialer.engine.callbacks`; this module only parses and renders.
+:mod:`dialer.engine.callbacks` (reached through :mod:`dialer.commands`); this module only
+parses and renders.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dialer.engine.callbacks import CallbackCommands, CallbackSet
+from dialer.engine.callbacks import CallbackSet
 from dialer.errors import TransitionRefused
 from dialer.store.callbacks import CallbackChange, CallbackInCall, CallbackView
 
@@ -77,7 +78,7 @@ async def set_callback(ctx: ApiContext, request: Request) -> Response:
     contact_id = path_int(request, "contact_id")
     at = body_of(request, CallbackBody).at
     try:
-        result = await CallbackCommands(ctx.store).schedule(cid, contact_id, at)
+        result = await ctx.commands.callbacks.schedule(cid, contact_id, at)
     except TransitionRefused as exc:
         raise _refused(exc) from None
     return JSONResponse(set_view(result))
@@ -88,7 +89,7 @@ async def cancel_callback(ctx: ApiContext, request: Request) -> Response:
     cid = path_int(request, "campaign_id")
     contact_id = path_int(request, "contact_id")
     try:
-        change = await CallbackCommands(ctx.store).cancel(cid, contact_id)
+        change = await ctx.commands.callbacks.cancel(cid, contact_id)
     except TransitionRefused as exc:
         raise _refused(exc) from None
     return JSONResponse(cancel_view(change))
@@ -99,6 +100,6 @@ async def list_callbacks(ctx: ApiContext, request: Request) -> Response:
     cid = path_int(request, "campaign_id")
     query = query_of(request, CallbacksQuery)
     after, limit = query.after, query.limit
-    views = await CallbackCommands(ctx.store).upcoming(cid, after_ms=after or None, limit=limit)
+    views = await ctx.commands.callbacks.upcoming(cid, after_ms=after or None, limit=limit)
     last = views[-1].due_ms if len(views) == limit else None
     return JSONResponse({"callbacks": [callback_view(v) for v in views], "next_after": last})

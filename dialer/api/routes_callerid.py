@@ -6,8 +6,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from dialer.domain.callerid import CallerIdSource
-from dialer.errors import NotFound
-from dialer.store.callerid import list_caller_ids, set_list_caller_id
 
 from .context import ApiContext, path_int
 from .params import CallerIdBody
@@ -22,9 +20,7 @@ async def get_list_caller_id(ctx: ApiContext, request: Request) -> Response:
     """The list's own settings (both null: the campaign's apply)."""
     cid = path_int(request, "campaign_id")
     list_id = path_int(request, "list_id")
-    if list_id not in await ctx.store.list_status(cid):
-        raise NotFound(f"list {list_id} of campaign {cid} does not exist")
-    source = (await list_caller_ids(ctx.store, cid)).get(list_id, CallerIdSource())
+    source = await ctx.commands.list_caller_id(cid, list_id)
     return JSONResponse(_view(list_id, source))
 
 
@@ -35,5 +31,5 @@ async def put_list_caller_id(ctx: ApiContext, request: Request) -> Response:
     list_id = path_int(request, "list_id")
     body = body_of(request, CallerIdBody).model_dump(mode="json", exclude_unset=True)
     source = CallerIdSource.from_dict(body)
-    await set_list_caller_id(ctx.store, cid, list_id, source)
+    await ctx.commands.set_list_caller_id(cid, list_id, source)
     return JSONResponse(_view(list_id, source))

@@ -7,21 +7,18 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from dialer.commands.campaigns import ADDING
 from dialer.domain.callerid import CallerIdSource
-from dialer.domain.lifecycle import ListCommand, next_list_status
-from dialer.errors import NotFound, TransitionRefused
-from dialer.importer import ColumnMapping, import_csv
-from dialer.store.callerid import set_list_caller_id
+from dialer.importer import ColumnMapping
 from dialer.store.queries import contacts_page
 
 from .bodies import spool_upload
 from .context import ApiContext, path_int
-from .errors import EDITABLE, ApiError, not_editable, translate
+from .errors import ApiError
 from .params import ContactsQuery, UploadQuery
 from .schemas import contact_view, import_report, list_views
 from .spec import media_type, query_of
 
-_ADDING = "lists can be added"
 CSV_TYPES = frozenset({"text/csv", "text/plain", "application/csv", "application/octet-stream"})
 
 
@@ -49,19 +46,14 @@ async def upload_list(ctx: ApiContext, request: Request) -> Response:
     caller_ids = CallerIdSource.from_options(
         query.caller_id, query.caller_id_pool, query.caller_id_mode, query.caller_id_fallback
     )
-    campaign = await ctx.store.get_campaign(cid)  # before reading a large body for nothing
-    if campaign.status not in EDITABLE:
-        raise not_editable(cid, campaign.status, _ADDING)
+    await ctx.commands.editable(cid, ADDING)  # before reading a large body for nothing
     spool = await spool_upload(request, ctx.max_upload_bytes)
     try:
-        report = await import_csv(ctx.store, cid, spool, mapping=mapping, default_region=region)
-    except TransitionRefused:
-        current = await ctx.store.get_campaign(cid)  # the status moved during the upload
-        raise not_editable(cid, current.status, _ADDING) from None
+        report = await ctx.commands.upload(
+            cid, spool, mapping=mapping, region=region, caller_ids=caller_ids
+        )
     finally:
         await asyncio.to_thread(spool.close)
-    if not caller_ids.empty and report.list_id is not None:
-        await set_list_caller_id(ctx.store, cid, report.list_id, caller_ids)
     return JSONResponse(import_report(report), status_code=201)
 
 
@@ -74,16 +66,7 @@ async def stop_list(ctx: ApiContext, request: Request) -> Response:
     """Stop one list for good: its contacts not dialed yet become Not dialed."""
     cid = path_int(request, "campaign_id")
     list_id = path_int(request, "list_id")
-    lists = await ctx.store.list_status(cid)
-    if list_id not in lists:
-        raise NotFound(f"list {list_id} of campaign {cid} does not exist")
-    try:
-        status = next_list_status(list_id, lists[list_id], ListCommand.STOP)
-    except TransitionRefused as exc:
-        error = translate(exc)
-        error.message = f"campaign {cid}: {error.message}"
-        raise error from None
-    moved = await ctx.store.stop_list(cid, list_id)
+    status, moved = await ctx.commands.stop_list(cid, list_id)
     return JSONResponse({"id": list_id, "status": status.value, "not_dialed": moved})
 
 

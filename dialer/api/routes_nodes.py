@@ -1,7 +1,8 @@
 """PBX nodes, trunk groups and the global cap: list, read, set (PUT) and remove.
 
 Reading needs the viewer role, changing the administrator role. The rules live in
-:mod:`dialer.domain.nodes` and :mod:`dialer.store.nodes`; this module parses and renders, and
+:mod:`dialer.domain.nodes` and :mod:`dialer.store.nodes`, the commands in
+:mod:`dialer.commands.nodes`; this module parses and renders, and
 holds its rows for the endpoint table (:func:`routes`, app.py): their specs are its request
 and reply models, from which the OpenAPI document and the validation both follow.
 """
@@ -15,8 +16,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dialer.domain.nodes import MAX_CHANNELS, MAX_CPS, GlobalCap, Node, NodeKind, TrunkGroup
-from dialer.store.nodes import NodeStore
+from dialer.domain.nodes import MAX_CHANNELS, MAX_CPS, NodeKind
 
 from .auth import Role
 from .context import ApiContext, Handler
@@ -24,10 +24,6 @@ from .params import _integral
 from .spec import Spec, body_of
 
 __all__ = ["routes"]
-
-
-def _nodes(ctx: ApiContext) -> NodeStore:
-    return NodeStore(ctx.store.client, ctx.store.keys)
 
 
 def _param(request: Request, name: str) -> str:
@@ -38,66 +34,60 @@ def _param(request: Request, name: str) -> str:
 
 async def list_nodes(ctx: ApiContext, request: Request) -> Response:
     """Every node with whether it is up (an engine sees its PBX) and its channels in use."""
-    store = _nodes(ctx)
-    cfg = await store.config()
-    statuses = await store.statuses(cfg.nodes.values())
-    return JSONResponse({"nodes": [s.to_dict() for s in statuses], "global_cap": cfg.cap.to_dict()})
+    statuses, cap = await ctx.nodes.statuses()
+    return JSONResponse({"nodes": [s.to_dict() for s in statuses], "global_cap": cap.to_dict()})
 
 
 async def get_node(ctx: ApiContext, request: Request) -> Response:
-    store = _nodes(ctx)
-    node = await store.get_node(_param(request, "node_id"))
-    (status,) = await store.statuses([node])
-    return JSONResponse(status.to_dict())
+    return JSONResponse((await ctx.nodes.get_node(_param(request, "node_id"))).to_dict())
 
 
 async def put_node(ctx: ApiContext, request: Request) -> Response:
     """Create or replace a node (201 when created)."""
     body = body_of(request, NodeBody).model_dump(mode="json", exclude_unset=True)
-    node = Node.from_dict(body, _param(request, "node_id"))
-    created = await _nodes(ctx).put_node(node)
+    node, created = await ctx.nodes.set_node(_param(request, "node_id"), body)
     return JSONResponse(node.to_dict(), status_code=201 if created else 200)
 
 
 async def delete_node(ctx: ApiContext, request: Request) -> Response:
     """Remove a node; refused (422) while a trunk group names it."""
     node_id = _param(request, "node_id")
-    await _nodes(ctx).remove_node(node_id)
+    await ctx.nodes.remove_node(node_id)
     return JSONResponse({"removed": node_id})
 
 
 async def list_groups(ctx: ApiContext, request: Request) -> Response:
-    cfg = await _nodes(ctx).config()
-    return JSONResponse({"trunk_groups": [g.to_dict() for g in cfg.groups.values()]})
+    groups = await ctx.nodes.groups()
+    return JSONResponse({"trunk_groups": [g.to_dict() for g in groups]})
 
 
 async def get_group(ctx: ApiContext, request: Request) -> Response:
-    group = await _nodes(ctx).get_group(_param(request, "name"))
+    group = await ctx.nodes.get_group(_param(request, "name"))
     return JSONResponse(group.to_dict())
 
 
 async def put_group(ctx: ApiContext, request: Request) -> Response:
     """Create or replace a trunk group: its nodes must exist, its trunks be in no other group."""
     body = body_of(request, GroupBody).model_dump(mode="json", exclude_unset=True)
-    group = TrunkGroup.from_dict(body, _param(request, "name"))
-    created = await _nodes(ctx).put_group(group)
+    group, created = await ctx.nodes.set_group(_param(request, "name"), body)
     return JSONResponse(group.to_dict(), status_code=201 if created else 200)
 
 
 async def delete_group(ctx: ApiContext, request: Request) -> Response:
     name = _param(request, "name")
-    await _nodes(ctx).remove_group(name)
+    await ctx.nodes.remove_group(name)
     return JSONResponse({"removed": name})
 
 
 async def get_cap(ctx: ApiContext, request: Request) -> Response:
-    return JSONResponse((await _nodes(ctx).get_cap()).to_dict())
+    return JSONResponse((await ctx.nodes.get_cap()).to_dict())
 
 
 async def put_cap(ctx: ApiContext, request: Request) -> Response:
     """The global cap over every engine and node (null: no cap on that axis)."""
-    cap = GlobalCap.from_dict(body_of(request, CapBody).model_dump(mode="json", exclude_unset=True))
-    await _nodes(ctx).put_cap(cap)
+    cap = await ctx.nodes.set_cap(
+        body_of(request, CapBody).model_dump(mode="json", exclude_unset=True)
+    )
     return JSONResponse(cap.to_dict())
 
 

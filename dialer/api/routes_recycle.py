@@ -2,7 +2,8 @@
 
 ``POST /campaigns/{id}/lists/{list_id}/recycle`` ``{"statuses": [...], "into": null | id |
 "new"}``; ``DELETE /campaigns/{id}/contacts/{contact_id}``; ``POST /campaigns/{id}/contacts/
-remove`` ``{"ids": [...]}`` and/or ``{"phones": [...]}``. Rules: dialer.domain.recycle.
+remove`` ``{"ids": [...]}`` and/or ``{"phones": [...]}``. Rules: dialer.domain.recycle;
+the commands: dialer.commands.
 """
 
 from __future__ import annotations
@@ -12,16 +13,8 @@ from dataclasses import asdict
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dialer.domain.recycle import recyclable_statuses
-from dialer.errors import NotFound, ValidationError
-from dialer.store.recycle import (
-    RecycleRefused,
-    RemoveRefused,
-    Target,
-    normalized_phones,
-    recycle_list,
-    remove_contacts,
-)
+from dialer.errors import NotFound
+from dialer.store.recycle import RecycleRefused, RemoveRefused, Target
 
 from .context import ApiContext, path_int
 from .errors import ApiError
@@ -33,10 +26,11 @@ async def recycle(ctx: ApiContext, request: Request) -> Response:
     cid = path_int(request, "campaign_id")
     list_id = path_int(request, "list_id")
     body = body_of(request, RecycleBody)
-    statuses = recyclable_statuses([s.value for s in body.statuses])
     into: Target = body.into
     try:
-        report = await recycle_list(ctx.store, cid, list_id, statuses, into=into)
+        report = await ctx.commands.recycle(
+            cid, list_id, [s.value for s in body.statuses], into=into
+        )
     except RecycleRefused as exc:
         raise ApiError(409, exc.code, exc.message, {"status": exc.status}) from None
     return JSONResponse(asdict(report), status_code=201 if report.list_id is not None else 200)
@@ -50,7 +44,7 @@ async def remove_one(ctx: ApiContext, request: Request) -> Response:
     cid = path_int(request, "campaign_id")
     contact_id = path_int(request, "contact_id")
     try:
-        report = await remove_contacts(ctx.store, cid, [contact_id])
+        report = await ctx.commands.remove(cid, [contact_id])
     except RemoveRefused as exc:
         raise _refused(exc) from None
     if report.not_found:
@@ -69,12 +63,9 @@ async def remove_one(ctx: ApiContext, request: Request) -> Response:
 async def remove_many(ctx: ApiContext, request: Request) -> Response:
     cid = path_int(request, "campaign_id")
     body = body_of(request, RemoveBody)
-    ids = body.ids
-    phones = normalized_phones(body.phones, body.default_region)
-    if not ids and not phones:
-        raise ValidationError("name the contacts to remove: ids and/or phones")
+    ids = [int(i) for i in body.ids]
     try:
-        report = await remove_contacts(ctx.store, cid, [int(i) for i in ids], phones)
+        report = await ctx.commands.remove(cid, ids, body.phones, body.default_region)
     except RemoveRefused as exc:
         raise _refused(exc) from None
     return JSONResponse(asdict(report))

@@ -21,9 +21,12 @@
     dialer node list|set|remove|cap         PBX nodes, the global cap
     dialer trunkgroup list|set|remove       trunk groups over nodes
 
-Settings come from DIALER_* environment variables (:meth:`EngineSettings.from_env`), with
-``--redis-url`` / ``--namespace`` overrides. A user error prints ``dialer: <sentence>`` on
-stderr and exits 2; an unexpected one exits 1.
+With ``--api URL`` (or ``DIALER_API_URL``) and a token (``--token``, ``DIALER_API_TOKEN`` or
+``~/.config/dialer/token``, mode 0600) every command but ``dnc`` and ``trunk`` goes through the
+HTTP API and its roles (:mod:`.remote`); without one, or with ``--local``, it talks to Redis on
+the host (host admin, no roles). Settings come from DIALER_* environment variables
+(:meth:`EngineSettings.from_env`), with ``--redis-url`` / ``--namespace`` overrides. A user
+error prints ``dialer: <sentence>`` on stderr and exits 2; an unexpected one exits 1.
 """
 
 from __future__ import annotations
@@ -81,8 +84,10 @@ def _user_error(exc: DialerError) -> None:
         note(f"dialer: import refused ({plural(report.error_count, 'error')}), nothing imported:")
         for line in refusal_lines(report):
             note(line)
-        return
-    note(f"dialer: {exc}")
+    else:
+        note(f"dialer: {exc}")
+    for line in getattr(exc, "__notes__", ()):  # what happened besides (remote.py)
+        note(f"dialer: {line}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

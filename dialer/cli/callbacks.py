@@ -1,6 +1,7 @@
 """``dialer callback add|move|cancel|list``: callbacks set by people (README: Callbacks).
 
-The commands are :class:`dialer.engine.callbacks.CallbackCommands`, as in the HTTP API.
+The commands are :class:`dialer.engine.callbacks.CallbackCommands` (through
+:mod:`dialer.commands`), as in the HTTP API.
 ``AT`` is ISO 8601 with its offset (``2026-12-24T09:00:00+01:00``) or a delay from now
 (``+90s``, ``+30m``, ``+2h``, ``+1d``).
 """
@@ -13,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from dialer.engine.callbacks import CallbackCommands, CallbackSet
+from dialer.engine.callbacks import CallbackSet
 from dialer.store.callbacks import CallbackChange
 
 from .common import Session, campaign_id, out, positive_int, with_store
@@ -52,7 +53,7 @@ def cancel_line(cid: int, change: CallbackChange) -> str:
 
 
 async def _add(args: argparse.Namespace, s: Session) -> int:
-    result = await CallbackCommands(s.store).schedule(args.id, args.contact, callback_time(args.at))
+    result = await s.commands.callbacks.schedule(args.id, args.contact, callback_time(args.at))
     verb = "moved" if result.change.source_before is not None else "set"
     for line in set_lines(args.id, result, verb):
         out(line)
@@ -60,20 +61,21 @@ async def _add(args: argparse.Namespace, s: Session) -> int:
 
 
 async def _move(args: argparse.Namespace, s: Session) -> int:
-    commands = CallbackCommands(s.store)
-    result = await commands.schedule(args.id, args.contact, callback_time(args.at), only_move=True)
+    result = await s.commands.callbacks.schedule(
+        args.id, args.contact, callback_time(args.at), only_move=True
+    )
     for line in set_lines(args.id, result, "moved"):
         out(line)
     return 0
 
 
 async def _cancel(args: argparse.Namespace, s: Session) -> int:
-    out(cancel_line(args.id, await CallbackCommands(s.store).cancel(args.id, args.contact)))
+    out(cancel_line(args.id, await s.commands.callbacks.cancel(args.id, args.contact)))
     return 0
 
 
 async def _list(args: argparse.Namespace, s: Session) -> int:
-    views = await CallbackCommands(s.store).upcoming(args.id, limit=args.limit)
+    views = await s.commands.callbacks.upcoming(args.id, limit=args.limit)
     if not views:
         out(f"campaign {args.id}: no upcoming callback")
         return 0

@@ -9,21 +9,16 @@ from typing import Any
 import yaml
 
 from dialer.domain.campaign import CampaignSettings
-from dialer.domain.lifecycle import CampaignCommand, allowed_commands
 from dialer.domain.statuses import CampaignStatus
 from dialer.engine.control import CommandResult
-from dialer.errors import DialerError, InvalidSettings
-from dialer.importer import import_csv
+from dialer.errors import InvalidSettings
 from dialer.store.models import CampaignRecord
-from dialer.store.queries import set_identity
 
 from . import why
 from .common import Session, campaign_id, note, out, positive_float, positive_int, with_store
 from .files import load_campaign_file
 from .output import counts_lines, import_lines, plural, status_text, table, when
 from .output import sentence as _sentence
-
-EDITABLE = tuple(s for s in CampaignStatus if CampaignCommand.EDIT in allowed_commands(s))
 
 
 def status_choice(text: str) -> CampaignStatus:
@@ -79,16 +74,10 @@ def _result(result: CommandResult, *, hangup: bool = False) -> str:
 async def _create(args: argparse.Namespace, s: Session) -> int:
     """Create a Draft campaign from a YAML/TOML file (and import its contacts CSV)."""
     spec = load_campaign_file(args.file)
-    cid = await s.control.create(spec.settings)
-    if spec.contacts is not None:
-        try:
-            report = await import_csv(
-                s.store, cid, spec.contacts, default_region=spec.default_region
-            )
-        except BaseException:
-            await s.store.delete_campaign(cid)  # all or nothing: no half-made campaign
-            raise
-        for line in import_lines(cid, report):
+    created = await s.commands.create(spec.settings, spec.contacts, region=spec.default_region)
+    cid = created.campaign_id
+    if created.report is not None:
+        for line in import_lines(cid, created.report):
             note(line)
     note(f"campaign {cid} created (Draft): {spec.settings.name}")
     out(str(cid))
@@ -96,7 +85,7 @@ async def _create(args: argparse.Namespace, s: Session) -> int:
 
 
 async def _list(args: argparse.Namespace, s: Session) -> int:
-    records = await s.store.list_campaigns(status=args.status, limit=args.limit)
+    records = await s.commands.campaigns(args.status, args.limit)
     if args.json:
         out(json.dumps([_summary(r) for r in records], indent=2))
         return 0
@@ -122,9 +111,7 @@ def _summary(r: CampaignRecord) -> dict[str, Any]:
 
 
 async def _show(args: argparse.Namespace, s: Session) -> int:
-    record = await s.store.get_campaign(args.id)
-    lists = await s.store.list_status(args.id)
-    counts = await s.store.counts(args.id)
+    record, lists, counts = await s.commands.campaign(args.id)
     settings = _stored_settings(record)
     problem = settings_error(record)
     if args.json:
@@ -158,39 +145,38 @@ async def _show(args: argparse.Namespace, s: Session) -> int:
 
 async def _edit(args: argparse.Namespace, s: Session) -> int:
     spec = load_campaign_file(args.file, settings_only=True)
-    s.control.check(spec.settings)
-    await s.store.update_settings(args.id, json.dumps(spec.settings.to_dict()), allowed=EDITABLE)
-    await set_identity(s.store, args.id, name=spec.settings.name, trunk=spec.settings.trunk)
+    await s.commands.edit(args.id, spec.settings.to_dict(), merge=False)
     out(f"campaign {args.id}: settings replaced from {args.file}")
     return 0
 
 
 async def _start(args: argparse.Namespace, s: Session) -> int:
-    result = await s.control.start(args.id)
+    result = await s.commands.start(args.id)
     line = _result(result)
     if result.status is CampaignStatus.SCHEDULED:
-        line = f"campaign {args.id}: {_status(await s.store.get_campaign(args.id))}"
+        record, _, _ = await s.commands.campaign(args.id)
+        line = f"campaign {args.id}: {_status(record)}"
     out(line)
     return 0
 
 
 async def _pause(args: argparse.Namespace, s: Session) -> int:
-    out(_result(await s.control.pause(args.id)))
+    out(_result(await s.commands.pause(args.id)))
     return 0
 
 
 async def _resume(args: argparse.Namespace, s: Session) -> int:
-    out(_result(await s.control.resume(args.id)))
+    out(_result(await s.commands.resume(args.id)))
     return 0
 
 
 async def _stop(args: argparse.Namespace, s: Session) -> int:
-    out(_result(await s.control.stop(args.id, hangup=args.hangup), hangup=args.hangup))
+    out(_result(await s.commands.stop(args.id, hangup=args.hangup), hangup=args.hangup))
     return 0
 
 
 async def _stop_all(args: argparse.Namespace, s: Session) -> int:
-    results = await s.control.stop_all(hangup=args.hangup)
+    results = await s.commands.stop_all(hangup=args.hangup)
     if not results:
         note("no active campaign to stop")
     for result in results:
@@ -199,13 +185,7 @@ async def _stop_all(args: argparse.Namespace, s: Session) -> int:
 
 
 async def _delete(args: argparse.Namespace, s: Session) -> int:
-    try:
-        await s.control.delete(args.id, drain_timeout=args.timeout)
-    except TimeoutError:
-        raise DialerError(
-            f"campaign {args.id} still has calls in flight after {args.timeout:g} s; it is "
-            f"being cancelled: run 'dialer campaign delete {args.id}' again later"
-        ) from None
+    await s.commands.delete(args.id, drain_timeout=args.timeout)
     out(f"campaign {args.id} deleted (its call records stay: dialer records {args.id})")
     return 0
 

@@ -1,13 +1,25 @@
-"""What every ``dialer`` command shares: the parser class, settings, the Redis session, output.
+"""What every ``dialer`` command shares: the parser class, settings, the session, output.
 
-Commands talk to Redis directly, through the same layer the HTTP API uses (CampaignControl,
-RedisStore, the importer, DncStore, analytics); nothing goes over HTTP.
+Two ways to reach the dialer, chosen once per command (:func:`api_target`):
+
+- through the HTTP API (``--api URL`` or ``DIALER_API_URL``, with a token: ``--token``,
+  ``DIALER_API_TOKEN`` or ``~/.config/dialer/token``): the server's roles apply to every
+  command (:mod:`.remote`);
+- on the host, straight to Redis (``--local``, or when no API URL is configured): the host
+  administrator's mode, with no roles. It needs the Redis URL and password, which give every
+  right anyway, so the API's roles could not bind their holder; it stays the default without
+  an API URL so that scripts and docs written for it keep working.
+
+Either way a command calls the same commands (:mod:`dialer.commands`, or their remote twins).
+Commands that the API does not serve yet (do-not-call lists, trunk breakers) run on the host
+only and say so.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,10 +28,14 @@ from dataclasses import dataclass, replace
 from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
+from dialer.commands import CampaignCommands, NodeCommands
 from dialer.config import EngineSettings
 from dialer.engine.control import CampaignControl
-from dialer.errors import StoreError
+from dialer.errors import ConfigError, StoreError
 from dialer.store.redis_store import RedisStore
+
+from .remote import ApiClient, RemoteCommands, Target, read_token_file, token_file
+from .remote_nodes import RemoteNodes
 
 __all__ = [
     "Parser",
@@ -69,7 +85,51 @@ def common_options() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="key prefix of this dialer in Redis (default: $DIALER_NAMESPACE, else 'dialer')",
     )
+    parent.add_argument(
+        "--api",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="the dialer's HTTP API: commands go through it and its roles apply "
+        "(default: $DIALER_API_URL; none: --local)",
+    )
+    parent.add_argument(
+        "--token",
+        metavar="TOKEN",
+        default=argparse.SUPPRESS,
+        help="the API token (default: $DIALER_API_TOKEN, else the file "
+        "~/.config/dialer/token, readable by its owner only)",
+    )
+    parent.add_argument(
+        "--local",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="talk to Redis directly on the host, ignoring $DIALER_API_URL: host admin, "
+        "no roles (the default when no API URL is set)",
+    )
     return parent
+
+
+def api_target(args: argparse.Namespace) -> Target | None:
+    """Where the API is and the token to show it; None: the host's local mode."""
+    url = getattr(args, "api", None)
+    if getattr(args, "local", False):
+        if url is not None:
+            raise ConfigError("--local and --api exclude each other")
+        return None
+    url = url or os.environ.get("DIALER_API_URL")
+    if not url:
+        return None
+    token = (
+        getattr(args, "token", None)
+        or os.environ.get("DIALER_API_TOKEN")
+        or read_token_file(token_file())
+    )
+    if not token:
+        raise ConfigError(
+            f"the API at {url} needs a token: --token, DIALER_API_TOKEN or the file "
+            f"{token_file()} (chmod 600)"
+        )
+    return Target(url, token)
 
 
 def settings_from(args: argparse.Namespace) -> EngineSettings:
@@ -94,16 +154,43 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}{hosts}", query=query))
 
 
+HOST_ONLY = (
+    "this command is not served by the HTTP API yet: run it on the dialer's host with "
+    "--local (host admin, no roles)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A command's view of the dialer: settings and a connected store."""
+    """A command's view of the dialer: a connected store (local mode) or the API (remote)."""
 
     settings: EngineSettings
-    store: RedisStore
+    local: RedisStore | None = None
+    remote: RemoteCommands | None = None
 
     @property
-    def control(self) -> CampaignControl:
-        return CampaignControl(self.store, contexts=self.settings.contexts)
+    def store(self) -> RedisStore:
+        """The store, in local mode; ConfigError (HOST_ONLY) through the API."""
+        if self.local is None:
+            raise ConfigError(HOST_ONLY)
+        return self.local
+
+    @property
+    def host(self) -> CampaignCommands:
+        """The campaign commands (dialer.commands) on this host's store, with its contexts
+        and trunks; ConfigError (HOST_ONLY) through the API."""
+        control = CampaignControl(self.store, contexts=self.settings.contexts)
+        return CampaignCommands(self.store, control, trunks=self.settings.trunks or None)
+
+    @property
+    def commands(self) -> CampaignCommands | RemoteCommands:
+        """The commands the API serves: through it when configured, else on this host."""
+        return self.remote if self.remote is not None else self.host
+
+    @property
+    def nodes(self) -> NodeCommands | RemoteNodes:
+        """The node commands: through the API when configured, else on this host."""
+        return self.remote.nodes if self.remote is not None else NodeCommands(self.store)
 
 
 @asynccontextmanager
@@ -118,7 +205,7 @@ async def open_session(settings: EngineSettings) -> AsyncIterator[Session]:
                 f"cannot reach Redis at {redacted(settings.redis_url)} "
                 f"(set DIALER_REDIS_URL or --redis-url): {type(cause).__name__}: {cause}"
             ) from exc
-        yield Session(settings, store)
+        yield Session(settings, local=store)
     finally:
         await store.aclose()
 
@@ -127,11 +214,19 @@ StoreCommand = Callable[[argparse.Namespace, Session], Awaitable[int]]
 
 
 def with_store(fn: StoreCommand) -> Callable[[argparse.Namespace], int]:
-    """A synchronous handler running ``fn`` in its own event loop with a connected store."""
+    """A synchronous handler running ``fn`` in its own event loop, with a connected store
+    (local mode) or the API client (:func:`api_target`)."""
 
     async def session(args: argparse.Namespace) -> int:
-        async with open_session(settings_from(args)) as s:
-            return await fn(args, s)
+        target = api_target(args)
+        if target is None:
+            async with open_session(settings_from(args)) as s:
+                return await fn(args, s)
+        client = ApiClient(target)
+        try:
+            return await fn(args, Session(settings_from(args), remote=RemoteCommands(client)))
+        finally:
+            await client.aclose()
 
     def handler(args: argparse.Namespace) -> int:
         return asyncio.run(session(args))

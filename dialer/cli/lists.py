@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from dialer.domain.callerid import CallerIdSource
-from dialer.domain.lifecycle import ListCommand, next_list_status
-from dialer.errors import ConfigError, NotFound
-from dialer.importer import ColumnMapping, import_csv
-from dialer.store.callerid import list_caller_ids, set_list_caller_id
+from dialer.errors import ConfigError
+from dialer.importer import ColumnMapping
 
 from .common import Session, campaign_id, out, with_store
 from .output import import_lines, plural
@@ -30,11 +28,12 @@ async def _upload(args: argparse.Namespace, s: Session) -> int:
     mapping = ColumnMapping(
         phone=args.phone_column, name=args.name_column, timezone=args.timezone_column
     )
-    report = await import_csv(s.store, args.id, path, mapping=mapping, default_region=args.region)
+    report = await s.commands.upload(
+        args.id, path, mapping=mapping, region=args.region, caller_ids=caller_ids
+    )
     for line in import_lines(args.id, report):
         out(line)
     if not caller_ids.empty and report.list_id is not None:
-        await set_list_caller_id(s.store, args.id, report.list_id, caller_ids)
         out(f"list {report.list_id}: {_describe(caller_ids)}")
     return 0
 
@@ -54,11 +53,9 @@ async def _caller_id(args: argparse.Namespace, s: Session) -> int:
         v is not None for v in (args.caller_id, args.pool, args.mode, args.fallback)
     ):
         source = CallerIdSource() if args.clear else _caller_ids(args)
-        await set_list_caller_id(s.store, args.id, args.list_id, source)
+        await s.commands.set_list_caller_id(args.id, args.list_id, source)
     else:
-        if args.list_id not in await s.store.list_status(args.id):
-            raise NotFound(f"list {args.list_id} of campaign {args.id} does not exist")
-        source = (await list_caller_ids(s.store, args.id)).get(args.list_id, CallerIdSource())
+        source = await s.commands.list_caller_id(args.id, args.list_id)
     out(f"list {args.list_id} of campaign {args.id}: {_describe(source)}")
     return 0
 
@@ -75,11 +72,7 @@ def _caller_id_flags(p: argparse.ArgumentParser) -> None:
 
 
 async def _stop(args: argparse.Namespace, s: Session) -> int:
-    lists = await s.store.list_status(args.id)
-    if args.list_id not in lists:
-        raise NotFound(f"list {args.list_id} of campaign {args.id} does not exist")
-    next_list_status(args.list_id, lists[args.list_id], ListCommand.STOP)
-    moved = await s.store.stop_list(args.id, args.list_id)
+    _, moved = await s.commands.stop_list(args.id, args.list_id)
     out(
         f"list {args.list_id} of campaign {args.id} stopped: "
         f"{plural(moved, 'contact')} will not be dialed"

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from typing import Any
 
-from dialer.domain.nodes import Node, NodeKind, TrunkGroup
-from dialer.errors import NotFound, ValidationError
-from dialer.store.nodes import NodeStatus, NodeStore
+from dialer.domain.nodes import GlobalCap, NodeKind, TrunkGroup
+from dialer.store.nodes import NodeStatus
 
 from .common import Session, out, with_store
 
@@ -65,101 +63,70 @@ def group_line(g: TrunkGroup) -> str:
     return f"{g.name}: {trunks}{backup}; channels {_cap(g.max_channels)}, cps {_cap(g.cps)}"
 
 
+def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The options given on the command line (the others keep their stored values)."""
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not _UNSET}
+
+
 async def _node_list(args: argparse.Namespace, s: Session) -> int:
-    store = NodeStore(s.store.client, s.store.keys)
-    cfg = await store.config()
-    statuses = await store.statuses(cfg.nodes.values())
+    statuses, cap = await s.nodes.statuses()
     if args.json:
-        data = {"nodes": [x.to_dict() for x in statuses], "global_cap": cfg.cap.to_dict()}
+        data = {"nodes": [x.to_dict() for x in statuses], "global_cap": cap.to_dict()}
         out(json.dumps(data, indent=2))
         return 0
     for status in statuses:
         out(node_line(status))
-    cap = cfg.cap
-    out(f"global cap: channels {_cap(cap.max_channels)}, cps {_cap(cap.cps)}")
+    out(cap_line(cap))
     return 0
 
 
+def cap_line(cap: GlobalCap) -> str:
+    return f"global cap: channels {_cap(cap.max_channels)}, cps {_cap(cap.cps)}"
+
+
 async def _node_set(args: argparse.Namespace, s: Session) -> int:
-    store = NodeStore(s.store.client, s.store.keys)
-    try:
-        node = await store.get_node(args.id)
-    except NotFound:
-        node = Node(args.id)
-    changes: dict[str, Any] = {}
-    if args.kind is not None:
-        changes["kind"] = NodeKind(args.kind)
-    if args.max_channels is not _UNSET:
-        changes["max_channels"] = args.max_channels
-    if args.cps is not _UNSET:
-        changes["cps"] = args.cps
-    if args.enabled is not None:
-        changes["enabled"] = args.enabled
-    node = replace(node, **changes)
-    created = await store.put_node(node)
-    (status,) = await store.statuses([node])
-    out(("created " if created else "updated ") + node_line(status))
+    fields = _given(args, "kind", "max_channels", "cps", "enabled")
+    node, created = await s.nodes.set_node(args.id, fields, merge=True)
+    out(("created " if created else "updated ") + node_line(await s.nodes.status(node)))
     return 0
 
 
 async def _node_remove(args: argparse.Namespace, s: Session) -> int:
-    await NodeStore(s.store.client, s.store.keys).remove_node(args.id)
+    await s.nodes.remove_node(args.id)
     out(f"{args.id}: removed")
     return 0
 
 
 async def _node_cap(args: argparse.Namespace, s: Session) -> int:
-    store = NodeStore(s.store.client, s.store.keys)
-    cap = await store.get_cap()
-    changes = {
-        name: value
-        for name, value in (("max_channels", args.max_channels), ("cps", args.cps))
-        if value is not _UNSET
-    }
-    if changes:
-        cap = replace(cap, **changes)
-        await store.put_cap(cap)
-    out(f"global cap: channels {_cap(cap.max_channels)}, cps {_cap(cap.cps)}")
+    fields = _given(args, "max_channels", "cps")
+    cap = await (s.nodes.set_cap(fields, merge=True) if fields else s.nodes.get_cap())
+    out(cap_line(cap))
     return 0
 
 
 async def _group_list(args: argparse.Namespace, s: Session) -> int:
-    cfg = await NodeStore(s.store.client, s.store.keys).config()
+    groups = await s.nodes.groups()
     if args.json:
-        out(json.dumps({"trunk_groups": [g.to_dict() for g in cfg.groups.values()]}, indent=2))
+        out(json.dumps({"trunk_groups": [g.to_dict() for g in groups]}, indent=2))
         return 0
-    for group in cfg.groups.values():
+    for group in groups:
         out(group_line(group))
     return 0
 
 
 async def _group_set(args: argparse.Namespace, s: Session) -> int:
-    store = NodeStore(s.store.client, s.store.keys)
-    try:
-        group = await store.get_group(args.name)
-    except NotFound:
-        if not args.trunk:
-            raise ValidationError(
-                f"trunk group {args.name} is new: give its trunks (--trunk TRUNK=NODE,...)"
-            ) from None
-        group = TrunkGroup(args.name, dict(args.trunk))
-    changes: dict[str, Any] = {}
+    fields = _given(args, "backup", "max_channels", "cps")
     if args.trunk:
-        changes["trunks"] = dict(args.trunk)
-    if args.backup is not _UNSET:
-        changes["backup"] = args.backup or None
-    if args.max_channels is not _UNSET:
-        changes["max_channels"] = args.max_channels
-    if args.cps is not _UNSET:
-        changes["cps"] = args.cps
-    group = replace(group, **changes)
-    created = await store.put_group(group)
+        fields["trunks"] = dict(args.trunk)
+    if "backup" in fields:
+        fields["backup"] = fields["backup"] or None
+    group, created = await s.nodes.set_group(args.name, fields, merge=True)
     out(("created " if created else "updated ") + group_line(group))
     return 0
 
 
 async def _group_remove(args: argparse.Namespace, s: Session) -> int:
-    await NodeStore(s.store.client, s.store.keys).remove_group(args.name)
+    await s.nodes.remove_group(args.name)
     out(f"{args.name}: removed")
     return 0
 
@@ -175,21 +142,36 @@ def _leaf(cmds: Any, name: str, common: argparse.ArgumentParser, text: str) -> A
     return cmds.add_parser(name, parents=[common], help=text, description=text + ".")
 
 
+def _group(sub: Any, common: argparse.ArgumentParser, name: str, text: str, about: str) -> Any:
+    """A command group (``node``, ``trunkgroup``) with its ``list [--json]`` subcommand."""
+    group = sub.add_parser(name, parents=[common], help=text, description=about)
+    return group.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+
+def _listing(cmds: Any, common: argparse.ArgumentParser, text: str, fn: Any) -> None:
+    p = _leaf(cmds, "list", common, text)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=with_store(fn))
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    node = sub.add_parser(
+    cmds = _group(
+        sub,
+        common,
         "node",
-        parents=[common],
-        help="PBX nodes and the global cap (list, set, remove, cap)",
-        description="PBX nodes (Asterisk or FreeSWITCH), each with its channel and CPS caps; "
+        "PBX nodes and the global cap (list, set, remove, cap)",
+        "PBX nodes (Asterisk or FreeSWITCH), each with its channel and CPS caps; "
         "engines attached to a node mark it up while they see its PBX.",
     )
-    cmds = node.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = _leaf(cmds, "list", common, "list nodes (up or down, channels)")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=with_store(_node_list))
+    _listing(cmds, common, "list nodes (up or down, channels)", _node_list)
     p = _leaf(cmds, "set", common, "create a node or change its options")
     p.add_argument("id", metavar="ID", help="node id (lowercase letters, digits, . _ -)")
-    p.add_argument("--kind", choices=[k.value for k in NodeKind], help="the PBX (default asterisk)")
+    p.add_argument(
+        "--kind",
+        choices=[k.value for k in NodeKind],
+        default=_UNSET,
+        help="the PBX (default asterisk)",
+    )
     _limits(p)
     on = p.add_mutually_exclusive_group()
     on.add_argument(
@@ -197,7 +179,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         dest="enabled",
         action="store_const",
         const=True,
-        default=None,
+        default=_UNSET,
         help="give it claims again",
     )
     on.add_argument(
@@ -215,17 +197,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     _limits(p)
     p.set_defaults(func=with_store(_node_cap))
 
-    group = sub.add_parser(
+    cmds = _group(
+        sub,
+        common,
         "trunkgroup",
-        parents=[common],
-        help="trunk groups (list, set, remove)",
-        description="A trunk group names trunks and the nodes each is reachable through, an "
+        "trunk groups (list, set, remove)",
+        "A trunk group names trunks and the nodes each is reachable through, an "
         "optional backup trunk, and caps over the whole group.",
     )
-    cmds = group.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = _leaf(cmds, "list", common, "list trunk groups")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=with_store(_group_list))
+    _listing(cmds, common, "list trunk groups", _group_list)
     p = _leaf(cmds, "set", common, "create a group or change its options")
     p.add_argument("name", metavar="NAME", help="trunk group name")
     p.add_argument(

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from dialer.analytics import CampaignAnalytics, campaign_analytics
+from dialer.analytics import CampaignAnalytics
 from dialer.domain.statuses import CallStatus
 from dialer.errors import ConfigError, NotFound
 from dialer.records_csv import RECORD_COLUMNS, RecordsCsv
@@ -19,6 +19,7 @@ from dialer.store.redis_store import RedisStore
 
 from .common import Session, campaign_id, note, out, with_store
 from .output import counts_lines, plural
+from .remote_reads import export_csv
 
 PAGE = 1000
 #: Column order of the engine's call records (dialer.engine.calls.call_record); fields not
@@ -76,16 +77,23 @@ async def export_records(store: RedisStore, cid: int, sink: TextIO) -> int:
     return written
 
 
+async def _export(s: Session, cid: int, sink: TextIO) -> int:
+    """Through the API: its CSV export (its fixed columns); on the host: :func:`export_records`."""
+    if s.remote is not None:
+        return await export_csv(s.remote.client, cid, sink)
+    return await export_records(s.store, cid, sink)
+
+
 async def _records(args: argparse.Namespace, s: Session) -> int:
     if args.output is None:
-        await export_records(s.store, args.id, sys.stdout)
+        await _export(s, args.id, sys.stdout)
         sys.stdout.flush()
         return 0
     target = Path(args.output)
     partial = target.with_name(target.name + ".partial")
     try:
         with partial.open("w", encoding="utf-8", newline="") as f:
-            written = await export_records(s.store, args.id, f)
+            written = await _export(s, args.id, f)
         os.replace(partial, target)
     except OSError as exc:
         raise ConfigError(f"{target}: cannot write: {exc.strerror or exc}") from None
@@ -134,7 +142,7 @@ def analytics_lines(a: CampaignAnalytics) -> list[str]:
 
 
 async def _analytics(args: argparse.Namespace, s: Session) -> int:
-    result = await campaign_analytics(s.store, args.id)
+    result = await s.commands.analytics(args.id)
     if args.json:
         out(json.dumps(result.to_dict(), indent=2))
     else:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dialer.domain.recycle import RECYCLABLE, recyclable_statuses
-from dialer.errors import ConfigError, NotFound
-from dialer.store.recycle import Target, normalized_phones, recycle_list, remove_contacts
+from dialer.domain.recycle import RECYCLABLE
+from dialer.errors import NotFound
+from dialer.store.recycle import Target
 
 from .common import Session, campaign_id, out, with_store
 from .output import plural
@@ -18,8 +18,8 @@ def _into(text: str) -> Target:
 
 
 async def _recycle(args: argparse.Namespace, s: Session) -> int:
-    statuses = recyclable_statuses(v.strip() for arg in args.status for v in arg.split(","))
-    report = await recycle_list(s.store, args.id, args.list_id, statuses, into=args.into)
+    statuses = [v.strip() for arg in args.status for v in arg.split(",")]
+    report = await s.commands.recycle(args.id, args.list_id, statuses, into=args.into)
     names = ", ".join(report.statuses)
     if report.list_id is None:
         out(f"list {args.list_id} of campaign {args.id}: no contact is {names}; nothing recycled")
@@ -38,10 +38,7 @@ async def _recycle(args: argparse.Namespace, s: Session) -> int:
 
 
 async def _remove(args: argparse.Namespace, s: Session) -> int:
-    phones = normalized_phones(args.phone or (), args.region)
-    if not args.contacts and not phones:
-        raise ConfigError("name the contacts to remove: contact ids and/or --phone")
-    report = await remove_contacts(s.store, args.id, args.contacts, phones)
+    report = await s.commands.remove(args.id, args.contacts, args.phone or (), args.region)
     out(f"campaign {args.id}: {plural(len(report.removed), 'contact')} removed")
     if report.already_removed:
         out(f"already removed: {', '.join(map(str, report.already_removed))}")

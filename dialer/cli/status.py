@@ -19,6 +19,7 @@ from dialer.store.why import explain
 
 from .common import Session, campaign_id, out, positive_float, with_store
 from .output import counts_lines, status_text, when
+from .remote_reads import snapshot_parts
 from .why import why_lines
 
 #: Contact statuses that may still change (every other one is final).
@@ -65,6 +66,16 @@ async def snapshot(store: RedisStore, cid: int, *, why: bool = False) -> Snapsho
     return Snapshot(campaign, await store.counts(cid), await store.queue_stats(cid), report)
 
 
+async def session_snapshot(s: Session, cid: int, *, why: bool = False) -> Snapshot:
+    """:func:`snapshot` on the host, or through the API (GET the campaign, its analytics'
+    queue and, with ``why``, its why view)."""
+    if s.remote is None:
+        return await snapshot(s.store, cid, why=why)
+    campaign, counts, queue = await snapshot_parts(s.remote.client, cid)
+    report = await s.remote.why(cid) if why else None
+    return Snapshot(campaign, counts, queue, report)
+
+
 def _queue(snap: Snapshot) -> str:
     q, c = snap.queue, snap.counts
     line = (
@@ -101,13 +112,13 @@ def progress_line(snap: Snapshot, width: int = BAR) -> str:
     )
 
 
-async def watch(store: RedisStore, cid: int, interval: float) -> Snapshot:
+async def watch(s: Session, cid: int, interval: float) -> Snapshot:
     """Show progress until the campaign is Completed, Cancelled or Paused (or Ctrl-C)."""
     tty = sys.stdout.isatty()
     drawn = False
     try:
         while True:
-            snap = await snapshot(store, cid)
+            snap = await session_snapshot(s, cid)
             line = progress_line(snap)
             if tty:
                 columns = shutil.get_terminal_size().columns
@@ -128,8 +139,8 @@ async def watch(store: RedisStore, cid: int, interval: float) -> Snapshot:
 
 async def _status(args: argparse.Namespace, s: Session) -> int:
     if args.watch:
-        snap = await watch(s.store, args.id, args.interval)
-    snap = await snapshot(s.store, args.id, why=True)
+        snap = await watch(s, args.id, args.interval)
+    snap = await session_snapshot(s, args.id, why=True)
     for line in summary_lines(snap):
         out(line)
     return 0

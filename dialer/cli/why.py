@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from dialer.domain.why import WhyReport
-from dialer.store.why import explain
 
 from .common import Session, campaign_id, out, with_store
 from .output import when
@@ -28,7 +27,7 @@ def why_lines(report: WhyReport) -> list[str]:
 
 
 async def _why(args: argparse.Namespace, s: Session) -> int:
-    report = await explain(s.store, args.id)
+    report = await s.commands.why(args.id)
     if args.json:
         out(json.dumps(report.to_dict(), indent=2))
     else:

@@ -44,7 +44,7 @@ def environment(stack: Any, namespace: str, **extra: str) -> dict[str, str]:
 
 
 def dialer(
-    env: dict[str, str], *args: str, timeout: float = 30
+    env: dict[str, str], *args: str, timeout: float = 30, code: int = 0
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "dialer", *args],
@@ -55,7 +55,7 @@ def dialer(
         timeout=timeout,
         check=False,
     )
-    assert proc.returncode == 0, f"dialer {' '.join(args)}: {proc.returncode}\n{proc.stderr}"
+    assert proc.returncode == code, f"dialer {' '.join(args)}: {proc.returncode}\n{proc.stderr}"
     return proc
 
 
@@ -231,6 +231,13 @@ def test_run_serves_the_api_and_metrics_and_stops_on_sigterm(
         assert status == 200
         assert 'dialer_engine_info{engine_id="' in metrics
         assert not connects("127.0.0.1", metrics_port)
+        # the CLI through this API with the viewer's token: it reads, and pausing is refused
+        # by the server's role check (dialer/cli/remote.py)
+        remote = {**env, "DIALER_API_URL": base, "DIALER_API_TOKEN": VIEWER}
+        shown = json.loads(dialer(remote, "campaign", "show", cid, "--json").stdout)
+        assert (shown["id"], shown["status"]) == (int(cid), "draft")
+        refused = dialer(remote, "campaign", "pause", cid, code=2)
+        assert "you need the operator role or higher; this token has the viewer" in refused.stderr
     finally:
         code = terminate(service, log)
     assert code == 0, log.read_text()[-2000:]

@@ -67,7 +67,13 @@ def make_cli(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Cli:
     """For a test module's ``cli`` fixture: no DIALER_* variable of the caller leaks in."""
-    for name in ("DIALER_REDIS_URL", "DIALER_NAMESPACE", "DIALER_AMI_URL"):
+    for name in (
+        "DIALER_REDIS_URL",
+        "DIALER_NAMESPACE",
+        "DIALER_AMI_URL",
+        "DIALER_API_URL",
+        "DIALER_API_TOKEN",
+    ):
         monkeypatch.delenv(name, raising=False)
     return Cli(redis_server.url, namespace, capsys)
 

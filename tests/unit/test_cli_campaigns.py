@@ -106,7 +106,8 @@ def test_lifecycle_commands(cli: Cli, tmp_path: Path) -> None:
     refused = cli("campaign", "resume", c)
     assert (refused.code, refused.err) == (
         2,
-        "dialer: cannot resume: campaign is Running; allowed only in Pausing or Paused\n",
+        f"dialer: campaign {cid}: cannot resume: campaign is Running; "
+        "allowed only in Pausing or Paused\n",
     )
 
     assert cli.ok("campaign", "stop", c, "--hangup").out == f"campaign {cid}: Cancelled\n"
@@ -156,7 +157,10 @@ def test_edit_replaces_settings_in_draft_or_paused_only(cli: Cli, tmp_path: Path
     cli.ok("campaign", "start", str(cid))
     refused = cli("campaign", "edit", str(cid), str(new))
     assert refused.code == 2
-    assert refused.err.startswith(f"dialer: campaign {cid} is running: settings can change only")
+    # the same sentence as the API's 409 campaign_not_editable (dialer.commands)
+    assert refused.err == (
+        f"dialer: campaign {cid} is Running; settings can be edited only in Draft or Paused\n"
+    )
     cli.ok("campaign", "pause", str(cid))
     cli.ok("campaign", "edit", str(cid), str(campaign_file(tmp_path)))
 
@@ -265,3 +269,19 @@ def test_list_stop(cli: Cli, tmp_path: Path) -> None:
     assert (missing.code, missing.err) == (2, f"dialer: list 7 of campaign {cid} does not exist\n")
     status = cli.store_call(lambda s: s.get_campaign(cid))
     assert status.status is CampaignStatus.DRAFT
+
+
+def test_create_and_edit_refuse_an_unconfigured_trunk_as_the_api_does(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One rule in dialer.commands: the CLI on the host checks DIALER_TRUNKS too."""
+    monkeypatch.setenv("DIALER_TRUNKS", "backup=10/5")
+    refused = cli("campaign", "create", str(campaign_file(tmp_path)))  # trunk: carrier
+    assert refused.code == 2
+    assert refused.err == (
+        "dialer: trunk 'carrier' is not configured (DIALER_TRUNKS): use one of backup\n"
+    )
+    monkeypatch.setenv("DIALER_TRUNKS", "carrier=10/5")
+    cid = create(cli, campaign_file(tmp_path))
+    other = write(tmp_path / "other.yaml", "name: x\ntrunk: other\nmax_channels: 1\ncps: 1\n")
+    assert "trunk 'other' is not configured" in cli("campaign", "edit", str(cid), str(other)).err
