@@ -10,7 +10,7 @@ from typing import Any
 from dialer.domain.callerid import CallerIdSource
 from dialer.domain.lifecycle import ListCommand, next_list_status
 from dialer.errors import ConfigError, NotFound
-from dialer.importer import ColumnMapping, import_csv
+from dialer.importer import ColumnMapping, alt_columns, import_csv
 from dialer.store.callerid import list_caller_ids, set_list_caller_id
 
 from .common import Session, campaign_id, out, with_store
@@ -28,7 +28,10 @@ async def _upload(args: argparse.Namespace, s: Session) -> int:
     if not await asyncio.to_thread(path.is_file):
         raise ConfigError(f"{path}: no such file")
     mapping = ColumnMapping(
-        phone=args.phone_column, name=args.name_column, timezone=args.timezone_column
+        phone=args.phone_column,
+        name=args.name_column,
+        timezone=args.timezone_column,
+        alt_phones=alt_columns(args.alt_phone_columns),
     )
     report = await import_csv(s.store, args.id, path, mapping=mapping, default_region=args.region)
     for line in import_lines(args.id, report):
@@ -104,7 +107,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "E.164 (invalid ones are kept as Invalid number, never dialed), deduplicated within "
         "the campaign and screened against the do-not-call lists. The phone column is the "
         "first header like phone/number/msisdn/telephone unless --phone-column says; every "
-        "other column becomes a call variable.",
+        "other column becomes a call variable. Alternate numbers (phone2, phone3, alt_phone... "
+        "or --alt-phone-columns) are dialed after a no-contact outcome.",
     )
     p.add_argument("id", type=campaign_id, metavar="ID", help="the campaign id")
     p.add_argument("file", metavar="FILE.csv", help="the CSV file (header line first)")
@@ -122,6 +126,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--timezone-column",
         metavar="C",
         help="header of the contact time zone column (variable 'timezone')",
+    )
+    p.add_argument(
+        "--alt-phone-columns",
+        metavar="C1,C2",
+        help="headers of the alternate number columns, comma-separated, in dialing order "
+        "(default: phone2, phone3, alt_phone... as found)",
     )
     _caller_id_flags(p)
     p.set_defaults(func=with_store(_upload))
