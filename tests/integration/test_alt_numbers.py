@@ -31,12 +31,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.redis]
 _INVITE = re.compile(r"INVITE to=\+?(\d+) ")
 
 
+def _read(log: Path) -> str:
+    return log.read_text(errors="replace") if log.exists() else ""
+
+
 async def invites_to(log: Path, numbers: list[str], within: float) -> list[str]:
     """``numbers`` in the order of their INVITEs in the simulator's log (each once)."""
     wanted = {n.lstrip("+"): n for n in numbers}
     deadline = time.monotonic() + within
     while True:
-        text = log.read_text(errors="replace") if log.exists() else ""
+        text = await asyncio.to_thread(_read, log)
         seen = [wanted[m.group(1)] for m in _INVITE.finditer(text) if m.group(1) in wanted]
         if len(seen) >= len(numbers) or time.monotonic() > deadline:
             return seen
