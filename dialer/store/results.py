@@ -77,6 +77,7 @@ def finish_args(k: Keys, items: Sequence[FinishItem]) -> list[str | int]:
                 k.zone_prefix(it.cid),  # local hours
                 k.global_dnc_of(it.cid),  # several numbers: a listed one is skipped
                 k.campaign_dnc(it.cid),
+                k.zones(it.cid),  # the next number's zone group
             ]
             shared[it.cid, it.trunk] = lane
         keys += (k.call(it.call_id, it.cid), k.contact(it.cid, it.contact_id))

@@ -1,5 +1,5 @@
 """Several numbers per contact on the real stack: a contact whose main number is busy and whose
-mobile answers. The switch sees exactly two channels, in that order (its own event stamps), the
+mobile answers, on each switch. The switch sees exactly two channels, in that order (its own event stamps), the
 simulator their INVITEs to the two numbers in that order (the mobile dialed at once: the
 campaign's default alt_dial "now"), and the records carry both numbers and their labels."""
 
@@ -55,7 +55,7 @@ async def store(stack: Any, namespace: str):
 
 
 async def test_busy_main_then_answering_mobile(
-    stack: Any, store: RedisStore, namespace: str
+    stack: Any, store: RedisStore, namespace: str, pbx: str
 ) -> None:
     serial = random.Random().randrange(0, 9000)  # the simulator's log is the session's
     busy, mobile = number(Behaviour.BUSY, serial), number(Behaviour.HOLD, serial + 1, hold_s=1)
@@ -72,8 +72,8 @@ async def test_busy_main_then_answering_mobile(
     contact = ContactInput(busy, label="home", alternates=(AltNumber(mobile, "mobile"),))
     await control.add_list(cid, [contact])
     async with (
-        running_engine(engine_settings(stack, namespace)),
-        watch_switch(stack, "asterisk") as seen,
+        running_engine(engine_settings(stack, namespace, pbx=pbx)),
+        watch_switch(stack, pbx) as seen,
     ):
         assert (await control.start(cid)).status is CampaignStatus.RUNNING
         deadline = time.monotonic() + 20

@@ -17,7 +17,9 @@ ARGV[2..]  per contact, 6 values: member (zero-padded id), phone, vars JSON, sta
            "" (one number) or JSON [[number, label, zone group key], ...] of all its numbers,
            the main one (= phone) first (dialer.domain.altnumbers)
 
-Several numbers: the contact hash gets numbers (JSON [[number, label, gid], ...]) and nstate
+Several numbers: the contact hash gets numbers (JSON [[number, label, zone group key], ...]:
+keys, not gids, so that a recycled copy stays right in its new campaign; each group is
+registered here all the same) and nstate
 (JSON {"i": 0, "t": [0, ...], "s": ["", ...]}: the number dialed next, calls and last result
 per number), which finish.lua keeps (see its header).
 
@@ -68,10 +70,10 @@ for i = 7, #KEYS do
     if ARGV[a + 5] ~= '' then
       local nums, tries, last = cjson.decode(ARGV[a + 5]), {}, {}
       for j = 1, #nums do
-        nums[j][3] = tonumber(gid_of(nums[j][3]))
+        gid_of(nums[j][3])  -- every number's group known from the start (local hours)
         tries[j], last[j] = 0, ''
       end
-      redis.call('HSET', KEYS[i], 'numbers', cjson.encode(nums),
+      redis.call('HSET', KEYS[i], 'numbers', ARGV[a + 5],
                  'nstate', cjson.encode({i = 0, t = tries, s = last}))
     end
     redis.call('SADD', KEYS[3], member)

@@ -10,7 +10,7 @@ becomes the list's stop status instead. If the campaign is gone (deleted), only 
 the call and the record are handled.
 
 KEYS[1]  records index zset      {ns}:records:index
-then 16 keys per call, in the order of the calls in ARGV:
+then 17 keys per call, in the order of the calls in ARGV:
   +1  call hash               {ns}:call:{call_id}
   +2  contact hash            {ns}:c:{cid}:k:{contact_id}
   +3  campaign hash           {ns}:c:{cid}
@@ -30,6 +30,7 @@ then 16 keys per call, in the order of the calls in ARGV:
   +15 global do-not-call set  {ns}:dnc (its slot group's copy on Cluster)
   +16 campaign do-not-call set {ns}:c:{cid}:dnc  (+15/+16: a listed number is skipped when the
                               contact moves on to its next number)
+  +17 zone groups hash        {ns}:c:{cid}:zones  (group key -> gid: the next number's group)
 
 then, after every call's keys, the node leases' keys (claim.lua's node block: a call with a
 node in its hash gives back its node, trunk group and global leases):
@@ -58,7 +59,7 @@ then per call, 15 values:
   +15 this attempt's outcome status: the dialed number's last result
 
 Several numbers (dialer.domain.altnumbers; only a contact whose hash has the field numbers:
-JSON [[number, label, gid], ...], the main number first, and nstate: JSON {"i": index of the
+JSON [[number, label, zone group key], ...], the main number first, and nstate: JSON {"i": index of the
 number dialed next (0-based), "t": [calls per number], "s": [last result per number]}): the
 call counts against the number at i, which gets the outcome as its last result, and the record
 gets that number's label (phone_label). With next_at_ms the next attempt moves on: to the first
@@ -131,6 +132,17 @@ local function first_usable(K, nums, st, from)
   end
   return nil
 end
+local function gid_of(zones, group)  -- as add_contacts.lua's (recycled contacts' groups)
+  if group == '' then
+    return '0'
+  end
+  local gid = redis.call('HGET', zones, group)
+  if not gid then
+    gid = tostring(redis.call('HINCRBY', zones, '#', 1))
+    redis.call('HSET', zones, group, gid)
+  end
+  return gid
+end
 -- the contact's status, retry time and zone group after this call, and the record's notes
 local function move_on(K, a, c, new, retry)
   local nums, st = cjson.decode(c[4]), cjson.decode(c[5] or '{}')
@@ -158,7 +170,7 @@ local function move_on(K, a, c, new, retry)
       end
     elseif j ~= i then
       st.i = j - 1
-      zg = tostring(nums[j][3])
+      zg = gid_of(K(17), nums[j][3])
       redis.call('HSET', K(2), 'phone', nums[j][1], 'zg', zg)
       notes.next_phone = nums[j][1]
     end
@@ -261,7 +273,7 @@ while a <= #ARGV do
     end
     out[n + 1], out[n + 2], out[n + 3] = 1, used, talk
   end
-  k = k + 16
+  k = k + 17
   a = a + 15
 end
 
