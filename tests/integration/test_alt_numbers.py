@@ -1,7 +1,8 @@
-"""Several numbers per contact on the real stack: a contact whose main number is busy and whose
-mobile answers, on each switch. The switch sees exactly two channels, in that order (its own event stamps), the
-simulator their INVITEs to the two numbers in that order (the mobile dialed at once: the
-campaign's default alt_dial "now"), and the records carry both numbers and their labels."""
+"""Several numbers per contact on the real stack, on each switch: a contact whose main number
+is busy and whose mobile answers. The switch sees exactly two channels, in that order (its own
+event stamps), the simulator their INVITEs to the two numbers in that order (the mobile dialed
+at once: the campaign's default alt_dial "now"), and the records carry both numbers and their
+labels."""
 
 from __future__ import annotations
 
