@@ -9,6 +9,8 @@ import redis.asyncio as aioredis
 
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.domain.zones import ZoneGroup
+from dialer.engine.control import CampaignControl
+from dialer.errors import ValidationError
 from dialer.importer import ColumnMapping, import_csv
 from dialer.store import ContactInput, RedisStore
 from dialer.store.keys import contact_member
@@ -203,3 +205,15 @@ async def test_import_alternate_columns(store: RedisStore) -> None:
 
 def nonzero(counts: dict[CallStatus, int]) -> dict[CallStatus, int]:
     return {s: n for s, n in counts.items() if n}
+
+
+async def test_add_list_checks_alternates(store: RedisStore) -> None:
+    control = CampaignControl(store)
+    cid = await store.create_campaign("ctl", "trunk1", "{}")
+    bad = ContactInput(MAIN, alternates=(AltNumber("12", "cell"),))
+    with pytest.raises(ValidationError, match="contact 1: invalid alternate number '12'"):
+        await control.add_list(cid, [bad])
+    spaced = ContactInput(MAIN, alternates=(AltNumber("+1 212 555 0100", "work"),))
+    await control.add_list(cid, [spaced])
+    (number,) = (await store.get_contact(cid, 1)).numbers[1:]
+    assert (number.number, number.label) == (WORK, "work")
