@@ -259,6 +259,18 @@ def _with_alternates(
     )
 
 
+def _queued(variables: dict[str, str], numbers: Sequence[AltNumber]) -> ContactInput:
+    """A pending contact dialed on ``numbers``, the first its main one."""
+    first = numbers[0]
+    return ContactInput(
+        first.number,
+        variables,
+        zone_group=first.zone_group,
+        label=first.label,
+        alternates=tuple(numbers[1:]),
+    )
+
+
 class _Loader:
     """Pass 2: one list, written batch by batch, rolled back if anything fails."""
 
@@ -364,16 +376,7 @@ class _Loader:
                     f"number {row.phone} is on a do-not-call list: left out, the contact is "
                     "dialed on its other numbers",
                 )
-                first, rest = row.alternates[0], row.alternates[1:]
-                contacts.append(
-                    ContactInput(
-                        first.number,
-                        row.vars,
-                        zone_group=first.zone_group,
-                        label=first.label,
-                        alternates=rest,
-                    )
-                )
+                contacts.append(_queued(row.vars, row.alternates))
             elif verdict == 0:
                 self.duplicates += 1
             elif verdict == 2:
@@ -382,15 +385,8 @@ class _Loader:
                     ContactInput(row.phone, row.vars, CallStatus.DO_NOT_CALL, zone_group="")
                 )
             else:
-                contacts.append(
-                    ContactInput(
-                        row.phone,
-                        row.vars,
-                        zone_group=row.zone_group,
-                        label=row.label,
-                        alternates=row.alternates,
-                    )
-                )
+                main = AltNumber(row.phone, row.label, row.zone_group)
+                contacts.append(_queued(row.vars, (main, *row.alternates)))
         if contacts:
             self.imported += await self._store.add_contacts(
                 self._cid, list_id, contacts, batch=len(contacts)

@@ -13,6 +13,7 @@ from dialer.engine.control import CampaignControl
 from dialer.errors import ValidationError
 from dialer.importer import ColumnMapping, import_csv
 from dialer.store import ContactInput, RedisStore
+from dialer.store.dnc import DncStore
 from dialer.store.keys import contact_member
 from dialer.store.models import AltNumber, FinishItem
 from dialer.store.zones import zone_groups
@@ -217,3 +218,14 @@ async def test_add_list_checks_alternates(store: RedisStore) -> None:
     await control.add_list(cid, [spaced])
     (number,) = (await store.get_contact(cid, 1)).numbers[1:]
     assert (number.number, number.label) == (WORK, "work")
+
+
+async def test_import_listed_main_number_goes_on_with_the_alternates(store: RedisStore) -> None:
+    cid = await store.create_campaign("imp", "trunk1", "{}")
+    await DncStore(store).add([MAIN])
+    rows = [f"{MAIN},{MOBILE}", "+33612340011,"]
+    report = await import_csv(store, cid, stream(csv_bytes("phone,phone2", rows)))
+    assert (report.imported, report.dnc) == (2, 0)
+    assert [w.line for w in report.warnings] == [2]
+    contact = await store.get_contact(cid, 1)
+    assert (contact.phone, contact.status, contact.numbers) == (MOBILE, C.PENDING, ())
