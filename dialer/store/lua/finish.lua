@@ -59,8 +59,9 @@ then per call, 15 values:
   +15 this attempt's outcome status: the dialed number's last result
 
 Several numbers (dialer.domain.altnumbers; only a contact whose hash has the field numbers:
-JSON [[number, label, zone group key], ...], the main number first, and nstate: JSON {"i": index of the
-number dialed next (0-based), "t": [calls per number], "s": [last result per number]}): the
+JSON [[number, label, zone group key], ...], the main number first, and nstate: JSON
+{"i": index of the number dialed next (0-based), "t": [calls per number], "s": [last result
+per number]}; add_contacts.lua writes both): the
 call counts against the number at i, which gets the outcome as its last result, and the record
 gets that number's label (phone_label). With next_at_ms the next attempt moves on: to the first
 usable number after i, due next_at_ms, else back to the first usable one, due wrap_at_ms
@@ -174,7 +175,7 @@ local function move_on(K, a, c, new, retry)
       redis.call('HSET', K(2), 'phone', nums[j][1], 'zg', zg)
       notes.next_phone = nums[j][1]
     end
-    notes.contact_status = new  -- and retry_at_ms: set by the caller once final
+    notes.contact_status = new  -- both set again after the list's stop status (below)
   end
   redis.call('HSET', K(2), 'nstate', cjson.encode(st))
   return new, retry, zg, notes
