@@ -27,7 +27,8 @@ from typing import Protocol
 __all__ = ["RECORD_COLUMNS", "RecordsCsv", "safe_cell"]
 
 #: Columns of the records CSV: the stream entry id, then the fields of
-#: ``dialer.engine.calls.call_record`` (plus ``contact_id``, added by ``RedisStore.finish``).
+#: ``dialer.engine.calls.call_record`` (plus ``contact_id``, added by ``RedisStore.finish``,
+#: and ``phone_label`` / ``next_phone`` of a contact with several numbers, by finish.lua).
 #: Fields a record lacks are empty.
 RECORD_COLUMNS = (
     "record_id",
@@ -61,6 +62,10 @@ RECORD_COLUMNS = (
     "retry_at_ms",
     "engine",
     "outcome_table",
+    # several numbers per contact (finish.lua): the dialed number's label, and the number the
+    # contact's next attempt moved on to (empty when it stayed)
+    "phone_label",
+    "next_phone",
 )
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

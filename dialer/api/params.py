@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
+from dialer.domain.altnumbers import AltDial
 from dialer.domain.callerid import CALLER_ID
 from dialer.domain.dialorder import NEW_EVERY_MAX, NEW_EVERY_MIN, DialOrder
 from dialer.domain.dialplan import CONTEXT_NAME
@@ -123,6 +124,11 @@ class UploadQuery(_Query):
     phone_column: str | None = _text(100, "header of the phone column (default: guessed)")
     name_column: str | None = _text(100, "header of the name column")
     timezone_column: str | None = _text(100, "header of the time zone column")
+    alt_phone_columns: str | None = _text(
+        1000,
+        "headers of the alternate number columns, comma-separated, in dialing order "
+        "(default: phone2, phone3, alt_phone... as found)",
+    )
     caller_id: str | None = Field(
         None,
         pattern=_anchored(CALLER_ID.pattern),
@@ -218,6 +224,16 @@ class _Settings(_Body):
         False,
         description="the window applies in each contact's own time zone (README: Local "
         "calling hours)",
+    )
+    alt_dial: AltDial = Field(
+        AltDial.NOW,
+        strict=False,  # its value as a JSON string
+        description="several numbers per contact: after a no-contact outcome the contact's "
+        "next number is dialed now (a round of its numbers back to back, then the retry "
+        "delay) or after the retry_delay (README: Several numbers per contact)",
+    )
+    alt_on_voicemail: bool = Field(
+        False, description="voicemail counts as no contact: the next attempt dials the next number"
     )
     holidays: list[Annotated[str, Field(pattern=_DATE)] | HolidayBody] = Field(
         default_factory=list,

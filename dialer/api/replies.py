@@ -133,6 +133,19 @@ class Contact(_Reply):
     last_call: Any = None
     next_due_ms: int | None
     recycled_from: Any = None
+    numbers: list[ContactNumber] = Field(
+        default_factory=list,
+        description="several numbers per contact: each with its label, calls made to it, "
+        "its last result and whether the next attempt dials it (empty: one number)",
+    )
+
+
+class ContactNumber(_Reply):
+    number: str
+    label: str
+    tries: int
+    last_status: str | None = None
+    current: bool
 
 
 class ContactPage(_Reply):

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 
 from dialer.commands.campaigns import ADDING
 from dialer.domain.callerid import CallerIdSource
-from dialer.importer import ColumnMapping
+from dialer.importer import ColumnMapping, alt_columns
 from dialer.store.queries import contacts_page
 
 from .bodies import spool_upload
@@ -26,7 +26,8 @@ async def upload_list(ctx: ApiContext, request: Request) -> Response:
     """The body is the CSV file itself (not multipart); it becomes one new list, or nothing.
 
     Query: ``default_region`` (ISO country for numbers without +, default US),
-    ``phone_column``, ``name_column``, ``timezone_column`` (header names; default: guessed);
+    ``phone_column``, ``name_column``, ``timezone_column`` (header names; default: guessed),
+    ``alt_phone_columns`` (comma-separated headers of the alternate numbers, in dialing order);
     the list's caller id: ``caller_id``, or ``caller_id_pool`` (comma-separated numbers) with
     ``caller_id_mode`` (rotate, local) and ``caller_id_fallback``.
     """
@@ -41,7 +42,10 @@ async def upload_list(ctx: ApiContext, request: Request) -> Response:
     query = query_of(request, UploadQuery)
     region = query.default_region or "US"
     mapping = ColumnMapping(
-        phone=query.phone_column, name=query.name_column, timezone=query.timezone_column
+        phone=query.phone_column,
+        name=query.name_column,
+        timezone=query.timezone_column,
+        alt_phones=alt_columns(query.alt_phone_columns),
     )
     caller_ids = CallerIdSource.from_options(
         query.caller_id, query.caller_id_pool, query.caller_id_mode, query.caller_id_fallback

@@ -58,6 +58,16 @@ def contact_view(contact: ContactRecord) -> dict[str, object]:
         "last_call": contact.last_call,
         "next_due_ms": contact.next_due_ms,
         "recycled_from": contact.recycled_from or None,
+        "numbers": [
+            {
+                "number": n.number,
+                "label": n.label,
+                "tries": n.tries,
+                "last_status": n.last_status or None,
+                "current": n.current,
+            }
+            for n in contact.numbers
+        ],
     }
 
 

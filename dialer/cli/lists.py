@@ -9,7 +9,7 @@ from typing import Any
 
 from dialer.domain.callerid import CallerIdSource
 from dialer.errors import ConfigError
-from dialer.importer import ColumnMapping
+from dialer.importer import ColumnMapping, alt_columns
 
 from .common import Session, campaign_id, out, with_store
 from .output import import_lines, plural
@@ -26,7 +26,10 @@ async def _upload(args: argparse.Namespace, s: Session) -> int:
     if not await asyncio.to_thread(path.is_file):
         raise ConfigError(f"{path}: no such file")
     mapping = ColumnMapping(
-        phone=args.phone_column, name=args.name_column, timezone=args.timezone_column
+        phone=args.phone_column,
+        name=args.name_column,
+        timezone=args.timezone_column,
+        alt_phones=alt_columns(args.alt_phone_columns),
     )
     report = await s.commands.upload(
         args.id, path, mapping=mapping, region=args.region, caller_ids=caller_ids
@@ -97,7 +100,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "E.164 (invalid ones are kept as Invalid number, never dialed), deduplicated within "
         "the campaign and screened against the do-not-call lists. The phone column is the "
         "first header like phone/number/msisdn/telephone unless --phone-column says; every "
-        "other column becomes a call variable.",
+        "other column becomes a call variable. Alternate numbers (phone2, phone3, alt_phone... "
+        "or --alt-phone-columns) are dialed after a no-contact outcome.",
     )
     p.add_argument("id", type=campaign_id, metavar="ID", help="the campaign id")
     p.add_argument("file", metavar="FILE.csv", help="the CSV file (header line first)")
@@ -115,6 +119,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--timezone-column",
         metavar="C",
         help="header of the contact time zone column (variable 'timezone')",
+    )
+    p.add_argument(
+        "--alt-phone-columns",
+        metavar="C1,C2",
+        help="headers of the alternate number columns, comma-separated, in dialing order "
+        "(default: phone2, phone3, alt_phone... as found)",
     )
     _caller_id_flags(p)
     p.set_defaults(func=with_store(_upload))

@@ -321,6 +321,8 @@ class RemoteCommands:
         ):
             if value is not None:
                 params[name] = value
+        if m.alt_phones is not None:
+            params["alt_phone_columns"] = ",".join(m.alt_phones)
         pool = caller_ids.pool if caller_ids is not None else None
         if caller_ids is not None and caller_ids.caller_id is not None:
             params["caller_id"] = caller_ids.caller_id

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from dialer.domain.altnumbers import AltDial
 from dialer.domain.callerid import CALLER_ID, CallerIdPool, CallerIdSource
 from dialer.domain.dialorder import (
     NEW_EVERY_DEFAULT,
@@ -193,6 +194,8 @@ _OPTIONAL = frozenset(
         "backup_trunk",
         "local_hours",
         "holidays",
+        "alt_dial",
+        "alt_on_voicemail",
     }
 )
 
@@ -227,9 +230,21 @@ class CampaignSettings:
     # zones, and no contact is called on a holiday of its local date (holidays need it).
     local_hours: bool = False
     holidays: tuple[Holiday, ...] = ()
+    # Several numbers per contact (dialer.domain.altnumbers): when the next number is dialed
+    # after a no-contact outcome, and whether voicemail counts as no contact.
+    alt_dial: AltDial = AltDial.NOW
+    alt_on_voicemail: bool = False
 
     def __post_init__(self) -> None:
         _text(self.name, "name")
+        _bool(self.alt_on_voicemail, "alt_on_voicemail")
+        try:
+            object.__setattr__(self, "alt_dial", AltDial(self.alt_dial))
+        except ValueError:
+            choices = ", ".join(a.value for a in AltDial)
+            raise ValidationError(
+                f"alt_dial must be one of {choices}, got {self.alt_dial!r}"
+            ) from None
         _bool(self.local_hours, "local_hours")
         object.__setattr__(self, "holidays", check_holidays(self.holidays))
         if self.holidays and not self.local_hours:
@@ -334,6 +349,10 @@ class CampaignSettings:
             data["local_hours"] = True
         if self.holidays:
             data["holidays"] = [h.to_dict() for h in self.holidays]
+        if self.alt_dial is not AltDial.NOW:
+            data["alt_dial"] = self.alt_dial.value
+        if self.alt_on_voicemail:
+            data["alt_on_voicemail"] = True
         return data
 
     @classmethod

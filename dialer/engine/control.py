@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 
+from dialer.domain.altnumbers import MAX_NUMBERS, check_label
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.dialplan import DEFAULT_CONTEXTS, check_context
 from dialer.domain.hours import CLOSE_GUARD_S, Availability
@@ -28,7 +29,7 @@ from dialer.domain.phones import check_region, to_e164
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.domain.variables import contact_variables_problem
 from dialer.errors import InvalidSettings, TransitionRefused, ValidationError
-from dialer.store.models import CampaignRecord, ContactInput
+from dialer.store.models import AltNumber, CampaignRecord, ContactInput
 from dialer.store.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
@@ -314,7 +315,24 @@ def _checked(index: int, contact: ContactInput, region: str) -> ContactInput:
     problem = contact_variables_problem(contact.vars)  # more than one call carries
     if problem is not None:
         raise ValidationError(f"contact {index}: {problem}")
+    check_label(contact.label, f"contact {index}: label")
+    if len(contact.alternates) >= MAX_NUMBERS:
+        raise ValidationError(f"contact {index}: at most {MAX_NUMBERS} numbers")
+    alternates = tuple(_alternate(index, alt, region) for alt in contact.alternates)
     e164 = to_e164(contact.phone, region)
-    if e164 is not None and e164 != contact.phone:
-        return replace(contact, phone=e164)
-    return contact
+    return replace(
+        contact,
+        phone=contact.phone if e164 is None else e164,
+        alternates=alternates,
+    )
+
+
+def _alternate(index: int, alt: AltNumber, region: str) -> AltNumber:
+    """An alternate number must be valid (an invalid main number is kept as Invalid number, as
+    before; an alternate has no status of its own to keep it)."""
+    check_label(alt.label, f"contact {index}: label")
+    _text(alt.number, f"contact {index}: alternate number")
+    e164 = to_e164(alt.number, region)
+    if e164 is None:
+        raise ValidationError(f"contact {index}: invalid alternate number {alt.number[:40]!r}")
+    return replace(alt, number=e164)

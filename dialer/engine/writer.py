@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from dialer.config import EngineSettings
+from dialer.domain.altnumbers import next_number
 from dialer.domain.breaker import Signal, signal_of
 from dialer.domain.callstate import CallState
 from dialer.domain.campaign import CampaignSettings
@@ -194,6 +195,15 @@ class ResultWriter:
                 retry_at = decision.retry_at
                 if retry_at is not None:  # a retry or callback waits for the calling hours
                     retry_at = settings.dial_time(retry_at)
+                moves = next_number(
+                    outcome,
+                    decision,
+                    now=ended.ended_at,
+                    alt_dial=settings.alt_dial,
+                    on_voicemail=settings.alt_on_voicemail,
+                    sip_code=ended.raw.sip_code,
+                )  # several numbers: the contact's next one (if it has one) after no contact
+                next_at = _ms_or_none(settings.dial_time(moves.at)) if moves else None
                 items.append(
                     FinishItem(
                         cid=call.campaign_id,
@@ -208,6 +218,9 @@ class ResultWriter:
                         usage_attempts=1,
                         talk_seconds=max(0.0, talk),
                         owner=self._owner,
+                        next_at_ms=next_at,
+                        wrap_at_ms=next_at if retry_at is None else _ms_or_none(retry_at),
+                        outcome=outcome.status.value,
                     )
                 )
                 outcomes.append((outcome.status, settings, outcome.consumes_attempt))
@@ -358,3 +371,7 @@ def fallback_settings(name: str, trunk: str) -> CampaignSettings:
         return CampaignSettings(name=name, trunk=trunk, max_channels=1, cps=1.0)
     except ValidationError:  # a trunk name written by hand as well
         return CampaignSettings(name=name, trunk="unknown", max_channels=1, cps=1.0)
+
+
+def _ms_or_none(t: float | None) -> int | None:
+    return None if t is None else int(t * 1000)

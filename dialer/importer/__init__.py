@@ -7,7 +7,7 @@ accepted CSV, :mod:`.mapping` for the columns and :mod:`.report` for what comes 
 from dialer.domain.phones import normalize_phone, to_e164
 
 from .csv_import import import_csv
-from .mapping import NAME_VAR, TIMEZONE_VAR, ColumnMapping
+from .mapping import NAME_VAR, TIMEZONE_VAR, ColumnMapping, alt_columns
 from .report import MAX_DETAILS, ImportRefused, ImportReport, LineError
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "ImportRefused",
     "ImportReport",
     "LineError",
+    "alt_columns",
     "import_csv",
     "normalize_phone",
     "to_e164",

@@ -11,7 +11,9 @@ file), so memory stays bounded whatever the size:
    ``CampaignControl.add_list``), then batches of ``batch`` rows: phones normalised to E.164
    (invalid ones are kept as Invalid number, never dialed), deduped against every number the
    importer already put in the campaign and screened against the global and campaign
-   do-not-call lists (one Redis script per batch: :meth:`ImportLedger.screen`), then stored with
+   do-not-call lists (one Redis script per batch: :meth:`ImportLedger.screen`; only the main
+   number: a listed alternate is skipped when the contact reaches it, and a contact whose main
+   number is listed goes on with its alternates), then stored with
    :meth:`RedisStore.add_contacts`. Invalid numbers are not deduped (each is reported with its
    line); contacts added without the importer (``CampaignControl.add_list``) are not in the
    dedupe set (``{ns}:c:{cid}:phones``).
@@ -31,9 +33,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -42,7 +44,7 @@ from dialer.domain.phones import check_region, invalid_reason, to_e164
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.domain.zones import zone_key
 from dialer.store.dnc import ImportLedger
-from dialer.store.models import ContactInput
+from dialer.store.models import AltNumber, ContactInput
 from dialer.store.redis_store import RedisStore
 
 from .mapping import ColumnMapping, Columns, MappingProblem
@@ -67,6 +69,8 @@ class _Row:
     valid: bool
     vars: dict[str, str]
     zone_group: str = ""  # local hours: dialer.domain.zones.ZoneGroup.key
+    label: str = ""  # several numbers: the phone's label (its column's header)
+    alternates: tuple[AltNumber, ...] = ()  # the other valid numbers, in dialing order
 
 
 class _Worker:
@@ -215,8 +219,56 @@ def _prepare(
         if e164 is None:
             warnings.add(line, f"invalid number {_shown(raw)}: {invalid_reason(raw, region)}")
         zone = "" if e164 is None else zone_key(e164, columns.zone_of(fields))
-        rows.append(_Row(line, e164 or raw, e164 is not None, columns.vars_of(fields), zone))
+        row = _Row(line, e164 or raw, e164 is not None, columns.vars_of(fields), zone)
+        if columns.alt_phones:
+            row = _with_alternates(row, columns, fields, phones, warnings)
+        rows.append(row)
     return rows, None, len(rows) == limit
+
+
+def _with_alternates(
+    row: _Row, columns: Columns, fields: Sequence[str], phones: _Phones, warnings: Tally
+) -> _Row:
+    """The row with its valid alternate numbers; an invalid one is reported and left out, the
+    same number twice is kept once. An invalid main number gives way to the first valid
+    alternate (the row is kept)."""
+    zone = columns.zone_of(fields)
+    label = columns.headers[columns.phone]
+    numbers: list[AltNumber] = [AltNumber(row.phone, label, row.zone_group)] if row.valid else []
+    for raw, alt_label in columns.alternates_of(fields):
+        e164 = phones.e164(raw)
+        if e164 is None:
+            reason = invalid_reason(raw, phones.region)
+            warnings.add(
+                row.line,
+                f"invalid alternate number {_shown(raw)} ({alt_label!r} column): {reason}; "
+                "left out, the contact is kept",
+            )
+        elif all(n.number != e164 for n in numbers):
+            numbers.append(AltNumber(e164, alt_label, zone_key(e164, zone)))
+    if not numbers:
+        return row
+    first = numbers[0]
+    return replace(
+        row,
+        phone=first.number,
+        valid=True,
+        zone_group=first.zone_group or "",
+        label=first.label,
+        alternates=tuple(numbers[1:]),
+    )
+
+
+def _queued(variables: dict[str, str], numbers: Sequence[AltNumber]) -> ContactInput:
+    """A pending contact dialed on ``numbers``, the first its main one."""
+    first = numbers[0]
+    return ContactInput(
+        first.number,
+        variables,
+        zone_group=first.zone_group,
+        label=first.label,
+        alternates=tuple(numbers[1:]),
+    )
 
 
 class _Loader:
@@ -318,7 +370,14 @@ class _Loader:
                 )
                 continue
             verdict = verdicts.pop(row.phone, 0)  # a later row of the batch: a duplicate
-            if verdict == 0:
+            if verdict == 2 and row.alternates:  # listed: the contact goes on with the others
+                self._warnings.add(
+                    row.line,
+                    f"number {row.phone} is on a do-not-call list: left out, the contact is "
+                    "dialed on its other numbers",
+                )
+                contacts.append(_queued(row.vars, row.alternates))
+            elif verdict == 0:
                 self.duplicates += 1
             elif verdict == 2:
                 self.dnc += 1
@@ -326,7 +385,8 @@ class _Loader:
                     ContactInput(row.phone, row.vars, CallStatus.DO_NOT_CALL, zone_group="")
                 )
             else:
-                contacts.append(ContactInput(row.phone, row.vars, zone_group=row.zone_group))
+                main = AltNumber(row.phone, row.label, row.zone_group)
+                contacts.append(_queued(row.vars, (main, *row.alternates)))
         if contacts:
             self.imported += await self._store.add_contacts(
                 self._cid, list_id, contacts, batch=len(contacts)

@@ -10,6 +10,12 @@ must be empty (the zone then comes from the number) or an IANA zone name (``Amer
 the contact is called in that zone's hours when its campaign has local hours
 (dialer.domain.zones); any other value is a malformed record, reported at its line.
 
+Alternate numbers (several numbers per contact, dialer.domain.altnumbers): the columns of
+:attr:`ColumnMapping.alt_phones` in that order, else every header like ``phone2``,
+``phone_3``, ``alt_phone``, ``alternate number 2``, ``mobile2`` in header order; each header is
+its number's label (the main number's label is its own header). An empty cell is no number; a
+cell that is not a valid number is reported at its line and left out, the row is kept.
+
 Every variable goes on each call of the contact (dialer.domain.variables): a file with more
 variable columns than a call carries is refused at its header, a record whose variables take
 more bytes than that at its line.
@@ -22,6 +28,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from dialer.domain.altnumbers import MAX_NUMBERS
 from dialer.domain.variables import (
     MAX_CONTACT_VARIABLE_BYTES,
     contact_variables_problem,
@@ -36,6 +43,19 @@ TIMEZONE_VAR = "timezone"
 _PHONE_WORDS = re.compile(r"phone|number|msisdn|telephone", re.IGNORECASE)
 _NAME = re.compile(r"(full[ _-]?)?name", re.IGNORECASE)
 _TIMEZONE = re.compile(r"time[ _-]?zone|tz", re.IGNORECASE)
+_ALT_PHONE = re.compile(
+    r"(alt(ernate)?[ _-]?)?(phone|number|telephone|tel|mobile|msisdn)[ _-]?[2-9]"
+    r"|alt(ernate)?[ _-]?(phone|number|telephone|tel|mobile)",
+    re.IGNORECASE,
+)
+MAX_ALT_COLUMNS = MAX_NUMBERS - 1
+
+
+def alt_columns(text: str | None) -> tuple[str, ...] | None:
+    """``"home, work"`` as the headers of the alternate number columns (None: guessed)."""
+    if text is None or not text.strip():
+        return None
+    return tuple(h.strip() for h in text.split(",") if h.strip())
 
 
 class MappingProblem(Exception):
@@ -49,6 +69,7 @@ class ColumnMapping:
     phone: str | None = None
     name: str | None = None
     timezone: str | None = None
+    alt_phones: tuple[str, ...] | None = None  # the alternate numbers' headers, in order
 
     def resolve(self, headers: Sequence[str]) -> Columns:
         """The column indexes for ``headers``; MappingProblem when they cannot be used."""
@@ -64,9 +85,10 @@ class ColumnMapping:
             )
         if phone in (name, tz):
             raise MappingProblem(f"column {names[phone]!r} cannot be both the phone and another")
+        alts = self._alternates(names, phone, (name, tz))
         variables: list[tuple[int, str]] = []
         for i, header in enumerate(names):
-            if i == phone:
+            if i == phone or i in alts:
                 continue
             key = NAME_VAR if i == name else TIMEZONE_VAR if i == tz else header
             variables.append((i, key))
@@ -80,7 +102,32 @@ class ColumnMapping:
                     f"variable {key!r} would come from two columns: rename the column {key!r}"
                 )
         names_bytes = sum(len(key.encode("utf-8", "surrogatepass")) for _, key in variables)
-        return Columns(names, phone, tuple(variables), names_bytes, tz)
+        return Columns(names, phone, tuple(variables), names_bytes, tz, alts)
+
+    def _alternates(
+        self, names: tuple[str, ...], phone: int, others: tuple[int | None, ...]
+    ) -> tuple[int, ...]:
+        if self.alt_phones is None:
+            alts = tuple(
+                i
+                for i, n in enumerate(names)
+                if i != phone and i not in others and _ALT_PHONE.fullmatch(n)
+            )
+        else:
+            alts = tuple(_find(names, h, "alternate phone") for h in self.alt_phones)
+            if len(set(alts)) != len(alts):
+                raise MappingProblem("an alternate phone column is named twice")
+            for i in alts:
+                if i == phone or i in others:
+                    raise MappingProblem(
+                        f"column {names[i]!r} cannot be both an alternate phone and another"
+                    )
+        if len(alts) > MAX_ALT_COLUMNS:
+            raise MappingProblem(
+                f"{len(alts)} alternate phone columns: at most {MAX_ALT_COLUMNS} "
+                f"(a contact has at most {MAX_NUMBERS} numbers)"
+            )
+        return alts
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +139,7 @@ class Columns:
     variables: tuple[tuple[int, str], ...]  # (column index, variable name)
     names_bytes: int = 0  # UTF-8 bytes of the variable names
     timezone: int | None = None  # the time-zone column (local hours), if any
+    alt_phones: tuple[int, ...] = ()  # the alternate numbers' columns, in dialing order
 
     def problem(self, fields: Sequence[str]) -> str | None:
         """Why a data record cannot be imported (a structural error), or None."""
@@ -113,6 +161,10 @@ class Columns:
 
     def phone_of(self, fields: Sequence[str]) -> str:
         return fields[self.phone].strip()
+
+    def alternates_of(self, fields: Sequence[str]) -> list[tuple[str, str]]:
+        """The record's alternate numbers as written, with their labels (empty cells left out)."""
+        return [(fields[i].strip(), self.headers[i]) for i in self.alt_phones if fields[i].strip()]
 
     def vars_of(self, fields: Sequence[str]) -> dict[str, str]:
         return {key: fields[i] for i, key in self.variables}
@@ -169,6 +221,10 @@ def _pick(
 ) -> int | None:
     if wanted is None:
         return default(names)
+    return _find(names, wanted, role)
+
+
+def _find(names: Sequence[str], wanted: str, role: str) -> int:
     folded = wanted.strip().casefold()
     for i, n in enumerate(names):
         if n.casefold() == folded:

@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 
+from dialer.domain.altnumbers import ContactNumber
 from dialer.domain.statuses import CallStatus, ListStatus
 from dialer.domain.zones import zone_key
 from dialer.errors import NotFound, TransitionRefused
@@ -78,6 +79,7 @@ class ContactsMixin(StoreCore):
                 vars_json = json.dumps(dict(c.vars), ensure_ascii=False, separators=(",", ":"))
                 args += [contact_member(contact_id), c.phone, vars_json, c.status.value]
                 args.append(c.zone_group if c.zone_group is not None else zone_key(c.phone))
+                args.append(_numbers_arg(c))
             res = await self._lua.add_contacts(
                 keys=fixed + [k.contact(cid, i) for i in ids], args=args
             )
@@ -162,4 +164,37 @@ class ContactsMixin(StoreCore):
             next_due_ms=_int_or_none(h.get("next_due_ms")),
             dials=int(h.get("dials", 0)),
             recycled_from=h.get("recycled_from", ""),
+            numbers=numbers_of(h),
         )
+
+
+def _numbers_arg(c: ContactInput) -> str:
+    """add_contacts.lua's numbers argument: "" for a contact with one number."""
+    if not c.alternates:
+        return ""
+    main = c.zone_group if c.zone_group is not None else zone_key(c.phone)
+    nums = [[c.phone, c.label, main]]
+    for alt in c.alternates:
+        group = alt.zone_group if alt.zone_group is not None else zone_key(alt.number)
+        nums.append([alt.number, alt.label, group])
+    return json.dumps(nums, ensure_ascii=False, separators=(",", ":"))
+
+
+def numbers_of(h: dict[str, str]) -> tuple[ContactNumber, ...]:
+    """The contact's numbers as its view shows them (finish.lua keeps numbers and nstate)."""
+    if not h.get("numbers"):
+        return ()
+    nums = json.loads(h["numbers"])
+    state = json.loads(h.get("nstate") or "{}")
+    current = int(state.get("i", 0))
+    tries, last = state.get("t", []), state.get("s", [])
+    return tuple(
+        ContactNumber(
+            number=str(n[0]),
+            label=str(n[1]),
+            tries=int(tries[i]) if i < len(tries) else 0,
+            last_status=str(last[i]) if i < len(last) else "",
+            current=i == current,
+        )
+        for i, n in enumerate(nums)
+    )

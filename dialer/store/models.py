@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeAlias
 
+from dialer.domain.altnumbers import ContactNumber
 from dialer.domain.statuses import CallStatus, CampaignStatus
 
 ClaimKind = Literal["ok", "full", "rate", "empty", "status", "closed", "trunk", "node"]
@@ -40,6 +41,19 @@ class ContactInput:
     status: CallStatus = CallStatus.PENDING
     # local hours: the contact's ZoneGroup.key (dialer.domain.zones); None: from the number
     zone_group: str | None = None
+    # several numbers (dialer.domain.altnumbers): the main number's label, and the contact's
+    # other numbers in dialing order (none: the contact has one number, as before)
+    label: str = ""
+    alternates: tuple[AltNumber, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AltNumber:
+    """A contact's alternate number (E.164), its label, its zone group (None: from the number)."""
+
+    number: str
+    label: str
+    zone_group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +69,9 @@ class ContactRecord:
     next_due_ms: int | None  # set while queued (fresh or retry), None otherwise
     dials: int = 0  # calls made to the contact (each claim counts one; a release gives it back)
     recycled_from: str = ""  # "{campaign}:{contact}" this one was recycled from (or "")
+    # several numbers: each with its label, calls and last result, the next one marked
+    # current (empty: the contact has one number)
+    numbers: tuple[ContactNumber, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +230,12 @@ class FinishItem:
     usage_attempts: int = 0  # added to the campaign's usage when applied
     talk_seconds: float = 0.0
     owner: str = ""  # the writer's lease owner token: refused if another owns the call
+    # several numbers (finish.lua, dialer.domain.altnumbers): when the contact's next number
+    # is due after this no-contact outcome, when its first is due once the list is done, and
+    # the outcome status the dialed number keeps as its last result
+    next_at_ms: int | None = None
+    wrap_at_ms: int | None = None
+    outcome: str = ""
 
 
 @dataclass(frozen=True, slots=True)

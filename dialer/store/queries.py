@@ -19,6 +19,7 @@ from redis.exceptions import RedisError, WatchError
 from dialer.domain.statuses import CallStatus
 from dialer.errors import NotFound, StoreError, ValidationError
 
+from .contacts import numbers_of
 from .models import ContactRecord
 from .redis_store import RedisStore
 
@@ -53,6 +54,7 @@ def _contact(contact_id: int, raw: Mapping[bytes | str, bytes | str]) -> Contact
         next_due_ms=int(float(due)) if due else None,
         dials=int(h.get("dials", 0) or 0),
         recycled_from=h.get("recycled_from", ""),
+        numbers=numbers_of(h),
     )
 
 

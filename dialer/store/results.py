@@ -57,6 +57,10 @@ def finish_groups(k: Keys, items: Sequence[FinishItem]) -> list[tuple[list[int],
     return list(by_group.values())
 
 
+def _ms_or_empty(ms: int | None) -> str | int:
+    return "" if ms is None else int(ms)
+
+
 def finish_args(k: Keys, items: Sequence[FinishItem]) -> list[str | int]:
     """numkeys, KEYS and ARGV of finish.lua for ``items`` (see its header)."""
     keys = [k.records_index_of(items[0].cid)]  # one slot group (finish_groups)
@@ -71,6 +75,9 @@ def finish_args(k: Keys, items: Sequence[FinishItem]) -> list[str | int]:
                 k.usage(it.cid),
                 k.retries(it.cid),
                 k.zone_prefix(it.cid),  # local hours
+                k.global_dnc_of(it.cid),  # several numbers: a listed one is skipped
+                k.campaign_dnc(it.cid),
+                k.zones(it.cid),  # the next number's zone group
             ]
             shared[it.cid, it.trunk] = lane
         keys += (k.call(it.call_id, it.cid), k.contact(it.cid, it.contact_id))
@@ -86,13 +93,16 @@ def finish_args(k: Keys, items: Sequence[FinishItem]) -> list[str | int]:
             it.contact_status.value,
             it.attempts_used,
             it.tech_failures,
-            "" if it.retry_at_ms is None else int(it.retry_at_ms),
+            _ms_or_empty(it.retry_at_ms),
             contact_member(it.contact_id),
             it.usage_attempts,
             repr(float(it.talk_seconds)),
             # the record as one JSON array of names and values: one argument to pack
             _encode_json([x for item in fields.items() for x in item]),
             it.owner,
+            _ms_or_empty(it.next_at_ms),
+            _ms_or_empty(it.wrap_at_ms),
+            it.outcome,
         ]
     keys += k.node_lease_prefixes(items[0].cid)  # the node leases' keys go last (finish.lua)
     return [len(keys), *keys, *args]

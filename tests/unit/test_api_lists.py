@@ -236,3 +236,30 @@ async def test_filtered_scan_is_bounded(client: httpx.AsyncClient, store: RedisS
     assert page.next_after is None
     with pytest.raises(ValueError, match="positive"):
         await contacts_page(store, cid, limit=0)
+
+
+async def test_upload_alternate_numbers_and_their_view(client: httpx.AsyncClient) -> None:
+    cid = await new_campaign(client)
+    data = csv_body(["01 42 68 53 00,Marie,06 12 34 56 78,oops"], header="Home,Who,Cell,Work")
+    response = await upload(client, cid, data, default_region="FR", phone_column="Home",
+                            alt_phone_columns="Work, Cell")  # fmt: skip
+    assert response.status_code == 201, response.text
+    assert [w["line"] for w in response.json()["warnings"]] == [2]  # the invalid Work number
+    (contact,) = (await client.get(f"/campaigns/{cid}/contacts", headers=VIEWER)).json()["contacts"]
+    assert contact["vars"] == {"Who": "Marie"}
+    assert contact["numbers"] == [
+        {
+            "number": "+33142685300",
+            "label": "Home",
+            "tries": 0,
+            "last_status": None,
+            "current": True,
+        },
+        {
+            "number": "+33612345678",
+            "label": "Cell",
+            "tries": 0,
+            "last_status": None,
+            "current": False,
+        },
+    ]

@@ -12,8 +12,16 @@ KEYS[6]    zone queue PREFIX    {ns}:c:{cid}:z:     (+ gid: the group's queue)
 KEYS[7..]  contact hashes, one per contact
 
 ARGV[1]    list id
-ARGV[2..]  per contact, 5 values: member (zero-padded id), phone, vars JSON, status, zone
-           group key (dialer.domain.zones.ZoneGroup.key; "" = no zone known, gid 0)
+ARGV[2..]  per contact, 6 values: member (zero-padded id), phone, vars JSON, status, zone
+           group key (dialer.domain.zones.ZoneGroup.key; "" = no zone known, gid 0), numbers:
+           "" (one number) or JSON [[number, label, zone group key], ...] of all its numbers,
+           the main one (= phone) first (dialer.domain.altnumbers)
+
+Several numbers: the contact hash gets numbers (JSON [[number, label, zone group key], ...]:
+keys, not gids, so that a recycled copy stays right in its new campaign; each group is
+registered here all the same) and nstate
+(JSON {"i": 0, "t": [0, ...], "s": ["", ...]}: the number dialed next, calls and last result
+per number), which finish.lua keeps (see its header).
 
 Local hours: each contact gets the gid of its zone group (field zg; a new group gets the next
 number: the hash's field "#" counts them), and a pending contact is queued in its group's queue too (KEYS[6] .. gid,
@@ -46,7 +54,7 @@ local function gid_of(group)
   return gid
 end
 for i = 7, #KEYS do
-  local a = 2 + (i - 7) * 5
+  local a = 2 + (i - 7) * 6
   local member, phone, vars, status = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   if redis.call('EXISTS', KEYS[i]) == 0 then
     local gid = gid_of(ARGV[a + 4])
@@ -59,6 +67,15 @@ for i = 7, #KEYS do
     redis.call('HSET', KEYS[i], 'phone', phone, 'vars', vars, 'list', ARGV[1], 'status', status,
                'attempts', 0, 'tech_failures', 0, 'last_call', '', 'next_due_ms', due,
                'zg', gid)
+    if ARGV[a + 5] ~= '' then
+      local nums, tries, last = cjson.decode(ARGV[a + 5]), {}, {}
+      for j = 1, #nums do
+        gid_of(nums[j][3])  -- every number's group known from the start (local hours)
+        tries[j], last[j] = 0, ''
+      end
+      redis.call('HSET', KEYS[i], 'numbers', ARGV[a + 5],
+                 'nstate', cjson.encode({i = 0, t = tries, s = last}))
+    end
     redis.call('SADD', KEYS[3], member)
     redis.call('HINCRBY', KEYS[2], status, 1)
     added = added + 1

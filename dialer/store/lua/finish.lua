@@ -10,7 +10,7 @@ becomes the list's stop status instead. If the campaign is gone (deleted), only 
 the call and the record are handled.
 
 KEYS[1]  records index zset      {ns}:records:index
-then 14 keys per call, in the order of the calls in ARGV:
+then 17 keys per call, in the order of the calls in ARGV:
   +1  call hash               {ns}:call:{call_id}
   +2  contact hash            {ns}:c:{cid}:k:{contact_id}
   +3  campaign hash           {ns}:c:{cid}
@@ -27,6 +27,10 @@ then 14 keys per call, in the order of the calls in ARGV:
   +14 zone queue PREFIX       {ns}:c:{cid}:z:  (local hours: a retry is queued in its zone
                               group's queue z:{gid} and its retries z:{gid}:r too; gid = the
                               contact's zg, 0 when it has none)
+  +15 global do-not-call set  {ns}:dnc (its slot group's copy on Cluster)
+  +16 campaign do-not-call set {ns}:c:{cid}:dnc  (+15/+16: a listed number is skipped when the
+                              contact moves on to its next number)
+  +17 zone groups hash        {ns}:c:{cid}:zones  (group key -> gid: the next number's group)
 
 then, after every call's keys, the node leases' keys (claim.lua's node block: a call with a
 node in its hash gives back its node, trunk group and global leases):
@@ -35,7 +39,7 @@ node in its hash gives back its node, trunk group and global leases):
   #KEYS    global inflight zset  {ns}:all:inflight
 
 ARGV[1]  call hash TTL in seconds
-then per call, 12 values:
+then per call, 15 values:
   +1  call id
   +2  contact id
   +3  campaign id
@@ -49,6 +53,23 @@ then per call, 12 values:
   +11 the record: a JSON array of names and values, [name1, value1, name2, ...] (one argument
       instead of dozens: the client packs it once; [] writes no record)
   +12 owner: the caller's lease owner token ("" = not fenced: tools and tests)
+  +13 next_at_ms: "" (the contact stays on its number), or when its next number is due after
+      this no-contact outcome (dialer.domain.altnumbers.next_number)
+  +14 wrap_at_ms: when the first usable number is due again once the list is done ("" none)
+  +15 this attempt's outcome status: the dialed number's last result
+
+Several numbers (dialer.domain.altnumbers; only a contact whose hash has the field numbers:
+JSON [[number, label, zone group key], ...], the main number first, and nstate: JSON
+{"i": index of the number dialed next (0-based), "t": [calls per number], "s": [last result
+per number]}; add_contacts.lua writes both): the
+call counts against the number at i, which gets the outcome as its last result, and the record
+gets that number's label (phone_label). With next_at_ms the next attempt moves on: to the first
+usable number after i, due next_at_ms, else back to the first usable one, due wrap_at_ms
+(none: the contact stays as decided). Usable: not known invalid (last result invalid_number)
+and on no do-not-call list (a listed one gets last result do_not_call and is skipped). No usable
+number left: the contact ends do_not_call if one was listed, else invalid_number. Moving on sets
+the contact's phone and zone group (zg) to the new number's, and the record's next_phone,
+contact_status and retry_at_ms to what was applied.
 
 Returns, per call, three values: applied (1; 0 when the call was already done or is unknown;
 -1 when it belongs to another contact; -2 when another owner holds it, having adopted it: its
@@ -91,6 +112,90 @@ local function count(key, status, delta)
   c.delta[status] = c.delta[status] + delta
 end
 local campaign_exists, indexed = {}, {}  -- campaign key -> 0/1; cid -> records index written
+
+-- several numbers (see the header): the number at i is usable
+local function usable(K, nums, st, j)
+  if st.s[j] == 'invalid_number' then
+    return false
+  end
+  local number = nums[j][1]
+  if redis.call('SISMEMBER', K(15), number) == 1 or redis.call('SISMEMBER', K(16), number) == 1 then
+    st.s[j] = 'do_not_call'
+    return false
+  end
+  return true
+end
+local function first_usable(K, nums, st, from)
+  for j = from, #nums do
+    if usable(K, nums, st, j) then
+      return j
+    end
+  end
+  return nil
+end
+local function gid_of(zones, group)  -- as add_contacts.lua's (recycled contacts' groups)
+  if group == '' then
+    return '0'
+  end
+  local gid = redis.call('HGET', zones, group)
+  if not gid then
+    gid = tostring(redis.call('HINCRBY', zones, '#', 1))
+    redis.call('HSET', zones, group, gid)
+  end
+  return gid
+end
+-- the contact's status, retry time and zone group after this call, and the record's notes
+local function move_on(K, a, c, new, retry)
+  local nums, st = cjson.decode(c[4]), cjson.decode(c[5] or '{}')
+  local i = (tonumber(st.i) or 0) + 1
+  st.t[i] = (tonumber(st.t[i]) or 0) + 1
+  st.s[i] = ARGV[a + 14]
+  local notes = {phone_label = nums[i][2]}
+  local zg = c[3]
+  if ARGV[a + 12] ~= '' then
+    local j = first_usable(K, nums, st, i + 1)
+    if j then
+      new, retry = 'retry_scheduled', ARGV[a + 12]
+    elseif ARGV[a + 13] ~= '' then
+      j = first_usable(K, nums, st, 1)
+      if j then
+        new, retry = 'retry_scheduled', ARGV[a + 13]
+      end
+    end
+    if not j then  -- no number left to call
+      new, retry = 'invalid_number', ''
+      for x = 1, #nums do
+        if st.s[x] == 'do_not_call' then
+          new = 'do_not_call'
+        end
+      end
+    elseif j ~= i then
+      st.i = j - 1
+      zg = gid_of(K(17), nums[j][3])
+      redis.call('HSET', K(2), 'phone', nums[j][1], 'zg', zg)
+      notes.next_phone = nums[j][1]
+    end
+    notes.contact_status = new  -- both set again after the list's stop status (below)
+  end
+  redis.call('HSET', K(2), 'nstate', cjson.encode(st))
+  return new, retry, zg, notes
+end
+-- a record's fields (a flat array of names and values) set or added
+local function note(record, notes)
+  for x = 1, #record - 1, 2 do
+    local v = notes[record[x]]
+    if v then
+      record[x + 1] = v
+      notes[record[x]] = nil
+    end
+  end
+  for _, name in ipairs({'phone_label', 'next_phone', 'contact_status', 'retry_at_ms'}) do
+    if notes[name] then
+      record[#record + 1] = name
+      record[#record + 1] = notes[name]
+    end
+  end
+end
 local k, a = 2, 2
 while a <= #ARGV do
   local call_id, contact, cid = ARGV[a], ARGV[a + 1], ARGV[a + 2]
@@ -120,20 +225,27 @@ while a <= #ARGV do
     redis.call('HSET', K(1), 'state', 'done', 'done_ms', now)
     redis.call('EXPIRE', K(1), ttl)
 
-    local c = redis.call('HMGET', K(2), 'status', 'list', 'zg')
+    local c = redis.call('HMGET', K(2), 'status', 'list', 'zg', 'numbers', 'nstate')
     local used, talk = 0, '0'
     local exists = campaign_exists[K(3)]
     if exists == nil then
       exists = redis.call('EXISTS', K(3))
       campaign_exists[K(3)] = exists
     end
+    local notes  -- several numbers: the record's fields to add or set
     if exists == 1 and c[1] then
       local new, retry = ARGV[a + 3], ARGV[a + 6]
+      if c[4] then
+        new, retry, c[3], notes = move_on(K, a, c, new, retry)
+      end
       if retry ~= '' and c[2] then
         local stop = redis.call('HGET', K(10), c[2])
         if stop then
           new, retry = stop, ''
         end
+      end
+      if notes and notes.contact_status then
+        notes.contact_status, notes.retry_at_ms = new, retry
       end
       redis.call('HINCRBY', K(2), 'attempts', tonumber(ARGV[a + 4]))
       redis.call('HSET', K(2), 'status', new, 'tech_failures', ARGV[a + 5],
@@ -153,14 +265,17 @@ while a <= #ARGV do
     end
 
     local record = cjson.decode(ARGV[a + 10])
+    if notes and #record > 0 then
+      note(record, notes)
+    end
     if #record > 0 then
       redis.call('XADD', K(11), '*', unpack(record))
       indexed[cid] = true
     end
     out[n + 1], out[n + 2], out[n + 3] = 1, used, talk
   end
-  k = k + 14
-  a = a + 12
+  k = k + 17
+  a = a + 15
 end
 
 local CHUNK = 500  -- members per command (unpack's stack)
