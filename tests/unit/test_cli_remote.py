@@ -265,3 +265,22 @@ def test_reads_through_the_api_match_the_host(remote: Remote, cli: Cli, tmp_path
     exported = remote(VIEWER, "records", cid, "-o", str(tmp_path / "r.csv"))
     assert exported.err == f"0 call records of campaign {cid} written to {tmp_path / 'r.csv'}\n"
     assert (tmp_path / "r.csv").read_text(encoding="utf-8").startswith("record_id,")
+
+
+def test_upload_through_the_api_keeps_the_alternate_columns(
+    remote: Remote, cli: Cli, tmp_path: Path
+) -> None:
+    """``list upload --alt-phone-columns`` through the API: the named columns become the
+    contact's alternates in the order given, as on the host."""
+    cid = int(cli.ok("campaign", "create", str(campaign_file(tmp_path))).out)
+    main_, home, work = numbers(3)
+    people = write(tmp_path / "alts.csv", f"phone,home,work\n{main_},{home},{work}\n")
+    sent = remote(
+        OPERATOR, "list", "upload", str(cid), str(people), "--alt-phone-columns", "work,home"
+    )
+    assert sent.code == 0, sent
+
+    async def read(store: RedisStore) -> list[tuple[str, str]]:
+        return [(n.number, n.label) for n in (await store.get_contact(cid, 1)).numbers]
+
+    assert cli.store_call(read) == [(main_, "phone"), (work, "work"), (home, "home")]
