@@ -510,13 +510,17 @@ local order, new_every  -- read once, when a retry is first seen due
 local stale = 1000      -- at most this many stale entries of KEYS[19] dropped per call
 local zwant = 1         -- how many entries a run reads (the ids left)
 local runs = {}         -- key -> the run of due entries being read (due_run)
+local function run_of(key)  -- the run of a queue being read, read again once used up
+  local v = runs[key]
+  if not v or (v.i > v.n and not v.all) then
+    v = due_run(key, zwant)
+    runs[key] = v
+  end
+  return v
+end
 local function due_retry()
   while stale > 0 do
-    local v = runs[KEYS[19]]
-    if not v or (v.i > v.n and not v.all) then
-      v = due_run(KEYS[19], zwant)
-      runs[KEYS[19]] = v
-    end
+    local v = run_of(KEYS[19])
     if v.i > v.n then
       return {}
     end
@@ -547,11 +551,7 @@ local function due_retry()
 end
 local function head()
   while true do
-    local v = runs[KEYS[2]]
-    if not v or (v.i > v.n and not v.all) then
-      v = due_run(KEYS[2], zwant)
-      runs[KEYS[2]] = v
-    end
+    local v = run_of(KEYS[2])
     if v.i > v.n then
       return {}
     end
