@@ -480,7 +480,7 @@ local function due_run(key, limit)  -- the first due entries of a queue (its rem
   local r = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
   return {r = r, i = 1, n = #r, all = #r < 2 * limit}
 end
-local dnc_sets, stops  -- per call: which do-not-call sets hold numbers, whether lists stopped
+local dnc_sets, stops  -- read once a script call: the do-not-call sets holding numbers, any stop
 local function on_dnc(phone)
   if not dnc_sets then
     dnc_sets = {}
