@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, Unpack
 
 from redis.exceptions import RedisClusterException, RedisError
 
@@ -56,6 +56,41 @@ _NO_LIMIT = 0
 _SETTLE_PER_CLAIM = 100  # stopped-list contacts a claim may settle before answering "empty"
 _POLL_S = 0.01
 _NO_VARS = (b"", b"{}", "", "{}")  # a contact without variables: nothing to decode
+
+
+class ClaimLimits(TypedDict):
+    """The limits of one claim, the keywords of :meth:`ClaimsMixin.claim` (claim.lua's ARGV
+    4-17 are derived from them by :meth:`ClaimsMixin.claim_command`).
+
+    A limit of None (channels or cps) is no limit, and only None: a number must be a positive
+    int (channels) or a finite positive number (cps); 0, negative, NaN or infinite is a
+    ValueError, never "no limit". The rate windows are :meth:`RateWindow.for_cps`, held
+    ``rate_margin_ms`` longer; pacing is :meth:`Pacing.for_cps` with ``pace_ms`` (0: none).
+    """
+
+    lease_ms: int
+    max_channels: int | None
+    trunk_max_channels: int | None
+    cps: float | None
+    trunk_cps: float | None
+    rate_margin_ms: NotRequired[int]  # 0 when not given
+    pace_ms: NotRequired[int]  # 0 when not given: no pacing
+
+
+class ClaimOptions(ClaimLimits, total=False):
+    """:class:`ClaimLimits` and where the claim dials, the keywords of
+    :meth:`ClaimsMixin.claim_batch` and :meth:`ClaimsMixin.claim_command`.
+
+    ``nodes``: the candidate PBX nodes and the group and global caps (claim.lua's node block;
+    dialer.store.nodes); None (the default): the engine's one PBX, no such caps. ``node``: the
+    claiming engine's node ("" by default), kept in each call hash unless the node block chose
+    one. ``zones``: the open zone groups of a campaign with local hours (None: every due
+    contact may be called).
+    """
+
+    node: str
+    nodes: NodeClaim | None
+    zones: ZoneClaim | None
 
 
 def _claim_batch_of(cid: int, res: Sequence[Any]) -> ClaimBatch:
@@ -104,40 +139,16 @@ class ClaimsMixin(StoreCore):
 
     @_translated
     async def claim(
-        self,
-        cid: int,
-        trunk: str,
-        call_id: str,
-        owner: str,
-        *,
-        lease_ms: int,
-        max_channels: int | None,
-        trunk_max_channels: int | None,
-        cps: float | None,
-        trunk_cps: float | None,
-        rate_margin_ms: int = 0,
-        pace_ms: int = 0,
+        self, cid: int, trunk: str, call_id: str, owner: str, **limits: Unpack[ClaimLimits]
     ) -> ClaimResult:
         """Take the first due contact for ``call_id`` if status, channels and rate allow.
 
-        A limit of None (channels or cps) is no limit (see :meth:`claim_command`). A replay
-        with the same ``call_id`` returns the same contact. NotFound if the campaign does not
-        exist. A contact on a do-not-call list is settled instead (see :meth:`claim_batch`):
-        then ``empty`` with ``next_due_ms`` = now (call again at once).
+        ``limits``: :class:`ClaimLimits`. A replay with the same ``call_id`` returns the same
+        contact. NotFound if the campaign does not exist. A contact on a do-not-call list is
+        settled instead (see :meth:`claim_batch`): then ``empty`` with ``next_due_ms`` = now
+        (call again at once).
         """
-        batch = await self.claim_batch(
-            cid,
-            trunk,
-            [call_id],
-            owner,
-            lease_ms=lease_ms,
-            max_channels=max_channels,
-            trunk_max_channels=trunk_max_channels,
-            cps=cps,
-            trunk_cps=trunk_cps,
-            rate_margin_ms=rate_margin_ms,
-            pace_ms=pace_ms,
-        )
+        batch = await self.claim_batch(cid, trunk, [call_id], owner, **limits)
         now = batch.server_ms
         if batch.claims:
             c = batch.claims[0]
@@ -167,43 +178,16 @@ class ClaimsMixin(StoreCore):
         trunk: str,
         call_ids: Sequence[str],
         owner: str,
-        *,
-        lease_ms: int,
-        max_channels: int | None,
-        trunk_max_channels: int | None,
-        cps: float | None,
-        trunk_cps: float | None,
-        rate_margin_ms: int = 0,
-        pace_ms: int = 0,
-        node: str = "",
-        nodes: NodeClaim | None = None,
-        zones: ZoneClaim | None = None,
+        **options: Unpack[ClaimOptions],
     ) -> ClaimBatch:
         """Claim up to ``len(call_ids)`` due contacts in one atomic step (claim.lua).
 
-        Within the channel limits, the rate windows (:meth:`RateWindow.for_cps`, held
-        ``rate_margin_ms`` longer) and pacing (:meth:`Pacing.for_cps`, ``pace_ms``: 0 none);
-        a limit of None is no limit, and only None (:meth:`claim_command`).
-        Contacts whose number is on the global or the campaign's do-not-call list become
-        Do not call with a ``dnc:blocked`` record, using a call id but no attempt, lease or
-        rate grant. NotFound if the campaign does not exist.
+        Within the channel limits, the rate windows and pacing of ``options``
+        (:class:`ClaimOptions`). Contacts whose number is on the global or the campaign's
+        do-not-call list become Do not call with a ``dnc:blocked`` record, using a call id but
+        no attempt, lease or rate grant. NotFound if the campaign does not exist.
         """
-        command = self.claim_command(
-            cid,
-            trunk,
-            call_ids,
-            owner,
-            lease_ms=lease_ms,
-            max_channels=max_channels,
-            trunk_max_channels=trunk_max_channels,
-            cps=cps,
-            trunk_cps=trunk_cps,
-            rate_margin_ms=rate_margin_ms,
-            pace_ms=pace_ms,
-            node=node,
-            nodes=nodes,
-            zones=zones,
-        )
+        command = self.claim_command(cid, trunk, call_ids, owner, **options)
         try:
             res = await self._lua.claim(keys=command.keys, args=command.args)
         except (RedisError, RedisClusterException, OSError) as exc:
@@ -216,28 +200,19 @@ class ClaimsMixin(StoreCore):
         trunk: str,
         call_ids: Sequence[str],
         owner: str,
-        *,
-        lease_ms: int,
-        max_channels: int | None,
-        trunk_max_channels: int | None,
-        cps: float | None,
-        trunk_cps: float | None,
-        rate_margin_ms: int = 0,
-        pace_ms: int = 0,
-        node: str = "",
-        nodes: NodeClaim | None = None,
-        zones: ZoneClaim | None = None,
+        **options: Unpack[ClaimOptions],
     ) -> ClaimCommand:
         """The claim.lua call of :meth:`claim_batch`, checked and built but not sent, to run in
         :meth:`settle_and_claim`'s round trip.
 
-        A limit of None is no limit: it alone becomes claim.lua's "no limit" value (0). A
-        number must be a positive int (channels) or a finite positive number (cps): 0,
-        negative, NaN or infinite is a ValueError, never "no limit".
-        ``nodes``: the candidate PBX nodes and the group and global caps (claim.lua's node
-        block; dialer.store.nodes); None: the engine's one PBX, no such caps. ``node``: the
-        claiming engine's node, kept in each call hash unless the node block chose one.
+        A limit of None is no limit: it alone becomes claim.lua's "no limit" value (0); the
+        other values are checked as :class:`ClaimLimits` says (ValueError).
         """
+        lease_ms = options["lease_ms"]
+        max_channels, trunk_max_channels = options["max_channels"], options["trunk_max_channels"]
+        cps, trunk_cps = options["cps"], options["trunk_cps"]
+        rate_margin_ms, pace_ms = options.get("rate_margin_ms", 0), options.get("pace_ms", 0)
+        nodes, zones = options.get("nodes"), options.get("zones")
         if lease_ms <= 0:
             raise ValueError("lease_ms must be positive")
         for name, channels in (
@@ -301,7 +276,7 @@ class ClaimsMixin(StoreCore):
             c_pace.burst,
             t_pace.burst,
             node_arg,
-            node,
+            options.get("node", ""),
             "" if zones is None else zones.to_arg(),  # ARGV[20], local hours
             *call_ids,
         ]

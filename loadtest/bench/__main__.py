@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, help="margin: rounds of raw, fixed, adaptive")
     parser.add_argument("--fs-rate", type=float, help="nodes: FreeSWITCH CPS (--rate: Asterisk)")
     parser.add_argument("--base", help="luacost: git revision of the scripts compared (main)")
+    parser.add_argument("--batch", type=int, help="luacost: calls per round trip (15)")
     parser.add_argument(
         "--profile",
         type=Path,
@@ -106,6 +107,8 @@ async def run_one(
         lc = luacost.Params.quick() if quick else luacost.Params()
         if args.base:
             lc = replace(lc, base=args.base)
+        if args.batch:
+            lc = replace(lc, batch=args.batch)
         return await luacost.run(info, lc, quick=quick)
     if name == "nodes":
         n = nodes.Params.quick() if quick else nodes.Params()

@@ -29,6 +29,7 @@ from ops.localstack.stack import StackInfo
 
 REPO = Path(__file__).resolve().parents[2]
 READY_WITHIN = 30.0
+BOTH = "both"  # engine_processes' pbx for one engine on Asterisk and FreeSWITCH at once
 STOP_WITHIN = 15.0
 # the engine's tuning that a benchmark passes on from its own environment
 TUNING = frozenset(
@@ -79,11 +80,11 @@ def _spawn(
     # so that two settings can be compared side by side (DIALER_EVENT_LOOP, DIALER_PACE_MS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_") or k in TUNING}
     env.update(DIALER_REDIS_URL=info.redis_url, DIALER_NAMESPACE=ns, DIALER_ENGINE_ID=engine_id)
-    if pbx == "freeswitch":
+    if pbx in ("freeswitch", BOTH):
         # BENCH_ESL_FORMAT=json: the engine reads ESL events as JSON instead of plain text
         fmt = os.environ.get("BENCH_ESL_FORMAT")
         env.update(DIALER_ESL_URL=info.esl_url + (f"?format={fmt}" if fmt else ""))
-    else:
+    if pbx != "freeswitch":
         env.update(DIALER_AMI_URL=info.ami_url)
     for key, value in (extra or {}).items():  # a benchmark's own tuning, "" removes one
         if value:
@@ -93,7 +94,8 @@ def _spawn(
     argv = [sys.executable]
     if profile is not None:
         argv += ["-m", "cProfile", "-o", f"{profile}-{i}.pstats"]
-    argv += ["-m", "dialer", "engine"]
+    # pbx BOTH: one engine process on both switches (loadtest.bench.bothnodes)
+    argv += ["-m", "loadtest.bench.bothnodes"] if pbx == BOTH else ["-m", "dialer", "engine"]
     log = log_dir(info) / f"{engine_id}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(

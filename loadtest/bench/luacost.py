@@ -26,13 +26,14 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from dialer.domain.campaign import CampaignSettings
+from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus
 from dialer.engine.control import CampaignControl
 from dialer.store.models import FinishItem
 from dialer.store.redis_store import RedisStore
 from dialer.store.scripts import SCRIPT_NAMES, Scripts, load_source
 from loadtest.bench.common import Figures, emit, namespace, table, verdict
-from loadtest.bench.engines import campaign_settings
 from loadtest.bench.scale import RECORD, contacts
 from ops.localstack.stack import StackInfo
 
@@ -108,22 +109,34 @@ def _add(tally: Tally, step: str, before: Stats, after: Stats) -> None:
             tally.by_command[name] += calls - c0
 
 
+def versions(params: Params) -> tuple[tuple[str, str | None], ...]:
+    """The two versions: ``base`` (git revision ``params.base``) and ``new`` (this checkout)."""
+    return (("base", params.base), ("new", None))
+
+
 class Lane:
     """One version's store and campaign, and the calls it has claimed."""
 
-    def __init__(self, info: StackInfo, label: str, rev: str | None) -> None:
+    def __init__(self, redis_url: str, trunk: str, label: str, rev: str | None) -> None:
         self.label = label
-        self.store = RedisStore.from_url(info.redis_url, namespace=namespace(f"lua{label}"))
+        self.store = RedisStore.from_url(redis_url, namespace=namespace(f"lua{label}"))
         self.store._lua = _scripts(self.store.client, rev)  # the version under test
-        self.trunk = info.trunk
+        self.trunk = trunk
         self.cid = 0
         self.tally = Tally()
         self._run = uuid.uuid4().hex[:8]
         self._seq = 0
 
-    async def setup(self, info: StackInfo, pending: int) -> None:
+    async def setup(self, pending: int) -> None:
         control = CampaignControl(self.store)
-        settings = campaign_settings(info, max_channels=100_000, cps=10_000.0, name="luacost")
+        settings = CampaignSettings(
+            name="luacost",
+            trunk=self.trunk,
+            max_channels=100_000,
+            cps=10_000.0,
+            amd=False,
+            retry=RetryPolicy(max_attempts=1, technical_retry_limit=0),
+        )
         self.cid = await control.create(settings)
         list_id = await self.store.add_list(self.cid)
         await self.store.add_contacts(self.cid, list_id, contacts(pending))
@@ -175,10 +188,10 @@ async def run(info: StackInfo, params: Params, *, quick: bool = False) -> Figure
         flush=True,
     )
     admin = aioredis.Redis.from_url(info.redis_admin_url)
-    lanes = [Lane(info, "base", params.base), Lane(info, "new", None)]
+    lanes = [Lane(info.redis_url, info.trunk, label, rev) for label, rev in versions(params)]
     try:
         for lane in lanes:
-            await lane.setup(info, params.pending)
+            await lane.setup(params.pending)
             for _ in range(5):  # scripts loaded, connection made
                 await lane.cycle(admin, params.batch, measure=False)
         # Redis's CPU per call: blocks without INFO commandstats in between

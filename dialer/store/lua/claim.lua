@@ -5,7 +5,9 @@ call state: new -> claimed (dialer/domain/callstate.py)
 Atomic: campaign status check, channel limits (every lease counts, an expired one too, until
 its call is settled: see reap.lua), sliding-window rate and pacing,
 do-not-call screening, then the first due contacts of the pending queue become in_progress,
-each under a lease held by its call id. One round trip claims a whole burst.
+each under a lease held by its call id. One round trip claims a whole burst, and its cost is
+mostly per burst: the queue heads are read in runs, and the writes every claim repeats on the
+same keys (queues left, leases, rate logs, counts) are made once at the end ((e0), (g)).
 
 KEYS[1]  campaign hash            {ns}:c:{cid}
 KEYS[2]  pending zset             {ns}:c:{cid}:pending
@@ -428,30 +430,136 @@ if probing and room > 1 then  -- the probe: one call
   stop_value = tonumber(br[4]) or 1
 end
 
--- (e) the next due contact in the campaign's dial order; (f) claim them
+-- (e0) gathered writes (loadtest/bench/luacost.py; as finish.lua does): what every claim of a
+-- batch repeats on the same keys is made once at the end, one command per key: the queues a
+-- contact leaves (ZREM), the leases and rate logs (ZADD), the campaign counts (HINCRBY, net).
+-- Nothing in the loop reads the leases, rate logs or counts. The queues it does read: a
+-- contact taken in this call is "gone" (every reader skips it), and a queue's removals are made
+-- before the queue is read again, so each read sees what one write per claim would have left.
+local gone = {}                       -- contact member -> true: left the queues in this call
+local removing, removing_keys = {}, {}  -- key -> members to ZREM
+local adding, adding_keys = {}, {}      -- key -> {score, member, ...} to ZADD
+local deltas, delta_order = {}, {}      -- counts field -> net HINCRBY (every field touched)
+local function remove(key, member)
+  local m = removing[key]
+  if not m then
+    m = {}
+    removing[key] = m
+    removing_keys[#removing_keys + 1] = key
+  end
+  m[#m + 1] = member
+end
+local function add(key, score, member)
+  local m = adding[key]
+  if not m then
+    m = {}
+    adding[key] = m
+    adding_keys[#adding_keys + 1] = key
+  end
+  m[#m + 1], m[#m + 2] = score, member
+end
+local function count(status, delta)
+  if deltas[status] == nil then
+    deltas[status] = 0
+    delta_order[#delta_order + 1] = status
+  end
+  deltas[status] = deltas[status] + delta
+end
+local CHUNK = 500  -- arguments per command (unpack's stack)
+local function flush(key)  -- this key's gathered ZREMs, now (before it is read again)
+  local m = removing[key]
+  if m and #m > 0 then
+    for i = 1, #m, CHUNK do
+      redis.call('ZREM', key, unpack(m, i, math.min(i + CHUNK - 1, #m)))
+    end
+    removing[key] = {}
+  end
+end
+local function due_run(key, limit)  -- the first due entries of a queue (its removals made)
+  flush(key)
+  local r = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+  return {r = r, i = 1, n = #r, all = #r < 2 * limit}
+end
+local dnc_sets, stops  -- read once a script call: the do-not-call sets holding numbers, any stop
+local function on_dnc(phone)
+  if not dnc_sets then
+    dnc_sets = {}
+    for _, key in ipairs({KEYS[13], KEYS[14]}) do
+      if redis.call('SCARD', key) > 0 then
+        dnc_sets[#dnc_sets + 1] = key
+      end
+    end
+  end
+  for _, key in ipairs(dnc_sets) do
+    if redis.call('SISMEMBER', key, phone) == 1 then
+      return true
+    end
+  end
+  return false
+end
+local function list_stop(list)
+  if stops == nil then
+    stops = redis.call('EXISTS', KEYS[10]) == 1
+  end
+  return stops and redis.call('HGET', KEYS[10], list)
+end
+
+-- (e) the next due contact in the campaign's dial order; (f) claim them. The heads of pending
+-- and of KEYS[19] are read in runs of up to the ids left (due_run), not one read per claim.
 local order, new_every  -- read once, when a retry is first seen due
 local stale = 1000      -- at most this many stale entries of KEYS[19] dropped per call
+local zwant = 1         -- how many entries a run reads (the ids left)
+local runs = {}         -- key -> the run of due entries being read (due_run)
+local function run_of(key)  -- the run of a queue being read, read again once used up
+  local v = runs[key]
+  if not v or (v.i > v.n and not v.all) then
+    v = due_run(key, zwant)
+    runs[key] = v
+  end
+  return v
+end
 local function due_retry()
   while stale > 0 do
-    local r = redis.call('ZRANGEBYSCORE', KEYS[19], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
-    if #r == 0 then
-      return r
+    local v = run_of(KEYS[19])
+    if v.i > v.n then
+      return {}
     end
-    local score = tonumber(redis.call('ZSCORE', KEYS[2], r[1]))
-    if score == tonumber(r[2]) then
-      return r
-    end
-    stale = stale - 1
-    if score then  -- queued again at another time: follow pending
-      redis.call('ZADD', KEYS[19], score, r[1])
-    else  -- left pending without a claim
-      redis.call('ZREM', KEYS[19], r[1])
+    local member, due = v.r[v.i], v.r[v.i + 1]
+    if gone[member] then  -- taken in this call (from pending, or this entry itself)
+      v.i, v.ok = v.i + 2, false
+    elseif v.ok then
+      return {member, due}
+    else
+      local score = tonumber(redis.call('ZSCORE', KEYS[2], member))
+      if score == tonumber(due) then
+        v.ok = true
+        return {member, due}
+      end
+      stale = stale - 1
+      v.i = v.i + 2
+      if score then  -- queued again at another time: follow pending
+        redis.call('ZADD', KEYS[19], score, member)
+        if score <= now then  -- due at its new place: read the queue again
+          runs[KEYS[19]] = nil
+        end
+      else  -- left pending without a claim
+        redis.call('ZREM', KEYS[19], member)
+      end
     end
   end
   return {}
 end
 local function head()
-  return redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
+  while true do
+    local v = run_of(KEYS[2])
+    if v.i > v.n then
+      return {}
+    end
+    if not gone[v.r[v.i]] then
+      return {v.r[v.i], v.r[v.i + 1]}
+    end
+    v.i = v.i + 2
+  end
 end
 
 -- (e1) local hours: head() and due_retry() within the open groups. The first due entry of
@@ -466,17 +574,20 @@ end
 -- becomes the head; a head of a group's queue by the claim's own ZREM from pending (f0).
 local zcache = {[''] = {}, [':r'] = {}}  -- suffix -> gid -> {r = entries, i = head, ok} | false
 local zskip = {}       -- suffix -> true: the global head is in a closed group (this call)
-local zwant = 1        -- how many entries a run reads (the ids left)
 local function zfirst(gid, suffix)
   local cache = zcache[suffix]
   local v = cache[gid]
   while v ~= false and stale > 0 do
     local key = ZQ .. gid .. suffix
     if v == nil or v.i > v.n then
+      flush(key)
       local r = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'WITHSCORES', 'LIMIT', 0,
                            math.min(64, zwant))
       v = #r > 0 and {r = r, i = 1, n = #r, ok = false} or false
       cache[gid] = v
+    elseif gone[v.r[v.i]] then  -- taken in this call (its removal from here is gathered)
+      stale = stale - 1
+      v.i, v.ok = v.i + 2, false
     elseif v.ok then
       return v
     elseif suffix == '' then  -- checked by the claim's ZREM from pending (f0)
@@ -597,20 +708,21 @@ local function pick_node()
   return best
 end
 local function lease_node(call_id, expiry)
+  -- the node of the claim ('' without a node block) and its trunk group; the leases and rate
+  -- logs gathered (e0)
   if not spec then
-    return ''
+    return '', nil
   end
   local n = pick_node()  -- never nil: the room above is within the nodes' room
   n[5], n[6], n[7] = n[5] - 1, n[6] - 1, n[7] + 1
-  redis.call('ZADD', n[2], expiry, call_id)
-  if n[4] > 0 then redis.call('ZADD', n[3], now, call_id) end
+  add(n[2], expiry, call_id)
+  if n[4] > 0 then add(n[3], now, call_id) end
   local k = spec.k
-  redis.call('ZADD', KEYS[k], expiry, call_id)
-  redis.call('ZADD', KEYS[k + 2], expiry, call_id)
-  if tonumber(spec.al) > 0 then redis.call('ZADD', KEYS[k + 1], now, call_id) end
-  if tonumber(spec.gl) > 0 then redis.call('ZADD', KEYS[k + 3], now, call_id) end
-  redis.call('HSET', CALL .. call_id, 'node', n[1], 'group', spec.g)
-  return n[1]
+  add(KEYS[k], expiry, call_id)
+  add(KEYS[k + 2], expiry, call_id)
+  if tonumber(spec.al) > 0 then add(KEYS[k + 1], now, call_id) end
+  if tonumber(spec.gl) > 0 then add(KEYS[k + 3], now, call_id) end
+  return n[1], spec.g
 end
 -- ==== end of node block (3/3) ====
 
@@ -620,58 +732,60 @@ local settle = tonumber(ARGV[15])
 local expiry = now + tonumber(ARGV[4])
 local next_id = first_id
 local claimed = 0
+local empty = false  -- nothing due: "empty"'s value is read once the queues are written
 while claimed < room and next_id <= #ARGV do
   zwant = math.min(room - claimed, #ARGV - next_id + 1)
   local first = pick_due()
   if #first == 0 then
-    if zbits then
-      out[1], out[3] = 'empty', zone_wait()
-      break
-    end
-    local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-    out[1], out[3] = 'empty', #nxt == 0 and -1 or tonumber(nxt[2])
+    empty = true
     break
   end
   local member, due = first[1], first[2]
   local kid = tonumber(member)
   local ckey = CONTACT .. kid
-  local queued = redis.call('ZREM', KEYS[2], member)
-  redis.call('ZREM', KEYS[19], member)
+  gone[member] = true
+  remove(KEYS[19], member)
   local c, zg
-  if queued == 0 and zpicked_suffix == '' and zpicked_gid then
+  if zpicked_suffix == '' and zpicked_gid
+      and redis.call('ZREM', KEYS[2], member) == 0 then
     -- (f0) local hours: an entry of a group's queue whose contact left pending another way
     -- (the queue follows every move in pending: only removals leave such entries)
     c, zg = {}, zpicked_gid
     stale = stale - 1
   else
+    if not (zpicked_suffix == '' and zpicked_gid) then
+      remove(KEYS[2], member)
+    end
     c = redis.call('HMGET', ckey, 'status', 'list', 'phone', 'vars', 'attempts', 'tech_failures',
-                   'zg')
+                   'zg', 'dials')
     zg = c[7] or '0'
   end
   -- (f1) local hours: out of its zone group's queues (and of this call's runs of them)
-  redis.call('ZREM', ZQ .. zg, member)
-  redis.call('ZREM', ZQ .. zg .. ':r', member)
+  remove(ZQ .. zg, member)
+  remove(ZQ .. zg .. ':r', member)
   zpicked_out(zg)
   local old, phone = c[1], c[3] or ''
   if old then  -- (a queue entry without its contact hash is dropped: campaign being deleted)
-    local settled = c[2] and redis.call('HGET', KEYS[10], c[2])
+    local settled = c[2] and list_stop(c[2])
     local call_id = ARGV[next_id]
-    if not settled and (redis.call('SISMEMBER', KEYS[13], phone) == 1
-                        or redis.call('SISMEMBER', KEYS[14], phone) == 1) then
+    if not settled and on_dnc(phone) then
       settled = 'do_not_call'
       blocked = blocked + 1
       next_id = next_id + 1
-      redis.call('HSET', ckey, 'last_call', call_id)
       redis.call('XADD', KEYS[15], '*', 'call_id', call_id, 'campaign', ARGV[2],
                  'contact', kid, 'phone', phone, 'trunk', ARGV[3],
                  'attempt', tonumber(c[5]) or 0, 'dial', 0, 'status', settled,
                  'contact_status', settled, 'rule', 'dnc:blocked', 'contact_id', kid)
-      redis.call('ZADD', KEYS[16], now, ARGV[2])
+      add(KEYS[16], now, ARGV[2])
     end
     if settled then
-      redis.call('HSET', ckey, 'status', settled, 'next_due_ms', '')
-      redis.call('HINCRBY', KEYS[9], old, -1)
-      redis.call('HINCRBY', KEYS[9], settled, 1)
+      if settled == 'do_not_call' then
+        redis.call('HSET', ckey, 'status', settled, 'next_due_ms', '', 'last_call', call_id)
+      else
+        redis.call('HSET', ckey, 'status', settled, 'next_due_ms', '')
+      end
+      count(old, -1)
+      count(settled, 1)
       settle = settle - 1
       if settle <= 0 then
         out[1], out[3] = 'empty', now
@@ -680,29 +794,50 @@ while claimed < room and next_id <= #ARGV do
     else
       next_id = next_id + 1
       claimed = claimed + 1
-      redis.call('HSET', ckey, 'status', 'in_progress', 'last_call', call_id)
-      local dial = redis.call('HINCRBY', ckey, 'dials', 1)
-      redis.call('HINCRBY', KEYS[9], old, -1)
-      redis.call('HINCRBY', KEYS[9], 'in_progress', 1)
+      local dial = (tonumber(c[8]) or 0) + 1  -- the contact's dials (HINCRBY's count, no read)
+      redis.call('HSET', ckey, 'status', 'in_progress', 'last_call', call_id, 'dials', dial)
+      count(old, -1)
+      count('in_progress', 1)
+      local node, group = lease_node(call_id, expiry)
       redis.call('HSET', CALL .. call_id, 'cid', ARGV[2], 'contact', kid, 'trunk', ARGV[3],
                  'phone', phone, 'state', 'claimed', 'owner', ARGV[1],
                  'claimed_ms', now, 'prev_status', old, 'prev_due', due, 'dial', dial,
-                 'node', ARGV[19])
-      redis.call('ZADD', KEYS[3], expiry, call_id)
-      redis.call('ZADD', KEYS[4], expiry, call_id)
-      redis.call('ZADD', KEYS[7], now, call_id)
+                 'node', group and node or ARGV[19], unpack(group and {'group', group} or {}))
+      add(KEYS[3], expiry, call_id)
+      add(KEYS[4], expiry, call_id)
+      add(KEYS[7], now, call_id)
       if c_limit > 0 then
-        redis.call('ZADD', KEYS[5], now, call_id)
+        add(KEYS[5], now, call_id)
       end
       if t_limit > 0 then
-        redis.call('ZADD', KEYS[6], now, call_id)
+        add(KEYS[6], now, call_id)
       end
-      local node = lease_node(call_id, expiry)
       local n = #out
       out[n + 1], out[n + 2], out[n + 3] = call_id, kid, phone
       out[n + 4], out[n + 5], out[n + 6] = c[4] or '{}', tonumber(c[5]) or 0, tonumber(c[6]) or 0
       out[n + 7], out[n + 8] = dial, node
     end
+  end
+end
+-- (g) the gathered writes (e0): the queues left, the leases and rate logs, the counts
+for _, key in ipairs(removing_keys) do
+  flush(key)
+end
+for _, key in ipairs(adding_keys) do
+  local m = adding[key]
+  for i = 1, #m, CHUNK do
+    redis.call('ZADD', key, unpack(m, i, math.min(i + CHUNK - 1, #m)))
+  end
+end
+for _, status in ipairs(delta_order) do
+  redis.call('HINCRBY', KEYS[9], status, deltas[status])
+end
+if empty then
+  if zbits then
+    out[1], out[3] = 'empty', zone_wait()
+  else
+    local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    out[1], out[3] = 'empty', #nxt == 0 and -1 or tonumber(nxt[2])
   end
 end
 if out[1] ~= 'empty' and claimed < room then  -- call ids ran out (do-not-call contacts)
