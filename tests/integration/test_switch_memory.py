@@ -86,12 +86,14 @@ def _answered_twice(seen: Observed, records: list[dict[str, str]]) -> int:
 async def test_calls_that_end_between_an_engine_death_and_their_adoption_keep_their_outcome(
     stack: Any, namespace: str, pbx: str
 ) -> None:
-    """Engine proc-0 is SIGKILLed with answered calls live; they end (1 s holds) while its
-    3-s leases still hold their slots, so no engine owns them when they end. proc-1 saw their
-    Hangups and settles them as Answered with the real cause once the leases expire."""
+    """One of two engines is SIGKILLed with answered calls live; they end (1 s holds) while its
+    3-s leases still hold their slots, so no engine owns them when they end. The other saw
+    their Hangups and settles them as Answered with the real cause once the leases expire.
+    The victim is the first engine seen holding 3 answered calls: which one wins the claims
+    is the race of two processes (proc-1 once took nearly all of them on FreeSWITCH)."""
     store = RedisStore.from_url(stack.redis_url, namespace=namespace)
-    # enough calls that proc-0 holds 3 answered ones at once long before the list is done,
-    # whatever share of the claims it wins (the check below reads Redis for each)
+    # enough calls that an engine holds 3 answered ones at once long before the list is done
+    # (the check below reads Redis for each)
     n = 90
     phones = [number(Behaviour.HOLD, i, hold_s=1) for i in range(n)]
     settings = CampaignSettings(
@@ -101,20 +103,26 @@ async def test_calls_that_end_between_an_engine_death_and_their_adoption_keep_th
         control, cid = await new_campaign(store, settings, phones)
         fast = engine_settings(stack, namespace, pbx=pbx, lease_ms=LEASE_MS)
         async with watch_switch(stack, pbx) as seen:
-            with engine_processes(fast, 2) as (victim, survivor):
+            with engine_processes(fast, 2) as procs:
                 await asyncio.sleep(1.0)
                 await control.start(cid)
+                holder: list[int] = []
 
-                async def victim_has_answered_calls() -> bool:
-                    owned = [
-                        ref
-                        for call_id in seen.answered - set(seen.ended_at)
-                        if (ref := await store.get_call(call_id)) is not None
-                        and ref.owner.startswith("proc-0/")
-                    ]
-                    return len(owned) >= 3
+                async def an_engine_has_answered_calls() -> bool:
+                    owners = Counter(
+                        [
+                            ref.owner.partition("/")[0]
+                            for call_id in seen.answered - set(seen.ended_at)
+                            if (ref := await store.get_call(call_id)) is not None
+                        ]
+                    )
+                    held = [int(o.removeprefix("proc-")) for o, k in owners.items() if k >= 3]
+                    holder[:] = held[:1]
+                    return bool(held)
 
-                await _wait(victim_has_answered_calls, 30, "proc-0 with 3 answered calls live")
+                await _wait(an_engine_has_answered_calls, 30, "an engine with 3 answered calls")
+                victim, survivor = procs[holder[0]], procs[1 - holder[0]]
+                survivor_id = f"proc-{1 - holder[0]}"
                 os.kill(victim.pid, signal.SIGKILL)
                 killed = time.monotonic()
                 victim.wait(5)
@@ -136,14 +144,14 @@ async def test_calls_that_end_between_an_engine_death_and_their_adoption_keep_th
     assert twice == 0
     assert len(records) == n  # one call per contact: nobody redialed
     assert counts == {S.ANSWERED: n}
-    assert sources["seen"] >= 3  # proc-1 remembered the ends of proc-0's calls
+    assert sources["seen"] >= 3  # the survivor remembered the ends of the victim's calls
     assert sources["unknown"] == 0
     # the callee hung up: Asterisk reports cause 0, FreeSWITCH NORMAL_CLEARING (16)
     cause = "0" if pbx == "asterisk" else "16"
     assert {(r["status"], r["q850_cause"]) for r in orphans} <= {("answered", cause)}
     if pbx == "freeswitch":  # the switch's records: the survivor deleted those of its calls
         kept = freeswitch_records(stack)
-        followed = {r["call_id"] for r in records if r["engine"] == "proc-1"}
+        followed = {r["call_id"] for r in records if r["engine"] == survivor_id}
         followed &= {r["call_id"] for r in records if r["end_source"] == "events"}
         log.warning(
             "FreeSWITCH end records kept: %d of the %d orphans, %d of the survivor's %d "
