@@ -51,6 +51,7 @@ from dialer.engine.pbxevents import PbxEvents
 from dialer.engine.ports import Runner
 from dialer.engine.runner import CampaignRunner
 from dialer.engine.supervisor import RunnableRunner, Supervisor
+from dialer.engine.switchview import SwitchView
 from dialer.engine.trunkhealth import TrunkHealth
 from dialer.engine.writer import ResultWriter, _Claim, _Ended, _Write
 from dialer.metrics import DialerMetrics
@@ -156,6 +157,15 @@ class Engine:
             grouped=self._grouped,
         )
 
+        # the switch's own view of the trunks in use feeds their breakers
+        self.switch_view = SwitchView(
+            self.nodes, self._trunks_in_use, self.breakers, self.health, settings.breaker
+        )
+
+    def _trunks_in_use(self) -> set[str]:
+        trunks = {r.settings.trunk for r in self._runners.values()}
+        return trunks | {t for r in self._runners.values() if (t := r.settings.backup_trunk)}
+
     def _new_runner(self, cid: int, settings: CampaignSettings) -> RunnableRunner:
         return CampaignRunner(self, cid, settings, clock=self._clock)
 
@@ -174,6 +184,7 @@ class Engine:
                 self.supervisor.run(lambda: len(self.writer.unwritten)), name="supervise"
             )
             tg.create_task(self.events.run(), name="pbx-events")
+            tg.create_task(self.switch_view.run(), name="switch-view")
             tg.create_task(self.writes.run(), name="writes")
             tg.create_task(self.followup.run(), name="follow-up")
             tg.create_task(self.leases.run(), name="leases")

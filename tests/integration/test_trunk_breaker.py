@@ -17,10 +17,11 @@ answers. One test, three acts, on one engine with a short run limit and cool-dow
 Channels are counted on Asterisk's side (``watch_switch``), by the call ids of the records.
 
 The switch's own view: ``carrier-dead-qualified`` points to the same dead port with PJSIP
-qualify on (pbx-config/asterisk/pjsip.conf); Asterisk marks its contact Unavailable and then
-refuses every originate at once (Reason 0, no channel). Those are trunk failures: the breaker
-opens after ``failure_run`` of them, within milliseconds, with no channel made and no attempt
-used.
+qualify on (pbx-config/asterisk/pjsip.conf); Asterisk marks its contact Unreachable (and would
+refuse every originate at once). The engine reads that state at its start and follows the
+``ContactStatus`` events (dialer.engine.switchview): the breaker opens before any originate,
+the Reachable event of a carrier started on that port ends the hold and the probe closes the
+breaker, and the Unreachable event when the carrier goes away opens it again at once.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,9 @@ from dialer.domain.breaker import BreakerLimits, BreakerState
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.pbx.ami.client import AmiClient, AmiSettings
+from dialer.pbx.ami.codec import Message
+from dialer.pbx.asterisk.contacts import CONTACT_EVENT
 from dialer.store.breaker import BreakerStore, BreakerView
 from dialer.store.redis_store import RedisStore
 from ops.localstack import sipp
@@ -126,49 +131,131 @@ async def wait_unavailable(stack: Any, aor: str, within: float) -> None:
         await asyncio.sleep(0.2)
 
 
-async def test_qualified_dead_trunk_trips_on_the_switchs_refusals(
-    stack: Any, store: RedisStore, namespace: str
+@asynccontextmanager
+async def contact_events(stack: Any) -> AsyncIterator[list[tuple[float, str]]]:
+    """The ContactStatus events of the qualified trunk as Asterisk stamped them: (Timestamp,
+    status), read on an AMI connection of the test's own."""
+    seen: list[tuple[float, str]] = []
+    ami = replace(AmiSettings.from_url(stack.ami_url), events="system")
+
+    async def read(client: AmiClient) -> None:
+        async for item in client.events(1.0):
+            if isinstance(item, Message) and item.event == CONTACT_EVENT:
+                if item.get("EndpointName") == QUALIFIED:
+                    seen.append((float(item["Timestamp"]), item["ContactStatus"]))
+
+    async with AmiClient(ami) as client, asyncio.TaskGroup() as tg:
+        task = tg.create_task(read(client))
+        try:
+            yield seen
+        finally:
+            task.cancel()
+
+
+async def wait_event(seen: list[tuple[float, str]], status: str, within: float) -> float:
+    deadline = time.monotonic() + within
+    while not [t for t, s in seen if s == status]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no ContactStatus {status} within {within} s: {seen}")
+        await asyncio.sleep(0.05)
+    return max(t for t, s in seen if s == status)
+
+
+async def test_the_switchs_view_opens_and_closes_the_qualified_trunk(
+    stack: Any, store: RedisStore, namespace: str, tmp_path: Path
 ) -> None:
+    """PJSIP qualify feeds the breaker: open before any originate, closed by the probe once
+    the contact is Reachable, open again at once when it is Unreachable."""
     breakers = BreakerStore(store)
     await breakers.reset(QUALIFIED)
     await wait_unavailable(stack, QUALIFIED, within=15)
-    phones = [number(Behaviour.HOLD, 7200 + i, hold_s=1) for i in range(CONTACTS)]
+    phones = [number(Behaviour.HOLD, 7200 + i, hold_s=1) for i in range(4)]
     control, cid = await new_campaign(
-        store, replace(settings(stack, "qualified"), trunk=QUALIFIED, max_channels=3), phones
+        store, replace(settings(stack, "qualified"), trunk=QUALIFIED), phones
     )
-    limits = BreakerLimits(failure_run=3, silent_run=SILENT_RUN, cooldown=30.0)
+    limits = BreakerLimits(failure_run=3, silent_run=SILENT_RUN, cooldown=60.0)
     cfg = engine_settings(stack, namespace, breaker=limits)
-    async with running_engine(cfg) as engine, watch_switch(stack, "asterisk") as seen:
+    layout = sipp.SippLayout(
+        workdir=tmp_path / "qualified",
+        sip_port=stack.dead_port,
+        media_port=free_port(),
+        control_port=free_port(),
+    )
+    sipp.render_scenario(layout)
+    async with (
+        running_engine(cfg) as engine,
+        watch_switch(stack, "asterisk") as seen,
+        contact_events(stack) as contact,
+    ):
+        # -- the switch's state read at the start: open, nothing originated ---------------------
         started = time.time()
         await control.start(cid)
-        # a Failure OriginateResponse without a channel ends the call after the adapter's
-        # failure_grace (5 s: it waits for a Hangup that never comes), then the trip
-        opened = await wait_breaker(breakers, QUALIFIED, BreakerState.OPEN, within=20)
-        await asyncio.sleep(0.5)  # the refusals in flight at the trip are written
-        records = await records_of(store, cid)
-        contacts = [await store.get_contact(cid, k) for k in range(1, CONTACTS + 1)]
-        batch = await store.claim_batch(
-            cid, QUALIFIED, ["probe-check"], "test", lease_ms=1000, max_channels=None,
-            trunk_max_channels=None, cps=None, trunk_cps=None,
-        )  # fmt: skip
-        await control.pause(cid)
-        await wait_status(store, cid, {CampaignStatus.PAUSED}, within=10)
+        opened = await wait_breaker(breakers, QUALIFIED, BreakerState.OPEN, within=10)
+        await asyncio.sleep(1.0)  # a claim would have gone out by now
+        shown = summary_lines(await snapshot(store, cid))[0]
+        state_metric = metric(engine, "dialer_trunk_breaker_state", QUALIFIED)
         trips = metric(engine, "dialer_trunk_breaker_trips_total", QUALIFIED)
+        assert opened.reason == "switch: contact Unreachable"
+        assert opened.held != ()
+        assert await records_of(store, cid) == []  # no originate, no attempt
+        assert "breaker open (switch: contact Unreachable)" in shown
+        assert state_metric == BreakerState.OPEN.gauge
+        assert trips == 1
+        # -- the carrier comes back: Reachable ends the hold, the probe closes it --------------
+        pid = sipp.start(layout)
+        try:
+            sipp.wait_ready(layout, pid)
+            reachable_at = await wait_event(contact, "Reachable", within=10)
+            await wait_breaker(breakers, QUALIFIED, BreakerState.CLOSED, within=15)
+            closed_at = time.time()
+            await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=30)
+            records = await records_of(store, cid)
+            first_channel = min(seen.created_at[r["call_id"]] for r in records)
+            assert {r["status"] for r in records} == {CallStatus.ANSWERED}
+            assert {r["call_id"] for r in records} <= seen.answered
+            # -- the carrier goes away while a campaign dials: Unreachable opens it at once ----
+            phones = [number(Behaviour.RING_NO_ANSWER, 7300 + i) for i in range(20)]
+            control, cid2 = await new_campaign(
+                store,
+                replace(settings(stack, "qualified-2"), trunk=QUALIFIED, max_channels=1),
+                phones,
+            )
+            before = set(seen.created_at)
+            await control.start(cid2)
+            await wait_channel(seen, before, within=10)
+        finally:
+            sipp.stop(pid)
+        unreachable_at = await wait_event(contact, "Unreachable", within=10)
+        reopened = await wait_breaker(breakers, QUALIFIED, BreakerState.OPEN, within=10)
+        await asyncio.sleep(RING_TIMEOUT + 1.5)  # the call in flight ends; nothing new
+        await control.pause(cid2)
+        await wait_status(store, cid2, {CampaignStatus.PAUSED}, within=15)
+        records2 = await records_of(store, cid2)
+    late = [
+        r for r in records2
+        if seen.created_at.get(r["call_id"], 0) > reopened.opened_ms / 1000 + 0.5
+    ]  # fmt: skip
     log.warning(
-        "qualified dead trunk: breaker open %.3f s after the start, %d originates refused by "
-        "Asterisk, %d channels",
-        opened.opened_ms / 1000 - started, len(records),
-        len([r for r in records if r["call_id"] in seen.new_channels]),
+        "switch view: open %.2f s after the start with 0 originates; Reachable -> first "
+        "channel %.2f s (breaker closed %.2f s after the event); Unreachable -> breaker open "
+        "%.3f s",
+        opened.opened_ms / 1000 - started, first_channel - reachable_at,
+        closed_at - reachable_at,
+        reopened.opened_ms / 1000 - unreachable_at,
     )  # fmt: skip
-    assert opened.reason == "3 trunk failures in a row"
-    assert opened.opened_ms / 1000 - started < 15  # one round of 3 refusals
-    assert len(records) >= 3
-    assert {r["originate_failed"] for r in records} == {"1"}
-    assert {r["rule"] for r in records} <= {"originate_failed", "trunk:open"}
-    assert not [r for r in records if r["call_id"] in seen.new_channels]  # no channel at all
-    assert sum(c.attempts for c in contacts) == 0
-    assert (batch.stop, batch.claims) == ("trunk", [])
-    assert trips == 1
+    assert reopened.reason == "switch: contact Unreachable"
+    assert reopened.opened_ms / 1000 - unreachable_at < 3
+    assert first_channel - reachable_at < 5
+    assert late == []  # nothing dialed on the trunk once the switch said Unreachable
+
+
+async def wait_channel(seen: Any, before: set[str], within: float) -> None:
+    """Until Asterisk made a channel not in ``before``."""
+    deadline = time.monotonic() + within
+    while not set(seen.created_at) - before:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no new channel within {within} s")
+        await asyncio.sleep(0.05)
 
 
 async def test_dead_trunk_trips_fails_over_and_recovers(
