@@ -159,8 +159,17 @@ class Engine:
 
         # the switch's own view of the trunks in use feeds their breakers
         self.switch_view = SwitchView(
-            self.nodes, self._trunks_in_use, self.breakers, self.health, settings.breaker
+            self.nodes,
+            self._trunks_in_use,
+            self.breakers,
+            self.health,
+            settings.breaker,
+            wake=self._wake_runners,
         )
+
+    def _wake_runners(self) -> None:
+        for runner in self._runners.values():
+            runner.wake()
 
     def _trunks_in_use(self) -> set[str]:
         trunks = {r.settings.trunk for r in self._runners.values()}

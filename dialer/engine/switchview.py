@@ -12,7 +12,8 @@ lasts: the hold (``BreakerLimits.switch_hold``) lapses only when no engine renew
 operator's reset of a trunk the switch still finds dead is undone within that time.
 
 The loop wakes at each switch event that changes a trunk's status, and at least every
-:data:`POLL` seconds; it reads the switch's state again at connect and reconnect (the events
+:data:`POLL` seconds; it wakes the runners when a hold ends (their claims were told to wait
+for the hold's end); it reads the switch's state again at connect and reconnect (the events
 of a disconnected spell are lost), when a campaign starts using a trunk, and every
 :data:`REFRESH` seconds.
 """
@@ -34,7 +35,9 @@ from dialer.store.breaker import BreakerStore
 
 log = logging.getLogger(__name__)
 
-POLL = 1.0  # s: the longest wait between two looks at the switch's view
+# s: the longest wait between two looks at the switch's view and the trunks in use (both in
+# memory: a campaign that starts on a trunk not read yet has it read within this)
+POLL = 0.1
 REASSERT = 5.0  # s: "down" is said again this often while it lasts
 REFRESH = 30.0  # s: the switch's state is read again this often
 
@@ -48,6 +51,7 @@ class SwitchView:
         health: TrunkHealth,
         limits: BreakerLimits | None,
         *,
+        wake: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._nodes = nodes
@@ -56,6 +60,7 @@ class SwitchView:
         self._health = health
         self._limits = limits
         self._clock = clock
+        self._wake = wake  # the runners: a breaker whose hold ended can be probed now
 
     async def run(self) -> None:
         """One loop per node whose switch reports its trunks; returns at once when this
@@ -118,3 +123,5 @@ class SwitchView:
             log.warning("trunk %s on node %s: %s (breaker %s)", trunk, node, status.reason,
                         report.state.value)  # fmt: skip
         self._health.report(trunk, report)
+        if status.up and last is not None and not last[0]:
+            self._wake()  # the hold is over: the next claim is the probe
