@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -18,7 +17,7 @@ from dialer.pbx.ami.codec import Message
 from dialer.pbx.asterisk.contacts import ContactView
 from dialer.pbx.asterisk.correlate import CallCorrelator
 from dialer.pbx.asterisk.record import HANDLER, parse_record, record_families, valid_call_id
-from dialer.pbx.base import OriginateRequest, TrunkStatus
+from dialer.pbx.base import OriginateRequest
 from dialer.pbx.ends import DEFAULT_CAPACITY, EndMemory
 
 log = logging.getLogger(__name__)
@@ -72,31 +71,23 @@ class AsteriskAdapter(SwitchAdapter[Message]):
         self._ami = AmiClient(settings.ami)
         # the switch's own view of its trunks (PJSIP qualify): dialer.engine.switchview
         self.contacts = ContactView()
-        self._trunks_changed = asyncio.Event()
         self._correlator: CallCorrelator = CallCorrelator(
             failure_grace=settings.failure_grace,
             memory=EndMemory(capacity=settings.remembered_ends),
-            other=self._contact_event,
+            other=self._trunk_item,
         )
         super().__init__(
-            self._ami, self._correlator, failure_grace=settings.failure_grace, clock=clock
+            self._ami,
+            self._correlator,
+            failure_grace=settings.failure_grace,
+            clock=clock,
+            trunks=self.contacts,
         )
         self._listing: tuple[float, dict[str, str]] | None = None  # (monotonic time, channels)
 
     @property
     def ami(self) -> AmiClient:
         return self._ami
-
-    def _contact_event(self, msg: Message) -> None:
-        if self.contacts.feed(msg):
-            self._trunks_changed.set()
-
-    def trunk_status(self, trunk: str) -> TrunkStatus | None:
-        return self.contacts.status(trunk)
-
-    async def wait_trunks_changed(self) -> None:
-        await self._trunks_changed.wait()
-        self._trunks_changed.clear()
 
     async def refresh_trunks(self, trunks: Iterable[str]) -> None:
         """Each trunk's contacts and their qualify status now, read with ``Getvar`` of the
@@ -114,8 +105,7 @@ class AsteriskAdapter(SwitchAdapter[Message]):
                         contacts[uri] = status
             if contacts:
                 changed |= self.contacts.load(trunk, contacts)
-        if changed:
-            self._trunks_changed.set()
+        self._trunks_read(changed)
 
     async def _getvar(self, function: str) -> str:
         """A dialplan function's value ("" when Asterisk has none or the name is not plain)."""
