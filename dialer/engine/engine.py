@@ -234,7 +234,9 @@ class Engine:
     async def node_claim(self, trunk: str) -> NodeClaim | None:
         """The node block of a claim on ``trunk`` (dialer.store.nodes): this engine's nodes of
         the trunk's group with the group's and the global caps; None for a trunk in no group
-        (the claim then goes to :meth:`node_to_dial`'s node, as before nodes were kept)."""
+        (the claim then goes to :meth:`node_to_dial`'s node, as before nodes were kept).
+        The first claim on a trunk also reads what the switch says of it (SwitchView.known)."""
+        await self.switch_view.known(trunk)
         return await self.node_router.claim_for(trunk)
 
     def adapter(self, node: str) -> PbxAdapter:

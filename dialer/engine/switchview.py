@@ -15,7 +15,9 @@ The loop wakes at each switch event that changes a trunk's status, and at least 
 :data:`POLL` seconds; it wakes the runners when a hold ends (their claims were told to wait
 for the hold's end); it reads the switch's state again at connect and reconnect (the events
 of a disconnected spell are lost), when a campaign starts using a trunk, and every
-:data:`REFRESH` seconds.
+:data:`REFRESH` seconds. A runner's claim on a trunk not read yet first awaits
+:meth:`SwitchView.known` (through the engine's ``node_claim``), which reads it and tells the
+breaker: a campaign starting on a trunk the switch finds dead makes no originate there.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from dialer.domain.breaker import BreakerLimits
 from dialer.engine.nodes import Nodes
@@ -40,6 +43,15 @@ log = logging.getLogger(__name__)
 POLL = 0.1
 REASSERT = 5.0  # s: "down" is said again this often while it lasts
 REFRESH = 30.0  # s: the switch's state is read again this often
+
+
+@dataclass(slots=True)
+class _Node:
+    """What the loop of one node knows."""
+
+    said: dict[str, tuple[bool, float]] = field(default_factory=dict)  # trunk -> (up, when)
+    read: set[str] = field(default_factory=set)  # trunks read since the connection came up
+    read_at: float = -math.inf
 
 
 class SwitchView:
@@ -61,38 +73,56 @@ class SwitchView:
         self._limits = limits
         self._clock = clock
         self._wake = wake  # the runners: a breaker whose hold ended can be probed now
+        self._watched = {
+            node: (adapter, _Node())
+            for node, adapter in nodes.items()
+            if limits is not None and isinstance(adapter, TrunkWatch)
+        }
+        self._known: set[str] = set()  # trunks read on every node (known() returns at once)
 
     async def run(self) -> None:
         """One loop per node whose switch reports its trunks; returns at once when this
         engine does not feed breakers (``EngineSettings.breaker`` None) or none does."""
-        if self._limits is None:
-            return
         async with asyncio.TaskGroup() as tg:
-            for node, adapter in self._nodes.items():
-                if isinstance(adapter, TrunkWatch):
-                    tg.create_task(self.watch(node, adapter), name=f"switch-view-{node}")
+            for node, (adapter, state) in self._watched.items():
+                tg.create_task(self.watch(node, adapter, state), name=f"switch-view-{node}")
 
-    async def watch(self, node: str, adapter: TrunkWatch) -> None:
-        said: dict[str, tuple[bool, float]] = {}  # trunk -> (up, when told to the breaker)
-        read_at, read = -math.inf, frozenset[str]()
+    async def known(self, trunk: str) -> None:
+        """Before a claim on ``trunk``: the first time, read what the switch says of it and
+        tell its breaker (so that a campaign starting on a trunk the switch finds dead is
+        refused by its breaker before its first originate). Never raises."""
+        if trunk in self._known:
+            return
+        for node, (adapter, state) in self._watched.items():
+            if trunk not in state.read and self._nodes.adapter(node).connected:
+                try:
+                    await adapter.refresh_trunks([trunk])
+                    state.read.add(trunk)
+                except DialerError as exc:
+                    log.warning("node %s: trunk %s's state not read: %s", node, trunk, exc)
+                    return
+                await self._tell(node, adapter, trunk, state.said)
+        self._known.add(trunk)
+
+    async def watch(self, node: str, adapter: TrunkWatch, state: _Node) -> None:
         was_connected = False
         while True:
             now = self._clock()
             trunks = frozenset(self._trunks())
             connected = self._nodes.adapter(node).connected
-            if (
-                connected
-                and trunks
-                and (not was_connected or now - read_at > REFRESH or not trunks <= read)
-            ):
+            if not connected and was_connected:
+                state.read.clear()  # what changed meanwhile sent no event: read again
+                self._known.clear()
+            if connected and trunks and (now - state.read_at > REFRESH or not trunks <= state.read):
                 try:
                     await adapter.refresh_trunks(sorted(trunks))
-                    read_at, read = now, trunks
+                    state.read_at = now
+                    state.read |= trunks
                 except DialerError as exc:
                     log.warning("node %s: trunks' state not read: %s", node, exc)
             was_connected = connected
             for trunk in sorted(trunks):
-                await self._tell(node, adapter, trunk, said)
+                await self._tell(node, adapter, trunk, state.said)
             try:
                 async with asyncio.timeout(POLL):
                     await adapter.wait_trunks_changed()
@@ -122,6 +152,6 @@ class SwitchView:
         if last is None or last[0] != status.up:
             log.warning("trunk %s on node %s: %s (breaker %s)", trunk, node, status.reason,
                         report.state.value)  # fmt: skip
-        self._health.report(trunk, report)
+        self._health.report(trunk, report, by_switch=True)
         if status.up and last is not None and not last[0]:
             self._wake()  # the hold is over: the next claim is the probe
