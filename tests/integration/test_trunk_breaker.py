@@ -44,6 +44,7 @@ from dialer.domain.breaker import BreakerLimits, BreakerState
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.domain.why import BlockerCode
 from dialer.pbx.ami.client import AmiClient, AmiSettings
 from dialer.pbx.ami.codec import Message
 from dialer.pbx.asterisk.contacts import CONTACT_EVENT
@@ -52,6 +53,7 @@ from dialer.pbx.esl.codec import EslEvent
 from dialer.pbx.freeswitch.gateways import GATEWAY_EVENTS, parse_xmlstatus
 from dialer.store.breaker import BreakerStore, BreakerView
 from dialer.store.redis_store import RedisStore
+from dialer.store.why import explain
 from ops.localstack import sipp
 from ops.localstack.numberplan import Behaviour, number
 from ops.localstack.ports import free_port
@@ -236,6 +238,7 @@ async def test_the_switchs_view_opens_and_closes_the_qualified_trunk(
         opened = await wait_breaker(breakers, QUALIFIED, BreakerState.OPEN, within=10)
         await asyncio.sleep(1.0)  # a claim would have gone out by now
         shown = summary_lines(await snapshot(store, cid))[0]
+        why = await explain(store, cid)  # the API's why view
         state_metric = metric(engine, "dialer_trunk_breaker_state", QUALIFIED)
         trips = metric(engine, "dialer_trunk_breaker_trips_total", QUALIFIED)
         assert opened.reason == view.reason
@@ -243,6 +246,8 @@ async def test_the_switchs_view_opens_and_closes_the_qualified_trunk(
         # the first claim on the trunk waited for the engine to read the switch's word on it
         assert await records_of(store, cid) == []  # no originate, no attempt
         assert f"breaker open ({view.reason})" in shown
+        assert [b.code for b in why.blockers] == [BlockerCode.TRUNK_BREAKER]
+        assert f"breaker open ({view.reason})" in why.blockers[0].message
         assert state_metric == BreakerState.OPEN.gauge
         assert trips == 1
         # -- the carrier comes back: Reachable ends the hold, the probe closes it --------------
