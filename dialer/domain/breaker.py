@@ -14,12 +14,16 @@ in Redis, shared by every engine, and is moved only by two scripts that follow
     HalfOpen ──PROBE_FAILED──> Open       (a new cool-down)
     Open/HalfOpen ──OK──> Closed          (a call still in flight reached a callee)
     HalfOpen ──PROBE_GRANTED──> HalfOpen  (the probe's result never came: another probe)
+    any ──SWITCH_DOWN──> Open             (the switch says the trunk is unreachable: held open)
+    Open ──SWITCH_UP──> Open              (the switch says it is back: the cool-down ends now,
+                                           the next claim is the probe)
 
 ``breaker_report.lua`` applies OK, FAILURE, SILENT, TRIP, PROBE_OK and PROBE_FAILED;
-``claim.lua`` applies PROBE_GRANTED. Open refuses every claim on the trunk (stop ``trunk``,
-no contact touched, no attempt used) until its cool-down ends; HalfOpen refuses them while its
-one probe call is out. Pairs absent from the table are refused (:func:`next_state`): e.g. a
-TRIP is only counted while Closed, a probe result only exists while HalfOpen.
+``claim.lua`` applies PROBE_GRANTED; ``breaker_switch.lua`` applies SWITCH_DOWN and SWITCH_UP.
+Open refuses every claim on the trunk (stop ``trunk``, no contact touched, no attempt used)
+until its cool-down ends; HalfOpen refuses them while its one probe call is out. Pairs absent
+from the table are refused (:func:`next_state`): e.g. a TRIP is only counted while Closed, a
+probe result only exists while HalfOpen.
 
 Thresholds (engine settings, :class:`BreakerLimits`):
 
@@ -33,6 +37,13 @@ Thresholds (engine settings, :class:`BreakerLimits`):
 - ``cooldown`` (default 30 s): how long an open breaker refuses claims before one probe call.
 - ``probe_timeout`` (default 120 s): a probe neither answered nor ended by then (its engine
   died) lets another probe go.
+
+The switch's own view (PJSIP qualify on Asterisk, gateway pings on FreeSWITCH:
+:mod:`dialer.engine.switchview`) feeds the same table before any call is wasted: SWITCH_DOWN
+opens the breaker at once (reason ``switch: ...``) and holds it open, no probe, while any node
+says the trunk is unreachable (``hold``, re-asserted while it lasts, so that a hold nobody
+renews lapses into the ordinary cool-down and probe); SWITCH_UP from the last such node ends
+the cool-down, so the next claim is the half-open probe, whose answer closes the breaker.
 
 A probe reports OK as soon as it is answered (not at its end), so a long answered call does not
 hold the breaker half-open.
@@ -92,6 +103,8 @@ class BreakerEvent(StrEnum):
     PROBE_GRANTED = "probe_granted"  # claim.lua
     PROBE_OK = "probe_ok"
     PROBE_FAILED = "probe_failed"
+    SWITCH_DOWN = "switch_down"  # breaker_switch.lua: the switch says unreachable
+    SWITCH_UP = "switch_up"  # breaker_switch.lua: the switch says reachable again
 
 
 def _table() -> Mapping[tuple[BreakerState, BreakerEvent], BreakerState]:
@@ -112,6 +125,12 @@ def _table() -> Mapping[tuple[BreakerState, BreakerEvent], BreakerState]:
             (s.HALF_OPEN, e.PROBE_GRANTED): s.HALF_OPEN,
             (s.HALF_OPEN, e.PROBE_OK): s.CLOSED,
             (s.HALF_OPEN, e.PROBE_FAILED): s.OPEN,
+            (s.CLOSED, e.SWITCH_DOWN): s.OPEN,
+            (s.OPEN, e.SWITCH_DOWN): s.OPEN,
+            (s.HALF_OPEN, e.SWITCH_DOWN): s.OPEN,
+            (s.CLOSED, e.SWITCH_UP): s.CLOSED,
+            (s.OPEN, e.SWITCH_UP): s.OPEN,
+            (s.HALF_OPEN, e.SWITCH_UP): s.HALF_OPEN,
         }
     )
 
@@ -173,12 +192,16 @@ class BreakerLimits:
     # a probe whose answer or end has not come after this long (its engine died) lets another
     # probe go
     probe_timeout: float = 120.0
+    # how long the switch's "unreachable" holds the breaker open without being said again (the
+    # engine says it again every few seconds while it lasts)
+    switch_hold: float = 60.0
 
     def __post_init__(self) -> None:
         check_int(self.failure_run, "failure_run", minimum=1, maximum=10_000)
         check_int(self.silent_run, "silent_run", minimum=1, maximum=10_000)
         check_number(self.cooldown, "cooldown", minimum=0.1, maximum=86_400)
         check_number(self.probe_timeout, "probe_timeout", minimum=1, maximum=86_400)
+        check_number(self.switch_hold, "switch_hold", minimum=1, maximum=86_400)
 
     @property
     def cooldown_ms(self) -> int:
@@ -187,3 +210,7 @@ class BreakerLimits:
     @property
     def probe_timeout_ms(self) -> int:
         return round(self.probe_timeout * 1000)
+
+    @property
+    def switch_hold_ms(self) -> int:
+        return round(self.switch_hold * 1000)

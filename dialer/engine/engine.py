@@ -56,6 +56,7 @@ from dialer.engine.pbxevents import PbxEvents
 from dialer.engine.ports import Runner
 from dialer.engine.runner import CampaignRunner
 from dialer.engine.supervisor import RunnableRunner, Supervisor
+from dialer.engine.switchview import SwitchView
 from dialer.engine.trunkhealth import TrunkHealth
 from dialer.engine.writer import ResultWriter, _Claim, _Ended, _Write
 from dialer.metrics import DialerMetrics
@@ -169,6 +170,24 @@ class Engine:
             grouped=self._grouped,
         )
 
+        # the switch's own view of the trunks in use feeds their breakers
+        self.switch_view = SwitchView(
+            self.nodes,
+            self._trunks_in_use,
+            self.breakers,
+            self.health,
+            settings.breaker,
+            wake=self._wake_runners,
+        )
+
+    def _wake_runners(self) -> None:
+        for runner in self._runners.values():
+            runner.wake()
+
+    def _trunks_in_use(self) -> set[str]:
+        trunks = {r.settings.trunk for r in self._runners.values()}
+        return trunks | {t for r in self._runners.values() if (t := r.settings.backup_trunk)}
+
     def _new_runner(self, cid: int, settings: CampaignSettings) -> RunnableRunner:
         return CampaignRunner(self, cid, settings, clock=self._clock)
 
@@ -187,6 +206,7 @@ class Engine:
                 self.supervisor.run(lambda: len(self.writer.unwritten)), name="supervise"
             )
             tg.create_task(self.events.run(), name="pbx-events")
+            tg.create_task(self.switch_view.run(), name="switch-view")
             tg.create_task(self.writes.run(), name="writes")
             tg.create_task(self.followup.run(), name="follow-up")
             tg.create_task(self.leases.run(), name="leases")
@@ -231,7 +251,9 @@ class Engine:
     async def node_claim(self, trunk: str) -> NodeClaim | None:
         """The node block of a claim on ``trunk`` (dialer.store.nodes): this engine's nodes of
         the trunk's group with the group's and the global caps; None for a trunk in no group
-        (the claim then goes to :meth:`node_to_dial`'s node, as before nodes were kept)."""
+        (the claim then goes to :meth:`node_to_dial`'s node, as before nodes were kept).
+        The first claim on a trunk also reads what the switch says of it (SwitchView.known)."""
+        await self.switch_view.known(trunk)
         return await self.node_router.claim_for(trunk)
 
     async def group_down(self, trunk: str) -> bool:

@@ -66,10 +66,13 @@ class TrunkHealth:
             return
         self.report(trunk, report)
 
-    def report(self, trunk: str, report: BreakerReport) -> None:
+    def report(self, trunk: str, report: BreakerReport, *, by_switch: bool = False) -> None:
+        """What a breaker report did (``by_switch``: the switch's word, breaker_switch.lua,
+        whose trips give no attempts back and are logged by dialer.engine.switchview)."""
         self.seen(trunk, report.state)
         if report.trips:
             self._metrics.breaker_tripped(trunk, report.trips)
+        if report.trips and not by_switch:
             log.warning(
                 "trunk %s: breaker open; %d attempts given back to the contacts of the run "
                 "that tripped it",

@@ -2,18 +2,21 @@
 lifecycle, the registry of followed calls (follow, forget, adopt, the ends remembered of calls
 not followed) and the correlated event stream, one event or one batch at a time.
 
-Each adapter adds what is its switch's own: how to originate, hang up, list live channels and
-read the switch's record of a call.
+Each adapter adds what is its switch's own: how to originate, hang up, list live channels,
+read the switch's record of a call and the state of its trunks (``refresh_trunks``). The switch's
+view of its trunks (:class:`~dialer.pbx.base.TrunkWatch`) is kept here: a sans-IO view fed by
+the events the correlator passes on (those of no call), and a wake-up for the engine's loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Callable
 from types import TracebackType
 from typing import Generic, Protocol, Self, TypeVar
 
 from dialer.domain.calls import RawOutcome
-from dialer.pbx.base import CallEnded, ConnectionState, PbxEvent
+from dialer.pbx.base import CallEnded, ConnectionState, PbxEvent, TrunkStatus
 from dialer.pbx.ends import EndMemory
 from dialer.pbx.pump import Correlator, correlated_batches, correlated_events
 from dialer.pbx.supervision import Tick
@@ -58,6 +61,14 @@ class CallRegistry(Correlator[ItemT_contra], Protocol[ItemT_contra]):
     def __len__(self) -> int: ...
 
 
+class TrunkView(Protocol[ItemT_contra]):
+    """A sans-IO view of the switch's trunks (Asterisk: contacts; FreeSWITCH: gateways)."""
+
+    def feed(self, item: ItemT_contra) -> bool: ...
+
+    def status(self, trunk: str) -> TrunkStatus | None: ...
+
+
 class SwitchAdapter(Generic[ItemT]):
     """The part of :class:`dialer.pbx.base.PbxAdapter` both switches do the same way."""
 
@@ -70,7 +81,10 @@ class SwitchAdapter(Generic[ItemT]):
         *,
         failure_grace: float,
         clock: Callable[[], float],
+        trunks: TrunkView[ItemT],
     ) -> None:
+        self._trunks = trunks
+        self._trunks_changed = asyncio.Event()
         self._client = client
         self._correlator = correlator
         self._clock = clock
@@ -92,6 +106,24 @@ class SwitchAdapter(Generic[ItemT]):
     @property
     def connected(self) -> bool:
         return self._client.connected
+
+    # -- the switch's view of its trunks (TrunkWatch; refresh_trunks is each adapter's) --------
+
+    def trunk_status(self, trunk: str) -> TrunkStatus | None:
+        return self._trunks.status(trunk)
+
+    async def wait_trunks_changed(self) -> None:
+        await self._trunks_changed.wait()
+        self._trunks_changed.clear()
+
+    def _trunk_item(self, item: ItemT) -> None:
+        """An event of no call, passed on by the correlator."""
+        if self._trunks.feed(item):
+            self._trunks_changed.set()
+
+    def _trunks_read(self, changed: bool) -> None:
+        if changed:
+            self._trunks_changed.set()
 
     @property
     def followed_calls(self) -> int:

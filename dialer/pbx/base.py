@@ -16,10 +16,10 @@ its lease lapsed, Redis was away) settles it with what the switch reported, not 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from dialer.domain.calls import AmdStatus, DialplanResult, GoalResult, RawOutcome, VoicemailDrop
 from dialer.errors import DialerError
@@ -122,6 +122,35 @@ class PbxState:
 
 
 PbxEvent = CallAnswered | CallEnded | PbxState
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkStatus:
+    """What the switch itself says of a trunk (Asterisk: its PJSIP contacts' qualify;
+    FreeSWITCH: its gateway's pings): reachable or not, and the reason shown on its breaker."""
+
+    trunk: str
+    up: bool
+    reason: str  # e.g. "switch: contact Unreachable"
+
+
+@runtime_checkable
+class TrunkWatch(Protocol):
+    """An adapter that knows the switch's own view of its trunks (dialer.engine.switchview)."""
+
+    def trunk_status(self, trunk: str) -> TrunkStatus | None:
+        """The switch's latest word on ``trunk``; None when it has none (never qualified, not
+        a trunk of this switch)."""
+        ...
+
+    async def refresh_trunks(self, trunks: Iterable[str]) -> None:
+        """Ask the switch for these trunks' state now (at connect and reconnect: what changed
+        while disconnected sent no event). Raises PbxUnavailable / ActionFailed."""
+        ...
+
+    async def wait_trunks_changed(self) -> None:
+        """Until a switch event changed some trunk's status (then cleared for the next)."""
+        ...
 
 
 class PbxAdapter(Protocol):

@@ -1,6 +1,7 @@
 """Trunk circuit breakers in Redis, shared by every engine (``{ns}:t:{trunk}:breaker``).
 
-``breaker_report.lua`` feeds a trunk's breaker the signals of finished calls; ``claim.lua``
+``breaker_report.lua`` feeds a trunk's breaker the signals of finished calls;
+``breaker_switch.lua`` the switch's own view of the trunk (reachable or not); ``claim.lua``
 refuses claims on an open or half-open trunk and grants the half-open probe. The states and
 moves are :data:`dialer.domain.breaker.BREAKER_TRANSITIONS`.
 """
@@ -48,6 +49,7 @@ class BreakerView:
     opened_ms: int = 0
     retry_ms: int = 0  # open: end of the cool-down
     probe: str = ""  # half-open: the probe call
+    held: tuple[str, ...] = ()  # the nodes whose switch says the trunk is unreachable
     trips: int = 0
     silent_run: int = 0
     fail_run: int = 0
@@ -77,6 +79,7 @@ class BreakerStore:
         self._r: aioredis.Redis = store.client
         self.keys = store.keys
         self._report = store.scripts.breaker_report
+        self._switch = store.scripts.breaker_switch
 
     @_translated
     async def report(
@@ -86,6 +89,21 @@ class BreakerStore:
         call used one of its contact's attempts (a trip gives it back)."""
         keys, args = self._report_keys_args(trunk, signals, limits)
         return report_of(await self._report(keys=keys, args=args))
+
+    @_translated
+    async def switch(
+        self, trunk: str, node: str, *, up: bool, reason: str, limits: BreakerLimits
+    ) -> BreakerReport:
+        """The switch of ``node`` says ``trunk`` is reachable (``up``) or not
+        (SWITCH_UP / SWITCH_DOWN of dialer.domain.breaker: breaker_switch.lua)."""
+        args: list[str | int] = [
+            node,
+            "up" if up else "down",
+            reason,
+            limits.switch_hold_ms,
+            limits.probe_timeout_ms,
+        ]
+        return report_of(await self._switch(keys=[self.keys.trunk_breaker(trunk)], args=args))
 
     def report_command(
         self, trunk: str, signals: Sequence[tuple[str, Signal, bool]], limits: BreakerLimits
@@ -123,6 +141,7 @@ class BreakerStore:
             opened_ms=int(h.get("opened_ms") or 0),
             retry_ms=int(h.get("retry_ms") or 0),
             probe=h.get("probe", ""),
+            held=tuple(n for n in h.get("held", "").split(",") if n),
             trips=int(h.get("trips") or 0),
             silent_run=int(h.get("silent_run") or 0),
             fail_run=int(h.get("fail_run") or 0),

@@ -76,8 +76,9 @@ key                            type   content
 ``{ns}:t:{trunk}:pace``        string pacing slot of the trunk
 ``{ns}:t:{trunk}:breaker``     hash   the trunk's circuit breaker: state (closed | open |
                                       half_open), runs (and the run's charged call ids),
-                                      cool-down end, probe call, reason, trips
-                                      (breaker_report.lua, claim.lua; domain/breaker.py)
+                                      cool-down end, probe call, reason, trips, the
+                                      nodes whose switch says it is down (breaker_report.lua,
+                                      breaker_switch.lua, claim.lua; domain/breaker.py)
 ``{ns}:nodes``                 hash   node id -> its configuration (JSON, dialer.domain.nodes
                                       Node: kind, max_channels, cps, enabled)
 ``{ns}:trunkgroups``           hash   group name -> its configuration (JSON, TrunkGroup:

@@ -19,6 +19,7 @@ SCRIPT_NAMES = (
     "adopt",
     "add_contacts",
     "breaker_report",
+    "breaker_switch",
     "claim",
     "finish",
     "mark_undialed",
@@ -50,6 +51,7 @@ class Scripts:
     adopt: AsyncScript
     add_contacts: AsyncScript
     breaker_report: AsyncScript
+    breaker_switch: AsyncScript
     claim: AsyncScript
     finish: AsyncScript
     mark_undialed: AsyncScript

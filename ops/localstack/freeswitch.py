@@ -3,7 +3,8 @@
 The instance lives in ``<workdir>/freeswitch/`` (conf, log, db, run, temp...). Its
 ``freeswitch.xml`` is generated here: switch.conf (RTP range), the module list, the loggers,
 one sofia profile ``dialer`` on the stack's SIP port with a gateway per trunk (``carrier``
-toward the SIPp carrier simulator, ``carrier-dead`` toward a port nothing listens on), and
+toward the SIPp carrier simulator, ``carrier-dead`` toward a port nothing listens on, and
+``carrier-dead-qualified`` toward the same port, pinged: FreeSWITCH marks it DOWN), and
 the two files of ``pbx-config/freeswitch/`` included as they are: ``event_socket.conf.xml``
 (only its port is changed) and ``dialplan/dialer.xml``. The ESL password is a per-stack secret
 given to that file through the preprocessor variable it reads (``dialer_esl_password``).
@@ -53,6 +54,9 @@ class FreeSwitchError(RuntimeError):
     """FreeSWITCH would not start, answer or stop."""
 
 
+PING_S = 5  # s between the OPTIONS pings of a pinged gateway (PJSIP qualify_frequency's twin)
+
+
 @dataclass(frozen=True, slots=True)
 class FreeSwitchLayout:
     build: FreeSwitchBuild
@@ -63,6 +67,9 @@ class FreeSwitchLayout:
     rtp_start: int
     rtp_end: int
     gateways: tuple[tuple[str, int], ...]  # (trunk name, port on 127.0.0.1)
+    # gateways FreeSWITCH pings (SIP OPTIONS every PING_S): a failed ping marks one DOWN,
+    # and FreeSWITCH then refuses to dial it; its state changes are sofia::gateway_state events
+    pinged: tuple[str, ...] = ()
 
     def path(self, name: str) -> Path:
         return self.dir / name
@@ -102,13 +109,17 @@ def event_socket_conf(text: str, port: int) -> str:
 
 
 def freeswitch_xml(layout: FreeSwitchLayout) -> str:
+    ping = f"""
+          <param name="ping" value="{PING_S}"/>
+          <param name="ping-min" value="1"/>
+          <param name="ping-max" value="1"/>"""
     gateways = "\n".join(
         f"""        <gateway name={quoteattr(name)}>
           <param name="proxy" value="127.0.0.1:{port}"/>
           <param name="register" value="false"/>
           <param name="username" value="dialer"/>
           <param name="password" value="unused"/>
-          <param name="caller-id-in-from" value="true"/>
+          <param name="caller-id-in-from" value="true"/>{ping if name in layout.pinged else ""}
         </gateway>"""
         for name, port in layout.gateways
     )

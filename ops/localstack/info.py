@@ -16,6 +16,8 @@ from .redis_server import RedisUsers, url
 
 TRUNK = "carrier"
 DEAD_TRUNK = "carrier-dead"
+# the dead port again, qualified (Asterisk) / pinged (FreeSWITCH): the switch says it is down
+QUALIFIED_TRUNK = "carrier-dead-qualified"
 ORIGINATE_CONTEXT = "dialer-outbound"
 ORIGINATE_EXTEN = "s"
 AMI_USERNAME = "dialer"
@@ -222,7 +224,12 @@ class StackInfo:
             esl_password=self.esl_password,
             rtp_start=self.freeswitch_rtp_start,
             rtp_end=self.freeswitch_rtp_end,
-            gateways=((self.trunk, self.sipp_port), (self.dead_trunk, self.dead_port)),
+            gateways=(
+                (self.trunk, self.sipp_port),
+                (self.dead_trunk, self.dead_port),
+                (QUALIFIED_TRUNK, self.dead_port),
+            ),
+            pinged=(QUALIFIED_TRUNK,),
         )
 
     def _layout(self) -> asterisk.AsteriskLayout:

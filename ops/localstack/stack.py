@@ -43,6 +43,7 @@ from .info import (
     DEAD_TRUNK,
     ORIGINATE_CONTEXT,
     ORIGINATE_EXTEN,
+    QUALIFIED_TRUNK,
     TRUNK,
     StackError,
     StackInfo,
@@ -420,7 +421,7 @@ def _start(name: str, workdir: Path, rtp_ports: int, pbx: str) -> StackInfo:
     # FreeSWITCH SIP p+14 and ESL p+15, then FreeSWITCH's RTP range.
     p = base + ast_rtp_ports
     dead_port = p + 11
-    gateways = ((TRUNK, p + 1), (DEAD_TRUNK, dead_port))
+    gateways = ((TRUNK, p + 1), (DEAD_TRUNK, dead_port), (QUALIFIED_TRUNK, dead_port))
     layout = None
     if root is not None:
         layout = asterisk.AsteriskLayout(
@@ -452,6 +453,7 @@ def _start(name: str, workdir: Path, rtp_ports: int, pbx: str) -> StackInfo:
             rtp_start=p + 16,
             rtp_end=p + 16 + fs_rtp_ports - 1,
             gateways=gateways,
+            pinged=(QUALIFIED_TRUNK,),
         )
     pids: dict[str, int] = {}
     try:

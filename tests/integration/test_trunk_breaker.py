@@ -16,11 +16,13 @@ answers. One test, three acts, on one engine with a short run limit and cool-dow
 
 Channels are counted on Asterisk's side (``watch_switch``), by the call ids of the records.
 
-The switch's own view: ``carrier-dead-qualified`` points to the same dead port with PJSIP
-qualify on (pbx-config/asterisk/pjsip.conf); Asterisk marks its contact Unavailable and then
-refuses every originate at once (Reason 0, no channel). Those are trunk failures: the breaker
-opens after ``failure_run`` of them, within milliseconds, with no channel made and no attempt
-used.
+The switch's own view (both switches): ``carrier-dead-qualified`` points to the same dead port
+with PJSIP qualify on (pbx-config/asterisk/pjsip.conf) or gateway pings (FreeSWITCH); the switch
+marks it Unreachable / DOWN (and would refuse every originate at once). The engine reads that
+state when a campaign starts using the trunk and follows the switch's events
+(dialer.engine.switchview): the breaker opens before a claim round could be charged, the
+Reachable / UP event of a carrier started on that port ends the hold and the probe closes the
+breaker, and the carrier's going away opens it again at once.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +44,16 @@ from dialer.domain.breaker import BreakerLimits, BreakerState
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.domain.why import BlockerCode
+from dialer.pbx.ami.client import AmiClient, AmiSettings
+from dialer.pbx.ami.codec import Message
+from dialer.pbx.asterisk.contacts import CONTACT_EVENT
+from dialer.pbx.esl.client import EslClient, EslSettings
+from dialer.pbx.esl.codec import EslEvent
+from dialer.pbx.freeswitch.gateways import GATEWAY_EVENTS, parse_xmlstatus
 from dialer.store.breaker import BreakerStore, BreakerView
 from dialer.store.redis_store import RedisStore
+from dialer.store.why import explain
 from ops.localstack import sipp
 from ops.localstack.numberplan import Behaviour, number
 from ops.localstack.ports import free_port
@@ -90,12 +101,12 @@ def settings(stack: Any, name: str, **kw: Any) -> CampaignSettings:
 
 
 async def wait_breaker(
-    breakers: BreakerStore, trunk: str, wanted: BreakerState, within: float
+    breakers: BreakerStore, trunk: str, wanted: BreakerState, within: float, reason: str = ""
 ) -> BreakerView:
     deadline = time.monotonic() + within
     while True:
         view = await breakers.view(trunk)
-        if view.state is wanted:
+        if view.state is wanted and (not reason or view.reason == reason):
             return view
         if time.monotonic() > deadline:
             raise AssertionError(f"breaker of {trunk} still {view} after {within} s")
@@ -114,61 +125,192 @@ def metric(engine: Any, name: str, trunk: str) -> float | None:
 QUALIFIED = "carrier-dead-qualified"
 
 
-async def wait_unavailable(stack: Any, aor: str, within: float) -> None:
-    """Until Asterisk's qualify has marked the AOR's contact Unavailable."""
+def carrier_on_dead_port(stack: Any, workdir: Path) -> sipp.SippLayout:
+    """A carrier simulator's layout on the dead trunks' port (rendered, not started)."""
+    layout = sipp.SippLayout(
+        workdir=workdir,
+        sip_port=stack.dead_port,
+        media_port=free_port(),
+        control_port=free_port(),
+    )
+    sipp.render_scenario(layout)
+    return layout
+
+
+async def wait_unavailable(stack: Any, pbx: str, within: float) -> None:
+    """Until the switch finds the qualified trunk down (Asterisk: its contact Unavailable;
+    FreeSWITCH: its gateway DOWN)."""
     deadline = time.monotonic() + within
     while True:
-        lines = stack.asterisk_cli("pjsip show contacts").splitlines()
-        if any(f"{aor}/sip:" in line and "Unavail" in line for line in lines):
-            return
+        if pbx == "asterisk":
+            lines = stack.asterisk_cli("pjsip show contacts").splitlines()
+            if any(f"{QUALIFIED}/sip:" in line and "Unavail" in line for line in lines):
+                return
+        else:
+            async with EslClient(EslSettings.from_url(stack.esl_url)) as client:
+                body = await client.api("sofia", "xmlstatus", "gateway", QUALIFIED)
+            if parse_xmlstatus(body) == (QUALIFIED, "DOWN"):
+                return
         if time.monotonic() > deadline:
-            raise AssertionError(f"{aor} not Unavailable after {within} s: {lines}")
+            raise AssertionError(f"{QUALIFIED} not down on {pbx} after {within} s")
         await asyncio.sleep(0.2)
 
 
-async def test_qualified_dead_trunk_trips_on_the_switchs_refusals(
-    stack: Any, store: RedisStore, namespace: str
+@dataclass(frozen=True)
+class View:
+    """What each switch says of the qualified trunk, and where it says it."""
+
+    down: str  # the event's status when unreachable
+    up: str
+    reason: str  # the breaker's reason when the switch opened it
+
+
+VIEWS = {
+    "asterisk": View("Unreachable", "Reachable", "switch: contact Unreachable"),
+    "freeswitch": View("DOWN", "UP", "switch: gateway DOWN"),
+}
+
+
+@asynccontextmanager
+async def switch_events(stack: Any, pbx: str) -> AsyncIterator[list[tuple[float, str]]]:
+    """The qualified trunk's state changes as the switch stamped them: (epoch seconds,
+    status), read on a connection of the test's own (Asterisk: ContactStatus; FreeSWITCH:
+    sofia::gateway_state)."""
+    seen: list[tuple[float, str]] = []
+
+    async def read_ami() -> None:
+        ami = replace(AmiSettings.from_url(stack.ami_url), events="system")
+        async with AmiClient(ami) as client:
+            async for item in client.events(1.0):
+                if isinstance(item, Message) and item.event == CONTACT_EVENT:
+                    if item.get("EndpointName") == QUALIFIED:
+                        seen.append((float(item["Timestamp"]), item["ContactStatus"]))
+
+    async def read_esl() -> None:
+        esl = replace(EslSettings.from_url(stack.esl_url), events=GATEWAY_EVENTS)
+        async with EslClient(esl) as client:
+            async for item in client.events(1.0):
+                if isinstance(item, EslEvent) and item.get("Gateway") == QUALIFIED:
+                    stamp = int(item["Event-Date-Timestamp"]) / 1e6
+                    seen.append((stamp, item["Ping-Status"]))
+
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(read_ami() if pbx == "asterisk" else read_esl())
+        try:
+            yield seen
+        finally:
+            task.cancel()
+
+
+async def wait_event(seen: list[tuple[float, str]], status: str, within: float) -> float:
+    deadline = time.monotonic() + within
+    while not [t for t, s in seen if s == status]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no switch event {status} within {within} s: {seen}")
+        await asyncio.sleep(0.05)
+    return max(t for t, s in seen if s == status)
+
+
+async def test_the_switchs_view_opens_and_closes_the_qualified_trunk(
+    stack: Any, store: RedisStore, namespace: str, tmp_path: Path, pbx: str
 ) -> None:
+    """PJSIP qualify / gateway pings feed the breaker: open before any originate, closed by
+    the probe once the switch says the trunk is up, open again at once when it says down."""
+    view = VIEWS[pbx]
     breakers = BreakerStore(store)
     await breakers.reset(QUALIFIED)
-    await wait_unavailable(stack, QUALIFIED, within=15)
-    phones = [number(Behaviour.HOLD, 7200 + i, hold_s=1) for i in range(CONTACTS)]
+    await wait_unavailable(stack, pbx, within=15)
+    phones = [number(Behaviour.HOLD, 7200 + i, hold_s=1) for i in range(4)]
     control, cid = await new_campaign(
-        store, replace(settings(stack, "qualified"), trunk=QUALIFIED, max_channels=3), phones
+        store, replace(settings(stack, "qualified"), trunk=QUALIFIED), phones
     )
-    limits = BreakerLimits(failure_run=3, silent_run=SILENT_RUN, cooldown=30.0)
-    cfg = engine_settings(stack, namespace, breaker=limits)
-    async with running_engine(cfg) as engine, watch_switch(stack, "asterisk") as seen:
+    limits = BreakerLimits(failure_run=3, silent_run=SILENT_RUN, cooldown=60.0)
+    cfg = engine_settings(stack, namespace, pbx=pbx, breaker=limits)
+    layout = carrier_on_dead_port(stack, tmp_path / "qualified")
+    async with (
+        running_engine(cfg) as engine,
+        watch_switch(stack, pbx) as seen,
+        switch_events(stack, pbx) as contact,
+    ):
+        # -- the switch's state read at the start: open, nothing originated ---------------------
         started = time.time()
         await control.start(cid)
-        # a Failure OriginateResponse without a channel ends the call after the adapter's
-        # failure_grace (5 s: it waits for a Hangup that never comes), then the trip
-        opened = await wait_breaker(breakers, QUALIFIED, BreakerState.OPEN, within=20)
-        await asyncio.sleep(0.5)  # the refusals in flight at the trip are written
-        records = await records_of(store, cid)
-        contacts = [await store.get_contact(cid, k) for k in range(1, CONTACTS + 1)]
-        batch = await store.claim_batch(
-            cid, QUALIFIED, ["probe-check"], "test", lease_ms=1000, max_channels=None,
-            trunk_max_channels=None, cps=None, trunk_cps=None,
-        )  # fmt: skip
-        await control.pause(cid)
-        await wait_status(store, cid, {CampaignStatus.PAUSED}, within=10)
+        opened = await wait_breaker(breakers, QUALIFIED, BreakerState.OPEN, within=10)
+        await asyncio.sleep(1.0)  # a claim would have gone out by now
+        shown = summary_lines(await snapshot(store, cid))[0]
+        why = await explain(store, cid)  # the API's why view
+        state_metric = metric(engine, "dialer_trunk_breaker_state", QUALIFIED)
         trips = metric(engine, "dialer_trunk_breaker_trips_total", QUALIFIED)
+        assert opened.reason == view.reason
+        assert opened.held != ()
+        # the first claim on the trunk waited for the engine to read the switch's word on it
+        assert await records_of(store, cid) == []  # no originate, no attempt
+        assert f"breaker open ({view.reason})" in shown
+        assert [b.code for b in why.blockers] == [BlockerCode.TRUNK_BREAKER]
+        assert f"breaker open ({view.reason})" in why.blockers[0].message
+        assert state_metric == BreakerState.OPEN.gauge
+        assert trips == 1
+        # -- the carrier comes back: Reachable ends the hold, the probe closes it --------------
+        pid = sipp.start(layout)
+        try:
+            sipp.wait_ready(layout, pid)
+            reachable_at = await wait_event(contact, view.up, within=15)
+            await wait_breaker(breakers, QUALIFIED, BreakerState.CLOSED, within=15)
+            closed_at = time.time()
+            await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=30)
+            records = await records_of(store, cid)
+            answered = {r["call_id"] for r in records}
+            await seen.wait_until(lambda o: answered <= o.answered, within=10)
+            first_channel = min(seen.created_at[c] for c in answered)
+            contacts = [await store.get_contact(cid, k) for k in range(1, 5)]
+            assert {c.status for c in contacts} == {CallStatus.ANSWERED}
+            assert [c.attempts for c in contacts] == [1] * 4  # one call each: the answered one
+            assert len(answered) == 4
+            # -- the carrier goes away while a campaign dials: Unreachable opens it at once ----
+            phones = [number(Behaviour.RING_NO_ANSWER, 7300 + i) for i in range(20)]
+            control, cid2 = await new_campaign(
+                store,
+                replace(settings(stack, "qualified-2"), trunk=QUALIFIED, max_channels=1),
+                phones,
+            )
+            before = set(seen.created_at)
+            await control.start(cid2)
+            await wait_channel(seen, before, within=10)
+        finally:
+            sipp.stop(pid)
+        unreachable_at = await wait_event(contact, view.down, within=15)
+        # (FreeSWITCH: a dead port answers 503 at once, so the failure run may open it first;
+        # the switch's word then holds it)
+        reopened = await wait_breaker(
+            breakers, QUALIFIED, BreakerState.OPEN, within=10, reason=view.reason
+        )
+        await asyncio.sleep(RING_TIMEOUT + 1.5)  # the call in flight ends; nothing new
+        await control.pause(cid2)
+        await wait_status(store, cid2, {CampaignStatus.PAUSED}, within=15)
+        records2 = await records_of(store, cid2)
+    late = [
+        r for r in records2
+        if seen.created_at.get(r["call_id"], 0) > reopened.opened_ms / 1000 + 0.5
+    ]  # fmt: skip
     log.warning(
-        "qualified dead trunk: breaker open %.3f s after the start, %d originates refused by "
-        "Asterisk, %d channels",
-        opened.opened_ms / 1000 - started, len(records),
-        len([r for r in records if r["call_id"] in seen.new_channels]),
+        "switch view (%s): open %.2f s after the start, no originate before; up -> first "
+        "channel %.3f s, breaker closed %.2f s after the event; down -> breaker open %.3f s",
+        pbx, opened.opened_ms / 1000 - started, first_channel - reachable_at,
+        closed_at - reachable_at, reopened.opened_ms / 1000 - unreachable_at,
     )  # fmt: skip
-    assert opened.reason == "3 trunk failures in a row"
-    assert opened.opened_ms / 1000 - started < 15  # one round of 3 refusals
-    assert len(records) >= 3
-    assert {r["originate_failed"] for r in records} == {"1"}
-    assert {r["rule"] for r in records} <= {"originate_failed", "trunk:open"}
-    assert not [r for r in records if r["call_id"] in seen.new_channels]  # no channel at all
-    assert sum(c.attempts for c in contacts) == 0
-    assert (batch.stop, batch.claims) == ("trunk", [])
-    assert trips == 1
+    assert reopened.reason == view.reason
+    assert reopened.opened_ms / 1000 - unreachable_at < 3
+    assert first_channel - reachable_at < 5
+    assert late == []  # nothing dialed on the trunk once the switch said Unreachable
+
+
+async def wait_channel(seen: Any, before: set[str], within: float) -> None:
+    """Until Asterisk made a channel not in ``before``."""
+    deadline = time.monotonic() + within
+    while not set(seen.created_at) - before:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no new channel within {within} s")
+        await asyncio.sleep(0.05)
 
 
 async def test_dead_trunk_trips_fails_over_and_recovers(
@@ -254,13 +396,7 @@ async def test_dead_trunk_trips_fails_over_and_recovers(
         )  # fmt: skip
 
         # -- 3. the trunk comes back: the half-open probe closes the breaker -------------------
-        layout = sipp.SippLayout(
-            workdir=tmp_path / "revived",
-            sip_port=stack.dead_port,
-            media_port=free_port(),
-            control_port=free_port(),
-        )
-        sipp.render_scenario(layout)
+        layout = carrier_on_dead_port(stack, tmp_path / "revived")
         pid = sipp.start(layout)
         try:
             sipp.wait_ready(layout, pid)

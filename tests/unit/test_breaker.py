@@ -48,14 +48,17 @@ def test_the_table_is_the_documented_one() -> None:
         (S.HALF_OPEN, E.OK): S.CLOSED,
         (S.HALF_OPEN, E.PROBE_OK): S.CLOSED,
         (S.HALF_OPEN, E.PROBE_FAILED): S.OPEN,
+        (S.CLOSED, E.SWITCH_DOWN): S.OPEN,
+        (S.HALF_OPEN, E.SWITCH_DOWN): S.OPEN,
     }
     # a trip only from Closed, probes only around HalfOpen, nothing reaches Open but a failure
+    # or the switch's word
     assert [k for k in BREAKER_TRANSITIONS if k[1] is E.TRIP] == [(S.CLOSED, E.TRIP)]
     assert {k[0] for k in BREAKER_TRANSITIONS if k[1] in (E.PROBE_OK, E.PROBE_FAILED)} == {
         S.HALF_OPEN
     }
     to_open = {k[1] for k, v in BREAKER_TRANSITIONS.items() if v is S.OPEN and k[0] is not S.OPEN}
-    assert to_open == {E.TRIP, E.PROBE_FAILED}
+    assert to_open == {E.TRIP, E.PROBE_FAILED, E.SWITCH_DOWN}
 
 
 @given(st.lists(st.sampled_from(E), max_size=40))

@@ -179,6 +179,69 @@ async def _half_open_probe_failed(store: RedisStore, b: BreakerStore) -> Breaker
     return state
 
 
+async def switch(b: BreakerStore, node: str, *, up: bool) -> BreakerState:
+    reason = "switch: contact Reachable" if up else "switch: contact Unreachable"
+    return (await b.switch(TRUNK, node, up=up, reason=reason, limits=LIMITS)).state
+
+
+async def _closed_switch_down(store: RedisStore, b: BreakerStore) -> BreakerState:
+    cid, _ = await running_campaign(store, 3, trunk=TRUNK)
+    done = await b.switch(
+        TRUNK, "n1", up=False, reason="switch: contact Unreachable", limits=LIMITS
+    )
+    assert done.trips == 1
+    view = await b.view(TRUNK)
+    assert (view.reason, view.held, view.trips) == ("switch: contact Unreachable", ("n1",), 1)
+    assert view.retry_ms - view.opened_ms == LIMITS.switch_hold_ms  # held: no probe before
+    batch = await claim(store, cid, "x1")
+    assert (batch.stop, batch.claims) == ("trunk", [])
+    return done.state
+
+
+async def _open_switch_down(store: RedisStore, b: BreakerStore) -> BreakerState:
+    await set_state(store, S.OPEN, retry_ms=1, opened_ms=5, trips=1)
+    state = await switch(b, "n1", up=False)
+    view = await b.view(TRUNK)
+    assert (view.opened_ms, view.trips, view.held) == (5, 1, ("n1",))  # no new trip
+    assert view.retry_ms > 2 * LIMITS.switch_hold_ms  # the hold runs from now
+    return state
+
+
+async def _half_open_switch_down(store: RedisStore, b: BreakerStore) -> BreakerState:
+    await set_state(store, S.HALF_OPEN, probe="p1", probe_until_ms=2**50)
+    state = await switch(b, "n1", up=False)
+    assert (await b.view(TRUNK)).probe == ""  # the probe decides nothing any more
+    return state
+
+
+async def _closed_switch_up(store: RedisStore, b: BreakerStore) -> BreakerState:
+    state = await switch(b, "n1", up=True)
+    assert (await b.view(TRUNK)).trips == 0
+    return state
+
+
+async def _open_switch_up(store: RedisStore, b: BreakerStore) -> BreakerState:
+    cid, _ = await running_campaign(store, 3, trunk=TRUNK)
+    await switch(b, "n1", up=False)
+    await switch(b, "n2", up=False)
+    assert await switch(b, "n1", up=True) is S.OPEN
+    assert (await claim(store, cid, "x1")).claims == []  # n2 still holds it
+    state = await switch(b, "n2", up=True)
+    view = await b.view(TRUNK)
+    assert view.held == ()
+    batch = await claim(store, cid, "p1", "p2")  # the hold is over: one probe at once
+    assert [c.call_id for c in batch.claims] == ["p1"]
+    assert (await b.view(TRUNK)).state is S.HALF_OPEN
+    return state
+
+
+async def _half_open_switch_up(store: RedisStore, b: BreakerStore) -> BreakerState:
+    await set_state(store, S.HALF_OPEN, probe="p1", probe_until_ms=2**50)
+    state = await switch(b, "n1", up=True)
+    assert (await b.view(TRUNK)).probe == "p1"
+    return state
+
+
 SCENARIOS: dict[tuple[BreakerState, BreakerEvent], Scenario] = {
     (S.CLOSED, E.OK): _closed_ok,
     (S.CLOSED, E.FAILURE): _closed_failure,
@@ -194,6 +257,12 @@ SCENARIOS: dict[tuple[BreakerState, BreakerEvent], Scenario] = {
     (S.HALF_OPEN, E.PROBE_GRANTED): _half_open_probe_granted,
     (S.HALF_OPEN, E.PROBE_OK): _half_open_probe_ok,
     (S.HALF_OPEN, E.PROBE_FAILED): _half_open_probe_failed,
+    (S.CLOSED, E.SWITCH_DOWN): _closed_switch_down,
+    (S.OPEN, E.SWITCH_DOWN): _open_switch_down,
+    (S.HALF_OPEN, E.SWITCH_DOWN): _half_open_switch_down,
+    (S.CLOSED, E.SWITCH_UP): _closed_switch_up,
+    (S.OPEN, E.SWITCH_UP): _open_switch_up,
+    (S.HALF_OPEN, E.SWITCH_UP): _half_open_switch_up,
 }
 
 
@@ -220,6 +289,9 @@ def test_the_scripts_literals_are_the_enums() -> None:
     signals = set(re.findall(r"signal [~=]= '(\w+)'", code))
     assert signals <= {s.value for s in Signal}
     assert signals == {"ok", "neutral", "failure"}
+    switch = re.sub(r"--\[\[.*?\]\]", "", _lua("breaker_switch"), flags=re.S)
+    found = {s for group in re.findall(pattern, switch) for s in group if s}
+    assert found <= {s.value for s in S}
     gate = _lua("claim")
     assert "br[1] == 'open' or br[1] == 'half_open'" in gate
     assert "'state', 'half_open'" in gate

@@ -475,7 +475,7 @@ def test_settings_from_url_and_checks() -> None:
     assert settings.esl.password == "s@cret"
     assert settings.esl.port == 8022
     assert settings.esl.event_format == "json"
-    assert settings.esl.events == FOLLOWED_EVENTS
+    assert settings.esl.events == (*FOLLOWED_EVENTS, "CUSTOM", "sofia::gateway_state")
     assert "s@cret" not in repr(settings)
     with pytest.raises(ConfigError):
         EslSettings.from_url("ami://x")

@@ -138,17 +138,20 @@ def test_manager_grants_the_least_privileges() -> None:
     manager = (CONFIG_SOURCE / "manager.conf").read_text()
     sections = _manager_sections(manager)
     assert set(sections) == {"general", "${STACK_AMI_USER}", "${STACK_AMI_USER}-watch"}
-    assert re.search(r"(?m)^read = call,user$", sections["${STACK_AMI_USER}"])
+    # system: read only, filtered to ContactStatus (the trunk breakers' switch view)
+    assert re.search(r"(?m)^read = call,user,system$", sections["${STACK_AMI_USER}"])
     # the watching user also reads the dialplan class, filtered to Playback steps below
     assert re.search(r"(?m)^read = call,user,dialplan$", sections["${STACK_AMI_USER}-watch"])
     for user in ("${STACK_AMI_USER}", "${STACK_AMI_USER}-watch"):
         assert re.search(r"(?m)^write = originate,call,reporting$", sections[user])
     # the adapter's event filters live here (Filter actions would need "system")
+    from dialer.pbx.asterisk.contacts import CONTACT_EVENT
     from dialer.pbx.asterisk.correlate import FOLLOWED_EVENTS
 
     filters, names = _include_filters(sections["${STACK_AMI_USER}"])
-    assert names == set(FOLLOWED_EVENTS) == {"OriginateResponse", "Hangup", "UserEvent"}
-    assert len(filters) == len(FOLLOWED_EVENTS)  # one include filter each, nothing else
+    assert set(FOLLOWED_EVENTS) == {"OriginateResponse", "Hangup", "UserEvent"}
+    assert names == {*FOLLOWED_EVENTS, CONTACT_EVENT}
+    assert len(filters) == len(names)  # one include filter each, nothing else
     # the watching user also sees channels appear and answer (Newstate only when Up)
     filters, names = _include_filters(sections["${STACK_AMI_USER}-watch"])
     assert names == {*FOLLOWED_EVENTS, "Newchannel", "Newstate", "Newexten"}

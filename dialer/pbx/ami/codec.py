@@ -77,6 +77,9 @@ def _escape_variable(value: str) -> str:
 
 # Headers the encoder writes itself: a field may never repeat or replace them.
 _RESERVED_FIELDS = frozenset({"action", "actionid", "variable"})
+# Getvar's own ``Variable`` field: only a dialplan function of plain names (read, never set:
+# ``PJSIP_CONTACT(<aor>@@<hash>,status)``), never free text
+_GETVAR_RE = re.compile(r"[A-Z_]+\([A-Za-z0-9_.@\-]+(,[a-z_]+)?\)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +316,8 @@ def encode_action(
     :class:`~dialer.errors.UnsafeValue` naming the field (a value is shown truncated):
 
     * keys and the action name match ``[A-Za-z0-9_\\-()]+``; ``Action``, ``ActionID`` and
-      ``Variable`` cannot be passed as fields (use ``variables=``);
+      ``Variable`` cannot be passed as fields (use ``variables=``), except ``Getvar``'s
+      ``Variable`` naming a dialplan function of plain names (``PJSIP_AOR(carrier,contact)``);
     * values are ``str``, valid text (no lone surrogate), without C0 control characters
       (CR, LF, NUL, ...; TAB is allowed) or DEL;
     * variable names match ``[A-Za-z_][A-Za-z0-9_]*`` or the function form
@@ -378,6 +382,17 @@ def _encode_common(
         return None
 
 
+def _getvar(name: str, key: str, value: object) -> bool:
+    """``Getvar``'s ``Variable`` naming a dialplan function of plain names (the switch view's
+    PJSIP_ENDPOINT / PJSIP_AOR / PJSIP_CONTACT reads)."""
+    return (
+        name == "Getvar"
+        and key == "Variable"
+        and isinstance(value, str)
+        and _GETVAR_RE.fullmatch(value) is not None
+    )
+
+
 def _remember(known: set[str], name: str) -> None:
     if len(known) < _KNOWN_LIMIT:
         known.add(name)
@@ -399,7 +414,7 @@ def _encode_checked(
         key, value = pair
         if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
             raise UnsafeValue(f"AMI field name not allowed: {_short(key)}")
-        if key.lower() in _RESERVED_FIELDS:
+        if key.lower() in _RESERVED_FIELDS and not _getvar(name, key, value):
             raise UnsafeValue(f"AMI field {key!r} is reserved (use variables= for Variable)")
         lines.append(_line(key, value))
     for var_name, var_value in (variables or {}).items():
@@ -414,7 +429,8 @@ def _encode_checked(
     # every name passed the rules: later actions with them take the common path
     _remember(_KNOWN_KEYS, name)
     for key, _ in pairs:
-        _remember(_KNOWN_KEYS, key)
+        if key.lower() not in _RESERVED_FIELDS:
+            _remember(_KNOWN_KEYS, key)
     for var_name in variables or {}:
         _remember(_KNOWN_VARIABLES, var_name)
     return b"".join(lines)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dialer.domain.calls import RawOutcome
-from dialer.errors import ActionFailed, DialerError, PbxUnavailable, ValidationError
+from dialer.errors import ActionFailed, DialerError, PbxUnavailable, UnsafeValue, ValidationError
 from dialer.pbx.adapter import SwitchAdapter
 from dialer.pbx.ami.client import AmiClient, AmiSettings, Fields
 from dialer.pbx.ami.codec import Message
+from dialer.pbx.asterisk.contacts import ContactView
 from dialer.pbx.asterisk.correlate import CallCorrelator
 from dialer.pbx.asterisk.record import HANDLER, parse_record, record_families, valid_call_id
 from dialer.pbx.base import OriginateRequest
@@ -40,14 +41,15 @@ class AsteriskSettings:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> AsteriskSettings:
-        """``ami://user:secret@host:port``; asks for the call and user event classes.
+        """``ami://user:secret@host:port``; asks for the call, user and system event classes
+        (system: ContactStatus, the switch's view of its trunks).
 
         Event filters belong in manager.conf (``eventfilter`` lines, see pbx-config/asterisk:
         the correlator's ``FOLLOWED_EVENTS``): sending Filter actions would need the broad
         ``system`` write privilege. Add ``?filter=...`` to the URL to send
         them anyway (the user then needs ``system``).
         """
-        ami = replace(AmiSettings.from_url(url), events="call,user")
+        ami = replace(AmiSettings.from_url(url), events="call,user,system")
         return cls(ami=ami, **kwargs)
 
 
@@ -67,18 +69,54 @@ class AsteriskAdapter(SwitchAdapter[Message]):
     ) -> None:
         self._settings = settings
         self._ami = AmiClient(settings.ami)
+        # the switch's own view of its trunks (PJSIP qualify): dialer.engine.switchview
+        self.contacts = ContactView()
         self._correlator: CallCorrelator = CallCorrelator(
             failure_grace=settings.failure_grace,
             memory=EndMemory(capacity=settings.remembered_ends),
+            other=self._trunk_item,
         )
         super().__init__(
-            self._ami, self._correlator, failure_grace=settings.failure_grace, clock=clock
+            self._ami,
+            self._correlator,
+            failure_grace=settings.failure_grace,
+            clock=clock,
+            trunks=self.contacts,
         )
         self._listing: tuple[float, dict[str, str]] | None = None  # (monotonic time, channels)
 
     @property
     def ami(self) -> AmiClient:
         return self._ami
+
+    async def refresh_trunks(self, trunks: Iterable[str]) -> None:
+        """Each trunk's contacts and their qualify status now, read with ``Getvar`` of the
+        PJSIP dialplan functions (dialer.pbx.asterisk.contacts: no ``system`` privilege)."""
+        changed = False
+        for trunk in trunks:
+            if not _NAME.match(trunk):
+                continue
+            contacts: dict[str, str] = {}
+            for aor in await self._getvar_list(f"PJSIP_ENDPOINT({trunk},aors)"):
+                for contact in await self._getvar_list(f"PJSIP_AOR({aor},contact)"):
+                    uri = await self._getvar(f"PJSIP_CONTACT({contact},uri)")
+                    status = await self._getvar(f"PJSIP_CONTACT({contact},status)")
+                    if uri and status:
+                        contacts[uri] = status
+            if contacts:
+                changed |= self.contacts.load(trunk, contacts)
+        self._trunks_read(changed)
+
+    async def _getvar(self, function: str) -> str:
+        """A dialplan function's value ("" when Asterisk has none or the name is not plain)."""
+        try:
+            reply = await self._ami.send_action("Getvar", [("Variable", function)])
+        except UnsafeValue:
+            return ""  # a name from the switch that is not plain: not asked
+        return reply.get("Value") or ""
+
+    async def _getvar_list(self, function: str) -> list[str]:
+        return [v for v in (await self._getvar(function)).split(",") if v]
 
     async def call_record(self, call_id: str, *, started_at: float) -> RawOutcome | None:
         """The hangup handler's AstDB entry of the call (``DBGet``, one per day it may be

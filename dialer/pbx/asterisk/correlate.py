@@ -43,6 +43,7 @@ the dialer's stop there). The facts of a call are kept on a mutable track and be
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from dialer.domain.calls import AmdStatus, DialplanResult, GoalResult, RawOutcome, VoicemailDrop
@@ -74,7 +75,14 @@ class _Track(CallFacts):
 class CallCorrelator:
     """Feed AMI events; get PBX-neutral call events. ``now`` is passed in (epoch seconds)."""
 
-    def __init__(self, failure_grace: float = 5.0, memory: EndMemory | None = None) -> None:
+    def __init__(
+        self,
+        failure_grace: float = 5.0,
+        memory: EndMemory | None = None,
+        other: Callable[[Message], object] | None = None,
+    ) -> None:
+        # events of no call (ContactStatus: the switch view's) go to ``other``
+        self._other = other
         self._calls: dict[str, _Track] = {}
         self._failed: set[str] = set()  # Failure OriginateResponse seen, Hangup awaited
         self._failure_grace = failure_grace
@@ -133,6 +141,8 @@ class CallCorrelator:
     def feed(self, msg: Message, now: float) -> list[PbxEvent]:
         call_id = msg.get("Uniqueid")
         if call_id is None:
+            if self._other is not None:
+                self._other(msg)
             return []
         track = self._calls.get(call_id)
         if track is None:

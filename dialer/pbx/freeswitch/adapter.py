@@ -19,7 +19,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -37,6 +37,7 @@ from dialer.pbx.freeswitch.correlate import (
     CallCorrelator,
     answered_in_show_channels,
 )
+from dialer.pbx.freeswitch.gateways import GATEWAY_EVENTS, GatewayView
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,9 @@ class FreeSwitchSettings:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> FreeSwitchSettings:
-        """``esl://:password@host:port``; subscribes to the events the correlator reads."""
-        esl = replace(EslSettings.from_url(url), events=FOLLOWED_EVENTS)
+        """``esl://:password@host:port``; subscribes to the events the correlator reads and
+        to the gateways' state changes (the switch view's)."""
+        esl = replace(EslSettings.from_url(url), events=(*FOLLOWED_EVENTS, *GATEWAY_EVENTS))
         return cls(esl=esl, **kwargs)
 
 
@@ -195,13 +197,30 @@ class FreeSwitchAdapter(SwitchAdapter[EslEvent]):
     ) -> None:
         self._settings = settings
         self._esl = EslClient(settings.esl)
-        self._correlator: CallCorrelator = CallCorrelator(failure_grace=settings.failure_grace)
+        # the switch's own view of its gateways (pings): dialer.engine.switchview
+        self.gateways = GatewayView()
+        self._correlator: CallCorrelator = CallCorrelator(
+            failure_grace=settings.failure_grace, other=self._trunk_item
+        )
         super().__init__(
-            self._esl, self._correlator, failure_grace=settings.failure_grace, clock=clock
+            self._esl,
+            self._correlator,
+            failure_grace=settings.failure_grace,
+            clock=clock,
+            trunks=self.gateways,
         )
         self._swept_at = 0.0  # never: the first reconciliation sweeps
         self._to_drop: list[str] = []  # calls ended by their events whose record still exists
         self._to_drop_since = 0.0  # when the oldest of them ended
+
+    async def refresh_trunks(self, trunks: Iterable[str]) -> None:
+        """Each gateway's ping status now (``api sofia xmlstatus gateway <name>``)."""
+        changed = False
+        for trunk in trunks:
+            if _NAME.fullmatch(trunk):
+                body = await self._esl.api("sofia", "xmlstatus", "gateway", trunk, check=False)
+                changed |= self.gateways.load(body)
+        self._trunks_read(changed)
 
     async def __aexit__(
         self,

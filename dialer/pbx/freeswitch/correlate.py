@@ -35,6 +35,7 @@ Rules (the contract is pbx-config/freeswitch/README.md):
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from dialer.domain.calls import AmdStatus, DialplanResult, GoalResult, RawOutcome, VoicemailDrop
@@ -199,7 +200,14 @@ class _Track(CallFacts):
 class CallCorrelator:
     """Feed ESL events; get PBX-neutral call events. ``now`` is passed in (epoch seconds)."""
 
-    def __init__(self, failure_grace: float = 5.0, memory: EndMemory | None = None) -> None:
+    def __init__(
+        self,
+        failure_grace: float = 5.0,
+        memory: EndMemory | None = None,
+        other: Callable[[EslEvent], object] | None = None,
+    ) -> None:
+        # CUSTOM events of no call (sofia::gateway_state: the switch view's) go to ``other``
+        self._other = other
         self._calls: dict[str, _Track] = {}
         self._jobs: dict[str, str] = {}  # Job-UUID -> call id, when they differ
         self._failure_grace = failure_grace
@@ -239,6 +247,10 @@ class CallCorrelator:
 
     def feed(self, event: EslEvent, now: float) -> list[PbxEvent]:
         name = event.name  # Event-Name comes first: found at once
+        if name == "CUSTOM" and event.unique_id is None:
+            if self._other is not None:
+                self._other(event)
+            return []
         if name == "BACKGROUND_JOB":
             job = event.job_uuid or ""
             call_id = self._jobs.pop(job, job)
