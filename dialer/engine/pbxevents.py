@@ -25,7 +25,7 @@ from dialer.engine.ports import Runner
 from dialer.engine.writer import ResultWriter
 from dialer.errors import DialerError, NotFound, StoreError, TransitionRefused
 from dialer.metrics import DialerMetrics
-from dialer.pbx.base import CallEnded, PbxState
+from dialer.pbx.base import CallEnded, ChannelCreated, PbxState
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,9 @@ class PbxEvents:
                     continue  # not ours, or another node's channel of the same id
                 if isinstance(event, CallEnded):
                     self._writer.finish_soon(call, event)
+                elif isinstance(event, ChannelCreated):  # the switch's stamp: the CPS margin
+                    if (runner := self._live.runner_of(event.call_id)) is not None:
+                        runner.channel_created(call, event.at)
                 else:
                     call.answered_at = event.at
                     self._writer.health.answered(call)

@@ -95,8 +95,12 @@ class CampaignRunner:
         self._primary_blocked_until = 0.0  # clock time: claim on the backup trunk until then
         self._on_backup = False  # the last claim on the campaign's trunk was refused
         self._local_hours: LocalHours | None = None  # local hours: made at the first claim
-        # the CPS window's margin, from this campaign's grant-to-switch delays (pacing.py)
-        self.grant_delay = GrantDelay(MarginBounds(switch_ms=engine.settings.rate_switch_ms))
+        # the CPS window's margin, from this campaign's grant-to-channel delays (pacing.py)
+        self.grant_delay = GrantDelay(
+            MarginBounds(
+                switch_ms=engine.settings.rate_switch_ms, use_stamps=engine.settings.rate_stamps
+            )
+        )
 
     def claim_trunk(self) -> str:
         """The trunk the next claim is for: the campaign's, or its backup while the
@@ -235,7 +239,7 @@ class CampaignRunner:
                 log.warning("campaign %s: dialing on trunk %s again", self.campaign_id, trunk)
             if batch.claims:
                 calls = [
-                    (self._follow(claim, trunk, claim.node or node), claim)
+                    (self._follow(claim, trunk, claim.node or node, batch.server_ms), claim)
                     for claim in batch.claims
                 ]
                 dials.create_task(self._dial(calls, batch.server_ms), name=calls[0][0].call_id)
@@ -283,7 +287,15 @@ class CampaignRunner:
             return
         await self._sleep(self._wake, min(wait, _MAX_IDLE))
 
-    def _follow(self, claim: Claim, trunk: str | None = None, node: str = "") -> LiveCall:
+    def channel_created(self, call: LiveCall, at: float) -> None:
+        """The switch stamped the creation of ``call``'s channel at ``at`` (epoch seconds, the
+        switch's clock): one grant-to-channel delay for the CPS window's margin."""
+        if call.granted_ms:
+            self.grant_delay.observe_switch(call.granted_ms, at * 1000)
+
+    def _follow(
+        self, claim: Claim, trunk: str | None = None, node: str = "", granted_ms: int = 0
+    ) -> LiveCall:
         call = LiveCall(
             call_id=claim.call_id,
             campaign_id=self.campaign_id,
@@ -296,6 +308,7 @@ class CampaignRunner:
             dial=claim.dial,
             engine_id=self._engine.settings.engine_id,
             node=node,
+            granted_ms=granted_ms,
         )
         self._engine.register(call, self)
         return call
