@@ -16,13 +16,21 @@ follows the delays instead, from two sources:
   claim reply's ``server_ms``, Redis's ``TIME``) to the channel's creation by the switch's clock
   (Asterisk: Newchannel's ``Timestamp``, manager.conf ``timestampevents``; FreeSWITCH:
   CHANNEL_CREATE's ``Event-Date-Timestamp``). This is the whole delay, the engine's part and
-  the switch's. **Clock offset**: Redis and the switch are different hosts in production, so a
-  delay reads ``true delay + offset``; the margin is ``max - min`` of the window's delays, in
-  which a constant offset cancels (and a negative "delay" is fine). A clock step on either
-  host widens the spread for one window (the margin rises, up to ``ceiling_ms``: rate lost
-  for a while, never an overshoot); drift (ppm) is nothing over a window. The margin is that
-  spread (``switch_quantile`` of the window's delays minus their minimum) plus
-  ``stamp_slack_ms`` (the stamps' millisecond rounding), within ``[floor_ms, ceiling_ms]``.
+  the switch's. The margin is the largest delay of the calls granted in the last
+  ``recent_ms`` less the smallest of the last ``low_window_ms``, plus ``stamp_slack_ms`` (the
+  stamps' millisecond rounding), within ``[floor_ms, ceiling_ms]``. Why only the last two
+  seconds' largest: a call's window is still open to the claims of the next ``1000 + margin``
+  ms only, and its stamp comes within milliseconds of its channel, long before the call one
+  window later is granted; so the margin rises *before* the claim a slow channel could collide
+  with, and falls again two seconds after a stall instead of holding the whole window's worst
+  for tens of seconds. The smallest delay stands for the next calls' (unknown yet): a call
+  faster than any of the last ``low_window_ms`` would be short by the difference, which is
+  why the stamps are trusted only after ``switch_min_samples``. **Clock offset**: Redis and
+  the switch are different hosts in production, so a delay reads ``true delay + offset``; the
+  margin is a difference of two delays, in which a constant offset cancels (a negative
+  "delay" is fine). A clock step on either host widens it for ``low_window_ms`` at most (the
+  margin rises, up to ``ceiling_ms``: rate lost for a while, never an overshoot); drift (ppm)
+  is nothing over 30 s.
 - **The engine's part alone** (:meth:`GrantDelay.observe`, one per claim batch): grant to the
   moment the engine writes the batch's originates, on its clock, plus ``switch_ms`` for the
   switch's part, which no reply shows (the originate's answer comes before the channel on both
@@ -36,9 +44,10 @@ channel than at 100, which the engine-side estimate cannot see (209 channels in 
 loadtest/README.md "Adaptive CPS margin"); the stamps see it. A switch that falls behind by
 seconds past its knee is not covered by any margin that keeps the rate (``ceiling_ms``).
 
-Cost: each observation appends to a bounded deque; a quantile is recomputed (one sort of its
-window) every ``recompute_every`` observations (stamps: every ``switch_recompute_every``), or at
-once when a delay lies outside what the margin covers. Measured in loadtest/README.md.
+Cost: a stamp is two sliding extremes (monotonic deques, O(1) amortized, no sort); a batch's
+engine-side delay appends to a bounded deque whose quantile is recomputed (one sort of
+``window`` floats) every ``recompute_every`` batches or at once when a delay exceeds the margin.
+Measured in loadtest/README.md (the engine's CPU per call, with and without stamps).
 """
 
 from __future__ import annotations
@@ -61,11 +70,12 @@ class MarginBounds:
     min_samples: int = 16
     quantile: float = 1.0  # of the window's delays (1.0: the largest)
     recompute_every: int = 8
-    # the switch's stamps (one per call): 2048 is ~10 s at 200 CPS, ~40 s at 50
-    switch_window: int = 2048
-    switch_min_samples: int = 64
-    switch_quantile: float = 1.0  # the high end of the spread (1.0: the largest delay)
-    switch_recompute_every: int = 32
+    # the switch's stamps (one per call), by grant time (Redis's clock): the largest delay of
+    # the calls granted in the last recent_ms (those whose window a claim can still meet: one
+    # second plus the ceiling, and slack) less the smallest of the last low_window_ms
+    recent_ms: int = 2000
+    low_window_ms: int = 30_000
+    switch_min_samples: int = 64  # stamps before they are trusted (the minimum is known)
     stamp_slack_ms: int = 2  # grant and stamp are each rounded to the millisecond or finer
     stale_batches: int = 64  # this many claim batches without a stamp: back to the engine's
     use_stamps: bool = True  # False: the engine-side estimate alone (DIALER_RATE_STAMPS=off)
@@ -79,12 +89,14 @@ class MarginBounds:
             raise ValueError("initial_ms must lie within [floor_ms, ceiling_ms]")
         if not 1 <= self.min_samples <= self.window:
             raise ValueError("need 1 <= min_samples <= window")
-        if not 1 <= self.switch_min_samples <= self.switch_window:
-            raise ValueError("need 1 <= switch_min_samples <= switch_window")
-        if not (0.5 <= self.quantile <= 1.0 and 0.5 <= self.switch_quantile <= 1.0):
-            raise ValueError("quantiles must lie within [0.5, 1.0]")
-        if self.recompute_every < 1 or self.switch_recompute_every < 1:
-            raise ValueError("recompute intervals must be at least 1")
+        if self.switch_min_samples < 1:
+            raise ValueError("switch_min_samples must be at least 1")
+        if not 1000 + self.ceiling_ms <= self.recent_ms <= self.low_window_ms:
+            raise ValueError("need 1000 + ceiling_ms <= recent_ms <= low_window_ms")
+        if not 0.5 <= self.quantile <= 1.0:
+            raise ValueError("quantile must lie within [0.5, 1.0]")
+        if self.recompute_every < 1:
+            raise ValueError("recompute_every must be at least 1")
         if self.stale_batches < 1:
             raise ValueError("stale_batches must be at least 1")
 
@@ -120,11 +132,13 @@ class GrantDelay:
         self._delays: deque[float] = deque(maxlen=self.bounds.window)
         self._since = 0  # observations since the margin was last computed
         self._margin = self.bounds.initial_ms
-        # the switch's stamps: grant -> channel (offset included), and their margin
-        self._stamps: deque[float] = deque(maxlen=self.bounds.switch_window)
-        self._stamps_since = 0
-        self._low = math.inf  # the covered range of stamp delays: [_low, _high]
-        self._high = -math.inf
+        # the switch's stamps, (granted_ms, delay) in grant order: _highs' delays decrease
+        # (its first is the largest of the last recent_ms), _lows' increase (the smallest of
+        # the last low_window_ms): sliding extremes, O(1) per stamp, no sort
+        self._highs: deque[tuple[float, float]] = deque()
+        self._lows: deque[tuple[float, float]] = deque()
+        self._newest = -math.inf  # the latest grant stamped
+        self._stamps = 0
         self._switch_margin: int | None = None
         self._batches_without_stamp = 0
 
@@ -146,25 +160,22 @@ class GrantDelay:
 
     def observe_switch(self, granted_ms: float, created_ms: float) -> None:
         """One call granted at ``granted_ms`` (Redis's clock) whose channel the switch created
-        at ``created_ms`` (the switch's clock; the two may be offset: only the spread counts).
-        A delay that is not a finite number is ignored."""
+        at ``created_ms`` (the switch's clock; the two may be offset: only differences count).
+        A stamp that is not a finite number is ignored."""
         delay = created_ms - granted_ms
-        if not math.isfinite(delay) or not self.bounds.use_stamps:
-            return
-        self._stamps.append(delay)
-        self._stamps_since += 1
-        self._batches_without_stamp = 0
         b = self.bounds
-        n = len(self._stamps)
-        if n < b.switch_min_samples:
+        if not (math.isfinite(delay) and math.isfinite(granted_ms)) or not b.use_stamps:
             return
-        if (
-            self._stamps_since >= b.switch_recompute_every
-            or self._switch_margin is None
-            or not self._low <= delay <= self._high  # outside the spread: lift it at once
-        ):
-            self._switch_margin = self._compute_switch()
-            self._stamps_since = 0
+        self._stamps += 1
+        self._batches_without_stamp = 0
+        newest = self._newest = max(self._newest, granted_ms)
+        _slide(self._highs, granted_ms, delay, newest - b.recent_ms, larger=True)
+        _slide(self._lows, granted_ms, delay, newest - b.low_window_ms, larger=False)
+        if self._stamps >= b.switch_min_samples and self._highs and self._lows:
+            spread = self._highs[0][1] - self._lows[0][1]
+            self._switch_margin = max(
+                b.floor_ms, min(b.ceiling_ms, math.ceil(spread) + b.stamp_slack_ms)
+            )
 
     def margin_ms(self) -> int:
         """The margin to pass with the next claim."""
@@ -183,15 +194,15 @@ class GrantDelay:
                 if len(delays) >= self.bounds.min_samples
                 else (MarginSource.INITIAL)
             )
-        stamps = self._stamps
+        highs, lows = self._highs, self._lows
         return GrantDelayStats(
             samples=len(delays),
             margin_ms=self.margin_ms(),
             last_ms=delays[-1] if delays else None,
             max_ms=max(delays) if delays else None,
             source=source,
-            switch_samples=len(stamps),
-            switch_spread_ms=max(stamps) - min(stamps) if stamps else None,
+            switch_samples=self._stamps,
+            switch_spread_ms=highs[0][1] - lows[0][1] if highs and lows else None,
         )
 
     def _stamps_fresh(self) -> bool:
@@ -207,9 +218,18 @@ class GrantDelay:
             return b.ceiling_ms
         return max(b.floor_ms, min(b.ceiling_ms, math.ceil(value) + b.switch_ms))
 
-    def _compute_switch(self) -> int:
-        b = self.bounds
-        ordered = sorted(self._stamps)
-        self._low, self._high = ordered[0], _quantile(ordered, b.switch_quantile)
-        spread = self._high - self._low
-        return max(b.floor_ms, min(b.ceiling_ms, math.ceil(spread) + b.stamp_slack_ms))
+
+def _slide(
+    kept: deque[tuple[float, float]], granted: float, delay: float, since: float, *, larger: bool
+) -> None:
+    """Add one (grant, delay) to a sliding extreme (``larger``: the maximum, else the minimum)
+    and drop what was granted before ``since``. An entry it outdoes leaves, and passes on its
+    later grant time (a stamp that comes out of order keeps the extreme a little longer: the
+    margin errs wide, never narrow)."""
+    while kept and (kept[-1][1] <= delay if larger else kept[-1][1] >= delay):
+        granted = max(granted, kept.pop()[0])
+    kept.append((granted, delay))
+    while kept[0][0] < since:
+        kept.popleft()
+        if not kept:
+            return
