@@ -56,7 +56,8 @@ def test_freeswitch_channel_create_stamp_in_microseconds() -> None:
     out = c.feed(esl("CHANNEL_CREATE", **{"Event-Date-Timestamp": "1733500000123456"}), 200.0)
     (created,) = out
     assert isinstance(created, ChannelCreated)
-    assert (created.call_id, created.at) == (CID, pytest.approx(1733500000.123456))
+    assert created.call_id == CID
+    assert created.at == pytest.approx(1733500000.123456)
     assert c.feed(esl("CHANNEL_CREATE", **{"Event-Date-Timestamp": "1733500001000000"}), 1) == []
     assert c.feed(esl("CHANNEL_CREATE", "dlr-x", **{"Event-Date-Timestamp": "1"}), 1) == []
     c.follow("dlr-nostamp", 100.0)
