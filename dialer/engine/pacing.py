@@ -16,21 +16,25 @@ follows the delays instead, from two sources:
   claim reply's ``server_ms``, Redis's ``TIME``) to the channel's creation by the switch's clock
   (Asterisk: Newchannel's ``Timestamp``, manager.conf ``timestampevents``; FreeSWITCH:
   CHANNEL_CREATE's ``Event-Date-Timestamp``). This is the whole delay, the engine's part and
-  the switch's. The margin is the largest delay of the calls granted in the last
-  ``recent_ms`` less the smallest of the last ``low_window_ms``, plus ``stamp_slack_ms`` (the
-  stamps' millisecond rounding), within ``[floor_ms, ceiling_ms]``. Why only the last two
-  seconds' largest: a call's window is still open to the claims of the next ``1000 + margin``
-  ms only, and its stamp comes within milliseconds of its channel, long before the call one
-  window later is granted; so the margin rises *before* the claim a slow channel could collide
-  with, and falls again two seconds after a stall instead of holding the whole window's worst
-  for tens of seconds. The smallest delay stands for the next calls' (unknown yet): a call
-  faster than any of the last ``low_window_ms`` would be short by the difference, which is
-  why the stamps are trusted only after ``switch_min_samples``. **Clock offset**: Redis and
-  the switch are different hosts in production, so a delay reads ``true delay + offset``; the
-  margin is a difference of two delays, in which a constant offset cancels (a negative
-  "delay" is fine). A clock step on either host widens it for ``low_window_ms`` at most (the
-  margin rises, up to ``ceiling_ms``: rate lost for a while, never an overshoot); drift (ppm)
-  is nothing over 30 s.
+  the switch's. The margin is the largest delay of the calls whose window the claim can still
+  meet (granted in the last ``1000 + ceiling_ms + guard_ms`` before it, by Redis's clock) less
+  the smallest of the last ``low_window_ms``, plus ``stamp_slack_ms`` (the stamps' millisecond
+  rounding), within ``[floor_ms, ceiling_ms]``. Why so short a memory: a call's window is open
+  to the claims of the next ``1000 + margin`` ms only, and its stamp comes within
+  milliseconds of its channel, long before the call one window later is claimed; so the
+  margin rises *before* the claim a slow channel could collide with, and falls 1.3 s after a
+  stall instead of holding a long window's worst for tens of seconds. The youngest calls count
+  too: a claim may reach Redis later than it asked for its margin (the writer's round trip, an
+  engine stall), and a later claim only meets fewer old calls. The claim's time on Redis's
+  clock is the engine's less the smallest (write - grant) of the batches (:meth:`observe`):
+  early by the engine's quickest write, which errs wide. The smallest delay stands for the
+  next calls' (unknown yet): a call faster than any of the last ``low_window_ms`` would be
+  short by the difference, which is why the stamps are trusted only after
+  ``switch_min_samples``. **Clock offset**: Redis and the switch are different hosts in
+  production, so a delay reads ``true delay + offset``; the margin is a difference of two
+  delays, in which a constant offset cancels (a negative "delay" is fine). A clock step on
+  either host widens it for ``low_window_ms`` at most (the margin rises, up to
+  ``ceiling_ms``: rate lost for a while, never an overshoot); drift (ppm) is nothing over 30 s.
 - **The engine's part alone** (:meth:`GrantDelay.observe`, one per claim batch): grant to the
   moment the engine writes the batch's originates, on its clock, plus ``switch_ms`` for the
   switch's part, which no reply shows (the originate's answer comes before the channel on both
@@ -71,9 +75,11 @@ class MarginBounds:
     quantile: float = 1.0  # of the window's delays (1.0: the largest)
     recompute_every: int = 8
     # the switch's stamps (one per call), by grant time (Redis's clock): the largest delay of
-    # the calls granted in the last recent_ms (those whose window a claim can still meet: one
-    # second plus the ceiling, and slack) less the smallest of the last low_window_ms
+    # the calls whose window the next claim can meet (granted since 1000 + ceiling_ms + guard_ms
+    # before it; without the claim's time: the last recent_ms) less the smallest of the last
+    # low_window_ms
     recent_ms: int = 2000
+    guard_ms: int = 50
     low_window_ms: int = 30_000
     switch_min_samples: int = 64  # stamps before they are trusted (the minimum is known)
     stamp_slack_ms: int = 2  # grant and stamp are each rounded to the millisecond or finer
@@ -93,6 +99,8 @@ class MarginBounds:
             raise ValueError("switch_min_samples must be at least 1")
         if not 1000 + self.ceiling_ms <= self.recent_ms <= self.low_window_ms:
             raise ValueError("need 1000 + ceiling_ms <= recent_ms <= low_window_ms")
+        if not 0 <= self.guard_ms <= 1000:
+            raise ValueError("guard_ms must lie within [0, 1000]")
         if not 0.5 <= self.quantile <= 1.0:
             raise ValueError("quantile must lie within [0.5, 1.0]")
         if self.recompute_every < 1:
@@ -137,16 +145,23 @@ class GrantDelay:
         # the last low_window_ms): sliding extremes, O(1) per stamp, no sort
         self._highs: deque[tuple[float, float]] = deque()
         self._lows: deque[tuple[float, float]] = deque()
+        # the engine's clock less Redis's at the grants: the smallest (write - grant) of the
+        # batches, a little early (by the engine's quickest write): the claim's time on Redis's
+        self._leads: deque[tuple[float, float]] = deque()
         self._newest = -math.inf  # the latest grant stamped
         self._stamps = 0
-        self._switch_margin: int | None = None
+        self._trusted = False  # switch_min_samples stamps seen
         self._batches_without_stamp = 0
+        self._last = self._margin  # the margin last handed out
 
     def observe(self, granted_ms: float, reported_ms: float) -> None:
         """One batch granted at ``granted_ms`` (Redis's clock) whose originates were written to
         the switch at ``reported_ms`` (the engine's clock)."""
         delay = reported_ms - granted_ms
         self._delays.append(delay if delay > 0 else 0.0)  # NaN counts as 0 too
+        if math.isfinite(delay) and math.isfinite(granted_ms):
+            since = granted_ms - self.bounds.low_window_ms
+            _slide(self._leads, granted_ms, delay, since, larger=False)
         self._since += 1
         self._batches_without_stamp += 1
         b = self.bounds
@@ -171,18 +186,30 @@ class GrantDelay:
         newest = self._newest = max(self._newest, granted_ms)
         _slide(self._highs, granted_ms, delay, newest - b.recent_ms, larger=True)
         _slide(self._lows, granted_ms, delay, newest - b.low_window_ms, larger=False)
-        if self._stamps >= b.switch_min_samples and self._highs and self._lows:
-            spread = self._highs[0][1] - self._lows[0][1]
-            self._switch_margin = max(
-                b.floor_ms, min(b.ceiling_ms, math.ceil(spread) + b.stamp_slack_ms)
-            )
+        self._trusted = self._stamps >= b.switch_min_samples
 
-    def margin_ms(self) -> int:
-        """The margin to pass with the next claim."""
-        if self._stamps_fresh():
-            assert self._switch_margin is not None
-            return self._switch_margin
-        return self._margin
+    def margin_ms(self, now_ms: float | None = None) -> int:
+        """The margin to pass with the next claim, made at ``now_ms`` (the engine's clock;
+        None: unknown, and the stamps of the last ``recent_ms`` all count)."""
+        if not self._stamps_fresh():
+            self._last = self._margin
+            return self._margin
+        b = self.bounds
+        if now_ms is not None and self._leads:
+            # the claim's time on Redis's clock, early by the engine's quickest write: a call
+            # granted before it less a second and the ceiling cannot meet its window (a claim
+            # that runs later than asked meets even fewer); younger ones can, the youngest
+            # included (a claim may run a second late: an engine stall)
+            since = now_ms - self._leads[0][1] - 1000 - b.ceiling_ms - b.guard_ms
+            highs = self._highs
+            while highs and highs[0][0] < since:
+                highs.popleft()
+        if not self._highs or not self._lows:
+            self._last = b.floor_ms  # no call whose window this claim can meet
+        else:
+            spread = self._highs[0][1] - self._lows[0][1]
+            self._last = max(b.floor_ms, min(b.ceiling_ms, math.ceil(spread) + b.stamp_slack_ms))
+        return self._last
 
     def statistics(self) -> GrantDelayStats:
         delays = self._delays
@@ -195,21 +222,19 @@ class GrantDelay:
                 else (MarginSource.INITIAL)
             )
         highs, lows = self._highs, self._lows
+        top = highs[0][1] if highs else -math.inf
         return GrantDelayStats(
             samples=len(delays),
-            margin_ms=self.margin_ms(),
+            margin_ms=self._last,  # the last one handed out
             last_ms=delays[-1] if delays else None,
             max_ms=max(delays) if delays else None,
             source=source,
             switch_samples=self._stamps,
-            switch_spread_ms=highs[0][1] - lows[0][1] if highs and lows else None,
+            switch_spread_ms=top - lows[0][1] if lows and math.isfinite(top) else None,
         )
 
     def _stamps_fresh(self) -> bool:
-        return (
-            self._switch_margin is not None
-            and self._batches_without_stamp <= self.bounds.stale_batches
-        )
+        return self._trusted and self._batches_without_stamp <= self.bounds.stale_batches
 
     def _compute(self) -> int:
         b = self.bounds

@@ -213,7 +213,7 @@ class CampaignRunner:
                     cps=self.settings.cps,
                     trunk_cps=limit.cps,
                     rate_margin_ms=(
-                        self.grant_delay.margin_ms()
+                        self.grant_delay.margin_ms(self._clock() * 1000)
                         if cfg.rate_margin_ms is None
                         else cfg.rate_margin_ms
                     ),

@@ -135,27 +135,36 @@ def test_the_spread_keeps_the_switch_clock_within_the_limit(
     assert _most_in_one_second(channels) <= limit
 
 
-def _online(limit: int, delays: list[float], offset: float, trusted_after: int) -> list[float]:
-    """claim.lua's window driven by the estimator as the engine drives it: a claim may take
-    one call a millisecond (faster than any pacing: the worst case), granted when fewer than
-    ``limit`` grants lie in the last ``1000 + margin`` ms (Redis's clock), the margin read at
-    that claim; each stamp is fed when its channel is created (the switch's clock, ``offset``
-    ms off). The channels' times, by the switch's clock."""
+def _online(
+    limit: int, delays: list[float], offset: float, trusted_after: int, late: list[float]
+) -> list[float]:
+    """claim.lua's window driven by the estimator as the engine drives it: each claim reads
+    the margin at ``t`` (the engine's clock, ``offset`` ms off Redis's too) and runs in Redis
+    ``late`` ms later (the writer's round trip, a stall), where it is granted when fewer than
+    ``limit`` grants lie in the last ``1000 + margin`` ms; each stamp is fed when its channel
+    is created (the switch's clock, ``offset`` ms off). A blocked claim comes back when the
+    window or a stamp may let it through (faster than any pacing: the worst case). The
+    channels' times, by the switch's clock."""
     bounds = MarginBounds(switch_min_samples=trusted_after, initial_ms=250, stale_batches=10**6)
     est = GrantDelay(bounds)
     grants: list[float] = []
     pending: list[tuple[float, float]] = []  # heap of (created, granted)
-    t = 0.0
+    t, k = 0.0, 0
     while len(grants) < len(delays):
-        allow = t if len(grants) < limit else max(t, grants[-limit] + 1000 + est.margin_ms())
-        if pending and pending[0][0] <= allow:  # a stamp comes first: it may move the margin
+        while pending and pending[0][0] <= t:  # the stamps created by now
             created, granted = heapq.heappop(pending)
             est.observe_switch(granted, created + offset)
-            t = max(t, created)
+        margin = est.margin_ms(t + offset)
+        runs = max(t + late[k % len(late)], grants[-1] if grants else 0.0)
+        k += 1
+        if len(grants) < limit or grants[-limit] <= runs - 1000 - margin:
+            heapq.heappush(pending, (runs + delays[len(grants)], runs))
+            est.observe(runs, runs + offset)  # written at once: the engine's part is 0
+            grants.append(runs)
+            t = runs + 1
             continue
-        heapq.heappush(pending, (allow + delays[len(grants)], allow))
-        grants.append(allow)
-        t = allow + 1
+        opens = grants[-limit] + 1000 + margin - late[k % len(late)]
+        t = max(t + 1, min(opens, pending[0][0] if pending else opens))
     return [g + d + offset for g, d in zip(grants, delays, strict=True)]
 
 
@@ -165,15 +174,16 @@ def _online(limit: int, delays: list[float], offset: float, trusted_after: int) 
     st.lists(st.floats(min_value=0, max_value=200), min_size=1, max_size=4),
     st.lists(st.floats(min_value=0, max_value=200), min_size=10, max_size=120),
     st.floats(min_value=-60_000, max_value=60_000),
+    st.lists(st.floats(min_value=0, max_value=400), min_size=1, max_size=8),
 )
 def test_online_the_margin_rises_before_a_slow_channel_can_collide(
-    limit: int, first: list[float], rest: list[float], offset: float
+    limit: int, first: list[float], rest: list[float], offset: float, late: list[float]
 ) -> None:
     """Fed as it goes (a slow channel's stamp arrives within its delay, long before the call
     one window later is claimed), the margin keeps the switch's clock within the limit,
-    stalls included, once the fastest delay is among those seen (``first``: the calls before
-    the stamps are trusted, 250 ms of margin meanwhile)."""
+    stalls and late claims included, once the fastest delay is among those seen (``first``:
+    the calls before the stamps are trusted, 250 ms of margin meanwhile)."""
     low = min(first)
     delays = first + [max(low, d) for d in rest]
-    channels = _online(limit, delays, offset, trusted_after=len(first))
+    channels = _online(limit, delays, offset, len(first), late)
     assert _most_in_one_second(channels) <= limit
