@@ -19,6 +19,7 @@ import pytest
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.engine.pacing import GrantDelayStats, MarginSource
 from dialer.pbx.esl.client import EslClient, EslSettings
 from dialer.pbx.esl.codec import EslEvent
 from dialer.pbx.freeswitch import FreeSwitchAdapter, FreeSwitchSettings
@@ -118,6 +119,19 @@ RAW = {
 }
 
 
+async def margin_from_stamps(engine: Any, cid: int) -> GrantDelayStats:
+    """The campaign runner's CPS margin once it follows the switch's stamps (polled while the
+    campaign runs: the runner goes when it ends)."""
+    async with asyncio.timeout(120):
+        while True:
+            runner = engine._runners.get(cid)
+            if runner is not None:
+                stats: GrantDelayStats = runner.grant_delay.statistics()
+                if stats.source is MarginSource.SWITCH and stats.switch_samples >= 64:
+                    return stats
+            await asyncio.sleep(0.05)
+
+
 async def test_300_contacts_known_mix_end_with_expected_statuses_and_attempts(
     stack, store, namespace, pbx
 ):
@@ -135,12 +149,18 @@ async def test_300_contacts_known_mix_end_with_expected_statuses_and_attempts(
         store, settings(stack, max_channels=40, cps=60.0, ring_timeout=2.0), phones
     )
     async with (
-        running_engine(engine_settings(stack, namespace, pbx=pbx)),
+        running_engine(engine_settings(stack, namespace, pbx=pbx)) as engine,
         watch_switch(stack, pbx) as seen,
     ):
         await control.start(cid)
+        stamped = asyncio.create_task(margin_from_stamps(engine, cid))
         await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=180)
         await seen.wait_until(lambda o: len(o.ended_at) >= dials)
+        margin = await stamped
+    # the CPS margin followed the switch's own channel stamps (Newchannel / CHANNEL_CREATE)
+    assert margin.source is MarginSource.SWITCH, margin
+    assert margin.switch_samples >= 64
+    assert 4 <= margin.margin_ms <= 250
 
     assert nonzero(await store.counts(cid)) == dict(expected_status)
     by_contact = await records_by_contact(store, cid)
