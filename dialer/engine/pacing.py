@@ -30,10 +30,11 @@ follows the delays instead, from two sources:
   early by the engine's quickest write, which errs wide. The smallest delay stands for the
   next calls' (unknown yet): a call faster than any of the last ``low_window_ms`` would be
   short by the difference, which is why the stamps are trusted only after
-  ``switch_min_samples``. **Clock offset**: Redis and the switch are different hosts in
-  production, so a delay reads ``true delay + offset``; the margin is a difference of two
-  delays, in which a constant offset cancels (a negative "delay" is fine). A clock step on
-  either host widens it for ``low_window_ms`` at most (the margin rises, up to
+  ``switch_min_samples`` and ``switch_trust_ms`` (a freshly started switch creates its first
+  channels more slowly than the next ones). **Clock offset**: Redis and the switch are
+  different hosts in production, so a delay reads ``true delay + offset``; the margin is a
+  difference of two delays, in which a constant offset cancels (a negative "delay" is fine).
+  A clock step on either host widens it for ``low_window_ms`` at most (the margin rises, up to
   ``ceiling_ms``: rate lost for a while, never an overshoot); drift (ppm) is nothing over 30 s.
 - **The engine's part alone** (:meth:`GrantDelay.observe`, one per claim batch): grant to the
   moment the engine writes the batch's originates, on its clock, plus ``switch_ms`` for the
@@ -82,6 +83,7 @@ class MarginBounds:
     guard_ms: int = 50
     low_window_ms: int = 30_000
     switch_min_samples: int = 64  # stamps before they are trusted (the minimum is known)
+    switch_trust_ms: int = 3000  # and this long after the first: a fresh switch warms up
     stamp_slack_ms: int = 2  # grant and stamp are each rounded to the millisecond or finer
     stale_batches: int = 64  # this many claim batches without a stamp: back to the engine's
     use_stamps: bool = True  # False: the engine-side estimate alone (DIALER_RATE_STAMPS=off)
@@ -95,8 +97,8 @@ class MarginBounds:
             raise ValueError("initial_ms must lie within [floor_ms, ceiling_ms]")
         if not 1 <= self.min_samples <= self.window:
             raise ValueError("need 1 <= min_samples <= window")
-        if self.switch_min_samples < 1:
-            raise ValueError("switch_min_samples must be at least 1")
+        if self.switch_min_samples < 1 or self.switch_trust_ms < 0:
+            raise ValueError("need switch_min_samples >= 1 and switch_trust_ms >= 0")
         if not 1000 + self.ceiling_ms <= self.recent_ms <= self.low_window_ms:
             raise ValueError("need 1000 + ceiling_ms <= recent_ms <= low_window_ms")
         if not 0 <= self.guard_ms <= 1000:
@@ -149,6 +151,7 @@ class GrantDelay:
         # batches, a little early (by the engine's quickest write): the claim's time on Redis's
         self._leads: deque[tuple[float, float]] = deque()
         self._newest = -math.inf  # the latest grant stamped
+        self._first = math.inf  # the first grant stamped
         self._stamps = 0
         self._trusted = False  # switch_min_samples stamps seen
         self._batches_without_stamp = 0
@@ -186,7 +189,10 @@ class GrantDelay:
         newest = self._newest = max(self._newest, granted_ms)
         _slide(self._highs, granted_ms, delay, newest - b.recent_ms, larger=True)
         _slide(self._lows, granted_ms, delay, newest - b.low_window_ms, larger=False)
-        self._trusted = self._stamps >= b.switch_min_samples
+        self._first = min(self._first, granted_ms)
+        self._trusted = (
+            self._stamps >= b.switch_min_samples and newest - self._first >= b.switch_trust_ms
+        )
 
     def margin_ms(self, now_ms: float | None = None) -> int:
         """The margin to pass with the next claim, made at ``now_ms`` (the engine's clock;

@@ -99,7 +99,8 @@ async def run(
                 f"  round {i + 1} {kind}: {r.cps:.1f} CPS, created {r.switch_cps or 0:.1f}/s, "
                 f"most in 1 s {r.switch_max_per_second}, failed {r.failed + r.switch_failed}, "
                 f"claim->channel p99 {ms(r.switch_lag_p99)} ms, max {ms(r.switch_lag_max)} ms, "
-                f"engine {r.steady_us('engine'):.0f} µs CPU/call",
+                f"engine {r.steady_us('engine'):.0f} µs CPU/call"
+                + (f"; {busiest(r)}" if (r.switch_max_per_second or 0) > math.ceil(rate) else ""),
                 flush=True,
             )
         rounds.append(Round(raw, engines))
@@ -138,6 +139,27 @@ def stamp_cost_us(calls: int = 20_000) -> float:
     if estimator.statistics().switch_samples != calls:
         raise RuntimeError("the stamps did not all reach the estimator")
     return spent / calls * 1e6
+
+
+def busiest(run: EngineRun) -> str:
+    """Where the most channels in one second were, for a run over the limit: seconds after
+    the first channel, and the claim -> channel lags in that second (ms, min / max)."""
+    created = sorted((t, c) for c, t in run.switch_created.items())
+    best, lo, at = 0, 0, (0, 0)
+    for hi, (t, _) in enumerate(created):
+        while t - created[lo][0] >= 1.0:
+            lo += 1
+        if hi - lo + 1 > best:
+            best, at = hi - lo + 1, (lo, hi)
+    if not created:
+        return ""
+    inside = created[at[0] : at[1] + 1]
+    lags = [(t - run.claimed[c]) * 1000 for t, c in inside if c in run.claimed]
+    start = inside[0][0] - created[0][0]
+    return (
+        f"busiest second at +{start:.1f} s, lags {min(lags, default=0):.1f}-"
+        f"{max(lags, default=0):.1f} ms"
+    )
 
 
 def _ratio(run: EngineRun, raw: StepResult) -> float | None:

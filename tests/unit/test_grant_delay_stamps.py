@@ -14,7 +14,7 @@ from dialer.engine.pacing import GrantDelay, MarginBounds, MarginSource
 from tests.unit.test_grant_delay import _limited_grants, _most_in_one_second
 
 T0 = 1_700_000_000_000.0
-QUIET = MarginBounds(switch_min_samples=8, stale_batches=5)
+QUIET = MarginBounds(switch_min_samples=8, switch_trust_ms=0, stale_batches=5)
 
 
 def _batches(est: GrantDelay, n: int, delay: float = 2.0) -> None:
@@ -100,6 +100,19 @@ def test_missing_stamps_fall_back_to_the_engine_side() -> None:
     assert est.margin_ms() == QUIET.floor_ms
 
 
+def test_stamps_are_trusted_once_they_span_the_warm_up() -> None:
+    """A fresh switch's first channels come slower than the rest: their minimum would make the
+    margin short, so the engine side decides for the first ``switch_trust_ms`` of grants."""
+    b = MarginBounds(switch_min_samples=8, switch_trust_ms=3000)
+    est = GrantDelay(b)
+    _batches(est, 20)
+    _stamps(est, [30.0] * 100)  # 0.5 s of grants: many stamps, too short a time
+    assert est.statistics().source is MarginSource.ENGINE
+    assert est.margin_ms() == 12
+    est.observe_switch(T0 + 3000, T0 + 3000 + 31.0)
+    assert est.statistics().source is MarginSource.SWITCH
+
+
 def test_stamps_off_and_odd_stamps_are_ignored() -> None:
     off = GrantDelay(MarginBounds(use_stamps=False, switch_min_samples=1))
     _batches(off, 20)
@@ -127,7 +140,9 @@ def test_the_spread_keeps_the_switch_clock_within_the_limit(
     clock is ``offset`` off, each after one of the delays the margin was computed from: at most
     ``limit`` channels in any second of the switch's clock."""
     # 1 ms of slack: the offset's float rounding must not decide a tie at exactly 1000 ms
-    b = MarginBounds(floor_ms=0, initial_ms=0, switch_min_samples=1, stamp_slack_ms=1)
+    b = MarginBounds(
+        floor_ms=0, initial_ms=0, switch_min_samples=1, switch_trust_ms=0, stamp_slack_ms=1
+    )
     est = GrantDelay(b)
     _stamps(est, delays, offset)
     grants = _limited_grants(requests, limit, 1000 + est.margin_ms())
@@ -145,7 +160,9 @@ def _online(
     is created (the switch's clock, ``offset`` ms off). A blocked claim comes back when the
     window or a stamp may let it through (faster than any pacing: the worst case). The
     channels' times, by the switch's clock."""
-    bounds = MarginBounds(switch_min_samples=trusted_after, initial_ms=250, stale_batches=10**6)
+    bounds = MarginBounds(
+        switch_min_samples=trusted_after, switch_trust_ms=0, initial_ms=250, stale_batches=10**6
+    )
     est = GrantDelay(bounds)
     grants: list[float] = []
     pending: list[tuple[float, float]] = []  # heap of (created, granted)
