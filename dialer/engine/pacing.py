@@ -80,7 +80,7 @@ class MarginBounds:
     # before it; without the claim's time: the last recent_ms) less the smallest of the last
     # low_window_ms
     recent_ms: int = 2000
-    guard_ms: int = 50
+    guard_ms: int = 50  # the claim's time on Redis's clock is an estimate: errs this much wider
     low_window_ms: int = 30_000
     switch_min_samples: int = 64  # stamps before they are trusted (the minimum is known)
     switch_trust_ms: int = 3000  # and this long after the first: a fresh switch warms up
@@ -143,8 +143,8 @@ class GrantDelay:
         self._since = 0  # observations since the margin was last computed
         self._margin = self.bounds.initial_ms
         # the switch's stamps, (granted_ms, delay) in grant order: _highs' delays decrease
-        # (its first is the largest of the last recent_ms), _lows' increase (the smallest of
-        # the last low_window_ms): sliding extremes, O(1) per stamp, no sort
+        # (its first is the largest of the calls the next claim can meet), _lows' increase
+        # (the smallest of the last low_window_ms): sliding extremes, O(1) per stamp, no sort
         self._highs: deque[tuple[float, float]] = deque()
         self._lows: deque[tuple[float, float]] = deque()
         # the engine's clock less Redis's at the grants: the smallest (write - grant) of the
@@ -153,7 +153,7 @@ class GrantDelay:
         self._newest = -math.inf  # the latest grant stamped
         self._first = math.inf  # the first grant stamped
         self._stamps = 0
-        self._trusted = False  # switch_min_samples stamps seen
+        self._trusted = False  # switch_min_samples stamps over switch_trust_ms of grants
         self._batches_without_stamp = 0
         self._last = self._margin  # the margin last handed out
 
@@ -222,11 +222,8 @@ class GrantDelay:
         if self._stamps_fresh():
             source = MarginSource.SWITCH
         else:
-            source = (
-                MarginSource.ENGINE
-                if len(delays) >= self.bounds.min_samples
-                else (MarginSource.INITIAL)
-            )
+            engine = len(delays) >= self.bounds.min_samples
+            source = MarginSource.ENGINE if engine else MarginSource.INITIAL
         highs, lows = self._highs, self._lows
         top = highs[0][1] if highs else -math.inf
         return GrantDelayStats(
