@@ -14,6 +14,8 @@ from dialer.engine.pacing import GrantDelay, MarginBounds, MarginSource
 from tests.unit.test_grant_delay import _limited_grants, _most_in_one_second
 
 T0 = 1_700_000_000_000.0
+# a clock offset between Redis and the switch: up to a minute either way
+OFFSETS = st.floats(min_value=-60_000, max_value=60_000)
 QUIET = MarginBounds(switch_min_samples=8, switch_trust_ms=0, stale_batches=5)
 
 
@@ -131,7 +133,7 @@ def test_stamps_off_and_odd_stamps_are_ignored() -> None:
     st.integers(min_value=1, max_value=40),
     st.lists(st.floats(min_value=0, max_value=3000), min_size=20, max_size=200),
     st.lists(st.floats(min_value=0, max_value=120), min_size=200, max_size=200),
-    st.floats(min_value=-60_000, max_value=60_000),
+    OFFSETS,
 )
 def test_the_spread_keeps_the_switch_clock_within_the_limit(
     limit: int, requests: list[float], delays: list[float], offset: float
@@ -190,7 +192,7 @@ def _online(
     st.integers(min_value=1, max_value=8),
     st.lists(st.floats(min_value=0, max_value=200), min_size=1, max_size=4),
     st.lists(st.floats(min_value=0, max_value=200), min_size=10, max_size=120),
-    st.floats(min_value=-60_000, max_value=60_000),
+    OFFSETS,
     st.lists(st.floats(min_value=0, max_value=400), min_size=1, max_size=8),
 )
 def test_online_the_margin_rises_before_a_slow_channel_can_collide(
