@@ -36,6 +36,9 @@ follows the delays instead, from two sources:
   difference of two delays, in which a constant offset cancels (a negative "delay" is fine).
   A clock step on either host widens it for ``low_window_ms`` at most (the margin rises, up to
   ``ceiling_ms``: rate lost for a while, never an overshoot); drift (ppm) is nothing over 30 s.
+  A clock that jitters widens the spread by its jitter: FreeSWITCH's event stamps ran up to
+  34 ms behind the host's clock here, which costs as much rate as the fixed margin
+  (loadtest/README.md: ``DIALER_RATE_STAMPS=off`` suits it better).
 - **The engine's part alone** (:meth:`GrantDelay.observe`, one per claim batch): grant to the
   moment the engine writes the batch's originates, on its clock, plus ``switch_ms`` for the
   switch's part, which no reply shows (the originate's answer comes before the channel on both
