@@ -41,8 +41,9 @@ class EngineSettings:
     rate_switch_ms: int = 10
     # With the adaptive margin: follow the switch's own channel stamps (Newchannel Timestamp,
     # CHANNEL_CREATE Event-Date-Timestamp) when they come, the engine's part + rate_switch_ms
-    # when they do not (DIALER_RATE_STAMPS=off: never; dialer.engine.pacing).
-    rate_stamps: bool = True
+    # when they do not. DIALER_RATE_STAMPS on / off; unset (None): Asterisk's stamps only
+    # (dialer.engine.pacing.stamps_followed: FreeSWITCH's event clock jitters).
+    rate_stamps: bool | None = None
     # Pacing: at most this many milliseconds' worth of the CPS starts at once (340 cps, 50 ms:
     # 17 per 50 ms), instead of a burst of a whole second's calls at the top of each window.
     # It also sets the claims: one Redis round trip per step and campaign, 1000 / pace_ms a
@@ -138,8 +139,8 @@ class EngineSettings:
         stamps = env.get("DIALER_RATE_STAMPS", "").strip().lower()
         if stamps not in ("", "on", "off"):
             raise ConfigError(f"DIALER_RATE_STAMPS must be on or off, got {stamps[:20]!r}")
-        if stamps == "off":
-            kwargs["rate_stamps"] = False
+        if stamps:
+            kwargs["rate_stamps"] = stamps == "on"
         if "DIALER_CLAIM_BATCH" in env:
             kwargs["claim_batch"] = _int(env, "DIALER_CLAIM_BATCH", minimum=1)
         if "DIALER_WRITE_LINGER_MS" in env:

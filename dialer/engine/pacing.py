@@ -38,7 +38,8 @@ follows the delays instead, from two sources:
   ``ceiling_ms``: rate lost for a while, never an overshoot); drift (ppm) is nothing over 30 s.
   A clock that jitters widens the spread by its jitter: FreeSWITCH's event stamps ran up to
   34 ms behind the host's clock here, which costs as much rate as the fixed margin
-  (loadtest/README.md: ``DIALER_RATE_STAMPS=off`` suits it better).
+  (loadtest/README.md), so by default only Asterisk's stamps are followed
+  (:func:`stamps_followed`).
 - **The engine's part alone** (:meth:`GrantDelay.observe`, one per claim batch): grant to the
   moment the engine writes the batch's originates, on its clock, plus ``switch_ms`` for the
   switch's part, which no reply shows (the originate's answer comes before the channel on both
@@ -131,6 +132,15 @@ class GrantDelayStats:
     source: MarginSource = MarginSource.INITIAL
     switch_samples: int = 0
     switch_spread_ms: float | None = None  # the stamps' delays: largest minus smallest kept
+
+
+def stamps_followed(setting: bool | None, switch: str) -> bool:
+    """Whether the margin follows ``switch``'s channel stamps (``setting``: DIALER_RATE_STAMPS,
+    None when unset). By default Asterisk's only: FreeSWITCH stamps its events with its own
+    timer-driven clock, which ran up to 34 ms behind the host's here (claim -> CHANNEL_CREATE
+    lags below zero), so the spread of its stamps is mostly that jitter, a margin as costly as
+    the fixed one (loadtest/README.md); the engine-side estimate did better there."""
+    return setting if setting is not None else switch != "freeswitch"
 
 
 def _quantile(ordered: list[float], q: float) -> float:

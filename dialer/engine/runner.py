@@ -98,7 +98,8 @@ class CampaignRunner:
         # the CPS window's margin, from this campaign's grant-to-channel delays (pacing.py)
         self.grant_delay = GrantDelay(
             MarginBounds(
-                switch_ms=engine.settings.rate_switch_ms, use_stamps=engine.settings.rate_stamps
+                switch_ms=engine.settings.rate_switch_ms,
+                use_stamps=engine.settings.rate_stamps is not False,
             )
         )
 

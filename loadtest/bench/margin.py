@@ -4,12 +4,12 @@ At one rate (``--rate``, else the throughput benchmark's capacity, else 300 CPS 
 80 on FreeSWITCH), ``rounds`` times: the raw loop (AMI or ESL), one engine with the fixed
 margin (``DIALER_RATE_MARGIN_MS=40``, the former default), one with the engine-side adaptive
 margin alone (``DIALER_RATE_STAMPS=off``: grant -> originate written, plus
-``DIALER_RATE_SWITCH_MS``) and one with the margin from the switch's own channel stamps (the
-default, ``dialer.engine.pacing``), each on a freshly started switch; the engines' order
-rotates from round to round so that a drift of the machine does not favour one. Each engine
-run is watched by the switch's own events: channels created per second and the most created
-in any second, on the switch's clock (Asterisk: Newchannel Timestamp; FreeSWITCH:
-CHANNEL_CREATE Event-Date-Timestamp).
+``DIALER_RATE_SWITCH_MS``) and one with the margin from the switch's own channel stamps
+(``DIALER_RATE_STAMPS=on``, the default on Asterisk, ``dialer.engine.pacing``), each on a
+freshly started switch; the engines' order rotates from round to round so that a drift of
+the machine does not favour one. Each engine run is watched by the switch's own events:
+channels created per second and the most created in any second, on the switch's clock
+(Asterisk: Newchannel Timestamp; FreeSWITCH: CHANNEL_CREATE Event-Date-Timestamp).
 
 Targets: the stamps' engine CPS / raw CPS >= 0.98 (by the engine's claims against the raw loop's
 sends) and 0 overshoot (never more than ``ceil(cps)`` channels in one second by the switch's
@@ -41,7 +41,8 @@ ADAPTIVE = "stamps"
 KINDS: dict[str, dict[str, str]] = {
     FIXED: {"DIALER_RATE_MARGIN_MS": "40", "DIALER_RATE_STAMPS": ""},
     ENGINE_SIDE: {"DIALER_RATE_MARGIN_MS": "", "DIALER_RATE_STAMPS": "off"},
-    ADAPTIVE: {"DIALER_RATE_MARGIN_MS": "", "DIALER_RATE_STAMPS": ""},
+    # on: FreeSWITCH's stamps too (unset follows Asterisk's only: pacing.stamps_followed)
+    ADAPTIVE: {"DIALER_RATE_MARGIN_MS": "", "DIALER_RATE_STAMPS": "on"},
 }
 
 

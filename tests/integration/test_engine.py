@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from dataclasses import replace
 from typing import Any
 
@@ -119,17 +119,14 @@ RAW = {
 }
 
 
-async def margin_from_stamps(engine: Any, cid: int) -> GrantDelayStats:
-    """The campaign runner's CPS margin once it follows the switch's stamps (polled while the
-    campaign runs: the runner goes when it ends)."""
-    async with asyncio.timeout(120):
-        while True:
-            runner = engine._runners.get(cid)
-            if runner is not None:
-                stats: GrantDelayStats = runner.grant_delay.statistics()
-                if stats.source is MarginSource.SWITCH and stats.switch_samples >= 64:
-                    return stats
-            await asyncio.sleep(0.05)
+async def follow_margin(engine: Any, cid: int, into: list[GrantDelayStats]) -> None:
+    """Keep the campaign runner's CPS margin statistics in ``into`` (the last one last) while
+    it runs, until cancelled."""
+    while True:
+        runner = engine._runners.get(cid)
+        if runner is not None:
+            into.append(runner.grant_delay.statistics())
+        await asyncio.sleep(0.05)
 
 
 async def test_300_contacts_known_mix_end_with_expected_statuses_and_attempts(
@@ -153,13 +150,24 @@ async def test_300_contacts_known_mix_end_with_expected_statuses_and_attempts(
         watch_switch(stack, pbx) as seen,
     ):
         await control.start(cid)
-        stamped = asyncio.create_task(margin_from_stamps(engine, cid))
-        await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=180)
+        margins: list[GrantDelayStats] = []
+        following = asyncio.create_task(follow_margin(engine, cid, margins))
+        try:
+            await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=180)
+        finally:
+            following.cancel()
+            with suppress(asyncio.CancelledError):
+                await following
         await seen.wait_until(lambda o: len(o.ended_at) >= dials)
-        margin = await stamped
-    # the CPS margin followed the switch's own channel stamps (Newchannel / CHANNEL_CREATE)
-    assert margin.source is MarginSource.SWITCH, margin
-    assert margin.switch_samples >= 64
+    margin = margins[-1]
+    # the CPS margin followed Asterisk's own channel stamps (Newchannel Timestamp); not
+    # FreeSWITCH's by default (its event clock jitters: dialer.engine.pacing.stamps_followed)
+    if pbx == "asterisk":
+        assert margin.source is MarginSource.SWITCH, margin
+        assert margin.switch_samples >= 64
+    else:
+        assert margin.source is MarginSource.ENGINE, margin
+        assert margin.switch_samples == 0
     assert 4 <= margin.margin_ms <= 250
 
     assert nonzero(await store.counts(cid)) == dict(expected_status)
