@@ -30,15 +30,20 @@ class EngineSettings:
     full_poll: float = 0.05  # at the concurrency cap: re-check at least this often
     # CPS windows are held this much longer than their nominal length so that the jitter
     # between a grant and the PBX creating the channel never shows limit+1 calls in a second.
-    # None (the default): the margin follows the measured grant-to-originate delay plus 10 ms
-    # for the switch (dialer.engine.pacing.GrantDelay: ~12-20 ms on a quiet engine, 40 until
-    # measured).
+    # None (the default): the margin follows the measured grant-to-channel delays
+    # (dialer.engine.pacing.GrantDelay: their spread by the switch's stamps, else the
+    # grant-to-originate delay plus rate_switch_ms; 40 until measured).
     # DIALER_RATE_MARGIN_MS fixes it instead, at margin/1000 of the rate (40: 0.96 of it).
     rate_margin_ms: int | None = None
     # With the adaptive margin: the switch's part of the delay, which the engine does not see
     # (DIALER_RATE_SWITCH_MS; 10 ms covers a quiet Asterisk here: raise it for a switch that
     # creates its channels later, at switch_ms/1000 of the rate).
     rate_switch_ms: int = 10
+    # With the adaptive margin: follow the switch's own channel stamps (Newchannel Timestamp,
+    # CHANNEL_CREATE Event-Date-Timestamp) when they come, the engine's part + rate_switch_ms
+    # when they do not. DIALER_RATE_STAMPS on / off; unset (None): Asterisk's stamps only
+    # (dialer.engine.pacing.stamps_followed: FreeSWITCH's event clock jitters).
+    rate_stamps: bool | None = None
     # Pacing: at most this many milliseconds' worth of the CPS starts at once (340 cps, 50 ms:
     # 17 per 50 ms), instead of a burst of a whole second's calls at the top of each window.
     # It also sets the claims: one Redis round trip per step and campaign, 1000 / pace_ms a
@@ -101,7 +106,8 @@ class EngineSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineSettings:
         """DIALER_REDIS_URL, DIALER_NAMESPACE, DIALER_AMI_URL, DIALER_ENGINE_ID, DIALER_LEASE_MS,
-        DIALER_PACE_MS, DIALER_RATE_MARGIN_MS, DIALER_RATE_SWITCH_MS, DIALER_CLAIM_BATCH,
+        DIALER_PACE_MS, DIALER_RATE_MARGIN_MS, DIALER_RATE_SWITCH_MS, DIALER_RATE_STAMPS (on / off),
+        DIALER_CLAIM_BATCH,
         DIALER_WRITE_LINGER_MS,
         DIALER_METRICS_PORT (serve /metrics there), DIALER_METRICS_HOST (its address, default
         127.0.0.1), DIALER_TRUNKS (:func:`parse_trunks`), DIALER_BREAKER (on / off),
@@ -130,6 +136,11 @@ class EngineSettings:
             kwargs["rate_margin_ms"] = _int(env, "DIALER_RATE_MARGIN_MS", minimum=0)
         if "DIALER_RATE_SWITCH_MS" in env:
             kwargs["rate_switch_ms"] = _int(env, "DIALER_RATE_SWITCH_MS", minimum=0)
+        stamps = env.get("DIALER_RATE_STAMPS", "").strip().lower()
+        if stamps not in ("", "on", "off"):
+            raise ConfigError(f"DIALER_RATE_STAMPS must be on or off, got {stamps[:20]!r}")
+        if stamps:
+            kwargs["rate_stamps"] = stamps == "on"
         if "DIALER_CLAIM_BATCH" in env:
             kwargs["claim_batch"] = _int(env, "DIALER_CLAIM_BATCH", minimum=1)
         if "DIALER_WRITE_LINGER_MS" in env:

@@ -29,6 +29,7 @@ class LiveCall:
     node: str = ""  # the PBX node it is dialed on ("": recorded before nodes were kept)
     # where it is in dialer.domain.callstate's table, as this engine knows it (LiveCalls)
     state: CallState = CallState.NEW
+    granted_ms: int = 0  # the claim's grant by Redis's clock (0: unknown): the CPS margin's start
 
 
 def lost_outcome(seen: RawOutcome | None, *, answered: bool) -> RawOutcome:

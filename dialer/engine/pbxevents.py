@@ -22,11 +22,12 @@ from dialer.engine.control import PBX_DOWN_REASON, CampaignControl
 from dialer.engine.leases import LeaseKeeper
 from dialer.engine.livecalls import LiveCalls
 from dialer.engine.nodes import Nodes
+from dialer.engine.pacing import stamps_followed
 from dialer.engine.ports import Runner
 from dialer.engine.writer import ResultWriter
 from dialer.errors import DialerError, NotFound, StoreError, TransitionRefused
 from dialer.metrics import DialerMetrics
-from dialer.pbx.base import CallEnded, PbxState
+from dialer.pbx.base import CallEnded, ChannelCreated, PbxState
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,9 @@ class PbxEvents:
                 tg.create_task(self.pump(node), name=f"pbx-events-{node}")
 
     async def pump(self, node: str) -> None:
-        async for events in self._nodes.adapter(node).event_batches():
+        adapter = self._nodes.adapter(node)
+        stamps = stamps_followed(self._settings.rate_stamps, adapter.name)  # the CPS margin
+        async for events in adapter.event_batches():
             checkpoint()
             for event in events:
                 if isinstance(event, PbxState):
@@ -75,6 +78,9 @@ class PbxEvents:
                     continue  # not ours, or another node's channel of the same id
                 if isinstance(event, CallEnded):
                     self._writer.finish_soon(call, event)
+                elif isinstance(event, ChannelCreated):  # the switch's stamp: the CPS margin
+                    if stamps and (runner := self._live.runner_of(event.call_id)) is not None:
+                        runner.channel_created(call, event.at)
                 else:
                     call.answered_at = event.at
                     self._writer.health.answered(call)

@@ -59,6 +59,8 @@ class Runner(Protocol):
 
     def plan_reached(self, attempts: int = 0, talk_seconds: float = 0.0) -> bool: ...
 
+    def channel_created(self, call: LiveCall, at: float) -> None: ...
+
 
 class ResultStore(Protocol):
     """The writer's store calls."""

@@ -101,8 +101,13 @@ class CampaignRunner:
         self._local_hours: LocalHours | None = None  # local hours: made at the first claim
         # no node of the trunk's group up this long (dialer.engine.nodeloss): paused
         self.node_loss = NodeLossGrace()
-        # the CPS window's margin, from this campaign's grant-to-switch delays (pacing.py)
-        self.grant_delay = GrantDelay(MarginBounds(switch_ms=engine.settings.rate_switch_ms))
+        # the CPS window's margin, from this campaign's grant-to-channel delays (pacing.py)
+        self.grant_delay = GrantDelay(
+            MarginBounds(
+                switch_ms=engine.settings.rate_switch_ms,
+                use_stamps=engine.settings.rate_stamps is not False,
+            )
+        )
 
     def claim_trunk(self) -> str:
         """The trunk the next claim is for: the campaign's, or its backup while the
@@ -218,7 +223,7 @@ class CampaignRunner:
                     cps=self.settings.cps,
                     trunk_cps=limit.cps,
                     rate_margin_ms=(
-                        self.grant_delay.margin_ms()
+                        self.grant_delay.margin_ms(self._clock() * 1000)
                         if cfg.rate_margin_ms is None
                         else cfg.rate_margin_ms
                     ),
@@ -244,7 +249,7 @@ class CampaignRunner:
                 log.warning("campaign %s: dialing on trunk %s again", self.campaign_id, trunk)
             if batch.claims:
                 calls = [
-                    (self._follow(claim, trunk, claim.node or node), claim)
+                    (self._follow(claim, trunk, claim.node or node, batch.server_ms), claim)
                     for claim in batch.claims
                 ]
                 dials.create_task(self._dial(calls, batch.server_ms), name=calls[0][0].call_id)
@@ -315,7 +320,15 @@ class CampaignRunner:
             return
         await self._sleep(self._wake, min(wait, _MAX_IDLE))
 
-    def _follow(self, claim: Claim, trunk: str | None = None, node: str = "") -> LiveCall:
+    def channel_created(self, call: LiveCall, at: float) -> None:
+        """The switch stamped the creation of ``call``'s channel at ``at`` (epoch seconds, the
+        switch's clock): one grant-to-channel delay for the CPS window's margin."""
+        if call.granted_ms:
+            self.grant_delay.observe_switch(call.granted_ms, at * 1000)
+
+    def _follow(
+        self, claim: Claim, trunk: str | None = None, node: str = "", granted_ms: int = 0
+    ) -> LiveCall:
         call = LiveCall(
             call_id=claim.call_id,
             campaign_id=self.campaign_id,
@@ -328,6 +341,7 @@ class CampaignRunner:
             dial=claim.dial,
             engine_id=self._engine.settings.engine_id,
             node=node,
+            granted_ms=granted_ms,
         )
         self._engine.register(call, self)
         return call

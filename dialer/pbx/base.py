@@ -5,7 +5,9 @@ order per call whatever order the PBX sent them in:
 
 - :class:`CallAnswered` at most once,
 - :class:`CallEnded` exactly once per originated call (the attempt's raw outcome),
-- :class:`PbxState` whenever the connection to the PBX goes up or down.
+- :class:`PbxState` whenever the connection to the PBX goes up or down,
+- :class:`ChannelCreated` at most once, when the switch stamps its channel's creation (it feeds
+  the CPS window's margin, dialer.engine.pacing; calls without a stamp have none).
 
 An adapter follows only the calls it originated itself (or adopted with :meth:`PbxAdapter.adopt`
 during reconciliation). It also remembers, for a while, how the dialer calls it saw end but did
@@ -16,6 +18,7 @@ its lease lapsed, Redis was away) settles it with what the switch reported, not 
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -78,6 +81,16 @@ class CallFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelCreated:
+    """The switch created the call's channel at ``at``: epoch seconds by the *switch's* clock
+    (Asterisk's Newchannel ``Timestamp``, FreeSWITCH's CHANNEL_CREATE
+    ``Event-Date-Timestamp``), not the engine's."""
+
+    call_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class CallAnswered:
     call_id: str
     at: float  # epoch seconds
@@ -121,7 +134,7 @@ class PbxState:
     at: float  # epoch seconds
 
 
-PbxEvent = CallAnswered | CallEnded | PbxState
+PbxEvent = CallAnswered | CallEnded | PbxState | ChannelCreated
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +227,18 @@ class PbxAdapter(Protocol):
 
     @property
     def connected(self) -> bool: ...
+
+
+def stamp_or_none(value: str | None, scale: float = 1.0) -> float | None:
+    """A header's time stamp in epoch seconds (``scale``: the header's unit, 1e-6 for
+    microseconds); None when absent, not a number or not finite."""
+    if not value:
+        return None
+    try:
+        at = float(value) * scale
+    except ValueError:
+        return None
+    return at if math.isfinite(at) else None
 
 
 def int_or_none(value: str | None) -> int | None:

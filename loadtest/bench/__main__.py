@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rate", type=float, help="cost, margin: dial at this CPS instead of searching for it"
     )
-    parser.add_argument("--rounds", type=int, help="margin: rounds of raw, fixed, adaptive")
+    parser.add_argument("--rounds", type=int, help="margin: rounds of raw and 3 margins")
     parser.add_argument("--fs-rate", type=float, help="nodes: FreeSWITCH CPS (--rate: Asterisk)")
     parser.add_argument("--base", help="luacost: git revision of the scripts compared (main)")
     parser.add_argument("--batch", type=int, help="luacost: calls per round trip (15)")

@@ -75,6 +75,9 @@ class EngineRun:
     # claim (Redis's grant, the record's claimed_ms) -> the channel on the switch's clock: the
     # delay the CPS window's margin must cover (dialer.engine.pacing), seconds
     switch_lag_max: float | None = None
+    # per call: the channel's creation on the switch's clock, and its claim (epoch seconds)
+    switch_created: dict[str, float] = field(default_factory=dict, repr=False)
+    claimed: dict[str, float] = field(default_factory=dict, repr=False)
 
     @property
     def failed(self) -> int:
@@ -198,6 +201,8 @@ async def engine_run(
         switch_failures=switch_failures(seen, done.claimed, hold_s) if seen else {},
         switch_max_per_second=max_in_window(list(created.values())) if created else None,
         switch_lag_p99=percentile(lags, 99) if created is not None else None,
+        switch_created=dict(created or {}),
+        claimed=dict(done.claimed),
         max_lag=max_lag if seen else None,
         steady_redis_usec=usec,
         switch_lag_max=max(lags, default=None),

@@ -40,6 +40,7 @@ TUNING = frozenset(
         "DIALER_WRITE_LINGER_MS",
         "DIALER_RATE_MARGIN_MS",
         "DIALER_RATE_SWITCH_MS",
+        "DIALER_RATE_STAMPS",
     }
 )
 

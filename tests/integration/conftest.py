@@ -101,7 +101,7 @@ def pbx(request: pytest.FixtureRequest) -> str:
 
 def ami_settings(info: StackInfo, *, events: str = "on", watch: bool = True) -> AmiSettings:
     """manager.conf's watching user (``watch``: it also receives Newchannel and Newstate Up),
-    or the dialer's own user (2 events per call)."""
+    or the dialer's own user (3 events per call)."""
     return AmiSettings(
         host=info.ami_host,
         port=info.ami_port,

@@ -82,10 +82,10 @@ async def test_cost(stack, capsys):
     assert steady["engine"] > 0
     assert steady["asterisk"] > 0
     assert r["ratio"] == pytest.approx(steady["engine"] / steady["asterisk"], rel=0.01)
-    # manager.conf lets 2 events per call through to the dialer's user (HOLD calls without
-    # AMD send no UserEvent)
-    assert r["events_per_call"] == 2
-    assert r["events_by_name"] == {"OriginateResponse": 10, "Hangup": 10}
+    # manager.conf lets 3 events per call through to the dialer's user (HOLD calls without
+    # AMD send no UserEvent; Newchannel: the CPS margin's stamp)
+    assert r["events_per_call"] == 3
+    assert r["events_by_name"] == {"Newchannel": 10, "OriginateResponse": 10, "Hangup": 10}
     # one round trip per 50-ms step carries its claim (1 call at 20 CPS), the originated marks
     # and the results (up to 3 scripts per call; the supervisor's scans add a few), and the
     # scripts' inner commands are counted too

@@ -7,8 +7,8 @@ switches side by side). Every behaviour test takes ``calls``, parametrized over 
 - Asterisk: AMI through manager.conf's watching user, so they also prove its event filters: a
   call brings exactly Newchannel, Newstate (Up only), OriginateResponse, Hangup and the
   dialplan's UserEvents (OriginateResponse Response/Reason, Hangup Cause/TechCause, DialerAMD,
-  DialerResult). The dialer's own user gets only OriginateResponse, Hangup and the UserEvents
-  (``test_the_dialer_user_gets_two_events_...``).
+  DialerResult). The dialer's own user gets only OriginateResponse, Hangup, the UserEvents
+  and its own calls' Newchannel (``test_the_dialer_user_gets_three_events_...``).
 - FreeSWITCH: ESL subscribed to exactly what the adapter subscribes to
   (``correlate.FOLLOWED_EVENTS``), originated with the adapter's own ``originate_args``:
   CHANNEL_CREATE, CHANNEL_ANSWER, CHANNEL_HANGUP_COMPLETE (Hangup-Cause, q850,
@@ -38,7 +38,7 @@ from dialer.errors import ActionFailed
 from dialer.pbx.ami.client import AmiClient
 from dialer.pbx.ami.codec import Message
 from dialer.pbx.asterisk.correlate import CallCorrelator as AmiCorrelator
-from dialer.pbx.base import CallEnded, OriginateRequest
+from dialer.pbx.base import CALL_ID_PREFIX, CallEnded, OriginateRequest
 from dialer.pbx.esl.client import EslClient, EslSettings
 from dialer.pbx.esl.codec import EslEvent
 from dialer.pbx.freeswitch.adapter import FreeSwitchSettings, originate_args
@@ -141,6 +141,7 @@ class CallWatcher:
 
     def __init__(self, stack: StackInfo) -> None:
         self.stack = stack
+        self.id_prefix = "sim-"  # CALL_ID_PREFIX: calls that look like the dialer's own
         self.calls: dict[str, CallTrace] = {}
         self.changed = asyncio.Condition()
 
@@ -156,7 +157,7 @@ class CallWatcher:
             self.changed.notify_all()
 
     def _new(self) -> CallTrace:
-        call_id = f"sim-{secrets.token_hex(6)}"
+        call_id = f"{self.id_prefix}{secrets.token_hex(6)}"
         trace = CallTrace(call_id, time.monotonic())
         self.calls[call_id] = trace
         return trace
@@ -330,22 +331,31 @@ FS_UNANSWERED = Counter(["CHANNEL_CREATE", "BACKGROUND_JOB", "CHANNEL_HANGUP_COM
 FS_RAW = ("Hangup-Cause", "hangup_cause_q850", "sip_term_status", "sip_hangup_disposition")
 
 
-async def test_the_dialer_user_gets_two_events_per_call_and_the_hangup_state(
+async def test_the_dialer_user_gets_three_events_per_call_and_the_hangup_state(
     stack: StackInfo,
 ) -> None:
-    """What the engine's correlator relies on: OriginateResponse and Hangup only, the Hangup's
+    """What the engine's correlator relies on: OriginateResponse and Hangup, the Hangup's
     ChannelState 6 for an answered call and not for a rejected one, and the channel's name in a
-    Success response."""
+    Success response; and for the CPS margin, the Newchannel of the dialer's own calls (ids
+    starting with ``dlr-``) with Asterisk's Timestamp, and no other channel's."""
     from tests.integration.conftest import ami_settings
 
     async with AmiClient(ami_settings(stack, events="call,user", watch=False)) as dialer_ami:
         async with watching(AmiWatcher(dialer_ami, stack)) as calls:
+            other = await calls.call(number(B.BUSY, serial()))  # not a dialer call id
+            calls.id_prefix = CALL_ID_PREFIX
+            sent = time.time()
             answered = await calls.call(
                 number(B.HOLD, serial(), hold_s=1), variables={"DIALER_AMD": "0"}
             )
             busy = await calls.call(number(B.BUSY, serial()))
-    assert answered.call_events() == Counter(["OriginateResponse", "Hangup"]), answered.names()
-    assert busy.call_events() == Counter(["OriginateResponse", "Hangup"]), busy.names()
+    three = Counter(["Newchannel", "OriginateResponse", "Hangup"])
+    assert answered.call_events() == three, answered.names()
+    assert busy.call_events() == three, busy.names()
+    assert other.call_events() == Counter(["OriginateResponse", "Hangup"]), other.names()
+    # Asterisk's own clock (timestampevents): this host's here, so close to ours
+    stamp = float(answered.one("Newchannel").get("Timestamp") or "nan")
+    assert sent - 5 < stamp < time.time() + 5
     response = answered.one("OriginateResponse")
     assert response.get("Response") == "Success"
     assert (response.get("Channel") or "").startswith(f"PJSIP/{stack.trunk}-")

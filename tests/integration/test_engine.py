@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from dataclasses import replace
 from typing import Any
 
@@ -19,6 +19,7 @@ import pytest
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.retry import RetryPolicy
 from dialer.domain.statuses import CallStatus, CampaignStatus
+from dialer.engine.pacing import GrantDelayStats, MarginSource
 from dialer.pbx.esl.client import EslClient, EslSettings
 from dialer.pbx.esl.codec import EslEvent
 from dialer.pbx.freeswitch import FreeSwitchAdapter, FreeSwitchSettings
@@ -118,6 +119,16 @@ RAW = {
 }
 
 
+async def follow_margin(engine: Any, cid: int, into: list[GrantDelayStats]) -> None:
+    """Keep the campaign runner's CPS margin statistics in ``into`` (the last one last) while
+    it runs, until cancelled."""
+    while True:
+        runner = engine._runners.get(cid)
+        if runner is not None:
+            into.append(runner.grant_delay.statistics())
+        await asyncio.sleep(0.05)
+
+
 async def test_300_contacts_known_mix_end_with_expected_statuses_and_attempts(
     stack, store, namespace, pbx
 ):
@@ -135,12 +146,29 @@ async def test_300_contacts_known_mix_end_with_expected_statuses_and_attempts(
         store, settings(stack, max_channels=40, cps=60.0, ring_timeout=2.0), phones
     )
     async with (
-        running_engine(engine_settings(stack, namespace, pbx=pbx)),
+        running_engine(engine_settings(stack, namespace, pbx=pbx)) as engine,
         watch_switch(stack, pbx) as seen,
     ):
         await control.start(cid)
-        await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=180)
+        margins: list[GrantDelayStats] = []
+        following = asyncio.create_task(follow_margin(engine, cid, margins))
+        try:
+            await wait_status(store, cid, {CampaignStatus.COMPLETED}, within=180)
+        finally:
+            following.cancel()
+            with suppress(asyncio.CancelledError):
+                await following
         await seen.wait_until(lambda o: len(o.ended_at) >= dials)
+    margin = margins[-1]
+    # the CPS margin followed Asterisk's own channel stamps (Newchannel Timestamp); not
+    # FreeSWITCH's by default (its event clock jitters: dialer.engine.pacing.stamps_followed)
+    if pbx == "asterisk":
+        assert margin.source is MarginSource.SWITCH, margin
+        assert margin.switch_samples >= 64
+    else:
+        assert margin.source is MarginSource.ENGINE, margin
+        assert margin.switch_samples == 0
+    assert 4 <= margin.margin_ms <= 250
 
     assert nonzero(await store.counts(cid)) == dict(expected_status)
     by_contact = await records_by_contact(store, cid)

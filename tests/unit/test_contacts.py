@@ -108,6 +108,8 @@ def test_getvar_may_name_a_plain_dialplan_function() -> None:
     ("action", "value"),
     [
         ("Getvar", "SHELL(rm -rf /)"),
+        ("Getvar", "SHELL(reboot)"),
+        ("Getvar", "CURL(evil.example)"),
         ("Getvar", "PJSIP_AOR(a,contact)=x"),
         ("Getvar", "X(a)\r\nAction: Command"),
         ("Getvar", "PJSIP_AOR(a,b,c)"),

@@ -1,8 +1,9 @@
 """The AMI call correlator, fed with event sequences in the orders seen on Asterisk 22.
 
-manager.conf lets through OriginateResponse, Hangup and UserEvent to the dialer's user (the
-"lean" sequences); an AMI user without those filters also receives Newchannel, Newstate and
-DialEnd, which must give the same outcomes.
+manager.conf lets through OriginateResponse, Hangup, UserEvent and its own calls' Newchannel to
+the dialer's user (the "lean" sequences have no Newchannel: it only adds a ChannelCreated,
+tests/unit/test_channel_stamps.py); an AMI user without those filters also receives Newstate
+and DialEnd, which must give the same outcomes.
 """
 
 from __future__ import annotations

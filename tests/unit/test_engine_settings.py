@@ -10,6 +10,7 @@ import pytest
 from dialer.config import EngineSettings, parse_trunks
 from dialer.domain.campaign import CampaignSettings, TrunkLimits
 from dialer.engine.engine import Engine
+from dialer.engine.pacing import stamps_followed
 from dialer.engine.runner import CampaignRunner
 from dialer.errors import ConfigError
 from dialer.store.models import Pacing
@@ -37,6 +38,13 @@ def test_tuning_knobs_from_the_environment() -> None:
     assert s.rate_margin_ms == 100
     assert s.rate_switch_ms == 25
     assert EngineSettings().rate_margin_ms is None  # adaptive unless fixed
+    assert s.rate_stamps is None  # unset: Asterisk's stamps, not FreeSWITCH's
+    assert stamps_followed(None, "asterisk")
+    assert not stamps_followed(None, "freeswitch")
+    assert EngineSettings.from_env({"DIALER_RATE_STAMPS": "off"}).rate_stamps is False
+    assert EngineSettings.from_env({"DIALER_RATE_STAMPS": " ON "}).rate_stamps is True
+    assert stamps_followed(True, "freeswitch")
+    assert not stamps_followed(False, "asterisk")
     assert s.trunk_limit("carrier") == TrunkLimits("carrier", max_channels=100, cps=20.0)
     assert s.trunk_limit("backup") == TrunkLimits("backup", max_channels=10, cps=2.5)
 
@@ -49,6 +57,7 @@ def test_tuning_knobs_from_the_environment() -> None:
         ("DIALER_CLAIM_BATCH", "0", "at least 1"),
         ("DIALER_RATE_MARGIN_MS", "-5", "at least 0"),
         ("DIALER_RATE_SWITCH_MS", "-1", "at least 0"),
+        ("DIALER_RATE_STAMPS", "no", "must be on or off"),
         ("DIALER_LEASE_MS", "10", "at least 1000"),
         ("DIALER_TRUNKS", "carrier=100", "name=max_channels/cps"),
         ("DIALER_TRUNKS", "carrier=0/0", "DIALER_TRUNKS: trunk 'carrier': max_channels"),

@@ -20,7 +20,14 @@ from dialer.domain.calls import AmdStatus, DialplanResult, RawOutcome
 from dialer.domain.outcome import classify
 from dialer.domain.statuses import CallStatus
 from dialer.errors import ActionFailed, ActionTimeout, ConfigError, PbxUnavailable, ValidationError
-from dialer.pbx.base import CallAnswered, CallEnded, OriginateRequest, PbxEvent, PbxState
+from dialer.pbx.base import (
+    CallAnswered,
+    CallEnded,
+    ChannelCreated,
+    OriginateRequest,
+    PbxEvent,
+    PbxState,
+)
 from dialer.pbx.esl.client import EslClient, EslSettings
 from dialer.pbx.esl.codec import EslCodec, EslEvent
 from dialer.pbx.freeswitch.adapter import (
@@ -356,7 +363,10 @@ async def test_events_of_other_calls_are_ignored(running: Running, fake: FakeFre
     fake.fire([("Event-Name", "CHANNEL_HANGUP_COMPLETE"), ("Unique-ID", "someone-else")])
     fake.fire([("Event-Name", "BACKGROUND_JOB"), ("Job-UUID", "someone-else")], "-ERR X\n")
     await settle_with_marker(running, fake, "someone-else")
-    assert [e for e in running.events if not isinstance(e, PbxState)] == [
+    events = [e for e in running.events if not isinstance(e, PbxState)]
+    created = [e.call_id for e in events if isinstance(e, ChannelCreated)]
+    assert created == [marker("someone-else")]  # the marker call's own channel stamp only
+    assert [e for e in events if not isinstance(e, ChannelCreated)] == [
         *running.answered(marker("someone-else")),
         *running.ended(marker("someone-else")),
     ]

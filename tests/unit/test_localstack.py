@@ -149,12 +149,15 @@ def test_manager_grants_the_least_privileges() -> None:
     from dialer.pbx.asterisk.correlate import FOLLOWED_EVENTS
 
     filters, names = _include_filters(sections["${STACK_AMI_USER}"])
-    assert set(FOLLOWED_EVENTS) == {"OriginateResponse", "Hangup", "UserEvent"}
+    assert set(FOLLOWED_EVENTS) == {"OriginateResponse", "Hangup", "UserEvent", "Newchannel"}
     assert names == {*FOLLOWED_EVENTS, CONTACT_EVENT}
     assert len(filters) == len(names)  # one include filter each, nothing else
+    # only the dialer's own channels' creation (the CPS margin's stamps), not every channel's
+    newchannel = "(action(include),name(Newchannel),header(Uniqueid),method(starts_with)) = dlr-"
+    assert newchannel in filters
     # the watching user also sees channels appear and answer (Newstate only when Up)
     filters, names = _include_filters(sections["${STACK_AMI_USER}-watch"])
-    assert names == {*FOLLOWED_EVENTS, "Newchannel", "Newstate", "Newexten"}
+    assert names == {*FOLLOWED_EVENTS, "Newstate", "Newexten"}
     assert "(action(include),name(Newstate),header(ChannelState),method(exact)) = 6" in filters
     newexten = "(action(include),name(Newexten),header(Application),method(exact)) = Playback"
     assert newexten in filters  # the voicemail drop's message, nothing else of the dialplan

@@ -77,9 +77,10 @@ def _escape_variable(value: str) -> str:
 
 # Headers the encoder writes itself: a field may never repeat or replace them.
 _RESERVED_FIELDS = frozenset({"action", "actionid", "variable"})
-# Getvar's own ``Variable`` field: only a dialplan function of plain names (read, never set:
-# ``PJSIP_CONTACT(<aor>@@<hash>,status)``), never free text
-_GETVAR_RE = re.compile(r"[A-Z_]+\([A-Za-z0-9_.@\-]+(,[a-z_]+)?\)")
+# Getvar's own ``Variable`` field: only the PJSIP read functions the switch view uses, of plain
+# names (``PJSIP_CONTACT(<aor>@@<hash>,status)``): never free text, never another function (a
+# Getvar evaluates its function: SHELL, ODBC or CURL would run whatever they were given)
+_GETVAR_RE = re.compile(r"PJSIP_(?:ENDPOINT|AOR|CONTACT)\([A-Za-z0-9_.@\-]+(,[a-z_]+)?\)")
 
 
 @dataclass(frozen=True, slots=True)

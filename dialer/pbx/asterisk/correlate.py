@@ -5,8 +5,9 @@ call can overtake its OriginateResponse). This class takes AMI event messages in
 they come and yields, per followed call id, at most one :class:`CallAnswered` and exactly one
 :class:`CallEnded`.
 
-It needs only two events per call, which is all manager.conf sends the dialer's user (with the
-dialplan's UserEvents): ``OriginateResponse`` and ``Hangup``. Rules (from the raw values
+It needs only two events per call for the outcome: ``OriginateResponse`` and ``Hangup``;
+manager.conf sends the dialer's user those, the dialplan's UserEvents and the dialer calls'
+``Newchannel`` (the pacing's stamp). Rules (from the raw values
 observed on Asterisk 22 / PJSIP, pbx-config/asterisk/README.md):
 
 - The call id is the Originate ``ChannelId``: every event of the call carries it as ``Uniqueid``.
@@ -19,8 +20,11 @@ observed on Asterisk 22 / PJSIP, pbx-config/asterisk/README.md):
   the cause, follows; an unknown endpoint had none and nothing follows. So a Failure waits for
   the Hangup at most ``failure_grace`` seconds (see :meth:`CallCorrelator.expire`); a call with
   no Hangup by then ends as ``originate_failed`` (no channel), unless a ``Newchannel`` was seen.
-- ``Newchannel`` and ``Newstate`` (Up) are read when an AMI user receives them (they are not
-  needed): a channel exists, its name; answered.
+- ``Newchannel`` (manager.conf lets the dialer's own through: one event per call) says a
+  channel exists, and its ``Timestamp`` (``timestampevents``) when, by Asterisk's clock: one
+  :class:`ChannelCreated` per followed call, which the engine feeds to the CPS window's margin
+  (dialer.engine.pacing). ``Newstate`` (Up) is read when an AMI user receives it (not
+  needed): answered.
 - ``UserEvent`` ``DialerAMD`` (Status, Cause), ``DialerResult`` (Result, At), ``DialerGoal``
   (Goal: completed|failed) and ``DialerVoicemail`` (Drop: started, then played) come from the
   dialplan (pbx-config/asterisk/extensions.conf). A value outside its enum is ignored.
@@ -53,14 +57,16 @@ from dialer.pbx.base import (
     CallAnswered,
     CallEnded,
     CallFacts,
+    ChannelCreated,
     EndSource,
     PbxEvent,
     int_or_none,
+    stamp_or_none,
 )
 from dialer.pbx.ends import EndMemory
 
 # The events the correlator needs; manager.conf's eventfilter lines let only these through.
-FOLLOWED_EVENTS = ("OriginateResponse", "Hangup", "UserEvent")
+FOLLOWED_EVENTS = ("OriginateResponse", "Hangup", "UserEvent", "Newchannel")
 _UP_STATE = "6"
 
 
@@ -208,6 +214,8 @@ class CallCorrelator:
         elif name == "UserEvent":
             self._user_event(msg, track)
         elif name == "Newchannel":
+            if not track.channel_seen and (at := stamp_or_none(msg.get("Timestamp"))):
+                out.append(ChannelCreated(call_id, at))  # the switch's clock: pacing's margin
             track.channel_seen = True
             track.channel = msg.get("Channel") or track.channel
         elif name == "Newstate":

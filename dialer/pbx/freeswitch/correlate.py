@@ -18,6 +18,9 @@ Rules (the contract is pbx-config/freeswitch/README.md):
   itself (unknown gateway, refused: ``originate_failed``), the cause's code (Q.850, or
   FreeSWITCH's own: ``INVALID_GATEWAY`` 808) kept as ``originate_reason``. With a channel, the
   ``CHANNEL_HANGUP_COMPLETE`` carries the facts, so we wait for it (``failure_grace``).
+- ``CHANNEL_CREATE``: the channel exists; its ``Event-Date-Timestamp`` (µs, FreeSWITCH's
+  clock) becomes one :class:`ChannelCreated` per followed call, which the engine feeds to the
+  CPS window's margin (dialer.engine.pacing).
 - Answered = ``CHANNEL_ANSWER`` (or the answer epoch of the hang-up).
 - AMD: channel variables ``dialer_amd_status`` / ``dialer_amd_cause`` (set by dialer.xml's
   greeting-length step), else ``amd_result`` / ``amd_cause`` (the third-party mod_amd), read
@@ -44,9 +47,11 @@ from dialer.pbx.base import (
     CallAnswered,
     CallEnded,
     CallFacts,
+    ChannelCreated,
     EndSource,
     PbxEvent,
     int_or_none,
+    stamp_or_none,
 )
 from dialer.pbx.ends import EndMemory
 from dialer.pbx.esl.codec import EslEvent
@@ -263,6 +268,9 @@ class CallCorrelator:
             return []  # not an event of a call we follow (most events of a shared PBX)
         out: list[PbxEvent] = []
         if name == "CHANNEL_CREATE":
+            at = stamp_or_none(event.get("Event-Date-Timestamp"), 1e-6)  # µs, the switch's clock
+            if at is not None and not track.channel_seen:
+                out.append(ChannelCreated(call_id, at))  # for the CPS window's margin (pacing)
             track.channel_seen = True
         elif name == "CHANNEL_ANSWER":
             track.channel_seen = True
