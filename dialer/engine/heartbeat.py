@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from dialer.domain.campaign import TrunkLimits
+from dialer.engine.cancel import checkpoint
 from dialer.errors import StoreError
 from dialer.store.engines import BEAT_INTERVAL_S, BEAT_TTL_MS, EngineRegistry
 
@@ -42,6 +43,7 @@ async def heartbeat(
     not alive, at once; a crashed one's entry expires after ``ttl_ms``)."""
     try:
         while True:
+            checkpoint()  # a cancel that redis-py swallowed (dialer.engine.cancel)
             try:
                 await registry.beat(
                     owner, pbx_connected=pbx_connected(), trunks=trunks, ttl_ms=ttl_ms

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from dialer.engine.cancel import checkpoint
 from dialer.engine.heartbeat import on_clean_stop
 from dialer.errors import DialerError, StoreError
 from dialer.store.nodes import NODE_UP_TTL_MS, NodeStore
@@ -40,6 +41,7 @@ async def node_heartbeat(
     last = -float("inf")
     try:
         while True:
+            checkpoint()  # a cancel that redis-py swallowed (dialer.engine.cancel)
             up = connected()
             if up != marked or (up and clock() - last >= refresh):
                 came_up = up and marked is not True

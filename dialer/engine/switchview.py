@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from dialer.domain.breaker import BreakerLimits
+from dialer.engine.cancel import checkpoint
 from dialer.engine.nodes import Nodes
 from dialer.engine.trunkhealth import TrunkHealth
 from dialer.errors import DialerError
@@ -107,6 +108,7 @@ class SwitchView:
     async def watch(self, node: str, adapter: TrunkWatch, state: _Node) -> None:
         was_connected = False
         while True:
+            checkpoint()  # a cancel that redis-py swallowed (dialer.engine.cancel)
             now = self._clock()
             trunks = frozenset(self._trunks())
             connected = self._nodes.adapter(node).connected
