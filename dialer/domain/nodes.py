@@ -85,6 +85,21 @@ def _fields(data: object, what: str, known: Iterable[str]) -> Mapping[str, Any]:
     return data
 
 
+def _named(
+    data: object, what: str, known: Iterable[str], key: str, value: str | None
+) -> dict[str, Any]:
+    """:func:`_fields` of a node or a trunk group whose ``key`` (its id, its name) the path
+    gives as ``value`` (None: the body must hold it): a body naming another is refused."""
+    d = dict(_fields(data, what, known))
+    if value is not None:
+        if key in d and d[key] != value:
+            raise ValidationError(f"{what} {key} {d[key]!r} differs from {value!r}")
+        d[key] = value
+    if key not in d:
+        raise ValidationError(f"{what}: {key} is required")
+    return d
+
+
 @dataclass(frozen=True, slots=True)
 class Node:
     """One PBX. ``enabled`` False: configured but given no claims (maintenance)."""
@@ -112,14 +127,7 @@ class Node:
     @classmethod
     def from_dict(cls, data: object, node_id: str | None = None) -> Node:
         """From JSON (the API's body, Redis's value); ``node_id`` overrides/sets ``id``."""
-        d = dict(_fields(data, "node", cls._FIELDS))
-        if node_id is not None:
-            if "id" in d and d["id"] != node_id:
-                raise ValidationError(f"node id {d['id']!r} differs from {node_id!r}")
-            d["id"] = node_id
-        if "id" not in d:
-            raise ValidationError("node: id is required")
-        return cls(**d)
+        return cls(**_named(data, "node", cls._FIELDS, "id", node_id))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -188,13 +196,7 @@ class TrunkGroup:
 
     @classmethod
     def from_dict(cls, data: object, name: str | None = None) -> TrunkGroup:
-        d = dict(_fields(data, "trunk group", cls._FIELDS))
-        if name is not None:
-            if "name" in d and d["name"] != name:
-                raise ValidationError(f"trunk group name {d['name']!r} differs from {name!r}")
-            d["name"] = name
-        if "name" not in d:
-            raise ValidationError("trunk group: name is required")
+        d = _named(data, "trunk group", cls._FIELDS, "name", name)
         if "trunks" not in d:
             raise ValidationError("trunk group: trunks is required")
         trunks = d["trunks"]
