@@ -70,9 +70,9 @@ class EngineSettings:
     # checked when a campaign is created or edited, and again before the engine dials it.
     contexts: frozenset[str] = DEFAULT_CONTEXTS
     # Each trunk's circuit breaker (dialer.domain.breaker), fed by this engine's results:
-    # None (the default) feeds none. DIALER_BREAKER=on (the defaults), or any of
-    # DIALER_BREAKER_FAILURE_RUN, DIALER_BREAKER_SILENT_RUN, DIALER_BREAKER_COOLDOWN_S. Every
-    # engine obeys an open breaker whatever this says (claim.lua).
+    # None (the default) feeds none. DIALER_BREAKER=on (the defaults), or any of the
+    # DIALER_BREAKER_* values (_BREAKER_ENV). Every engine obeys an open breaker whatever this
+    # says (claim.lua).
     breaker: BreakerLimits | None = None
     # The PBX node this engine's adapter drives (DIALER_NODE): kept in every call it claims,
     # so that reconciliation, adoption and hang-up act only on the calls of its own nodes.
@@ -111,8 +111,9 @@ class EngineSettings:
         DIALER_WRITE_LINGER_MS,
         DIALER_METRICS_PORT (serve /metrics there), DIALER_METRICS_HOST (its address, default
         127.0.0.1), DIALER_TRUNKS (:func:`parse_trunks`), DIALER_BREAKER (on / off),
-        DIALER_BREAKER_FAILURE_RUN, DIALER_BREAKER_SILENT_RUN, DIALER_BREAKER_COOLDOWN_S
-        (:class:`BreakerLimits`), DIALER_CONTEXTS (:func:`parse_contexts`), DIALER_NODE (the
+        DIALER_BREAKER_FAILURE_RUN, DIALER_BREAKER_SILENT_RUN, DIALER_BREAKER_COOLDOWN_S,
+        DIALER_BREAKER_PROBE_TIMEOUT_S, DIALER_BREAKER_SWITCH_HOLD_S (:class:`BreakerLimits`),
+        DIALER_CONTEXTS (:func:`parse_contexts`), DIALER_NODE (the
         PBX node's name, :func:`default_node` when unset)."""
         env = os.environ if env is None else env
         kwargs: dict[str, object] = {}
@@ -157,16 +158,22 @@ class EngineSettings:
         switch = env.get("DIALER_BREAKER", "").strip().lower()
         if switch not in ("", "on", "off"):
             raise ConfigError(f"DIALER_BREAKER must be on or off, got {switch[:20]!r}")
-        if env.get("DIALER_BREAKER_FAILURE_RUN"):
-            breaker["failure_run"] = _int(env, "DIALER_BREAKER_FAILURE_RUN", minimum=1)
-        if env.get("DIALER_BREAKER_SILENT_RUN"):
-            breaker["silent_run"] = _int(env, "DIALER_BREAKER_SILENT_RUN", minimum=1)
-        if env.get("DIALER_BREAKER_COOLDOWN_S"):
-            breaker["cooldown"] = _int(env, "DIALER_BREAKER_COOLDOWN_S", minimum=1)
+        for name, limit in _BREAKER_ENV:
+            if env.get(name):
+                breaker[limit] = _int(env, name, minimum=1)
         if switch == "on" or (breaker and switch != "off"):
             kwargs["breaker"] = BreakerLimits(**breaker)  # type: ignore[arg-type]
         return cls(**kwargs)  # type: ignore[arg-type]
 
+
+# the breaker's settings: environment variable -> BreakerLimits field (whole numbers)
+_BREAKER_ENV = (
+    ("DIALER_BREAKER_FAILURE_RUN", "failure_run"),
+    ("DIALER_BREAKER_SILENT_RUN", "silent_run"),
+    ("DIALER_BREAKER_COOLDOWN_S", "cooldown"),
+    ("DIALER_BREAKER_PROBE_TIMEOUT_S", "probe_timeout"),
+    ("DIALER_BREAKER_SWITCH_HOLD_S", "switch_hold"),
+)
 
 NODE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 

@@ -143,10 +143,17 @@ def test_limits_from_env() -> None:
         "DIALER_BREAKER_FAILURE_RUN": "3",
         "DIALER_BREAKER_SILENT_RUN": "12",
         "DIALER_BREAKER_COOLDOWN_S": "45",
+        "DIALER_BREAKER_PROBE_TIMEOUT_S": "90",
+        "DIALER_BREAKER_SWITCH_HOLD_S": "20",
     }
     limits = EngineSettings.from_env(env).breaker
     assert limits is not None
     assert (limits.failure_run, limits.silent_run, limits.cooldown_ms) == (3, 12, 45_000)
+    assert (limits.probe_timeout_ms, limits.switch_hold_ms) == (90_000, 20_000)
+    only_hold = EngineSettings.from_env({"DIALER_BREAKER_SWITCH_HOLD_S": "5"}).breaker
+    assert only_hold == BreakerLimits(switch_hold=5)  # any one of them turns it on
+    with pytest.raises(ConfigError, match="DIALER_BREAKER_SWITCH_HOLD_S"):
+        EngineSettings.from_env({"DIALER_BREAKER_SWITCH_HOLD_S": "0"})
     assert EngineSettings.from_env({}).breaker is None  # off unless asked for
     assert EngineSettings.from_env({"DIALER_BREAKER": "on"}).breaker == BreakerLimits()
     assert EngineSettings.from_env({**env, "DIALER_BREAKER": "off"}).breaker is None
