@@ -265,7 +265,7 @@ async def test_number_listed_after_the_move_gives_way_to_the_next_in_the_same_cl
     assert nonzero(await store.counts(cid)) == {C.IN_PROGRESS: 1}
     blocked = (await store.records(cid))[-1][1]
     assert {k: blocked.get(k) for k in ("call_id", "rule", "dial", "attempt", "status")} == {
-        "call_id": "g2",
+        "call_id": "g2-dnc",  # the call to WORK is g2
         "rule": "dnc:blocked",
         "dial": "0",
         "attempt": "1",

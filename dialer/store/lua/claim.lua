@@ -132,9 +132,10 @@ to the contact's next usable number, chosen as finish.lua chooses it (the first 
 the current one, then from the first; usable: not known invalid, on no list; a number before
 the current one is dialed at once too: the attempt was due, where finish.lua, had the number
 been listed before its move, would have waited for the retry delay to go back). The listed
-number gets last result do_not_call in nstate, and the call id a dnc:blocked record as above
-(phone and phone_label of the listed number, next_phone the new one, contact_status what the
-contact is after the skip); the contact's phone, zone group (zg, from KEYS[22]) and nstate's
+number gets last result do_not_call in nstate, and a dnc:blocked record as above (phone and
+phone_label of the listed number, next_phone the new one, contact_status what the contact is
+after the skip; its call_id is the claim's with "-dnc" added when the claim dials the next
+number, so that a call id still names one call); the contact's phone, zone group (zg, from KEYS[22]) and nstate's
 "i" move to the next number, and the same call id dials it in this claim: one claim, one dial
 (the skip uses no attempt, dial, lease or rate grant; the reply's blocked does not count it).
 With local hours, when the next number's zone group is closed the contact is not dialed: it
@@ -858,7 +859,10 @@ while claimed < room and next_id <= #ARGV do
       if settled or requeue then
         next_id = next_id + 1
       end
-      redis.call('XADD', KEYS[15], '*', 'call_id', call_id, 'campaign', ARGV[2],
+      -- a call id names one call: the listed number's record of a skip dialed in this claim
+      -- gets the id with '-dnc' (the call to the next number has the id itself)
+      local record_id = (j and not requeue) and (call_id .. '-dnc') or call_id
+      redis.call('XADD', KEYS[15], '*', 'call_id', record_id, 'campaign', ARGV[2],
                  'contact', kid, 'phone', phone, 'trunk', ARGV[3],
                  'attempt', tonumber(c[5]) or 0, 'dial', 0, 'status', 'do_not_call',
                  'contact_status', after, 'rule', 'dnc:blocked', 'contact_id', kid,
