@@ -35,7 +35,9 @@ When the next number is dialed (the campaign's ``alt_dial``):
 
 The store applies it (``finish.lua``): it skips the numbers that are on a do-not-call list or
 known invalid, records the number and label each attempt dialed, and moves the contact's time
-zone group to the dialed number's (local calling hours follow the number dialed).
+zone group to the dialed number's (local calling hours follow the number dialed). A number
+listed after the contact moved on to it is skipped the same way when the contact is claimed
+(``claim.lua``): the next usable number is dialed instead, no attempt used for the listed one.
 """
 
 from __future__ import annotations

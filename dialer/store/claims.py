@@ -185,7 +185,9 @@ class ClaimsMixin(StoreCore):
         Within the channel limits, the rate windows and pacing of ``options``
         (:class:`ClaimOptions`). Contacts whose number is on the global or the campaign's
         do-not-call list become Do not call with a ``dnc:blocked`` record, using a call id but
-        no attempt, lease or rate grant. NotFound if the campaign does not exist.
+        no attempt, lease or rate grant; a contact with several numbers goes on with its next
+        usable number instead, dialed with the same call id (claim.lua's header). NotFound if
+        the campaign does not exist.
         """
         command = self.claim_command(cid, trunk, call_ids, owner, **options)
         try:
@@ -254,6 +256,7 @@ class ClaimsMixin(StoreCore):
             k.retries(cid),
             k.trunk_breaker(trunk),
             k.zone_prefix(cid),  # KEYS[21], local hours
+            k.zones(cid),  # KEYS[22], a listed number's next number's zone group
         ]
         node_arg = "" if nodes is None else nodes.arg(len(keys) + 1, rate_margin_ms)
         keys += [] if nodes is None else nodes.keys(k)

@@ -9,13 +9,19 @@ Three ways a number on a list is kept from being dialed:
 
 - at import: the importer stores it as Do not call (:meth:`ImportLedger.screen`);
 - after a bulk upload to a list: :meth:`DncStore.mark_dnc_pending` moves queued contacts whose
-  number is listed to Do not call (batched; counts exact);
+  number is listed to Do not call (batched; counts exact); a contact with several numbers that
+  has another usable one is left queued for the claim to skip the listed number;
 - at dial time, for any number listed after its contact was queued: ``claim.lua`` looks the
   contact's number up in both sets in the same atomic step that would claim it; a listed one
   is not claimed but settled (contact Do not call, no attempt used, no lease or rate grant, a
-  call record with rule ``dnc:blocked``). Stored numbers are E.164 already (the importer
-  normalises them), so the script compares them as they are. The only gap left is the few
-  milliseconds between the claim and the originate.
+  call record with rule ``dnc:blocked``), or, for a contact with several numbers, skipped: the
+  contact moves to its next usable number, dialed in the same claim (the record stays, with
+  ``next_phone``). Stored numbers are E.164 already (the importer normalises them), so the
+  script compares them as they are. The only gap left is the few milliseconds between the
+  claim and the originate.
+
+Several numbers per contact (:mod:`dialer.domain.altnumbers`) are screened the same way, per
+number: at import, when ``finish.lua`` moves a contact on to its next number, and at the claim.
 
 A number the dialplan flags during a call (``DialplanResult.DO_NOT_CALL``) is listed with
 :meth:`DncStore.add_from_call`, which the engine calls when an attempt ends Do not call.
@@ -209,7 +215,8 @@ class DncStore:
 
         Scans the pending queue (fresh contacts and scheduled retries) in batches, each applied
         atomically, so engines may keep dialing meanwhile. Contacts added without the importer
-        are matched only if their stored phone is already E.164.
+        are matched only if their stored phone is already E.164. A contact with another usable
+        number stays queued: the claim skips its listed number (``dnc_mark_pending.lua``).
         """
         k = self.keys
         if not await self._r.exists(k.campaign(cid)):

@@ -134,7 +134,8 @@ class ClaimBatch:
     ``closed`` its calling hours closed (``wait_ms`` 0; no claims); ``trunk`` the trunk's
     circuit breaker refuses claims (``wait_ms`` until a probe may go; with a claim: it is the
     probe); ``node`` no PBX node of the trunk is up (no claims: the PBX is unavailable).
-    ``blocked``: contacts settled as do not call instead of being claimed.
+    ``blocked``: contacts settled as do not call instead of being claimed (a contact whose
+    listed number gave way to its next number is not counted: it is claimed, or queued again).
     """
 
     claims: list[Claim]

@@ -1,6 +1,8 @@
 """Several numbers per contact against a real Redis: the rotation after no-contact outcomes
 (finish.lua), the shared attempt budget, do-not-call and invalid numbers skipped, the records
-and the contact's view; and the CSV importer's alternate columns."""
+and the contact's view; a number listed after the contact moved to it, skipped at the claim
+(claim.lua) and by the bulk marking (dnc_mark_pending.lua); and the CSV importer's alternate
+columns."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from dialer.importer import ColumnMapping, import_csv
 from dialer.store import ContactInput, RedisStore
 from dialer.store.dnc import DncStore
 from dialer.store.keys import contact_member
-from dialer.store.models import AltNumber, FinishItem
+from dialer.store.models import AltNumber, ClaimBatch, FinishItem, ZoneClaim
 from dialer.store.zones import zone_groups
 from tests.unit.import_helpers import csv_bytes, stream
 from tests.unit.store_helpers import claim
@@ -229,3 +231,170 @@ async def test_import_listed_main_number_goes_on_with_the_alternates(store: Redi
     assert [w.line for w in report.warnings] == [2]
     contact = await store.get_contact(cid, 1)
     assert (contact.phone, contact.status, contact.numbers) == (MOBILE, C.PENDING, ())
+
+
+# a number listed after the contact moved on to it: claim.lua skips it
+
+
+async def take(
+    store: RedisStore, cid: int, *call_ids: str, zones: ZoneClaim | None = None
+) -> ClaimBatch:
+    return await store.claim_batch(
+        cid, "trunk1", list(call_ids), "e1", lease_ms=10_000, max_channels=None,
+        trunk_max_channels=None, cps=None, trunk_cps=None, zones=zones,
+    )  # fmt: skip
+
+
+async def test_number_listed_after_the_move_gives_way_to_the_next_in_the_same_claim(
+    store: RedisStore,
+) -> None:
+    cid = await campaign(store, AltNumber(MOBILE, "mobile"), AltNumber(WORK, "work"))
+    assert await dial(store, cid, "g1", C.BUSY) == MAIN  # moved on to the mobile
+    await DncStore(store).add([MOBILE], cid)  # listed while the contact waits for its call
+    batch = await take(store, cid, "g2")
+    (got,) = batch.claims
+    assert (got.call_id, got.phone, got.attempts, got.dial) == ("g2", WORK, 1, 2)
+    assert (batch.stop, batch.blocked) == ("max", 0)
+    contact = await store.get_contact(cid, 1)
+    assert (contact.phone, contact.status, contact.attempts) == (WORK, C.IN_PROGRESS, 1)
+    assert [(n.tries, n.last_status, n.current) for n in contact.numbers] == [
+        (1, "busy", False),
+        (0, "do_not_call", False),
+        (0, "", True),
+    ]
+    assert nonzero(await store.counts(cid)) == {C.IN_PROGRESS: 1}
+    blocked = (await store.records(cid))[-1][1]
+    assert {k: blocked.get(k) for k in ("call_id", "rule", "dial", "attempt", "status")} == {
+        "call_id": "g2-dnc",  # the call to WORK is g2
+        "rule": "dnc:blocked",
+        "dial": "0",
+        "attempt": "1",
+        "status": "do_not_call",
+    }
+    assert (blocked["phone"], blocked["phone_label"], blocked["next_phone"]) == (
+        MOBILE,
+        "mobile",
+        WORK,
+    )
+    assert blocked["contact_status"] == "in_progress"
+    # the call goes on as any other: its result counts against the work number
+    item = FinishItem(
+        cid, "trunk1", "g2", 1, C.ANSWERED, 1, 0, None, {"phone": WORK, "status": "answered"},
+        outcome="answered",
+    )  # fmt: skip
+    (applied,) = await store.finish_batch([item])
+    assert applied
+    contact = await store.get_contact(cid, 1)
+    assert (contact.status, contact.attempts) == (C.ANSWERED, 2)
+    assert [n.last_status for n in contact.numbers] == ["busy", "do_not_call", "answered"]
+
+
+async def test_listed_last_number_wraps_to_the_first_usable(store: RedisStore) -> None:
+    cid = await campaign(store, AltNumber(MOBILE, "mobile"), AltNumber(WORK, "work"))
+    await dial(store, cid, "h1", C.BUSY)
+    await dial(store, cid, "h2", C.BUSY)  # now on the work number
+    await store.client.sadd(store.keys.global_dnc_of(cid), WORK)
+    (got,) = (await take(store, cid, "h3")).claims
+    assert (got.phone, got.attempts) == (MAIN, 2)  # the mobile, after the work, was busy too
+
+
+async def test_all_remaining_numbers_listed_ends_do_not_call_at_the_claim(
+    store: RedisStore,
+) -> None:
+    cid = await campaign(store, AltNumber(MOBILE, "mobile"), AltNumber(WORK, "work"))
+    await dial(store, cid, "i1", C.BUSY)
+    await DncStore(store).add([MOBILE, MAIN], cid)
+    await DncStore(store).add([WORK])
+    batch = await take(store, cid, "i2", "i3")
+    assert (batch.claims, batch.stop, batch.blocked) == ([], "empty", 1)
+    contact = await store.get_contact(cid, 1)
+    assert (contact.phone, contact.status, contact.next_due_ms) == (MOBILE, C.DO_NOT_CALL, None)
+    assert [n.last_status for n in contact.numbers] == ["do_not_call"] * 3
+    assert nonzero(await store.counts(cid)) == {C.DO_NOT_CALL: 1}
+    record = (await store.records(cid))[-1][1]
+    assert (record["call_id"], record["rule"], record["contact_status"]) == (
+        "i2",
+        "dnc:blocked",
+        "do_not_call",
+    )
+    assert (record["phone"], record["phone_label"], record.get("next_phone")) == (
+        MOBILE,
+        "mobile",
+        None,
+    )
+
+
+async def test_one_number_contact_listed_still_ends_do_not_call(store: RedisStore) -> None:
+    cid = await campaign(store)
+    await DncStore(store).add([MAIN], cid)
+    batch = await take(store, cid, "j1")
+    assert (batch.claims, batch.stop, batch.blocked) == ([], "max", 1)
+    contact = await store.get_contact(cid, 1)
+    assert (contact.status, contact.numbers) == (C.DO_NOT_CALL, ())
+    (record,) = [f for _, f in await store.records(cid)]
+    assert sorted(record) == [
+        "attempt", "call_id", "campaign", "contact", "contact_id", "contact_status", "dial",
+        "phone", "rule", "status", "trunk",
+    ]  # fmt: skip
+    assert (record["rule"], record["contact_status"], record["dial"]) == (
+        "dnc:blocked",
+        "do_not_call",
+        "0",
+    )
+
+
+async def test_next_number_of_a_closed_zone_waits_in_its_group(store: RedisStore) -> None:
+    cid = await campaign(store, AltNumber(WORK, "work"))  # main in Paris, work in New York
+    groups = {g: gid for gid, g in (await zone_groups(store.client, store.keys, cid)).items()}
+    paris, new_york = (
+        groups[ZoneGroup("FR", ("Europe/Paris",))],
+        groups[ZoneGroup("US", ("America/New_York",))],
+    )
+    await DncStore(store).add([MAIN], cid)  # listed after the upload: the main is current
+    only_paris = ZoneClaim(open=((paris, 2**50),))
+    batch = await take(store, cid, "k1", "k2", zones=only_paris)
+    assert (batch.claims, batch.blocked) == ([], 0)  # not dialed out of New York's hours
+    contact = await store.get_contact(cid, 1)
+    assert (contact.phone, contact.status, contact.attempts) == (WORK, C.PENDING, 0)
+    assert int(await store.client.hget(store.keys.contact(cid, 1), "zg") or 0) == new_york
+    member = contact_member(1)
+    assert await store.client.zscore(store.keys.zone_prefix(cid) + str(new_york), member)
+    assert await store.client.zscore(store.keys.pending(cid), member)
+    assert await store.client.zscore(store.keys.zone_prefix(cid) + str(paris), member) is None
+    assert nonzero(await store.counts(cid)) == {C.PENDING: 1}
+    (record,) = [f for _, f in await store.records(cid)]
+    assert (record["phone"], record["next_phone"], record["contact_status"]) == (
+        MAIN,
+        WORK,
+        "pending",
+    )
+    assert (await take(store, cid, "k3", zones=only_paris)).claims == []  # still waits
+    (got,) = (await take(store, cid, "k4", zones=ZoneClaim(open=((new_york, 2**50),)))).claims
+    assert (got.call_id, got.phone, got.attempts) == ("k4", WORK, 0)
+    assert len(await store.records(cid)) == 1  # the listed number's record, once
+
+
+async def test_mark_dnc_pending_leaves_a_contact_with_another_number_to_the_claim(
+    store: RedisStore,
+) -> None:
+    cid = await store.create_campaign("alt", "trunk1", "{}")
+    list_id = await store.add_list(cid)
+    people = [
+        ContactInput(MAIN, label="home", alternates=(AltNumber(MOBILE, "mobile"),)),
+        ContactInput("+33612340011", label="home", alternates=(AltNumber(WORK, "work"),)),
+        ContactInput("+33612340021"),
+    ]
+    await store.add_contacts(cid, list_id, people)
+    await store.transition(cid, {CampaignStatus.DRAFT}, CampaignStatus.RUNNING)
+    dnc = DncStore(store)
+    await dnc.add([MAIN, "+33612340011", "+33612340021"], cid)
+    await dnc.add([WORK])
+    assert await dnc.mark_dnc_pending(cid) == 2
+    first, second, third = [await store.get_contact(cid, i) for i in (1, 2, 3)]
+    assert (first.status, first.phone) == (C.PENDING, MAIN)  # the claim skips its main
+    assert [n.last_status for n in first.numbers] == ["", ""]
+    assert (second.status, third.status) == (C.DO_NOT_CALL, C.DO_NOT_CALL)
+    assert [n.last_status for n in second.numbers] == ["do_not_call", "do_not_call"]
+    assert nonzero(await store.counts(cid)) == {C.PENDING: 1, C.DO_NOT_CALL: 2}
+    (got,) = (await take(store, cid, "m1")).claims
+    assert (got.contact_id, got.phone) == (1, MOBILE)

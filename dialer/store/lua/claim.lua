@@ -31,7 +31,9 @@ KEYS[19] retries zset             {ns}:c:{cid}:retries  (the retries among pendi
 KEYS[20] trunk breaker hash        {ns}:t:{trunk}:breaker  (breaker_report.lua)
 KEYS[21] zone queue PREFIX         {ns}:c:{cid}:z:  (local hours: + gid = a zone group's queue,
                                    + gid .. ':r' its retries; see "Local hours" below)
-KEYS[22..] the node block (only with ARGV[18]; its first index is ARGV[18]'s "k"):
+KEYS[22] zone groups hash         {ns}:c:{cid}:zones  (group key -> gid: a contact's next
+                                   number's group, see "Several numbers" below)
+KEYS[23..] the node block (only with ARGV[18]; its first index is ARGV[18]'s "k"):
   +0  global inflight zset       {ns}:all:inflight
   +1  global rate zset           {ns}:all:rate
   +2  trunk group inflight zset  {ns}:g:{group}:inflight
@@ -58,8 +60,8 @@ ARGV[11] trunk rate limit L           (0: no limit)
 ARGV[12] trunk rate window W ms
 ARGV[13] trunk pacing interval T ms     (0: no pacing)
 ARGV[14] trunk pacing catch-up C ms
-ARGV[15] how many contacts of stopped lists or on a do-not-call list may be settled in this
-         call without dialing before it gives up
+ARGV[15] how many contacts of stopped lists or on a do-not-call list may be settled (or queued
+         again: "Several numbers" below) in this call without dialing before it gives up
 ARGV[16] campaign pacing step B         (grants one claim takes in the steady state)
 ARGV[17] trunk pacing step B
 ARGV[18] the node claim (dialer.store.nodes.NodeClaim): "" for none (the engine's one PBX,
@@ -123,6 +125,24 @@ or not.
 A contact whose phone is on a do-not-call list is not dialed: it becomes do_not_call, its
 call id gets a record with rule dnc:blocked and no attempt is used (no lease, no rate grant);
 the record's dial is 0.
+
+Several numbers (finish.lua's header: the contact hash's numbers and nstate; read only when the
+phone is listed, so a claim of a number not listed costs what it did): a listed phone gives way
+to the contact's next usable number, chosen as finish.lua chooses it (the first usable after
+the current one, then from the first; usable: not known invalid, on no list; a number before
+the current one is dialed at once too: the attempt was due, where finish.lua, had the number
+been listed before its move, would have waited for the retry delay to go back). The listed
+number gets last result do_not_call in nstate, and a dnc:blocked record as above (phone and
+phone_label of the listed number, next_phone the new one, contact_status what the contact is
+after the skip; its call_id is the claim's with "-dnc" added when the claim dials the next
+number, so that a call id still names one call); the contact's phone, zone group (zg, from KEYS[22]) and nstate's
+"i" move to the next number, and the same call id dials it in this claim: one claim, one dial
+(the skip uses no attempt, dial, lease or rate grant; the reply's blocked does not count it).
+With local hours, when the next number's zone group is closed the contact is not dialed: it
+is queued again, due as it was, in its new group's queues (and pending, and retries for a
+retry, as release.lua puts a contact back), its status unchanged; the record's call id is
+then used by no call (it is spent as a blocked contact's is). No usable number left: the
+contact ends do_not_call as a one-number contact does (every listed number marked so).
 
 Each claim counts one more dial of its contact (the contact's `dials`, kept in the call hash
 as `dial`): the contact's n-th call gets dial n whatever its outcome, technical errors
@@ -497,6 +517,47 @@ local function on_dnc(phone)
   end
   return false
 end
+-- (f2) several numbers: the next usable number of a contact whose current one is listed
+local function usable(nums, st, j)  -- finish.lua's: not known invalid, on no list
+  if st.s[j] == 'invalid_number' then
+    return false
+  end
+  if on_dnc(nums[j][1]) then
+    st.s[j] = 'do_not_call'
+    return false
+  end
+  return true
+end
+local function next_usable(ckey)
+  -- nil for a one-number contact; else its numbers, nstate (the listed current number i marked
+  -- do_not_call, "i" moved to j), i and j (nil: no usable number left)
+  local h = redis.call('HMGET', ckey, 'numbers', 'nstate')
+  if not h[1] then
+    return nil
+  end
+  local nums, st = cjson.decode(h[1]), cjson.decode(h[2] or '{}')
+  local i, n = (tonumber(st.i) or 0) + 1, #nums
+  st.s[i] = 'do_not_call'
+  for x = i, i + n - 2 do  -- after i, then from the first (finish.lua's move_on)
+    local j = x % n + 1
+    if usable(nums, st, j) then
+      st.i = j - 1
+      return nums, st, i, j
+    end
+  end
+  return nums, st, i, nil
+end
+local function gid_of(group)  -- as finish.lua's (a recycled contact's group may be new here)
+  if group == '' then
+    return '0'
+  end
+  local gid = redis.call('HGET', KEYS[22], group)
+  if not gid then
+    gid = tostring(redis.call('HINCRBY', KEYS[22], '#', 1))
+    redis.call('HSET', KEYS[22], group, gid)
+  end
+  return gid
+end
 local function list_stop(list)
   if stops == nil then
     stops = redis.call('EXISTS', KEYS[10]) == 1
@@ -768,24 +829,59 @@ while claimed < room and next_id <= #ARGV do
   if old then  -- (a queue entry without its contact hash is dropped: campaign being deleted)
     local settled = c[2] and list_stop(c[2])
     local call_id = ARGV[next_id]
+    local requeue = false  -- (f2) moved to a number of a closed zone group: queued again
     if not settled and on_dnc(phone) then
-      settled = 'do_not_call'
-      blocked = blocked + 1
-      next_id = next_id + 1
-      redis.call('XADD', KEYS[15], '*', 'call_id', call_id, 'campaign', ARGV[2],
+      local nums, st, i, j = next_usable(ckey)
+      local after, notes = 'do_not_call', {}
+      if j then  -- (f2) the next usable number, dialed now unless its zone group is closed
+        local gid = gid_of(nums[j][3])
+        requeue = zbits ~= nil and string.byte(zbits, tonumber(gid) + 1) ~= 49
+        after = requeue and old or 'in_progress'
+        redis.call('HSET', ckey, 'phone', nums[j][1], 'zg', gid, 'nstate', cjson.encode(st))
+        notes = {'phone_label', nums[i][2], 'next_phone', nums[j][1]}
+        if requeue then
+          local at = tonumber(due)
+          add(KEYS[2], at, member)
+          add(ZQ .. gid, at, member)
+          if old ~= 'pending' then  -- a retry or a callback, not a fresh contact
+            add(KEYS[19], at, member)
+            add(ZQ .. gid .. ':r', at, member)
+          end
+        end
+      else
+        settled = 'do_not_call'
+        blocked = blocked + 1
+        if nums then
+          redis.call('HSET', ckey, 'nstate', cjson.encode(st))
+          notes = {'phone_label', nums[i][2]}
+        end
+      end
+      if settled or requeue then
+        next_id = next_id + 1
+      end
+      -- a call id names one call: the listed number's record of a skip dialed in this claim
+      -- gets the id with '-dnc' (the call to the next number has the id itself)
+      local record_id = (j and not requeue) and (call_id .. '-dnc') or call_id
+      redis.call('XADD', KEYS[15], '*', 'call_id', record_id, 'campaign', ARGV[2],
                  'contact', kid, 'phone', phone, 'trunk', ARGV[3],
-                 'attempt', tonumber(c[5]) or 0, 'dial', 0, 'status', settled,
-                 'contact_status', settled, 'rule', 'dnc:blocked', 'contact_id', kid)
+                 'attempt', tonumber(c[5]) or 0, 'dial', 0, 'status', 'do_not_call',
+                 'contact_status', after, 'rule', 'dnc:blocked', 'contact_id', kid,
+                 unpack(notes))
       add(KEYS[16], now, ARGV[2])
+      if j then
+        phone = nums[j][1]
+      end
     end
-    if settled then
+    if settled or requeue then  -- not dialed: settled, or queued again (f2)
       if settled == 'do_not_call' then
         redis.call('HSET', ckey, 'status', settled, 'next_due_ms', '', 'last_call', call_id)
-      else
+      elseif settled then
         redis.call('HSET', ckey, 'status', settled, 'next_due_ms', '')
       end
-      count(old, -1)
-      count(settled, 1)
+      if settled then
+        count(old, -1)
+        count(settled, 1)
+      end
       settle = settle - 1
       if settle <= 0 then
         out[1], out[3] = 'empty', now
