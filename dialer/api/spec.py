@@ -88,8 +88,9 @@ def _describe(schema: dict[str, Any]) -> str | None:
     if len(options) != 1:
         return None
     kind = options[0]
-    if "enum" in kind:
-        return "one of " + ", ".join(str(v) for v in kind["enum"])
+    if "enum" in kind:  # a long one (the regions) is said by the field's own validator
+        values = kind["enum"]
+        return "one of " + ", ".join(str(v) for v in values) if len(values) <= 20 else None
     low = kind.get("minimum", kind.get("exclusiveMinimum"))
     high = kind.get("maximum", kind.get("exclusiveMaximum"))
     if kind.get("type") == "integer":
