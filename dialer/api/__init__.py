@@ -1,4 +1,5 @@
-"""The HTTP control API (Starlette): campaigns, lists, records, analytics, metrics.
+"""The HTTP control API (Starlette): campaigns, lists, records, analytics, PBX nodes,
+do-not-call lists, trunk breakers, metrics.
 
 :func:`create_app` builds the app on a store; :func:`serve_api` runs it with uvicorn inside the
 caller's event loop; :class:`ApiSettings` reads DIALER_API_* from the environment;

@@ -29,11 +29,13 @@ from dialer.store.redis_store import RedisStore
 from . import routes_callbacks as callbacks
 from . import routes_callerid as callerid
 from . import routes_campaigns as campaigns
+from . import routes_dnc as dnc
 from . import routes_lists as lists
 from . import routes_meta as meta
 from . import routes_nodes as nodes
 from . import routes_records as records
 from . import routes_recycle as recycle
+from . import routes_trunks as breakers
 from . import routes_why as why
 from .auth import Role, TokenAuth
 from .context import ApiContext, Handler
@@ -200,6 +202,8 @@ def endpoints(*, metrics: bool, metrics_public: bool = False) -> tuple[Endpoint,
           Spec("Contact counts, success rate, attempts per status and day, durations",
                Analytics)),
         *(E(*row) for row in nodes.routes()),
+        *(E(*row) for row in dnc.routes()),
+        *(E(*row) for row in breakers.routes()),
     ]  # fmt: skip
     if metrics:
         role = None if metrics_public else VIEW

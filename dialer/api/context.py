@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dialer.commands import CampaignCommands, NodeCommands
+from dialer.commands import CampaignCommands, DncCommands, NodeCommands, TrunkCommands
 from dialer.engine.control import CampaignControl
 from dialer.metrics import DialerMetrics
 from dialer.store.redis_store import RedisStore
@@ -39,6 +39,14 @@ class ApiContext:
     @property
     def nodes(self) -> NodeCommands:
         return NodeCommands(self.store)
+
+    @property
+    def dnc(self) -> DncCommands:
+        return DncCommands(self.store)
+
+    @property
+    def breakers(self) -> TrunkCommands:
+        return TrunkCommands(self.store)
 
 
 Handler = Callable[[ApiContext, Request], Awaitable[Response]]

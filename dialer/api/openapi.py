@@ -155,7 +155,7 @@ def _operation(e: Endpoint, refs: dict[Any, Doc], schemas: Doc) -> Doc:
         }
     elif spec.upload is not None:
         op["requestBody"] = {
-            "required": True,
+            "required": not spec.body_optional,
             "content": {spec.upload: {"schema": {"type": "string"}}},
         }
     return op
@@ -174,9 +174,10 @@ def openapi_document(table: Sequence[Endpoint]) -> Doc:
             "title": "dialer control API",
             "version": __version__,
             "description": (
-                "Roles: viewer (read), operator (create, edit, upload, start, pause, resume), "
-                "administrator (also stop, cancel, delete). Send Authorization: Bearer <token>. "
-                "Errors: {error: {code, message, details}}."
+                "Roles: viewer (read), operator (create, edit, upload, start, pause, resume, "
+                "list numbers as do-not-call), administrator (also stop, cancel, delete, unlist "
+                "do-not-call numbers, set PBX nodes and trunk groups, reset trunk breakers). "
+                "Send Authorization: Bearer <token>. Errors: {error: {code, message, details}}."
             ),
         },
         "paths": paths,

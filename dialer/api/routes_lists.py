@@ -14,10 +14,9 @@ from dialer.store.queries import contacts_page
 
 from .bodies import spool_upload
 from .context import ApiContext, path_int
-from .errors import ApiError
 from .params import ContactsQuery, UploadQuery
 from .schemas import contact_view, import_report, list_views
-from .spec import media_type, query_of
+from .spec import query_of, require_media
 
 CSV_TYPES = frozenset({"text/csv", "text/plain", "application/csv", "application/octet-stream"})
 
@@ -32,13 +31,7 @@ async def upload_list(ctx: ApiContext, request: Request) -> Response:
     ``caller_id_mode`` (rotate, local) and ``caller_id_fallback``.
     """
     cid = path_int(request, "campaign_id")
-    media = media_type(request)
-    if media and media not in CSV_TYPES:
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"send the CSV file as the body with Content-Type text/csv, not {media[:60]}",
-        )
+    require_media(request, CSV_TYPES, "send the CSV file as the body with Content-Type text/csv")
     query = query_of(request, UploadQuery)
     region = query.default_region or "US"
     mapping = ColumnMapping(

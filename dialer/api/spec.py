@@ -10,7 +10,7 @@ read what was validated with :func:`query_of` and :func:`body_of`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -43,7 +43,7 @@ class Spec:
     status: int = 200
     query: type[BaseModel] | None = None
     body: type[BaseModel] | None = None
-    body_optional: bool = False  # no body at all reads as {}
+    body_optional: bool = False  # no body at all reads as {} (an upload: as an empty file)
     upload: str | None = None  # a raw body of this media type (the handler reads it)
     refusals: bool = False  # may answer 409 (the campaign's or list's status refuses)
     store: bool = True  # reads Redis: may answer 503
@@ -52,6 +52,14 @@ class Spec:
 
 def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def require_media(request: Request, accepted: Collection[str], hint: str) -> None:
+    """415 ``unsupported_media_type`` unless the raw body's media type is one of ``accepted``
+    (or none is given); ``hint`` says what to send."""
+    media = media_type(request)
+    if media and media not in accepted:
+        raise ApiError(415, "unsupported_media_type", f"{hint}, not {media[:60]}")
 
 
 def _is_json(media: str) -> bool:
@@ -80,8 +88,9 @@ def _describe(schema: dict[str, Any]) -> str | None:
     if len(options) != 1:
         return None
     kind = options[0]
-    if "enum" in kind:
-        return "one of " + ", ".join(str(v) for v in kind["enum"])
+    if "enum" in kind:  # a long one (the regions) is said by the field's own validator
+        values = kind["enum"]
+        return "one of " + ", ".join(str(v) for v in values) if len(values) <= 20 else None
     low = kind.get("minimum", kind.get("exclusiveMinimum"))
     high = kind.get("maximum", kind.get("exclusiveMaximum"))
     if kind.get("type") == "integer":

@@ -22,9 +22,9 @@
     dialer trunkgroup list|set|remove       trunk groups over nodes
 
 With ``--api URL`` (or ``DIALER_API_URL``) and a token (``--token``, ``DIALER_API_TOKEN`` or
-``~/.config/dialer/token``, mode 0600) every command but ``dnc`` and ``trunk`` goes through the
-HTTP API and its roles (:mod:`.remote`); without one, or with ``--local``, it talks to Redis on
-the host (host admin, no roles). Settings come from DIALER_* environment variables
+``~/.config/dialer/token``, mode 0600) every command goes through the HTTP API and its roles
+(:mod:`.remote`); without one, or with ``--local``, it talks to Redis on the host (host admin,
+no roles). Settings come from DIALER_* environment variables
 (:meth:`EngineSettings.from_env`), with ``--redis-url`` / ``--namespace`` overrides. A user
 error prints ``dialer: <sentence>`` on stderr and exits 2; an unexpected one exits 1.
 """

@@ -11,8 +11,6 @@ Two ways to reach the dialer, chosen once per command (:func:`api_target`):
   an API URL so that scripts and docs written for it keep working.
 
 Either way a command calls the same commands (:mod:`dialer.commands`, or their remote twins).
-Commands that the API does not serve yet (do-not-call lists, trunk breakers) run on the host
-only and say so.
 """
 
 from __future__ import annotations
@@ -28,13 +26,14 @@ from dataclasses import dataclass, replace
 from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
-from dialer.commands import CampaignCommands, NodeCommands
+from dialer.commands import CampaignCommands, DncCommands, NodeCommands, TrunkCommands
 from dialer.config import EngineSettings
 from dialer.engine.control import CampaignControl
 from dialer.errors import ConfigError, StoreError
 from dialer.store.redis_store import RedisStore
 
 from .remote import ApiClient, RemoteCommands, Target, read_token_file, token_file
+from .remote_dnc import RemoteDnc, RemoteTrunks
 from .remote_nodes import RemoteNodes
 
 __all__ = [
@@ -191,6 +190,16 @@ class Session:
     def nodes(self) -> NodeCommands | RemoteNodes:
         """The node commands: through the API when configured, else on this host."""
         return self.remote.nodes if self.remote is not None else NodeCommands(self.store)
+
+    @property
+    def dnc(self) -> DncCommands | RemoteDnc:
+        """The do-not-call commands: through the API when configured, else on this host."""
+        return self.remote.dnc if self.remote is not None else DncCommands(self.store)
+
+    @property
+    def breakers(self) -> TrunkCommands | RemoteTrunks:
+        """The trunk breaker commands: through the API when configured, else on this host."""
+        return self.remote.breakers if self.remote is not None else TrunkCommands(self.store)
 
 
 @asynccontextmanager

@@ -1,25 +1,27 @@
-"""``dialer dnc ...``: the global and per-campaign do-not-call lists."""
+"""``dialer dnc ...``: the global and per-campaign do-not-call lists (dialer.commands.dnc, or
+its twin over the API)."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from dialer.domain.phones import invalid_reason, to_e164
+from dialer.commands.dnc import GLOBAL
+from dialer.domain.phones import check_region
 from dialer.errors import ConfigError, ValidationError
-from dialer.store.dnc import DncStore
 
 from .common import Session, campaign_id, out, with_store
-from .output import SHOWN_LINES, plural
+from .output import plural
 from .output import sentence as _sentence
 
-CHUNK = 10_000  # numbers per trip to Redis on import
 
-
-def _dnc(args: argparse.Namespace, s: Session) -> DncStore:
-    return DncStore(s.store, default_region=args.region)
+def _region(text: str) -> str:
+    """argparse type: an ISO 3166 region, upper-cased."""
+    try:
+        return check_region(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _scope(args: argparse.Namespace) -> str:
@@ -27,84 +29,50 @@ def _scope(args: argparse.Namespace) -> str:
 
 
 async def _add(args: argparse.Namespace, s: Session) -> int:
-    added = await _dnc(args, s).add(args.numbers, args.campaign)
-    known = len(args.numbers) - added
-    scope = _scope(args)
-    out(f"{plural(added, 'number')} added to the do-not-call {scope} ({known} already listed)")
+    listed = await s.dnc.add(args.numbers, args.campaign, region=args.region)
+    out(
+        f"{plural(listed.added, 'number')} added to the do-not-call {_scope(args)} "
+        f"({listed.already_listed} already listed)"
+    )
     return 0
 
 
 async def _remove(args: argparse.Namespace, s: Session) -> int:
-    removed = await _dnc(args, s).remove(args.numbers, args.campaign)
+    removed = await s.dnc.remove(args.numbers, args.campaign, region=args.region)
     out(f"{plural(removed, 'number')} removed from the do-not-call {_scope(args)}")
     return 0
 
 
 async def _check(args: argparse.Namespace, s: Session) -> int:
-    dnc = _dnc(args, s)
-    for raw in args.numbers:
-        e164 = to_e164(raw, dnc.region)
-        if e164 is None:
-            out(f"{raw}: invalid number ({invalid_reason(raw, dnc.region)})")
+    for c in await s.dnc.check(args.numbers, args.campaign, region=args.region):
+        if c.number is None:
+            out(f"{c.input}: invalid number ({c.invalid_reason})")
             continue
-        where = []
-        if await dnc.contains(e164):
-            where.append("global list")
-        if args.campaign is not None and await dnc.contains(e164, args.campaign):
-            where.append(f"campaign {args.campaign}")
-        out(f"{e164}: " + (f"do not call ({', '.join(where)})" if where else "not listed"))
+        where = ", ".join("global list" if name == GLOBAL else name for name in c.lists)
+        out(f"{c.number}: " + (f"do not call ({where})" if where else "not listed"))
     return 0
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, number) for every line that is not blank or a ``#`` comment."""
+def _open(path: Path) -> BinaryIO:
     try:
-        with path.open(encoding="utf-8-sig") as f:
-            for n, line in enumerate(f, start=1):
-                text = line.strip()
-                if text and not text.startswith("#"):
-                    yield n, text
+        return path.open("rb")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def _validate(path: Path, region: str) -> int:
-    """Every number checked before anything is written; ValidationError naming the lines."""
-    bad: list[str] = []
-    count = invalid = 0
-    for n, raw in _lines(path):
-        count += 1
-        if to_e164(raw, region) is None:
-            invalid += 1
-            if len(bad) < SHOWN_LINES:
-                bad.append(f"line {n}: {raw[:40]!r} ({invalid_reason(raw, region)})")
-    if invalid:
-        raise ValidationError(
-            f"{path}: {plural(invalid, 'invalid number')}, nothing imported: " + "; ".join(bad)
-        )
-    return count
-
-
 async def _import(args: argparse.Namespace, s: Session) -> int:
+    """Every line is checked before anything is written (here, or by the API's server)."""
     path = Path(args.file)
-    total = _validate(path, DncStore(s.store, default_region=args.region).region)
-    dnc = _dnc(args, s)
-    added = 0
-    chunk: list[str] = []
-    for _, raw in _lines(path):
-        chunk.append(raw)
-        if len(chunk) == CHUNK:
-            added += await dnc.add(chunk, args.campaign)
-            chunk = []
-    if chunk:
-        added += await dnc.add(chunk, args.campaign)
+    with _open(path) as source:
+        try:
+            listed = await s.dnc.import_numbers(source, args.campaign, region=args.region)
+        except ValidationError as exc:
+            raise ValidationError(f"{path}: {exc}") from None
     out(
-        f"{plural(total, 'number')} read from {path}: {added} added to the do-not-call "
-        f"{_scope(args)}, {total - added} already listed"
+        f"{plural(listed.given, 'number')} read from {path}: {listed.added} added to the "
+        f"do-not-call {_scope(args)}, {listed.already_listed} already listed"
     )
     return 0
 
@@ -129,6 +97,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         )
         p.add_argument(
             "--region",
+            type=_region,
             default="US",
             metavar="CC",
             help="region of numbers written without a country code, e.g. FR (default US)",

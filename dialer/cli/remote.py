@@ -48,6 +48,7 @@ from dialer.store.recycle import Target as RecycleTarget
 
 from . import remote_reads
 from .remote_callbacks import RemoteCallbacks
+from .remote_dnc import RemoteDnc, RemoteTrunks
 from .remote_nodes import RemoteNodes
 
 __all__ = ["ApiClient", "ApiRefused", "RemoteCommands", "Target", "token_file"]
@@ -124,9 +125,11 @@ class ApiClient:
         body: object = None,
         content: bytes | None = None,
         params: Mapping[str, str] | None = None,
+        content_type: str = "text/csv",
     ) -> tuple[int, Any]:
-        """The reply's status and JSON (None for 204); an error reply raises (:func:`_error`)."""
-        headers = {"Content-Type": "text/csv"} if content is not None else None
+        """The reply's status and JSON (None for 204); an error reply raises (:func:`_error`).
+        ``content``: a raw body (a file) of ``content_type``."""
+        headers = {"Content-Type": content_type} if content is not None else None
         try:
             reply = await self._http.request(
                 method, path, json=body, content=content, params=params, headers=headers
@@ -238,14 +241,10 @@ class RemoteCommands:
 
     def __init__(self, client: ApiClient) -> None:
         self.client = client
-
-    @property
-    def callbacks(self) -> RemoteCallbacks:
-        return RemoteCallbacks(self.client)
-
-    @property
-    def nodes(self) -> RemoteNodes:
-        return RemoteNodes(self.client)
+        self.callbacks = RemoteCallbacks(client)
+        self.nodes = RemoteNodes(client)
+        self.dnc = RemoteDnc(client)
+        self.breakers = RemoteTrunks(client)
 
     async def why(self, cid: int) -> WhyReport:
         return await remote_reads.why(self.client, cid)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from dialer.commands import trunks as commands
 from dialer.domain.breaker import BreakerState
-from dialer.domain.campaign import TrunkLimits
 from dialer.errors import ValidationError
-from dialer.store.breaker import BreakerStore, BreakerView
+from dialer.store.breaker import BreakerView
 
 from .common import Session, out, with_store
 from .output import when
@@ -17,7 +17,7 @@ from .output import when
 def trunk_name(text: str) -> str:
     """A trunk name as campaigns and DIALER_TRUNKS spell it (argparse type)."""
     try:
-        return TrunkLimits.unlimited(text).name
+        return commands.trunk_name(text)
     except ValidationError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -38,16 +38,14 @@ def view_line(view: BreakerView) -> str:
 
 
 async def _show(args: argparse.Namespace, s: Session) -> int:
-    breakers = BreakerStore(s.store)
     for trunk in args.trunks:
-        out(view_line(await breakers.view(trunk)))
+        out(view_line(await s.breakers.breaker(trunk)))
     return 0
 
 
 async def _reset(args: argparse.Namespace, s: Session) -> int:
-    breakers = BreakerStore(s.store)
     for trunk in args.trunks:
-        await breakers.reset(trunk)
+        await s.breakers.reset(trunk)
         out(f"{trunk}: breaker reset to closed (runs and trips cleared)")
     return 0
 

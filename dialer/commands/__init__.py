@@ -7,6 +7,8 @@
                       recycle, remove contacts, callbacks (CallbackCommands)
     NodeCommands      PBX nodes, trunk groups and the global cap: replace (PUT) or change
                       only the fields given (``dialer node set``)
+    DncCommands       do-not-call lists (global, or a campaign's): add, remove, check, import
+    TrunkCommands     trunks' circuit breakers: see, reset
 
 A command checks its rules here (the lifecycle table of :mod:`dialer.domain.lifecycle`, the
 statuses in which settings and lists may change, the configured contexts and trunks) and
@@ -18,6 +20,16 @@ Redis by itself.
 from __future__ import annotations
 
 from .campaigns import EDITABLE, CampaignCommands, CampaignDraining, not_editable
+from .dnc import DncCommands
 from .nodes import NodeCommands
+from .trunks import TrunkCommands
 
-__all__ = ["EDITABLE", "CampaignCommands", "CampaignDraining", "NodeCommands", "not_editable"]
+__all__ = [
+    "EDITABLE",
+    "CampaignCommands",
+    "CampaignDraining",
+    "DncCommands",
+    "NodeCommands",
+    "TrunkCommands",
+    "not_editable",
+]

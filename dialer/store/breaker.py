@@ -8,8 +8,8 @@ moves are :data:`dialer.domain.breaker.BREAKER_TRANSITIONS`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -53,6 +53,17 @@ class BreakerView:
     trips: int = 0
     silent_run: int = 0
     fail_run: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        """As the API shows it (times in ms since the epoch, 0: none)."""
+        plain = {f.name: getattr(self, f.name) for f in fields(self)}
+        return plain | {"state": self.state.value, "held": list(self.held)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BreakerView:
+        """From :meth:`to_dict`'s JSON."""
+        plain = {f.name: d[f.name] for f in fields(cls)}
+        return cls(**plain | {"state": BreakerState(d["state"]), "held": tuple(d["held"])})
 
     def describe(self) -> str:
         """The reason shown on a campaign dialing this trunk ("" when closed)."""

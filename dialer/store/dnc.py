@@ -133,11 +133,14 @@ class DncStore:
 
     @_translated
     async def remove(self, numbers: Iterable[str], campaign: int | None = None) -> int:
-        """Unlist ``numbers``; returns how many were listed. Invalid numbers: ValidationError.
+        """Unlist ``numbers``; returns how many were listed. Invalid numbers: ValidationError;
+        NotFound if ``campaign`` does not exist.
 
         Contacts already marked Do not call stay so.
         """
         phones = self._normalise_all(numbers)
+        if campaign is not None:
+            await self.require_campaign(campaign)
         removed = 0
         for chunk in _chunks(phones, _CHUNK):
             if campaign is None:
@@ -161,6 +164,30 @@ class DncStore:
         if e164 is None:
             return False
         return bool(await self._r.sismember(self._key(campaign), e164))
+
+    @_translated
+    async def listed(
+        self, numbers: Sequence[str], campaign: int | None = None
+    ) -> list[tuple[bool, bool]]:
+        """Per E.164 number: (on the global list, on ``campaign``'s list), in one round trip.
+        NotFound if ``campaign`` does not exist."""
+        if campaign is not None:
+            await self.require_campaign(campaign)
+        keys = [self.keys.global_dnc] + ([] if campaign is None else [self._key(campaign)])
+        async with self._r.pipeline(transaction=False) as pipe:
+            for number in numbers:
+                for key in keys:
+                    pipe.sismember(key, number)
+            found = [bool(x) for x in await pipe.execute()]
+        if campaign is None:
+            return [(g, False) for g in found]
+        return list(zip(found[::2], found[1::2], strict=True))
+
+    @_translated
+    async def require_campaign(self, campaign: int) -> None:
+        """NotFound unless ``campaign`` exists."""
+        if not await self._r.exists(self.keys.campaign(campaign)):
+            raise NotFound(f"campaign {campaign} does not exist")
 
     @_translated
     async def count(self, campaign: int | None = None) -> int:

@@ -67,6 +67,16 @@ PERMISSIONS: list[tuple[str, str, Role | None, dict[str, Any], int]] = [
     ("DELETE", "/trunk-groups/gone", A, {}, 404),
     ("GET", "/global-cap", V, {}, 200),
     ("PUT", "/global-cap", A, {"json": {}}, 200),
+    ("POST", "/dnc", OP, {"json": {"numbers": ["+12125550100"]}}, 200),
+    ("POST", "/dnc/remove", A, {"json": {"numbers": ["+12125550100"]}}, 200),
+    ("POST", "/dnc/check", V, {"json": {"numbers": ["+12125550100"]}}, 200),
+    ("POST", "/dnc/import", OP, {"content": b"+12125550100\n"}, 200),
+    ("POST", f"{C}/dnc", OP, {"json": {"numbers": ["+12125550100"]}}, 404),
+    ("POST", f"{C}/dnc/remove", A, {"json": {"numbers": ["+12125550100"]}}, 404),
+    ("POST", f"{C}/dnc/check", V, {"json": {"numbers": ["+12125550100"]}}, 404),
+    ("POST", f"{C}/dnc/import", OP, {"content": b"+12125550100\n"}, 404),
+    ("GET", "/trunks/gone/breaker", V, {}, 200),
+    ("POST", "/trunks/gone/breaker/reset", A, {}, 200),
 ]
 
 
@@ -199,6 +209,7 @@ def test_table_is_complete() -> None:
     expected = {(m, p.replace("/nodes/gone", "/nodes/{node_id}"), r) for m, p, r in expected}
     group = ("/trunk-groups/gone", "/trunk-groups/{name}")
     expected = {(m, p.replace(*group), r) for m, p, r in expected}
+    expected = {(m, p.replace("/trunks/gone/", "/trunks/{trunk}/"), r) for m, p, r in expected}
     actual = {(e.method, e.template, e.role) for e in endpoints(metrics=True)}
     assert actual == expected
 

@@ -16,7 +16,9 @@ from dialer.api import create_app
 from dialer.api.auth import Role
 from dialer.api.server import serve_api
 from dialer.cli import main
+from dialer.domain.breaker import BreakerLimits, Signal
 from dialer.domain.statuses import CampaignStatus
+from dialer.store.breaker import BreakerStore
 from dialer.store.redis_store import RedisStore
 from ops.localstack.redis_server import RedisServer
 from tests.unit.cli_helpers import Cli, Result, campaign_file, make_cli, numbers, write
@@ -175,9 +177,6 @@ def test_refusals_of_the_lifecycle_and_the_token(remote: Remote, cli: Cli, tmp_p
     unknown = remote("no-such-token-0123456789", "campaign", "list")
     assert unknown.code == 2
     assert "unknown token" in unknown.err
-    host_only = remote(ADMIN, "dnc", "add", "+14155550100")
-    assert host_only.code == 2
-    assert "--local (host admin, no roles)" in host_only.err
 
 
 def test_token_from_the_environment_or_a_private_file(
@@ -284,3 +283,67 @@ def test_upload_through_the_api_keeps_the_alternate_columns(
         return [(n.number, n.label) for n in (await store.get_contact(cid, 1)).numbers]
 
     assert cli.store_call(read) == [(main_, "phone"), (work, "work"), (home, "home")]
+
+
+def test_dnc_and_trunks_through_the_api(remote: Remote, cli: Cli, tmp_path: Path) -> None:
+    """``dialer dnc`` and ``dialer trunk`` through the API: the roles hold, and every output
+    and refusal is the host's."""
+    a, b, c = numbers(3, start=60)
+    assert "operator role" in remote(VIEWER, "dnc", "add", a).err
+    assert remote(OPERATOR, "dnc", "add", a, b).out == (
+        "2 numbers added to the do-not-call global list (0 already listed)\n"
+    )
+    cid = str(int(cli.ok("campaign", "create", str(campaign_file(tmp_path))).out))
+    fr = remote(OPERATOR, "dnc", "add", "06 12 34 56 78", "--region", "fr", "--campaign", cid)
+    assert (
+        fr.out == f"1 number added to the do-not-call list of campaign {cid} (0 already listed)\n"
+    )
+    for argv in (
+        ("dnc", "check", a, c, "123", "+33612345678"),
+        ("dnc", "check", a, c, "123", "+33612345678", "--campaign", cid),
+        ("dnc", "add", a, "nope"),  # refused: the same sentence
+        ("dnc", "check", a, "--campaign", "999"),
+        ("dnc", "add", "1", "--region", "zz"),  # a usage error, before any request
+    ):
+        through_api, on_host = remote(OPERATOR, *argv), cli(*argv)
+        assert (through_api.code, through_api.out, through_api.err) == (
+            on_host.code,
+            on_host.out,
+            on_host.err,
+        ), argv
+    denied = remote(OPERATOR, "dnc", "remove", a)
+    assert "to remove numbers from the global do-not-call list you need the administrator" in (
+        denied.err
+    )
+    assert remote(ADMIN, "dnc", "remove", a, c).out == (
+        "1 number removed from the do-not-call global list\n"
+    )
+
+    bad = write(tmp_path / "bad.txt", f"{c}\nabc\n+12125550191\n12\n")
+    refused = remote(OPERATOR, "dnc", "import", str(bad), "--campaign", cid)
+    assert (refused.code, refused.err) == (
+        2,
+        f"dialer: {bad}: 2 invalid numbers, nothing imported: "
+        "line 2: 'abc' (not a phone number); line 4: '12' (too short)\n",
+    )
+    assert refused.err == cli("dnc", "import", str(bad), "--campaign", cid).err
+    good = write(tmp_path / "good.txt", f"# opt-outs\n{a}\n\n  {b}  \n{c}\n")
+    assert remote(OPERATOR, "dnc", "import", str(good)).out == (
+        f"3 numbers read from {good}: 2 added to the do-not-call global list, 1 already listed\n"
+    )
+    missing = remote(OPERATOR, "dnc", "import", str(tmp_path / "none.txt"))
+    assert missing.err == f"dialer: {tmp_path / 'none.txt'}: no such file\n"
+
+    async def trip(store: RedisStore) -> None:
+        signals = [(f"c{i}", Signal.FAILURE, False) for i in range(2)]
+        await BreakerStore(store).report("carrier", signals, BreakerLimits(failure_run=2))
+
+    cli.store_call(trip)
+    shown = remote(VIEWER, "trunk", "show", "carrier", "other")
+    assert shown.out == cli.ok("trunk", "show", "carrier", "other").out
+    assert shown.lines[0].startswith("carrier: open since ")
+    assert "administrator role" in remote(OPERATOR, "trunk", "reset", "carrier").err
+    assert remote(ADMIN, "trunk", "reset", "carrier").lines == [
+        "carrier: breaker reset to closed (runs and trips cleared)"
+    ]
+    assert cli.ok("trunk", "show", "carrier").lines[0].startswith("carrier: closed")

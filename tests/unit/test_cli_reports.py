@@ -255,7 +255,7 @@ def test_dnc_import(cli: Cli, tmp_path: Path) -> None:
     assert cli.store_call(lambda s: DncStore(s).count()) == 3
 
     bad = write(tmp_path / "bad.txt", "+12125550190\nabc\n+12125550191\n12\n")
-    result = cli("dnc", "import", str(bad), "--campaign", "1")
+    result = cli("dnc", "import", str(bad))
     assert result.code == 2
     assert result.err == (
         f"dialer: {bad}: 2 invalid numbers, nothing imported: "
