@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dialer.commands.dnc import NumbersRefused
+from dialer.commands.dnc import MAX_NUMBERS, NumbersRefused
 
 from .auth import Role
 from .bodies import spool_upload
@@ -27,7 +27,6 @@ from .spec import Spec, body_of, query_of, require_media
 
 __all__ = ["MAX_NUMBERS", "routes"]
 
-MAX_NUMBERS = 1000  # numbers in one JSON body (it stays under the 64 KiB body limit)
 REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
 TEXT_TYPES = frozenset({"text/plain", "application/octet-stream"})
 

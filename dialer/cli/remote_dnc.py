@@ -12,7 +12,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
-from dialer.commands.dnc import Checked, Listed
+from dialer.commands.dnc import MAX_NUMBERS, Checked, Listed
+from dialer.errors import ValidationError
 from dialer.store.breaker import BreakerView
 
 if TYPE_CHECKING:
@@ -32,6 +33,11 @@ class RemoteDnc:
     async def _numbers(
         self, verb: str, numbers: Sequence[str], campaign: int | None, region: str
     ) -> dict[str, object]:
+        if len(numbers) > MAX_NUMBERS:  # the API's JSON body limit
+            raise ValidationError(
+                f"through the API one command takes up to {MAX_NUMBERS:,} numbers, got "
+                f"{len(numbers):,}: put them in a file for 'dialer dnc import FILE'"
+            )
         body = {"numbers": list(numbers), "default_region": region}
         reply: dict[str, object] = await self.client.call("POST", _path(campaign, verb), body=body)
         return reply

@@ -18,9 +18,18 @@ from dialer.errors import ValidationError
 from dialer.store.dnc import DncStore
 from dialer.store.redis_store import RedisStore
 
-__all__ = ["BadLine", "Checked", "DncCommands", "Listed", "NumbersRefused", "numbered_lines"]
+__all__ = [
+    "MAX_NUMBERS",
+    "BadLine",
+    "Checked",
+    "DncCommands",
+    "Listed",
+    "NumbersRefused",
+    "numbered_lines",
+]
 
 CHUNK = 10_000  # numbers per trip to Redis on import
+MAX_NUMBERS = 1000  # numbers in one API request (its JSON stays under the 64 KiB body limit)
 SHOWN_LINES = 10  # bad lines named in a refusal
 GLOBAL = "global"
 

@@ -331,6 +331,11 @@ def test_dnc_and_trunks_through_the_api(remote: Remote, cli: Cli, tmp_path: Path
     assert remote(OPERATOR, "dnc", "import", str(good)).out == (
         f"3 numbers read from {good}: 2 added to the do-not-call global list, 1 already listed\n"
     )
+    many = [f"+1212555{i:04d}" for i in range(1001)]  # over one request's 1,000
+    assert remote(OPERATOR, "dnc", "add", *many).err == (
+        "dialer: through the API one command takes up to 1,000 numbers, got 1,001: put them in "
+        "a file for 'dialer dnc import FILE'\n"
+    )
     missing = remote(OPERATOR, "dnc", "import", str(tmp_path / "none.txt"))
     assert missing.err == f"dialer: {tmp_path / 'none.txt'}: no such file\n"
 
