@@ -1,4 +1,5 @@
-"""Shared fixtures: a private redis-server for the session, a clean namespace per test.
+"""Shared fixtures: a private redis-server for the session, a clean namespace per test; the
+turns of the tests when the suite runs on several workers (tests/alone.py).
 
 The private redis-server runs without an ACL (its default user open): the unit tests' helpers
 use commands the dialer user is refused (SCAN, TYPE, SCRIPT FLUSH, INFO, CONFIG). The ACL is
@@ -8,13 +9,29 @@ tested on a server of its own (tests/unit/test_redis_acl.py) and end to end on t
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from ops.localstack.redis_server import RedisServer
+from tests import alone
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    alone.configure(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    alone.unconfigure()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Each test in its turn (tests/alone.py): ``alone`` tests while no other test runs."""
+    with alone.turn(item):
+        return (yield)
 
 
 @pytest.fixture(scope="session")

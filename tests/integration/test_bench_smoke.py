@@ -21,7 +21,7 @@ from ops.localstack.procs import is_alive
 from ops.localstack.stack import StackInfo
 from tests.integration.conftest import freeswitch_missing
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # rates, CPU per call, latencies
 
 
 def needs_freeswitch(info: StackInfo) -> None:

@@ -89,6 +89,7 @@ async def wait_contact(store: RedisStore, cid: int, kid: int, status: CallStatus
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.alone  # lateness by the switch's clock
 async def test_callbacks_dial_at_their_time_and_not_when_cancelled(
     stack: Any, store: RedisStore, namespace: str, api: httpx.AsyncClient
 ) -> None:

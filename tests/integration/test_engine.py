@@ -129,6 +129,7 @@ async def follow_margin(engine: Any, cid: int, into: list[GrantDelayStats]) -> N
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.alone  # the CPS margin kept from the switch's stamps (4-250 ms)
 async def test_300_contacts_known_mix_end_with_expected_statuses_and_attempts(
     stack, store, namespace, pbx
 ):
@@ -201,6 +202,7 @@ async def test_300_contacts_known_mix_end_with_expected_statuses_and_attempts(
     assert len(answered) == 60
 
 
+@pytest.mark.alone  # the rate on the switch's clock, the delivery spread, sample gaps
 @pytest.mark.parametrize("engines", [2, 3])
 async def test_engine_processes_share_limits_and_never_dial_a_contact_twice(
     stack, store, namespace, engines, pbx

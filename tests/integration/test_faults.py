@@ -86,6 +86,7 @@ ANSWER_RACE_S = 0.5
 KILL_SLACK = 0.05  # the kill's time is taken just before the SIGKILL is sent
 
 
+@pytest.mark.alone  # answers within ANSWER_RACE_S of the kill
 async def test_pbx_crash_pauses_campaigns_and_they_resume_when_it_is_back(
     stack: Any, store: RedisStore, namespace: str, pbx: str
 ) -> None:

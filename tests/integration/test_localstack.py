@@ -133,6 +133,7 @@ def test_status_and_env_commands(stack: StackInfo) -> None:
     assert json.loads(missing.stdout)["ready"] is False
 
 
+@pytest.mark.alone  # up in under 15 s: no other worker's stack going up or down meanwhile
 async def test_a_second_stack_runs_beside_the_first_and_stops_cleanly(
     stack: StackInfo, tmp_path: Path
 ) -> None:

@@ -38,7 +38,7 @@ from tests.integration.engine_helpers import (
 )
 from tests.integration.monitor import Observed, watch_switch
 
-pytestmark = [pytest.mark.integration, pytest.mark.redis]
+pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.alone]  # lateness
 
 S = CallStatus
 BUSY, FRESH, CPS, DELAY = 6, 80, 8.0, 3.0
