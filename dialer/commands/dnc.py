@@ -9,12 +9,13 @@ naming the lines) before anything is written; then the numbers go to Redis in ch
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from dialer.domain.phones import invalid_reason, to_e164
 from dialer.errors import ValidationError
+from dialer.store.common import _chunks
 from dialer.store.dnc import DncStore
 from dialer.store.redis_store import RedisStore
 
@@ -179,14 +180,3 @@ class DncCommands:
         for chunk in _chunks((raw for _, raw in numbered_lines(source)), CHUNK):
             added += await dnc.add(chunk, campaign)
         return Listed.of(total, added)
-
-
-def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -29,5 +29,6 @@ class TrunkCommands:
 
     async def reset(self, trunk: str) -> BreakerView:
         """Close the trunk's breaker at once (runs and trips cleared); the breaker after."""
-        await self.breakers.reset(trunk_name(trunk))
-        return await self.breakers.view(trunk)
+        name = trunk_name(trunk)
+        await self.breakers.reset(name)
+        return await self.breakers.view(name)

@@ -245,9 +245,8 @@ class DncStore:
         are matched only if their stored phone is already E.164. A contact with another usable
         number stays queued: the claim skips its listed number (``dnc_mark_pending.lua``).
         """
+        await self.require_campaign(cid)
         k = self.keys
-        if not await self._r.exists(k.campaign(cid)):
-            raise NotFound(f"campaign {cid} does not exist")
         fixed = [k.pending(cid), k.counts(cid), k.global_dnc_of(cid), k.campaign_dnc(cid)]
         moved = 0
         cursor = 0
