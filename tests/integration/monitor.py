@@ -16,7 +16,13 @@ acknowledgement's time with the switch's event times (:meth:`Observed.created_af
 take: FreeSWITCH stamps events with a cached time that its timer thread updates
 (``switch_micro_time_now``: the wall clock at start-up plus the monotonic clock), which ran
 0-40 ms behind ``time.time()`` here under load (channels stamped before the claim that made
-them); the order of its own events is kept.
+them); the order of its own events is kept. Being the start-up wall clock plus the monotonic
+one, FreeSWITCH's clock keeps any step of the system clock after its start out of its stamps:
+on a CI machine whose clock was stepped during a run, every stamp of one switch ran 0.20-0.24 s
+behind ``time.time()`` (calls "created before they were due", "ended before the stop"). So the
+watcher first has the switch re-read the system clock (``fsctl sync_clock``,
+``switch_time_sync``), as an outside tester syncs the clocks it compares; Asterisk stamps with
+the system clock itself (``ast_tvnow``).
 
 Two measures of concurrency:
 
@@ -275,6 +281,7 @@ async def watch_freeswitch(esl_url: str, *, sample_every: float = 0.04) -> Async
         host=base.host, port=base.port, password=base.password, events=FREESWITCH_EVENTS
     )
     async with EslClient(settings) as client:
+        await client.api("fsctl", "sync_clock")  # the switch's clock is the system's (-ERR raises)
 
         async def events() -> None:
             async with aclosing(client.events()) as stream:

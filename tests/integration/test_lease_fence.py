@@ -14,7 +14,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import time
 import urllib.request
 from collections import Counter
@@ -27,6 +26,7 @@ from dialer.domain.campaign import CampaignSettings
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.store.redis_store import RedisStore
 from ops.localstack.numberplan import Behaviour, number
+from ops.localstack.ports import free_port
 from tests.integration.conftest import ami_settings
 from tests.integration.engine_helpers import (
     engine_processes,
@@ -109,12 +109,6 @@ async def test_restarted_engine_keeps_the_cap_until_it_has_adopted(
     assert max(per_phone.values()) == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _scrape(port: int, name: str) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
         text = reply.read().decode()
@@ -143,7 +137,7 @@ async def test_frozen_engine_is_fenced_off_and_every_call_settled_once(
         name="frozen", trunk=stack.trunk, max_channels=CAP, cps=50.0, ring_timeout=5.0
     )
     control, cid = await new_campaign(store, settings, phones)
-    port = _free_port()
+    port = free_port()
     frozen_settings = engine_settings(stack, namespace, lease_ms=LEASE_MS, metrics_port=port)
     fast = engine_settings(stack, namespace, lease_ms=LEASE_MS)
     async with watch_asterisk(ami_settings(stack)) as seen:

@@ -405,35 +405,39 @@ def test_run_freeswitch_renders_the_stack_config_and_becomes_freeswitch(
     _needs_freeswitch()
     build = fsbuild.ready_build()
     assert build is not None
-    base = localstack._allocate(16 + 40)
-    password = uuid.uuid4().hex
-    layout = freeswitch.FreeSwitchLayout(
-        build=build,
-        dir=tmp_path / "fs",
-        sip_port=base,
-        esl_port=base + 1,
-        esl_password=password,
-        rtp_start=base + 16,
-        rtp_end=base + 16 + 39,
-        gateways=(("carrier", base + 2), ("backup", base + 3)),
-    )
-    argv = [sys.executable, "-m", "ops.localstack", "run-freeswitch", "--dir", str(layout.dir)]
-    argv += ["--sip-port", str(layout.sip_port), "--esl-port", str(layout.esl_port)]
-    argv += ["--rtp-start", str(layout.rtp_start), "--rtp-end", str(layout.rtp_end)]
-    argv += ["--gateway", f"carrier={base + 2}", "--gateway", f"backup={base + 3}"]
-    monkeypatch.delenv("DIALER_ESL_PASSWORD", raising=False)
-    refused = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
-    assert refused.returncode == 2
-    assert "DIALER_ESL_PASSWORD" in refused.stderr
-    monkeypatch.setenv("DIALER_ESL_PASSWORD", password)
-    monkeypatch.chdir(ROOT)
-    pid = spawn(argv, log_file=tmp_path / "run-freeswitch.log")
-    try:
-        freeswitch.wait_ready(layout, pid)  # ESL auth, profile RUNNING, both gateways listed
-        assert freeswitch.owns(layout, " ".join(cmdline(pid)))  # exec'd: the same pid
-        assert freeswitch.esl_api(layout.esl_port, "wrong" + password, "status") is None
-        assert (layout.dir / "conf").stat().st_mode & 0o077 == 0
-    finally:
-        freeswitch.shutdown_now(layout, pid)
-    assert not is_alive(pid)
-    assert not find_processes([f"{layout.dir}/"])
+    # The ports are chosen under the machine-wide lock of ups and downs and kept under it until
+    # FreeSWITCH is down: they are no stack's, so nothing else would keep another worker's `up`
+    # from choosing them before FreeSWITCH binds them.
+    with localstack._global_lock():
+        base = localstack._allocate(16 + 40)
+        password = uuid.uuid4().hex
+        layout = freeswitch.FreeSwitchLayout(
+            build=build,
+            dir=tmp_path / "fs",
+            sip_port=base,
+            esl_port=base + 1,
+            esl_password=password,
+            rtp_start=base + 16,
+            rtp_end=base + 16 + 39,
+            gateways=(("carrier", base + 2), ("backup", base + 3)),
+        )
+        argv = [sys.executable, "-m", "ops.localstack", "run-freeswitch", "--dir", str(layout.dir)]
+        argv += ["--sip-port", str(layout.sip_port), "--esl-port", str(layout.esl_port)]
+        argv += ["--rtp-start", str(layout.rtp_start), "--rtp-end", str(layout.rtp_end)]
+        argv += ["--gateway", f"carrier={base + 2}", "--gateway", f"backup={base + 3}"]
+        monkeypatch.delenv("DIALER_ESL_PASSWORD", raising=False)
+        refused = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+        assert refused.returncode == 2
+        assert "DIALER_ESL_PASSWORD" in refused.stderr
+        monkeypatch.setenv("DIALER_ESL_PASSWORD", password)
+        monkeypatch.chdir(ROOT)
+        pid = spawn(argv, log_file=tmp_path / "run-freeswitch.log")
+        try:
+            freeswitch.wait_ready(layout, pid)  # ESL auth, profile RUNNING, both gateways listed
+            assert freeswitch.owns(layout, " ".join(cmdline(pid)))  # exec'd: the same pid
+            assert freeswitch.esl_api(layout.esl_port, "wrong" + password, "status") is None
+            assert (layout.dir / "conf").stat().st_mode & 0o077 == 0
+        finally:
+            freeswitch.shutdown_now(layout, pid)
+        assert not is_alive(pid)
+        assert not find_processes([f"{layout.dir}/"])
