@@ -6,6 +6,9 @@ columns."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 import redis.asyncio as aioredis
 
@@ -289,12 +292,44 @@ async def test_number_listed_after_the_move_gives_way_to_the_next_in_the_same_cl
     assert [n.last_status for n in contact.numbers] == ["busy", "do_not_call", "answered"]
 
 
-async def test_listed_last_number_wraps_to_the_first_usable(store: RedisStore) -> None:
+async def test_listed_last_number_goes_back_to_the_first_usable_at_the_wrap_time(
+    store: RedisStore,
+) -> None:
+    """Back to an earlier number only when finish.lua would have gone back to it: at the wrap
+    time of the call that moved on (the retry delay), not at once."""
     cid = await campaign(store, AltNumber(MOBILE, "mobile"), AltNumber(WORK, "work"))
-    await dial(store, cid, "h1", C.BUSY)
-    await dial(store, cid, "h2", C.BUSY)  # now on the work number
+    await dial(store, cid, "h1", C.BUSY, retry_in_ms=1_000)
+    await dial(store, cid, "h2", C.BUSY, retry_in_ms=1_000)  # now on the work number, due now
+    wrap_at = int(json.loads(await store.client.hget(store.keys.contact(cid, 1), "nstate"))["w"])
     await store.client.sadd(store.keys.global_dnc_of(cid), WORK)
-    (got,) = (await take(store, cid, "h3")).claims
+    batch = await take(store, cid, "h3", "h3b")  # h3 spent on the listed number's record
+    assert (batch.claims, batch.blocked, batch.stop) == ([], 0, "empty")
+    assert batch.next_due_ms == wrap_at > batch.server_ms
+    contact = await store.get_contact(cid, 1)
+    assert (contact.phone, contact.status, contact.attempts) == (MAIN, C.RETRY_SCHEDULED, 2)
+    assert contact.next_due_ms == wrap_at
+    assert [n.last_status for n in contact.numbers] == ["busy", "busy", "do_not_call"]
+    blocked = (await store.records(cid))[-1][1]
+    assert (blocked["call_id"], blocked["phone"], blocked["next_phone"]) == ("h3", WORK, MAIN)
+    assert (blocked["contact_status"], int(blocked["retry_at_ms"])) == ("retry_scheduled", wrap_at)
+    while (await take(store, cid, "h4")).claims == []:  # nothing before the wrap time
+        seconds, micros = await store.client.time()
+        assert seconds * 1000 + micros // 1000 < wrap_at + 200  # and dialed soon after it
+        await asyncio.sleep(0.05)
+    # h4 was taken: MAIN, no earlier than the wrap time by Redis's clock
+    contact = await store.get_contact(cid, 1)
+    assert (contact.phone, contact.status, contact.attempts) == (MAIN, C.IN_PROGRESS, 2)
+    assert int(await store.client.hget(store.keys.call("h4"), "claimed_ms") or 0) >= wrap_at
+
+
+async def test_listed_last_number_goes_back_at_once_when_the_wrap_time_is_past(
+    store: RedisStore,
+) -> None:
+    cid = await campaign(store, AltNumber(MOBILE, "mobile"), AltNumber(WORK, "work"))
+    await dial(store, cid, "i1", C.BUSY, retry_in_ms=0)
+    await dial(store, cid, "i2", C.BUSY, retry_in_ms=0)  # on the work number; wrap time: now
+    await store.client.sadd(store.keys.global_dnc_of(cid), WORK)
+    (got,) = (await take(store, cid, "i3")).claims
     assert (got.phone, got.attempts) == (MAIN, 2)  # the mobile, after the work, was busy too
 
 

@@ -129,9 +129,10 @@ the record's dial is 0.
 Several numbers (finish.lua's header: the contact hash's numbers and nstate; read only when the
 phone is listed, so a claim of a number not listed costs what it did): a listed phone gives way
 to the contact's next usable number, chosen as finish.lua chooses it (the first usable after
-the current one, then from the first; usable: not known invalid, on no list; a number before
-the current one is dialed at once too: the attempt was due, where finish.lua, had the number
-been listed before its move, would have waited for the retry delay to go back). The listed
+the current one, then from the first; usable: not known invalid, on no list). Going back to a
+number before the current one waits, as finish.lua would have had the number been listed
+before its move, until the wrap time of the call that moved on (nstate's "w", finish.lua's
+wrap_at_ms): the contact is queued again at that time, as for a closed zone group below. The listed
 number gets last result do_not_call in nstate, and a dnc:blocked record as above (phone and
 phone_label of the listed number, next_phone the new one, contact_status what the contact is
 after the skip; its call_id is the claim's with "-dnc" added when the claim dials the next
@@ -139,8 +140,9 @@ number, so that a call id still names one call); the contact's phone, zone group
 "i" move to the next number, and the same call id dials it in this claim: one claim, one dial
 (the skip uses no attempt, dial, lease or rate grant; the reply's blocked does not count it).
 With local hours, when the next number's zone group is closed the contact is not dialed: it
-is queued again, due as it was, in its new group's queues (and pending, and retries for a
-retry, as release.lua puts a contact back), its status unchanged; the record's call id is
+is queued again, due as it was (or at the wrap time above, and next_due_ms says so), in its
+new group's queues (and pending, and retries for a retry, as release.lua puts a contact
+back), its status unchanged; the record's call id is
 then used by no call (it is spent as a blocked contact's is). No usable number left: the
 contact ends do_not_call as a one-number contact does (every listed number marked so).
 
@@ -538,11 +540,14 @@ local function next_usable(ckey)
   local nums, st = cjson.decode(h[1]), cjson.decode(h[2] or '{}')
   local i, n = (tonumber(st.i) or 0) + 1, #nums
   st.s[i] = 'do_not_call'
+  local wrap = tonumber(st.w)
+  st.w = nil
   for x = i, i + n - 2 do  -- after i, then from the first (finish.lua's move_on)
     local j = x % n + 1
     if usable(nums, st, j) then
       st.i = j - 1
-      return nums, st, i, j
+      -- back to an earlier number: not before the wrap time of the call that moved on
+      return nums, st, i, j, (j < i and wrap and wrap > now) and wrap or nil
     end
   end
   return nums, st, i, nil
@@ -829,18 +834,22 @@ while claimed < room and next_id <= #ARGV do
   if old then  -- (a queue entry without its contact hash is dropped: campaign being deleted)
     local settled = c[2] and list_stop(c[2])
     local call_id = ARGV[next_id]
-    local requeue = false  -- (f2) moved to a number of a closed zone group: queued again
+    local requeue = false  -- (f2) moved to a number that waits (wrap, zone group): queued again
     if not settled and on_dnc(phone) then
-      local nums, st, i, j = next_usable(ckey)
+      local nums, st, i, j, wrap = next_usable(ckey)
       local after, notes = 'do_not_call', {}
-      if j then  -- (f2) the next usable number, dialed now unless its zone group is closed
+      if j then  -- (f2) the next usable number, dialed now unless it waits (wrap, zone group)
         local gid = gid_of(nums[j][3])
-        requeue = zbits ~= nil and string.byte(zbits, tonumber(gid) + 1) ~= 49
+        requeue = wrap ~= nil or (zbits ~= nil and string.byte(zbits, tonumber(gid) + 1) ~= 49)
         after = requeue and old or 'in_progress'
         redis.call('HSET', ckey, 'phone', nums[j][1], 'zg', gid, 'nstate', cjson.encode(st))
         notes = {'phone_label', nums[i][2], 'next_phone', nums[j][1]}
         if requeue then
-          local at = tonumber(due)
+          local at = math.max(tonumber(due), wrap or 0)
+          if wrap then
+            redis.call('HSET', ckey, 'next_due_ms', at)
+            notes[#notes + 1], notes[#notes + 2] = 'retry_at_ms', at
+          end
           add(KEYS[2], at, member)
           add(ZQ .. gid, at, member)
           if old ~= 'pending' then  -- a retry or a callback, not a fresh contact

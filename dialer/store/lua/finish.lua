@@ -61,7 +61,9 @@ then per call, 15 values:
 Several numbers (dialer.domain.altnumbers; only a contact whose hash has the field numbers:
 JSON [[number, label, zone group key], ...], the main number first, and nstate: JSON
 {"i": index of the number dialed next (0-based), "t": [calls per number], "s": [last result
-per number]}; add_contacts.lua writes both): the
+per number], "w": wrap_at_ms of the call that moved on to a later number, absent otherwise:
+claim.lua waits for it should it have to go back to an earlier one}; add_contacts.lua writes
+both): the
 call counts against the number at i, which gets the outcome as its last result, and the record
 gets that number's label (phone_label). With next_at_ms the next attempt moves on: to the first
 usable number after i, due next_at_ms, else back to the first usable one, due wrap_at_ms
@@ -152,10 +154,14 @@ local function move_on(K, a, c, new, retry)
   st.s[i] = ARGV[a + 14]
   local notes = {phone_label = nums[i][2]}
   local zg = c[3]
+  st.w = nil
   if ARGV[a + 12] ~= '' then
     local j = first_usable(K, nums, st, i + 1)
     if j then
       new, retry = 'retry_scheduled', ARGV[a + 12]
+      if ARGV[a + 13] ~= '' then  -- claim.lua: not back to an earlier number before this
+        st.w = ARGV[a + 13]
+      end
     elseif ARGV[a + 13] ~= '' then
       j = first_usable(K, nums, st, 1)
       if j then
