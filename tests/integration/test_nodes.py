@@ -25,6 +25,7 @@ from dialer.app import pbx_adapter
 from dialer.domain.campaign import CampaignSettings
 from dialer.domain.statuses import CallStatus, CampaignStatus
 from dialer.engine.engine import Engine
+from dialer.store.engines import EngineRegistry
 from dialer.store.redis_store import RedisStore
 from ops.localstack.numberplan import Behaviour, number
 from tests.integration.conftest import freeswitch_missing
@@ -70,12 +71,17 @@ async def test_an_engine_never_touches_another_nodes_calls(stack: Any, namespace
             watch_switch(stack, "freeswitch") as on_f,
         ):
             with engine_processes(ast, 1) as (victim,):
-                await control.start(cid)
-                async with asyncio.timeout(20):  # the Asterisk engine's calls answered
-                    while len(_live(on_a)) < 3:
-                        await asyncio.sleep(0.02)
                 async with running_engine(fs) as survivor:
-                    async with asyncio.timeout(20):  # and the FreeSWITCH engine's too
+                    # both engines up, each on its switch, before the start: both claim from
+                    # the first step (started after the Asterisk engine's first calls, the
+                    # FreeSWITCH engine once had fewer than 2 up within 20 s on a loaded CI
+                    # machine, while the Asterisk engine completed the campaign)
+                    registry = EngineRegistry(store)
+                    async with asyncio.timeout(20):
+                        while sum(b.pbx_connected for b in await registry.alive()) < 2:
+                            await asyncio.sleep(0.05)
+                    await control.start(cid)
+                    async with asyncio.timeout(20):  # calls answered on both switches
                         while len(_live(on_f)) < 2 or len(_live(on_a)) < 2:
                             await asyncio.sleep(0.02)
                     os.kill(victim.pid, signal.SIGKILL)  # its calls live on, on Asterisk

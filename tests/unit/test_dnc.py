@@ -35,6 +35,29 @@ def numbers(n: int, start: int = 0) -> list[str]:
     return [f"+1212{3000000 + start + i:07d}" for i in range(n)]
 
 
+async def test_listed_reads_both_lists_per_number(store: RedisStore) -> None:
+    """The bulk check (the API's and the CLI's ``dnc check``): each number's place on the global
+    list and on the campaign's, in the order asked; on Cluster too (the suite of
+    test_redis_cluster_store_suite runs it), where the global list has a copy per slot group."""
+    dnc = DncStore(store)
+    cid = await store.create_campaign("dnc", "trunk1", "{}")
+    other = await store.create_campaign("other", "trunk1", "{}")
+    both, glob, mine, none = numbers(4, start=900)
+    await dnc.add([both, glob])
+    await dnc.add([both, mine], campaign=cid)
+    asked = [none, mine, glob, both, glob]
+    assert await dnc.listed(asked, cid) == [
+        (False, False), (False, True), (True, False), (True, True), (True, False),
+    ]  # fmt: skip
+    assert await dnc.listed(asked) == [(False, False), (False, False)] + [(True, False)] * 3
+    assert await dnc.listed(asked, other) == [(False, False)] * 2 + [(True, False)] * 3
+    assert await dnc.listed([], cid) == []
+    with pytest.raises(NotFound):
+        await dnc.listed(asked, 999_999)
+    await dnc.remove([both])
+    assert await dnc.listed([both], cid) == [(False, True)]
+
+
 async def test_lists_normalise_and_are_separate(store: RedisStore, dnc: DncStore) -> None:
     cid = await store.create_campaign("dnc", "trunk1", "{}")
     other = await store.create_campaign("other", "trunk1", "{}")
