@@ -77,7 +77,13 @@ def is_alive(pid: int | None) -> bool:
     if not pid:
         return False
     reap(pid)
-    proc = PROC / str(pid)
+    if _any_thread_running(PROC / str(pid)):
+        return True
+    reap(pid)  # it may have exited after the first reap: collect it now (a CI run saw a zombie)
+    return False
+
+
+def _any_thread_running(proc: Path) -> bool:
     if _running(proc / "stat"):
         return True
     try:
