@@ -132,8 +132,8 @@ to the contact's next usable number, chosen as finish.lua chooses it (the first 
 the current one, then from the first; usable: not known invalid, on no list). Going back to a
 number before the current one waits, as finish.lua would have had the number been listed
 before its move, until the wrap time of the call that moved on (nstate's "w", finish.lua's
-wrap_at_ms): the contact is queued again at that time, as for a closed zone group below. The listed
-number gets last result do_not_call in nstate, and a dnc:blocked record as above (phone and
+wrap_at_ms): the contact is queued again at that time, as for a closed zone group below. The
+listed number gets last result do_not_call in nstate, and a dnc:blocked record as above (phone and
 phone_label of the listed number, next_phone the new one, contact_status what the contact is
 after the skip; its call_id is the claim's with "-dnc" added when the claim dials the next
 number, so that a call id still names one call); the contact's phone, zone group (zg, from KEYS[22]) and nstate's
