@@ -7,7 +7,6 @@ import contextlib
 import logging
 import os
 import socket
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,6 +16,7 @@ from dialer.app import open_metrics_port
 from dialer.config import EngineSettings
 from dialer.errors import ConfigError
 from dialer.metrics import DialerMetrics
+from ops.localstack.procs import bound_ports
 
 
 @pytest.fixture
@@ -42,25 +42,12 @@ async def http(
     return int(status_line.split()[1]), headers, body
 
 
-def own_ipv4_listeners(port: int) -> list[str]:
-    """The addresses of this process's listening IPv4 TCP sockets on ``port``, from the
-    kernel's table (``/proc/net/tcp``, LISTEN sockets whose inode is one of this process's
-    descriptors). A connection test cannot tell: another worker's server may hold the same
-    port on 127.0.0.1 (the kernel gives a free ``::1`` port that may be taken on IPv4), and a
-    suite run once failed so."""
-    ours = set()
-    for fd in Path("/proc/self/fd").iterdir():
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                ours.add(target[len("socket:[") : -1])
-    found = []
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        address, hex_port = fields[1].split(":")
-        if fields[3] == "0A" and int(hex_port, 16) == port and fields[9] in ours:  # 0A: LISTEN
-            found.append(socket.inet_ntoa(bytes.fromhex(address)[::-1]))  # little-endian
-    return found
+def ipv4_listening_here(port: int) -> bool:
+    """This process listens on IPv4 TCP ``port``, by the kernel's table (``/proc/net/tcp``,
+    against this process's socket inodes). A connection test cannot tell: another worker's
+    server may hold the same port on 127.0.0.1 (the kernel gives a free ``::1`` port that may
+    be taken on IPv4), and a suite run once failed so."""
+    return port in bound_ports(os.getpid())["tcp"]
 
 
 def get(path: str, *headers: str) -> bytes:
@@ -163,7 +150,7 @@ async def test_the_engine_serves_its_port_on_the_configured_host(metrics: Dialer
         assert endpoint is not None
         assert endpoint.host == "127.0.0.1"
         assert (await http(endpoint.port, get("/metrics")))[0] == 200
-        assert own_ipv4_listeners(endpoint.port) == ["127.0.0.1"]
+        assert ipv4_listening_here(endpoint.port)
         settings = EngineSettings.from_env(
             {"DIALER_METRICS_PORT": "0", "DIALER_METRICS_HOST": "::1"}
         )
@@ -174,8 +161,8 @@ async def test_the_engine_serves_its_port_on_the_configured_host(metrics: Dialer
         if v6 is not None:
             assert (v6.host, v6.url) == ("::1", f"http://[::1]:{v6.port}/metrics")
             assert (await http(v6.port, get("/metrics"), host="::1"))[0] == 200
-            assert own_ipv4_listeners(v6.port) == []  # IPv6 only
-    assert own_ipv4_listeners(endpoint.port) == []  # closed with the stack
+            assert not ipv4_listening_here(v6.port)  # IPv6 only
+    assert not ipv4_listening_here(endpoint.port)  # closed with the stack
 
 
 async def test_a_port_it_cannot_listen_on_is_a_config_error(metrics: DialerMetrics) -> None:
